@@ -1,0 +1,118 @@
+"""The `parley` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.supervisor import Platform, PlatformOptions
+from services.core.config import ServiceName
+from services.core.errors import StartupError
+
+app = typer.Typer(
+    help="Parley: real-time audio and video calls for devices, phones and browsers.", no_args_is_help=True
+)
+console = Console()
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="PARLEY_URL", help="The gateway of a running platform.")
+]
+
+
+async def _run_platform(platform: Platform) -> int:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    starting = asyncio.create_task(platform.start())
+    stop_wait = asyncio.create_task(stopping.wait())
+    await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        typer.echo("parley: stopped during start-up", err=True)
+        return 130
+    stop_wait.cancel()
+    starting.result()
+
+    console.print(f"[bold]Parley is up[/bold] (data in {platform.data_dir})")
+    console.print(f"  {'broker':<9} kafka  {platform.bootstrap_servers}")
+    for service in platform.services:
+        where = (
+            f"http  {platform.http_url}  grpc {service.address}"
+            if service.name is ServiceName.GATEWAY
+            else (f"grpc  {service.address}")
+        )
+        console.print(f"  {service.name.value:<9} {where}")
+    console.print(f"Health: {platform.http_url}/healthz   Logs: {platform.data_dir / 'logs'}   Ctrl-C stops.")
+
+    while not stopping.is_set():
+        for service in platform.exited_services():
+            code = service.process.returncode
+            typer.echo(f"parley: {service.name.value} exited (code {code}); see {service.log_path}", err=True)
+        try:
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+    console.print("Stopping…")
+    platform.stop()
+    console.print("Stopped.")
+    return 0
+
+
+@app.command()
+def up(
+    data_dir: Annotated[Path, typer.Option(help="State: databases, recordings, logs.")] = Path(".parley"),
+    http_port: Annotated[int, typer.Option(help="The gateway's HTTP port.")] = 8080,
+    grpc_port_base: Annotated[int, typer.Option(help="First of seven consecutive gRPC ports.")] = 50051,
+    kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker; 0 picks a free one.")] = 0,
+    kafka_bootstrap: Annotated[
+        str | None, typer.Option(help="Use this Kafka cluster instead of the embedded broker.")
+    ] = None,
+) -> None:
+    """Start the broker and all seven services on this machine; Ctrl-C stops them all."""
+    # The broker's client logs every refused connection while the broker is still starting.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    platform = Platform(
+        PlatformOptions(
+            data_dir=data_dir,
+            http_port=http_port,
+            grpc_port_base=grpc_port_base,
+            kafka_port=kafka_port,
+            kafka_bootstrap=kafka_bootstrap,
+        )
+    )
+    try:
+        code = asyncio.run(_run_platform(platform))
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(url: UrlOption = "http://127.0.0.1:8080") -> None:
+    """Report each service of a running platform; exit 1 unless all are SERVING."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
+        report = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        typer.echo(f"parley: no Parley gateway answers at {url} ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
+    table = Table("service", "status")
+    for name, state in report["services"].items():
+        table.add_row(name, f"[green]{state}[/green]" if state == "SERVING" else f"[red]{state}[/red]")
+    console.print(table)
+    raise typer.Exit(0 if response.status_code == 200 else 1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,164 @@
+"""`parley up`: the embedded broker and the seven services as processes on one machine.
+
+Start-up runs checks first (data folder writable, ports free), so a bad configuration stops before
+anything starts; anything that fails later stops what was already started. Each service logs to
+`<data-dir>/logs/<service>.log`; a service that dies during start-up is reported with its last log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from services.core.config import GrpcEndpoints, ServiceName
+from services.core.embedded_broker import LOOPBACK, EmbeddedBroker, port_is_free, wait_for_broker
+from services.core.errors import StartupError
+from services.core.processes import inherit_env, python_module, spawn, stop, tail
+from services.core.rpc import check_health
+from services.core.topics import ensure_topics
+
+STOP_TIMEOUT_S = 8.0
+
+
+@dataclass
+class PlatformOptions:
+    data_dir: Path
+    http_port: int = 8080
+    grpc_port_base: int = 50051
+    kafka_port: int = 0
+    # An existing Kafka cluster instead of the embedded broker.
+    kafka_bootstrap: str | None = None
+    startup_timeout_s: float = 60.0
+
+    def grpc_endpoints(self) -> GrpcEndpoints:
+        return GrpcEndpoints(
+            **{
+                name.value: f"{LOOPBACK}:{self.grpc_port_base + index}"
+                for index, name in enumerate(ServiceName)
+            }
+        )
+
+
+@dataclass
+class RunningService:
+    name: ServiceName
+    address: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    reported_exit: bool = field(default=False)
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    try:
+        for sub in ("db", "recordings", "logs"):
+            (data_dir / sub).mkdir(parents=True, exist_ok=True)
+        probe = data_dir / "db" / ".write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StartupError(f"data folder {data_dir.resolve()} is not usable: {error.strerror}") from None
+
+
+def check_ports(options: PlatformOptions) -> None:
+    wanted = [(options.http_port, "gateway HTTP (--http-port)")]
+    endpoints = options.grpc_endpoints()
+    for name in ServiceName:
+        port = int(endpoints.address_of(name).rsplit(":", 1)[1])
+        wanted.append((port, f"{name.value} gRPC (--grpc-port-base)"))
+    for port, what in wanted:
+        if not port_is_free(LOOPBACK, port):
+            raise StartupError(f"port {LOOPBACK}:{port} for {what} is in use")
+
+
+class Platform:
+    def __init__(self, options: PlatformOptions) -> None:
+        self.options = options
+        self.data_dir = options.data_dir.resolve()
+        self.broker: EmbeddedBroker | None = None
+        self.bootstrap_servers = options.kafka_bootstrap or ""
+        self.services: list[RunningService] = []
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.options.http_port}"
+
+    async def start(self) -> None:
+        """Everything up and SERVING, or StartupError with nothing left running."""
+        try:
+            await self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _start(self) -> None:
+        prepare_data_dir(self.data_dir)
+        check_ports(self.options)
+        if self.options.kafka_bootstrap:
+            await wait_for_broker(self.options.kafka_bootstrap, timeout_s=10)
+        else:
+            self.broker = EmbeddedBroker(
+                port=self.options.kafka_port, log_path=self.data_dir / "logs" / "broker.log"
+            )
+            await self.broker.start()
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        await ensure_topics(self.bootstrap_servers, partitions=3)
+        endpoints = self.options.grpc_endpoints()
+        env = inherit_env(
+            PARLEY_DATA_DIR=str(self.data_dir),
+            PARLEY_KAFKA__BOOTSTRAP_SERVERS=self.bootstrap_servers,
+            PARLEY_GATEWAY__HTTP_PORT=str(self.options.http_port),
+            **{f"PARLEY_GRPC__{name.name}": endpoints.address_of(name) for name in ServiceName},
+        )
+        for name in ServiceName:
+            log_path = self.data_dir / "logs" / f"{name.value}.log"
+            process = spawn(python_module(f"services.{name.value}"), env=env, log_path=log_path)
+            self.services.append(RunningService(name, endpoints.address_of(name), process, log_path))
+        await self._wait_until_serving()
+
+    async def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + self.options.startup_timeout_s
+        channels = {service.name: grpc.aio.insecure_channel(service.address) for service in self.services}
+        try:
+            waiting = list(self.services)
+            while waiting:
+                for service in waiting:
+                    if service.process.poll() is not None:
+                        reason = tail(service.log_path) or f"exit code {service.process.returncode}"
+                        raise StartupError(f"{service.name.value} stopped during start-up: {reason}")
+                statuses = await asyncio.gather(
+                    *(check_health(channels[service.name], timeout_s=1.0) for service in waiting)
+                )
+                waiting = [s for s, status in zip(waiting, statuses, strict=True) if status != "SERVING"]
+                if waiting and time.monotonic() > deadline:
+                    names = ", ".join(service.name.value for service in waiting)
+                    raise StartupError(f"not serving after {self.options.startup_timeout_s:.0f}s: {names}")
+                if waiting:
+                    await asyncio.sleep(0.2)
+        finally:
+            for channel in channels.values():
+                await channel.close()
+
+    def exited_services(self) -> list[RunningService]:
+        """Services that have exited since the last call (each reported once)."""
+        exited = [s for s in self.services if not s.reported_exit and s.process.poll() is not None]
+        for service in exited:
+            service.reported_exit = True
+        return exited
+
+    def stop(self) -> None:
+        """Stop every service (the gateway first, so clients stop arriving), then the broker."""
+        for service in reversed(self.services):
+            if service.process.poll() is None:
+                service.process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for service in self.services:
+            stop(service.process, timeout_s=max(0.1, deadline - time.monotonic()))
+        self.services.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None

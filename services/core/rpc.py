@@ -1,0 +1,137 @@
+"""gRPC plumbing shared by every service: a server with standard health checking, reflection, tracing
+and the one place domain errors become gRPC status; and client channels that trace their calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
+from opentelemetry.trace import TracerProvider
+
+from services.core.errors import INTERNAL, ParleyError, StartupError
+
+log = structlog.get_logger(__name__)
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Health probes arrive every second or so; tracing them would bury the spans that matter.
+_NOT_HEALTH = filters.negate(filters.service_name(HEALTH_SERVICE))
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns a `ParleyError` raised by a handler into its gRPC status with an ErrorInfo detail, and any
+    other exception into INTERNAL — logged here once, with no internals sent to the caller."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        behaviour = handler.unary_unary
+
+        async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await behaviour(request, context)
+            except ParleyError as error:
+                status = error.to_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
+            except (asyncio.CancelledError, grpc.aio.AbortError):
+                raise
+            except Exception:
+                log.exception("rpc_failed", method=method)
+                status = INTERNAL().to_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
+
+        return grpc.unary_unary_rpc_method_handler(
+            mapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    """A service's gRPC server. Health reports NOT_SERVING until `mark_serving`, and again while draining."""
+
+    def __init__(self, listen_address: str, *, tracer_provider: TracerProvider) -> None:
+        self.listen_address = listen_address
+        self._tracer_provider = tracer_provider
+        self._registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]] = []
+        self._service_names: list[str] = []
+        self._server: grpc.aio.Server | None = None
+        self._health: HealthServicer | None = None
+
+    def add_servicer(
+        self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, service: ServiceDescriptor
+    ) -> None:
+        self._registrations.append((register, servicer))
+        self._service_names.append(service.full_name)
+
+    async def start(self) -> None:
+        """Listen; StartupError when the address cannot be bound. Health stays NOT_SERVING."""
+        # Created here, not in __init__: an aio server belongs to the event loop that runs it.
+        self._server = grpc.aio.server(
+            # gRPC sets SO_REUSEPORT by default, which lets a second server silently share a port.
+            options=[("grpc.so_reuseport", 0)],
+            interceptors=[
+                aio_server_interceptor(tracer_provider=self._tracer_provider, filter_=_NOT_HEALTH),
+                ErrorMappingInterceptor(),
+            ],
+        )
+        self._health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        for register, servicer in self._registrations:
+            register(servicer, self._server)
+        reflection.enable_server_reflection(
+            [*self._service_names, HEALTH_SERVICE, reflection.SERVICE_NAME], self._server
+        )
+        for name in ("", *self._service_names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        try:
+            self._server.add_insecure_port(self.listen_address)
+        except RuntimeError:
+            await self._server.stop(None)
+            self._server = None
+            # grpc gives no reason; a port that cannot be bound is nearly always one in use.
+            raise StartupError(f"cannot listen for gRPC on {self.listen_address}: port in use") from None
+        await self._server.start()
+
+    async def mark_serving(self) -> None:
+        assert self._health is not None, "start() first"
+        for name in ("", *self._service_names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def drain(self) -> None:
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+
+
+def open_channel(address: str, *, tracer_provider: TracerProvider) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        address, interceptors=aio_client_interceptors(tracer_provider=tracer_provider, filter_=_NOT_HEALTH)
+    )
+
+
+async def check_health(channel: grpc.aio.Channel, *, timeout_s: float) -> str:
+    """The serving status name of the service behind `channel`, or UNREACHABLE."""
+    try:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+        )
+    except grpc.aio.AioRpcError:
+        return "UNREACHABLE"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))

@@ -1,0 +1,148 @@
+"""The life of one service process: start its parts in order, serve, and drain before stopping.
+
+`ServiceRuntime` owns what every service has — settings, tracer provider, Kafka broker and publisher,
+gRPC server, channels to the other services — and each service's `app.py` adds its own handlers to it.
+Start-up failures that a person must fix (a port in use, a broker that does not answer, a folder that
+cannot be written) are `StartupError`s: one line saying what and where, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import grpc
+import structlog
+from aiokafka.errors import KafkaError
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from services.core.config import ServiceName, Settings
+from services.core.errors import StartupError
+from services.core.events import EventPublisher, create_broker
+from services.core.logs import configure_logging
+from services.core.rpc import GrpcServer, open_channel
+from services.core.telemetry import create_tracer_provider
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        name: ServiceName,
+        settings: Settings,
+        *,
+        span_exporter: SpanExporter | None = None,
+        set_global_tracing: bool = True,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.tracer_provider = create_tracer_provider(
+            name.value, exporter=span_exporter, set_global=set_global_tracing
+        )
+        self.broker = create_broker(
+            settings.kafka.bootstrap_servers,
+            client_id=f"parley-{name.value}",
+            tracer_provider=self.tracer_provider,
+        )
+        self.events = EventPublisher(self.broker, source=f"//parley/{name.value}")
+        self.grpc = GrpcServer(
+            settings.grpc.listen or settings.grpc.address_of(name), tracer_provider=self.tracer_provider
+        )
+        self._channels: dict[ServiceName, grpc.aio.Channel] = {}
+        self._start_hooks: list[Hook] = []
+        self._stop_hooks: list[Hook] = []
+
+    def on_start(self, hook: Hook) -> None:
+        """Run `hook` before the broker's consumers start (prepare storage, open listeners)."""
+        self._start_hooks.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        """Run `hook` while stopping, after the gRPC server has drained; hooks run in reverse order."""
+        self._stop_hooks.append(hook)
+
+    def channel(self, service: ServiceName) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = open_channel(
+                self.settings.grpc.address_of(service), tracer_provider=self.tracer_provider
+            )
+        return self._channels[service]
+
+    async def start(self) -> None:
+        """Start every part, then report SERVING; on any failure undo what had started and re-raise."""
+        try:
+            for hook in self._start_hooks:
+                await hook()
+            await self._connect_broker()
+            await self.grpc.start()
+        except BaseException:
+            await self._release()
+            raise
+        await self.grpc.mark_serving()
+        log.info("service_started", grpc=self.grpc.listen_address)
+
+    async def _connect_broker(self) -> None:
+        bootstrap = self.settings.kafka.bootstrap_servers
+        try:
+            await asyncio.wait_for(self.broker.start(), self.settings.kafka.connect_timeout_s)
+        except (TimeoutError, KafkaError, OSError) as error:
+            raise StartupError(
+                f"Kafka broker at {bootstrap} does not answer ({type(error).__name__})"
+            ) from None
+
+    async def stop(self) -> None:
+        # Drain first: health turns NOT_SERVING so callers move away, then calls in flight get their grace.
+        await self.grpc.drain()
+        await self.grpc.stop(self.settings.drain_timeout_s)
+        await self._release()
+        log.info("service_stopped")
+
+    async def _release(self) -> None:
+        await self.grpc.stop(0)
+        for hook in reversed(self._stop_hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("stop_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+        try:
+            await self.broker.stop()
+        except Exception:
+            log.exception("broker_stop_failed")
+        self.tracer_provider.shutdown()
+
+    async def serve_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+# A service's `app.build`: adds its handlers to the runtime; may return what tests want to reach.
+Build = Callable[[ServiceRuntime], object]
+
+
+def run_service(name: ServiceName, build: Build) -> None:
+    """The whole body of `python -m services.<name>`."""
+    settings = Settings()
+    configure_logging(name.value, level=settings.log_level, fmt=settings.log_format)
+
+    async def serve() -> None:
+        runtime = ServiceRuntime(name, settings)
+        build(runtime)
+        await runtime.serve_until_signalled()
+
+    try:
+        asyncio.run(serve())
+    except StartupError as error:
+        print(f"parley-{name.value}: {error}", file=sys.stderr)
+        sys.exit(2)

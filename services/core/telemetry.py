@@ -1,0 +1,34 @@
+"""OpenTelemetry tracing: one tracer provider per service, exporting over OTLP only when asked to.
+
+Providers are passed explicitly to every instrumentation (gRPC, Kafka, HTTP) rather than only set
+globally, so several services can share one process in tests and still report as themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+
+def service_resource_name(service: str) -> str:
+    return f"parley-{service}"
+
+
+def create_tracer_provider(
+    service: str, *, exporter: SpanExporter | None = None, set_global: bool = True
+) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": service_resource_name(service)}))
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        # Imported here: the exporter pulls in its own gRPC stubs, which only deployments that trace need.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return provider

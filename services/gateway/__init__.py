@@ -1,0 +1,1 @@
+"""Signalling gateway: the public WebSocket protocol and HTTP API, holding nothing durable."""

@@ -1,0 +1,31 @@
+"""Wires the signalling gateway together: its HTTP API and the platform's health. Its gRPC server
+carries only the standard health service until the WebSocket protocol (issue #4) needs an internal API."""
+
+from __future__ import annotations
+
+import grpc
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from parley.rooms.v1 import rooms_pb2_grpc
+
+from services.core.config import ServiceName
+from services.core.service import ServiceRuntime
+from services.gateway.health import PlatformHealth
+from services.gateway.http_api import create_http_app
+from services.gateway.http_server import HttpServer
+
+
+def build(runtime: ServiceRuntime) -> HttpServer:
+    settings = runtime.settings.gateway
+    others: dict[ServiceName, grpc.aio.Channel] = {
+        name: runtime.channel(name) for name in ServiceName if name is not ServiceName.GATEWAY
+    }
+    app = create_http_app(
+        health=PlatformHealth(others, timeout_s=settings.health_timeout_s),
+        rooms=rooms_pb2_grpc.RoomServiceStub(runtime.channel(ServiceName.ROOMS)),
+        operator_token=settings.operator_token,
+    )
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz")
+    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
+    runtime.on_start(http.start)
+    runtime.on_stop(http.stop)
+    return http

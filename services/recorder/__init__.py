@@ -1,0 +1,1 @@
+"""Recorder: cloud recording of rooms (seed 002 appendix 7) into the object store."""

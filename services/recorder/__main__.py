@@ -1,0 +1,5 @@
+from services.core.config import ServiceName
+from services.core.service import run_service
+from services.recorder.app import build
+
+run_service(ServiceName.RECORDER, build)

@@ -1,0 +1,1 @@
+"""Room manager: rooms, participants, feeds, subscriptions, device calls and relay placement."""

@@ -1,0 +1,1 @@
+"""Webhook dispatcher: HTTP callbacks to customers for room, recording and other events."""

@@ -1,0 +1,5 @@
+from services.core.config import ServiceName
+from services.core.service import run_service
+from services.webhooks.app import build
+
+run_service(ServiceName.WEBHOOKS, build)

@@ -1,0 +1,211 @@
+"""`parley up` as a user runs it: a real process tree of the broker and seven services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.core.config import ServiceName
+from services.core.embedded_broker import free_port, port_is_free
+
+PARLEY = [sys.executable, "-m", "services.cli.main"]
+
+
+def free_port_block(count: int) -> int:
+    for _ in range(200):
+        base = free_port()
+        if base + count < 65535 and all(port_is_free("127.0.0.1", base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Every live process whose environment carries `marker`: the platform and all it started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def run_parley(args: list[str], marker: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PARLEY, *args],
+        env={**os.environ, "PARLEY_TEST_MARKER": marker, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@dataclass
+class RunningPlatform:
+    process: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+    marker: str
+    banner: str
+
+    def service_pid(self, name: ServiceName) -> int:
+        for pid in processes_with_marker(self.marker):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if f"services.{name.value}".encode() in cmdline:
+                return pid
+        raise LookupError(name)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[RunningPlatform]:
+    marker = uuid.uuid4().hex
+    http_port = free_port()
+    process = subprocess.Popen(
+        [
+            *PARLEY,
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--http-port",
+            str(http_port),
+            "--grpc-port-base",
+            str(free_port_block(7)),
+        ],
+        env={**os.environ, "PARLEY_TEST_MARKER": marker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    banner = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError("parley up exited:\n" + "".join(banner))
+        banner.append(line)
+        if line.startswith("Health:"):
+            break
+    yield RunningPlatform(
+        process, f"http://127.0.0.1:{http_port}", tmp_path / "data", marker, "".join(banner)
+    )
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pid in processes_with_marker(marker):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_up_prints_every_service_and_healthz_lists_all_seven(platform: RunningPlatform) -> None:
+    for name in ServiceName:
+        assert f"  {name.value} " in platform.banner
+    response = httpx.get(f"{platform.url}/healthz")
+    assert response.status_code == 200
+    assert response.json()["services"] == {name.value: "SERVING" for name in ServiceName}
+    assert (platform.data_dir / "db" / "billing.db").exists()
+    assert (platform.data_dir / "recordings").is_dir()
+
+
+def test_a_killed_service_turns_healthz_503_naming_it(platform: RunningPlatform) -> None:
+    os.kill(platform.service_pid(ServiceName.ROOMS), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{platform.url}/healthz")
+        if response.status_code == 503:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 503
+    services = response.json()["services"]
+    assert services["rooms"] != "SERVING"
+    assert {name for name, state in services.items() if state != "SERVING"} == {"rooms"}
+
+
+def test_ctrl_c_stops_everything_within_ten_seconds(platform: RunningPlatform) -> None:
+    assert len(processes_with_marker(platform.marker)) == 1 + 1 + len(ServiceName)  # parley, broker, services
+    started = time.monotonic()
+    platform.process.send_signal(signal.SIGINT)
+    platform.process.wait(timeout=15)
+    assert time.monotonic() - started < 10
+    assert platform.process.returncode == 0
+    assert processes_with_marker(platform.marker) == []
+
+
+def only_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_a_port_in_use_stops_startup_with_one_line_naming_it(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_parley(["up", "--data-dir", str(tmp_path), "--http-port", str(port)], marker)
+    assert result.returncode == 2
+    assert (
+        only_line(result.stderr) == f"parley: port 127.0.0.1:{port} for gateway HTTP (--http-port) is in use"
+    )
+    assert processes_with_marker(marker) == []
+
+
+def test_an_unusable_data_folder_stops_startup_with_one_line(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    result = run_parley(
+        ["up", "--data-dir", str(not_a_folder / "data"), "--http-port", str(free_port())], marker
+    )
+    assert result.returncode == 2
+    assert only_line(result.stderr).startswith(f"parley: data folder {not_a_folder / 'data'} is not usable")
+    assert processes_with_marker(marker) == []
+
+
+def test_a_broker_that_does_not_answer_stops_startup_with_one_line(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    silent = f"127.0.0.1:{free_port()}"
+    result = run_parley(
+        ["up", "--data-dir", str(tmp_path), "--http-port", str(free_port()), "--kafka-bootstrap", silent],
+        marker,
+    )
+    assert result.returncode == 2
+    assert only_line(result.stderr).startswith(f"parley: Kafka broker at {silent} does not answer")
+    assert processes_with_marker(marker) == []
+
+
+def test_a_service_failing_during_startup_takes_the_half_started_platform_down(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    result = run_parley(
+        [
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--http-port",
+            str(free_port()),
+            "--grpc-port-base",
+            str(free_port_block(7)),
+        ],
+        marker,
+        PARLEY_DATABASE_URL="sqlite+aiosqlite:////dev/null/parley.db",
+    )
+    assert result.returncode == 2
+    line = only_line(result.stderr)
+    assert "stopped during start-up" in line and "cannot open the database" in line
+    assert processes_with_marker(marker) == []

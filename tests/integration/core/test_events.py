@@ -1,0 +1,97 @@
+"""Events through a real Tansu broker: CloudEvents headers, trace context, explicit acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from faststream.kafka import KafkaBroker
+from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.sdk.trace import TracerProvider
+from parley.rooms.v1 import events_pb2
+
+from services.core.events import Envelope, EventConsumer, EventPublisher, create_broker
+from services.core.topics import Topic
+
+
+@pytest.fixture
+async def broker(kafka: str) -> AsyncIterator[KafkaBroker]:
+    broker = create_broker(kafka, client_id="events-test", tracer_provider=TracerProvider())
+    yield broker
+    await broker.stop()
+
+
+def room_created(room_id: str) -> events_pb2.RoomCreated:
+    return events_pb2.RoomCreated(room_id=room_id, biz_name="demo", creator_uid="u1", created_at=Timestamp())
+
+
+async def wait_for(condition, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_a_published_event_arrives_decoded_with_its_cloudevents_attributes(broker: KafkaBroker) -> None:
+    room_id = f"r-{uuid.uuid4()}"
+    received: list[tuple[events_pb2.RoomCreated, Envelope]] = []
+    consumer = EventConsumer(broker, Topic.ROOM, group_id=f"test-{uuid.uuid4()}")
+
+    @consumer.on(events_pb2.RoomCreated)
+    async def handle(event: events_pb2.RoomCreated, envelope: Envelope) -> None:
+        if event.room_id == room_id:
+            received.append((event, envelope))
+
+    await broker.start()
+    event_id = await EventPublisher(broker, source="//parley/test").publish(
+        Topic.ROOM, room_created(room_id), key=room_id
+    )
+    await wait_for(lambda: received)
+    event, envelope = received[0]
+    assert event.creator_uid == "u1"
+    assert envelope.id == event_id
+    assert envelope.type == "parley.rooms.v1.RoomCreated"
+    assert envelope.source == "//parley/test"
+    assert envelope.time.endswith("Z")
+    assert envelope.key == room_id
+
+
+async def test_a_failing_handler_gets_the_event_again(broker: KafkaBroker) -> None:
+    room_id = f"r-{uuid.uuid4()}"
+    attempts: list[str] = []
+    consumer = EventConsumer(broker, Topic.ROOM, group_id=f"test-{uuid.uuid4()}")
+
+    @consumer.on(events_pb2.RoomCreated)
+    async def handle(event: events_pb2.RoomCreated, envelope: Envelope) -> None:
+        if event.room_id != room_id:
+            return
+        attempts.append(envelope.id)
+        if len(attempts) == 1:
+            raise ConnectionError("database briefly unavailable")
+
+    await broker.start()
+    await EventPublisher(broker, source="//parley/test").publish(
+        Topic.ROOM, room_created(room_id), key=room_id
+    )
+    await wait_for(lambda: len(attempts) >= 2)
+    assert attempts[0] == attempts[1]
+
+
+async def test_an_undecodable_event_is_skipped_and_the_next_one_still_arrives(broker: KafkaBroker) -> None:
+    room_id = f"r-{uuid.uuid4()}"
+    received: list[str] = []
+    consumer = EventConsumer(broker, Topic.ROOM, group_id=f"test-{uuid.uuid4()}")
+
+    @consumer.on(events_pb2.RoomCreated)
+    async def handle(event: events_pb2.RoomCreated, envelope: Envelope) -> None:
+        received.append(event.room_id)
+
+    await broker.start()
+    poison = {"ce_id": str(uuid.uuid4()), "ce_type": "parley.rooms.v1.RoomCreated"}
+    await broker.publish(b"\xff\xff\xff not protobuf", Topic.ROOM.value, key=room_id.encode(), headers=poison)
+    await broker.publish(b"no headers at all", Topic.ROOM.value, key=room_id.encode())
+    await EventPublisher(broker, source="//parley/test").publish(
+        Topic.ROOM, room_created(room_id), key=room_id
+    )
+    await wait_for(lambda: room_id in received)
