@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from faststream import AckPolicy
@@ -89,14 +89,23 @@ class EventConsumer:
     cannot stall its partition. Types nobody here handles are skipped quietly: topics are shared.
     """
 
-    def __init__(self, broker: KafkaBroker, topic: Topic, *, group_id: str) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topic: Topic,
+        *,
+        group_id: str,
+        start_at: Literal["earliest", "latest"] = "earliest",
+    ) -> None:
+        """`start_at` is where a new group begins: "earliest" builds state from everything the topic
+        retains; "latest" suits live fan-out (a gateway pushing to its sessions) with a group per process."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
         self._topic = topic
         broker.subscriber(
             topic.value,
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
+            auto_offset_reset=start_at,
         )(self._on_message)
 
     def on(self, event_type: type[EventT]) -> Callable[[Callable[[EventT, Envelope], Awaitable[None]]], Any]:

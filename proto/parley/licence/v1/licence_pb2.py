@@ -22,19 +22,94 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/licence/v1/licence.proto\x12\x11parley.licence.v1\"J\n\x16VerifySignatureRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\"W\n\x17VerifySignatureResponse\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x16\n\x0e\x65xpire_time_ms\x18\x03 \x01(\x03\x32z\n\x0eLicenceService\x12h\n\x0fVerifySignature\x12).parley.licence.v1.VerifySignatureRequest\x1a*.parley.licence.v1.VerifySignatureResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/licence/v1/licence.proto\x12\x11parley.licence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\x0b\x41ppSettings\x12\x13\n\x0b\x61uto_record\x18\x01 \x01(\x08\x12\x1b\n\x13record_callback_url\x18\x02 \x01(\t\x12 \n\x18room_status_callback_url\x18\x03 \x01(\t\x12\x13\n\x0bmedia_proxy\x18\x04 \x01(\t\"\xf1\x01\n\x03\x41pp\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x12\n\npublic_key\x18\x05 \x01(\t\x12\x30\n\x08settings\x18\x06 \x01(\x0b\x32\x1e.parley.licence.v1.AppSettings\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\nAppWithKey\x12#\n\x03\x61pp\x18\x01 \x01(\x0b\x32\x16.parley.licence.v1.App\x12\x13\n\x0bprivate_key\x18\x02 \x01(\t\"R\n\x10\x43reateAppRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x30\n\x08settings\x18\x02 \x01(\x0b\x32\x1e.parley.licence.v1.AppSettings\"\x11\n\x0fListAppsRequest\"8\n\x10ListAppsResponse\x12$\n\x04\x61pps\x18\x01 \x03(\x0b\x32\x16.parley.licence.v1.App\"!\n\rGetAppRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"v\n\x10UpdateAppRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x35\n\x08settings\x18\x03 \x01(\x0b\x32\x1e.parley.licence.v1.AppSettingsH\x00\x88\x01\x01\x42\x0b\n\t_settings\"\x13\n\x11\x44\x65leteAppResponse\"C\n\x15IssueSignatureRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0b\n\x03ttl\x18\x03 \x01(\t\"6\n\tSignature\x12\x11\n\tsignature\x18\x01 \x01(\t\x12\x16\n\x0e\x65xpire_time_ms\x18\x02 \x01(\x03\"J\n\x16VerifySignatureRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\t\"W\n\x17VerifySignatureResponse\x12\x0e\n\x06\x61pp_id\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x16\n\x0e\x65xpire_time_ms\x18\x03 \x01(\x03\"u\n\x12\x41\x64\x64LicencesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\x12\r\n\x05\x63ount\x18\x04 \x01(\x05\"|\n\x0bLicencePool\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\x12\r\n\x05total\x18\x04 \x01(\x03\x12\x0c\n\x04used\x18\x05 \x01(\x03\"+\n\x17ListLicencePoolsRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"I\n\x18ListLicencePoolsResponse\x12-\n\x05pools\x18\x01 \x03(\x0b\x32\x1e.parley.licence.v1.LicencePool\"u\n\x15\x41\x63tivateDeviceRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\n\n\x02sn\x18\x03 \x01(\t\x12,\n\x04type\x18\x04 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\"\xb5\x01\n\nActivation\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\n\n\x02sn\x18\x03 \x01(\t\x12,\n\x04type\x18\x04 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\x12\x30\n\x0c\x61\x63tivated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnewly_activated\x18\x06 \x01(\x08\"|\n\x1b\x42\x61tchActivateDevicesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12,\n\x04type\x18\x03 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\x12\x0b\n\x03sns\x18\x04 \x03(\t\"q\n\x15\x42\x61tchActivationResult\x12\n\n\x02sn\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0b\n\x03msg\x18\x03 \x01(\t\x12\x31\n\nactivation\x18\x04 \x01(\x0b\x32\x1d.parley.licence.v1.Activation\"Y\n\x1c\x42\x61tchActivateDevicesResponse\x12\x39\n\x07results\x18\x01 \x03(\x0b\x32(.parley.licence.v1.BatchActivationResult\"\x1b\n\rDeviceRequest\x12\n\n\x02sn\x18\x01 \x01(\t\"4\n\x14IssueSnTicketRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\"M\n\x08SnTicket\x12\x11\n\tsn_ticket\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x15RegisterDeviceRequest\x12\n\n\x02sn\x18\x01 \x01(\t\x12\x11\n\tsn_ticket\x18\x02 \x01(\t\"|\n\x12\x44\x65viceRegistration\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\x12\x15\n\rdevice_secret\x18\x03 \x01(\t\x12\x31\n\rregistered_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x14IsRegisteredResponse\x12\x12\n\nregistered\x18\x01 \x01(\x08\">\n\x19\x41uthenticateDeviceRequest\x12\n\n\x02sn\x18\x01 \x01(\t\x12\x15\n\rdevice_secret\x18\x02 \x01(\t\"f\n\x06\x44\x65vice\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\n\n\x02sn\x18\x03 \x01(\t\x12,\n\x04type\x18\x04 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType\"\\\n\x17SetAuthorisationRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\x12\x0f\n\x07open_id\x18\x03 \x01(\t\x12\x12\n\nauthorised\x18\x04 \x01(\x08\"~\n\rAuthorisation\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\x12\x0f\n\x07open_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\x05\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x1aListAuthorisedUsersRequest\x12\n\n\x02sn\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\"]\n\x1bListAuthorisedUsersResponse\x12/\n\x05users\x18\x01 \x03(\x0b\x32 .parley.licence.v1.Authorisation\x12\r\n\x05total\x18\x02 \x01(\x03\"A\n\x1cListAuthorisedDevicesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0f\n\x07open_id\x18\x02 \x01(\t\"R\n\x1dListAuthorisedDevicesResponse\x12\x31\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32 .parley.licence.v1.Authorisation\"G\n\x16\x43heckDeviceCallRequest\x12\n\n\x02sn\x18\x01 \x01(\t\x12\x0f\n\x07open_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\"Y\n\x17\x43heckDeviceCallResponse\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12,\n\x04type\x18\x02 \x01(\x0e\x32\x1e.parley.licence.v1.LicenceType*e\n\x0bLicenceType\x12\x1c\n\x18LICENCE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17LICENCE_TYPE_AUDIO_CALL\x10\x01\x12\x1b\n\x17LICENCE_TYPE_VIDEO_CALL\x10\x02\x32\xc9\x0f\n\x0eLicenceService\x12O\n\tCreateApp\x12#.parley.licence.v1.CreateAppRequest\x1a\x1d.parley.licence.v1.AppWithKey\x12S\n\x08ListApps\x12\".parley.licence.v1.ListAppsRequest\x1a#.parley.licence.v1.ListAppsResponse\x12\x42\n\x06GetApp\x12 .parley.licence.v1.GetAppRequest\x1a\x16.parley.licence.v1.App\x12H\n\tUpdateApp\x12#.parley.licence.v1.UpdateAppRequest\x1a\x16.parley.licence.v1.App\x12O\n\x0cRotateAppKey\x12 .parley.licence.v1.GetAppRequest\x1a\x1d.parley.licence.v1.AppWithKey\x12S\n\tDeleteApp\x12 .parley.licence.v1.GetAppRequest\x1a$.parley.licence.v1.DeleteAppResponse\x12X\n\x0eIssueSignature\x12(.parley.licence.v1.IssueSignatureRequest\x1a\x1c.parley.licence.v1.Signature\x12h\n\x0fVerifySignature\x12).parley.licence.v1.VerifySignatureRequest\x1a*.parley.licence.v1.VerifySignatureResponse\x12T\n\x0b\x41\x64\x64Licences\x12%.parley.licence.v1.AddLicencesRequest\x1a\x1e.parley.licence.v1.LicencePool\x12k\n\x10ListLicencePools\x12*.parley.licence.v1.ListLicencePoolsRequest\x1a+.parley.licence.v1.ListLicencePoolsResponse\x12Y\n\x0e\x41\x63tivateDevice\x12(.parley.licence.v1.ActivateDeviceRequest\x1a\x1d.parley.licence.v1.Activation\x12w\n\x14\x42\x61tchActivateDevices\x12..parley.licence.v1.BatchActivateDevicesRequest\x1a/.parley.licence.v1.BatchActivateDevicesResponse\x12P\n\rGetActivation\x12 .parley.licence.v1.DeviceRequest\x1a\x1d.parley.licence.v1.Activation\x12U\n\rIssueSnTicket\x12\'.parley.licence.v1.IssueSnTicketRequest\x1a\x1b.parley.licence.v1.SnTicket\x12\x61\n\x0eRegisterDevice\x12(.parley.licence.v1.RegisterDeviceRequest\x1a%.parley.licence.v1.DeviceRegistration\x12Y\n\x0cIsRegistered\x12 .parley.licence.v1.DeviceRequest\x1a\'.parley.licence.v1.IsRegisteredResponse\x12]\n\x12\x41uthenticateDevice\x12,.parley.licence.v1.AuthenticateDeviceRequest\x1a\x19.parley.licence.v1.Device\x12`\n\x10SetAuthorisation\x12*.parley.licence.v1.SetAuthorisationRequest\x1a .parley.licence.v1.Authorisation\x12t\n\x13ListAuthorisedUsers\x12-.parley.licence.v1.ListAuthorisedUsersRequest\x1a..parley.licence.v1.ListAuthorisedUsersResponse\x12z\n\x15ListAuthorisedDevices\x12/.parley.licence.v1.ListAuthorisedDevicesRequest\x1a\x30.parley.licence.v1.ListAuthorisedDevicesResponse\x12h\n\x0f\x43heckDeviceCall\x12).parley.licence.v1.CheckDeviceCallRequest\x1a*.parley.licence.v1.CheckDeviceCallResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.licence.v1.licence_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERIFYSIGNATUREREQUEST']._serialized_start=54
-  _globals['_VERIFYSIGNATUREREQUEST']._serialized_end=128
-  _globals['_VERIFYSIGNATURERESPONSE']._serialized_start=130
-  _globals['_VERIFYSIGNATURERESPONSE']._serialized_end=217
-  _globals['_LICENCESERVICE']._serialized_start=219
-  _globals['_LICENCESERVICE']._serialized_end=341
+  _globals['_LICENCETYPE']._serialized_start=3411
+  _globals['_LICENCETYPE']._serialized_end=3512
+  _globals['_APPSETTINGS']._serialized_start=87
+  _globals['_APPSETTINGS']._serialized_end=205
+  _globals['_APP']._serialized_start=208
+  _globals['_APP']._serialized_end=449
+  _globals['_APPWITHKEY']._serialized_start=451
+  _globals['_APPWITHKEY']._serialized_end=521
+  _globals['_CREATEAPPREQUEST']._serialized_start=523
+  _globals['_CREATEAPPREQUEST']._serialized_end=605
+  _globals['_LISTAPPSREQUEST']._serialized_start=607
+  _globals['_LISTAPPSREQUEST']._serialized_end=624
+  _globals['_LISTAPPSRESPONSE']._serialized_start=626
+  _globals['_LISTAPPSRESPONSE']._serialized_end=682
+  _globals['_GETAPPREQUEST']._serialized_start=684
+  _globals['_GETAPPREQUEST']._serialized_end=717
+  _globals['_UPDATEAPPREQUEST']._serialized_start=719
+  _globals['_UPDATEAPPREQUEST']._serialized_end=837
+  _globals['_DELETEAPPRESPONSE']._serialized_start=839
+  _globals['_DELETEAPPRESPONSE']._serialized_end=858
+  _globals['_ISSUESIGNATUREREQUEST']._serialized_start=860
+  _globals['_ISSUESIGNATUREREQUEST']._serialized_end=927
+  _globals['_SIGNATURE']._serialized_start=929
+  _globals['_SIGNATURE']._serialized_end=983
+  _globals['_VERIFYSIGNATUREREQUEST']._serialized_start=985
+  _globals['_VERIFYSIGNATUREREQUEST']._serialized_end=1059
+  _globals['_VERIFYSIGNATURERESPONSE']._serialized_start=1061
+  _globals['_VERIFYSIGNATURERESPONSE']._serialized_end=1148
+  _globals['_ADDLICENCESREQUEST']._serialized_start=1150
+  _globals['_ADDLICENCESREQUEST']._serialized_end=1267
+  _globals['_LICENCEPOOL']._serialized_start=1269
+  _globals['_LICENCEPOOL']._serialized_end=1393
+  _globals['_LISTLICENCEPOOLSREQUEST']._serialized_start=1395
+  _globals['_LISTLICENCEPOOLSREQUEST']._serialized_end=1438
+  _globals['_LISTLICENCEPOOLSRESPONSE']._serialized_start=1440
+  _globals['_LISTLICENCEPOOLSRESPONSE']._serialized_end=1513
+  _globals['_ACTIVATEDEVICEREQUEST']._serialized_start=1515
+  _globals['_ACTIVATEDEVICEREQUEST']._serialized_end=1632
+  _globals['_ACTIVATION']._serialized_start=1635
+  _globals['_ACTIVATION']._serialized_end=1816
+  _globals['_BATCHACTIVATEDEVICESREQUEST']._serialized_start=1818
+  _globals['_BATCHACTIVATEDEVICESREQUEST']._serialized_end=1942
+  _globals['_BATCHACTIVATIONRESULT']._serialized_start=1944
+  _globals['_BATCHACTIVATIONRESULT']._serialized_end=2057
+  _globals['_BATCHACTIVATEDEVICESRESPONSE']._serialized_start=2059
+  _globals['_BATCHACTIVATEDEVICESRESPONSE']._serialized_end=2148
+  _globals['_DEVICEREQUEST']._serialized_start=2150
+  _globals['_DEVICEREQUEST']._serialized_end=2177
+  _globals['_ISSUESNTICKETREQUEST']._serialized_start=2179
+  _globals['_ISSUESNTICKETREQUEST']._serialized_end=2231
+  _globals['_SNTICKET']._serialized_start=2233
+  _globals['_SNTICKET']._serialized_end=2310
+  _globals['_REGISTERDEVICEREQUEST']._serialized_start=2312
+  _globals['_REGISTERDEVICEREQUEST']._serialized_end=2366
+  _globals['_DEVICEREGISTRATION']._serialized_start=2368
+  _globals['_DEVICEREGISTRATION']._serialized_end=2492
+  _globals['_ISREGISTEREDRESPONSE']._serialized_start=2494
+  _globals['_ISREGISTEREDRESPONSE']._serialized_end=2536
+  _globals['_AUTHENTICATEDEVICEREQUEST']._serialized_start=2538
+  _globals['_AUTHENTICATEDEVICEREQUEST']._serialized_end=2600
+  _globals['_DEVICE']._serialized_start=2602
+  _globals['_DEVICE']._serialized_end=2704
+  _globals['_SETAUTHORISATIONREQUEST']._serialized_start=2706
+  _globals['_SETAUTHORISATIONREQUEST']._serialized_end=2798
+  _globals['_AUTHORISATION']._serialized_start=2800
+  _globals['_AUTHORISATION']._serialized_end=2926
+  _globals['_LISTAUTHORISEDUSERSREQUEST']._serialized_start=2928
+  _globals['_LISTAUTHORISEDUSERSREQUEST']._serialized_end=2999
+  _globals['_LISTAUTHORISEDUSERSRESPONSE']._serialized_start=3001
+  _globals['_LISTAUTHORISEDUSERSRESPONSE']._serialized_end=3094
+  _globals['_LISTAUTHORISEDDEVICESREQUEST']._serialized_start=3096
+  _globals['_LISTAUTHORISEDDEVICESREQUEST']._serialized_end=3161
+  _globals['_LISTAUTHORISEDDEVICESRESPONSE']._serialized_start=3163
+  _globals['_LISTAUTHORISEDDEVICESRESPONSE']._serialized_end=3245
+  _globals['_CHECKDEVICECALLREQUEST']._serialized_start=3247
+  _globals['_CHECKDEVICECALLREQUEST']._serialized_end=3318
+  _globals['_CHECKDEVICECALLRESPONSE']._serialized_start=3320
+  _globals['_CHECKDEVICECALLRESPONSE']._serialized_end=3409
+  _globals['_LICENCESERVICE']._serialized_start=3515
+  _globals['_LICENCESERVICE']._serialized_end=5508
 # @@protoc_insertion_point(module_scope)

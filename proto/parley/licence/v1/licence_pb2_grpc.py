@@ -34,18 +34,246 @@ class LicenceServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateApp = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/CreateApp',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.CreateAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+                _registered_method=True)
+        self.ListApps = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/ListApps',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsResponse.FromString,
+                _registered_method=True)
+        self.GetApp = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/GetApp',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.App.FromString,
+                _registered_method=True)
+        self.UpdateApp = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/UpdateApp',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.UpdateAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.App.FromString,
+                _registered_method=True)
+        self.RotateAppKey = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/RotateAppKey',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+                _registered_method=True)
+        self.DeleteApp = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/DeleteApp',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeleteAppResponse.FromString,
+                _registered_method=True)
+        self.IssueSignature = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/IssueSignature',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.IssueSignatureRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.Signature.FromString,
+                _registered_method=True)
         self.VerifySignature = channel.unary_unary(
                 '/parley.licence.v1.LicenceService/VerifySignature',
                 request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureRequest.SerializeToString,
                 response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureResponse.FromString,
+                _registered_method=True)
+        self.AddLicences = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/AddLicences',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AddLicencesRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.LicencePool.FromString,
+                _registered_method=True)
+        self.ListLicencePools = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/ListLicencePools',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsResponse.FromString,
+                _registered_method=True)
+        self.ActivateDevice = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/ActivateDevice',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ActivateDeviceRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.Activation.FromString,
+                _registered_method=True)
+        self.BatchActivateDevices = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/BatchActivateDevices',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesResponse.FromString,
+                _registered_method=True)
+        self.GetActivation = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/GetActivation',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.Activation.FromString,
+                _registered_method=True)
+        self.IssueSnTicket = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/IssueSnTicket',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.IssueSnTicketRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.SnTicket.FromString,
+                _registered_method=True)
+        self.RegisterDevice = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/RegisterDevice',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.RegisterDeviceRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRegistration.FromString,
+                _registered_method=True)
+        self.IsRegistered = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/IsRegistered',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.IsRegisteredResponse.FromString,
+                _registered_method=True)
+        self.AuthenticateDevice = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/AuthenticateDevice',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AuthenticateDeviceRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.Device.FromString,
+                _registered_method=True)
+        self.SetAuthorisation = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/SetAuthorisation',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.SetAuthorisationRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.Authorisation.FromString,
+                _registered_method=True)
+        self.ListAuthorisedUsers = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/ListAuthorisedUsers',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersResponse.FromString,
+                _registered_method=True)
+        self.ListAuthorisedDevices = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/ListAuthorisedDevices',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesResponse.FromString,
+                _registered_method=True)
+        self.CheckDeviceCall = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/CheckDeviceCall',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallResponse.FromString,
                 _registered_method=True)
 
 
 class LicenceServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def CreateApp(self, request, context):
+        """Call apps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApps(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateApp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateAppKey(self, request, context):
+        """A new key pair; signatures made with the old key stop verifying at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteApp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueSignature(self, request, context):
+        """Signatures (seed 002 section 4; temporary signatures section 5.3).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def VerifySignature(self, request, context):
-        """Checks an mPaaS request signature (seed 002 section 4) and says why it fails.
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddLicences(self, request, context):
+        """Device licences (seed 000, activateVoipLicenseV2 and the cloud batch activation API).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLicencePools(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateDevice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchActivateDevices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueSnTicket(self, request, context):
+        """Registration with a one-time snTicket (seed 001, registerAvtVoip / isAvtVoipRegistered).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterDevice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IsRegistered(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AuthenticateDevice(self, request, context):
+        """Proves a device's identity with the secret it received at registration.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAuthorisation(self, request, context):
+        """Users' authorisations of devices (seed 000 onUpdateAuthorizeStatus, 003 getIotBindContactList).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorisedUsers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuthorisedDevices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckDeviceCall(self, request, context):
+        """May this device call this user now? OK, or the seed's call code (-2, -7, -8, -9, -15, -17, -19, -20)
+        as the error's code.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,10 +282,110 @@ class LicenceServiceServicer:
 
 def add_LicenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApp,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.CreateAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.SerializeToString,
+            ),
+            'ListApps': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApps,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsResponse.SerializeToString,
+            ),
+            'GetApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApp,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.App.SerializeToString,
+            ),
+            'UpdateApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateApp,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.UpdateAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.App.SerializeToString,
+            ),
+            'RotateAppKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateAppKey,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.SerializeToString,
+            ),
+            'DeleteApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApp,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeleteAppResponse.SerializeToString,
+            ),
+            'IssueSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueSignature,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.IssueSignatureRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.Signature.SerializeToString,
+            ),
             'VerifySignature': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifySignature,
                     request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureRequest.FromString,
                     response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureResponse.SerializeToString,
+            ),
+            'AddLicences': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddLicences,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AddLicencesRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.LicencePool.SerializeToString,
+            ),
+            'ListLicencePools': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLicencePools,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsResponse.SerializeToString,
+            ),
+            'ActivateDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateDevice,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ActivateDeviceRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.Activation.SerializeToString,
+            ),
+            'BatchActivateDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchActivateDevices,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesResponse.SerializeToString,
+            ),
+            'GetActivation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivation,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.Activation.SerializeToString,
+            ),
+            'IssueSnTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueSnTicket,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.IssueSnTicketRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.SnTicket.SerializeToString,
+            ),
+            'RegisterDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterDevice,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.RegisterDeviceRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRegistration.SerializeToString,
+            ),
+            'IsRegistered': grpc.unary_unary_rpc_method_handler(
+                    servicer.IsRegistered,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.IsRegisteredResponse.SerializeToString,
+            ),
+            'AuthenticateDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.AuthenticateDevice,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AuthenticateDeviceRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.Device.SerializeToString,
+            ),
+            'SetAuthorisation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAuthorisation,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.SetAuthorisationRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.Authorisation.SerializeToString,
+            ),
+            'ListAuthorisedUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorisedUsers,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersResponse.SerializeToString,
+            ),
+            'ListAuthorisedDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthorisedDevices,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesResponse.SerializeToString,
+            ),
+            'CheckDeviceCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckDeviceCall,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -69,6 +397,195 @@ def add_LicenceServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class LicenceService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreateApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/CreateApp',
+            parley_dot_licence_dot_v1_dot_licence__pb2.CreateAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/ListApps',
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAppsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/GetApp',
+            parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.App.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/UpdateApp',
+            parley_dot_licence_dot_v1_dot_licence__pb2.UpdateAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.App.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateAppKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/RotateAppKey',
+            parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/DeleteApp',
+            parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.DeleteAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/IssueSignature',
+            parley_dot_licence_dot_v1_dot_licence__pb2.IssueSignatureRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.Signature.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def VerifySignature(request,
@@ -87,6 +604,357 @@ class LicenceService:
             '/parley.licence.v1.LicenceService/VerifySignature',
             parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureRequest.SerializeToString,
             parley_dot_licence_dot_v1_dot_licence__pb2.VerifySignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddLicences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/AddLicences',
+            parley_dot_licence_dot_v1_dot_licence__pb2.AddLicencesRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.LicencePool.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLicencePools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/ListLicencePools',
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListLicencePoolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/ActivateDevice',
+            parley_dot_licence_dot_v1_dot_licence__pb2.ActivateDeviceRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.Activation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchActivateDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/BatchActivateDevices',
+            parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.BatchActivateDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/GetActivation',
+            parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.Activation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueSnTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/IssueSnTicket',
+            parley_dot_licence_dot_v1_dot_licence__pb2.IssueSnTicketRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.SnTicket.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/RegisterDevice',
+            parley_dot_licence_dot_v1_dot_licence__pb2.RegisterDeviceRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRegistration.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IsRegistered(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/IsRegistered',
+            parley_dot_licence_dot_v1_dot_licence__pb2.DeviceRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.IsRegisteredResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AuthenticateDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/AuthenticateDevice',
+            parley_dot_licence_dot_v1_dot_licence__pb2.AuthenticateDeviceRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.Device.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAuthorisation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/SetAuthorisation',
+            parley_dot_licence_dot_v1_dot_licence__pb2.SetAuthorisationRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.Authorisation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorisedUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/ListAuthorisedUsers',
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthorisedDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/ListAuthorisedDevices',
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.ListAuthorisedDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckDeviceCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/CheckDeviceCall',
+            parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.CheckDeviceCallResponse.FromString,
             options,
             channel_credentials,
             insecure,
