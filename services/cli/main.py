@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli import licence_commands
 from services.cli.supervisor import Platform, PlatformOptions
 from services.core.config import ServiceName
 from services.core.errors import StartupError
@@ -20,6 +21,11 @@ from services.core.errors import StartupError
 app = typer.Typer(
     help="Parley: real-time audio and video calls for devices, phones and browsers.", no_args_is_help=True
 )
+app.add_typer(licence_commands.apps, name="app")
+app.add_typer(licence_commands.licences, name="licence")
+app.add_typer(licence_commands.devices, name="device")
+app.command()(licence_commands.sign)
+app.command()(licence_commands.verify)
 console = Console()
 
 UrlOption = Annotated[

@@ -109,6 +109,7 @@ class Platform:
         await ensure_topics(self.bootstrap_servers, partitions=3)
         endpoints = self.options.grpc_endpoints()
         env = inherit_env(
+            PARLEY_ENVIRONMENT="development",
             PARLEY_DATA_DIR=str(self.data_dir),
             PARLEY_KAFKA__BOOTSTRAP_SERVERS=self.bootstrap_servers,
             PARLEY_GATEWAY__HTTP_PORT=str(self.options.http_port),

@@ -60,9 +60,18 @@ class GatewaySettings(BaseModel):
     operator_token: SecretStr | None = None
 
 
+class LicenceSettings(BaseModel):
+    # Base64 of at least 32 random bytes; seals every app's private key at rest. Required in
+    # production; in development `parley up` keeps one in the data folder.
+    master_key: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_nested_delimiter="__", extra="ignore")
 
+    # "development" relaxes what a single machine cannot provide (a master key from a secret store);
+    # `parley up` sets it. A service started on its own is in production unless told otherwise.
+    environment: Literal["development", "production"] = "production"
     data_dir: Path = Path(".parley")
     # SQLAlchemy URL; empty means one SQLite file per service in the data folder.
     database_url: str = ""
@@ -74,6 +83,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     grpc: GrpcEndpoints = Field(default_factory=GrpcEndpoints)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    licence: LicenceSettings = Field(default_factory=LicenceSettings)
 
     def database_url_for(self, service: ServiceName) -> str:
         if self.database_url:

@@ -45,6 +45,18 @@ class Envelope:
     key: str | None
 
 
+@dataclass(frozen=True)
+class StagedEvent:
+    """An event serialised and given its identity, not necessarily published yet."""
+
+    event_id: str
+    topic: Topic
+    key: str
+    event_type: str
+    payload: bytes
+    time: datetime
+
+
 def create_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
     return KafkaBroker(
         bootstrap_servers,
@@ -63,18 +75,35 @@ class EventPublisher:
     async def publish(self, topic: Topic, event: Message, *, key: str) -> str:
         """Publish `event` keyed by `key` (the entity whose order matters); return its `ce_id`."""
         event_id = str(uuid.uuid4())
+        await self.publish_serialized(
+            StagedEvent(
+                event_id=event_id,
+                topic=topic,
+                key=key,
+                event_type=event.DESCRIPTOR.full_name,
+                payload=event.SerializeToString(),
+                time=datetime.now(UTC),
+            )
+        )
+        return event_id
+
+    async def publish_serialized(self, event: StagedEvent) -> None:
+        """Publish an event serialised earlier, keeping its id and time (the outbox's replays)."""
         headers = {
-            "ce_id": event_id,
-            "ce_type": event.DESCRIPTOR.full_name,
+            "ce_id": event.event_id,
+            "ce_type": event.event_type,
             "ce_source": self._source,
-            "ce_time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ce_time": event.time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "ce_specversion": SPEC_VERSION,
             "content-type": CONTENT_TYPE,
         }
         await self._broker.publish(
-            event.SerializeToString(), topic.value, key=key.encode(), headers=headers, correlation_id=event_id
+            event.payload,
+            event.topic.value,
+            key=event.key.encode(),
+            headers=headers,
+            correlation_id=event.event_id,
         )
-        return event_id
 
 
 Handler = Callable[[Any, Envelope], Awaitable[None]]

@@ -55,11 +55,17 @@ class ServiceRuntime:
         )
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
         self._start_hooks: list[Hook] = []
+        self._ready_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
 
     def on_start(self, hook: Hook) -> None:
         """Run `hook` before the broker's consumers start (prepare storage, open listeners)."""
         self._start_hooks.append(hook)
+
+    def on_ready(self, hook: Hook) -> None:
+        """Run `hook` once the broker is connected and gRPC listens, before health says SERVING
+        (background work that publishes, such as an outbox relay)."""
+        self._ready_hooks.append(hook)
 
     def on_stop(self, hook: Hook) -> None:
         """Run `hook` while stopping, after the gRPC server has drained; hooks run in reverse order."""
@@ -79,6 +85,8 @@ class ServiceRuntime:
                 await hook()
             await self._connect_broker()
             await self.grpc.start()
+            for hook in self._ready_hooks:
+                await hook()
         except BaseException:
             await self._release()
             raise

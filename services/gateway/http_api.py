@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any
 
 import grpc
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic.alias_generators import to_camel
 
 from services.core.errors import (
     INVALID_ARGUMENT,
@@ -29,17 +30,10 @@ from services.gateway.health import PlatformHealth
 log = structlog.get_logger(__name__)
 
 
-class CreateRoomBody(BaseModel):
-    biz_name: str = Field(min_length=1, max_length=128)
-    uid: str = Field(min_length=1, max_length=128)
+class ApiModel(BaseModel):
+    """JSON bodies of the HTTP API use the seeds' camelCase names (bizName, appId, expireTime)."""
 
-
-class RoomOut(BaseModel):
-    room_id: str
-    rtoken: str
-    biz_name: str
-    creator_uid: str
-    created_at: str
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
 def _error_response(error: ParleyError) -> JSONResponse:
@@ -53,10 +47,8 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def create_http_app(
-    *, health: PlatformHealth, rooms: rooms_pb2_grpc.RoomServiceStub, operator_token: SecretStr | None
-) -> FastAPI:
-    app = FastAPI(title="Parley gateway", version="1")
+def operator_only(operator_token: SecretStr | None) -> Any:
+    """A dependency that admits operators: a bearer token when one is configured, else loopback clients."""
 
     def require_operator(request: Request) -> None:
         if operator_token is None:
@@ -69,6 +61,13 @@ def create_http_app(
         expected = operator_token.get_secret_value()
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected.encode()):
             raise UNAUTHENTICATED()
+
+    return Depends(require_operator)
+
+
+def create_http_app(*, health: PlatformHealth) -> FastAPI:
+    """The app with health and error handling; the routes of each area are included by the wiring."""
+    app = FastAPI(title="Parley gateway", version="1")
 
     @app.exception_handler(ParleyError)
     async def on_domain_error(_: Request, error: ParleyError) -> JSONResponse:
@@ -91,21 +90,5 @@ def create_http_app(
     async def healthz() -> JSONResponse:
         report = await health.check()
         return JSONResponse(report.as_dict(), status_code=200 if report.healthy else 503)
-
-    operator_only = [Depends(require_operator)]
-
-    @app.post("/v1/rooms", status_code=201, dependencies=operator_only, summary="Create a room (server API)")
-    async def create_room(body: CreateRoomBody) -> RoomOut:
-        response = await rooms.CreateRoom(
-            rooms_pb2.CreateRoomRequest(biz_name=body.biz_name, creator_uid=body.uid), timeout=5
-        )
-        room = response.room
-        return RoomOut(
-            room_id=room.room_id,
-            rtoken=room.rtoken,
-            biz_name=room.biz_name,
-            creator_uid=room.creator_uid,
-            created_at=room.created_at.ToJsonString(),
-        )
 
     return app

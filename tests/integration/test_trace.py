@@ -53,9 +53,9 @@ def service_of(span) -> str:
 async def test_creating_a_room_is_one_trace_from_gateway_through_rooms_to_billing(platform) -> None:
     url, exporter = platform
     async with httpx.AsyncClient(base_url=url) as client:
-        response = await client.post("/v1/rooms", json={"biz_name": "trace-demo", "uid": "alice"})
+        response = await client.post("/v1/rooms", json={"bizName": "trace-demo", "uid": "alice"})
     assert response.status_code == 201, response.text
-    room_id = response.json()["room_id"]
+    room_id = response.json()["roomId"]
 
     http_span = next(
         s for s in exporter.get_finished_spans() if service_of(s) == "parley-gateway" and s.parent is None

@@ -108,12 +108,12 @@ class IssueSignatureRequest(_message.Message):
     def __init__(self, biz_name: _Optional[str] = ..., uid: _Optional[str] = ..., ttl: _Optional[str] = ...) -> None: ...
 
 class Signature(_message.Message):
-    __slots__ = ("signature", "expire_time_ms")
+    __slots__ = ("signature", "expire_time")
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
-    EXPIRE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     signature: str
-    expire_time_ms: int
-    def __init__(self, signature: _Optional[str] = ..., expire_time_ms: _Optional[int] = ...) -> None: ...
+    expire_time: int
+    def __init__(self, signature: _Optional[str] = ..., expire_time: _Optional[int] = ...) -> None: ...
 
 class VerifySignatureRequest(_message.Message):
     __slots__ = ("biz_name", "uid", "signature")
@@ -126,14 +126,14 @@ class VerifySignatureRequest(_message.Message):
     def __init__(self, biz_name: _Optional[str] = ..., uid: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class VerifySignatureResponse(_message.Message):
-    __slots__ = ("app_id", "workspace_id", "expire_time_ms")
+    __slots__ = ("app_id", "workspace_id", "expire_time")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
-    EXPIRE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     workspace_id: str
-    expire_time_ms: int
-    def __init__(self, app_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., expire_time_ms: _Optional[int] = ...) -> None: ...
+    expire_time: int
+    def __init__(self, app_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., expire_time: _Optional[int] = ...) -> None: ...
 
 class AddLicencesRequest(_message.Message):
     __slots__ = ("biz_name", "model_id", "type", "count")

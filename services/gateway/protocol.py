@@ -1,0 +1,129 @@
+"""The messages of protocol v1 (docs/protocol.md): requests parsed and validated, responses and pushes
+built. Nothing here touches a socket or a service.
+
+A request is `{"cmd", "req_id", "params"}`; a response `{"req_id", "code", "msg", "data"}` (errors add
+`reason`); a push `{"event", "data"}`. Unknown keys are ignored, so clients written for a later version,
+or ported from the seed's Web API with its extra fields, still work.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from services.core.errors import ParleyError
+from services.gateway.errors import INVALID_PARAMS, MALFORMED_MESSAGE
+
+# Fields are exact types: a number where a string belongs is an error, not something to guess about.
+_STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# 002 section 6.3.2: "uid 只支持英文字母、数字、下划线的组合，且长度不超过 128 个字符".
+Uid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,128}$")]
+
+
+class Request(BaseModel):
+    model_config = _STRICT
+
+    cmd: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    req_id: Name
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class UserConnect(BaseModel):
+    """`connect` of a user, signed by its app (002 section 4): sub_biz is the app's appId."""
+
+    model_config = _STRICT
+
+    uid: Uid
+    biz_name: Name
+    sub_biz: Name
+    workspace_id: Name
+    sign: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class DeviceConnect(BaseModel):
+    """`connect` of a device, with the secret its registration gave it."""
+
+    model_config = _STRICT
+
+    # 000 initWxCloudVoipV2: sn is at most 128 bytes; the licence service checks the rest.
+    sn: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    device_secret: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class BadRequest(Exception):
+    """A frame that could not be read as a request; `req_id` is kept when the frame had a usable one."""
+
+    def __init__(self, error: ParleyError, req_id: str | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.req_id = req_id
+
+
+def parse_request(text: str) -> Request:
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError):
+        # RecursionError: a frame of 64 KiB can nest deeper than the decoder recurses.
+        raise BadRequest(MALFORMED_MESSAGE("not valid JSON"), None) from None
+    if not isinstance(raw, dict):
+        raise BadRequest(MALFORMED_MESSAGE("a request must be a JSON object"), None)
+    req_id = raw.get("req_id")
+    usable_req_id = req_id if isinstance(req_id, str) and 0 < len(req_id) <= 128 else None
+    try:
+        return Request.model_validate(raw)
+    except ValidationError as error:
+        raise BadRequest(MALFORMED_MESSAGE(_first_problem(error)), usable_req_id) from None
+
+
+ParamsT = TypeVar("ParamsT", bound=BaseModel)
+
+
+def parse_params(model: type[ParamsT], params: dict[str, Any]) -> ParamsT:
+    try:
+        return model.model_validate(params)
+    except ValidationError as error:
+        raise INVALID_PARAMS(_first_problem(error)) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def ok(req_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"req_id": req_id, "code": 0, "msg": "ok", "data": data}
+
+
+def failure(req_id: str | None, error: ParleyError, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "req_id": req_id,
+        "code": error.code,
+        "msg": error.message,
+        "reason": error.kind.reason,
+        "data": data or {},
+    }
+
+
+def push(event: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"event": event, "data": data}
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+class CloseCode(IntEnum):
+    """Why the gateway closes a connection (RFC 6455 section 7.4; 4000-4999 are the application's)."""
+
+    NORMAL = 1000  # after `disconnect`
+    UNSUPPORTED_DATA = 1003  # a binary frame: protocol v1 is text (JSON) only
+    POLICY_VIOLATION = 1008  # more frames than the rate limit allows
+    MESSAGE_TOO_BIG = 1009  # a frame larger than the frame limit
+    TRY_AGAIN_LATER = 1013  # the client reads too slowly: its outbound queue is full
+    SIGNATURE_EXPIRED = 4001  # the `sign` the user connected with has reached its expireTime

@@ -1,0 +1,152 @@
+"""Live client sessions of this gateway process: nothing durable, gone when the process goes.
+
+A `Session` is one WebSocket connection. Everything sent to it — responses and pushes alike — goes through
+its outbound queue, written by one writer task in order, so a push from the event consumer never
+interleaves with a response. The queue is bounded: a client that reads more slowly than it is written to
+is closed (1013) instead of growing the gateway's memory. A session joins the `SessionTable` when its
+`connect` succeeds and leaves it when its connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from services.gateway.protocol import CloseCode, encode
+
+
+@dataclass(frozen=True)
+class User:
+    biz_name: str
+    uid: str
+    app_id: str
+    workspace_id: str
+
+
+@dataclass(frozen=True)
+class Device:
+    biz_name: str
+    sn: str
+    model_id: str
+
+
+Identity = User | Device
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    code: int
+    reason: str
+
+
+class Session:
+    def __init__(self, *, outbound_limit: int) -> None:
+        self.id = uuid.uuid4().hex
+        self.identity: Identity | None = None
+        self.close_request: CloseRequest | None = None
+        self._outbound_limit = outbound_limit
+        # Unbounded as a data structure; `send` keeps it at `outbound_limit` messages, so the close request
+        # always fits behind them.
+        self._outbox: asyncio.Queue[str | CloseRequest] = asyncio.Queue()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self.close_request is not None
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue `message`; never waits. Dropped once the session is closing."""
+        if self.close_request is not None:
+            return
+        if self._outbox.qsize() >= self._outbound_limit:
+            # What is queued would reach the client late or never; the close should not wait behind it.
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full: the client reads too slowly")
+            return
+        self._outbox.put_nowait(encode(message))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is already queued has been written; the first request wins."""
+        if self.close_request is not None:
+            return
+        self.close_request = CloseRequest(code, reason)
+        self._outbox.put_nowait(self.close_request)
+
+    def expire_in(self, seconds: float) -> None:
+        """Close with 4001 after `seconds` (a user's signature runs out)."""
+        self._expiry = asyncio.get_running_loop().call_later(
+            max(0.0, seconds), self.close, CloseCode.SIGNATURE_EXPIRED, "signature expired"
+        )
+
+    async def write(
+        self, send_text: Callable[[str], Awaitable[None]], close: Callable[[int, str], Awaitable[None]]
+    ) -> None:
+        """The writer task: send queued messages in order until the close request, sent last."""
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, CloseRequest):
+                await close(item.code, item.reason)
+                return
+            await send_text(item)
+
+    def release(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+
+class SessionTable:
+    """The connected sessions of this process, by id, by user (uid within its biz_name) and by device sn.
+    One uid or sn may hold several sessions at once (two tabs, a reconnect racing the old socket)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+        self._by_user: dict[tuple[str, str], dict[str, Session]] = {}
+        self._by_device: dict[str, dict[str, Session]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def add(self, session: Session) -> None:
+        identity = session.identity
+        if identity is None:
+            raise ValueError("only a connected session joins the table")
+        self._by_id[session.id] = session
+        if isinstance(identity, User):
+            self._by_user.setdefault((identity.biz_name, identity.uid), {})[session.id] = session
+        else:
+            self._by_device.setdefault(identity.sn, {})[session.id] = session
+
+    def remove(self, session: Session) -> None:
+        """Idempotent: the connection's end may follow a `disconnect` that already removed it."""
+        if self._by_id.pop(session.id, None) is None:
+            return
+        identity = session.identity
+        if isinstance(identity, User):
+            _discard(self._by_user, (identity.biz_name, identity.uid), session.id)
+        elif isinstance(identity, Device):
+            _discard(self._by_device, identity.sn, session.id)
+
+    def get(self, session_id: str) -> Session | None:
+        return self._by_id.get(session_id)
+
+    def of_user(self, biz_name: str, uid: str) -> list[Session]:
+        return list(self._by_user.get((biz_name, uid), {}).values())
+
+    def of_device(self, sn: str) -> list[Session]:
+        return list(self._by_device.get(sn, {}).values())
+
+
+KeyT = TypeVar("KeyT")
+
+
+def _discard(index: dict[KeyT, dict[str, Session]], key: KeyT, session_id: str) -> None:
+    sessions = index.get(key)
+    if sessions is not None:
+        sessions.pop(session_id, None)
+        if not sessions:
+            del index[key]
