@@ -18,13 +18,18 @@ PROTO_ROOT = Path(__file__).resolve().parent
 def generate(out_dir: Path) -> list[Path]:
     sources = sorted(PROTO_ROOT.glob("parley/**/*.proto"))
     well_known = str(resources.files("grpc_tools") / "_proto")
+    # mypy-protobuf's stubs type enums as their own int types and know the gRPC stubs too.
+    plugins = Path(sys.executable).parent
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
+        f"--mypy_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
         *(str(source.relative_to(PROTO_ROOT)) for source in sources),
     ]
     if protoc.main(args) != 0:

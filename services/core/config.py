@@ -58,12 +58,56 @@ class GatewaySettings(BaseModel):
     health_timeout_s: float = 1.0
     # Bearer token for the operator routes. Without one they answer only clients on loopback.
     operator_token: SecretStr | None = None
+    # WebSocket protocol v1 (docs/protocol.md, "Limits"). A larger frame closes its connection with 1009.
+    ws_max_frame_bytes: int = Field(default=64 * 1024, gt=0)
+    # Frames a connection may send: this many a second on average, `ws_rate_burst` at once; beyond, 1008.
+    ws_rate_per_s: float = Field(default=50.0, gt=0)
+    ws_rate_burst: int = Field(default=100, ge=1)
+    # Messages waiting to be written to one client; a client that lets more pile up is closed with 1013.
+    ws_outbound_queue: int = Field(default=256, ge=1)
+    # Failed connects allowed per uid (or device sn) within the window before connect is refused unasked.
+    ws_connect_failures: int = Field(default=5, ge=1)
+    ws_connect_failure_window_s: float = Field(default=60.0, gt=0)
+    # How long `connect` waits for the licence service before answering -101.
+    ws_licence_timeout_s: float = Field(default=5.0, gt=0)
+    # How long start-up waits for the push consumer to know where it reads before reporting SERVING anyway.
+    push_ready_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class LicenceSettings(BaseModel):
     # Base64 of at least 32 random bytes; seals every app's private key at rest. Required in
     # production; in development `parley up` keeps one in the data folder.
     master_key: SecretStr | None = None
+
+
+class IceServerSettings(BaseModel):
+    """One STUN or TURN server, as WebRTC's RTCIceServer names it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: SecretStr | None = None
+
+
+class RelaySettings(BaseModel):
+    """The media relay's ICE addresses and its media-path timing (docs/relay.md)."""
+
+    # The address the relay's media sockets bind to and its host candidates name; 0.0.0.0 gathers on
+    # every interface except loopback (aioice's default).
+    listen_address: str = "127.0.0.1"
+    # The public address of a 1:1 NAT in front of the relay (mediasoup's announcedIp): host candidates
+    # on `listen_address` are announced with this address instead, ports unchanged.
+    announced_address: str | None = None
+    # STUN/TURN servers for the relay's own gathering. Empty means host candidates only (no STUN).
+    ice_servers: list[IceServerSettings] = Field(default_factory=list)
+    # ICE candidates outside these networks are stripped from every SDP the relay receives and sends
+    # (tests: 127.0.0.0/8). Host names (mDNS) pass only when every address is allowed.
+    candidate_networks: list[str] = Field(default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    # A peer whose ICE and DTLS have not connected by then is closed with 5004.
+    connect_timeout_s: float = Field(default=15.0, gt=0)
+    # Key frame requests sent upstream per published video track: at most one per interval.
+    keyframe_interval_s: float = Field(default=0.5, gt=0)
+    # Metering ticks on parley.metering.v1 for every live stream at this interval, and at stream end.
+    metering_interval_s: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -84,6 +128,7 @@ class Settings(BaseSettings):
     grpc: GrpcEndpoints = Field(default_factory=GrpcEndpoints)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     licence: LicenceSettings = Field(default_factory=LicenceSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
     def database_url_for(self, service: ServiceName) -> str:
         if self.database_url:

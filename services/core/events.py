@@ -28,6 +28,8 @@ from services.core.topics import Topic
 log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "application/protobuf"
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1500
 SPEC_VERSION = "1.0"
 
 EventT = TypeVar("EventT", bound=Message)
@@ -135,6 +137,8 @@ class EventConsumer:
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset=start_at,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )(self._on_message)
 
     def on(self, event_type: type[EventT]) -> Callable[[Callable[[EventT, Envelope], Awaitable[None]]], Any]:

@@ -56,6 +56,7 @@ class ServiceRuntime:
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
         self._start_hooks: list[Hook] = []
         self._ready_hooks: list[Hook] = []
+        self._consumers: asyncio.Task[None] | None = None
         self._stop_hooks: list[Hook] = []
 
     def on_start(self, hook: Hook) -> None:
@@ -96,11 +97,21 @@ class ServiceRuntime:
     async def _connect_broker(self) -> None:
         bootstrap = self.settings.kafka.bootstrap_servers
         try:
-            await asyncio.wait_for(self.broker.start(), self.settings.kafka.connect_timeout_s)
+            await asyncio.wait_for(self.broker.connect(), self.settings.kafka.connect_timeout_s)
         except (TimeoutError, KafkaError, OSError) as error:
             raise StartupError(
                 f"Kafka broker at {bootstrap} does not answer ({type(error).__name__})"
             ) from None
+        # Consumers join their groups in the background: a join waits for the group to rebalance (seconds,
+        # longer after a member died without leaving), and the service can answer requests meanwhile;
+        # committed offsets make sure nothing is skipped. `consumers_joined` is there to wait for.
+        self._consumers = asyncio.create_task(self.broker.start(), name="kafka-consumers")
+
+    async def consumers_joined(self) -> None:
+        """Return once every consumer of this service has joined its group."""
+        if self._consumers is None:
+            raise RuntimeError("start() first")
+        await asyncio.shield(self._consumers)
 
     async def stop(self) -> None:
         # Drain first: health turns NOT_SERVING so callers move away, then calls in flight get their grace.
@@ -119,6 +130,9 @@ class ServiceRuntime:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        if self._consumers is not None and not self._consumers.done():
+            self._consumers.cancel()
+            await asyncio.gather(self._consumers, return_exceptions=True)
         try:
             await self.broker.stop()
         except Exception:

@@ -1,5 +1,6 @@
-"""Wires the signalling gateway together: its HTTP API and the platform's health. Its gRPC server
-carries only the standard health service until the WebSocket protocol (issue #4) needs an internal API."""
+"""Wires the signalling gateway together: its HTTP API, the WebSocket protocol (docs/protocol.md) and the
+platform's health. Its gRPC server carries only the standard health service until the WebSocket protocol
+(issue #4) needs an internal API."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
+from services.gateway.commands import Commands, ConnectThrottle
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
 from services.gateway.http_server import HttpServer
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
+from services.gateway.pushes import AuthorisationPushes
 from services.gateway.rooms_routes import rooms_router
+from services.gateway.sessions import SessionTable
+from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
 def build(runtime: ServiceRuntime) -> HttpServer:
@@ -30,8 +35,31 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz")
-    http = HttpServer(app, host=settings.http_host, port=settings.http_port)
+    sessions = SessionTable()
+    commands = Commands(
+        licence,
+        sessions,
+        ConnectThrottle(limit=settings.ws_connect_failures, window_s=settings.ws_connect_failure_window_s),
+        runtime.tracer_provider.get_tracer("services.gateway.commands"),
+        licence_timeout_s=settings.ws_licence_timeout_s,
+    )
+    limits = ConnectionLimits(
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        rate_per_s=settings.ws_rate_per_s,
+        burst=settings.ws_rate_burst,
+        outbound_queue=settings.ws_outbound_queue,
+    )
+    app.add_api_websocket_route("/ws/v1", WebSocketEndpoint(commands, sessions, limits).serve)
+    pushes = AuthorisationPushes(sessions, runtime.broker, ready_timeout_s=settings.push_ready_timeout_s)
+    runtime.on_ready(pushes.wait_until_positioned)
+    # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
+    # one span open for a connection's whole life, with a child span for every frame.
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,ws/v1"
+    )
+    http = HttpServer(
+        app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes
+    )
     runtime.on_start(http.start)
     runtime.on_stop(http.stop)
     return http

@@ -4,15 +4,15 @@ The seed's codes come first where seed 002 section 6.3.4 ("建立通话相关错
 situation; the rest are Parley's own, -910xx: next to the platform's -900xx (`services.core.errors`) and
 far from every code the seeds use.
 
-| code   | reason            | when                                                            | source      |
-| ------ | ----------------- | --------------------------------------------------------------- | ----------- |
-| -101   | CONNECT_TIMEOUT   | the licence service did not answer `connect` in time            | 002 6.3.4   |
-| -91001 | MALFORMED_MESSAGE | not JSON, not an object, or `cmd` / `req_id` missing or ill-typed | Parley    |
-| -91002 | UNKNOWN_COMMAND   | `cmd` names no command of protocol v1                           | Parley      |
-| -91003 | INVALID_PARAMS    | a field of `params` is missing, ill-typed or out of range       | Parley      |
-| -91004 | NOT_CONNECTED     | a command other than `connect` / `ping` before `connect`        | Parley      |
-| -91005 | ALREADY_CONNECTED | a second `connect` on one connection                            | Parley      |
-| -91006 | CONNECT_THROTTLED | too many failed connects for this uid or sn lately              | Parley      |
+| code   | reason            | when                                                            | source    |
+| ------ | ----------------- | --------------------------------------------------------------- | --------- |
+| -101   | CONNECT_TIMEOUT   | the licence service did not answer `connect` in time            | 002 6.3.4 |
+| -91001 | MALFORMED_MESSAGE | not JSON, not an object, `cmd` / `req_id` / `params` ill-formed | Parley    |
+| -91002 | UNKNOWN_COMMAND   | `cmd` names no command of protocol v1                           | Parley    |
+| -91003 | INVALID_PARAMS    | a field of `params` is missing, ill-typed or out of range       | Parley    |
+| -91004 | NOT_CONNECTED     | a command other than `connect` / `ping` before `connect`        | Parley    |
+| -91005 | ALREADY_CONNECTED | a second `connect` on one connection                            | Parley    |
+| -91006 | CONNECT_THROTTLED | too many failed connects for this uid or sn lately              | Parley    |
 
 `connect` also answers the licence service's own codes unchanged (-102 for every signature failure,
 9800105 for a device that cannot prove its secret, ...): importing `services.licence.errors` registers

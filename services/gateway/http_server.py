@@ -21,10 +21,11 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, *, host: str, port: int, ws_max_frame_bytes: int) -> None:
         self._app = app
         self.host = host
         self.port = port
+        self._ws_max_frame_bytes = ws_max_frame_bytes
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -39,7 +40,10 @@ class HttpServer:
                 f"cannot listen for HTTP on {self.host}:{self.port}: {error.strerror}"
             ) from None
         self.port = listener.getsockname()[1]
-        config = uvicorn.Config(self._app, log_config=None, lifespan="off", access_log=False)
+        # Frames over the limit are refused by the WebSocket library before they are buffered (close 1009).
+        config = uvicorn.Config(
+            self._app, log_config=None, lifespan="off", access_log=False, ws_max_size=self._ws_max_frame_bytes
+        )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[listener]))
         while not self._server.started:

@@ -15,11 +15,13 @@ from services.gateway.http_api import ApiModel, operator_only
 
 RPC_TIMEOUT_S = 10
 LicenceTypeName = Literal["audio", "video"]
-_TYPE_NUMBER: dict[LicenceTypeName, int] = {
+_TYPE_NUMBER: dict[LicenceTypeName, licence_pb2.LicenceType.ValueType] = {
     "audio": licence_pb2.LICENCE_TYPE_AUDIO_CALL,
     "video": licence_pb2.LICENCE_TYPE_VIDEO_CALL,
 }
-_TYPE_NAME: dict[int, LicenceTypeName] = {number: name for name, number in _TYPE_NUMBER.items()}
+_TYPE_NAME: dict[licence_pb2.LicenceType.ValueType, LicenceTypeName] = {
+    number: name for name, number in _TYPE_NUMBER.items()
+}
 
 
 def _time(stamp: Timestamp) -> str:

@@ -21,7 +21,7 @@ from services.gateway.errors import INVALID_PARAMS, MALFORMED_MESSAGE
 _STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-# 002 section 6.3.2: "uid 只支持英文字母、数字、下划线的组合，且长度不超过 128 个字符".
+# 002 section 6.3.2: uid is English letters, digits and underscores, at most 128 characters.
 Uid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,128}$")]
 
 

@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2, licence_pb2_grpc
 
+from services.core.config import ServiceName
+from services.core.db import create_engine
+from services.core.events import Envelope, EventConsumer
+from services.core.migrations import upgrade_to_head
+from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
+from services.core.topics import Topic
+from services.licence import store
+from services.licence.facts import OutboxFacts
+from services.licence.grpc_api import LicenceServicer
+from services.licence.licensing import Licensing
+from services.licence.master_key import load_master_key
 
 
-def build(runtime: ServiceRuntime) -> None:
-    # The API is declared in proto/parley/licence/v1/; its methods arrive with issue #3 and answer
-    # UNIMPLEMENTED until then. The process already takes part in health, tracing and start-up.
+def build(runtime: ServiceRuntime) -> Licensing:
+    engine = create_engine(runtime.settings.database_url_for(ServiceName.LICENCE))
+    outbox = Outbox(store.outbox, engine, runtime.events)
+    licensing = Licensing(engine, load_master_key(runtime.settings), facts=OutboxFacts(outbox))
+
+    async def migrate() -> None:
+        await upgrade_to_head(engine, "services.licence")
+
+    runtime.on_start(migrate)
+    runtime.on_ready(outbox.start)
+    runtime.on_stop(engine.dispose)
+    runtime.on_stop(outbox.stop)
+
+    accounts = EventConsumer(runtime.broker, Topic.BILLING, group_id="parley-licence")
+
+    @accounts.on(billing_events.AccountStatusChanged)
+    async def account_status_changed(event: billing_events.AccountStatusChanged, envelope: Envelope) -> None:
+        await licensing.set_account_status(event.biz_name, event.in_arrears, event_id=envelope.id)
+
     runtime.grpc.add_servicer(
         licence_pb2_grpc.add_LicenceServiceServicer_to_server,
-        licence_pb2_grpc.LicenceServiceServicer(),
+        LicenceServicer(licensing),
         licence_pb2.DESCRIPTOR.services_by_name["LicenceService"],
     )
+    return licensing

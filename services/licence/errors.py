@@ -11,6 +11,7 @@ registerAvtVoip; "002 6.3.4, 4" is section 6.3.4 for the code and section 4 for 
 | -102    | SIGNATURE_WRONG_APP    | signed for another bizName + appId + workspaceId    | 002 6.3.4, 4     |
 | -102    | SIGNATURE_WRONG_UID    | signed for another uid                              | 002 6.3.4, 4     |
 | -102    | SIGNATURE_EXPIRED      | expireTime is not in the future                     | 002 6.3.4, 4     |
+| -102    | SIGNATURE_UNKNOWN_APP  | no app has this bizName                             | 002 6.3.4        |
 | -2      | DEVICE_ID_INVALID      | the device is unknown or not registered             | 000 call         |
 | -7      | OPEN_ID_MALFORMED      | open_id is empty or not of the accepted form        | 000 call         |
 | -8      | OPEN_ID_NOT_AUTHORISED | the user revoked or refused the device (status 0)   | 000 call         |
@@ -30,6 +31,9 @@ registerAvtVoip; "002 6.3.4, 4" is section 6.3.4 for the code and section 4 for 
 | 9800102 | DEVICE_NOT_ACTIVATED   | the device has no activated licence                 | Parley           |
 | 9800103 | UID_INVALID            | uid is not 1-128 letters, digits or underscores     | Parley; 002 4    |
 | 9800104 | PRIVATE_KEY_UNREADABLE | a stored app key does not open with the master key  | Parley           |
+| 9800105 | DEVICE_UNAUTHENTICATED | unregistered device, or not its device secret       | Parley           |
+| 9800106 | APP_NOT_FOUND          | no app has this bizName                             | Parley           |
+| 9800107 | ACTIVATION_CONFLICT    | already activated with another app, model or type   | Parley           |
 
 Several reasons share one seed code: the seed's clients react to the code, Parley's operators and the
 `verify` call need to know which check failed, and the reason carries that.
@@ -67,6 +71,11 @@ SIGNATURE_WRONG_UID = ErrorKind(
 )
 # 002 section 4: expireTime ("签名生效截止时间") ends the signature's validity.
 SIGNATURE_EXPIRED = ErrorKind(-102, "SIGNATURE_EXPIRED", _Status.UNAUTHENTICATED, "the signature has expired")
+# Verifying for a bizName no app has is a failed signature to the client that presented it, so it is -102
+# like the others; operator calls about an unknown app (issuing a signature) get APP_NOT_FOUND instead.
+SIGNATURE_UNKNOWN_APP = ErrorKind(
+    -102, "SIGNATURE_UNKNOWN_APP", _Status.UNAUTHENTICATED, "no app has this bizName"
+)
 
 # 000 doWxCloudVoipCallV2 return values.
 DEVICE_ID_INVALID = ErrorKind(-2, "DEVICE_ID_INVALID", _Status.NOT_FOUND, "unknown or unregistered device")
@@ -133,4 +142,21 @@ PRIVATE_KEY_UNREADABLE = ErrorKind(
     "PRIVATE_KEY_UNREADABLE",
     _Status.INTERNAL,
     "the app's private key cannot be decrypted with the configured master key",
+)
+# A device proves who it is with the secret registration gave it; an unknown sn and a wrong secret get the
+# same answer so that the answer does not tell which sns are registered.
+DEVICE_UNAUTHENTICATED = ErrorKind(
+    9800105,
+    "DEVICE_UNAUTHENTICATED",
+    _Status.UNAUTHENTICATED,
+    "the device is not registered or its device secret is wrong",
+)
+APP_NOT_FOUND = ErrorKind(9800106, "APP_NOT_FOUND", _Status.NOT_FOUND, "no app has this bizName")
+# Activation is idempotent only for the same request: a device already holding a licence of another app,
+# product or type keeps it, and the caller learns that its request was not what happened.
+ACTIVATION_CONFLICT = ErrorKind(
+    9800107,
+    "ACTIVATION_CONFLICT",
+    _Status.ALREADY_EXISTS,
+    "the device is already activated with another app, model_id or licence type",
 )

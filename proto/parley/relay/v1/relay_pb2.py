@@ -22,19 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from parley.relay.v1 import media_pb2 as parley_dot_relay_dot_v1_dot_media__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/relay/v1/relay.proto\x12\x0fparley.relay.v1\"T\n\x10NegotiateRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x11\n\tsdp_offer\x18\x04 \x01(\t\"\'\n\x11NegotiateResponse\x12\x12\n\nsdp_answer\x18\x01 \x01(\t2b\n\x0cRelayService\x12R\n\tNegotiate\x12!.parley.relay.v1.NegotiateRequest\x1a\".parley.relay.v1.NegotiateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/relay/v1/relay.proto\x12\x0fparley.relay.v1\x1a\x1bparley/relay/v1/media.proto\"d\n\x0ePublishRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x04 \x01(\t\x12\x11\n\tsdp_offer\x18\x05 \x01(\t\"e\n\x0fPublishResponse\x12\x12\n\nsdp_answer\x18\x01 \x01(\t\x12&\n\x06tracks\x18\x02 \x03(\x0b\x32\x16.parley.relay.v1.Track\x12\x16\n\x0epublication_id\x18\x03 \x01(\t\"4\n\x10UnpublishRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\"4\n\x11UnpublishResponse\x12\x1f\n\x17\x63losed_subscription_ids\x18\x01 \x03(\t\"\x84\x01\n\x10SubscribeRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x04 \x01(\t\x12\x11\n\tsdp_offer\x18\x05 \x01(\t\x12\r\n\x05\x61udio\x18\x06 \x01(\x08\x12\r\n\x05video\x18\x07 \x01(\x08\"h\n\x11SubscribeResponse\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x12\n\nsdp_answer\x18\x02 \x01(\t\x12&\n\x06tracks\x18\x03 \x03(\x0b\x32\x16.parley.relay.v1.Track\">\n\x12UnsubscribeRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x02 \x01(\t\"\x15\n\x13UnsubscribeResponse\"Z\n\x0fGetStatsRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x11\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\tH\x00\x12\x19\n\x0fsubscription_id\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"\x83\x01\n\x10GetStatsResponse\x12*\n\x04\x66\x65\x65\x64\x18\x01 \x01(\x0b\x32\x1a.parley.relay.v1.FeedStatsH\x00\x12:\n\x0csubscription\x18\x02 \x01(\x0b\x32\".parley.relay.v1.SubscriptionStatsH\x00\x42\x07\n\x05stats\"\xb9\x01\n\tFeedStats\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x16\n\x0epublication_id\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.parley.relay.v1.StreamState\x12\x15\n\rsubscriptions\x18\x05 \x01(\r\x12\x32\n\x06tracks\x18\x06 \x03(\x0b\x32\".parley.relay.v1.InboundTrackStats\"\x99\x02\n\x11InboundTrackStats\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.parley.relay.v1.MediaKind\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x18\n\x10packets_received\x18\x03 \x01(\x04\x12\x14\n\x0cpackets_lost\x18\x04 \x01(\x03\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x04\x12\x12\n\nkey_frames\x18\x06 \x01(\x04\x12\r\n\x05\x62ytes\x18\x07 \x01(\x04\x12\r\n\x05width\x18\x08 \x01(\r\x12\x0e\n\x06height\x18\t \x01(\r\x12-\n\x04tier\x18\n \x01(\x0e\x32\x1f.parley.relay.v1.ResolutionTier\x12\x1a\n\x12key_frame_requests\x18\x0b \x01(\x04\"\xac\x01\n\x11SubscriptionStats\x12\x17\n\x0fsubscription_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12+\n\x05state\x18\x04 \x01(\x0e\x32\x1c.parley.relay.v1.StreamState\x12\x33\n\x06tracks\x18\x05 \x03(\x0b\x32#.parley.relay.v1.OutboundTrackStats\"\xfb\x01\n\x12OutboundTrackStats\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.parley.relay.v1.MediaKind\x12\r\n\x05\x63odec\x18\x02 \x01(\t\x12\x18\n\x10\x66rames_forwarded\x18\x03 \x01(\x04\x12\x17\n\x0f\x62ytes_forwarded\x18\x04 \x01(\x04\x12\x16\n\x0e\x66rames_dropped\x18\x05 \x01(\x04\x12\x14\n\x0cpackets_sent\x18\x06 \x01(\x04\x12\x14\n\x0cpackets_lost\x18\x07 \x01(\x03\x12\x19\n\x11round_trip_time_s\x18\x08 \x01(\x01\x12\x1a\n\x12key_frame_requests\x18\t \x01(\x04*d\n\x0bStreamState\x12\x1c\n\x18STREAM_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17STREAM_STATE_CONNECTING\x10\x01\x12\x1a\n\x16STREAM_STATE_CONNECTED\x10\x02\x32\xaf\x03\n\x0cRelayService\x12L\n\x07Publish\x12\x1f.parley.relay.v1.PublishRequest\x1a .parley.relay.v1.PublishResponse\x12R\n\tUnpublish\x12!.parley.relay.v1.UnpublishRequest\x1a\".parley.relay.v1.UnpublishResponse\x12R\n\tSubscribe\x12!.parley.relay.v1.SubscribeRequest\x1a\".parley.relay.v1.SubscribeResponse\x12X\n\x0bUnsubscribe\x12#.parley.relay.v1.UnsubscribeRequest\x1a$.parley.relay.v1.UnsubscribeResponse\x12O\n\x08GetStats\x12 .parley.relay.v1.GetStatsRequest\x1a!.parley.relay.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.relay.v1.relay_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NEGOTIATEREQUEST']._serialized_start=48
-  _globals['_NEGOTIATEREQUEST']._serialized_end=132
-  _globals['_NEGOTIATERESPONSE']._serialized_start=134
-  _globals['_NEGOTIATERESPONSE']._serialized_end=173
-  _globals['_RELAYSERVICE']._serialized_start=175
-  _globals['_RELAYSERVICE']._serialized_end=273
+  _globals['_STREAMSTATE']._serialized_start=1845
+  _globals['_STREAMSTATE']._serialized_end=1945
+  _globals['_PUBLISHREQUEST']._serialized_start=77
+  _globals['_PUBLISHREQUEST']._serialized_end=177
+  _globals['_PUBLISHRESPONSE']._serialized_start=179
+  _globals['_PUBLISHRESPONSE']._serialized_end=280
+  _globals['_UNPUBLISHREQUEST']._serialized_start=282
+  _globals['_UNPUBLISHREQUEST']._serialized_end=334
+  _globals['_UNPUBLISHRESPONSE']._serialized_start=336
+  _globals['_UNPUBLISHRESPONSE']._serialized_end=388
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=391
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=523
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=525
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=629
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_start=631
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_end=693
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_start=695
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_end=716
+  _globals['_GETSTATSREQUEST']._serialized_start=718
+  _globals['_GETSTATSREQUEST']._serialized_end=808
+  _globals['_GETSTATSRESPONSE']._serialized_start=811
+  _globals['_GETSTATSRESPONSE']._serialized_end=942
+  _globals['_FEEDSTATS']._serialized_start=945
+  _globals['_FEEDSTATS']._serialized_end=1130
+  _globals['_INBOUNDTRACKSTATS']._serialized_start=1133
+  _globals['_INBOUNDTRACKSTATS']._serialized_end=1414
+  _globals['_SUBSCRIPTIONSTATS']._serialized_start=1417
+  _globals['_SUBSCRIPTIONSTATS']._serialized_end=1589
+  _globals['_OUTBOUNDTRACKSTATS']._serialized_start=1592
+  _globals['_OUTBOUNDTRACKSTATS']._serialized_end=1843
+  _globals['_RELAYSERVICE']._serialized_start=1948
+  _globals['_RELAYSERVICE']._serialized_end=2379
 # @@protoc_insertion_point(module_scope)

@@ -34,18 +34,68 @@ class RelayServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Negotiate = channel.unary_unary(
-                '/parley.relay.v1.RelayService/Negotiate',
-                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateRequest.SerializeToString,
-                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateResponse.FromString,
+        self.Publish = channel.unary_unary(
+                '/parley.relay.v1.RelayService/Publish',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.PublishRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.PublishResponse.FromString,
+                _registered_method=True)
+        self.Unpublish = channel.unary_unary(
+                '/parley.relay.v1.RelayService/Unpublish',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishResponse.FromString,
+                _registered_method=True)
+        self.Subscribe = channel.unary_unary(
+                '/parley.relay.v1.RelayService/Subscribe',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+        self.Unsubscribe = channel.unary_unary(
+                '/parley.relay.v1.RelayService/Unsubscribe',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/parley.relay.v1.RelayService/GetStats',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
 
 
 class RelayServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Negotiate(self, request, context):
-        """Answers a client's SDP offer for a publication or a subscription.
+    def Publish(self, request, context):
+        """Answers a publisher's offer (audio and/or video it sends) and starts receiving the feed. The answer
+        names one codec per track: the publisher's first offered codec among Opus, PCMU, PCMA, VP8, H264.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unpublish(self, request, context):
+        """Stops a feed; each of its subscriptions is closed with 5006. Stopping a feed that is gone is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Subscribe(self, request, context):
+        """Answers a subscriber's recvonly offer and forwards the selected tracks of a published feed to it.
+        Video starts at a key frame, which the relay asks the publisher for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unsubscribe(self, request, context):
+        """Stops a subscription. Stopping one that is gone is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Counters of one feed or one subscription on this relay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,10 +104,30 @@ class RelayServiceServicer:
 
 def add_RelayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Negotiate': grpc.unary_unary_rpc_method_handler(
-                    servicer.Negotiate,
-                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateRequest.FromString,
-                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateResponse.SerializeToString,
+            'Publish': grpc.unary_unary_rpc_method_handler(
+                    servicer.Publish,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.PublishRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.PublishResponse.SerializeToString,
+            ),
+            'Unpublish': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unpublish,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Unsubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unsubscribe,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -71,7 +141,7 @@ class RelayService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Negotiate(request,
+    def Publish(request,
             target,
             options=(),
             channel_credentials=None,
@@ -84,9 +154,117 @@ class RelayService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/parley.relay.v1.RelayService/Negotiate',
-            parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateRequest.SerializeToString,
-            parley_dot_relay_dot_v1_dot_relay__pb2.NegotiateResponse.FromString,
+            '/parley.relay.v1.RelayService/Publish',
+            parley_dot_relay_dot_v1_dot_relay__pb2.PublishRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.PublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unpublish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/Unpublish',
+            parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.UnpublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/Subscribe',
+            parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unsubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/Unsubscribe',
+            parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/GetStats',
+            parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,482 @@
+"""Protocol v1 at /ws/v1, driven by a plain WebSocket client (the `websockets` library), against the gateway
+and the licence service running in this process on a real Tansu broker, real gRPC and a real uvicorn.
+
+Users sign as a customer's backend would (the app's private key, seed 002 section 4); devices are
+activated and registered through the licence service and connect with the secret registration gave them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from services.core.config import (
+    GatewaySettings,
+    GrpcEndpoints,
+    KafkaSettings,
+    LicenceSettings,
+    ServiceName,
+    Settings,
+)
+from services.core.embedded_broker import free_port
+from services.core.service import ServiceRuntime
+from services.gateway.app import build as build_gateway
+from services.licence.app import build as build_licence
+from services.licence.keys import load_private_key
+from services.licence.signatures import sign
+
+MASTER_KEY = base64.b64encode(b"w" * 32).decode()
+VIDEO = licence_pb2.LICENCE_TYPE_VIDEO_CALL
+
+
+@dataclass
+class Platform:
+    ws_url: str
+    # A second gateway process (own consumer group), with a frame rate limit high enough for one
+    # connection to send 10,000 frames.
+    fast_ws_url: str
+    licence: LicenceServiceStub
+
+
+def settings_for(kafka: str, data_dir: Path, grpc_endpoints: GrpcEndpoints, **gateway: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        kafka=KafkaSettings(bootstrap_servers=kafka),
+        grpc=grpc_endpoints,
+        gateway=GatewaySettings(http_port=0, **gateway),
+        licence=LicenceSettings(master_key=MASTER_KEY),
+    )
+
+
+@pytest.fixture(scope="module")
+async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    data_dir = tmp_path_factory.mktemp("ws")
+    endpoints = GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName})
+    settings = settings_for(kafka, data_dir, endpoints)
+    fast_endpoints = endpoints.model_copy(update={"gateway": f"127.0.0.1:{free_port()}"})
+    fast_settings = settings_for(
+        kafka, data_dir, fast_endpoints, ws_rate_per_s=1_000_000, ws_rate_burst=1_000_000
+    )
+    licence = ServiceRuntime(ServiceName.LICENCE, settings, set_global_tracing=False)
+    gateway = ServiceRuntime(ServiceName.GATEWAY, settings, set_global_tracing=False)
+    fast_gateway = ServiceRuntime(ServiceName.GATEWAY, fast_settings, set_global_tracing=False)
+    build_licence(licence)
+    http = build_gateway(gateway)
+    fast_http = build_gateway(fast_gateway)
+    runtimes = [licence, gateway, fast_gateway]
+    for runtime in runtimes:
+        await runtime.start()
+    channel = grpc.aio.insecure_channel(endpoints.licence)
+    yield Platform(
+        ws_url=f"ws://127.0.0.1:{http.port}/ws/v1",
+        fast_ws_url=f"ws://127.0.0.1:{fast_http.port}/ws/v1",
+        licence=LicenceServiceStub(channel),
+    )
+    await channel.close()
+    for runtime in reversed(runtimes):
+        await runtime.stop()
+
+
+@dataclass
+class App:
+    biz_name: str
+    app_id: str
+    workspace_id: str
+    private_key: str
+
+    def sign(self, uid: str, expire_time_ms: int) -> str:
+        key = load_private_key(self.private_key)
+        return sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms)
+
+    def connect_params(self, uid: str, *, ttl_s: float = 3600) -> dict[str, str]:
+        expire_time_ms = int((time.time() + ttl_s) * 1000)
+        return {
+            "uid": uid,
+            "biz_name": self.biz_name,
+            "sub_biz": self.app_id,
+            "workspace_id": self.workspace_id,
+            "sign": self.sign(uid, expire_time_ms),
+        }
+
+
+@pytest.fixture(scope="module")
+async def app(platform: Platform) -> App:
+    created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="ws-tests"), timeout=30)
+    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
+
+
+async def register_device(platform: Platform, app: App, model_id: str = "doorbell") -> tuple[str, str]:
+    """A new device of `app`, activated and registered: its sn and device secret."""
+    licence = platform.licence
+    sn = f"prod1_{uuid.uuid4().hex[:12]}"
+    await licence.AddLicences(
+        licence_pb2.AddLicencesRequest(biz_name=app.biz_name, model_id=model_id, type=VIDEO, count=1),
+        timeout=10,
+    )
+    await licence.ActivateDevice(
+        licence_pb2.ActivateDeviceRequest(biz_name=app.biz_name, model_id=model_id, sn=sn, type=VIDEO),
+        timeout=10,
+    )
+    ticket = await licence.IssueSnTicket(
+        licence_pb2.IssueSnTicketRequest(biz_name=app.biz_name, sn=sn), timeout=10
+    )
+    registration = await licence.RegisterDevice(
+        licence_pb2.RegisterDeviceRequest(sn=sn, sn_ticket=ticket.sn_ticket), timeout=10
+    )
+    return sn, registration.device_secret
+
+
+@dataclass
+class Client:
+    """A plain WebSocket client speaking protocol v1: requests matched to responses by req_id, pushes kept."""
+
+    ws: ClientConnection
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    async def call(self, cmd: str, timeout_s: float = 10, **params: Any) -> dict[str, Any]:
+        req_id = f"r{next(self._ids)}"
+        await self.ws.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}, ensure_ascii=False))
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await self.next_message()
+                if message.get("req_id") == req_id:
+                    return message
+
+    async def next_message(self) -> dict[str, Any]:
+        message = json.loads(await self.ws.recv())
+        if "event" in message:
+            self.events.append((time.perf_counter(), message))
+        return dict(message)
+
+    async def next_event(self, timeout_s: float = 5) -> tuple[float, dict[str, Any]]:
+        async with asyncio.timeout(timeout_s):
+            while not self.events:
+                await self.next_message()
+        return self.events.pop(0)
+
+    async def close_code(self, timeout_s: float = 10) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    await self.ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+        raise AssertionError("unreachable")
+
+
+@pytest.fixture
+async def open_client(platform: Platform) -> AsyncIterator[Any]:
+    connections: list[ClientConnection] = []
+
+    async def opener(url: str | None = None) -> Client:
+        ws = await connect(url or platform.ws_url, proxy=None, open_timeout=10)
+        connections.append(ws)
+        return Client(ws)
+
+    yield opener
+    for ws in connections:
+        await ws.close()
+
+
+# connect / ping / disconnect
+
+
+async def test_a_user_connects_with_a_signature_from_its_app_pings_and_disconnects(
+    app: App, open_client: Any
+) -> None:
+    client = await open_client()
+    params = app.connect_params("alice")
+    answer = await client.call("connect", **params)
+    assert answer["code"] == 0, answer
+    assert answer["msg"] == "ok"
+    data = answer["data"]
+    assert set(data) == {"session_id", "uid", "biz_name", "expire_time_ms"}
+    assert (data["uid"], data["biz_name"]) == ("alice", app.biz_name)
+    assert data["expire_time_ms"] > time.time() * 1000
+
+    before = int(time.time() * 1000)
+    pong = await client.call("ping")
+    assert pong["code"] == 0 and before - 5 <= pong["data"]["ts"] <= int(time.time() * 1000) + 5
+
+    assert await client.call("disconnect") == {"req_id": "r2", "code": 0, "msg": "ok", "data": {}}
+    assert await client.close_code() == 1000
+
+
+async def test_bad_signatures_get_102_with_the_reason(app: App, open_client: Any) -> None:
+    client = await open_client()
+    good = app.connect_params("bob")
+    cases = {
+        "SIGNATURE_MALFORMED": {**good, "sign": base64.b64encode(b"x" * 256).decode()},
+        "SIGNATURE_WRONG_UID": {**good, "uid": "mallory"},
+        "SIGNATURE_EXPIRED": {**good, "sign": app.sign("bob", int(time.time() * 1000) - 1000)},
+        "SIGNATURE_WRONG_APP": {**good, "sub_biz": "not_this_app"},
+    }
+    for reason, params in cases.items():
+        answer = await client.call("connect", **params)
+        assert (answer["code"], answer["reason"]) == (-102, reason), answer
+    # The connection is still usable, and the right signature still works on it.
+    assert (await client.call("connect", **good))["code"] == 0
+
+
+async def test_only_connect_and_ping_come_before_connect(open_client: Any) -> None:
+    client = await open_client()
+    answer = await client.call("disconnect")
+    assert (answer["code"], answer["reason"]) == (-91004, "NOT_CONNECTED")
+    assert (await client.call("ping"))["code"] == 0
+
+
+async def test_repeated_failed_connects_of_one_uid_are_throttled(app: App, open_client: Any) -> None:
+    client = await open_client()
+    uid = f"guesser_{uuid.uuid4().hex[:8]}"
+    wrong = {**app.connect_params(uid), "sign": app.sign("someone_else", int(time.time() * 1000) + 60_000)}
+    for _ in range(5):
+        assert (await client.call("connect", **wrong))["code"] == -102
+    answer = await client.call("connect", **app.connect_params(uid))
+    assert (answer["code"], answer["reason"]) == (-91006, "CONNECT_THROTTLED")
+    assert answer["data"]["retry_after_ms"] > 50_000
+    # Other uids are not affected.
+    assert (await client.call("connect", **app.connect_params("carol")))["code"] == 0
+
+
+async def test_a_user_session_is_closed_with_4001_when_its_signature_expires(
+    app: App, open_client: Any
+) -> None:
+    client = await open_client()
+    answer = await client.call("connect", **app.connect_params("dave", ttl_s=1.5))
+    assert answer["code"] == 0, answer
+    started = time.monotonic()
+    assert await client.close_code(timeout_s=10) == 4001
+    assert time.monotonic() - started < 5
+
+
+async def test_a_device_connects_with_its_registration_secret(
+    platform: Platform, app: App, open_client: Any
+) -> None:
+    sn, secret = await register_device(platform, app)
+    client = await open_client()
+    wrong = await client.call("connect", sn=sn, device_secret="not-the-secret")
+    assert wrong["code"] != 0 and wrong["msg"]
+    answer = await client.call("connect", sn=sn, device_secret=secret)
+    assert answer["code"] == 0, answer
+    assert answer["data"] == {"session_id": answer["data"]["session_id"], "sn": sn, "biz_name": app.biz_name}
+
+
+# Pushes
+
+
+async def test_authorising_a_user_reaches_the_connected_device_within_a_second(
+    platform: Platform, app: App, open_client: Any
+) -> None:
+    sn, secret = await register_device(platform, app)
+    device = await open_client()
+    assert (await device.call("connect", sn=sn, device_secret=secret))["code"] == 0
+
+    latencies = []
+    for authorised, status in ((True, 1), (False, 0), (True, 1)):
+        started = time.perf_counter()
+        await platform.licence.SetAuthorisation(
+            licence_pb2.SetAuthorisationRequest(
+                biz_name=app.biz_name, sn=sn, open_id="open_ann", authorised=authorised
+            ),
+            timeout=10,
+        )
+        received_at, push = await device.next_event(timeout_s=5)
+        latencies.append(received_at - started)
+        assert push == {
+            "event": "on_update_authorize_status",
+            "data": {"open_id": "open_ann", "status": status},
+        }
+    print(f"\nSetAuthorisation -> on_update_authorize_status: {[round(s * 1000, 1) for s in latencies]} ms")
+    assert max(latencies) < 1.0
+
+
+async def test_a_device_connected_to_two_gateways_is_told_on_both(
+    platform: Platform, app: App, open_client: Any
+) -> None:
+    sn, secret = await register_device(platform, app)
+    sessions = [await open_client(platform.ws_url), await open_client(platform.fast_ws_url)]
+    for session in sessions:
+        assert (await session.call("connect", sn=sn, device_secret=secret))["code"] == 0
+    other_sn, other_secret = await register_device(platform, app)
+    bystander = await open_client()
+    assert (await bystander.call("connect", sn=other_sn, device_secret=other_secret))["code"] == 0
+
+    await platform.licence.SetAuthorisation(
+        licence_pb2.SetAuthorisationRequest(
+            biz_name=app.biz_name, sn=sn, open_id="open_ben", authorised=True
+        ),
+        timeout=10,
+    )
+    for session in sessions:
+        _, push = await session.next_event(timeout_s=5)
+        assert push["data"] == {"open_id": "open_ben", "status": 1}
+    assert (await bystander.call("ping"))["code"] == 0
+    assert bystander.events == []
+
+
+# Bad input
+
+
+MALFORMED = [
+    "not json",
+    "{",
+    "[]",
+    '"cmd"',
+    "42",
+    '{"req_id": "r"}',
+    '{"cmd": "ping"}',
+    '{"cmd": "ping", "req_id": 5}',
+    '{"cmd": "ping", "req_id": "r", "params": []}',
+    '{"cmd": "fly", "req_id": "r"}',
+    '{"cmd": "connect", "req_id": "r", "params": {"uid": 1}}',
+    '{"cmd": "connect", "req_id": "r", "params": {"sn": ""}}',
+    '{"cmd": "disconnect", "req_id": "r"}',
+    "[" * 5000,
+    '{"cmd": "ping", "req_id": "r", "n": ' + "9" * 5000 + "}",
+]
+
+
+async def send_malformed(client: Client, count: int, offset: int = 0) -> list[int]:
+    """Send `count` malformed frames and read one error answer for each; their codes."""
+    await asyncio.gather(*(client.ws.send(MALFORMED[(offset + n) % len(MALFORMED)]) for n in range(count)))
+    return [(await client.next_message())["code"] for _ in range(count)]
+
+
+async def test_malformed_frames_are_answered_with_codes_and_the_connection_stays(open_client: Any) -> None:
+    client = await open_client()
+    codes = await send_malformed(client, len(MALFORMED))
+    assert sorted(set(codes)) == [-91004, -91003, -91002, -91001]
+    assert all(code != 0 for code in codes)
+    assert (await client.call("ping"))["code"] == 0
+
+
+async def test_an_oversized_frame_closes_with_1009_and_others_are_untouched(open_client: Any) -> None:
+    bystander = await open_client()
+    client = await open_client()
+    frame = json.dumps({"cmd": "ping", "req_id": "big", "params": {"pad": "x" * (64 * 1024)}})
+    await client.ws.send(frame)
+    assert await client.close_code() == 1009
+    assert (await bystander.call("ping"))["code"] == 0
+    # Just under the limit is fine.
+    fits = await open_client()
+    padding = 64 * 1024 - len(json.dumps({"cmd": "ping", "req_id": "r0", "params": {"pad": ""}}).encode())
+    assert (await fits.call("ping", pad="é" * (padding // 2)))["code"] == 0
+
+
+async def test_a_flood_closes_with_1008_and_others_are_untouched(open_client: Any) -> None:
+    bystander = await open_client()
+    client = await open_client()
+    for n in range(300):
+        try:
+            await client.ws.send(json.dumps({"cmd": "ping", "req_id": f"f{n}"}))
+        except ConnectionClosed:
+            break
+    assert await client.close_code() == 1008
+    assert (await bystander.call("ping"))["code"] == 0
+
+
+async def test_a_binary_frame_closes_with_1003(open_client: Any) -> None:
+    client = await open_client()
+    await client.ws.send(b"\x00\x01binary")
+    assert await client.close_code() == 1003
+
+
+async def watch_pings(client: Client, stop: asyncio.Event, latencies: list[float]) -> None:
+    while not stop.is_set():
+        started = time.perf_counter()
+        assert (await client.call("ping", timeout_s=5))["code"] == 0
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+
+
+async def settled_task_count(expected: int, timeout_s: float = 10) -> int:
+    async with asyncio.timeout(timeout_s):
+        while len(asyncio.all_tasks()) > expected:
+            await asyncio.sleep(0.05)
+    return len(asyncio.all_tasks())
+
+
+async def test_ten_thousand_malformed_frames_across_connections_leave_the_gateway_answering(
+    platform: Platform, open_client: Any
+) -> None:
+    watcher = await open_client()
+    tasks_before = len(asyncio.all_tasks())
+    stop = asyncio.Event()
+    ping_latencies: list[float] = []
+    pinging = asyncio.create_task(watch_pings(watcher, stop, ping_latencies))
+
+    async def one_connection(n: int) -> list[int]:
+        # 100 frames fit the default burst, so the rate limit does not close these connections.
+        async with connect(platform.ws_url, proxy=None) as ws:
+            return await send_malformed(Client(ws), 100, offset=n)
+
+    codes: list[int] = []
+    for batch in range(10):
+        for answers in await asyncio.gather(*(one_connection(batch * 10 + n) for n in range(10))):
+            codes.extend(answers)
+    stop.set()
+    await pinging
+
+    assert len(codes) == 10_000 and 0 not in codes
+    assert ping_latencies and max(ping_latencies) < 1.0
+    # Every connection's tasks are gone: nothing leaks per connection.
+    assert await settled_task_count(tasks_before) <= tasks_before
+
+
+async def test_ten_thousand_malformed_frames_on_one_connection_leave_the_gateway_answering(
+    platform: Platform, open_client: Any
+) -> None:
+    watcher = await open_client(platform.fast_ws_url)
+    client = await open_client(platform.fast_ws_url)
+    stop = asyncio.Event()
+    ping_latencies: list[float] = []
+    pinging = asyncio.create_task(watch_pings(watcher, stop, ping_latencies))
+    codes: list[int] = []
+    for window in range(100):
+        codes.extend(await send_malformed(client, 100, offset=window))
+    stop.set()
+    await pinging
+    assert len(codes) == 10_000 and 0 not in codes
+    assert (await client.call("ping"))["code"] == 0
+    assert ping_latencies and max(ping_latencies) < 1.0
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_with_1007(open_client: Any) -> None:
+    client = await open_client()
+    await client.ws.send(b'{"cmd": "ping", "req_id": "\xff"}', text=True)
+    assert await client.close_code() == 1007
+
+
+async def test_a_client_that_does_not_read_is_closed_with_1013_and_others_are_untouched(
+    platform: Platform, open_client: Any
+) -> None:
+    bystander = await open_client(platform.fast_ws_url)
+    client = await open_client(platform.fast_ws_url)
+    req_id = "x" * 128
+    frame = json.dumps({"cmd": "ping", "req_id": req_id})
+    # The answers fill the socket buffers, then the gateway's queue for this client (256), long before the
+    # last of these frames; reading afterwards finds the close at the end of what got through.
+    with contextlib.suppress(ConnectionClosed):
+        async with asyncio.timeout(60):
+            for _ in range(200_000):
+                await client.ws.send(frame)
+    assert await client.close_code(timeout_s=30) == 1013
+    assert (await bystander.call("ping"))["code"] == 0
