@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test proto lint clean
+.PHONY: install run test proto lint bench clean
 
 install: $(STAMP)
 
@@ -27,8 +27,11 @@ proto: install
 	$(BIN)/python proto/generate.py
 
 lint: install
-	$(BIN)/ruff check services tests proto/generate.py
+	$(BIN)/ruff check services tests bench proto/generate.py
 	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/authorisation_push.py
 
 clean:
 	rm -rf $(VENV) .parley .pytest_cache .mypy_cache .ruff_cache

@@ -127,9 +127,12 @@ class EventConsumer:
         *,
         group_id: str,
         start_at: Literal["earliest", "latest"] = "earliest",
+        max_wait_ms: int = 500,
     ) -> None:
         """`start_at` is where a new group begins: "earliest" builds state from everything the topic
-        retains; "latest" suits live fan-out (a gateway pushing to its sessions) with a group per process."""
+        retains; "latest" suits live fan-out (a gateway pushing to its sessions) with a group per process.
+        `max_wait_ms` bounds how long a fetch waits for data: the broker may not answer a fetch early when
+        a record arrives, so it is also the latency a live consumer adds."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
         self._topic = topic
         broker.subscriber(
@@ -139,6 +142,7 @@ class EventConsumer:
             auto_offset_reset=start_at,
             session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            fetch_max_wait_ms=max_wait_ms,
         )(self._on_message)
 
     def on(self, event_type: type[EventT]) -> Callable[[Callable[[EventT, Envelope], Awaitable[None]]], Any]:

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 # How many event ids are remembered to drop redelivered events (delivery is at least once).
 _REMEMBERED_EVENTS = 4096
+_FETCH_WAIT_MS = 50
 
 
 class AuthorisationPushes:
@@ -47,7 +48,10 @@ class AuthorisationPushes:
         self._sessions = sessions
         self._broker = broker
         self._ready_timeout_s = ready_timeout_s
-        consumer = EventConsumer(broker, Topic.LICENCE, group_id=self.group_id, start_at="latest")
+        # A short fetch wait: Tansu answers a waiting fetch only when the wait ends, and this is a live push.
+        consumer = EventConsumer(
+            broker, Topic.LICENCE, group_id=self.group_id, start_at="latest", max_wait_ms=_FETCH_WAIT_MS
+        )
         consumer.on(licence_events.AuthorisationChanged)(self.authorisation_changed)
         self._recent: deque[str] = deque(maxlen=_REMEMBERED_EVENTS)
         self._recent_ids: set[str] = set()

@@ -282,30 +282,26 @@ async def test_a_device_connects_with_its_registration_secret(
 # Pushes
 
 
-async def test_authorising_a_user_reaches_the_connected_device_within_a_second(
+async def test_authorising_a_user_reaches_the_connected_device(
     platform: Platform, app: App, open_client: Any
 ) -> None:
     sn, secret = await register_device(platform, app)
     device = await open_client()
     assert (await device.call("connect", sn=sn, device_secret=secret))["code"] == 0
 
-    latencies = []
+    # The latency is measured in bench/authorisation_push.py; here the push must arrive, in order.
     for authorised, status in ((True, 1), (False, 0), (True, 1)):
-        started = time.perf_counter()
         await platform.licence.SetAuthorisation(
             licence_pb2.SetAuthorisationRequest(
                 biz_name=app.biz_name, sn=sn, open_id="open_ann", authorised=authorised
             ),
             timeout=10,
         )
-        received_at, push = await device.next_event(timeout_s=5)
-        latencies.append(received_at - started)
+        _, push = await device.next_event(timeout_s=10)
         assert push == {
             "event": "on_update_authorize_status",
             "data": {"open_id": "open_ann", "status": status},
         }
-    print(f"\nSetAuthorisation -> on_update_authorize_status: {[round(s * 1000, 1) for s in latencies]} ms")
-    assert max(latencies) < 1.0
 
 
 async def test_a_device_connected_to_two_gateways_is_told_on_both(
