@@ -121,6 +121,13 @@ def test_up_prints_every_service_and_healthz_lists_all_seven(platform: RunningPl
     assert (platform.data_dir / "db" / "billing.db").exists()
     assert (platform.data_dir / "recordings").is_dir()
 
+    status = subprocess.run(
+        [*PARLEY, "status", "--url", platform.url], capture_output=True, text=True, timeout=30
+    )
+    assert status.returncode == 0, status.stderr
+    for name in ServiceName:
+        assert name.value in status.stdout
+
 
 def test_a_killed_service_turns_healthz_503_naming_it(platform: RunningPlatform) -> None:
     os.kill(platform.service_pid(ServiceName.ROOMS), signal.SIGKILL)
@@ -134,6 +141,10 @@ def test_a_killed_service_turns_healthz_503_naming_it(platform: RunningPlatform)
     services = response.json()["services"]
     assert services["rooms"] != "SERVING"
     assert {name for name, state in services.items() if state != "SERVING"} == {"rooms"}
+    status = subprocess.run(
+        [*PARLEY, "status", "--url", platform.url], capture_output=True, text=True, timeout=30
+    )
+    assert status.returncode == 1
 
 
 def test_ctrl_c_stops_everything_within_ten_seconds(platform: RunningPlatform) -> None:
