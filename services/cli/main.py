@@ -16,7 +16,9 @@ from rich.table import Table
 from services.cli import licence_commands
 from services.cli.supervisor import Platform, PlatformOptions
 from services.core.config import ServiceName
+from services.core.embedded_broker import wait_for_broker
 from services.core.errors import StartupError
+from services.core.topics import Topic, ensure_topics
 
 app = typer.Typer(
     help="Parley: real-time audio and video calls for devices, phones and browsers.", no_args_is_help=True
@@ -102,6 +104,27 @@ def up(
         typer.echo(f"parley: {error}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def topics(
+    kafka_bootstrap: Annotated[str, typer.Option(help="The Kafka cluster.")],
+    partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
+) -> None:
+    """Create the catalogue's topics that do not exist yet (an init step for a real Kafka cluster)."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def create() -> list[str]:
+        await wait_for_broker(kafka_bootstrap, timeout_s=15)
+        return await ensure_topics(kafka_bootstrap, partitions=partitions)
+
+    try:
+        created = asyncio.run(create())
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    for name in Topic:
+        console.print(f"  {name.value:<22} {'created' if name.value in created else 'exists'}")
 
 
 @app.command()

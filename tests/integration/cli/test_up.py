@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from services.core.config import ServiceName
-from services.core.embedded_broker import free_port, port_is_free
+from services.core.embedded_broker import EmbeddedBroker, free_port, port_is_free
 
 PARLEY = [sys.executable, "-m", "services.cli.main"]
 
@@ -220,3 +221,17 @@ def test_a_service_failing_during_startup_takes_the_half_started_platform_down(t
     line = only_line(result.stderr)
     assert "stopped during start-up" in line and "cannot open the database" in line
     assert processes_with_marker(marker) == []
+
+
+async def test_topics_creates_the_catalogue_on_a_cluster_once(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log")
+    await broker.start()
+    try:
+        command = [*PARLEY, "topics", "--kafka-bootstrap", broker.bootstrap_servers]
+        first = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+        second = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+    finally:
+        broker.stop()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout.count("created") == 8
+    assert second.stdout.count("exists") == 8

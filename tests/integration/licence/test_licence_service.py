@@ -12,12 +12,15 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from opentelemetry.sdk.trace import TracerProvider
+from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2, licence_pb2_grpc
 
 from services.core.config import (
@@ -29,17 +32,28 @@ from services.core.config import (
     Settings,
 )
 from services.core.embedded_broker import free_port
+from services.core.errors import from_rpc_error
+from services.core.events import EventPublisher, create_broker
 from services.core.service import ServiceRuntime
+from services.core.topics import Topic
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
 
 MASTER_KEY = base64.b64encode(b"k" * 32).decode()
 
 
-@pytest.fixture
-async def gateway_url(kafka: str, tmp_path: Path) -> AsyncIterator[str]:
+@dataclass(frozen=True)
+class Running:
+    url: str
+    licence_address: str
+
+
+@pytest.fixture(scope="module")
+async def running(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """The licence service and a gateway in this process, shared by the tests of this module (each test
+    makes an app of its own)."""
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=tmp_path_factory.mktemp("licence"),
         kafka=KafkaSettings(bootstrap_servers=kafka),
         grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
         gateway=GatewaySettings(http_port=0),
@@ -51,9 +65,14 @@ async def gateway_url(kafka: str, tmp_path: Path) -> AsyncIterator[str]:
     http = build_gateway(gateway)
     await licence.start()
     await gateway.start()
-    yield f"http://127.0.0.1:{http.port}"
+    yield Running(f"http://127.0.0.1:{http.port}", settings.grpc.address_of(ServiceName.LICENCE))
     await gateway.stop()
     await licence.stop()
+
+
+@pytest.fixture
+def gateway_url(running: Running) -> str:
+    return running.url
 
 
 def parley(*args: str) -> subprocess.CompletedProcess[str]:
@@ -266,3 +285,71 @@ def test_everything_survives_a_kill_9_of_the_licence_service(kafka: str, tmp_pat
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+
+
+async def test_an_app_in_arrears_gets_minus_15_once_billing_says_so(running: Running, kafka: str) -> None:
+    async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
+        biz = (await client.post("/v1/apps", json={"name": "Arrears"})).json()["bizName"]
+        await client.post(f"/v1/apps/{biz}/licences", json={"modelId": "M1", "type": "video", "count": 1})
+        await client.post(f"/v1/apps/{biz}/devices", json={"modelId": "M1", "sn": "P9_bell", "type": "video"})
+        ticket = (await client.post(f"/v1/apps/{biz}/devices/P9_bell/tickets")).json()["snTicket"]
+        await client.post("/v1/devices/P9_bell/registration", json={"snTicket": ticket})
+        await client.put(f"/v1/apps/{biz}/devices/P9_bell/users/owner", json={"authorised": True})
+
+    async with grpc.aio.insecure_channel(running.licence_address) as channel:
+        licence = licence_pb2_grpc.LicenceServiceStub(channel)
+        check = licence_pb2.CheckDeviceCallRequest(sn="P9_bell", open_id="owner")
+        assert (await licence.CheckDeviceCall(check)).biz_name == biz
+
+        broker = create_broker(kafka, client_id="billing-test", tracer_provider=TracerProvider())
+        await broker.connect()
+        try:
+            await EventPublisher(broker, source="//parley/billing").publish(
+                Topic.BILLING, billing_events.AccountStatusChanged(biz_name=biz, in_arrears=True), key=biz
+            )
+        finally:
+            await broker.stop()
+
+        async with asyncio.timeout(60):
+            while True:
+                try:
+                    await licence.CheckDeviceCall(check)
+                except grpc.aio.AioRpcError as error:
+                    assert from_rpc_error(error).code == -15
+                    break
+                await asyncio.sleep(0.2)
+
+
+async def test_the_cli_takes_a_device_from_licence_to_its_users(running: Running) -> None:
+    url = running.url
+    biz = json.loads(
+        (await asyncio.to_thread(parley, "app", "create", "--name", "Cli", "--url", url)).stdout
+    )["bizName"]
+
+    def cli(*args: str) -> object:
+        result = parley(*args, "--url", url)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    pool = await asyncio.to_thread(
+        cli, "licence", "add", "--biz-name", biz, "--model-id", "M1", "--type", "audio", "--count", "2"
+    )
+    assert pool == {"bizName": biz, "modelId": "M1", "type": "audio", "total": 2, "used": 0}
+    activation = await asyncio.to_thread(
+        cli, "device", "activate", "--biz-name", biz, "--model-id", "M1", "--sn", "P7_cli", "--type", "audio"
+    )
+    assert activation["newlyActivated"] is True
+    ticket = await asyncio.to_thread(cli, "device", "ticket", "--biz-name", biz, "--sn", "P7_cli")
+    registration = await asyncio.to_thread(
+        cli, "device", "register", "--sn", "P7_cli", "--ticket", ticket["snTicket"]
+    )
+    assert registration["deviceSecret"]
+    await asyncio.to_thread(
+        cli, "device", "authorise", "--biz-name", biz, "--sn", "P7_cli", "--open-id", "ann"
+    )
+    users = await asyncio.to_thread(cli, "device", "users", "--sn", "P7_cli")
+    assert [user["openId"] for user in users["users"]] == ["ann"] and users["total"] == 1
+    reused = await asyncio.to_thread(
+        parley, "device", "register", "--sn", "P7_cli", "--ticket", ticket["snTicket"], "--url", url
+    )
+    assert reused.returncode == 1 and "-10008" in reused.stderr
