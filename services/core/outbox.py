@@ -6,6 +6,8 @@ commit announces what may never be stored. With the outbox the event is as durab
 relay task publishes staged rows in order and deletes them once the broker has acknowledged them. After a
 crash it publishes what was left, with the same `ce_id`, so consumers (idempotent on it) see each fact
 once. The trace context of the request that staged an event is restored when it is published.
+Replicas of one service sharing a database may both publish a row before either deletes it: a duplicate
+with the same `ce_id`, which consumers drop like any redelivery.
 """
 
 from __future__ import annotations
