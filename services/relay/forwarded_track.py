@@ -1,0 +1,97 @@
+"""One published track as one subscriber receives it: encoded frames waiting for that subscriber's sender.
+
+Video starts at a key frame: frames before it could not be decoded, and a decoder fed them reports
+errors and asks for a key frame anyway. A subscriber whose sender falls a full queue behind (a slow
+socket, a busy loop) loses its backlog rather than the relay buffering without bound: audio drops its
+oldest frame, video drops everything queued and waits for the next key frame, which it asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.packet import Packet
+from parley.relay.v1 import media_pb2
+
+from services.relay.metering import StreamMeter
+
+# About a second of media at 30 frames/s (video) or 20 ms frames (audio).
+QUEUE_FRAMES = {"audio": 50, "video": 30}
+
+
+class FrameSource(Protocol):
+    """What a subscriber's track needs from the published track it forwards."""
+
+    @property
+    def tier(self) -> media_pb2.ResolutionTier.ValueType: ...
+
+    def request_keyframe(self) -> None: ...
+
+    def decodable_alone(self, keyframe: Packet) -> Packet: ...
+
+
+class ForwardedTrack(MediaStreamTrack):
+    def __init__(self, kind: str, source: FrameSource, meter: StreamMeter) -> None:
+        super().__init__()
+        self.kind = kind
+        self._source = source
+        self.meter = meter
+        self._queue: asyncio.Queue[Packet | None] = asyncio.Queue(maxsize=QUEUE_FRAMES[kind])
+        self._awaiting_keyframe = True
+        self._finished = False
+        self.frames_forwarded = 0
+        self.bytes_forwarded = 0
+        self.frames_dropped = 0
+
+    def push(self, packet: Packet) -> None:
+        """A frame from the publisher; called on the media path, never waits."""
+        if self._finished:
+            return
+        if self._queue.full():
+            self._fall_behind()
+        if self._awaiting_keyframe:
+            # Audio packets are all marked as key frames: each one decodes alone.
+            if not packet.is_keyframe:
+                self.frames_dropped += 1
+                return
+            self._awaiting_keyframe = False
+            packet = self._source.decodable_alone(packet)
+        self._queue.put_nowait(packet)
+
+    def finish(self) -> None:
+        """No more frames: the sender's next `recv` ends the track, after what is queued."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.frames_dropped += 1
+        self._queue.put_nowait(None)
+
+    def request_keyframe(self) -> None:
+        self._source.request_keyframe()
+
+    async def recv(self) -> Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            self.stop()
+            raise MediaStreamError
+        self.frames_forwarded += 1
+        self.bytes_forwarded += packet.size
+        self.meter.add(packet.size, self._source.tier)
+        return packet
+
+    def _fall_behind(self) -> None:
+        if self.kind == "audio":
+            self._queue.get_nowait()
+            self.frames_dropped += 1
+            return
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self.frames_dropped += 1
+        self._awaiting_keyframe = True
+        self._source.request_keyframe()

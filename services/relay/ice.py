@@ -1,0 +1,149 @@
+"""Which ICE candidates the relay offers and accepts, from its settings.
+
+aiortc gathers host candidates through aioice, which asks `aioice.ice.get_host_addresses` for every
+address of every interface except 127.0.0.1, and names a public STUN server when no ICE servers are
+configured. Neither suits a relay: its media sockets belong on one configured address (127.0.0.1 in
+development and tests, where no packet may leave loopback) and its STUN/TURN servers are settings.
+
+aioice has no per-connection option for host addresses, so `gathering_on` replaces that one module
+function with one that answers from a context variable: a peer connection that gathers inside
+`with gathering_on([...])` binds only those addresses, and every other aiortc user in the process (test
+clients, a future in-process recorder) keeps aioice's behaviour. aiortc gathers in
+`RTCPeerConnection.setLocalDescription`, in tasks created there, which inherit the context.
+
+Candidates in SDP are filtered as text in both directions, so a peer's candidates outside
+`candidate_networks` are never tried and the relay's answer carries no address it must not reveal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer
+
+from services.core.config import RelaySettings
+from services.core.errors import StartupError
+
+_host_addresses: ContextVar[tuple[str, ...] | None] = ContextVar("parley_ice_host_addresses", default=None)
+_aioice_host_addresses = aioice.ice.get_host_addresses
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    chosen = _host_addresses.get()
+    if chosen is None:
+        return _aioice_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return [
+        address
+        for address in chosen
+        if (use_ipv6 if ipaddress.ip_address(address).version == 6 else use_ipv4)
+    ]
+
+
+@contextmanager
+def gathering_on(addresses: Sequence[str]) -> Iterator[None]:
+    """Peer connections that gather ICE candidates inside this block use only `addresses` as hosts."""
+    aioice.ice.get_host_addresses = _get_host_addresses
+    token = _host_addresses.set(tuple(addresses))
+    try:
+        yield
+    finally:
+        _host_addresses.reset(token)
+
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _lines(sdp: str) -> Iterator[tuple[str, str]]:
+    """Each SDP line as (content, line ending), so lines can be rewritten without changing endings."""
+    for line in sdp.splitlines(keepends=True):
+        content = line.rstrip("\r\n")
+        yield content, line[len(content) :]
+
+
+def _candidate_fields(content: str) -> list[str] | None:
+    """None for a line that is no candidate, [] for a candidate line that does not parse."""
+    # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...
+    if not content.startswith("a=candidate:"):
+        return None
+    fields = content.split(" ")
+    return fields if len(fields) >= 8 and fields[6] == "typ" else []
+
+
+class IcePolicy:
+    """The relay's ICE settings applied to its peer connections and to the SDP it exchanges."""
+
+    def __init__(self, settings: RelaySettings) -> None:
+        try:
+            listen = ipaddress.ip_address(settings.listen_address)
+            announced = (
+                ipaddress.ip_address(settings.announced_address) if settings.announced_address else None
+            )
+            self._networks: list[IpNetwork] = [
+                ipaddress.ip_network(network) for network in settings.candidate_networks
+            ]
+        except ValueError as error:
+            raise StartupError(f"relay ICE settings: {error}") from None
+        self._listen = str(listen)
+        # A wildcard listen address keeps aioice's own choice of interfaces.
+        self._host_addresses = None if listen.is_unspecified else (self._listen,)
+        self._announced = str(announced) if announced else None
+        self._every_address_allowed = {n.version for n in self._networks if n.prefixlen == 0} == {4, 6}
+        self._ice_servers = [
+            RTCIceServer(
+                urls=server.urls,
+                username=server.username,
+                credential=server.credential.get_secret_value() if server.credential else None,
+            )
+            for server in settings.ice_servers
+        ]
+
+    def configuration(self) -> RTCConfiguration:
+        # An explicit empty list: aiortc falls back to a public STUN server when given none.
+        return RTCConfiguration(iceServers=list(self._ice_servers))
+
+    @contextmanager
+    def gathering(self) -> Iterator[None]:
+        if self._host_addresses is None:
+            yield
+            return
+        with gathering_on(self._host_addresses):
+            yield
+
+    def allows(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            # A host name (an mDNS .local candidate) cannot be checked before it resolves.
+            return self._every_address_allowed
+        return any(ip in network for network in self._networks)
+
+    def incoming(self, sdp: str) -> str:
+        """A peer's SDP without the candidates the relay must not try."""
+        return "".join(content + ending for content, ending in _lines(sdp) if self._keeps(content))
+
+    def outgoing(self, sdp: str) -> str:
+        """The relay's own SDP with only allowed candidates, host ones announced for a 1:1 NAT."""
+        return "".join(
+            self._announce(content) + ending for content, ending in _lines(sdp) if self._keeps(content)
+        )
+
+    def _keeps(self, content: str) -> bool:
+        fields = _candidate_fields(content)
+        return fields is None or (bool(fields) and self.allows(fields[4]))
+
+    def _announce(self, content: str) -> str:
+        if self._announced is None:
+            return content
+        fields = _candidate_fields(content)
+        if fields:
+            on_listen_address = fields[4] == self._listen or self._host_addresses is None
+            if fields[7] == "host" and on_listen_address:
+                fields[4] = self._announced
+                return " ".join(fields)
+        elif content.startswith("c=IN ") and content.split(" ")[2:] == [self._listen]:
+            return f"c=IN {'IP6' if ':' in self._announced else 'IP4'} {self._announced}"
+        return content

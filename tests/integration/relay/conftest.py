@@ -1,0 +1,145 @@
+"""The relay running in this process as its own service (ServiceRuntime, real gRPC server, the session's
+Tansu broker), a gRPC client of it, a consumer of its metering ticks, and a guard that counts every
+decoder and encoder aiortc creates, telling the relay's from the test clients'."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import grpc
+import pytest
+from aiortc import RTCPeerConnection
+from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
+from parley.relay.v1 import metering_pb2, relay_pb2_grpc
+
+import services.relay.peer
+from services.core.config import GrpcEndpoints, KafkaSettings, RelaySettings, ServiceName, Settings
+from services.core.embedded_broker import free_port
+from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.service import ServiceRuntime
+from services.core.topics import Topic
+from services.relay.app import build
+from services.relay.relay import Relay
+
+# Short enough that a test sees several ticks and a connect timeout without waiting long.
+METERING_INTERVAL_S = 1.0
+CONNECT_TIMEOUT_S = 3.0
+
+
+@dataclass
+class CodecGuard:
+    """Who created which decoders and encoders: aiortc creates them in exactly two places, a receiver's
+    decoder thread (`get_decoder`) and a sender's `_next_encoded_frame` (`get_encoder`)."""
+
+    relay_peers: list[RTCPeerConnection] = field(default_factory=list)
+    relay: list[str] = field(default_factory=list)
+    clients: list[str] = field(default_factory=list)
+
+    def _record(self, what: str, on_relay: bool) -> None:
+        (self.relay if on_relay else self.clients).append(what)
+
+    def decoder_created(self, codec: Any, caller: Any) -> None:
+        # decoder_worker(loop, input_q, output_q, decode_error): output_q is the receiver's track queue.
+        output = caller.f_locals.get("output_q")
+        on_relay = any(
+            receiver.track is not None and getattr(receiver.track, "_queue", None) is output
+            for pc in list(self.relay_peers)
+            for receiver in pc.getReceivers()
+        )
+        self._record(f"decoder {codec.mimeType}", on_relay)
+
+    def encoder_created(self, codec: Any, caller: Any) -> None:
+        sender = caller.f_locals.get("self")
+        on_relay = any(
+            sender is relay_sender for pc in list(self.relay_peers) for relay_sender in pc.getSenders()
+        )
+        self._record(f"encoder {codec.mimeType}", on_relay)
+
+
+@pytest.fixture(scope="module")
+def codec_guard() -> Iterator[CodecGuard]:
+    guard = CodecGuard()
+    real_decoder, real_encoder = aiortc.rtcrtpreceiver.get_decoder, aiortc.rtcrtpsender.get_encoder
+
+    class RelayPeerConnection(RTCPeerConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            guard.relay_peers.append(self)
+
+    def get_decoder(codec: Any) -> Any:
+        guard.decoder_created(codec, sys._getframe(1))
+        return real_decoder(codec)
+
+    def get_encoder(codec: Any) -> Any:
+        guard.encoder_created(codec, sys._getframe(1))
+        return real_encoder(codec)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services.relay.peer, "RTCPeerConnection", RelayPeerConnection)
+        patch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
+        patch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)
+        yield guard
+
+
+@dataclass
+class RelayUnderTest:
+    relay: Relay
+    stub: relay_pb2_grpc.RelayServiceStub
+    guard: CodecGuard
+
+
+@pytest.fixture(scope="module")
+async def relay_service(
+    kafka: str, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RelayUnderTest]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("relay"),
+        kafka=KafkaSettings(bootstrap_servers=kafka),
+        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
+        relay=RelaySettings(
+            listen_address="127.0.0.1",
+            candidate_networks=["127.0.0.0/8"],
+            metering_interval_s=METERING_INTERVAL_S,
+            connect_timeout_s=CONNECT_TIMEOUT_S,
+        ),
+    )
+    runtime = ServiceRuntime(ServiceName.RELAY, settings, set_global_tracing=False)
+    relay = build(runtime)
+    await runtime.start()
+    channel = grpc.aio.insecure_channel(settings.grpc.address_of(ServiceName.RELAY))
+    yield RelayUnderTest(relay=relay, stub=relay_pb2_grpc.RelayServiceStub(channel), guard=codec_guard)
+    await channel.close()
+    await runtime.stop()
+
+
+@dataclass
+class TickLog:
+    ticks: list[tuple[metering_pb2.MeteringTick, Envelope]] = field(default_factory=list)
+
+    def of_room(self, room_id: str) -> list[tuple[metering_pb2.MeteringTick, Envelope]]:
+        return [(tick, envelope) for tick, envelope in self.ticks if tick.room_id == room_id]
+
+
+@pytest.fixture(scope="module")
+async def metering(kafka: str) -> AsyncIterator[TickLog]:
+    """Every MeteringTick on parley.metering.v1, as a consumer of billing's kind would see it."""
+    log = TickLog()
+    broker: KafkaBroker = create_broker(
+        kafka, client_id="relay-metering-test", tracer_provider=TracerProvider()
+    )
+    consumer = EventConsumer(broker, Topic.METERING, group_id=f"relay-test-{uuid.uuid4()}")
+
+    @consumer.on(metering_pb2.MeteringTick)
+    async def record(tick: metering_pb2.MeteringTick, envelope: Envelope) -> None:
+        log.ticks.append((tick, envelope))
+
+    await broker.start()
+    yield log
+    await broker.stop()
