@@ -72,6 +72,28 @@ class GatewaySettings(BaseModel):
     ws_licence_timeout_s: float = Field(default=5.0, gt=0)
     # How long start-up waits for the push consumer to know where it reads before reporting SERVING anyway.
     push_ready_timeout_s: float = Field(default=30.0, gt=0)
+    # How long a room command waits for the room manager, and publish/subscribe for the relay's answer.
+    rooms_timeout_s: float = Field(default=5.0, gt=0)
+    relay_timeout_s: float = Field(default=15.0, gt=0)
+
+
+class RoomsSettings(BaseModel):
+    """The room manager's rules (docs/protocol.md, "Rooms" and "Session keeping")."""
+
+    # A session whose socket dropped may resume within this many seconds; after it, it leaves its room
+    # with exitType 2.
+    session_grace_s: float = Field(default=15.0, gt=0)
+    # A room nobody is in (the last participant left, or nobody joined a room an app's backend created)
+    # is destroyed after this many seconds.
+    empty_room_grace_s: float = Field(default=60.0, gt=0)
+    max_participants: int = Field(default=16, ge=2)
+    max_feeds_per_participant: int = Field(default=4, ge=1)
+    max_subscriptions_per_participant: int = Field(default=16, ge=1)
+    # A publish or subscribe whose relay negotiation the gateway has not completed by then is dropped.
+    negotiation_timeout_s: float = Field(default=30.0, gt=0)
+    # Gateways heartbeat every third of this; a gateway silent for this long has lost its sessions (they
+    # enter their grace).
+    gateway_lease_s: float = Field(default=15.0, gt=0)
 
 
 class LicenceSettings(BaseModel):
@@ -128,6 +150,7 @@ class Settings(BaseSettings):
     grpc: GrpcEndpoints = Field(default_factory=GrpcEndpoints)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     licence: LicenceSettings = Field(default_factory=LicenceSettings)
+    rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
 
     def database_url_for(self, service: ServiceName) -> str:

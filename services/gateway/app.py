@@ -1,12 +1,13 @@
 """Wires the signalling gateway together: its HTTP API, the WebSocket protocol (docs/protocol.md) and the
-platform's health. Its gRPC server carries only the standard health service until the WebSocket protocol
-(issue #4) needs an internal API."""
+platform's health. Its gRPC server takes the room manager's pushes to the sessions it holds
+(SessionDelivery)."""
 
 from __future__ import annotations
 
 import grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
@@ -17,6 +18,9 @@ from services.gateway.http_api import create_http_app, operator_only
 from services.gateway.http_server import HttpServer
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
 from services.gateway.pushes import AuthorisationPushes
+from services.gateway.room_commands import RelayChannels, RoomCommands
+from services.gateway.room_pushes import SessionDeliveryServicer
+from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
@@ -29,19 +33,43 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     }
     app = create_http_app(health=PlatformHealth(others, timeout_s=settings.health_timeout_s))
     operator = [operator_only(settings.operator_token)]
-    app.include_router(
-        rooms_router(RoomServiceStub(runtime.channel(ServiceName.ROOMS))), dependencies=operator
-    )
+    rooms = RoomServiceStub(runtime.channel(ServiceName.ROOMS))
+    app.include_router(rooms_router(rooms), dependencies=operator)
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
     sessions = SessionTable()
+    heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
+    room_sessions = RoomSessions(
+        rooms,
+        RoomServiceStub(heartbeat_channel),
+        sessions,
+        gateway_address=runtime.settings.grpc.address_of(ServiceName.GATEWAY),
+        timeout_s=settings.rooms_timeout_s,
+        heartbeat_s=runtime.settings.rooms.gateway_lease_s / 3,
+    )
     commands = Commands(
         licence,
         sessions,
         ConnectThrottle(limit=settings.ws_connect_failures, window_s=settings.ws_connect_failure_window_s),
         runtime.tracer_provider.get_tracer("services.gateway.commands"),
         licence_timeout_s=settings.ws_licence_timeout_s,
+        hooks=room_sessions,
+    )
+    relays = RelayChannels(runtime.tracer_provider)
+    commands.extend(
+        RoomCommands(
+            rooms,
+            room_sessions,
+            relays,
+            timeout_s=settings.rooms_timeout_s,
+            relay_timeout_s=settings.relay_timeout_s,
+        ).commands()
+    )
+    runtime.grpc.add_servicer(
+        delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
+        SessionDeliveryServicer(sessions),
+        delivery_pb2.DESCRIPTOR.services_by_name["SessionDelivery"],
     )
     limits = ConnectionLimits(
         max_frame_bytes=settings.ws_max_frame_bytes,
@@ -49,7 +77,8 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         burst=settings.ws_rate_burst,
         outbound_queue=settings.ws_outbound_queue,
     )
-    app.add_api_websocket_route("/ws/v1", WebSocketEndpoint(commands, sessions, limits).serve)
+    endpoint = WebSocketEndpoint(commands, sessions, limits, connection_ended=room_sessions.connection_ended)
+    app.add_api_websocket_route("/ws/v1", endpoint.serve)
     pushes = AuthorisationPushes(sessions, runtime.broker, ready_timeout_s=settings.push_ready_timeout_s)
     runtime.on_ready(pushes.wait_until_positioned)
     # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
@@ -61,5 +90,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes
     )
     runtime.on_start(http.start)
+    runtime.on_ready(room_sessions.start_heartbeat)
+    # Stop hooks run in reverse: the connections close (and their sessions detach) before the heartbeat
+    # stops and the relay channels close.
+    runtime.on_stop(relays.close)
+    runtime.on_stop(heartbeat_channel.close)
+    runtime.on_stop(room_sessions.stop_heartbeat)
     runtime.on_stop(http.stop)
     return http

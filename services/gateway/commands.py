@@ -1,4 +1,5 @@
-"""The commands of protocol v1 that need no room manager: `connect`, `disconnect`, `ping`.
+"""The commands of protocol v1 that every session has: `connect`, `disconnect`, `ping`; and the dispatch of
+every command, including those added with `extend` (the room commands, services/gateway/room_commands.py).
 
 `Commands.handle` answers one text frame of one session. Whatever the client sends, it answers with a
 response (an error response for anything it cannot do) and never raises; each refusal is logged once.
@@ -12,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import structlog
@@ -106,6 +107,19 @@ class Throttled(ParleyError):
 Run = Callable[[Session, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+class SessionHooks(Protocol):
+    """What the room manager must know of a session's life (services/gateway/room_sessions.py)."""
+
+    async def connected(self, session: Session, resume_session_id: str | None) -> dict[str, Any]:
+        """Put the connected session in the table (resuming `resume_session_id` if it can); answer what
+        `connect`'s data adds."""
+        ...
+
+    async def disconnected(self, session: Session) -> None:
+        """The client said `disconnect`: its session ends."""
+        ...
+
+
 @dataclass(frozen=True)
 class Command:
     run: Run
@@ -127,8 +141,11 @@ class Commands:
         *,
         licence_timeout_s: float,
         now_ms: Callable[[], int] = epoch_ms,
+        hooks: SessionHooks | None = None,
     ) -> None:
+        """Without `hooks` sessions live in this gateway only (no room manager to tell)."""
         self._licence = licence
+        self._hooks = hooks
         self._sessions = sessions
         self._throttle = throttle
         self._tracer = tracer
@@ -139,6 +156,9 @@ class Commands:
             "disconnect": Command(self._disconnect, ends_session=True),
             "ping": Command(self._ping, before_connect=True, traced=False),
         }
+
+    def extend(self, commands: dict[str, Command]) -> None:
+        self._commands.update(commands)
 
     async def handle(self, session: Session, text: str) -> None:
         try:
@@ -163,15 +183,21 @@ class Commands:
         except ParleyError as error:
             self._refused(session, request.cmd, error)
             extra = {"retry_after_ms": error.retry_after_ms} if isinstance(error, Throttled) else None
-            session.send(failure(request.req_id, error, extra))
+            self._answer(session, failure(request.req_id, error, extra))
             return
         except Exception:
             log.exception("ws_command_failed", cmd=request.cmd, session_id=session.id)
-            session.send(failure(request.req_id, INTERNAL()))
+            self._answer(session, failure(request.req_id, INTERNAL()))
             return
-        session.send(ok(request.req_id, data))
+        self._answer(session, ok(request.req_id, data))
         if command.ends_session:
             session.close(CloseCode.NORMAL, "disconnect")
+
+    @staticmethod
+    def _answer(session: Session, response: dict[str, Any]) -> None:
+        session.send(response)
+        # Pushes that arrived while `connect` was answered follow its response.
+        session.release_pushes()
 
     @staticmethod
     def _refused(session: Session, cmd: str | None, error: ParleyError) -> None:
@@ -213,13 +239,14 @@ class Commands:
             app_id=verified.app_id,
             workspace_id=verified.workspace_id,
         )
-        self._sessions.add(session)
+        resumption = await self._admit(session, params.session_id)
         session.expire_in((verified.expire_time - self._now_ms()) / 1000)
         return {
             "session_id": session.id,
             "uid": params.uid,
             "biz_name": params.biz_name,
             "expire_time_ms": verified.expire_time,
+            **resumption,
         }
 
     async def _connect_device(self, session: Session, params: DeviceConnect) -> dict[str, Any]:
@@ -232,8 +259,16 @@ class Commands:
             raise self._connect_failed(key, error) from None
         self._throttle.forget(key)
         session.identity = Device(biz_name=device.biz_name, sn=device.sn, model_id=device.model_id)
-        self._sessions.add(session)
-        return {"session_id": session.id, "sn": device.sn, "biz_name": device.biz_name}
+        resumption = await self._admit(session, params.session_id)
+        return {"session_id": session.id, "sn": device.sn, "biz_name": device.biz_name, **resumption}
+
+    async def _admit(self, session: Session, resume_session_id: str | None) -> dict[str, Any]:
+        """Put an authenticated session in the table; what `connect` answers about resuming."""
+        if self._hooks is None:
+            self._sessions.add(session)
+            return {}
+        session.hold_pushes()
+        return await self._hooks.connected(session, resume_session_id)
 
     def _refuse_if_throttled(self, key: str) -> None:
         retry_after_s = self._throttle.retry_after_s(key)
@@ -251,6 +286,9 @@ class Commands:
 
     async def _disconnect(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         self._sessions.remove(session)
+        session.ended = True
+        if self._hooks is not None:
+            await self._hooks.disconnected(session)
         return {}
 
     async def _ping(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:

@@ -13,17 +13,25 @@ far from every code the seeds use.
 | -91004 | NOT_CONNECTED     | a command other than `connect` / `ping` before `connect`        | Parley    |
 | -91005 | ALREADY_CONNECTED | a second `connect` on one connection                            | Parley    |
 | -91006 | CONNECT_THROTTLED | too many failed connects for this uid or sn lately              | Parley    |
+| -303   | CREATE_ROOM_TIMEOUT | the room manager did not answer `create_room` in time         | 002 6.3.4 |
+| -402   | JOIN_INVALID_PARAMS | `join_room` params missing or ill-typed                       | 002 6.3.4 |
+| -404   | JOIN_ROOM_TIMEOUT   | the room manager did not answer `join_room` in time           | 002 6.3.4 |
+| -503   | INVITE_INVALID_PARAMS | `invite` params missing or ill-typed                        | 002 6.3.4 |
 
-`connect` also answers the licence service's own codes unchanged (-102 for every signature failure,
-9800105 for a device that cannot prove its secret, ...): importing `services.licence.errors` registers
-those kinds, so `from_rpc_error` recognises them when they come back over gRPC.
+Commands also answer the codes of the services behind them unchanged: the licence service's (-102 for
+every signature failure, 9800105 for a device that cannot prove its secret, ...), the room manager's
+(services/rooms/errors.py) and the relay's (5003 for an offer it cannot answer, ...). Importing their
+error modules registers those kinds, so `from_rpc_error` recognises them when they come back over gRPC.
 """
 
 from __future__ import annotations
 
 import grpc
 
-import services.licence.errors  # noqa: F401  (registers the licence service's kinds for from_rpc_error)
+# Registers the licence service's, the relay's and the room manager's kinds for from_rpc_error.
+import services.licence.errors
+import services.relay.errors
+import services.rooms.errors  # noqa: F401
 from services.core.errors import ErrorKind
 
 _Status = grpc.StatusCode
@@ -51,4 +59,19 @@ ALREADY_CONNECTED = ErrorKind(
 )
 CONNECT_THROTTLED = ErrorKind(
     -91006, "CONNECT_THROTTLED", _Status.RESOURCE_EXHAUSTED, "too many failed connects; try again later"
+)
+
+# 002 section 6.3.4: -303 "创建房间超时", -402 "加入房间失败: 参数错误", -404 "加入房间超时",
+# -503 "邀请对方加入房间失败: 参数错误".
+CREATE_ROOM_TIMEOUT = ErrorKind(
+    -303, "CREATE_ROOM_TIMEOUT", _Status.DEADLINE_EXCEEDED, "create_room timed out; try again"
+)
+JOIN_INVALID_PARAMS = ErrorKind(
+    -402, "JOIN_INVALID_PARAMS", _Status.INVALID_ARGUMENT, "invalid join_room params"
+)
+JOIN_ROOM_TIMEOUT = ErrorKind(
+    -404, "JOIN_ROOM_TIMEOUT", _Status.DEADLINE_EXCEEDED, "join_room timed out; try again"
+)
+INVITE_INVALID_PARAMS = ErrorKind(
+    -503, "INVITE_INVALID_PARAMS", _Status.INVALID_ARGUMENT, "invalid invite params"
 )

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from services.core.errors import ParleyError
+from services.core.errors import ErrorKind, ParleyError
 from services.gateway.errors import INVALID_PARAMS, MALFORMED_MESSAGE
 
 # Fields are exact types: a number where a string belongs is an error, not something to guess about.
@@ -33,6 +33,10 @@ class Request(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# A session id given back by `connect`, to resume that session (session keeping).
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class UserConnect(BaseModel):
     """`connect` of a user, signed by its app (002 section 4): sub_biz is the app's appId."""
 
@@ -43,6 +47,7 @@ class UserConnect(BaseModel):
     sub_biz: Name
     workspace_id: Name
     sign: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    session_id: SessionId | None = None
 
 
 class DeviceConnect(BaseModel):
@@ -53,6 +58,91 @@ class DeviceConnect(BaseModel):
     # 000 initWxCloudVoipV2: sn is at most 128 bytes; the licence service checks the rest.
     sn: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     device_secret: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    session_id: SessionId | None = None
+
+
+class RecordExt(BaseModel):
+    """`create_room`'s `ext`: seed 002 InitRoomConfig's recording options, under the seed's own names."""
+
+    model_config = _STRICT
+
+    default_record: bool = Field(default=False, alias="defaultRecord")
+    # The seed's default: a call does not start when its recording cannot.
+    record_strong_depend: bool = Field(default=True, alias="recordStrongDepend")
+    # Appendix 7's recordParam object, kept as given for the recorder.
+    record_param: dict[str, Any] | None = Field(default=None, alias="recordParam")
+
+
+class CreateRoom(BaseModel):
+    model_config = _STRICT
+
+    ext: RecordExt = Field(default_factory=RecordExt)
+
+
+class JoinRoom(BaseModel):
+    model_config = _STRICT
+
+    room_id: Name
+    rtoken: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+# A room's participants are a handful; a list longer than a room can hold is a mistake, not a request.
+Uids = Annotated[list[Uid], Field(max_length=64)]
+
+
+class SendText(BaseModel):
+    model_config = _STRICT
+
+    # Empty: everyone else in the room.
+    peers: Uids = Field(default_factory=list)
+    text: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class Invite(BaseModel):
+    model_config = _STRICT
+
+    uids: Annotated[list[Uid], Field(min_length=1, max_length=64)]
+    extra: Annotated[str, StringConstraints(max_length=4096)] = ""
+
+
+class ReplyInvite(BaseModel):
+    model_config = _STRICT
+
+    room_id: Name
+    # 0 answer, 1 offline, 2 reject (seed 002 OnInviteReply).
+    reply: Annotated[int, Field(ge=0, le=2)]
+    # Reply to this inviter only; without it, to everyone who invited this user to the room.
+    inviter: Uid | None = None
+
+
+# An SDP offer fills most of a frame at most; the frame limit bounds it first.
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+
+
+class Publish(BaseModel):
+    model_config = _STRICT
+
+    # 1 audio and video, 2 audio only, 3 video only (seed 002 Publish media_type).
+    media_type: Annotated[int, Field(ge=1, le=3)]
+    tag: Annotated[str, StringConstraints(max_length=128)] = ""
+    sdp: Sdp
+
+
+class Subscribe(BaseModel):
+    model_config = _STRICT
+
+    feed_id: Name
+    audio: bool = True
+    video: bool = True
+    sdp: Sdp
+
+
+class FeedCommand(BaseModel):
+    """`unpublish` and `unsubscribe`: the feed they stop."""
+
+    model_config = _STRICT
+
+    feed_id: Name
 
 
 class BadRequest(Exception):
@@ -83,11 +173,14 @@ def parse_request(text: str) -> Request:
 ParamsT = TypeVar("ParamsT", bound=BaseModel)
 
 
-def parse_params(model: type[ParamsT], params: dict[str, Any]) -> ParamsT:
+def parse_params(
+    model: type[ParamsT], params: dict[str, Any], invalid: ErrorKind = INVALID_PARAMS
+) -> ParamsT:
+    """`invalid` is the kind of a refusal: the seed's parameter-error code where the command has one."""
     try:
         return model.model_validate(params)
     except ValidationError as error:
-        raise INVALID_PARAMS(_first_problem(error)) from None
+        raise invalid(_first_problem(error)) from None
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -127,3 +220,4 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009  # a frame larger than the frame limit
     TRY_AGAIN_LATER = 1013  # the client reads too slowly: its outbound queue is full
     SIGNATURE_EXPIRED = 4001  # the `sign` the user connected with has reached its expireTime
+    SESSION_TAKEN_OVER = 4002  # the session was resumed on another connection

@@ -5,13 +5,16 @@ its outbound queue, written by one writer task in order, so a push from the even
 interleaves with a response. The queue is bounded: a client that reads more slowly than it is written to
 is closed (1013) instead of growing the gateway's memory. A session joins the `SessionTable` when its
 `connect` succeeds and leaves it when its connection ends.
+
+A session outlives its connection in the room manager (session keeping): `id` names the session, which a
+client may resume on a new connection, and `connection_id` names this connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,8 +48,13 @@ class CloseRequest:
 class Session:
     def __init__(self, *, outbound_limit: int) -> None:
         self.id = uuid.uuid4().hex
+        self.connection_id = uuid.uuid4().hex
         self.identity: Identity | None = None
         self.close_request: CloseRequest | None = None
+        # The client said `disconnect`: its session has ended, not merely lost its connection.
+        self.ended = False
+        # Pushes held back while `connect` is answered, so that the response comes first.
+        self._held: list[dict[str, Any]] | None = None
         self._outbound_limit = outbound_limit
         # Unbounded as a data structure; `send` keeps it at `outbound_limit` messages, so the close request
         # always fits behind them.
@@ -68,6 +76,21 @@ class Session:
             self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full: the client reads too slowly")
             return
         self._outbox.put_nowait(encode(message))
+
+    def hold_pushes(self) -> None:
+        self._held = []
+
+    def push(self, message: dict[str, Any]) -> None:
+        """Queue a push, or hold it while pushes are held."""
+        if self._held is not None:
+            self._held.append(message)
+        else:
+            self.send(message)
+
+    def release_pushes(self) -> None:
+        held, self._held = self._held, None
+        for message in held or ():
+            self.send(message)
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been written; the first request wins."""
@@ -111,10 +134,18 @@ class SessionTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._by_id.values()))
+
     def add(self, session: Session) -> None:
+        """A session resumed on this connection replaces the one of its old connection, which is closed."""
         identity = session.identity
         if identity is None:
             raise ValueError("only a connected session joins the table")
+        previous = self._by_id.get(session.id)
+        if previous is not None and previous is not session:
+            self.remove(previous)
+            previous.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
         self._by_id[session.id] = session
         if isinstance(identity, User):
             self._by_user.setdefault((identity.biz_name, identity.uid), {})[session.id] = session
@@ -122,14 +153,22 @@ class SessionTable:
             self._by_device.setdefault(identity.sn, {})[session.id] = session
 
     def remove(self, session: Session) -> None:
-        """Idempotent: the connection's end may follow a `disconnect` that already removed it."""
-        if self._by_id.pop(session.id, None) is None:
+        """Idempotent: the connection's end may follow a `disconnect` that already removed it, or a resume
+        that replaced it."""
+        if self._by_id.get(session.id) is not session:
             return
+        del self._by_id[session.id]
         identity = session.identity
         if isinstance(identity, User):
             _discard(self._by_user, (identity.biz_name, identity.uid), session.id)
         elif isinstance(identity, Device):
             _discard(self._by_device, identity.sn, session.id)
+
+    def rekey(self, session: Session, session_id: str) -> None:
+        """Give a session in the table another id (a refused resume becomes a new session)."""
+        self.remove(session)
+        session.id = session_id
+        self.add(session)
 
     def get(self, session_id: str) -> Session | None:
         return self._by_id.get(session_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -51,11 +52,23 @@ class ConnectionLimits:
     outbound_queue: int
 
 
+ConnectionEnded = Callable[[Session], Awaitable[None]]
+
+
 class WebSocketEndpoint:
-    def __init__(self, commands: Commands, sessions: SessionTable, limits: ConnectionLimits) -> None:
+    def __init__(
+        self,
+        commands: Commands,
+        sessions: SessionTable,
+        limits: ConnectionLimits,
+        *,
+        connection_ended: ConnectionEnded | None = None,
+    ) -> None:
+        """`connection_ended` hears of every connection that ends (the room manager keeps its session)."""
         self._commands = commands
         self._sessions = sessions
         self._limits = limits
+        self._connection_ended = connection_ended
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -68,6 +81,8 @@ class WebSocketEndpoint:
             session.release()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+            if self._connection_ended is not None:
+                await self._connection_ended(session)
 
     async def _read(self, session: Session, websocket: WebSocket) -> None:
         frames = TokenBucket(rate_per_s=self._limits.rate_per_s, burst=self._limits.burst)

@@ -1,17 +1,95 @@
-"""Wires the room manager together."""
+"""Wires the room manager together: the manager's rules behind gRPC, pushes to the gateways, facts to the
+topics, stops to the relays, and the sweep that applies the timed rules."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import structlog
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
+from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
+from services.rooms.channels import ChannelPool
+from services.rooms.delivery import GatewayDelivery
+from services.rooms.facts import FactPublisher
 from services.rooms.grpc_api import RoomServicer
-from services.rooms.registry import RoomRegistry
+from services.rooms.manager import RoomManager, RoomRules
+from services.rooms.relay_orders import RelayOrders
+
+log = structlog.get_logger(__name__)
+
+# How often the timed rules are applied: graces and timeouts end within this much of their time.
+SWEEP_INTERVAL_S = 0.25
+# How long a Deliver or a relay stop may take.
+PEER_CALL_TIMEOUT_S = 2.0
 
 
-def build(runtime: ServiceRuntime) -> None:
+class Dispatcher:
+    """Sends on what the manager's last operations caused."""
+
+    def __init__(self, manager: RoomManager, runtime: ServiceRuntime, channels: ChannelPool) -> None:
+        self._manager = manager
+        self.facts = FactPublisher(runtime.events)
+        self.deliveries = GatewayDelivery(
+            manager.sessions, channels, timeout_s=PEER_CALL_TIMEOUT_S, changed=self
+        )
+        self.relay_orders = RelayOrders(channels, timeout_s=PEER_CALL_TIMEOUT_S)
+
+    def __call__(self) -> None:
+        outcome = self._manager.outcome()
+        self.deliveries.wake(outcome.gateways)
+        self.facts.publish(outcome.changes)
+        self.relay_orders.send(outcome.relay_orders)
+
+
+def build(runtime: ServiceRuntime) -> RoomManager:
+    settings = runtime.settings.rooms
+    manager = RoomManager(
+        RoomRules(
+            session_grace_s=settings.session_grace_s,
+            empty_room_grace_s=settings.empty_room_grace_s,
+            max_participants=settings.max_participants,
+            max_feeds_per_participant=settings.max_feeds_per_participant,
+            max_subscriptions_per_participant=settings.max_subscriptions_per_participant,
+            negotiation_timeout_s=settings.negotiation_timeout_s,
+            gateway_lease_s=settings.gateway_lease_s,
+        ),
+        relay_address=runtime.settings.grpc.address_of(ServiceName.RELAY),
+    )
+    channels = ChannelPool(runtime.tracer_provider)
+    dispatch = Dispatcher(manager, runtime, channels)
     runtime.grpc.add_servicer(
         rooms_pb2_grpc.add_RoomServiceServicer_to_server,
-        RoomServicer(RoomRegistry(), runtime.events),
+        RoomServicer(manager, dispatch),
         rooms_pb2.DESCRIPTOR.services_by_name["RoomService"],
     )
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                manager.sweep()
+            except Exception:
+                log.exception("room_sweep_failed")
+            dispatch()
+
+    async def start() -> None:
+        await dispatch.facts.start()
+        sweeper.append(asyncio.create_task(sweep(), name="room-sweep"))
+
+    async def stop() -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await dispatch.deliveries.stop()
+        await dispatch.relay_orders.stop(PEER_CALL_TIMEOUT_S)
+        await dispatch.facts.stop(runtime.settings.drain_timeout_s)
+        await channels.close()
+
+    runtime.on_ready(start)
+    runtime.on_stop(stop)
+    return manager

@@ -1,54 +1,219 @@
-"""gRPC handlers of the room manager: translate messages, call the registry, publish the facts."""
+"""gRPC handlers of the room manager: translate messages, call the manager, send on what it caused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeAlias
+
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
-from parley.rooms.v1 import events_pb2, rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
-from services.core.events import EventPublisher
-from services.core.topics import Topic
-from services.rooms.registry import LiveRoom, RoomRegistry
+from services.core.errors import INVALID_ARGUMENT
+from services.rooms import messages
+from services.rooms.manager import MediaSlot, RoomManager
+from services.rooms.pushes import InviteReply
+from services.rooms.sessions import Attachment, HeldConnection
 
-
-def _timestamp(room: LiveRoom) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(room.created_at)
-    return stamp
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _room_message(room: LiveRoom) -> rooms_pb2.Room:
-    return rooms_pb2.Room(
-        room_id=room.room_id,
-        rtoken=room.rtoken,
-        biz_name=room.biz_name,
-        creator_uid=room.creator_uid,
-        created_at=_timestamp(room),
+def _require(**fields: str) -> None:
+    missing = [name for name, value in fields.items() if not value]
+    if missing:
+        raise INVALID_ARGUMENT(f"required: {', '.join(missing)}")
+
+
+def _attachment(message: rooms_pb2.Attachment) -> Attachment:
+    _require(
+        gateway_id=message.gateway_id,
+        gateway_address=message.gateway_address,
+        connection_id=message.connection_id,
     )
+    return Attachment(message.gateway_id, message.gateway_address, message.connection_id)
+
+
+def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
+    return rooms_pb2.RelayRef(address=slot.relay_address)
 
 
 class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
-    def __init__(self, registry: RoomRegistry, events: EventPublisher) -> None:
-        self._registry = registry
-        self._events = events
+    def __init__(self, manager: RoomManager, dispatch: Callable[[], None]) -> None:
+        """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
+        operation that fails halfway has still done what it did."""
+        self._manager = manager
+        self._dispatch = dispatch
+
+    @contextmanager
+    def _operation(self) -> Iterator[RoomManager]:
+        try:
+            yield self._manager
+        finally:
+            self._dispatch()
 
     async def CreateRoom(
-        self, request: rooms_pb2.CreateRoomRequest, context: grpc.aio.ServicerContext
+        self, request: rooms_pb2.CreateRoomRequest, context: Context
     ) -> rooms_pb2.CreateRoomResponse:
-        room = self._registry.create(biz_name=request.biz_name, creator_uid=request.creator_uid)
-        await self._events.publish(
-            Topic.ROOM,
-            events_pb2.RoomCreated(
-                room_id=room.room_id,
-                biz_name=room.biz_name,
-                creator_uid=room.creator_uid,
-                created_at=_timestamp(room),
-            ),
-            key=room.room_id,
-        )
-        return rooms_pb2.CreateRoomResponse(room=_room_message(room))
+        with self._operation() as manager:
+            room = manager.create_room(
+                biz_name=request.biz_name,
+                creator_uid=request.creator_uid,
+                session_id=request.session_id,
+                record=messages.record_options(request.record),
+            )
+        return rooms_pb2.CreateRoomResponse(room=messages.room_message(room))
 
-    async def GetRoom(
-        self, request: rooms_pb2.GetRoomRequest, context: grpc.aio.ServicerContext
-    ) -> rooms_pb2.Room:
-        return _room_message(self._registry.get(request.room_id))
+    async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
+        return messages.room_message(self._manager.get_room(request.room_id))
+
+    async def OpenSession(
+        self, request: rooms_pb2.OpenSessionRequest, context: Context
+    ) -> rooms_pb2.OpenSessionResponse:
+        _require(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
+        with self._operation() as manager:
+            manager.open_session(
+                request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
+            )
+        return rooms_pb2.OpenSessionResponse()
+
+    async def ResumeSession(
+        self, request: rooms_pb2.ResumeSessionRequest, context: Context
+    ) -> rooms_pb2.ResumeSessionResponse:
+        _require(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
+        with self._operation() as manager:
+            room_id = manager.resume_session(
+                request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
+            )
+        return rooms_pb2.ResumeSessionResponse(room_id=room_id or "")
+
+    async def DetachSession(
+        self, request: rooms_pb2.DetachSessionRequest, context: Context
+    ) -> rooms_pb2.DetachSessionResponse:
+        with self._operation() as manager:
+            manager.detach_session(request.session_id, request.connection_id)
+        return rooms_pb2.DetachSessionResponse()
+
+    async def CloseSession(
+        self, request: rooms_pb2.CloseSessionRequest, context: Context
+    ) -> rooms_pb2.CloseSessionResponse:
+        with self._operation() as manager:
+            manager.close_session(request.session_id, request.connection_id)
+        return rooms_pb2.CloseSessionResponse()
+
+    async def GatewayHeartbeat(
+        self, request: rooms_pb2.GatewayHeartbeatRequest, context: Context
+    ) -> rooms_pb2.GatewayHeartbeatResponse:
+        _require(gateway_id=request.gateway_id, gateway_address=request.gateway_address)
+        held = [HeldConnection(c.session_id, c.connection_id, c.biz_name, c.uid) for c in request.connections]
+        with self._operation() as manager:
+            manager.heartbeat(request.gateway_id, request.gateway_address, held)
+        return rooms_pb2.GatewayHeartbeatResponse(lease_s=manager.lease_s)
+
+    async def JoinRoom(
+        self, request: rooms_pb2.JoinRoomRequest, context: Context
+    ) -> rooms_pb2.JoinRoomResponse:
+        with self._operation() as manager:
+            room = manager.join_room(request.session_id, request.room_id, request.rtoken)
+        return rooms_pb2.JoinRoomResponse(room=messages.room_message(room))
+
+    async def LeaveRoom(
+        self, request: rooms_pb2.LeaveRoomRequest, context: Context
+    ) -> rooms_pb2.LeaveRoomResponse:
+        with self._operation() as manager:
+            manager.leave_room(request.session_id)
+        return rooms_pb2.LeaveRoomResponse()
+
+    async def SendText(
+        self, request: rooms_pb2.SendTextRequest, context: Context
+    ) -> rooms_pb2.SendTextResponse:
+        with self._operation() as manager:
+            msg_id = manager.send_text(request.session_id, list(request.peers), request.text)
+        return rooms_pb2.SendTextResponse(msg_id=msg_id)
+
+    async def Invite(self, request: rooms_pb2.InviteRequest, context: Context) -> rooms_pb2.InviteResponse:
+        _require(uids=",".join(request.uids))
+        with self._operation() as manager:
+            manager.invite(request.session_id, list(request.uids), request.extra)
+        return rooms_pb2.InviteResponse()
+
+    async def ReplyInvite(
+        self, request: rooms_pb2.ReplyInviteRequest, context: Context
+    ) -> rooms_pb2.ReplyInviteResponse:
+        if request.reply not in tuple(InviteReply):
+            raise INVALID_ARGUMENT("reply is 0 (answer), 1 (offline) or 2 (reject)")
+        with self._operation() as manager:
+            manager.reply_invite(
+                request.session_id, request.room_id, InviteReply(request.reply), request.inviter
+            )
+        return rooms_pb2.ReplyInviteResponse()
+
+    async def StartPublish(
+        self, request: rooms_pb2.StartPublishRequest, context: Context
+    ) -> rooms_pb2.StartPublishResponse:
+        if request.media_type not in (1, 2, 3):
+            raise INVALID_ARGUMENT("media_type is 1 (audio and video), 2 (audio) or 3 (video)")
+        with self._operation() as manager:
+            slot = manager.start_publish(request.session_id, request.media_type, request.tag)
+        return rooms_pb2.StartPublishResponse(
+            room_id=slot.room_id,
+            biz_name=slot.biz_name,
+            uid=slot.uid,
+            feed_id=slot.feed_id,
+            relay=_relay(slot),
+        )
+
+    async def CompletePublish(
+        self, request: rooms_pb2.CompletePublishRequest, context: Context
+    ) -> rooms_pb2.CompletePublishResponse:
+        with self._operation() as manager:
+            manager.complete_publish(request.session_id, request.feed_id, messages.tracks(request.tracks))
+        return rooms_pb2.CompletePublishResponse()
+
+    async def CancelPublish(
+        self, request: rooms_pb2.CancelPublishRequest, context: Context
+    ) -> rooms_pb2.CancelPublishResponse:
+        with self._operation() as manager:
+            manager.cancel_publish(request.session_id, request.feed_id)
+        return rooms_pb2.CancelPublishResponse()
+
+    async def Unpublish(
+        self, request: rooms_pb2.UnpublishRequest, context: Context
+    ) -> rooms_pb2.UnpublishResponse:
+        with self._operation() as manager:
+            manager.unpublish(request.session_id, request.feed_id)
+        return rooms_pb2.UnpublishResponse()
+
+    async def StartSubscribe(
+        self, request: rooms_pb2.StartSubscribeRequest, context: Context
+    ) -> rooms_pb2.StartSubscribeResponse:
+        with self._operation() as manager:
+            slot = manager.start_subscribe(
+                request.session_id, request.feed_id, audio=request.audio, video=request.video
+            )
+        return rooms_pb2.StartSubscribeResponse(
+            room_id=slot.room_id, biz_name=slot.biz_name, uid=slot.uid, relay=_relay(slot)
+        )
+
+    async def CompleteSubscribe(
+        self, request: rooms_pb2.CompleteSubscribeRequest, context: Context
+    ) -> rooms_pb2.CompleteSubscribeResponse:
+        _require(subscription_id=request.subscription_id)
+        with self._operation() as manager:
+            manager.complete_subscribe(
+                request.session_id, request.feed_id, request.subscription_id, messages.tracks(request.tracks)
+            )
+        return rooms_pb2.CompleteSubscribeResponse()
+
+    async def CancelSubscribe(
+        self, request: rooms_pb2.CancelSubscribeRequest, context: Context
+    ) -> rooms_pb2.CancelSubscribeResponse:
+        with self._operation() as manager:
+            manager.cancel_subscribe(request.session_id, request.feed_id)
+        return rooms_pb2.CancelSubscribeResponse()
+
+    async def Unsubscribe(
+        self, request: rooms_pb2.UnsubscribeRequest, context: Context
+    ) -> rooms_pb2.UnsubscribeResponse:
+        with self._operation() as manager:
+            manager.unsubscribe(request.session_id, request.feed_id)
+        return rooms_pb2.UnsubscribeResponse()

@@ -23,17 +23,31 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from parley.relay.v1 import media_pb2 as parley_dot_relay_dot_v1_dot_media__pb2
+from parley.rooms.v1 import rooms_pb2 as parley_dot_rooms_dot_v1_dot_rooms__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparley/rooms/v1/events.proto\x12\x0fparley.rooms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"u\n\x0bRoomCreated\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\rRoomDestroyed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x30\n\x0c\x64\x65stroyed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cparley/rooms/v1/events.proto\x12\x0fparley.rooms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/relay/v1/media.proto\x1a\x1bparley/rooms/v1/rooms.proto\"\xa5\x01\n\x0bRoomCreated\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06record\x18\x05 \x01(\x0b\x32\x1e.parley.rooms.v1.RecordOptions\"d\n\rRoomDestroyed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x30\n\x0c\x64\x65stroyed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x01\n\x11ParticipantJoined\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12-\n\tjoined_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc4\x01\n\x0fParticipantLeft\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x11\n\texit_type\x18\x05 \x01(\x05\x12-\n\tjoined_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07left_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcb\x01\n\rFeedPublished\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x0b\n\x03tag\x18\x05 \x01(\t\x12\x12\n\nmedia_type\x18\x06 \x01(\x05\x12&\n\x06tracks\x18\x07 \x03(\x0b\x32\x16.parley.relay.v1.Track\x12\x30\n\x0cpublished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x0f\x46\x65\x65\x64Unpublished\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\x05\x12\x30\n\x0cpublished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eunpublished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x01\n\x13SubscriptionStarted\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\x12\x15\n\rpublisher_uid\x18\x06 \x01(\t\x12&\n\x06tracks\x18\x07 \x03(\x0b\x32\x16.parley.relay.v1.Track\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf0\x01\n\x11SubscriptionEnded\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\x12\x0b\n\x03uid\x18\x05 \x01(\t\x12\x15\n\rpublisher_uid\x18\x06 \x01(\t\x12\x0c\n\x04\x63ode\x18\x07 \x01(\x05\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.rooms.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROOMCREATED']._serialized_start=82
-  _globals['_ROOMCREATED']._serialized_end=199
-  _globals['_ROOMDESTROYED']._serialized_start=201
-  _globals['_ROOMDESTROYED']._serialized_end=301
+  _globals['_ROOMCREATED']._serialized_start=141
+  _globals['_ROOMCREATED']._serialized_end=306
+  _globals['_ROOMDESTROYED']._serialized_start=308
+  _globals['_ROOMDESTROYED']._serialized_end=408
+  _globals['_PARTICIPANTJOINED']._serialized_start=411
+  _globals['_PARTICIPANTJOINED']._serialized_end=545
+  _globals['_PARTICIPANTLEFT']._serialized_start=548
+  _globals['_PARTICIPANTLEFT']._serialized_end=744
+  _globals['_FEEDPUBLISHED']._serialized_start=747
+  _globals['_FEEDPUBLISHED']._serialized_end=950
+  _globals['_FEEDUNPUBLISHED']._serialized_start=953
+  _globals['_FEEDUNPUBLISHED']._serialized_end=1151
+  _globals['_SUBSCRIPTIONSTARTED']._serialized_start=1154
+  _globals['_SUBSCRIPTIONSTARTED']._serialized_end=1376
+  _globals['_SUBSCRIPTIONENDED']._serialized_start=1379
+  _globals['_SUBSCRIPTIONENDED']._serialized_end=1619
 # @@protoc_insertion_point(module_scope)

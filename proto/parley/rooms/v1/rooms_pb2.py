@@ -23,23 +23,108 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from parley.relay.v1 import media_pb2 as parley_dot_relay_dot_v1_dot_media__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/rooms/v1/rooms.proto\x12\x0fparley.rooms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\":\n\x11\x43reateRoomRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x02 \x01(\t\"9\n\x12\x43reateRoomResponse\x12#\n\x04room\x18\x01 \x01(\x0b\x32\x15.parley.rooms.v1.Room\"!\n\x0eGetRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"~\n\x04Room\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06rtoken\x18\x02 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x03 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xa7\x01\n\x0bRoomService\x12U\n\nCreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12\x41\n\x07GetRoom\x12\x1f.parley.rooms.v1.GetRoomRequest\x1a\x15.parley.rooms.v1.Roomb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bparley/rooms/v1/rooms.proto\x12\x0fparley.rooms.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bparley/relay/v1/media.proto\"`\n\rRecordOptions\x12\x16\n\x0e\x64\x65\x66\x61ult_record\x18\x01 \x01(\x08\x12\x1c\n\x14record_strong_depend\x18\x02 \x01(\x08\x12\x19\n\x11record_param_json\x18\x03 \x01(\t\"~\n\x11\x43reateRoomRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12.\n\x06record\x18\x04 \x01(\x0b\x32\x1e.parley.rooms.v1.RecordOptions\"L\n\x12\x43reateRoomResponse\x12#\n\x04room\x18\x01 \x01(\x0b\x32\x15.parley.rooms.v1.Room\x12\x11\n\trecord_id\x18\x02 \x01(\t\"!\n\x0eGetRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"\xe2\x01\n\x04Room\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06rtoken\x18\x02 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x03 \x01(\t\x12\x13\n\x0b\x63reator_uid\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0cparticipants\x18\x06 \x03(\x0b\x32\x1c.parley.rooms.v1.Participant\x12.\n\x06record\x18\x07 \x01(\x0b\x32\x1e.parley.rooms.v1.RecordOptions\"V\n\x0bParticipant\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x11\n\tuser_type\x18\x02 \x01(\x05\x12\'\n\x05\x66\x65\x65\x64s\x18\x03 \x03(\x0b\x32\x18.parley.rooms.v1.FeedRef\"H\n\x07\x46\x65\x65\x64Ref\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x12\n\nmedia_type\x18\x04 \x01(\x05\"P\n\nAttachment\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x17\n\x0fgateway_address\x18\x02 \x01(\t\x12\x15\n\rconnection_id\x18\x03 \x01(\t\"x\n\x12OpenSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12/\n\nattachment\x18\x04 \x01(\x0b\x32\x1b.parley.rooms.v1.Attachment\"\x15\n\x13OpenSessionResponse\"z\n\x14ResumeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12/\n\nattachment\x18\x04 \x01(\x0b\x32\x1b.parley.rooms.v1.Attachment\"(\n\x15ResumeSessionResponse\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"A\n\x14\x44\x65tachSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"\x17\n\x15\x44\x65tachSessionResponse\"@\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\"\x16\n\x14\x43loseSessionResponse\"Z\n\x0eHeldConnection\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"|\n\x17GatewayHeartbeatRequest\x12\x12\n\ngateway_id\x18\x01 \x01(\t\x12\x17\n\x0fgateway_address\x18\x02 \x01(\t\x12\x34\n\x0b\x63onnections\x18\x03 \x03(\x0b\x32\x1f.parley.rooms.v1.HeldConnection\"+\n\x18GatewayHeartbeatResponse\x12\x0f\n\x07lease_s\x18\x01 \x01(\x01\"F\n\x0fJoinRoomRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0e\n\x06rtoken\x18\x03 \x01(\t\"7\n\x10JoinRoomResponse\x12#\n\x04room\x18\x01 \x01(\x0b\x32\x15.parley.rooms.v1.Room\"&\n\x10LeaveRoomRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x13\n\x11LeaveRoomResponse\"B\n\x0fSendTextRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05peers\x18\x02 \x03(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"\"\n\x10SendTextResponse\x12\x0e\n\x06msg_id\x18\x01 \x01(\t\"@\n\rInviteRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04uids\x18\x02 \x03(\t\x12\r\n\x05\x65xtra\x18\x03 \x01(\t\"\x10\n\x0eInviteResponse\"Y\n\x12ReplyInviteRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\x05\x12\x0f\n\x07inviter\x18\x04 \x01(\t\"\x15\n\x13ReplyInviteResponse\"\x1b\n\x08RelayRef\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\"J\n\x13StartPublishRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\x05\x12\x0b\n\x03tag\x18\x03 \x01(\t\"\x81\x01\n\x14StartPublishResponse\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x04 \x01(\t\x12(\n\x05relay\x18\x05 \x01(\x0b\x32\x19.parley.rooms.v1.RelayRef\"e\n\x16\x43ompletePublishRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12&\n\x06tracks\x18\x03 \x03(\x0b\x32\x16.parley.relay.v1.Track\"\x19\n\x17\x43ompletePublishResponse\";\n\x14\x43\x61ncelPublishRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\"\x17\n\x15\x43\x61ncelPublishResponse\"7\n\x10UnpublishRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\"\x13\n\x11UnpublishResponse\"Z\n\x15StartSubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\r\n\x05\x61udio\x18\x03 \x01(\x08\x12\r\n\x05video\x18\x04 \x01(\x08\"r\n\x16StartSubscribeResponse\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12(\n\x05relay\x18\x04 \x01(\x0b\x32\x19.parley.rooms.v1.RelayRef\"\x80\x01\n\x18\x43ompleteSubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x03 \x01(\t\x12&\n\x06tracks\x18\x04 \x03(\x0b\x32\x16.parley.relay.v1.Track\"\x1b\n\x19\x43ompleteSubscribeResponse\"=\n\x16\x43\x61ncelSubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\"\x19\n\x17\x43\x61ncelSubscribeResponse\"9\n\x12UnsubscribeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\"\x15\n\x13UnsubscribeResponse2\xa8\x0e\n\x0bRoomService\x12U\n\nCreateRoom\x12\".parley.rooms.v1.CreateRoomRequest\x1a#.parley.rooms.v1.CreateRoomResponse\x12\x41\n\x07GetRoom\x12\x1f.parley.rooms.v1.GetRoomRequest\x1a\x15.parley.rooms.v1.Room\x12X\n\x0bOpenSession\x12#.parley.rooms.v1.OpenSessionRequest\x1a$.parley.rooms.v1.OpenSessionResponse\x12^\n\rResumeSession\x12%.parley.rooms.v1.ResumeSessionRequest\x1a&.parley.rooms.v1.ResumeSessionResponse\x12^\n\rDetachSession\x12%.parley.rooms.v1.DetachSessionRequest\x1a&.parley.rooms.v1.DetachSessionResponse\x12[\n\x0c\x43loseSession\x12$.parley.rooms.v1.CloseSessionRequest\x1a%.parley.rooms.v1.CloseSessionResponse\x12g\n\x10GatewayHeartbeat\x12(.parley.rooms.v1.GatewayHeartbeatRequest\x1a).parley.rooms.v1.GatewayHeartbeatResponse\x12O\n\x08JoinRoom\x12 .parley.rooms.v1.JoinRoomRequest\x1a!.parley.rooms.v1.JoinRoomResponse\x12R\n\tLeaveRoom\x12!.parley.rooms.v1.LeaveRoomRequest\x1a\".parley.rooms.v1.LeaveRoomResponse\x12O\n\x08SendText\x12 .parley.rooms.v1.SendTextRequest\x1a!.parley.rooms.v1.SendTextResponse\x12I\n\x06Invite\x12\x1e.parley.rooms.v1.InviteRequest\x1a\x1f.parley.rooms.v1.InviteResponse\x12X\n\x0bReplyInvite\x12#.parley.rooms.v1.ReplyInviteRequest\x1a$.parley.rooms.v1.ReplyInviteResponse\x12[\n\x0cStartPublish\x12$.parley.rooms.v1.StartPublishRequest\x1a%.parley.rooms.v1.StartPublishResponse\x12\x64\n\x0f\x43ompletePublish\x12\'.parley.rooms.v1.CompletePublishRequest\x1a(.parley.rooms.v1.CompletePublishResponse\x12^\n\rCancelPublish\x12%.parley.rooms.v1.CancelPublishRequest\x1a&.parley.rooms.v1.CancelPublishResponse\x12R\n\tUnpublish\x12!.parley.rooms.v1.UnpublishRequest\x1a\".parley.rooms.v1.UnpublishResponse\x12\x61\n\x0eStartSubscribe\x12&.parley.rooms.v1.StartSubscribeRequest\x1a\'.parley.rooms.v1.StartSubscribeResponse\x12j\n\x11\x43ompleteSubscribe\x12).parley.rooms.v1.CompleteSubscribeRequest\x1a*.parley.rooms.v1.CompleteSubscribeResponse\x12\x64\n\x0f\x43\x61ncelSubscribe\x12\'.parley.rooms.v1.CancelSubscribeRequest\x1a(.parley.rooms.v1.CancelSubscribeResponse\x12X\n\x0bUnsubscribe\x12#.parley.rooms.v1.UnsubscribeRequest\x1a$.parley.rooms.v1.UnsubscribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.rooms.v1.rooms_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATEROOMREQUEST']._serialized_start=81
-  _globals['_CREATEROOMREQUEST']._serialized_end=139
-  _globals['_CREATEROOMRESPONSE']._serialized_start=141
-  _globals['_CREATEROOMRESPONSE']._serialized_end=198
-  _globals['_GETROOMREQUEST']._serialized_start=200
-  _globals['_GETROOMREQUEST']._serialized_end=233
-  _globals['_ROOM']._serialized_start=235
-  _globals['_ROOM']._serialized_end=361
-  _globals['_ROOMSERVICE']._serialized_start=364
-  _globals['_ROOMSERVICE']._serialized_end=531
+  _globals['_RECORDOPTIONS']._serialized_start=110
+  _globals['_RECORDOPTIONS']._serialized_end=206
+  _globals['_CREATEROOMREQUEST']._serialized_start=208
+  _globals['_CREATEROOMREQUEST']._serialized_end=334
+  _globals['_CREATEROOMRESPONSE']._serialized_start=336
+  _globals['_CREATEROOMRESPONSE']._serialized_end=412
+  _globals['_GETROOMREQUEST']._serialized_start=414
+  _globals['_GETROOMREQUEST']._serialized_end=447
+  _globals['_ROOM']._serialized_start=450
+  _globals['_ROOM']._serialized_end=676
+  _globals['_PARTICIPANT']._serialized_start=678
+  _globals['_PARTICIPANT']._serialized_end=764
+  _globals['_FEEDREF']._serialized_start=766
+  _globals['_FEEDREF']._serialized_end=838
+  _globals['_ATTACHMENT']._serialized_start=840
+  _globals['_ATTACHMENT']._serialized_end=920
+  _globals['_OPENSESSIONREQUEST']._serialized_start=922
+  _globals['_OPENSESSIONREQUEST']._serialized_end=1042
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=1044
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=1065
+  _globals['_RESUMESESSIONREQUEST']._serialized_start=1067
+  _globals['_RESUMESESSIONREQUEST']._serialized_end=1189
+  _globals['_RESUMESESSIONRESPONSE']._serialized_start=1191
+  _globals['_RESUMESESSIONRESPONSE']._serialized_end=1231
+  _globals['_DETACHSESSIONREQUEST']._serialized_start=1233
+  _globals['_DETACHSESSIONREQUEST']._serialized_end=1298
+  _globals['_DETACHSESSIONRESPONSE']._serialized_start=1300
+  _globals['_DETACHSESSIONRESPONSE']._serialized_end=1323
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=1325
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=1389
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1391
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1413
+  _globals['_HELDCONNECTION']._serialized_start=1415
+  _globals['_HELDCONNECTION']._serialized_end=1505
+  _globals['_GATEWAYHEARTBEATREQUEST']._serialized_start=1507
+  _globals['_GATEWAYHEARTBEATREQUEST']._serialized_end=1631
+  _globals['_GATEWAYHEARTBEATRESPONSE']._serialized_start=1633
+  _globals['_GATEWAYHEARTBEATRESPONSE']._serialized_end=1676
+  _globals['_JOINROOMREQUEST']._serialized_start=1678
+  _globals['_JOINROOMREQUEST']._serialized_end=1748
+  _globals['_JOINROOMRESPONSE']._serialized_start=1750
+  _globals['_JOINROOMRESPONSE']._serialized_end=1805
+  _globals['_LEAVEROOMREQUEST']._serialized_start=1807
+  _globals['_LEAVEROOMREQUEST']._serialized_end=1845
+  _globals['_LEAVEROOMRESPONSE']._serialized_start=1847
+  _globals['_LEAVEROOMRESPONSE']._serialized_end=1866
+  _globals['_SENDTEXTREQUEST']._serialized_start=1868
+  _globals['_SENDTEXTREQUEST']._serialized_end=1934
+  _globals['_SENDTEXTRESPONSE']._serialized_start=1936
+  _globals['_SENDTEXTRESPONSE']._serialized_end=1970
+  _globals['_INVITEREQUEST']._serialized_start=1972
+  _globals['_INVITEREQUEST']._serialized_end=2036
+  _globals['_INVITERESPONSE']._serialized_start=2038
+  _globals['_INVITERESPONSE']._serialized_end=2054
+  _globals['_REPLYINVITEREQUEST']._serialized_start=2056
+  _globals['_REPLYINVITEREQUEST']._serialized_end=2145
+  _globals['_REPLYINVITERESPONSE']._serialized_start=2147
+  _globals['_REPLYINVITERESPONSE']._serialized_end=2168
+  _globals['_RELAYREF']._serialized_start=2170
+  _globals['_RELAYREF']._serialized_end=2197
+  _globals['_STARTPUBLISHREQUEST']._serialized_start=2199
+  _globals['_STARTPUBLISHREQUEST']._serialized_end=2273
+  _globals['_STARTPUBLISHRESPONSE']._serialized_start=2276
+  _globals['_STARTPUBLISHRESPONSE']._serialized_end=2405
+  _globals['_COMPLETEPUBLISHREQUEST']._serialized_start=2407
+  _globals['_COMPLETEPUBLISHREQUEST']._serialized_end=2508
+  _globals['_COMPLETEPUBLISHRESPONSE']._serialized_start=2510
+  _globals['_COMPLETEPUBLISHRESPONSE']._serialized_end=2535
+  _globals['_CANCELPUBLISHREQUEST']._serialized_start=2537
+  _globals['_CANCELPUBLISHREQUEST']._serialized_end=2596
+  _globals['_CANCELPUBLISHRESPONSE']._serialized_start=2598
+  _globals['_CANCELPUBLISHRESPONSE']._serialized_end=2621
+  _globals['_UNPUBLISHREQUEST']._serialized_start=2623
+  _globals['_UNPUBLISHREQUEST']._serialized_end=2678
+  _globals['_UNPUBLISHRESPONSE']._serialized_start=2680
+  _globals['_UNPUBLISHRESPONSE']._serialized_end=2699
+  _globals['_STARTSUBSCRIBEREQUEST']._serialized_start=2701
+  _globals['_STARTSUBSCRIBEREQUEST']._serialized_end=2791
+  _globals['_STARTSUBSCRIBERESPONSE']._serialized_start=2793
+  _globals['_STARTSUBSCRIBERESPONSE']._serialized_end=2907
+  _globals['_COMPLETESUBSCRIBEREQUEST']._serialized_start=2910
+  _globals['_COMPLETESUBSCRIBEREQUEST']._serialized_end=3038
+  _globals['_COMPLETESUBSCRIBERESPONSE']._serialized_start=3040
+  _globals['_COMPLETESUBSCRIBERESPONSE']._serialized_end=3067
+  _globals['_CANCELSUBSCRIBEREQUEST']._serialized_start=3069
+  _globals['_CANCELSUBSCRIBEREQUEST']._serialized_end=3130
+  _globals['_CANCELSUBSCRIBERESPONSE']._serialized_start=3132
+  _globals['_CANCELSUBSCRIBERESPONSE']._serialized_end=3157
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_start=3159
+  _globals['_UNSUBSCRIBEREQUEST']._serialized_end=3216
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_start=3218
+  _globals['_UNSUBSCRIBERESPONSE']._serialized_end=3239
+  _globals['_ROOMSERVICE']._serialized_start=3242
+  _globals['_ROOMSERVICE']._serialized_end=5074
 # @@protoc_insertion_point(module_scope)

@@ -44,13 +44,105 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.FromString,
                 _registered_method=True)
+        self.OpenSession = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/OpenSession',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionResponse.FromString,
+                _registered_method=True)
+        self.ResumeSession = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ResumeSession',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionResponse.FromString,
+                _registered_method=True)
+        self.DetachSession = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/DetachSession',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionResponse.FromString,
+                _registered_method=True)
+        self.CloseSession = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CloseSession',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionResponse.FromString,
+                _registered_method=True)
+        self.GatewayHeartbeat = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/GatewayHeartbeat',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatResponse.FromString,
+                _registered_method=True)
+        self.JoinRoom = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/JoinRoom',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomResponse.FromString,
+                _registered_method=True)
+        self.LeaveRoom = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/LeaveRoom',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomResponse.FromString,
+                _registered_method=True)
+        self.SendText = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/SendText',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextResponse.FromString,
+                _registered_method=True)
+        self.Invite = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/Invite',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteResponse.FromString,
+                _registered_method=True)
+        self.ReplyInvite = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ReplyInvite',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteResponse.FromString,
+                _registered_method=True)
+        self.StartPublish = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/StartPublish',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishResponse.FromString,
+                _registered_method=True)
+        self.CompletePublish = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CompletePublish',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishResponse.FromString,
+                _registered_method=True)
+        self.CancelPublish = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CancelPublish',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishResponse.FromString,
+                _registered_method=True)
+        self.Unpublish = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/Unpublish',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishResponse.FromString,
+                _registered_method=True)
+        self.StartSubscribe = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/StartSubscribe',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeResponse.FromString,
+                _registered_method=True)
+        self.CompleteSubscribe = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CompleteSubscribe',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeResponse.FromString,
+                _registered_method=True)
+        self.CancelSubscribe = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CancelSubscribe',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeResponse.FromString,
+                _registered_method=True)
+        self.Unsubscribe = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/Unsubscribe',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateRoom(self, request, context):
-        """Creates a room for an app's user and answers its id and join token (mPaaS `createRoom`).
+        """Creates a room and answers its id and join token (mPaaS `createRoom`). With a `session_id` the
+        session's user creates it and is its first participant; without one an app's backend creates it
+        for `creator_uid`, and nobody is in it until someone joins.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -59,6 +151,125 @@ class RoomServiceServicer:
     def GetRoom(self, request, context):
         """Answers a live room, or NOT_FOUND.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenSession(self, request, context):
+        """A client connected on a gateway: it is online (invitations reach it) from now on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSession(self, request, context):
+        """A client reconnected within the grace and takes its session back, with its room membership; what
+        was pushed to it meanwhile is delivered again, in order. NOT_FOUND when the session has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DetachSession(self, request, context):
+        """The connection of a session dropped without `disconnect`: the session keeps its place for the grace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSession(self, request, context):
+        """The client said `disconnect`: the session leaves its room (exitType 1) and ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GatewayHeartbeat(self, request, context):
+        """A gateway is alive, and these are the connections it holds; a gateway silent for the lease has lost
+        its sessions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def JoinRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LeaveRoom(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendText(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Invite(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplyInvite(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartPublish(self, request, context):
+        """Publishing is three steps: StartPublish reserves a feed id and names the relay; the gateway sends the
+        offer to that relay; CompletePublish (or CancelPublish when the relay refused) settles it. A feed not
+        completed within the negotiation timeout is dropped, and stopped at the relay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompletePublish(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPublish(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unpublish(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSubscribe(self, request, context):
+        """Subscribing follows the same three steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteSubscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelSubscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unsubscribe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -75,6 +286,96 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.GetRoom,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.SerializeToString,
+            ),
+            'OpenSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenSession,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionResponse.SerializeToString,
+            ),
+            'ResumeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSession,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionResponse.SerializeToString,
+            ),
+            'DetachSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.DetachSession,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionResponse.SerializeToString,
+            ),
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionResponse.SerializeToString,
+            ),
+            'GatewayHeartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.GatewayHeartbeat,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatResponse.SerializeToString,
+            ),
+            'JoinRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinRoom,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomResponse.SerializeToString,
+            ),
+            'LeaveRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.LeaveRoom,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomResponse.SerializeToString,
+            ),
+            'SendText': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendText,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextResponse.SerializeToString,
+            ),
+            'Invite': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invite,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteResponse.SerializeToString,
+            ),
+            'ReplyInvite': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplyInvite,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteResponse.SerializeToString,
+            ),
+            'StartPublish': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPublish,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishResponse.SerializeToString,
+            ),
+            'CompletePublish': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompletePublish,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishResponse.SerializeToString,
+            ),
+            'CancelPublish': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPublish,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishResponse.SerializeToString,
+            ),
+            'Unpublish': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unpublish,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishResponse.SerializeToString,
+            ),
+            'StartSubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSubscribe,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeResponse.SerializeToString,
+            ),
+            'CompleteSubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteSubscribe,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeResponse.SerializeToString,
+            ),
+            'CancelSubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelSubscribe,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeResponse.SerializeToString,
+            ),
+            'Unsubscribe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unsubscribe,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +432,492 @@ class RoomService:
             '/parley.rooms.v1.RoomService/GetRoom',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/OpenSession',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.OpenSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ResumeSession',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ResumeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DetachSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/DetachSession',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.DetachSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CloseSession',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GatewayHeartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/GatewayHeartbeat',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.GatewayHeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/JoinRoom',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.JoinRoomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LeaveRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/LeaveRoom',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.LeaveRoomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/SendText',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.SendTextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/Invite',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.InviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplyInvite(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ReplyInvite',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReplyInviteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartPublish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/StartPublish',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartPublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompletePublish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CompletePublish',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CompletePublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelPublish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CancelPublish',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelPublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unpublish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/Unpublish',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.UnpublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/StartSubscribe',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartSubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteSubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CompleteSubscribe',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CompleteSubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelSubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CancelSubscribe',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CancelSubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unsubscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/Unsubscribe',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,345 @@
+"""The room commands of protocol v1: rooms, text, invitations, and publish/subscribe.
+
+Room state lives in the room manager; these commands validate their params, call it for the session, and
+answer. Publish and subscribe take three steps: the room manager reserves the feed (or the subscription)
+and names the relay that serves the room, the gateway sends the client's SDP offer to that relay, and the
+room manager records the outcome. Whoever negotiated cleans up when a later step fails: the gateway
+cancels the reservation, or stops at the relay what the room manager would not record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from opentelemetry.trace import TracerProvider
+from parley.relay.v1 import relay_pb2
+from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
+from parley.rooms.v1 import rooms_pb2
+from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+
+from services.core.errors import ErrorKind, ParleyError, from_rpc_error
+from services.core.rpc import open_channel
+from services.gateway.commands import Command
+from services.gateway.errors import (
+    CREATE_ROOM_TIMEOUT,
+    INVITE_INVALID_PARAMS,
+    JOIN_INVALID_PARAMS,
+    JOIN_ROOM_TIMEOUT,
+)
+from services.gateway.protocol import (
+    CreateRoom,
+    FeedCommand,
+    Invite,
+    JoinRoom,
+    Publish,
+    ReplyInvite,
+    SendText,
+    Subscribe,
+    parse_params,
+)
+from services.gateway.room_sessions import RoomSessions
+from services.gateway.sessions import Session
+from services.rooms.errors import SESSION_UNKNOWN
+
+log = structlog.get_logger(__name__)
+
+AnswerT = TypeVar("AnswerT")
+
+
+class RelayChannels:
+    """Channels to the relays the room manager names, by address."""
+
+    def __init__(self, tracer_provider: TracerProvider) -> None:
+        self._tracer_provider = tracer_provider
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def stub(self, address: str) -> RelayServiceStub:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = open_channel(address, tracer_provider=self._tracer_provider)
+        return RelayServiceStub(channel)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+
+class RoomCommands:
+    def __init__(
+        self,
+        rooms: RoomServiceStub,
+        room_sessions: RoomSessions,
+        relays: RelayChannels,
+        *,
+        timeout_s: float,
+        relay_timeout_s: float,
+    ) -> None:
+        self._rooms = rooms
+        self._room_sessions = room_sessions
+        self._relays = relays
+        self._timeout_s = timeout_s
+        self._relay_timeout_s = relay_timeout_s
+
+    def commands(self) -> dict[str, Command]:
+        return {
+            "create_room": Command(self._create_room),
+            "join_room": Command(self._join_room),
+            "leave_room": Command(self._leave_room),
+            "send_text": Command(self._send_text),
+            "invite": Command(self._invite),
+            "reply_invite": Command(self._reply_invite),
+            "publish": Command(self._publish),
+            "unpublish": Command(self._unpublish),
+            "subscribe": Command(self._subscribe),
+            "unsubscribe": Command(self._unsubscribe),
+        }
+
+    async def _ask(
+        self, session: Session, call: Callable[[], Awaitable[AnswerT]], *, timed_out: ErrorKind | None = None
+    ) -> AnswerT:
+        """Call the room manager for `session`; a session it does not know is opened again, once."""
+        for attempt in (1, 2):
+            try:
+                return await call()
+            except grpc.aio.AioRpcError as error:
+                if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
+                    raise timed_out() from None
+                refusal = from_rpc_error(error)
+                if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
+                    raise refusal from None
+                await self._room_sessions.reopen(session)
+        raise AssertionError("unreachable")
+
+    async def _create_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        ext = parse_params(CreateRoom, params).ext
+        record = rooms_pb2.RecordOptions(
+            default_record=ext.default_record,
+            record_strong_depend=ext.record_strong_depend,
+            record_param_json=json.dumps(ext.record_param) if ext.record_param is not None else "",
+        )
+        created = await self._ask(
+            session,
+            lambda: self._rooms.CreateRoom(
+                rooms_pb2.CreateRoomRequest(session_id=session.id, record=record), timeout=self._timeout_s
+            ),
+            timed_out=CREATE_ROOM_TIMEOUT,
+        )
+        return {
+            "room_id": created.room.room_id,
+            "rtoken": created.room.rtoken,
+            "record_id": created.record_id,
+        }
+
+    async def _join_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        join = parse_params(JoinRoom, params, JOIN_INVALID_PARAMS)
+        joined = await self._ask(
+            session,
+            lambda: self._rooms.JoinRoom(
+                rooms_pb2.JoinRoomRequest(session_id=session.id, room_id=join.room_id, rtoken=join.rtoken),
+                timeout=self._timeout_s,
+            ),
+            timed_out=JOIN_ROOM_TIMEOUT,
+        )
+        return {"room_id": joined.room.room_id}
+
+    async def _leave_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        await self._ask(
+            session,
+            lambda: self._rooms.LeaveRoom(
+                rooms_pb2.LeaveRoomRequest(session_id=session.id), timeout=self._timeout_s
+            ),
+        )
+        return {}
+
+    async def _send_text(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        text = parse_params(SendText, params)
+        sent = await self._ask(
+            session,
+            lambda: self._rooms.SendText(
+                rooms_pb2.SendTextRequest(session_id=session.id, peers=text.peers, text=text.text),
+                timeout=self._timeout_s,
+            ),
+        )
+        return {"msg_id": sent.msg_id}
+
+    async def _invite(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        invite = parse_params(Invite, params, INVITE_INVALID_PARAMS)
+        await self._ask(
+            session,
+            lambda: self._rooms.Invite(
+                rooms_pb2.InviteRequest(session_id=session.id, uids=invite.uids, extra=invite.extra),
+                timeout=self._timeout_s,
+            ),
+        )
+        return {}
+
+    async def _reply_invite(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        reply = parse_params(ReplyInvite, params)
+        await self._ask(
+            session,
+            lambda: self._rooms.ReplyInvite(
+                rooms_pb2.ReplyInviteRequest(
+                    session_id=session.id,
+                    room_id=reply.room_id,
+                    reply=reply.reply,
+                    inviter=reply.inviter or "",
+                ),
+                timeout=self._timeout_s,
+            ),
+        )
+        return {}
+
+    async def _publish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        publish = parse_params(Publish, params)
+        slot = await self._ask(
+            session,
+            lambda: self._rooms.StartPublish(
+                rooms_pb2.StartPublishRequest(
+                    session_id=session.id, media_type=publish.media_type, tag=publish.tag
+                ),
+                timeout=self._timeout_s,
+            ),
+        )
+        relay = self._relays.stub(slot.relay.address)
+        try:
+            answer = await relay.Publish(
+                relay_pb2.PublishRequest(
+                    biz_name=slot.biz_name,
+                    room_id=slot.room_id,
+                    uid=slot.uid,
+                    feed_id=slot.feed_id,
+                    sdp_offer=publish.sdp,
+                ),
+                timeout=self._relay_timeout_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            await self._quietly(
+                "cancel_publish",
+                self._rooms.CancelPublish(
+                    rooms_pb2.CancelPublishRequest(session_id=session.id, feed_id=slot.feed_id),
+                    timeout=self._timeout_s,
+                ),
+            )
+            raise from_rpc_error(error) from None
+        try:
+            await self._ask(
+                session,
+                lambda: self._rooms.CompletePublish(
+                    rooms_pb2.CompletePublishRequest(
+                        session_id=session.id, feed_id=slot.feed_id, tracks=answer.tracks
+                    ),
+                    timeout=self._timeout_s,
+                ),
+            )
+        except ParleyError:
+            await self._quietly(
+                "relay_unpublish",
+                relay.Unpublish(
+                    relay_pb2.UnpublishRequest(room_id=slot.room_id, feed_id=slot.feed_id),
+                    timeout=self._relay_timeout_s,
+                ),
+            )
+            raise
+        return {"feed_id": slot.feed_id, "sdp": answer.sdp_answer}
+
+    async def _unpublish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        feed = parse_params(FeedCommand, params)
+        await self._ask(
+            session,
+            lambda: self._rooms.Unpublish(
+                rooms_pb2.UnpublishRequest(session_id=session.id, feed_id=feed.feed_id),
+                timeout=self._timeout_s,
+            ),
+        )
+        return {}
+
+    async def _subscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        subscribe = parse_params(Subscribe, params)
+        slot = await self._ask(
+            session,
+            lambda: self._rooms.StartSubscribe(
+                rooms_pb2.StartSubscribeRequest(
+                    session_id=session.id,
+                    feed_id=subscribe.feed_id,
+                    audio=subscribe.audio,
+                    video=subscribe.video,
+                ),
+                timeout=self._timeout_s,
+            ),
+        )
+        relay = self._relays.stub(slot.relay.address)
+        try:
+            answer = await relay.Subscribe(
+                relay_pb2.SubscribeRequest(
+                    biz_name=slot.biz_name,
+                    room_id=slot.room_id,
+                    uid=slot.uid,
+                    feed_id=subscribe.feed_id,
+                    sdp_offer=subscribe.sdp,
+                    audio=subscribe.audio,
+                    video=subscribe.video,
+                ),
+                timeout=self._relay_timeout_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            await self._quietly(
+                "cancel_subscribe",
+                self._rooms.CancelSubscribe(
+                    rooms_pb2.CancelSubscribeRequest(session_id=session.id, feed_id=subscribe.feed_id),
+                    timeout=self._timeout_s,
+                ),
+            )
+            raise from_rpc_error(error) from None
+        try:
+            await self._ask(
+                session,
+                lambda: self._rooms.CompleteSubscribe(
+                    rooms_pb2.CompleteSubscribeRequest(
+                        session_id=session.id,
+                        feed_id=subscribe.feed_id,
+                        subscription_id=answer.subscription_id,
+                        tracks=answer.tracks,
+                    ),
+                    timeout=self._timeout_s,
+                ),
+            )
+        except ParleyError:
+            await self._quietly(
+                "relay_unsubscribe",
+                relay.Unsubscribe(
+                    relay_pb2.UnsubscribeRequest(
+                        room_id=slot.room_id, subscription_id=answer.subscription_id
+                    ),
+                    timeout=self._relay_timeout_s,
+                ),
+            )
+            raise
+        return {
+            "feed_id": subscribe.feed_id,
+            "subscription_id": answer.subscription_id,
+            "sdp": answer.sdp_answer,
+        }
+
+    async def _unsubscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        feed = parse_params(FeedCommand, params)
+        await self._ask(
+            session,
+            lambda: self._rooms.Unsubscribe(
+                rooms_pb2.UnsubscribeRequest(session_id=session.id, feed_id=feed.feed_id),
+                timeout=self._timeout_s,
+            ),
+        )
+        return {}
+
+    @staticmethod
+    async def _quietly(what: str, call: Awaitable[object]) -> None:
+        """A clean-up after a failure: its own failure is logged; the client hears the first one."""
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            log.warning("cleanup_failed", what=what, status=error.code().name)

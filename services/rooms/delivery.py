@@ -1,0 +1,106 @@
+"""Pushes to client sessions, sent to the gateways that hold their connections (SessionDelivery.Deliver).
+
+One worker per gateway takes what is queued for it (services/rooms/sessions.py) and sends it as one batch,
+waiting for the answer before the next, so each session's pushes arrive in the order they were made. A
+gateway that does not answer after a few attempts has lost its connections as far as the room manager
+can tell: its sessions are detached, keep what they are owed in their backlogs, and are brought up to
+date when they resume, or when the gateway's next heartbeat shows the connections alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import grpc
+import structlog
+from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
+
+from services.rooms.channels import ChannelPool
+from services.rooms.messages import push_message
+from services.rooms.sessions import Outbound, SessionBook
+
+log = structlog.get_logger(__name__)
+
+# At most this many pushes in one call, which keeps a call well under gRPC's 4 MB message limit.
+BATCH_LIMIT = 256
+_ATTEMPTS = 3
+_FIRST_PAUSE_S = 0.2
+
+
+class GatewayDelivery:
+    def __init__(
+        self, book: SessionBook, channels: ChannelPool, *, timeout_s: float, changed: Callable[[], None]
+    ) -> None:
+        """`changed` is called after the book changed because of a delivery's answer (sessions detached)."""
+        self._book = book
+        self._channels = channels
+        self._timeout_s = timeout_s
+        self._changed = changed
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def wake(self, gateway_ids: set[str]) -> None:
+        for gateway_id in gateway_ids:
+            worker = self._workers.get(gateway_id)
+            if worker is None or worker.done():
+                self._wakeups[gateway_id] = asyncio.Event()
+                self._workers[gateway_id] = asyncio.create_task(
+                    self._work(gateway_id), name=f"deliver-{gateway_id}"
+                )
+            self._wakeups[gateway_id].set()
+
+    async def stop(self) -> None:
+        for worker in self._workers.values():
+            worker.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        self._workers.clear()
+
+    async def _work(self, gateway_id: str) -> None:
+        wakeup = self._wakeups[gateway_id]
+        while True:
+            wakeup.clear()
+            batch = self._book.take(gateway_id, limit=BATCH_LIMIT)
+            if not batch:
+                if self._book.address_of(gateway_id) is None:
+                    # The gateway's lease ran out and it was forgotten; a new attachment starts a new worker.
+                    self._workers.pop(gateway_id, None)
+                    return
+                await wakeup.wait()
+                continue
+            await self._send(gateway_id, batch)
+            self._changed()
+
+    async def _send(self, gateway_id: str, batch: list[Outbound]) -> None:
+        request = delivery_pb2.DeliverRequest(
+            deliveries=[
+                delivery_pb2.Delivery(
+                    session_id=item.session_id, connection_id=item.connection_id, push=push_message(item.push)
+                )
+                for item in batch
+            ]
+        )
+        pause_s = _FIRST_PAUSE_S
+        for attempt in range(1, _ATTEMPTS + 1):
+            address = self._book.address_of(gateway_id)
+            if address is None:
+                break
+            try:
+                stub = delivery_pb2_grpc.SessionDeliveryStub(self._channels.get(address))
+                answer = await stub.Deliver(request, timeout=self._timeout_s)
+            except grpc.aio.AioRpcError as error:
+                log.warning(
+                    "delivery_failed",
+                    gateway_id=gateway_id,
+                    address=address,
+                    attempt=attempt,
+                    status=error.code().name,
+                )
+                if attempt < _ATTEMPTS:
+                    await asyncio.sleep(pause_s)
+                    pause_s *= 2
+                continue
+            self._book.delivered(gateway_id, batch, answer.missing_connection_ids)
+            return
+        log.warning("gateway_unreachable", gateway_id=gateway_id, pushes=len(batch))
+        self._book.unreachable(gateway_id, batch)

@@ -1,0 +1,81 @@
+"""Publishes the room manager's changes on their topics, keyed by room_id, in the order they happened.
+
+Rooms are live state (docs/decisions.md), so there is no outbox: a change is true once the room manager
+has made it, and its fact follows. One worker publishes them one at a time, so the facts of a room keep
+their order across concurrent requests; each is published in the trace of the request that caused it.
+A broker that refuses is retried with a growing pause; a fact still refused after that is logged and
+dropped rather than holding back every later one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from opentelemetry import context as otel_context
+
+from services.core.events import EventPublisher
+from services.rooms.changes import Change
+from services.rooms.messages import change_event
+
+log = structlog.get_logger(__name__)
+
+_ATTEMPTS = 5
+_FIRST_PAUSE_S = 0.2
+
+
+class FactPublisher:
+    def __init__(self, events: EventPublisher) -> None:
+        self._events = events
+        self._queue: asyncio.Queue[tuple[Change, otel_context.Context]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def publish(self, changes: list[Change]) -> None:
+        context = otel_context.get_current()
+        for change in changes:
+            self._queue.put_nowait((change, context))
+
+    async def start(self) -> None:
+        self._worker = asyncio.create_task(self._run(), name="room-facts")
+
+    async def stop(self, timeout_s: float) -> None:
+        """Publish what is queued (for at most `timeout_s`), then stop."""
+        if self._worker is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+        if self._queue.qsize():
+            log.warning("room_facts_unpublished", count=self._queue.qsize())
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            change, context = await self._queue.get()
+            token = otel_context.attach(context)
+            try:
+                await self._publish(change)
+            finally:
+                otel_context.detach(token)
+                self._queue.task_done()
+
+    async def _publish(self, change: Change) -> None:
+        topic, event = change_event(change)
+        pause_s = _FIRST_PAUSE_S
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                await self._events.publish(topic, event, key=change.room_id)
+                return
+            except Exception as error:
+                log.warning(
+                    "room_fact_publish_failed",
+                    event=event.DESCRIPTOR.full_name,
+                    room_id=change.room_id,
+                    attempt=attempt,
+                    error=repr(error),
+                )
+                if attempt < _ATTEMPTS:
+                    await asyncio.sleep(pause_s)
+                    pause_s *= 2
+        log.error("room_fact_dropped", event=event.DESCRIPTOR.full_name, room_id=change.room_id)

@@ -1,0 +1,227 @@
+"""The room manager's records as protobuf messages: rooms for the gRPC answers, pushes for the gateways,
+changes for the topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from parley.relay.v1 import media_pb2
+from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
+
+from services.core.topics import Topic
+from services.rooms import changes, pushes
+from services.rooms.rooms import Room
+
+_KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
+_KIND_NAMES = {value: name for name, value in _KINDS.items()}
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def record_message(record: changes.RecordOptions) -> rooms_pb2.RecordOptions:
+    return rooms_pb2.RecordOptions(
+        default_record=record.default_record,
+        record_strong_depend=record.record_strong_depend,
+        record_param_json=record.record_param_json,
+    )
+
+
+def record_options(message: rooms_pb2.RecordOptions) -> changes.RecordOptions:
+    return changes.RecordOptions(
+        default_record=message.default_record,
+        record_strong_depend=message.record_strong_depend,
+        record_param_json=message.record_param_json,
+    )
+
+
+def tracks(messages: Iterable[media_pb2.Track]) -> tuple[changes.Track, ...]:
+    return tuple(
+        changes.Track(kind=_KIND_NAMES[track.kind], codec=track.codec)
+        for track in messages
+        if track.kind in _KIND_NAMES
+    )
+
+
+def track_messages(records: Iterable[changes.Track]) -> list[media_pb2.Track]:
+    return [media_pb2.Track(kind=_KINDS[track.kind], codec=track.codec) for track in records]
+
+
+def feed_message(feed: pushes.FeedInfo) -> rooms_pb2.FeedRef:
+    return rooms_pb2.FeedRef(uid=feed.uid, feed_id=feed.feed_id, tag=feed.tag, media_type=feed.media_type)
+
+
+def participant_message(participant: pushes.ParticipantInfo) -> rooms_pb2.Participant:
+    return rooms_pb2.Participant(
+        uid=participant.uid,
+        user_type=participant.user_type,
+        feeds=[feed_message(feed) for feed in participant.feeds],
+    )
+
+
+def room_message(room: Room) -> rooms_pb2.Room:
+    return rooms_pb2.Room(
+        room_id=room.room_id,
+        rtoken=room.rtoken,
+        biz_name=room.biz_name,
+        creator_uid=room.creator_uid,
+        created_at=timestamp(room.created_at),
+        participants=[participant_message(p) for p in room.attendance(without="")],
+        record=record_message(room.record),
+    )
+
+
+def push_message(push: pushes.Push) -> delivery_pb2.Push:
+    match push:
+        case pushes.AttendanceList():
+            return delivery_pb2.Push(
+                attendance_list=delivery_pb2.AttendanceList(
+                    room_id=push.room_id, participants=[participant_message(p) for p in push.participants]
+                )
+            )
+        case pushes.NewJoinerIn():
+            return delivery_pb2.Push(
+                new_joiner_in=delivery_pb2.NewJoinerIn(room_id=push.room_id, uid=push.uid)
+            )
+        case pushes.PeerLeft():
+            return delivery_pb2.Push(
+                peer_left=delivery_pb2.PeerLeft(room_id=push.room_id, uid=push.uid, exit_type=push.exit_type)
+            )
+        case pushes.TextReceived():
+            return delivery_pb2.Push(
+                text_received=delivery_pb2.TextReceived(
+                    room_id=push.room_id, uid=push.uid, text=push.text, msg_id=push.msg_id
+                )
+            )
+        case pushes.InviteRequested():
+            return delivery_pb2.Push(
+                invite_requested=delivery_pb2.InviteRequested(
+                    room_id=push.room_id, rtoken=push.rtoken, inviter=push.inviter, extra=push.extra
+                )
+            )
+        case pushes.InviteReplied():
+            return delivery_pb2.Push(
+                invite_replied=delivery_pb2.InviteReplied(
+                    room_id=push.room_id, invitee=push.invitee, reply=push.reply
+                )
+            )
+        case pushes.NewPublish():
+            return delivery_pb2.Push(
+                new_publish=delivery_pb2.NewPublish(room_id=push.room_id, feed=feed_message(push.feed))
+            )
+        case pushes.Unpublished():
+            return delivery_pb2.Push(
+                unpublished=delivery_pb2.Unpublished(room_id=push.room_id, feed=feed_message(push.feed))
+            )
+        case pushes.NewSubscribe():
+            return delivery_pb2.Push(
+                new_subscribe=delivery_pb2.NewSubscribe(
+                    room_id=push.room_id, subscriber=push.subscriber, feed=feed_message(push.feed)
+                )
+            )
+        case pushes.Unsubscribed():
+            return delivery_pb2.Push(
+                unsubscribed=delivery_pb2.Unsubscribed(
+                    room_id=push.room_id, subscriber=push.subscriber, feed=feed_message(push.feed)
+                )
+            )
+        case pushes.MediaClosed():
+            return delivery_pb2.Push(
+                media_closed=delivery_pb2.MediaClosed(
+                    room_id=push.room_id,
+                    code=push.code,
+                    feed_id=push.feed_id,
+                    subscription_id=push.subscription_id,
+                )
+            )
+        case pushes.LeftRoom():
+            return delivery_pb2.Push(
+                left_room=delivery_pb2.LeftRoom(room_id=push.room_id, leave_type=push.leave_type)
+            )
+        case pushes.SessionTakenOver():
+            return delivery_pb2.Push(session_taken_over=delivery_pb2.SessionTakenOver())
+
+
+def change_event(change: changes.Change) -> tuple[Topic, Message]:
+    """The topic and the event of a change; every one is keyed by its room_id."""
+    match change:
+        case changes.RoomCreated():
+            return Topic.ROOM, events_pb2.RoomCreated(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                creator_uid=change.creator_uid,
+                created_at=timestamp(change.created_at),
+                record=record_message(change.record),
+            )
+        case changes.RoomDestroyed():
+            return Topic.ROOM, events_pb2.RoomDestroyed(
+                room_id=change.room_id, biz_name=change.biz_name, destroyed_at=timestamp(change.destroyed_at)
+            )
+        case changes.ParticipantJoined():
+            return Topic.ROOM, events_pb2.ParticipantJoined(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                uid=change.uid,
+                session_id=change.session_id,
+                joined_at=timestamp(change.joined_at),
+            )
+        case changes.ParticipantLeft():
+            return Topic.ROOM, events_pb2.ParticipantLeft(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                uid=change.uid,
+                session_id=change.session_id,
+                exit_type=change.exit_type,
+                joined_at=timestamp(change.joined_at),
+                left_at=timestamp(change.left_at),
+            )
+        case changes.FeedPublished():
+            return Topic.FEED, events_pb2.FeedPublished(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                feed_id=change.feed_id,
+                uid=change.uid,
+                tag=change.tag,
+                media_type=change.media_type,
+                tracks=track_messages(change.tracks),
+                published_at=timestamp(change.published_at),
+            )
+        case changes.FeedUnpublished():
+            return Topic.FEED, events_pb2.FeedUnpublished(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                feed_id=change.feed_id,
+                uid=change.uid,
+                code=change.code,
+                published_at=timestamp(change.published_at),
+                unpublished_at=timestamp(change.unpublished_at),
+            )
+        case changes.SubscriptionStarted():
+            return Topic.FEED, events_pb2.SubscriptionStarted(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                feed_id=change.feed_id,
+                subscription_id=change.subscription_id,
+                uid=change.uid,
+                publisher_uid=change.publisher_uid,
+                tracks=track_messages(change.tracks),
+                started_at=timestamp(change.started_at),
+            )
+        case changes.SubscriptionEnded():
+            return Topic.FEED, events_pb2.SubscriptionEnded(
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                feed_id=change.feed_id,
+                subscription_id=change.subscription_id,
+                uid=change.uid,
+                publisher_uid=change.publisher_uid,
+                code=change.code,
+                started_at=timestamp(change.started_at),
+                ended_at=timestamp(change.ended_at),
+            )

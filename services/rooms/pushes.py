@@ -1,0 +1,165 @@
+"""What the room manager tells client sessions, one record per push (delivery.proto's `Push`).
+
+The gateway turns each into the WebSocket event of docs/protocol.md; the names follow seed 002's
+callbacks (OnRoomAttendanceList, OnNewJoinerIn, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitType(IntEnum):
+    """Seed 002 OnParticipantLeaveRoom exitType."""
+
+    NORMAL = 1
+    ABNORMAL = 2
+
+
+class LeaveType(IntEnum):
+    """Seed 002 OnLeaveRoom leaveType, for a session taken out of its room without asking."""
+
+    # "被踢出房间": Parley uses it when the same uid joined the room from another session.
+    REMOVED = 3
+
+
+class MediaCloseCode(IntEnum):
+    """Seed 002 OnMediaClose codes the room manager decides."""
+
+    # "取消发布/订阅触发关闭流": the stream's own unpublish or unsubscribe.
+    STOPPED = 5001
+    # "对端离开房间, 被动关闭流": the publisher left the room.
+    PEER_LEFT = 5002
+    # "对端取消发布, 被动关闭流": the publisher unpublished.
+    PEER_UNPUBLISHED = 5006
+    # "退出房间触发关闭流": the stream's owner left the room.
+    LEFT_ROOM = 5008
+
+
+class InviteReply(IntEnum):
+    """Seed 002 OnInviteReply reply."""
+
+    ANSWER = 0
+    OFFLINE = 1
+    REJECT = 2
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    uid: str
+    feed_id: str
+    tag: str
+    media_type: int
+
+
+@dataclass(frozen=True)
+class ParticipantInfo:
+    uid: str
+    feeds: tuple[FeedInfo, ...]
+    # Seed 002 userType: 0 an ordinary user (101 is mPaaS's playback robot, which Parley has not).
+    user_type: int = 0
+
+
+@dataclass(frozen=True)
+class AttendanceList:
+    room_id: str
+    participants: tuple[ParticipantInfo, ...]
+
+
+@dataclass(frozen=True)
+class NewJoinerIn:
+    room_id: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class PeerLeft:
+    room_id: str
+    uid: str
+    exit_type: ExitType
+
+
+@dataclass(frozen=True)
+class TextReceived:
+    room_id: str
+    uid: str
+    text: str
+    msg_id: str
+
+
+@dataclass(frozen=True)
+class InviteRequested:
+    room_id: str
+    rtoken: str
+    inviter: str
+    extra: str
+
+
+@dataclass(frozen=True)
+class InviteReplied:
+    room_id: str
+    invitee: str
+    reply: InviteReply
+
+
+@dataclass(frozen=True)
+class NewPublish:
+    room_id: str
+    feed: FeedInfo
+
+
+@dataclass(frozen=True)
+class Unpublished:
+    room_id: str
+    feed: FeedInfo
+
+
+@dataclass(frozen=True)
+class NewSubscribe:
+    room_id: str
+    subscriber: str
+    feed: FeedInfo
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    room_id: str
+    subscriber: str
+    feed: FeedInfo
+
+
+@dataclass(frozen=True)
+class MediaClosed:
+    room_id: str
+    code: MediaCloseCode
+    feed_id: str
+    subscription_id: str
+
+
+@dataclass(frozen=True)
+class LeftRoom:
+    room_id: str
+    leave_type: LeaveType
+
+
+@dataclass(frozen=True)
+class SessionTakenOver:
+    """The session was resumed on another connection: the old one is to be closed."""
+
+
+Push = (
+    AttendanceList
+    | NewJoinerIn
+    | PeerLeft
+    | TextReceived
+    | InviteRequested
+    | InviteReplied
+    | NewPublish
+    | Unpublished
+    | NewSubscribe
+    | Unsubscribed
+    | MediaClosed
+    | LeftRoom
+    | SessionTakenOver
+)

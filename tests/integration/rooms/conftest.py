@@ -1,0 +1,315 @@
+"""The platform the room tests drive with plain WebSocket clients: the licence service, the room manager,
+the media relay and TWO gateways, each its own ServiceRuntime in this process, on the session's Tansu
+broker, real gRPC and real uvicorn. Peers of one room are put on different gateways throughout.
+
+Graces are short here (a dropped session is removed after 2 s, an empty room after 1 s) so that the
+tests see them end; the defaults are 15 s and 60 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from faststream.kafka import KafkaBroker
+from google.protobuf.message import Message
+from opentelemetry.sdk.trace import TracerProvider
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.rooms.v1 import events_pb2
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from services.core.config import (
+    GatewaySettings,
+    GrpcEndpoints,
+    KafkaSettings,
+    LicenceSettings,
+    RelaySettings,
+    RoomsSettings,
+    ServiceName,
+    Settings,
+)
+from services.core.embedded_broker import free_port
+from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.service import ServiceRuntime
+from services.core.topics import Topic
+from services.gateway.app import build as build_gateway
+from services.licence.app import build as build_licence
+from services.licence.keys import load_private_key
+from services.licence.signatures import sign
+from services.relay.app import build as build_relay
+from services.relay.ice import gathering_on
+from services.rooms.app import build as build_rooms
+
+MASTER_KEY = base64.b64encode(b"r" * 32).decode()
+SESSION_GRACE_S = 2.0
+EMPTY_ROOM_GRACE_S = 1.0
+
+
+@dataclass
+class Platform:
+    # Two gateway processes behind "one address": clients pick one or the other.
+    ws_urls: tuple[str, str]
+    licence: LicenceServiceStub
+    facts: Facts
+    # Settings for one more gateway process, given its gRPC address.
+    settings_for_gateway: Callable[[str], Settings]
+    session_grace_s: float = SESSION_GRACE_S
+
+
+@dataclass
+class Facts:
+    """Every event on parley.room.v1 and parley.feed.v1, by room_id, as (type, event)."""
+
+    by_room: dict[str, list[tuple[str, Message]]] = field(default_factory=dict)
+
+    async def record(self, event: Message, envelope: Envelope) -> None:
+        room_id = getattr(event, "room_id", "")
+        self.by_room.setdefault(room_id, []).append((type(event).__name__, event))
+
+    def types(self, room_id: str) -> list[str]:
+        return [name for name, _ in self.by_room.get(room_id, [])]
+
+    async def wait_for(self, room_id: str, name: str, timeout_s: float = 20) -> Message:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for kind, event in self.by_room.get(room_id, []):
+                    if kind == name:
+                        return event
+                await asyncio.sleep(0.05)
+
+
+async def _fact_consumer(kafka: str, facts: Facts) -> KafkaBroker:
+    broker = create_broker(kafka, client_id="rooms-tests", tracer_provider=TracerProvider())
+    group = f"rooms-tests-{uuid.uuid4()}"
+    for topic in (Topic.ROOM, Topic.FEED):
+        consumer = EventConsumer(broker, topic, group_id=f"{group}-{topic.value}", max_wait_ms=50)
+        for event_type in (
+            events_pb2.RoomCreated,
+            events_pb2.RoomDestroyed,
+            events_pb2.ParticipantJoined,
+            events_pb2.ParticipantLeft,
+            events_pb2.FeedPublished,
+            events_pb2.FeedUnpublished,
+            events_pb2.SubscriptionStarted,
+            events_pb2.SubscriptionEnded,
+        ):
+            consumer.on(event_type)(facts.record)
+    await broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    data_dir: Path = tmp_path_factory.mktemp("rooms")
+    endpoints = GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName})
+
+    def settings(gateway_grpc: str) -> Settings:
+        return Settings(
+            data_dir=data_dir,
+            kafka=KafkaSettings(bootstrap_servers=kafka),
+            grpc=endpoints.model_copy(update={"gateway": gateway_grpc}),
+            gateway=GatewaySettings(http_port=0),
+            licence=LicenceSettings(master_key=MASTER_KEY),
+            rooms=RoomsSettings(session_grace_s=SESSION_GRACE_S, empty_room_grace_s=EMPTY_ROOM_GRACE_S),
+            relay=RelaySettings(listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"]),
+        )
+
+    first, second = settings(endpoints.gateway), settings(f"127.0.0.1:{free_port()}")
+    licence = ServiceRuntime(ServiceName.LICENCE, first, set_global_tracing=False)
+    rooms = ServiceRuntime(ServiceName.ROOMS, first, set_global_tracing=False)
+    relay = ServiceRuntime(ServiceName.RELAY, first, set_global_tracing=False)
+    gateways = [ServiceRuntime(ServiceName.GATEWAY, s, set_global_tracing=False) for s in (first, second)]
+    build_licence(licence)
+    build_rooms(rooms)
+    build_relay(relay)
+    https = [build_gateway(gateway) for gateway in gateways]
+    facts = Facts()
+    runtimes = [licence, rooms, relay, *gateways]
+    fact_broker, *_ = await asyncio.gather(_fact_consumer(kafka, facts), *(r.start() for r in runtimes))
+    channel = grpc.aio.insecure_channel(endpoints.licence)
+    yield Platform(
+        ws_urls=(f"ws://127.0.0.1:{https[0].port}/ws/v1", f"ws://127.0.0.1:{https[1].port}/ws/v1"),
+        licence=LicenceServiceStub(channel),
+        facts=facts,
+        settings_for_gateway=settings,
+    )
+    await channel.close()
+    await fact_broker.stop()
+    for runtime in reversed(runtimes):
+        await runtime.stop()
+
+
+@pytest.fixture
+async def third_gateway(platform: Platform) -> AsyncIterator[tuple[str, Callable[[], Awaitable[None]]]]:
+    """One more gateway process, for a test to stop: its WebSocket URL, and how to stop it."""
+    runtime = ServiceRuntime(
+        ServiceName.GATEWAY,
+        platform.settings_for_gateway(f"127.0.0.1:{free_port()}"),
+        set_global_tracing=False,
+    )
+    http = build_gateway(runtime)
+    await runtime.start()
+    stopped = False
+
+    async def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        await runtime.stop()
+
+    yield f"ws://127.0.0.1:{http.port}/ws/v1", stop
+    if not stopped:
+        await runtime.stop()
+
+
+@dataclass
+class App:
+    biz_name: str
+    app_id: str
+    workspace_id: str
+    private_key: str
+
+    def connect_params(self, uid: str, *, ttl_s: float = 3600) -> dict[str, str]:
+        expire_time_ms = int((time.time() + ttl_s) * 1000)
+        key = load_private_key(self.private_key)
+        return {
+            "uid": uid,
+            "biz_name": self.biz_name,
+            "sub_biz": self.app_id,
+            "workspace_id": self.workspace_id,
+            "sign": sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms),
+        }
+
+
+@pytest.fixture(scope="session")
+async def app(platform: Platform) -> App:
+    created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="room-tests"), timeout=30)
+    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
+
+
+@dataclass
+class Client:
+    """A plain WebSocket client of protocol v1: responses matched by req_id, pushes kept in order."""
+
+    ws: ClientConnection
+    uid: str = ""
+    session_id: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
+
+    async def call(self, cmd: str, timeout_s: float = 20, **params: Any) -> dict[str, Any]:
+        req_id = f"r{next(self._ids)}"
+        await self.ws.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}))
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await self._next()
+                if message.get("req_id") == req_id:
+                    return message
+
+    async def ok(self, cmd: str, **params: Any) -> dict[str, Any]:
+        answer = await self.call(cmd, **params)
+        assert answer["code"] == 0, (cmd, answer)
+        return dict(answer["data"])
+
+    async def _next(self) -> dict[str, Any]:
+        message = dict(json.loads(await self.ws.recv()))
+        if "event" in message:
+            self.events.append(message)
+        return message
+
+    async def event(self, name: str, timeout_s: float = 10) -> dict[str, Any]:
+        """The first push of that name not taken yet (earlier pushes of other names stay)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for index, message in enumerate(self.events):
+                    if message["event"] == name:
+                        del self.events[index]
+                        return dict(message["data"])
+                await self._next()
+
+    async def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
+        """Read for a while; every push that came (and was not taken)."""
+        try:
+            async with asyncio.timeout(seconds):
+                while True:
+                    await self._next()
+        except TimeoutError:
+            pass
+        return self.events
+
+    async def close_code(self, timeout_s: float = 10) -> int | None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    await self._next()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd is not None else None
+        raise AssertionError("unreachable")
+
+
+@pytest.fixture
+async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
+    """`await clients(uid, gateway=0)`: a client connected as `uid` on gateway 0 or 1."""
+    opened: list[ClientConnection] = []
+
+    async def open_client(
+        uid: str | None = None, *, gateway: int | str = 0, connect_as: bool = True
+    ) -> Client:
+        """`gateway` is 0 or 1, or the URL of another gateway."""
+        url = gateway if isinstance(gateway, str) else platform.ws_urls[gateway]
+        ws = await connect(url, proxy=None, open_timeout=10)
+        opened.append(ws)
+        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}")
+        if connect_as:
+            data = await client.ok("connect", **app.connect_params(client.uid))
+            client.session_id = data["session_id"]
+        return client
+
+    yield open_client
+    for ws in opened:
+        await ws.close()
+
+
+class Peer:
+    """An aiortc peer connection that makes the offers a browser would (ICE on loopback only)."""
+
+    def __init__(self, *, send: bool) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if send:
+            self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+            self.pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+
+    async def offer(self) -> str:
+        offer = await self.pc.createOffer()
+        with gathering_on(["127.0.0.1"]):
+            await self.pc.setLocalDescription(offer)
+        return str(self.pc.localDescription.sdp)
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[Any]:
+    made: list[Peer] = []
+
+    def make(*, send: bool) -> Peer:
+        made.append(Peer(send=send))
+        return made[-1]
+
+    yield make
+    for peer in made:
+        await peer.pc.close()

@@ -1,0 +1,386 @@
+"""The room manager's rules on a fake clock: rooms, participants, text, invitations, feeds and
+subscriptions, and what each operation pushes, reports and orders of the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import ParleyError
+from services.rooms import changes, pushes
+from services.rooms.changes import RecordOptions, Track
+from services.rooms.manager import Outcome, RoomManager, RoomRules, StopFeed, StopSubscription
+from services.rooms.pushes import ExitType, InviteReply, MediaCloseCode
+from services.rooms.sessions import Attachment
+
+RELAY = "relay:1"
+RULES = RoomRules(
+    session_grace_s=15,
+    empty_room_grace_s=60,
+    max_participants=3,
+    max_feeds_per_participant=2,
+    max_subscriptions_per_participant=2,
+    negotiation_timeout_s=30,
+    # Gateways do not heartbeat here; tests/unit/rooms/test_sessions.py covers leases.
+    gateway_lease_s=10_000,
+)
+AUDIO_VIDEO = (Track("audio", "audio/opus"), Track("video", "video/VP8"))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    """A room manager, its clock, and the pushes it has queued, per session."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.manager = RoomManager(
+            RULES, relay_address=RELAY, clock=self.clock, now=lambda: datetime(2026, 1, 1, tzinfo=UTC)
+        )
+        self._queued: dict[str, list[pushes.Push]] = {}
+
+    def connect(self, uid: str, *, biz_name: str = "biz", gateway: str = "gw1") -> str:
+        session_id = f"s_{uid}_{len(self.manager.sessions)}"
+        attachment = Attachment(gateway, f"{gateway}:1", f"c_{session_id}")
+        self.manager.open_session(session_id, biz_name, uid, attachment)
+        return session_id
+
+    def pushes(self, session_id: str) -> list[pushes.Push]:
+        """What was queued for a session since the last call (on any gateway), in order."""
+        for gateway in ("gw1", "gw2"):
+            for item in self.manager.sessions.take(gateway, limit=10_000):
+                self._queued.setdefault(item.session_id, []).append(item.push)
+        return self._queued.pop(session_id, [])
+
+    def take_outcome(self) -> Outcome:
+        return self.manager.outcome()
+
+
+def kinds(items: list[object]) -> list[str]:
+    return [type(item).__name__ for item in items]
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield World()
+
+
+def room_with(world: World, *uids: str) -> tuple[str, str, list[str]]:
+    """A room created by the first uid and joined by the others; pushes and outcome so far are taken."""
+    sessions = [world.connect(uid) for uid in uids]
+    room = world.manager.create_room(
+        biz_name="", creator_uid="", session_id=sessions[0], record=RecordOptions()
+    )
+    for session in sessions[1:]:
+        world.manager.join_room(session, room.room_id, room.rtoken)
+    for session in sessions:
+        world.pushes(session)
+    world.take_outcome()
+    return room.room_id, room.rtoken, sessions
+
+
+def test_a_joiner_gets_the_attendance_and_the_others_hear_of_it(world: World) -> None:
+    alice = world.connect("alice")
+    room = world.manager.create_room(biz_name="", creator_uid="", session_id=alice, record=RecordOptions())
+    assert (room.biz_name, room.creator_uid) == ("biz", "alice")
+    assert kinds(world.take_outcome().changes) == ["RoomCreated", "ParticipantJoined"]
+    bob = world.connect("bob")
+    world.manager.join_room(bob, room.room_id, room.rtoken)
+
+    assert world.pushes(alice) == [pushes.NewJoinerIn(room.room_id, "bob")]
+    assert world.pushes(bob) == [
+        pushes.AttendanceList(room.room_id, (pushes.ParticipantInfo(uid="alice", feeds=()),))
+    ]
+    joined = world.take_outcome().changes
+    assert joined == [changes.ParticipantJoined(room.room_id, "biz", "bob", bob, joined[0].joined_at)]  # type: ignore[union-attr]
+
+
+def test_join_refusals(world: World) -> None:
+    room_id, rtoken, (_, bob, _) = room_with(world, "alice", "bob", "carol")
+    cases = [
+        (world.connect("dave"), room_id, "wrong", "RTOKEN_MISMATCH"),
+        (world.connect("erin"), "missing", rtoken, "ROOM_NOT_FOUND"),
+        (world.connect("frank", biz_name="other_app"), room_id, rtoken, "ROOM_NOT_FOUND"),
+        (world.connect("gina"), room_id, rtoken, "ROOM_FULL"),
+        (bob, room_id, rtoken, "ALREADY_IN_ROOM"),
+    ]
+    for session, joined_room, token, reason in cases:
+        with pytest.raises(ParleyError) as refused:
+            world.manager.join_room(session, joined_room, token)
+        assert refused.value.kind.reason == reason
+    with pytest.raises(ParleyError) as unknown:
+        world.manager.join_room("no_session", room_id, rtoken)
+    assert unknown.value.kind.reason == "SESSION_UNKNOWN"
+
+
+def test_the_same_uid_joining_from_another_session_replaces_the_first(world: World) -> None:
+    room_id, rtoken, (alice, bob) = room_with(world, "alice", "bob")
+    bob_again = world.connect("bob")
+    world.manager.join_room(bob_again, room_id, rtoken)
+
+    assert world.pushes(bob) == [pushes.LeftRoom(room_id, pushes.LeaveType.REMOVED)]
+    assert world.pushes(alice) == [
+        pushes.PeerLeft(room_id, "bob", ExitType.ABNORMAL),
+        pushes.NewJoinerIn(room_id, "bob"),
+    ]
+    assert kinds(world.pushes(bob_again)) == ["AttendanceList"]
+    # The replaced session is in no room.
+    with pytest.raises(ParleyError):
+        world.manager.leave_room(bob)
+
+
+def test_an_empty_room_is_destroyed_after_its_grace_unless_someone_joins(world: World) -> None:
+    room_id, rtoken, (alice,) = room_with(world, "alice")
+    world.manager.leave_room(alice)
+    world.clock.now += 59
+    world.manager.sweep()
+    world.manager.join_room(alice, room_id, rtoken)
+    world.manager.leave_room(alice)
+    world.take_outcome()
+    world.clock.now += 59.9
+    world.manager.sweep()
+    assert world.take_outcome().changes == []
+    world.clock.now += 0.1
+    world.manager.sweep()
+    assert kinds(world.take_outcome().changes) == ["RoomDestroyed"]
+    with pytest.raises(ParleyError):
+        world.manager.get_room(room_id)
+
+
+def test_a_room_an_app_created_waits_for_its_first_participant_as_long(world: World) -> None:
+    room = world.manager.create_room(
+        biz_name="biz", creator_uid="backend", session_id="", record=RecordOptions()
+    )
+    assert room.participants == {}
+    world.clock.now += 60
+    world.manager.sweep()
+    assert kinds(world.take_outcome().changes) == ["RoomCreated", "RoomDestroyed"]
+    with pytest.raises(ParleyError) as missing:
+        world.manager.create_room(biz_name="", creator_uid="x", session_id="", record=RecordOptions())
+    assert missing.value.kind.reason == "INVALID_ARGUMENT"
+
+
+def test_text_goes_to_the_peers_named_or_to_everyone_else(world: World) -> None:
+    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
+    msg_id = world.manager.send_text(alice, [], "all")
+    assert world.pushes(bob) == [pushes.TextReceived(room_id, "alice", "all", msg_id)]
+    assert world.pushes(carol) == [pushes.TextReceived(room_id, "alice", "all", msg_id)]
+    assert world.pushes(alice) == []
+    world.manager.send_text(alice, ["carol"], "only you")
+    assert world.pushes(bob) == [] and kinds(world.pushes(carol)) == ["TextReceived"]
+    for peers in (["alice"], ["zed"]):
+        with pytest.raises(ParleyError) as refused:
+            world.manager.send_text(alice, peers, "x")
+        assert (refused.value.code, refused.value.kind.reason) == (-10291, "PEER_NOT_IN_ROOM")
+
+
+def test_invitations_online_offline_replied_and_abandoned(world: World) -> None:
+    room_id, rtoken, (alice,) = room_with(world, "alice")
+    bob = world.connect("bob")
+    bob_phone = world.connect("bob", gateway="gw2")
+    world.manager.invite(alice, ["bob", "nobody"], "x")
+    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "nobody", InviteReply.OFFLINE)]
+    # Every session of the invitee hears it, wherever it is connected.
+    assert (
+        world.pushes(bob)
+        == world.pushes(bob_phone)
+        == [pushes.InviteRequested(room_id, rtoken, "alice", "x")]
+    )
+
+    world.manager.reply_invite(bob_phone, room_id, InviteReply.REJECT, "")
+    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "bob", InviteReply.REJECT)]
+    with pytest.raises(ParleyError) as answered:
+        world.manager.reply_invite(bob, room_id, InviteReply.ANSWER, "")
+    assert (answered.value.code, answered.value.kind.reason) == (-601, "INVITATION_NOT_FOUND")
+
+    # An invitee whose last session ends is offline; one who joins has answered.
+    world.manager.invite(alice, ["bob"], "")
+    world.manager.close_session(bob, f"c_{bob}")
+    assert world.pushes(alice) == []
+    world.manager.close_session(bob_phone, f"c_{bob_phone}")
+    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "bob", InviteReply.OFFLINE)]
+    carol = world.connect("carol")
+    world.manager.invite(alice, ["carol"], "")
+    world.manager.join_room(carol, room_id, rtoken)
+    world.manager.close_session(carol, f"c_{carol}")
+    assert InviteReply.OFFLINE not in [
+        p.reply for p in world.pushes(alice) if isinstance(p, pushes.InviteReplied)
+    ]
+
+    with pytest.raises(ParleyError) as self_invite:
+        world.manager.invite(alice, ["alice"], "")
+    assert self_invite.value.code == -503
+    with pytest.raises(ParleyError) as outside:
+        world.manager.invite(world.connect("dan"), ["alice"], "")
+    assert outside.value.code == -501
+
+
+def test_a_dropped_session_keeps_its_place_for_the_grace_and_gets_what_it_missed(world: World) -> None:
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    world.manager.send_text(alice, [], "queued before the drop")
+    world.manager.detach_session(bob, f"c_{bob}")
+    world.manager.send_text(alice, [], "sent while away")
+    world.clock.now += 14.9
+    world.manager.sweep()
+    assert world.pushes(alice) == []
+
+    room = world.manager.resume_session(bob, "biz", "bob", Attachment("gw2", "gw2:1", "c_new"))
+    assert room == room_id
+    world.manager.send_text(alice, [], "after")
+    assert [p.text for p in world.pushes(bob)] == ["queued before the drop", "sent while away", "after"]  # type: ignore[union-attr]
+    # Only the session's own user may take it back.
+    with pytest.raises(ParleyError) as refused:
+        world.manager.resume_session(bob, "biz", "mallory", Attachment("gw2", "gw2:1", "c_x"))
+    assert refused.value.kind.reason == "SESSION_UNKNOWN"
+
+
+def test_a_session_that_does_not_come_back_leaves_with_exit_type_2(world: World) -> None:
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    world.manager.detach_session(bob, f"c_{bob}")
+    world.clock.now += 15
+    world.manager.sweep()
+    assert world.pushes(alice) == [pushes.PeerLeft(room_id, "bob", ExitType.ABNORMAL)]
+    left = world.take_outcome().changes
+    assert kinds(left) == ["ParticipantLeft"] and left[0].exit_type == ExitType.ABNORMAL  # type: ignore[union-attr]
+    with pytest.raises(ParleyError):
+        world.manager.resume_session(bob, "biz", "bob", Attachment("gw1", "gw1:1", "c_late"))
+
+
+def test_disconnect_leaves_normally_and_an_old_connection_cannot_end_a_resumed_session(world: World) -> None:
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    world.manager.resume_session(bob, "biz", "bob", Attachment("gw2", "gw2:1", "c_new"))
+    world.manager.detach_session(bob, f"c_{bob}")
+    world.manager.close_session(bob, f"c_{bob}")
+    world.clock.now += 100
+    world.manager.sweep()
+    assert world.pushes(alice) == []
+    world.manager.close_session(bob, "c_new")
+    assert world.pushes(alice) == [pushes.PeerLeft(room_id, "bob", ExitType.NORMAL)]
+
+
+def publish(world: World, session: str, media_type: int = 1) -> str:
+    slot = world.manager.start_publish(session, media_type, "cam")
+    assert slot.relay_address == RELAY
+    world.manager.complete_publish(session, slot.feed_id, AUDIO_VIDEO)
+    return slot.feed_id
+
+
+def subscribe(world: World, session: str, feed_id: str) -> str:
+    world.manager.start_subscribe(session, feed_id, audio=True, video=True)
+    subscription_id = f"sub_{session}_{feed_id}"
+    world.manager.complete_subscribe(session, feed_id, subscription_id, AUDIO_VIDEO)
+    return subscription_id
+
+
+def test_publishing_and_subscribing_are_told_and_reported(world: World) -> None:
+    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
+    feed_id = publish(world, alice)
+    feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
+    assert world.pushes(bob) == world.pushes(carol) == [pushes.NewPublish(room_id, feed)]
+    subscription_id = subscribe(world, bob, feed_id)
+    assert world.pushes(alice) == world.pushes(carol) == [pushes.NewSubscribe(room_id, "bob", feed)]
+    world.manager.unsubscribe(bob, feed_id)
+    assert world.pushes(alice) == [pushes.Unsubscribed(room_id, "bob", feed)]
+    outcome = world.take_outcome()
+    assert kinds(outcome.changes) == ["FeedPublished", "SubscriptionStarted", "SubscriptionEnded"]
+    assert outcome.changes[2].code == MediaCloseCode.STOPPED  # type: ignore[union-attr]
+    assert outcome.relay_orders == [StopSubscription(RELAY, room_id, subscription_id)]
+
+    second = subscribe(world, bob, feed_id)
+    world.pushes(alice)
+    world.manager.unpublish(alice, feed_id)
+    assert world.pushes(bob) == [
+        pushes.Unpublished(room_id, feed),
+        pushes.MediaClosed(room_id, MediaCloseCode.PEER_UNPUBLISHED, feed_id, second),
+    ]
+    outcome = world.take_outcome()
+    assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [
+        ("SubscriptionStarted", None),
+        ("SubscriptionEnded", MediaCloseCode.PEER_UNPUBLISHED),
+        ("FeedUnpublished", MediaCloseCode.STOPPED),
+    ]
+    assert outcome.relay_orders == [StopFeed(RELAY, room_id, feed_id)]
+
+
+def test_a_publisher_leaving_closes_its_subscribers_with_5002(world: World) -> None:
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    feed_id = publish(world, alice)
+    bobs_feed = publish(world, bob)
+    subscription_id = subscribe(world, bob, feed_id)
+    alices_subscription = subscribe(world, alice, bobs_feed)
+    world.pushes(bob)
+    world.take_outcome()
+
+    world.manager.leave_room(alice)
+    assert world.pushes(bob) == [
+        pushes.PeerLeft(room_id, "alice", ExitType.NORMAL),
+        pushes.MediaClosed(room_id, MediaCloseCode.PEER_LEFT, feed_id, subscription_id),
+    ]
+    outcome = world.take_outcome()
+    assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [
+        ("SubscriptionEnded", MediaCloseCode.LEFT_ROOM),
+        ("SubscriptionEnded", MediaCloseCode.PEER_LEFT),
+        ("FeedUnpublished", MediaCloseCode.LEFT_ROOM),
+        ("ParticipantLeft", None),
+    ]
+    assert outcome.relay_orders == [
+        StopSubscription(RELAY, room_id, alices_subscription),
+        StopFeed(RELAY, room_id, feed_id),
+    ]
+
+
+def test_limits_and_negotiations_that_never_complete(world: World) -> None:
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    publish(world, alice)
+    pending = world.manager.start_publish(alice, 2, "")
+    with pytest.raises(ParleyError) as limit:
+        world.manager.start_publish(alice, 2, "")
+    assert (limit.value.code, limit.value.kind.reason) == (-1073, "PUBLISH_LIMIT")
+    world.take_outcome()
+    world.clock.now += 30
+    world.manager.sweep()
+    # The gateway never completed it: the relay is told to stop the feed, in case it has it.
+    assert world.take_outcome().relay_orders == [StopFeed(RELAY, room_id, pending.feed_id)]
+    with pytest.raises(ParleyError) as late:
+        world.manager.complete_publish(alice, pending.feed_id, AUDIO_VIDEO)
+    assert (late.value.code, late.value.kind.reason) == (-1071, "PUBLISH_ABANDONED")
+
+    feeds = [publish(world, bob), publish(world, bob)]
+    subscribe(world, alice, feeds[0])
+    world.manager.start_subscribe(alice, feeds[1], audio=True, video=False)
+    with pytest.raises(ParleyError) as twice:
+        world.manager.start_subscribe(alice, feeds[1], audio=True, video=False)
+    assert twice.value.kind.reason == "SUBSCRIPTION_EXISTS"
+    world.manager.cancel_subscribe(alice, feeds[1])
+    with pytest.raises(ParleyError) as nothing:
+        world.manager.start_subscribe(alice, feeds[1], audio=False, video=False)
+    assert nothing.value.code == -1086
+    # The feed ends while a subscription to it is being negotiated: completing it fails.
+    world.manager.start_subscribe(alice, feeds[1], audio=True, video=True)
+    world.manager.unpublish(bob, feeds[1])
+    with pytest.raises(ParleyError) as gone:
+        world.manager.complete_subscribe(alice, feeds[1], "sub_x", AUDIO_VIDEO)
+    assert (gone.value.code, gone.value.kind.reason) == (-1081, "SUBSCRIBE_ABANDONED")
+
+
+def test_commands_outside_a_room_have_the_seeds_codes(world: World) -> None:
+    alone = world.connect("alone")
+    for operation, code in (
+        (lambda: world.manager.start_publish(alone, 1, ""), 5104),
+        (lambda: world.manager.start_subscribe(alone, "f", audio=True, video=True), -1087),
+        (lambda: world.manager.send_text(alone, [], "x"), -10291),
+        (lambda: world.manager.invite(alone, ["x"], ""), -501),
+        (lambda: world.manager.leave_room(alone), -91010),
+        (lambda: world.manager.unpublish(alone, "f"), -91010),
+    ):
+        with pytest.raises(ParleyError) as refused:
+            operation()
+        assert refused.value.code == code
