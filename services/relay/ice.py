@@ -12,7 +12,10 @@ clients, a future in-process recorder) keeps aioice's behaviour. aiortc gathers 
 `RTCPeerConnection.setLocalDescription`, in tasks created there, which inherit the context.
 
 Candidates in SDP are filtered as text in both directions, so a peer's candidates outside
-`candidate_networks` are never tried and the relay's answer carries no address it must not reveal.
+`candidate_networks` are never tried and the relay's answer carries no address it must not reveal. A
+peer can still send connectivity checks from another of its sockets (Chromium pairs every socket it has
+with the relay's address); `refuse_outside_checks` leaves those unanswered, since answering would teach
+the relay a peer-reflexive candidate outside the allowed networks and send media there.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import ipaddress
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 from services.core.config import RelaySettings
 from services.core.errors import StartupError
@@ -55,6 +59,7 @@ def gathering_on(addresses: Sequence[str]) -> Iterator[None]:
 
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_GUARDED = "_parley_checks_guarded"
 
 
 def _lines(sdp: str) -> Iterator[tuple[str, str]]:
@@ -120,6 +125,26 @@ class IcePolicy:
             # A host name (an mDNS .local candidate) cannot be checked before it resolves.
             return self._every_address_allowed
         return any(ip in network for network in self._networks)
+
+    def refuse_outside_checks(self, pc: RTCPeerConnection) -> None:
+        """Leave unanswered the connectivity checks that arrive from outside `candidate_networks`."""
+        if self._every_address_allowed:
+            return
+        for transceiver in pc.getTransceivers():
+            # aiortc keeps the aioice connection private on its gatherer; there is no public hook.
+            connection = transceiver.receiver.transport.transport.iceGatherer._connection
+            if getattr(connection, _GUARDED, False):
+                continue
+            answer_check = connection.request_received
+
+            def request_received(
+                message: Any, addr: tuple[str, int], protocol: Any, answer: Any = answer_check
+            ) -> None:
+                if self.allows(addr[0]):
+                    answer(message, addr, protocol)
+
+            connection.request_received = request_received  # type: ignore[method-assign]
+            setattr(connection, _GUARDED, True)
 
     def incoming(self, sdp: str) -> str:
         """A peer's SDP without the candidates the relay must not try."""

@@ -56,6 +56,7 @@ class Peer:
     async def answer(self) -> str:
         """The relay's answer, with its candidates gathered; the connect timeout starts here."""
         answer = await self.pc.createAnswer()
+        self._ice.refuse_outside_checks(self.pc)
         with self._ice.gathering():
             await self.pc.setLocalDescription(answer)
         self._timer = asyncio.get_running_loop().call_later(self._connect_timeout_s, self._timed_out)

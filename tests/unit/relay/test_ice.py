@@ -57,6 +57,31 @@ async def test_a_peer_connection_gathering_under_the_policy_offers_only_the_list
         await pc.close()
 
 
+async def test_connectivity_checks_from_outside_the_allowed_networks_go_unanswered() -> None:
+    pc = RTCPeerConnection(IcePolicy(LOOPBACK_ONLY).configuration())
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        connections = {
+            id(
+                t.receiver.transport.transport.iceGatherer._connection
+            ): t.receiver.transport.transport.iceGatherer._connection
+            for t in pc.getTransceivers()
+        }
+        answered: list[str] = []
+        for connection in connections.values():
+            connection.request_received = lambda message, addr, protocol: answered.append(addr[0])
+        policy = IcePolicy(LOOPBACK_ONLY)
+        policy.refuse_outside_checks(pc)
+        policy.refuse_outside_checks(pc)  # guarding twice must not wrap twice
+        for connection in connections.values():
+            connection.request_received(None, ("192.0.2.2", 5000), None)
+            connection.request_received(None, ("127.0.0.1", 5000), None)
+        assert answered == ["127.0.0.1"] * len(connections)
+    finally:
+        await pc.close()
+
+
 def test_no_stun_server_unless_configured_and_turn_credentials_are_passed_on() -> None:
     assert IcePolicy(LOOPBACK_ONLY).configuration().iceServers == []
     turn = RelaySettings(
