@@ -94,6 +94,10 @@ class RoomsSettings(BaseModel):
     # Gateways heartbeat every third of this; a gateway silent for this long has lost its sessions (they
     # enter their grace).
     gateway_lease_s: float = Field(default=15.0, gt=0)
+    # A device's call that the user has not answered by then ends with reason no_answer.
+    call_ring_timeout_s: float = Field(default=30.0, gt=0)
+    # How long the room manager waits for the licence service's word on a device's call.
+    licence_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class LicenceSettings(BaseModel):

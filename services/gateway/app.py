@@ -12,6 +12,7 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
+from services.gateway.call_commands import CallCommands
 from services.gateway.commands import Commands, ConnectThrottle
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
@@ -64,6 +65,14 @@ def build(runtime: ServiceRuntime) -> HttpServer:
             relays,
             timeout_s=settings.rooms_timeout_s,
             relay_timeout_s=settings.relay_timeout_s,
+        ).commands()
+    )
+    commands.extend(
+        CallCommands(
+            rooms,
+            room_sessions,
+            timeout_s=settings.rooms_timeout_s,
+            call_timeout_s=settings.rooms_timeout_s + runtime.settings.rooms.licence_timeout_s,
         ).commands()
     )
     runtime.grpc.add_servicer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from enum import IntEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -143,6 +143,41 @@ class FeedCommand(BaseModel):
     model_config = _STRICT
 
     feed_id: Name
+
+
+class CallVideo(BaseModel):
+    """Seed 000 voip_video_info_s: the video the device sends and wants to receive."""
+
+    model_config = _STRICT
+
+    width: Annotated[int, Field(ge=16, le=7680)]
+    height: Annotated[int, Field(ge=16, le=4320)]
+    fps: Annotated[int, Field(ge=1, le=120)]
+
+
+class StartCall(BaseModel):
+    """`call`: seed 000 doWxCloudVoipCallV2, for a device session."""
+
+    model_config = _STRICT
+
+    # Not checked here: a malformed open_id is the licence service's -7, as the seed answers it.
+    open_id: Annotated[str, StringConstraints(max_length=256)]
+    media: Literal["audio", "video"]
+    video: CallVideo | None = None
+    caller_camera_on: bool = False
+    callee_camera_on: bool = False
+    # Seed 003 initByCaller timeLimit: the call ends this long after it is answered.
+    time_limit_s: Annotated[int, Field(ge=1, le=86400)] | None = None
+    # The device's own model by default; another one is -17, as the seed answers it.
+    model_id: Name | None = None
+
+
+class CallRef(BaseModel):
+    """`answer_call`, `reject_call`, `hang_up`: the call they act on."""
+
+    model_config = _STRICT
+
+    call_id: Name
 
 
 class BadRequest(Exception):

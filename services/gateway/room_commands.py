@@ -69,6 +69,27 @@ class RelayChannels:
         self._channels.clear()
 
 
+async def ask_rooms(
+    room_sessions: RoomSessions,
+    session: Session,
+    call: Callable[[], Awaitable[AnswerT]],
+    *,
+    timed_out: ErrorKind | None = None,
+) -> AnswerT:
+    """Call the room manager for `session`; a session it does not know is opened again, once."""
+    for attempt in (1, 2):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
+                raise timed_out() from None
+            refusal = from_rpc_error(error)
+            if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
+                raise refusal from None
+            await room_sessions.reopen(session)
+    raise AssertionError("unreachable")
+
+
 class RoomCommands:
     def __init__(
         self,
@@ -102,18 +123,7 @@ class RoomCommands:
     async def _ask(
         self, session: Session, call: Callable[[], Awaitable[AnswerT]], *, timed_out: ErrorKind | None = None
     ) -> AnswerT:
-        """Call the room manager for `session`; a session it does not know is opened again, once."""
-        for attempt in (1, 2):
-            try:
-                return await call()
-            except grpc.aio.AioRpcError as error:
-                if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
-                    raise timed_out() from None
-                refusal = from_rpc_error(error)
-                if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
-                    raise refusal from None
-                await self._room_sessions.reopen(session)
-        raise AssertionError("unreachable")
+        return await ask_rooms(self._room_sessions, session, call, timed_out=timed_out)
 
     async def _create_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         ext = parse_params(CreateRoom, params).ext

@@ -16,8 +16,11 @@ from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.protocol import CloseCode, push
 from services.gateway.sessions import SessionTable
+from services.rooms.calls import CallMedia
 
 log = structlog.get_logger(__name__)
+
+CALL_MEDIA: dict[int, str] = {CallMedia.AUDIO: "audio", CallMedia.VIDEO: "video"}
 
 
 def feed_data(feed: rooms_pb2.FeedRef) -> dict[str, Any]:
@@ -112,6 +115,43 @@ def event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
                 "code": closed.code,
                 "feed_id": closed.feed_id,
                 "subscription_id": closed.subscription_id,
+            },
+        )
+    if kind == "call_incoming":
+        incoming = message.call_incoming
+        video = incoming.video if incoming.HasField("video") else None
+        return push(
+            "on_call_incoming",
+            {
+                "call_id": incoming.call_id,
+                "sn": incoming.sn,
+                "media": CALL_MEDIA.get(incoming.media, ""),
+                "video": {"width": video.width, "height": video.height, "fps": video.fps}
+                if video is not None
+                else None,
+                "caller_camera_on": incoming.caller_camera_on,
+                "callee_camera_on": incoming.callee_camera_on,
+                "time_limit_s": incoming.time_limit_s or None,
+            },
+        )
+    if kind == "call_accepted":
+        accepted = message.call_accepted
+        return push(
+            "on_call_answered",
+            {"call_id": accepted.call_id, "room_id": accepted.room_id, "rtoken": accepted.rtoken},
+        )
+    if kind == "call_command":
+        command = message.call_command
+        return push("on_call_command", {"call_id": command.call_id, "command": command.command})
+    if kind == "call_closed":
+        closed_call = message.call_closed
+        return push(
+            "on_call_end",
+            {
+                "call_id": closed_call.call_id,
+                "reason": closed_call.reason,
+                "by": closed_call.by,
+                "keep_time_ms": closed_call.keep_time_ms,
             },
         )
     if kind == "left_room":

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 
 import structlog
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
 from services.core.config import ServiceName
@@ -55,6 +56,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             max_subscriptions_per_participant=settings.max_subscriptions_per_participant,
             negotiation_timeout_s=settings.negotiation_timeout_s,
             gateway_lease_s=settings.gateway_lease_s,
+            call_ring_timeout_s=settings.call_ring_timeout_s,
         ),
         relay_address=runtime.settings.grpc.address_of(ServiceName.RELAY),
     )
@@ -62,7 +64,12 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     dispatch = Dispatcher(manager, runtime, channels)
     runtime.grpc.add_servicer(
         rooms_pb2_grpc.add_RoomServiceServicer_to_server,
-        RoomServicer(manager, dispatch),
+        RoomServicer(
+            manager,
+            dispatch,
+            LicenceServiceStub(runtime.channel(ServiceName.LICENCE)),
+            licence_timeout_s=settings.licence_timeout_s,
+        ),
         rooms_pb2.DESCRIPTOR.services_by_name["RoomService"],
     )
     sweeper: list[asyncio.Task[None]] = []

@@ -1,7 +1,8 @@
 """The facts the room manager reports, one record per event of proto/parley/rooms/v1/events.proto.
 
-Rooms and participants go to `parley.room.v1`, feeds and subscriptions to `parley.feed.v1`, all keyed
-by room_id (services/rooms/facts.py publishes them in the order they happened).
+Rooms and participants go to `parley.room.v1`, feeds and subscriptions to `parley.feed.v1`, keyed by
+room_id; device calls to `parley.call.v1`, keyed by call_id (a ringing call has no room yet).
+services/rooms/facts.py publishes them in the order they happened.
 """
 
 from __future__ import annotations
@@ -115,6 +116,41 @@ class SubscriptionEnded:
     ended_at: datetime
 
 
+@dataclass(frozen=True)
+class CallStarted:
+    call_id: str
+    biz_name: str
+    sn: str
+    open_id: str
+    media: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call_id: str
+    biz_name: str
+    sn: str
+    open_id: str
+    room_id: str
+    answered_at: datetime
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call_id: str
+    biz_name: str
+    sn: str
+    open_id: str
+    room_id: str
+    reason: str
+    by: str
+    keep_time_ms: int
+    ended_at: datetime
+
+
+CallChange = CallStarted | CallAnswered | CallEnded
+
 Change = (
     RoomCreated
     | RoomDestroyed
@@ -124,4 +160,7 @@ Change = (
     | FeedUnpublished
     | SubscriptionStarted
     | SubscriptionEnded
+    | CallStarted
+    | CallAnswered
+    | CallEnded
 )

@@ -82,3 +82,24 @@ SUBSCRIBE_LIMIT = ErrorKind(-1083, "SUBSCRIBE_LIMIT", _Status.RESOURCE_EXHAUSTED
 SUBSCRIBE_NOTHING = ErrorKind(
     -1086, "SUBSCRIBE_NOTHING", _Status.INVALID_ARGUMENT, "subscribe to audio, video or both"
 )
+
+# Device calls. Seed 000 answers a busy line with IV_ERR_AVT_REQ_CHN_BUSY ("占线") but gives it no number,
+# so Parley's own code carries it, with the seed's name as its reason. The rest are Parley's own as well.
+CALL_BUSY = ErrorKind(
+    -91020,
+    "IV_ERR_AVT_REQ_CHN_BUSY",
+    _Status.FAILED_PRECONDITION,
+    "the device or the user is in a call already",
+)
+CALLEE_OFFLINE = ErrorKind(
+    -91021, "CALLEE_OFFLINE", _Status.FAILED_PRECONDITION, "the user has no connected session"
+)
+CALL_NOT_FOUND = ErrorKind(
+    -91022, "CALL_NOT_FOUND", _Status.NOT_FOUND, "no such call is waiting for this session"
+)
+CALL_WRONG_PARTY = ErrorKind(
+    -91023,
+    "CALL_WRONG_PARTY",
+    _Status.PERMISSION_DENIED,
+    "devices call and users answer: this session cannot do that",
+)

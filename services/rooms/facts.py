@@ -1,4 +1,5 @@
-"""Publishes the room manager's changes on their topics, keyed by room_id, in the order they happened.
+"""Publishes the room manager's changes on their topics, keyed by room (calls by call), in the order
+they happened.
 
 Rooms are live state (docs/decisions.md), so there is no outbox: a change is true once the room manager
 has made it, and its fact follows. One worker publishes them one at a time, so the facts of a room keep
@@ -17,7 +18,7 @@ from opentelemetry import context as otel_context
 
 from services.core.events import EventPublisher
 from services.rooms.changes import Change
-from services.rooms.messages import change_event
+from services.rooms.messages import change_event, change_key
 
 log = structlog.get_logger(__name__)
 
@@ -62,20 +63,21 @@ class FactPublisher:
 
     async def _publish(self, change: Change) -> None:
         topic, event = change_event(change)
+        key = change_key(change)
         pause_s = _FIRST_PAUSE_S
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                await self._events.publish(topic, event, key=change.room_id)
+                await self._events.publish(topic, event, key=key)
                 return
             except Exception as error:
                 log.warning(
                     "room_fact_publish_failed",
                     event=event.DESCRIPTOR.full_name,
-                    room_id=change.room_id,
+                    key=key,
                     attempt=attempt,
                     error=repr(error),
                 )
                 if attempt < _ATTEMPTS:
                     await asyncio.sleep(pause_s)
                     pause_s *= 2
-        log.error("room_fact_dropped", event=event.DESCRIPTOR.full_name, room_id=change.room_id)
+        log.error("room_fact_dropped", event=event.DESCRIPTOR.full_name, key=key)

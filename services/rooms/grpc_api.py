@@ -7,12 +7,17 @@ from contextlib import contextmanager
 from typing import TypeAlias
 
 import grpc
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
-from services.core.errors import INVALID_ARGUMENT
+# Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
+import services.licence.errors  # noqa: F401
+from services.core.errors import INVALID_ARGUMENT, from_rpc_error
 from services.rooms import messages
+from services.rooms.calls import CallMedia, CallOrder
 from services.rooms.manager import MediaSlot, RoomManager
-from services.rooms.pushes import InviteReply
+from services.rooms.pushes import InviteReply, VideoFormat
 from services.rooms.sessions import Attachment, HeldConnection
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -38,11 +43,20 @@ def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
 
 
 class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
-    def __init__(self, manager: RoomManager, dispatch: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        manager: RoomManager,
+        dispatch: Callable[[], None],
+        licence: LicenceServiceStub,
+        *,
+        licence_timeout_s: float,
+    ) -> None:
         """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
         operation that fails halfway has still done what it did."""
         self._manager = manager
         self._dispatch = dispatch
+        self._licence = licence
+        self._licence_timeout_s = licence_timeout_s
 
     @contextmanager
     def _operation(self) -> Iterator[RoomManager]:
@@ -217,3 +231,53 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         with self._operation() as manager:
             manager.unsubscribe(request.session_id, request.feed_id)
         return rooms_pb2.UnsubscribeResponse()
+
+    async def StartCall(
+        self, request: rooms_pb2.StartCallRequest, context: Context
+    ) -> rooms_pb2.StartCallResponse:
+        if request.media not in tuple(CallMedia):
+            raise INVALID_ARGUMENT("media is 1 (audio) or 2 (audio and video)")
+        # A busy line is refused before the licence service is asked; `start` checks again, for calls
+        # started while it answered.
+        device = self._manager.calls.check_free(request.session_id)
+        try:
+            await self._licence.CheckDeviceCall(
+                licence_pb2.CheckDeviceCallRequest(
+                    sn=device.uid, open_id=request.open_id, model_id=request.model_id
+                ),
+                timeout=self._licence_timeout_s,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        video = request.video if request.HasField("video") else None
+        order = CallOrder(
+            open_id=request.open_id,
+            media=CallMedia(request.media),
+            video=VideoFormat(video.width, video.height, video.fps) if video is not None else None,
+            caller_camera_on=request.caller_camera_on,
+            callee_camera_on=request.callee_camera_on,
+            time_limit_s=request.time_limit_s,
+        )
+        with self._operation() as manager:
+            call = manager.calls.start(request.session_id, order)
+        return rooms_pb2.StartCallResponse(call_id=call.call_id)
+
+    async def AnswerCall(
+        self, request: rooms_pb2.CallRequest, context: Context
+    ) -> rooms_pb2.AnswerCallResponse:
+        with self._operation() as manager:
+            room = manager.calls.answer(request.session_id, request.call_id)
+        return rooms_pb2.AnswerCallResponse(room_id=room.room_id, rtoken=room.rtoken)
+
+    async def RejectCall(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
+        with self._operation() as manager:
+            manager.calls.reject(request.session_id, request.call_id)
+        return rooms_pb2.CallResponse()
+
+    async def HangUp(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
+        with self._operation() as manager:
+            manager.calls.hang_up(request.session_id, request.call_id)
+        return rooms_pb2.CallResponse()
+
+    async def IsBusy(self, request: rooms_pb2.IsBusyRequest, context: Context) -> rooms_pb2.IsBusyResponse:
+        return rooms_pb2.IsBusyResponse(busy=self._manager.calls.is_busy(request.session_id))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.core.errors import INVALID_ARGUMENT, NOT_FOUND, ErrorKind
+from services.rooms.calls import CallRules, Calls
 from services.rooms.changes import (
     Change,
     FeedPublished,
@@ -85,6 +86,8 @@ class RoomRules:
     max_subscriptions_per_participant: int
     negotiation_timeout_s: float
     gateway_lease_s: float
+    # A device's call that nobody answers ends after this long.
+    call_ring_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,15 @@ class RoomManager:
         # (biz_name, invitee uid) -> rooms with an invitation waiting for its answer.
         self._invited: dict[tuple[str, str], set[str]] = {}
         self._outcome = Outcome()
+        self.calls = Calls(
+            CallRules(ring_timeout_s=rules.call_ring_timeout_s),
+            self.sessions,
+            open_room=self._open_call_room,
+            close_room=self._close_call_room,
+            record=self._change,
+            clock=clock,
+            now=now,
+        )
 
     @property
     def rooms(self) -> int:
@@ -421,9 +433,14 @@ class RoomManager:
     def sweep(self) -> None:
         for session in self.sessions.lapsed():
             self._end_session(session, ExitType.ABNORMAL)
+        self.calls.sweep()
         now = self._clock()
         for room in list(self._rooms.values()):
-            if room.empty_since is not None and room.empty_since + self._rules.empty_room_grace_s <= now:
+            if (
+                not room.held_by_call
+                and room.empty_since is not None
+                and room.empty_since + self._rules.empty_room_grace_s <= now
+            ):
                 self._destroy(room)
         for feed_id, negotiation in list(self._publishing.items()):
             if negotiation.deadline <= now:
@@ -543,8 +560,25 @@ class RoomManager:
             room = self._rooms[session.room_id]
             self._leave(room, room.participants[session.uid], exit_type)
         self.sessions.end(session.session_id)
+        self.calls.session_closed(session, network_lost=exit_type is ExitType.ABNORMAL)
         if not self.sessions.sessions_of(session.biz_name, session.uid):
             self._invitee_gone(session.biz_name, session.uid)
+
+    def _open_call_room(self, biz_name: str, creator_uid: str) -> Room:
+        room = self.create_room(
+            biz_name=biz_name, creator_uid=creator_uid, session_id="", record=RecordOptions()
+        )
+        room.held_by_call = True
+        return room
+
+    def _close_call_room(self, room_id: str) -> None:
+        """A call ended: its sides leave its room (their streams stop), which is then destroyed."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        for participant in list(room.participants.values()):
+            self._leave(room, participant, ExitType.NORMAL)
+        self._destroy(room)
 
     def _invitee_gone(self, biz_name: str, uid: str) -> None:
         """A user with invitations waiting has no session left: the inviters hear "offline"."""

@@ -144,12 +144,53 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
             return delivery_pb2.Push(
                 left_room=delivery_pb2.LeftRoom(room_id=push.room_id, leave_type=push.leave_type)
             )
+        case pushes.CallIncoming():
+            return delivery_pb2.Push(
+                call_incoming=delivery_pb2.CallIncoming(
+                    call_id=push.call_id,
+                    sn=push.sn,
+                    media=push.media,
+                    video=video_message(push.video),
+                    caller_camera_on=push.caller_camera_on,
+                    callee_camera_on=push.callee_camera_on,
+                    time_limit_s=push.time_limit_s,
+                )
+            )
+        case pushes.CallAccepted():
+            return delivery_pb2.Push(
+                call_accepted=delivery_pb2.CallAccepted(
+                    call_id=push.call_id, room_id=push.room_id, rtoken=push.rtoken
+                )
+            )
+        case pushes.CallCommand():
+            return delivery_pb2.Push(
+                call_command=delivery_pb2.CallCommand(call_id=push.call_id, command=push.command)
+            )
+        case pushes.CallClosed():
+            return delivery_pb2.Push(
+                call_closed=delivery_pb2.CallClosed(
+                    call_id=push.call_id, reason=push.reason, by=push.by, keep_time_ms=push.keep_time_ms
+                )
+            )
         case pushes.SessionTakenOver():
             return delivery_pb2.Push(session_taken_over=delivery_pb2.SessionTakenOver())
 
 
+def video_message(video: pushes.VideoFormat | None) -> rooms_pb2.VideoFormat | None:
+    if video is None:
+        return None
+    return rooms_pb2.VideoFormat(width=video.width, height=video.height, fps=video.fps)
+
+
+def change_key(change: changes.Change) -> str:
+    """Room facts are keyed by room, call facts by call: a ringing call has no room yet."""
+    if isinstance(change, changes.CallStarted | changes.CallAnswered | changes.CallEnded):
+        return change.call_id
+    return change.room_id
+
+
 def change_event(change: changes.Change) -> tuple[Topic, Message]:
-    """The topic and the event of a change; every one is keyed by its room_id."""
+    """The topic and the event of a change (keyed by `change_key`)."""
     match change:
         case changes.RoomCreated():
             return Topic.ROOM, events_pb2.RoomCreated(
@@ -223,5 +264,35 @@ def change_event(change: changes.Change) -> tuple[Topic, Message]:
                 publisher_uid=change.publisher_uid,
                 code=change.code,
                 started_at=timestamp(change.started_at),
+                ended_at=timestamp(change.ended_at),
+            )
+        case changes.CallStarted():
+            return Topic.CALL, events_pb2.CallStarted(
+                call_id=change.call_id,
+                biz_name=change.biz_name,
+                sn=change.sn,
+                open_id=change.open_id,
+                media=change.media,
+                started_at=timestamp(change.started_at),
+            )
+        case changes.CallAnswered():
+            return Topic.CALL, events_pb2.CallAnswered(
+                call_id=change.call_id,
+                biz_name=change.biz_name,
+                sn=change.sn,
+                open_id=change.open_id,
+                room_id=change.room_id,
+                answered_at=timestamp(change.answered_at),
+            )
+        case changes.CallEnded():
+            return Topic.CALL, events_pb2.CallEnded(
+                call_id=change.call_id,
+                biz_name=change.biz_name,
+                sn=change.sn,
+                open_id=change.open_id,
+                room_id=change.room_id,
+                reason=change.reason,
+                by=change.by,
+                keep_time_ms=change.keep_time_ms,
                 ended_at=timestamp(change.ended_at),
             )

@@ -144,6 +144,49 @@ class LeftRoom:
 
 
 @dataclass(frozen=True)
+class VideoFormat:
+    """Seed 000 voip_video_info_s: the video a calling device sends and wants to receive."""
+
+    width: int
+    height: int
+    fps: int
+
+
+@dataclass(frozen=True)
+class CallIncoming:
+    call_id: str
+    sn: str
+    media: int
+    video: VideoFormat | None
+    caller_camera_on: bool
+    callee_camera_on: bool
+    time_limit_s: int
+
+
+@dataclass(frozen=True)
+class CallAccepted:
+    call_id: str
+    room_id: str
+    rtoken: str
+
+
+@dataclass(frozen=True)
+class CallCommand:
+    """Seed 000 onRecvCommand signalling to the device."""
+
+    call_id: str
+    command: str
+
+
+@dataclass(frozen=True)
+class CallClosed:
+    call_id: str
+    reason: str
+    by: str
+    keep_time_ms: int
+
+
+@dataclass(frozen=True)
 class SessionTakenOver:
     """The session was resumed on another connection: the old one is to be closed."""
 
@@ -161,5 +204,9 @@ Push = (
     | Unsubscribed
     | MediaClosed
     | LeftRoom
+    | CallIncoming
+    | CallAccepted
+    | CallCommand
+    | CallClosed
     | SessionTakenOver
 )

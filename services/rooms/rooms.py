@@ -67,6 +67,9 @@ class Room:
     record: RecordOptions
     # Since when nobody is in the room (monotonic); None while someone is.
     empty_since: float | None = None
+    # A device call's room: it lives as long as the call (the sides may join late, or rejoin), and the
+    # call's end destroys it, not the empty-room grace.
+    held_by_call: bool = False
     participants: dict[str, Participant] = field(default_factory=dict)
     feeds: dict[str, Feed] = field(default_factory=dict)
     # Invitee uid -> inviter uid -> extra.

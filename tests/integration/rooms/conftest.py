@@ -2,8 +2,8 @@
 the media relay and TWO gateways, each its own ServiceRuntime in this process, on the session's Tansu
 broker, real gRPC and real uvicorn. Peers of one room are put on different gateways throughout.
 
-Graces are short here (a dropped session is removed after 2 s, an empty room after 1 s) so that the
-tests see them end; the defaults are 15 s and 60 s.
+Graces are short here (a dropped session is removed after 2 s, an empty room after 1 s, an unanswered
+call after 2 s) so that the tests see them end; the defaults are 15 s, 60 s and 30 s.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from services.rooms.app import build as build_rooms
 MASTER_KEY = base64.b64encode(b"r" * 32).decode()
 SESSION_GRACE_S = 2.0
 EMPTY_ROOM_GRACE_S = 1.0
+CALL_RING_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -68,17 +69,19 @@ class Platform:
     # Settings for one more gateway process, given its gRPC address.
     settings_for_gateway: Callable[[str], Settings]
     session_grace_s: float = SESSION_GRACE_S
+    call_ring_timeout_s: float = CALL_RING_TIMEOUT_S
 
 
 @dataclass
 class Facts:
-    """Every event on parley.room.v1 and parley.feed.v1, by room_id, as (type, event)."""
+    """Every event on parley.room.v1 and parley.feed.v1 by room_id, and on parley.call.v1 by call_id, as
+    (type, event)."""
 
     by_room: dict[str, list[tuple[str, Message]]] = field(default_factory=dict)
 
     async def record(self, event: Message, envelope: Envelope) -> None:
-        room_id = getattr(event, "room_id", "")
-        self.by_room.setdefault(room_id, []).append((type(event).__name__, event))
+        key = getattr(event, "call_id", "") or getattr(event, "room_id", "")
+        self.by_room.setdefault(key, []).append((type(event).__name__, event))
 
     def types(self, room_id: str) -> list[str]:
         return [name for name, _ in self.by_room.get(room_id, [])]
@@ -95,7 +98,7 @@ class Facts:
 async def _fact_consumer(kafka: str, facts: Facts) -> KafkaBroker:
     broker = create_broker(kafka, client_id="rooms-tests", tracer_provider=TracerProvider())
     group = f"rooms-tests-{uuid.uuid4()}"
-    for topic in (Topic.ROOM, Topic.FEED):
+    for topic in (Topic.ROOM, Topic.FEED, Topic.CALL):
         consumer = EventConsumer(broker, topic, group_id=f"{group}-{topic.value}", max_wait_ms=50)
         for event_type in (
             events_pb2.RoomCreated,
@@ -106,6 +109,9 @@ async def _fact_consumer(kafka: str, facts: Facts) -> KafkaBroker:
             events_pb2.FeedUnpublished,
             events_pb2.SubscriptionStarted,
             events_pb2.SubscriptionEnded,
+            events_pb2.CallStarted,
+            events_pb2.CallAnswered,
+            events_pb2.CallEnded,
         ):
             consumer.on(event_type)(facts.record)
     await broker.start()
@@ -124,7 +130,11 @@ async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             grpc=endpoints.model_copy(update={"gateway": gateway_grpc}),
             gateway=GatewaySettings(http_port=0),
             licence=LicenceSettings(master_key=MASTER_KEY),
-            rooms=RoomsSettings(session_grace_s=SESSION_GRACE_S, empty_room_grace_s=EMPTY_ROOM_GRACE_S),
+            rooms=RoomsSettings(
+                session_grace_s=SESSION_GRACE_S,
+                empty_room_grace_s=EMPTY_ROOM_GRACE_S,
+                call_ring_timeout_s=CALL_RING_TIMEOUT_S,
+            ),
             relay=RelaySettings(listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"]),
         )
 

@@ -11,7 +11,7 @@ from parley.rooms.v1 import delivery_pb2
 from services.core.topics import Topic
 from services.gateway.room_pushes import event_of
 from services.rooms import changes, pushes
-from services.rooms.messages import change_event, push_message
+from services.rooms.messages import change_event, change_key, push_message
 
 FEED = pushes.FeedInfo("alice", "f1", "cam", 1)
 SAMPLES: list[pushes.Push] = [
@@ -27,6 +27,10 @@ SAMPLES: list[pushes.Push] = [
     pushes.Unsubscribed("r1", "bob", FEED),
     pushes.MediaClosed("r1", pushes.MediaCloseCode.PEER_LEFT, "f1", "s1"),
     pushes.LeftRoom("r1", pushes.LeaveType.REMOVED),
+    pushes.CallIncoming("c1", "prod1_bell", 2, pushes.VideoFormat(640, 480, 15), True, False, 60),
+    pushes.CallAccepted("c1", "r1", "tok"),
+    pushes.CallCommand("c1", "IV_AVT_COMMAND_CALL_HANG_UP"),
+    pushes.CallClosed("c1", "hang_up", "user", 1500),
     pushes.SessionTakenOver(),
 ]
 
@@ -63,7 +67,23 @@ def test_each_push_becomes_the_seeds_event() -> None:
     }
     assert events["on_invite_reply"] == {"room_id": "r1", "invitee": "bob", "reply": 1}
     assert events["on_leave_room"] == {"room_id": "r1", "leave_type": 3}
+    assert events["on_call_incoming"] == {
+        "call_id": "c1",
+        "sn": "prod1_bell",
+        "media": "video",
+        "video": {"width": 640, "height": 480, "fps": 15},
+        "caller_camera_on": True,
+        "callee_camera_on": False,
+        "time_limit_s": 60,
+    }
+    assert events["on_call_answered"] == {"call_id": "c1", "room_id": "r1", "rtoken": "tok"}
+    assert events["on_call_command"] == {"call_id": "c1", "command": "IV_AVT_COMMAND_CALL_HANG_UP"}
+    assert events["on_call_end"] == {"call_id": "c1", "reason": "hang_up", "by": "user", "keep_time_ms": 1500}
     assert sorted(events) == [
+        "on_call_answered",
+        "on_call_command",
+        "on_call_end",
+        "on_call_incoming",
         "on_invite_reply",
         "on_invite_request",
         "on_leave_room",
@@ -93,10 +113,15 @@ def test_each_change_goes_to_its_topic() -> None:
         changes.SubscriptionEnded(
             "r1", "biz", "f1", "s9", "bob", "alice", pushes.MediaCloseCode.LEFT_ROOM, at, at
         ),
+        changes.CallStarted("c1", "biz", "prod1_bell", "alice", 2, at),
+        changes.CallAnswered("c1", "biz", "prod1_bell", "alice", "r2", at),
+        changes.CallEnded("c1", "biz", "prod1_bell", "alice", "r2", "time_limit", "", 60_000, at),
     ]
     assert {type(sample) for sample in samples} == set(typing.get_args(changes.Change))
     routed = [(topic, type(event).__name__) for topic, event in map(change_event, samples)]
-    assert [topic for topic, _ in routed] == [Topic.ROOM] * 4 + [Topic.FEED] * 4
+    assert [topic for topic, _ in routed] == [Topic.ROOM] * 4 + [Topic.FEED] * 4 + [Topic.CALL] * 3
+    # Room facts are keyed by room, call facts by call (a ringing call has no room).
+    assert {change_key(sample) for sample in samples} == {"r1", "c1"}
     assert [name for _, name in routed] == [type(sample).__name__ for sample in samples]
     _, published = change_event(samples[4])
     assert [(track.kind, track.codec) for track in published.tracks] == [(2, "video/H264")]  # type: ignore[attr-defined]

@@ -110,6 +110,10 @@ class Push(_message.Message):
     MEDIA_CLOSED_FIELD_NUMBER: _builtins.int
     LEFT_ROOM_FIELD_NUMBER: _builtins.int
     SESSION_TAKEN_OVER_FIELD_NUMBER: _builtins.int
+    CALL_INCOMING_FIELD_NUMBER: _builtins.int
+    CALL_ACCEPTED_FIELD_NUMBER: _builtins.int
+    CALL_COMMAND_FIELD_NUMBER: _builtins.int
+    CALL_CLOSED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def attendance_list(self) -> Global___AttendanceList: ...
     @_builtins.property
@@ -136,6 +140,14 @@ class Push(_message.Message):
     def left_room(self) -> Global___LeftRoom: ...
     @_builtins.property
     def session_taken_over(self) -> Global___SessionTakenOver: ...
+    @_builtins.property
+    def call_incoming(self) -> Global___CallIncoming: ...
+    @_builtins.property
+    def call_accepted(self) -> Global___CallAccepted: ...
+    @_builtins.property
+    def call_command(self) -> Global___CallCommand: ...
+    @_builtins.property
+    def call_closed(self) -> Global___CallClosed: ...
     def __init__(
         self,
         *,
@@ -152,12 +164,16 @@ class Push(_message.Message):
         media_closed: Global___MediaClosed | None = ...,
         left_room: Global___LeftRoom | None = ...,
         session_taken_over: Global___SessionTakenOver | None = ...,
+        call_incoming: Global___CallIncoming | None = ...,
+        call_accepted: Global___CallAccepted | None = ...,
+        call_command: Global___CallCommand | None = ...,
+        call_closed: Global___CallClosed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over"]  # noqa: Y015
+    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed"]  # noqa: Y015
     _WhichOneofArgType_push: _TypeAlias = _typing.Literal["push", b"push"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_push) -> _WhichOneofReturnType_push | None: ...
 
@@ -490,3 +506,126 @@ class SessionTakenOver(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionTakenOver: _TypeAlias = SessionTakenOver  # noqa: Y015
+
+@_typing.final
+class CallIncoming(_message.Message):
+    """To every session of the called user: a device rings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    SN_FIELD_NUMBER: _builtins.int
+    MEDIA_FIELD_NUMBER: _builtins.int
+    VIDEO_FIELD_NUMBER: _builtins.int
+    CALLER_CAMERA_ON_FIELD_NUMBER: _builtins.int
+    CALLEE_CAMERA_ON_FIELD_NUMBER: _builtins.int
+    TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    sn: _builtins.str
+    media: _builtins.int
+    """1 audio only, 2 audio and video."""
+    caller_camera_on: _builtins.bool
+    callee_camera_on: _builtins.bool
+    time_limit_s: _builtins.int
+    @_builtins.property
+    def video(self) -> _rooms_pb2.VideoFormat: ...
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        sn: _builtins.str = ...,
+        media: _builtins.int = ...,
+        video: _rooms_pb2.VideoFormat | None = ...,
+        caller_camera_on: _builtins.bool = ...,
+        callee_camera_on: _builtins.bool = ...,
+        time_limit_s: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["video", b"video"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee_camera_on", b"callee_camera_on", "caller_camera_on", b"caller_camera_on", "media", b"media", "sn", b"sn", "time_limit_s", b"time_limit_s", "video", b"video"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallIncoming: _TypeAlias = CallIncoming  # noqa: Y015
+
+@_typing.final
+class CallAccepted(_message.Message):
+    """To both sides: the user answered; the call's media goes through this room."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    RTOKEN_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    room_id: _builtins.str
+    rtoken: _builtins.str
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        room_id: _builtins.str = ...,
+        rtoken: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallAccepted: _TypeAlias = CallAccepted  # noqa: Y015
+
+@_typing.final
+class CallCommand(_message.Message):
+    """To the device: seed 000 onRecvCommand signalling, e.g. IV_AVT_COMMAND_CALL_HANG_UP."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    command: _builtins.str
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        command: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "command", b"command"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallCommand: _TypeAlias = CallCommand  # noqa: Y015
+
+@_typing.final
+class CallClosed(_message.Message):
+    """To both sides (and to the user's other sessions): the call is over."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    KEEP_TIME_MS_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    reason: _builtins.str
+    by: _builtins.str
+    """"device", "user", or "" when the platform ended it."""
+    keep_time_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        by: _builtins.str = ...,
+        keep_time_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "call_id", b"call_id", "keep_time_ms", b"keep_time_ms", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallClosed: _TypeAlias = CallClosed  # noqa: Y015

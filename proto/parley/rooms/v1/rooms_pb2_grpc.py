@@ -134,6 +134,31 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.FromString,
                 _registered_method=True)
+        self.StartCall = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/StartCall',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallResponse.FromString,
+                _registered_method=True)
+        self.AnswerCall = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/AnswerCall',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.AnswerCallResponse.FromString,
+                _registered_method=True)
+        self.RejectCall = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/RejectCall',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.FromString,
+                _registered_method=True)
+        self.HangUp = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/HangUp',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.FromString,
+                _registered_method=True)
+        self.IsBusy = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/IsBusy',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -274,6 +299,41 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartCall(self, request, context):
+        """Device-to-phone calls (seeds 000 and 003). A device session calls a user of its app by open_id: the
+        licence service checks the call (its codes -2, -7, -8, -9, -15, -17, -19, -20 come back unchanged),
+        then every session of the user is rung. Answering makes a room for the call and tells both sides
+        its id and rtoken; they join it and publish as in any room.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerCall(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectCall(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HangUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IsBusy(self, request, context):
+        """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -376,6 +436,31 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.Unsubscribe,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.SerializeToString,
+            ),
+            'StartCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCall,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallResponse.SerializeToString,
+            ),
+            'AnswerCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerCall,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.AnswerCallResponse.SerializeToString,
+            ),
+            'RejectCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectCall,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.SerializeToString,
+            ),
+            'HangUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.HangUp,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.SerializeToString,
+            ),
+            'IsBusy': grpc.unary_unary_rpc_method_handler(
+                    servicer.IsBusy,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -918,6 +1003,141 @@ class RoomService:
             '/parley.rooms.v1.RoomService/Unsubscribe',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.UnsubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/StartCall',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.StartCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/AnswerCall',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.AnswerCallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/RejectCall',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HangUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/HangUp',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CallRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CallResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IsBusy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/IsBusy',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,17 @@ class RoomServiceStub:
     CompleteSubscribe: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CompleteSubscribeRequest, _rooms_pb2.CompleteSubscribeResponse]
     CancelSubscribe: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CancelSubscribeRequest, _rooms_pb2.CancelSubscribeResponse]
     Unsubscribe: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.UnsubscribeRequest, _rooms_pb2.UnsubscribeResponse]
+    StartCall: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.StartCallRequest, _rooms_pb2.StartCallResponse]
+    """Device-to-phone calls (seeds 000 and 003). A device session calls a user of its app by open_id: the
+    licence service checks the call (its codes -2, -7, -8, -9, -15, -17, -19, -20 come back unchanged),
+    then every session of the user is rung. Answering makes a room for the call and tells both sides
+    its id and rtoken; they join it and publish as in any room.
+    """
+    AnswerCall: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.AnswerCallResponse]
+    RejectCall: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]
+    HangUp: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]
+    IsBusy: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.IsBusyRequest, _rooms_pb2.IsBusyResponse]
+    """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -120,6 +131,17 @@ class RoomServiceAsyncStub(RoomServiceStub):
     CompleteSubscribe: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CompleteSubscribeRequest, _rooms_pb2.CompleteSubscribeResponse]  # type: ignore[assignment]
     CancelSubscribe: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CancelSubscribeRequest, _rooms_pb2.CancelSubscribeResponse]  # type: ignore[assignment]
     Unsubscribe: _aio.UnaryUnaryMultiCallable[_rooms_pb2.UnsubscribeRequest, _rooms_pb2.UnsubscribeResponse]  # type: ignore[assignment]
+    StartCall: _aio.UnaryUnaryMultiCallable[_rooms_pb2.StartCallRequest, _rooms_pb2.StartCallResponse]  # type: ignore[assignment]
+    """Device-to-phone calls (seeds 000 and 003). A device session calls a user of its app by open_id: the
+    licence service checks the call (its codes -2, -7, -8, -9, -15, -17, -19, -20 come back unchanged),
+    then every session of the user is rung. Answering makes a room for the call and tells both sides
+    its id and rtoken; they join it and publish as in any room.
+    """
+    AnswerCall: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.AnswerCallResponse]  # type: ignore[assignment]
+    RejectCall: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]  # type: ignore[assignment]
+    HangUp: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]  # type: ignore[assignment]
+    IsBusy: _aio.UnaryUnaryMultiCallable[_rooms_pb2.IsBusyRequest, _rooms_pb2.IsBusyResponse]  # type: ignore[assignment]
+    """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -280,5 +302,46 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.UnsubscribeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.UnsubscribeResponse, _abc.Awaitable[_rooms_pb2.UnsubscribeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def StartCall(
+        self,
+        request: _rooms_pb2.StartCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.StartCallResponse, _abc.Awaitable[_rooms_pb2.StartCallResponse]]:
+        """Device-to-phone calls (seeds 000 and 003). A device session calls a user of its app by open_id: the
+        licence service checks the call (its codes -2, -7, -8, -9, -15, -17, -19, -20 come back unchanged),
+        then every session of the user is rung. Answering makes a room for the call and tells both sides
+        its id and rtoken; they join it and publish as in any room.
+        """
+
+    @_abc_1.abstractmethod
+    def AnswerCall(
+        self,
+        request: _rooms_pb2.CallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.AnswerCallResponse, _abc.Awaitable[_rooms_pb2.AnswerCallResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RejectCall(
+        self,
+        request: _rooms_pb2.CallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.CallResponse, _abc.Awaitable[_rooms_pb2.CallResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def HangUp(
+        self,
+        request: _rooms_pb2.CallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.CallResponse, _abc.Awaitable[_rooms_pb2.CallResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def IsBusy(
+        self,
+        request: _rooms_pb2.IsBusyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.IsBusyResponse, _abc.Awaitable[_rooms_pb2.IsBusyResponse]]:
+        """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

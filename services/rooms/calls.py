@@ -1,0 +1,258 @@
+"""Device-to-phone calls (seeds 000 and 003), in one plain object: who calls whom, ringing, answers, and
+how a call ends. No transport here, and no licence check: the service asks the licence service whether
+the device may call before `start`, and `check_free` lets it refuse a busy line without asking.
+
+A call rings every session of the user; the first to answer takes it, and the call's media goes through a
+room the room manager makes for it (both sides are given its id and rtoken and join it like any room).
+How a call ends decides what the device hears (seed 000, 注意事项 5 and 6): a hang-up (by either side,
+or the time limit) sends it IV_AVT_COMMAND_CALL_HANG_UP before the call closes; a side whose network went
+away (its session ended after the grace) closes the call without that command.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum, StrEnum
+
+from services.rooms.changes import CallAnswered, CallEnded, CallStarted, Change
+from services.rooms.errors import CALL_BUSY, CALL_NOT_FOUND, CALLEE_OFFLINE
+from services.rooms.pushes import CallAccepted, CallClosed, CallCommand, CallIncoming, Push, VideoFormat
+from services.rooms.rooms import Room
+from services.rooms.sessions import ClientSession, SessionBook
+
+# Seed 000 onRecvCommand: the signalling a device gets when the other side hangs up normally.
+HANG_UP_COMMAND = "IV_AVT_COMMAND_CALL_HANG_UP"
+
+
+class CallMedia(IntEnum):
+    AUDIO = 1
+    VIDEO = 2
+
+
+class EndReason(StrEnum):
+    HANG_UP = "hang_up"
+    REJECTED = "rejected"
+    NO_ANSWER = "no_answer"
+    TIME_LIMIT = "time_limit"
+    NETWORK = "network"
+    # Only to the user's other sessions: the call goes on, on the session that answered.
+    ANSWERED_ELSEWHERE = "answered_elsewhere"
+
+
+class Side(StrEnum):
+    DEVICE = "device"
+    USER = "user"
+    PLATFORM = ""
+
+
+@dataclass(frozen=True)
+class CallRules:
+    ring_timeout_s: float
+
+
+@dataclass(frozen=True)
+class CallOrder:
+    """What the device asked for (seed 000 doWxCloudVoipCallV2)."""
+
+    open_id: str
+    media: CallMedia
+    video: VideoFormat | None
+    caller_camera_on: bool
+    callee_camera_on: bool
+    # 0 for no limit (seed 003 initByCaller timeLimit).
+    time_limit_s: int
+
+
+@dataclass
+class Call:
+    call_id: str
+    biz_name: str
+    sn: str
+    device_session_id: str
+    order: CallOrder
+    rang_at: float
+    callee_session_id: str | None = None
+    answered_at: float | None = None
+    room_id: str = ""
+
+    @property
+    def open_id(self) -> str:
+        return self.order.open_id
+
+
+class Calls:
+    def __init__(
+        self,
+        rules: CallRules,
+        sessions: SessionBook,
+        *,
+        open_room: Callable[[str, str], Room],
+        close_room: Callable[[str], None],
+        record: Callable[[Change], None],
+        clock: Callable[[], float],
+        now: Callable[[], datetime],
+    ) -> None:
+        """`open_room(biz_name, creator_uid)` makes the room a call's media goes through; `close_room`
+        takes everyone out of it when the call ends; `record` reports a fact."""
+        self._rules = rules
+        self._sessions = sessions
+        self._open_room = open_room
+        self._close_room = close_room
+        self._record = record
+        self._clock = clock
+        self._now = now
+        self._calls: dict[str, Call] = {}
+        # (biz_name, sn or open_id) -> the call that party is in: one call at a time per device and user.
+        self._lines: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def is_busy(self, session_id: str) -> bool:
+        session = self._sessions.get(session_id)
+        return (session.biz_name, session.uid) in self._lines
+
+    def check_free(self, session_id: str) -> ClientSession:
+        """The calling device's session, unless it is in a call already."""
+        session = self._sessions.get(session_id)
+        if (session.biz_name, session.uid) in self._lines:
+            raise CALL_BUSY("this device is in a call; hang up first")
+        return session
+
+    def start(self, session_id: str, order: CallOrder) -> Call:
+        """Ring the user. The licence service has allowed the call."""
+        device = self.check_free(session_id)
+        if (device.biz_name, order.open_id) in self._lines:
+            raise CALL_BUSY(f"{order.open_id} is in a call")
+        callee_sessions = self._sessions.sessions_of(device.biz_name, order.open_id)
+        if not callee_sessions:
+            raise CALLEE_OFFLINE(f"{order.open_id} is not connected")
+        call = Call(secrets.token_hex(8), device.biz_name, device.uid, session_id, order, self._clock())
+        self._calls[call.call_id] = call
+        self._lines[(call.biz_name, call.sn)] = call.call_id
+        self._lines[(call.biz_name, call.open_id)] = call.call_id
+        ringing = CallIncoming(
+            call.call_id,
+            call.sn,
+            order.media,
+            order.video,
+            order.caller_camera_on,
+            order.callee_camera_on,
+            order.time_limit_s,
+        )
+        for callee in callee_sessions:
+            self._sessions.push(callee, ringing)
+        self._record(
+            CallStarted(call.call_id, call.biz_name, call.sn, call.open_id, order.media, self._now())
+        )
+        return call
+
+    def answer(self, session_id: str, call_id: str) -> Room:
+        call = self._ringing_for(session_id, call_id)
+        call.callee_session_id = session_id
+        call.answered_at = self._clock()
+        room = self._open_room(call.biz_name, call.sn)
+        call.room_id = room.room_id
+        accepted = CallAccepted(call.call_id, room.room_id, room.rtoken)
+        elsewhere = CallClosed(call.call_id, EndReason.ANSWERED_ELSEWHERE, Side.USER, 0)
+        self._push(call.device_session_id, accepted)
+        for callee in self._sessions.sessions_of(call.biz_name, call.open_id):
+            if callee.session_id == session_id:
+                self._sessions.push(callee, accepted)
+            else:
+                self._sessions.push(callee, elsewhere)
+        self._record(
+            CallAnswered(call.call_id, call.biz_name, call.sn, call.open_id, room.room_id, self._now())
+        )
+        return room
+
+    def reject(self, session_id: str, call_id: str) -> None:
+        call = self._ringing_for(session_id, call_id)
+        self._end(call, EndReason.REJECTED, Side.USER, hang_up_command=False)
+
+    def hang_up(self, session_id: str, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is None or session_id not in self._parties(call):
+            raise CALL_NOT_FOUND(f"this session is in no call {call_id}")
+        side = Side.DEVICE if session_id == call.device_session_id else Side.USER
+        self._end(call, EndReason.HANG_UP, side, hang_up_command=True)
+
+    def session_closed(self, session: ClientSession, *, network_lost: bool) -> None:
+        """A session ended (and is gone from the session book): a `disconnect` hangs up its call; a lost
+        network ends it without the hang-up command (seed 000, 注意事项 6)."""
+        for call in list(self._calls.values()):
+            if session.session_id in (call.device_session_id, call.callee_session_id):
+                side = Side.DEVICE if session.session_id == call.device_session_id else Side.USER
+                if network_lost:
+                    self._end(call, EndReason.NETWORK, side, hang_up_command=False)
+                else:
+                    self._end(call, EndReason.HANG_UP, side, hang_up_command=True)
+            elif (
+                call.answered_at is None
+                and (session.biz_name, session.uid) == (call.biz_name, call.open_id)
+                and not self._sessions.sessions_of(call.biz_name, call.open_id)
+            ):
+                # The last ringing session of the user went away: nobody is left to answer.
+                self._end(call, EndReason.NO_ANSWER, Side.PLATFORM, hang_up_command=False)
+
+    def sweep(self) -> None:
+        now = self._clock()
+        for call in list(self._calls.values()):
+            if call.answered_at is None:
+                if call.rang_at + self._rules.ring_timeout_s <= now:
+                    self._end(call, EndReason.NO_ANSWER, Side.PLATFORM, hang_up_command=False)
+            elif call.order.time_limit_s and call.answered_at + call.order.time_limit_s <= now:
+                self._end(call, EndReason.TIME_LIMIT, Side.PLATFORM, hang_up_command=True)
+
+    def _ringing_for(self, session_id: str, call_id: str) -> Call:
+        session = self._sessions.get(session_id)
+        call = self._calls.get(call_id)
+        if (
+            call is None
+            or call.answered_at is not None
+            or (session.biz_name, session.uid) != (call.biz_name, call.open_id)
+        ):
+            raise CALL_NOT_FOUND(f"no call {call_id} is ringing for this user")
+        return call
+
+    def _parties(self, call: Call) -> set[str]:
+        """The sessions a call concerns: the device's, and the user's that answered or are ringing."""
+        if call.callee_session_id is not None:
+            return {call.device_session_id, call.callee_session_id}
+        ringing = {s.session_id for s in self._sessions.sessions_of(call.biz_name, call.open_id)}
+        return {call.device_session_id} | ringing
+
+    def _end(self, call: Call, reason: EndReason, by: Side, *, hang_up_command: bool) -> None:
+        del self._calls[call.call_id]
+        del self._lines[(call.biz_name, call.sn)]
+        del self._lines[(call.biz_name, call.open_id)]
+        keep_time_ms = 0 if call.answered_at is None else round((self._clock() - call.answered_at) * 1000)
+        if hang_up_command:
+            # Before the close: the device tells a hang-up from a lost network by this command coming first.
+            self._push(call.device_session_id, CallCommand(call.call_id, HANG_UP_COMMAND))
+        closed = CallClosed(call.call_id, reason, by, keep_time_ms)
+        for session_id in self._parties(call):
+            self._push(session_id, closed)
+        if call.room_id:
+            self._close_room(call.room_id)
+        self._record(
+            CallEnded(
+                call.call_id,
+                call.biz_name,
+                call.sn,
+                call.open_id,
+                call.room_id,
+                reason,
+                by,
+                keep_time_ms,
+                self._now(),
+            )
+        )
+
+    def _push(self, session_id: str, push: Push) -> None:
+        session = self._sessions.find(session_id)
+        if session is not None:
+            self._sessions.push(session, push)

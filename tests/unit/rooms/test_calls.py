@@ -1,0 +1,147 @@
+"""Device-to-phone calls on the room manager's fake clock: ringing, answering into a room, the ways a call
+ends and what the device hears of each (seed 000: the hang-up command only for a hang-up, never for a lost
+network)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import ParleyError
+from services.rooms import pushes
+from services.rooms.calls import HANG_UP_COMMAND, CallMedia, CallOrder
+from tests.unit.rooms.test_room_manager import RULES, World, kinds
+
+ORDER = CallOrder(
+    open_id="alice",
+    media=CallMedia.VIDEO,
+    video=pushes.VideoFormat(640, 480, 15),
+    caller_camera_on=True,
+    callee_camera_on=False,
+    time_limit_s=0,
+)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def reason(error: pytest.ExceptionInfo[ParleyError]) -> str:
+    return error.value.kind.reason
+
+
+def test_a_call_rings_every_session_of_the_user_and_the_first_answer_takes_it(world: World) -> None:
+    bell = world.connect("prod1_bell")
+    phone, tablet = world.connect("alice"), world.connect("alice", gateway="gw2")
+    call = world.manager.calls.start(bell, ORDER)
+    incoming = pushes.CallIncoming(call.call_id, "prod1_bell", 2, ORDER.video, True, False, 0)
+    assert world.pushes(phone) == world.pushes(tablet) == [incoming]
+
+    room = world.manager.calls.answer(tablet, call.call_id)
+    accepted = pushes.CallAccepted(call.call_id, room.room_id, room.rtoken)
+    assert world.pushes(bell) == world.pushes(tablet) == [accepted]
+    assert world.pushes(phone) == [pushes.CallClosed(call.call_id, "answered_elsewhere", "user", 0)]
+    assert kinds(world.take_outcome().changes) == ["CallStarted", "RoomCreated", "CallAnswered"]
+    with pytest.raises(ParleyError) as again:
+        world.manager.calls.answer(phone, call.call_id)
+    assert reason(again) == "CALL_NOT_FOUND"
+
+
+def test_a_hang_up_sends_the_device_the_command_first_and_closes_the_room(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    room = world.manager.calls.answer(phone, call.call_id)
+    world.manager.join_room(bell, room.room_id, room.rtoken)
+    world.manager.join_room(phone, room.room_id, room.rtoken)
+    world.pushes(bell), world.pushes(phone), world.take_outcome()
+
+    world.clock.now += 42
+    world.manager.calls.hang_up(phone, call.call_id)
+    closed = pushes.CallClosed(call.call_id, "hang_up", "user", 42_000)
+    assert world.pushes(bell)[:2] == [pushes.CallCommand(call.call_id, HANG_UP_COMMAND), closed]
+    assert world.pushes(phone)[0] == closed
+    changes = world.take_outcome().changes
+    assert kinds(changes)[-1] == "CallEnded" and "RoomDestroyed" in kinds(changes)
+    assert world.manager.sessions.get(bell).room_id is None
+    assert world.manager.calls.is_busy(bell) is False
+
+
+def test_no_answer_within_the_ring_timeout_ends_the_call_without_the_command(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    world.pushes(bell), world.pushes(phone)
+    world.clock.now += RULES.call_ring_timeout_s
+    world.manager.sweep()
+    closed = pushes.CallClosed(call.call_id, "no_answer", "", 0)
+    assert world.pushes(bell) == world.pushes(phone) == [closed]
+
+
+def test_the_time_limit_counts_from_the_answer(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, CallOrder("alice", CallMedia.AUDIO, None, False, False, 60))
+    world.clock.now += 10
+    world.manager.calls.answer(phone, call.call_id)
+    world.pushes(bell), world.pushes(phone)
+    world.clock.now += 59
+    world.manager.sweep()
+    assert world.pushes(bell) == []
+    world.clock.now += 1
+    world.manager.sweep()
+    assert world.pushes(bell) == [
+        pushes.CallCommand(call.call_id, HANG_UP_COMMAND),
+        pushes.CallClosed(call.call_id, "time_limit", "", 60_000),
+    ]
+
+
+def test_a_lost_network_ends_the_call_after_the_grace_without_the_command(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    world.manager.calls.answer(phone, call.call_id)
+    world.pushes(bell), world.pushes(phone)
+    world.manager.detach_session(phone, f"c_{phone}")
+    world.clock.now += RULES.session_grace_s - 1
+    world.manager.sweep()
+    assert world.manager.calls.is_busy(bell)
+    world.clock.now += 1
+    world.manager.sweep()
+    assert world.pushes(bell) == [pushes.CallClosed(call.call_id, "network", "user", 15_000)]
+
+
+def test_a_disconnect_is_a_hang_up(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    world.manager.calls.answer(phone, call.call_id)
+    world.pushes(bell)
+    world.manager.close_session(phone, f"c_{phone}")
+    assert kinds(world.pushes(bell)) == ["CallCommand", "CallClosed"]
+
+
+def test_busy_offline_and_strangers(world: World) -> None:
+    bell, other_bell = world.connect("prod1_bell"), world.connect("prod1_other")
+    phone = world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    with pytest.raises(ParleyError) as device_busy:
+        world.manager.calls.check_free(bell)
+    with pytest.raises(ParleyError) as user_busy:
+        world.manager.calls.start(other_bell, ORDER)
+    assert reason(device_busy) == reason(user_busy) == "IV_ERR_AVT_REQ_CHN_BUSY"
+    assert world.manager.calls.is_busy(phone)
+    with pytest.raises(ParleyError) as offline:
+        world.manager.calls.start(other_bell, CallOrder("bob", CallMedia.AUDIO, None, False, False, 0))
+    assert reason(offline) == "CALLEE_OFFLINE"
+    stranger = world.connect("mallory")
+    for act in (world.manager.calls.answer, world.manager.calls.reject, world.manager.calls.hang_up):
+        with pytest.raises(ParleyError) as refused:
+            act(stranger, call.call_id)
+        assert reason(refused) == "CALL_NOT_FOUND"
+
+
+def test_the_calls_room_outlives_the_empty_room_grace_until_the_call_ends(world: World) -> None:
+    bell, phone = world.connect("prod1_bell"), world.connect("alice")
+    call = world.manager.calls.start(bell, ORDER)
+    room = world.manager.calls.answer(phone, call.call_id)
+    world.clock.now += RULES.empty_room_grace_s + 1
+    world.manager.sweep()
+    world.manager.join_room(bell, room.room_id, room.rtoken)
+    world.manager.calls.hang_up(bell, call.call_id)
+    assert world.manager.rooms == 0
