@@ -12,11 +12,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,45 +21,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from services.core.embedded_broker import free_port  # noqa: E402
-
-
-def start_platform(data_dir: Path, http_port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--http-port",
-            str(http_port),
-            "--grpc-port-base",
-            str(free_port_block()),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("Health:"):
-            return process
-    raise SystemExit("parley up did not come up")
-
-
-def free_port_block() -> int:
-    from services.core.embedded_broker import port_is_free
-
-    while True:
-        base = free_port()
-        if base + 7 < 65535 and all(port_is_free("127.0.0.1", base + i) for i in range(7)):
-            return base
+from platform_process import percentiles_ms, running_platform
 
 
 async def measure(url: str, changes: int) -> list[float]:
@@ -100,26 +58,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=100)
     args = parser.parse_args()
-    http_port = free_port()
-    with tempfile.TemporaryDirectory() as data_dir:
-        platform = start_platform(Path(data_dir), http_port)
-        try:
-            latencies = asyncio.run(measure(f"http://127.0.0.1:{http_port}", args.changes))
-        finally:
-            platform.send_signal(signal.SIGINT)
-            platform.wait(30)
-    ms = sorted(latency * 1000 for latency in latencies)
+    with running_platform() as url:
+        latencies = asyncio.run(measure(url, args.changes))
     result = {
         "benchmark": "authorisation change -> device push",
         "machine": machine(),
-        "changes": len(ms),
-        "latency_ms": {
-            "p50": round(statistics.median(ms), 1),
-            "p90": round(ms[int(len(ms) * 0.9) - 1], 1),
-            "p99": round(ms[max(0, int(len(ms) * 0.99) - 1)], 1),
-            "max": round(ms[-1], 1),
-            "min": round(ms[0], 1),
-        },
+        "changes": len(latencies),
+        "latency_ms": percentiles_ms(latencies),
         "target_ms": 1000,
     }
     out = Path(__file__).resolve().parent / "results" / "authorisation_push.json"

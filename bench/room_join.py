@@ -1,0 +1,120 @@
+"""Join latency and throughput (issue #4): N users connect over WebSocket and join rooms at once, on a real
+`parley up`. Each room is created by a host first; the joiners are spread over rooms of at most 8.
+
+    .venv/bin/python bench/room_join.py [--clients 10 50 100]
+
+A join's latency is from sending `join_room` to its response; throughput is joins answered per second
+of the burst. Writes bench/results/room_join.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine
+from platform_process import percentiles_ms, running_platform
+
+ROOM_SIZE = 8
+_request_ids = count()
+
+
+async def request(socket: ClientConnection, cmd: str, **params: Any) -> dict[str, Any]:
+    """Send a command and return its response, skipping the pushes that arrive before it."""
+    req_id = str(next(_request_ids))
+    await socket.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}))
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), 30))
+        if message.get("req_id") == req_id:
+            if message["code"] != 0:
+                raise RuntimeError(f"{cmd}: {message}")
+            return dict(message["data"])
+
+
+async def connected_user(
+    ws_url: str, http: httpx.AsyncClient, app: dict[str, str], uid: str
+) -> ClientConnection:
+    signature = (
+        await http.post(f"/v1/apps/{app['bizName']}/signatures", json={"uid": uid, "ttl": "24h"})
+    ).json()["signature"]
+    socket = await websockets.connect(ws_url)
+    await request(
+        socket,
+        "connect",
+        uid=uid,
+        biz_name=app["bizName"],
+        sub_biz=app["appId"],
+        workspace_id=app["workspaceId"],
+        sign=signature,
+    )
+    return socket
+
+
+async def burst(url: str, clients: int, run: int) -> dict[str, Any]:
+    ws_url = url.replace("http", "ws") + "/ws/v1"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        app = (await http.post("/v1/apps", json={"name": f"join-bench-{run}"})).json()
+        rooms = []
+        hosts = []
+        for index in range((clients + ROOM_SIZE - 2) // (ROOM_SIZE - 1)):
+            host = await connected_user(ws_url, http, app, f"host_{run}_{index}")
+            hosts.append(host)
+            rooms.append(await request(host, "create_room"))
+        joiners = await asyncio.gather(
+            *(connected_user(ws_url, http, app, f"user_{run}_{index}") for index in range(clients))
+        )
+
+    async def join(socket: ClientConnection, room: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        await request(socket, "join_room", room_id=room["room_id"], rtoken=room["rtoken"])
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    latencies = await asyncio.gather(
+        *(join(socket, rooms[index // (ROOM_SIZE - 1)]) for index, socket in enumerate(joiners))
+    )
+    elapsed = time.perf_counter() - started
+    for socket in [*joiners, *hosts]:
+        await socket.close()
+    return {
+        "clients": clients,
+        "rooms": len(rooms),
+        "join_latency_ms": percentiles_ms(list(latencies)),
+        "joins_per_s": round(clients / elapsed, 1),
+    }
+
+
+async def measure(url: str, sizes: list[int]) -> list[dict[str, Any]]:
+    return [await burst(url, clients, run) for run, clients in enumerate(sizes)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, nargs="+", default=[10, 50, 100])
+    args = parser.parse_args()
+    with running_platform() as url:
+        bursts = asyncio.run(measure(url, args.clients))
+    result = {
+        "benchmark": "join_room latency and throughput, N users joining at once",
+        "machine": machine(),
+        "room_size": ROOM_SIZE,
+        "bursts": bursts,
+    }
+    out = Path(__file__).resolve().parent / "results" / "room_join.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
