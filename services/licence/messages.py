@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from parley.licence.v1 import licence_pb2
 
+from services.core.timestamps import timestamp
 from services.licence.licensing import (
     ActivationRecord,
     AppRecord,
@@ -15,12 +13,6 @@ from services.licence.licensing import (
     LicenceType,
     PoolRecord,
 )
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def settings_message(settings: AppSettings) -> licence_pb2.AppSettings:

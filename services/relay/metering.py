@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
-from google.protobuf.timestamp_pb2 import Timestamp
 from parley.relay.v1 import media_pb2, metering_pb2
 
 from services.core.events import EventPublisher, StagedEvent
+from services.core.timestamps import timestamp
 from services.core.topics import Topic
 
 log = structlog.get_logger(__name__)
@@ -96,9 +96,7 @@ class StreamMeter:
         now, now_wall = time.monotonic(), datetime.now(UTC)
         self._sequence += 1
         labels = self.labels
-        start, end = Timestamp(), Timestamp()
-        start.FromDatetime(self._since_wall)
-        end.FromDatetime(now_wall)
+        start, end = timestamp(self._since_wall), timestamp(now_wall)
         tick = metering_pb2.MeteringTick(
             tick_id=f"{labels.stream_id}:{labels.kind_name}:{self._sequence}",
             biz_name=labels.biz_name,

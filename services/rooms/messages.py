@@ -4,25 +4,18 @@ changes for the topics."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
+from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from services.rooms import changes, pushes
 from services.rooms.rooms import Room
 
 _KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
 _KIND_NAMES = {value: name for name, value in _KINDS.items()}
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def record_message(record: changes.RecordOptions) -> rooms_pb2.RecordOptions:
