@@ -43,6 +43,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/authorisation_push.py
 	$(BIN)/python bench/room_join.py
+	$(BIN)/python bench/relay_vs_janus.py
 
 clean:
 	rm -rf $(VENV) .parley .pytest_cache .mypy_cache .ruff_cache

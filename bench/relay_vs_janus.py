@@ -1,0 +1,336 @@
+"""Parley's media relay side by side with Janus 1.1.2 (VideoRoom), in one run, with one load generator.
+
+    .venv/bin/python bench/relay_vs_janus.py [--configs 1x1,1x4,1x16,2x16,4x16] [--window 20] [--repeat 3]
+                                             [--profile DIR]
+
+For each configuration (P publishers x S subscribers each) and each SFU: P aiortc publishers loop a
+pre-encoded VP8 clip (~1.5 Mbps, 30 fps), P*S aiortc subscribers count packets without decoding; after a
+warm-up the SFU's CPU time, the packets subscribers received, loss and forwarding delay are measured over
+a steady window. The SFU runs alone on one core, the generator (and Tansu) on the other, so neither
+steals the other's CPU; the generator's own CPU and the kernel's UDP receive-buffer errors are recorded
+with every run so a saturated generator is not mistaken for a slow SFU.
+
+Writes bench/results/relay_vs_janus.json. Issue #5: the figure that counts is Parley CPU per forwarded
+packet / Janus CPU per forwarded packet at 1 x 16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import uvloop  # noqa: E402
+from machine import machine  # noqa: E402
+from relay.loadgen import Clip, Publisher, Subscriber, analyse, encode_clip, percentile, wait_until  # noqa: E402
+from relay.sfus import JanusVideoRoom, ParleyRelay, Sfu  # noqa: E402
+
+SFU_CPUS = {1}
+GENERATOR_CPUS = {0}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """Nanosecond CPU time of every thread of `pid` (schedstat), as /proc/<pid>/stat's utime+stime
+    counts only in 10 ms ticks, too coarse for a 1 x 1 window."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):
+            continue
+    return total / 1e9
+
+
+def stat_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def udp_rcvbuf_errors() -> int:
+    lines = [
+        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")
+    ]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+# A run whose generator fell behind (its loop woke this late, or the kernel dropped datagrams on its
+# sockets) measured the generator: its figures are kept in the JSON but left out of the summary.
+SATURATED_LOOP_LAG_MS = 50.0
+
+
+def generator_saturated(result: dict[str, Any]) -> bool:
+    return bool(
+        result["udp_rcvbuf_errors"] > 0 or result["generator_loop_lag_ms_p99"] > SATURATED_LOOP_LAG_MS
+    )
+
+
+async def watch_loop_lag(lags: list[float]) -> None:
+    """How late this process's event loop wakes from a 10 ms sleep: the generator's own queueing. A
+    frame's forwarding delay includes it (arrivals are stamped when the loop gets to a packet), so a
+    large lag means the delays of that run are the generator's, not the SFU's."""
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append((time.perf_counter() - before - 0.01) * 1000)
+
+
+async def run_config(
+    sfu: Sfu,
+    room: int,
+    publishers: int,
+    subscribers: int,
+    clip: Clip,
+    window_s: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    await sfu.open_room(room, publishers)
+    peers: list[tuple[Publisher, list[Subscriber]]] = []
+    try:
+        for feed in range(1, publishers + 1):
+            publisher = Publisher(clip)
+            await sfu.publish(room, feed, publisher)
+            subs = []
+            for index in range(subscribers):
+                subscriber = Subscriber()
+                await sfu.subscribe(room, feed, f"sub{feed}-{index}", subscriber)
+                subs.append(subscriber)
+            peers.append((publisher, subs))
+        everyone = [s for _p, subs in peers for s in subs]
+        # Every subscriber receiving (its first key frame comes with the clip's next loop, <= 4 s).
+        started = await wait_until(lambda: all(len(s.arrivals.packets) > 50 for s in everyone), 30)
+        await asyncio.sleep(3)
+        me = os.getpid()
+        before = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+        t0 = time.perf_counter()
+        lags: list[float] = []
+        watcher = asyncio.create_task(watch_loop_lag(lags))
+        profiler = None
+        if profile is not None:
+            # Sampling pauses the relay briefly at every sample: a profiled run's figures are not results.
+            profiler = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "py-spy"),
+                *(
+                    "record",
+                    "--nonblocking",
+                    "--pid",
+                    str(sfu.pid),
+                    "--duration",
+                    str(int(window_s)),
+                    "--rate",
+                    "250",
+                ),
+                *("--format", "raw", "--output", str(profile)),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        await asyncio.sleep(window_s)
+        t1 = time.perf_counter()
+        watcher.cancel()
+        after = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+        rss = rss_mib(sfu.pid)
+        await asyncio.sleep(0.5)
+        if profiler is not None:
+            await profiler.wait()
+        result = analyse(peers, t0, t1)
+        cpu = after[0] - before[0]
+        forwarded = result["forwarded_packets"]
+        result.update(
+            {
+                "all_subscribers_receiving": started,
+                "sfu_cpu_s": round(cpu, 3),
+                "sfu_cpu_s_from_stat": round(after[1] - before[1], 2),
+                "sfu_cpu_percent": round(100 * cpu / (t1 - t0), 1),
+                "sfu_cpu_us_per_forwarded_packet": round(cpu * 1e6 / forwarded, 2) if forwarded else None,
+                "sfu_rss_mib": rss,
+                "generator_cpu_percent": round(100 * (after[2] - before[2]) / (t1 - t0), 1),
+                "generator_loop_lag_ms_p50": round(percentile(lags, 0.5), 2),
+                "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
+                "udp_rcvbuf_errors": after[3] - before[3],
+            }
+        )
+        result["generator_saturated"] = generator_saturated(result)
+        return result
+    finally:
+        for publisher, subs in peers:
+            for subscriber in subs:
+                await subscriber.close()
+            await publisher.close()
+        try:
+            await sfu.close_room(room)
+        except Exception as error:  # a failed clean-up must not lose the figures
+            print(f"{sfu.name}: closing room {room} failed: {error}", file=sys.stderr)
+
+
+async def run(
+    configs: list[tuple[int, int]],
+    window_s: float,
+    folder: Path,
+    repeats: int = 1,
+    profile: Path | None = None,
+    parley_loop: str = "asyncio",
+) -> dict[str, Any]:
+    clip = encode_clip()
+    parley_folder, janus_folder = folder / "parley", folder / "janus"
+    parley_folder.mkdir()
+    janus_folder.mkdir()
+    parley = ParleyRelay(parley_folder, SFU_CPUS, parley_loop)
+    janus = JanusVideoRoom(janus_folder, SFU_CPUS)
+    results: list[dict[str, Any]] = []
+    try:
+        await parley.start()
+        await janus.start()
+        room = 1000
+        for repeat in range(repeats):
+            for publishers, subscribers in configs:
+                row: dict[str, Any] = {
+                    "repeat": repeat,
+                    "publishers": publishers,
+                    "subscribers_per_publisher": subscribers,
+                }
+                # Each alone on its core while measured; who goes first alternates between repeats.
+                for sfu in (parley, janus) if repeat % 2 == 0 else (janus, parley):
+                    room += 1
+                    print(f"{sfu.name} {publishers}x{subscribers} #{repeat} ...", file=sys.stderr, flush=True)
+                    stacks = None
+                    if profile is not None and sfu is parley:
+                        stacks = profile / f"parley-{publishers}x{subscribers}-{repeat}.txt"
+                    row[sfu.name] = await run_config(
+                        sfu, room, publishers, subscribers, clip, window_s, stacks
+                    )
+                    print(json.dumps(row[sfu.name]), file=sys.stderr, flush=True)
+                p, j = (
+                    row["parley"]["sfu_cpu_us_per_forwarded_packet"],
+                    row["janus"]["sfu_cpu_us_per_forwarded_packet"],
+                )
+                row["cpu_per_packet_ratio_parley_to_janus"] = round(p / j, 2) if p and j else None
+                results.append(row)
+    finally:
+        await parley.stop()
+        await janus.stop()
+    return {
+        "clip": {
+            "codec": "VP8",
+            "width": clip.width,
+            "height": clip.height,
+            "fps": 30,
+            "bitrate_bps": round(clip.bitrate),
+            "loop_frames": len(clip.frames),
+            "rtp_packets_per_frame_mean": round(sum(clip.packets) / len(clip.packets), 2),
+        },
+        "results": results,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per configuration, medians over the repeats in which the generator kept up with both SFUs."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(config_name(r) for r in rows):
+        mine = [r for r in rows if config_name(r) == name]
+        usable = [
+            r for r in mine if not (r["parley"]["generator_saturated"] or r["janus"]["generator_saturated"])
+        ]
+        ratios = [r["cpu_per_packet_ratio_parley_to_janus"] for r in usable]
+        summary[name] = {
+            "repeats": len(mine),
+            "repeats_generator_kept_up": len(usable),
+            "parley_us_median": median([r["parley"]["sfu_cpu_us_per_forwarded_packet"] for r in usable]),
+            "janus_us_median": median([r["janus"]["sfu_cpu_us_per_forwarded_packet"] for r in usable]),
+            "ratio_median": median(ratios),
+            "ratio_min": min((r for r in ratios if r is not None), default=None),
+            "ratio_max": max((r for r in ratios if r is not None), default=None),
+        }
+    return summary
+
+
+def config_name(row: dict[str, Any]) -> str:
+    return f"{row['publishers']}x{row['subscribers_per_publisher']}"
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 2) if present else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--configs", default="1x1,1x4,1x16,2x16,4x16", help="PxS,... publishers x subscribers each"
+    )
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of each steady window")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the configurations")
+    parser.add_argument(
+        "--parley-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the relay's event loop: asyncio as shipped, or uvloop (issue #5's lever, bench only)",
+    )
+    parser.add_argument("--output", type=Path, default=HERE / "results" / "relay_vs_janus.json")
+    parser.add_argument(
+        "--profile", type=Path, help="folder for py-spy stacks of the relay (needs py-spy in the venv)"
+    )
+    args = parser.parse_args()
+    configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
+    os.sched_setaffinity(0, GENERATOR_CPUS)
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as folder:
+        measured = uvloop.run(
+            run(
+                [(p, s) for p, s in configs],
+                args.window,
+                Path(folder),
+                args.repeat,
+                args.profile,
+                args.parley_loop,
+            )
+        )
+    summary = summarise(measured["results"])
+    headline = summary.get("1x16", {}).get("ratio_median")
+    scaling = {
+        sfu: {name: summary[name][f"{sfu}_us_median"] for name in ("1x1", "1x4", "1x16") if name in summary}
+        for sfu in ("parley", "janus")
+    }
+    result = {
+        "benchmark": "media relay vs Janus VideoRoom: CPU per forwarded packet, loss, delay",
+        "machine": machine(),
+        "setup": {
+            "janus": "Debian janus 1.1.2, VideoRoom, HTTP API on 127.0.0.1, getifaddrs shim for loopback ICE",
+            "parley": f"python -m services.relay ({args.parley_loop} event loop), Tansu broker for metering",
+            "cpus": {"sfu": sorted(SFU_CPUS), "generator_and_broker": sorted(GENERATOR_CPUS)},
+            "generator": (
+                "aiortc on uvloop, pre-encoded VP8 clip looped, subscribers count packets, no decoder"
+            ),
+            "window_s": args.window,
+        },
+        **measured,
+        "summary_cpu_us_per_forwarded_packet": summary,
+        "headline_cpu_per_packet_ratio_parley_to_janus_1x16": headline,
+        "scaling_cpu_us_per_packet": scaling,
+        "target": (
+            "Parley within 2x Janus at 1x16 (goal: below 1), loss < 0.5 %, p99 < 20 ms beyond one frame"
+        ),
+    }
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
