@@ -98,6 +98,8 @@ class RoomsSettings(BaseModel):
     call_ring_timeout_s: float = Field(default=30.0, gt=0)
     # How long the room manager waits for the licence service's word on a device's call.
     licence_timeout_s: float = Field(default=5.0, gt=0)
+    # Relays report their load every third of this; a relay silent for this long gets no new rooms.
+    relay_lease_s: float = Field(default=15.0, gt=0)
 
 
 class LicenceSettings(BaseModel):
@@ -134,6 +136,15 @@ class RelaySettings(BaseModel):
     keyframe_interval_s: float = Field(default=0.5, gt=0)
     # Metering ticks on parley.metering.v1 for every live stream at this interval, and at stream end.
     metering_interval_s: float = Field(default=10.0, gt=0)
+    # The gRPC address the relay registers with the room manager, for gateways to reach it; none means
+    # `grpc.relay`. Each of many relays needs its own (a pod's address, not a service name shared by all).
+    advertised_grpc_address: str | None = None
+    # This relay's id with the room manager; none means one made up at start.
+    relay_id: str | None = None
+    # Streams (publications + subscriptions) this relay is sized for: the room manager weighs load by it.
+    capacity: int = Field(default=500, ge=1)
+    # A stopping relay keeps serving its streams (and takes no new rooms) until they end or this passes.
+    drain_timeout_s: float = Field(default=120.0, ge=0)
 
 
 class Settings(BaseSettings):

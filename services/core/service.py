@@ -57,6 +57,7 @@ class ServiceRuntime:
         self._start_hooks: list[Hook] = []
         self._ready_hooks: list[Hook] = []
         self._consumers: asyncio.Task[None] | None = None
+        self._drain_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
 
     def on_start(self, hook: Hook) -> None:
@@ -67,6 +68,11 @@ class ServiceRuntime:
         """Run `hook` once the broker is connected and gRPC listens, before health says SERVING
         (background work that publishes, such as an outbox relay)."""
         self._ready_hooks.append(hook)
+
+    def on_drain(self, hook: Hook) -> None:
+        """Run `hook` when a signal asks the service to stop, before `stop()`, while it still serves
+        (a relay letting its streams end); `drain()` runs these hooks, in order."""
+        self._drain_hooks.append(hook)
 
     def on_stop(self, hook: Hook) -> None:
         """Run `hook` while stopping, after the gRPC server has drained; hooks run in reverse order."""
@@ -113,6 +119,14 @@ class ServiceRuntime:
             raise RuntimeError("start() first")
         await asyncio.shield(self._consumers)
 
+    async def drain(self) -> None:
+        for hook in self._drain_hooks:
+            try:
+                await hook()
+            except Exception:
+                # A failed drain must not keep the service from stopping.
+                log.exception("drain_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
+
     async def stop(self) -> None:
         # Drain first: health turns NOT_SERVING so callers move away, then calls in flight get their grace.
         await self.grpc.drain()
@@ -146,6 +160,7 @@ class ServiceRuntime:
             loop.add_signal_handler(signum, stop.set)
         await self.start()
         await stop.wait()
+        await self.drain()
         await self.stop()
 
 

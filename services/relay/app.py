@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from parley.relay.v1 import relay_pb2, relay_pb2_grpc
+import asyncio
+import uuid
 
+import structlog
+from parley.relay.v1 import relay_pb2, relay_pb2_grpc
+from parley.rooms.v1 import rooms_pb2_grpc
+
+from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
 from services.relay.grpc_api import RelayServicer
 from services.relay.metering import MeteringTicker
+from services.relay.registration import Registration
 from services.relay.relay import Relay
+
+log = structlog.get_logger(__name__)
+
+# How long one registration or load report may take.
+ROOMS_TIMEOUT_S = 2.0
 
 
 def build(runtime: ServiceRuntime) -> Relay:
@@ -19,15 +31,38 @@ def build(runtime: ServiceRuntime) -> Relay:
         RelayServicer(relay),
         relay_pb2.DESCRIPTOR.services_by_name["RelayService"],
     )
+    registration = Registration(
+        relay,
+        rooms_pb2_grpc.RoomServiceStub(runtime.channel(ServiceName.ROOMS)),
+        relay_id=settings.relay_id or uuid.uuid4().hex,
+        address=settings.advertised_grpc_address or runtime.settings.grpc.address_of(ServiceName.RELAY),
+        capacity=settings.capacity,
+        timeout_s=ROOMS_TIMEOUT_S,
+    )
 
-    async def start_metering() -> None:
+    async def start() -> None:
         ticker.start()
+        registration.start()
+
+    async def drain() -> None:
+        # The room manager sends no new rooms from now on; the rooms here keep their streams until they
+        # end or the drain timeout passes, and `stop` closes what is left (5009).
+        await registration.drain()
+        log.info("relay_draining", feeds=len(relay.feeds), subscriptions=len(relay.subscriptions))
+        try:
+            await asyncio.wait_for(relay.emptied(), settings.drain_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "relay_drain_timed_out", feeds=len(relay.feeds), subscriptions=len(relay.subscriptions)
+            )
 
     async def close_streams() -> None:
         # Every stream's final tick is in the outbox once the relay has closed; the broker is still up.
+        await registration.stop()
         await relay.close()
         await ticker.stop()
 
-    runtime.on_ready(start_metering)
+    runtime.on_ready(start)
+    runtime.on_drain(drain)
     runtime.on_stop(close_streams)
     return relay

@@ -73,6 +73,8 @@ class Relay:
         self._publishing: set[tuple[str, str]] = set()
         self._subscribing: set[tuple[str, str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set whenever a stream ends, for `emptied`.
+        self._stream_ended = asyncio.Event()
 
     def feed(self, room_id: str, feed_id: str) -> Feed:
         feed = self.feeds.get((room_id, feed_id))
@@ -236,6 +238,12 @@ class Relay:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def emptied(self) -> None:
+        """Return once this relay carries no feed and no subscription (a draining relay may exit then)."""
+        while self.feeds or self.subscriptions:
+            self._stream_ended.clear()
+            await self._stream_ended.wait()
+
     def _subscriptions_of(self, feed: Feed) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.feed is feed]
 
@@ -247,6 +255,7 @@ class Relay:
             self._ticker.finish(track.meter)
         for subscription in self._subscriptions_of(feed):
             self._background(subscription.close(CloseCode.FEED_STOPPED))
+        self._stream_ended.set()
         log.info("feed_closed", room_id=feed.room_id, feed_id=feed.feed_id, code=int(code))
 
     def _subscription_closed(self, subscription: Subscription, code: CloseCode) -> None:
@@ -255,6 +264,7 @@ class Relay:
             del self.subscriptions[key]
         for media in subscription.media:
             self._ticker.finish(media.track.meter)
+        self._stream_ended.set()
         log.info(
             "subscription_closed",
             room_id=subscription.room_id,

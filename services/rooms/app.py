@@ -57,6 +57,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             negotiation_timeout_s=settings.negotiation_timeout_s,
             gateway_lease_s=settings.gateway_lease_s,
             call_ring_timeout_s=settings.call_ring_timeout_s,
+            relay_lease_s=settings.relay_lease_s,
         ),
         relay_address=runtime.settings.grpc.address_of(ServiceName.RELAY),
     )

@@ -17,6 +17,7 @@ from services.core.errors import INVALID_ARGUMENT, from_rpc_error
 from services.rooms import messages
 from services.rooms.calls import CallMedia, CallOrder
 from services.rooms.manager import MediaSlot, RoomManager
+from services.rooms.placement import RelayLoad
 from services.rooms.pushes import InviteReply, VideoFormat
 from services.rooms.sessions import Attachment, HeldConnection
 
@@ -36,6 +37,10 @@ def _attachment(message: rooms_pb2.Attachment) -> Attachment:
         connection_id=message.connection_id,
     )
     return Attachment(message.gateway_id, message.gateway_address, message.connection_id)
+
+
+def _load(message: rooms_pb2.RelayLoad) -> RelayLoad:
+    return RelayLoad(message.publications, message.subscriptions, message.draining)
 
 
 def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
@@ -281,3 +286,17 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
 
     async def IsBusy(self, request: rooms_pb2.IsBusyRequest, context: Context) -> rooms_pb2.IsBusyResponse:
         return rooms_pb2.IsBusyResponse(busy=self._manager.calls.is_busy(request.session_id))
+
+    async def RegisterRelay(
+        self, request: rooms_pb2.RegisterRelayRequest, context: Context
+    ) -> rooms_pb2.RegisterRelayResponse:
+        _require(relay_id=request.relay_id, address=request.address)
+        relays = self._manager.relays
+        relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
+        return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
+
+    async def ReportRelayLoad(
+        self, request: rooms_pb2.ReportRelayLoadRequest, context: Context
+    ) -> rooms_pb2.ReportRelayLoadResponse:
+        self._manager.relays.report(request.relay_id, _load(request.load))
+        return rooms_pb2.ReportRelayLoadResponse()

@@ -54,6 +54,7 @@ from services.rooms.errors import (
     SUBSCRIPTION_EXISTS,
     TEXT_NOT_IN_ROOM,
 )
+from services.rooms.placement import RelayPlacement
 from services.rooms.pushes import (
     AttendanceList,
     ExitType,
@@ -88,6 +89,8 @@ class RoomRules:
     gateway_lease_s: float
     # A device's call that nobody answers ends after this long.
     call_ring_timeout_s: float = 30.0
+    # A relay that has not reported its load for this long gets no new rooms.
+    relay_lease_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,8 @@ class RoomManager:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._rules = rules
-        # One relay for every room until placement over many relays lands with the relay.
-        self._relay_address = relay_address
+        # `relay_address` serves the rooms placed while no relay has registered.
+        self.relays = RelayPlacement(fallback=relay_address, lease_s=rules.relay_lease_s, clock=clock)
         self._clock = clock
         self._now = now
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
@@ -208,7 +211,6 @@ class RoomManager:
             biz_name=biz_name,
             creator_uid=creator_uid,
             created_at=self._now(),
-            relay_address=self._relay_address,
             record=record,
             empty_since=self._clock(),
         )
@@ -317,6 +319,7 @@ class RoomManager:
             deadline=self._clock() + self._rules.negotiation_timeout_s,
             tag=tag,
             media_type=media_type,
+            relay_address=self._place(room),
         )
         return MediaSlot(room.room_id, room.biz_name, session.uid, room.relay_address, feed_id)
 
@@ -385,7 +388,7 @@ class RoomManager:
             feed_id,
             deadline=self._clock() + self._rules.negotiation_timeout_s,
         )
-        return MediaSlot(room.room_id, room.biz_name, session.uid, room.relay_address, feed_id)
+        return MediaSlot(room.room_id, room.biz_name, session.uid, self._place(room), feed_id)
 
     def complete_subscribe(
         self, session_id: str, feed_id: str, subscription_id: str, tracks: tuple[Track, ...]
@@ -549,11 +552,9 @@ class RoomManager:
 
     def _drop_publish_negotiation(self, feed_id: str) -> None:
         negotiation = self._publishing.pop(feed_id)
-        room = self._rooms.get(negotiation.room_id)
         # The relay may have the feed already (the gateway went away after its answer); stopping one it
         # does not have is no error.
-        relay_address = room.relay_address if room is not None else self._relay_address
-        self._outcome.relay_orders.append(StopFeed(relay_address, negotiation.room_id, feed_id))
+        self._outcome.relay_orders.append(StopFeed(negotiation.relay_address, negotiation.room_id, feed_id))
 
     def _end_session(self, session: ClientSession, exit_type: ExitType) -> None:
         if session.room_id is not None:
@@ -597,8 +598,14 @@ class RoomManager:
             if not rooms:
                 del self._invited[(room.biz_name, invitee)]
 
+    def _place(self, room: Room) -> str:
+        if not room.relay_address:
+            room.relay_address = self.relays.place(room.room_id)
+        return room.relay_address
+
     def _destroy(self, room: Room) -> None:
         del self._rooms[room.room_id]
+        self.relays.release(room.room_id)
         for invitee in list(room.invitations):
             self._forget_invitation(room, invitee)
         self._change(RoomDestroyed(room.room_id, room.biz_name, self._now()))

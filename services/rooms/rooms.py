@@ -54,6 +54,8 @@ class Negotiation:
     deadline: float
     tag: str = ""
     media_type: int = 0
+    # Where a publish is negotiated, to stop it there if it is dropped, even after its room is gone.
+    relay_address: str = ""
 
 
 @dataclass
@@ -63,8 +65,9 @@ class Room:
     biz_name: str
     creator_uid: str
     created_at: datetime
-    relay_address: str
     record: RecordOptions
+    # The relay serving the room's media; empty until its first publish or subscribe places it.
+    relay_address: str = ""
     # Since when nobody is in the room (monotonic); None while someone is.
     empty_since: float | None = None
     # A device call's room: it lives as long as the call (the sides may join late, or rejoin), and the

@@ -1268,3 +1268,120 @@ class IsBusyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IsBusyResponse: _TypeAlias = IsBusyResponse  # noqa: Y015
+
+@_typing.final
+class RelayLoad(_message.Message):
+    """What a relay carries now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUBLICATIONS_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    DRAINING_FIELD_NUMBER: _builtins.int
+    publications: _builtins.int
+    subscriptions: _builtins.int
+    draining: _builtins.bool
+    """The relay is stopping: it serves its streams until they end, and takes no new rooms."""
+    def __init__(
+        self,
+        *,
+        publications: _builtins.int = ...,
+        subscriptions: _builtins.int = ...,
+        draining: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draining", b"draining", "publications", b"publications", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayLoad: _TypeAlias = RelayLoad  # noqa: Y015
+
+@_typing.final
+class RegisterRelayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    CAPACITY_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    address: _builtins.str
+    """Where gateways and the room manager reach the relay's gRPC server."""
+    capacity: _builtins.int
+    """Streams (publications + subscriptions) the relay is sized for; load is weighed against it."""
+    @_builtins.property
+    def load(self) -> Global___RelayLoad: ...
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        address: _builtins.str = ...,
+        capacity: _builtins.int = ...,
+        load: Global___RelayLoad | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "capacity", b"capacity", "load", b"load", "relay_id", b"relay_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterRelayRequest: _TypeAlias = RegisterRelayRequest  # noqa: Y015
+
+@_typing.final
+class RegisterRelayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_S_FIELD_NUMBER: _builtins.int
+    lease_s: _builtins.float
+    """How long the relay stays placeable without another report."""
+    def __init__(
+        self,
+        *,
+        lease_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_s", b"lease_s"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterRelayResponse: _TypeAlias = RegisterRelayResponse  # noqa: Y015
+
+@_typing.final
+class ReportRelayLoadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    @_builtins.property
+    def load(self) -> Global___RelayLoad: ...
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        load: Global___RelayLoad | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "relay_id", b"relay_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRelayLoadRequest: _TypeAlias = ReportRelayLoadRequest  # noqa: Y015
+
+@_typing.final
+class ReportRelayLoadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRelayLoadResponse: _TypeAlias = ReportRelayLoadResponse  # noqa: Y015

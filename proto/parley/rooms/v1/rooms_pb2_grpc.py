@@ -159,6 +159,16 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.FromString,
                 _registered_method=True)
+        self.RegisterRelay = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/RegisterRelay',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayResponse.FromString,
+                _registered_method=True)
+        self.ReportRelayLoad = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ReportRelayLoad',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -334,6 +344,22 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterRelay(self, request, context):
+        """Media relays (docs/relay.md, "Many relays"). A relay registers once it serves, then reports its load
+        every third of the lease it was answered; a relay silent for the lease gets no new rooms. A report
+        from a relay the room manager does not know (it restarted, or the lease ran out) is NOT_FOUND: the
+        relay registers again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportRelayLoad(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -461,6 +487,16 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.IsBusy,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.SerializeToString,
+            ),
+            'RegisterRelay': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterRelay,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayResponse.SerializeToString,
+            ),
+            'ReportRelayLoad': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRelayLoad,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1138,6 +1174,60 @@ class RoomService:
             '/parley.rooms.v1.RoomService/IsBusy',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.IsBusyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterRelay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/RegisterRelay',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.RegisterRelayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRelayLoad(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ReportRelayLoad',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.FromString,
             options,
             channel_credentials,
             insecure,

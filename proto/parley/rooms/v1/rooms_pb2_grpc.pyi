@@ -88,6 +88,13 @@ class RoomServiceStub:
     HangUp: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]
     IsBusy: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.IsBusyRequest, _rooms_pb2.IsBusyResponse]
     """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
+    RegisterRelay: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.RegisterRelayRequest, _rooms_pb2.RegisterRelayResponse]
+    """Media relays (docs/relay.md, "Many relays"). A relay registers once it serves, then reports its load
+    every third of the lease it was answered; a relay silent for the lease gets no new rooms. A report
+    from a relay the room manager does not know (it restarted, or the lease ran out) is NOT_FOUND: the
+    relay registers again.
+    """
+    ReportRelayLoad: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ReportRelayLoadRequest, _rooms_pb2.ReportRelayLoadResponse]
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -142,6 +149,13 @@ class RoomServiceAsyncStub(RoomServiceStub):
     HangUp: _aio.UnaryUnaryMultiCallable[_rooms_pb2.CallRequest, _rooms_pb2.CallResponse]  # type: ignore[assignment]
     IsBusy: _aio.UnaryUnaryMultiCallable[_rooms_pb2.IsBusyRequest, _rooms_pb2.IsBusyResponse]  # type: ignore[assignment]
     """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
+    RegisterRelay: _aio.UnaryUnaryMultiCallable[_rooms_pb2.RegisterRelayRequest, _rooms_pb2.RegisterRelayResponse]  # type: ignore[assignment]
+    """Media relays (docs/relay.md, "Many relays"). A relay registers once it serves, then reports its load
+    every third of the lease it was answered; a relay silent for the lease gets no new rooms. A report
+    from a relay the room manager does not know (it restarted, or the lease ran out) is NOT_FOUND: the
+    relay registers again.
+    """
+    ReportRelayLoad: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ReportRelayLoadRequest, _rooms_pb2.ReportRelayLoadResponse]  # type: ignore[assignment]
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -343,5 +357,24 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.IsBusyResponse, _abc.Awaitable[_rooms_pb2.IsBusyResponse]]:
         """Whether the session's device or user is in a call (seed 000 isWxCloudVoipBusyV2)."""
+
+    @_abc_1.abstractmethod
+    def RegisterRelay(
+        self,
+        request: _rooms_pb2.RegisterRelayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.RegisterRelayResponse, _abc.Awaitable[_rooms_pb2.RegisterRelayResponse]]:
+        """Media relays (docs/relay.md, "Many relays"). A relay registers once it serves, then reports its load
+        every third of the lease it was answered; a relay silent for the lease gets no new rooms. A report
+        from a relay the room manager does not know (it restarted, or the lease ran out) is NOT_FOUND: the
+        relay registers again.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportRelayLoad(
+        self,
+        request: _rooms_pb2.ReportRelayLoadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.ReportRelayLoadResponse, _abc.Awaitable[_rooms_pb2.ReportRelayLoadResponse]]: ...
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,106 @@
+"""Placement of rooms on media relays: least-loaded, sticky, never on a draining or silent relay, and the
+configured relay while none has registered."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import NOT_FOUND, ParleyError
+from services.rooms.placement import RelayLoad, RelayPlacement
+
+FALLBACK = "127.0.0.1:50053"
+LEASE_S = 15.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def placement(clock: Clock) -> RelayPlacement:
+    return RelayPlacement(fallback=FALLBACK, lease_s=LEASE_S, clock=clock)
+
+
+def test_without_relays_rooms_go_to_the_configured_relay(placement: RelayPlacement) -> None:
+    assert placement.place("r1") == FALLBACK
+
+
+def test_a_room_goes_to_the_least_loaded_relay(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad(publications=5, subscriptions=20))
+    placement.register("b", "b:1", 100, RelayLoad(publications=2, subscriptions=3))
+    assert placement.place("r1") == "b:1"
+
+
+def test_load_is_weighed_against_capacity(placement: RelayPlacement) -> None:
+    placement.register("small", "small:1", 10, RelayLoad(publications=5))
+    placement.register("big", "big:1", 1000, RelayLoad(publications=20))
+    assert placement.place("r1") == "big:1"
+
+
+def test_a_room_stays_on_its_relay(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad())
+    assert placement.place("r1") == "a:1"
+    placement.report("a", RelayLoad(publications=90))
+    placement.register("b", "b:1", 100, RelayLoad())
+    assert placement.place("r1") == "a:1"
+    assert placement.place("r2") == "b:1"
+
+
+def test_a_released_room_is_placed_afresh(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad(publications=50))
+    assert placement.place("r1") == "a:1"
+    placement.register("b", "b:1", 100, RelayLoad())
+    placement.release("r1")
+    assert placement.place("r1") == "b:1"
+
+
+def test_rooms_placed_since_the_last_report_count_as_load(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad())
+    placement.register("b", "b:1", 100, RelayLoad())
+    assert {placement.place(f"r{i}") for i in range(4)} == {"a:1", "b:1"}
+    assert [placement.place(f"r{i}") for i in range(4)] == ["a:1", "b:1", "a:1", "b:1"]
+
+
+def test_a_draining_relay_gets_no_new_rooms_but_keeps_its_own(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad())
+    placement.register("b", "b:1", 100, RelayLoad(publications=10))
+    assert placement.place("r1") == "a:1"
+    placement.report("a", RelayLoad(publications=1, draining=True))
+    assert placement.place("r2") == "b:1"
+    assert placement.place("r1") == "a:1"
+
+
+def test_when_every_relay_drains_rooms_go_to_the_configured_relay(placement: RelayPlacement) -> None:
+    placement.register("a", "a:1", 100, RelayLoad(draining=True))
+    assert placement.place("r1") == FALLBACK
+
+
+def test_a_relay_silent_for_the_lease_is_dropped(placement: RelayPlacement, clock: Clock) -> None:
+    placement.register("a", "a:1", 100, RelayLoad())
+    placement.register("b", "b:1", 100, RelayLoad(publications=50))
+    clock.now += LEASE_S / 2
+    placement.report("b", RelayLoad(publications=50))
+    clock.now += LEASE_S / 2 + 1
+    assert placement.place("r1") == "b:1"
+    with pytest.raises(ParleyError) as refused:
+        placement.report("a", RelayLoad())
+    assert refused.value.kind is NOT_FOUND
+    placement.register("a", "a:1", 100, RelayLoad())
+    assert placement.place("r2") == "a:1"
+
+
+def test_reports_keep_a_relay_placeable(placement: RelayPlacement, clock: Clock) -> None:
+    placement.register("a", "a:1", 100, RelayLoad())
+    for _ in range(5):
+        clock.now += LEASE_S / 3
+        placement.report("a", RelayLoad())
+    assert placement.place("r1") == "a:1"
