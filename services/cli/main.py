@@ -28,7 +28,8 @@ app.add_typer(licence_commands.licences, name="licence")
 app.add_typer(licence_commands.devices, name="device")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
-console = Console()
+# Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
+console = Console(soft_wrap=True)
 
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="PARLEY_URL", help="The gateway of a running platform.")
