@@ -14,14 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from services.core.embedded_broker import free_port, port_is_free  # noqa: E402
-
-
-def _free_port_block(count: int) -> int:
-    while True:
-        base = free_port()
-        if base + count < 65535 and all(port_is_free("127.0.0.1", base + i) for i in range(count)):
-            return base
+from services.core.embedded_broker import free_port, free_port_block  # noqa: E402
 
 
 @contextmanager
@@ -33,7 +26,7 @@ def running_platform() -> Iterator[str]:
             sys.executable, "-m", "services.cli.main", "up",
             "--data-dir", data_dir,
             "--http-port", str(http_port),
-            "--grpc-port-base", str(_free_port_block(7)),
+            "--grpc-port-base", str(free_port_block(7)),
         ]  # fmt: skip
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT

@@ -26,6 +26,15 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(probe.getsockname()[1])
 
 
+def free_port_block(count: int, host: str = LOOPBACK) -> int:
+    """The first of `count` consecutive free ports (for `parley up --grpc-port-base` in tests and benches)."""
+    for _ in range(200):
+        base = free_port(host)
+        if base + count < 65535 and all(port_is_free(host, base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports on {host}")
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -18,17 +18,9 @@ import httpx
 import pytest
 
 from services.core.config import ServiceName
-from services.core.embedded_broker import EmbeddedBroker, free_port, port_is_free
+from services.core.embedded_broker import EmbeddedBroker, free_port, free_port_block
 
 PARLEY = [sys.executable, "-m", "services.cli.main"]
-
-
-def free_port_block(count: int) -> int:
-    for _ in range(200):
-        base = free_port()
-        if base + count < 65535 and all(port_is_free("127.0.0.1", base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no block of free ports")
 
 
 def processes_with_marker(marker: str) -> list[int]:
