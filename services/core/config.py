@@ -30,7 +30,6 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     # How long a service waits for the broker before it gives up starting.
     connect_timeout_s: float = 15.0
-    topic_partitions: int = 3
 
 
 class GrpcEndpoints(BaseModel):
