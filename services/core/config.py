@@ -171,7 +171,3 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'db' / f'{service.value}.db').resolve()}"
-
-    @property
-    def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
