@@ -103,3 +103,9 @@ CALL_WRONG_PARTY = ErrorKind(
     _Status.PERMISSION_DENIED,
     "devices call and users answer: this session cannot do that",
 )
+CALL_MEDIA_NOT_LICENSED = ErrorKind(
+    -91024,
+    "CALL_MEDIA_NOT_LICENSED",
+    _Status.PERMISSION_DENIED,
+    "the device is licensed for audio calls only",
+)

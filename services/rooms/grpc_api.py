@@ -16,6 +16,7 @@ import services.licence.errors  # noqa: F401
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error
 from services.rooms import messages
 from services.rooms.calls import CallMedia, CallOrder
+from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
 from services.rooms.manager import MediaSlot, RoomManager
 from services.rooms.placement import RelayLoad
 from services.rooms.pushes import InviteReply, VideoFormat
@@ -246,7 +247,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         # started while it answered.
         device = self._manager.calls.check_free(request.session_id)
         try:
-            await self._licence.CheckDeviceCall(
+            licensed = await self._licence.CheckDeviceCall(
                 licence_pb2.CheckDeviceCallRequest(
                     sn=device.uid, open_id=request.open_id, model_id=request.model_id
                 ),
@@ -254,6 +255,9 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
             )
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
+        # Seed 000 activates a device as an audio-call or a video-call device (voip_activate_type_e).
+        if request.media == CallMedia.VIDEO and licensed.type == licence_pb2.LICENCE_TYPE_AUDIO_CALL:
+            raise CALL_MEDIA_NOT_LICENSED(f"device {device.uid} may place audio calls only")
         video = request.video if request.HasField("video") else None
         order = CallOrder(
             open_id=request.open_id,

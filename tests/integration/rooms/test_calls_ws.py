@@ -27,16 +27,18 @@ async def new_app(platform: Platform) -> App:
     return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
 
 
-async def register_device(platform: Platform, app: App) -> tuple[str, str]:
-    """A new device of `app`, activated and registered: its sn and device secret."""
+async def register_device(
+    platform: Platform, app: App, licence_type: licence_pb2.LicenceType.ValueType = VIDEO
+) -> tuple[str, str]:
+    """A new device of `app`, activated and registered for `licence_type` calls: its sn and device secret."""
     licence = platform.licence
     sn = f"prod1_{uuid.uuid4().hex[:12]}"
     await licence.AddLicences(
-        licence_pb2.AddLicencesRequest(biz_name=app.biz_name, model_id=MODEL_ID, type=VIDEO, count=1),
+        licence_pb2.AddLicencesRequest(biz_name=app.biz_name, model_id=MODEL_ID, type=licence_type, count=1),
         timeout=10,
     )
     await licence.ActivateDevice(
-        licence_pb2.ActivateDeviceRequest(biz_name=app.biz_name, model_id=MODEL_ID, sn=sn, type=VIDEO),
+        licence_pb2.ActivateDeviceRequest(biz_name=app.biz_name, model_id=MODEL_ID, sn=sn, type=licence_type),
         timeout=10,
     )
     ticket = await licence.IssueSnTicket(
@@ -57,8 +59,15 @@ async def authorise(platform: Platform, app: App, sn: str, open_id: str, authori
     )
 
 
-async def device(platform: Platform, app: App, clients: Any, *, gateway: int = 0) -> Any:
-    sn, secret = await register_device(platform, app)
+async def device(
+    platform: Platform,
+    app: App,
+    clients: Any,
+    *,
+    gateway: int = 0,
+    licence_type: licence_pb2.LicenceType.ValueType = VIDEO,
+) -> Any:
+    sn, secret = await register_device(platform, app, licence_type)
     client = await clients(sn, gateway=gateway, connect_as=False)
     client.session_id = (await client.ok("connect", sn=sn, device_secret=secret))["session_id"]
     return client
@@ -117,6 +126,19 @@ async def test_each_refusal_code_of_seed_000_comes_from_its_situation(
     # Nobody was rung by any of them.
     assert [e for e in await phone.quiet(0.3) if e["event"] == "on_call_incoming"] == []
     assert [e for e in await neighbour.quiet(0.1) if e["event"] == "on_call_incoming"] == []
+
+
+async def test_a_device_licensed_for_audio_calls_places_audio_calls_only(
+    platform: Platform, app: App, clients: Any
+) -> None:
+    bell = await device(platform, app, clients, licence_type=licence_pb2.LICENCE_TYPE_AUDIO_CALL)
+    phone = await clients(gateway=1)
+    await authorise(platform, app, bell.uid, phone.uid)
+    assert await refusal(bell, **video_call(phone.uid)) == (-91024, "CALL_MEDIA_NOT_LICENSED")
+    assert [e for e in await phone.quiet(0.3) if e["event"] == "on_call_incoming"] == []
+    await bell.ok("call", open_id=phone.uid, media="audio")
+    incoming = await phone.event("on_call_incoming")
+    assert incoming["media"] == "audio"
 
 
 async def test_a_device_whose_registration_is_gone_gets_minus_2(platform: Platform, clients: Any) -> None:
