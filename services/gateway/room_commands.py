@@ -146,7 +146,6 @@ class RoomCommands:
             "room_id": created.room.room_id,
             "rtoken": created.room.rtoken,
             "record_id": created.record_id,
-            "engine": created.room.engine,
         }
 
     async def _join_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
