@@ -15,7 +15,7 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.gateway.commands import Command
-from services.gateway.protocol import Sdp, Uid, parse_params
+from services.gateway.protocol import Uid, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
@@ -27,6 +27,11 @@ SIGNAL_TYPES: dict[str, P2PSignalType] = {
     "candidate": P2PSignalType.CANDIDATE,
     "bye": P2PSignalType.BYE,
 }
+# The room manager sends a gateway up to 256 pushes in one gRPC call (services/rooms/delivery.py), which
+# must stay under gRPC's 4 MB message limit; at 12 KiB a signal leaves room for that. Browsers' offers
+# are a few KiB, more with many candidates inline (trickling them keeps the SDP small).
+SDP_MAX_BYTES = 12 * 1024
+
 SIGNAL_NAMES: dict[int, str] = {value: name for name, value in SIGNAL_TYPES.items()}
 
 
@@ -35,7 +40,7 @@ class P2PSignalParams(BaseModel):
 
     to: Uid
     type: Literal["offer", "answer", "candidate", "bye"]
-    sdp: Sdp | None = None
+    sdp: Annotated[str, StringConstraints(min_length=1, max_length=SDP_MAX_BYTES)] | None = None
     # RTCIceCandidate.candidate ("candidate:..."); "" says the sender has gathered all its candidates.
     candidate: Annotated[str, StringConstraints(max_length=1024)] | None = None
     sdp_mid: Annotated[str, StringConstraints(max_length=64)] | None = None
@@ -47,6 +52,8 @@ class P2PSignalParams(BaseModel):
         if self.type in ("offer", "answer"):
             if self.sdp is None or not self.sdp.startswith("v=0"):
                 raise ValueError(f"an {self.type} carries an sdp that starts with v=0")
+            if len(self.sdp.encode()) > SDP_MAX_BYTES:
+                raise ValueError(f"sdp: at most {SDP_MAX_BYTES} bytes (UTF-8); trickle the candidates")
         elif self.type == "candidate":
             if self.candidate is None:
                 raise ValueError('a candidate carries `candidate` ("" when there are no more)')

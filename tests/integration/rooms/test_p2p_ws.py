@@ -248,6 +248,8 @@ async def test_p2p_refusals(clients: Any, pair: Callable[..., Any], peers: Any) 
         {"to": bob.client.uid, "type": "answer", "sdp": "hello"},
         {"to": bob.client.uid, "type": "candidate", "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"},
         {"to": bob.client.uid, "type": "hello"},
+        {"to": bob.client.uid, "type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 3000},
+        {"to": bob.client.uid, "type": "offer", "sdp": "v=0\r\ns=" + "\u00e9" * 6200 + "\r\n"},
         {"to": "not a uid", "type": "bye"},
     ):
         bad = await alice.client.call("p2p_signal", **params)
