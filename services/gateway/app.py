@@ -18,6 +18,7 @@ from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
 from services.gateway.http_server import HttpServer
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
+from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
@@ -75,6 +76,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
             call_timeout_s=settings.rooms_timeout_s + runtime.settings.rooms.licence_timeout_s,
         ).commands()
     )
+    commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),

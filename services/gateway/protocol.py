@@ -73,10 +73,16 @@ class RecordExt(BaseModel):
     record_param: dict[str, Any] | None = Field(default=None, alias="recordParam")
 
 
+# Seed 002 config_param `engine`: 0 ALIPAY (Parley's relay, default), 1 ALIYUN, 2 P2P. The room manager
+# refuses 1, which Parley does not offer.
+Engine = Annotated[int, Field(ge=0, le=2)]
+
+
 class CreateRoom(BaseModel):
     model_config = _STRICT
 
     ext: RecordExt = Field(default_factory=RecordExt)
+    engine: Engine = 0
 
 
 class JoinRoom(BaseModel):
@@ -84,6 +90,8 @@ class JoinRoom(BaseModel):
 
     room_id: Name
     rtoken: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    # The engine the joiner expects (seed 002: set on join as on create); None: whatever the room has.
+    engine: Engine | None = None
 
 
 # A room's participants are a handful; a list longer than a room can hold is a mistake, not a request.

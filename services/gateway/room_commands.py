@@ -44,6 +44,7 @@ from services.gateway.protocol import (
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
 from services.rooms.errors import SESSION_UNKNOWN
+from services.rooms.p2p import offers_data_channel
 
 log = structlog.get_logger(__name__)
 
@@ -126,7 +127,8 @@ class RoomCommands:
         return await ask_rooms(self._room_sessions, session, call, timed_out=timed_out)
 
     async def _create_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
-        ext = parse_params(CreateRoom, params).ext
+        create = parse_params(CreateRoom, params)
+        ext = create.ext
         record = rooms_pb2.RecordOptions(
             default_record=ext.default_record,
             record_strong_depend=ext.record_strong_depend,
@@ -135,7 +137,8 @@ class RoomCommands:
         created = await self._ask(
             session,
             lambda: self._rooms.CreateRoom(
-                rooms_pb2.CreateRoomRequest(session_id=session.id, record=record), timeout=self._timeout_s
+                rooms_pb2.CreateRoomRequest(session_id=session.id, record=record, engine=create.engine),
+                timeout=self._timeout_s,
             ),
             timed_out=CREATE_ROOM_TIMEOUT,
         )
@@ -150,12 +153,14 @@ class RoomCommands:
         joined = await self._ask(
             session,
             lambda: self._rooms.JoinRoom(
-                rooms_pb2.JoinRoomRequest(session_id=session.id, room_id=join.room_id, rtoken=join.rtoken),
+                rooms_pb2.JoinRoomRequest(
+                    session_id=session.id, room_id=join.room_id, rtoken=join.rtoken, engine=join.engine
+                ),
                 timeout=self._timeout_s,
             ),
             timed_out=JOIN_ROOM_TIMEOUT,
         )
-        return {"room_id": joined.room.room_id}
+        return {"room_id": joined.room.room_id, "engine": joined.room.engine}
 
     async def _leave_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         await self._ask(
@@ -210,7 +215,11 @@ class RoomCommands:
             session,
             lambda: self._rooms.StartPublish(
                 rooms_pb2.StartPublishRequest(
-                    session_id=session.id, media_type=publish.media_type, tag=publish.tag
+                    session_id=session.id,
+                    media_type=publish.media_type,
+                    tag=publish.tag,
+                    # The room manager answers -203 for a DataChannel outside P2P mode (seed 002 6.3.4).
+                    data_channel=offers_data_channel(publish.sdp),
                 ),
                 timeout=self._timeout_s,
             ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.rooms.p2p import Engine
 from services.rooms.pushes import ExitType, MediaCloseCode
 
 
@@ -39,6 +40,7 @@ class RoomCreated:
     creator_uid: str
     created_at: datetime
     record: RecordOptions
+    engine: Engine = Engine.SFU
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class RoomDestroyed:
     room_id: str
     biz_name: str
     destroyed_at: datetime
+    engine: Engine = Engine.SFU
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class ParticipantJoined:
     uid: str
     session_id: str
     joined_at: datetime
+    engine: Engine = Engine.SFU
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class ParticipantLeft:
     exit_type: ExitType
     joined_at: datetime
     left_at: datetime
+    engine: Engine = Engine.SFU
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 creator_uid=request.creator_uid,
                 session_id=request.session_id,
                 record=messages.record_options(request.record),
+                engine=request.engine,
             )
         return rooms_pb2.CreateRoomResponse(room=messages.room_message(room))
 
@@ -133,7 +134,12 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         self, request: rooms_pb2.JoinRoomRequest, context: Context
     ) -> rooms_pb2.JoinRoomResponse:
         with self._operation() as manager:
-            room = manager.join_room(request.session_id, request.room_id, request.rtoken)
+            room = manager.join_room(
+                request.session_id,
+                request.room_id,
+                request.rtoken,
+                request.engine if request.HasField("engine") else None,
+            )
         return rooms_pb2.JoinRoomResponse(room=messages.room_message(room))
 
     async def LeaveRoom(
@@ -173,7 +179,9 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         if request.media_type not in (1, 2, 3):
             raise INVALID_ARGUMENT("media_type is 1 (audio and video), 2 (audio) or 3 (video)")
         with self._operation() as manager:
-            slot = manager.start_publish(request.session_id, request.media_type, request.tag)
+            slot = manager.start_publish(
+                request.session_id, request.media_type, request.tag, data_channel=request.data_channel
+            )
         return rooms_pb2.StartPublishResponse(
             room_id=slot.room_id,
             biz_name=slot.biz_name,
@@ -298,6 +306,15 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         relays = self._manager.relays
         relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
         return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
+
+    async def SendP2PSignal(
+        self, request: rooms_pb2.SendP2PSignalRequest, context: Context
+    ) -> rooms_pb2.SendP2PSignalResponse:
+        _require(to=request.to)
+        signal = messages.p2p_signal(request.signal)
+        with self._operation() as manager:
+            manager.send_p2p_signal(request.session_id, request.to, signal)
+        return rooms_pb2.SendP2PSignalResponse()
 
     async def ReportRelayLoad(
         self, request: rooms_pb2.ReportRelayLoadRequest, context: Context

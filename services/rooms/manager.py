@@ -54,6 +54,15 @@ from services.rooms.errors import (
     SUBSCRIPTION_EXISTS,
     TEXT_NOT_IN_ROOM,
 )
+from services.rooms.p2p import (
+    Engine,
+    P2PSignal,
+    check_join,
+    check_publish,
+    check_signal,
+    check_subscribe,
+    room_engine,
+)
 from services.rooms.placement import RelayPlacement
 from services.rooms.pushes import (
     AttendanceList,
@@ -68,6 +77,7 @@ from services.rooms.pushes import (
     NewJoinerIn,
     NewPublish,
     NewSubscribe,
+    P2PSignalReceived,
     PeerLeft,
     Push,
     TextReceived,
@@ -196,7 +206,16 @@ class RoomManager:
 
     # Rooms
 
-    def create_room(self, *, biz_name: str, creator_uid: str, session_id: str, record: RecordOptions) -> Room:
+    def create_room(
+        self,
+        *,
+        biz_name: str,
+        creator_uid: str,
+        session_id: str,
+        record: RecordOptions,
+        engine: int = Engine.SFU,
+    ) -> Room:
+        engine = room_engine(engine, default_record=record.default_record)
         session = None
         if session_id:
             session = self.sessions.get(session_id)
@@ -213,9 +232,10 @@ class RoomManager:
             created_at=self._now(),
             record=record,
             empty_since=self._clock(),
+            engine=engine,
         )
         self._rooms[room.room_id] = room
-        self._change(RoomCreated(room.room_id, biz_name, creator_uid, room.created_at, record))
+        self._change(RoomCreated(room.room_id, biz_name, creator_uid, room.created_at, record, room.engine))
         if session is not None:
             self._admit(room, session)
         return room
@@ -226,7 +246,8 @@ class RoomManager:
             raise NOT_FOUND(f"room {room_id} does not exist")
         return room
 
-    def join_room(self, session_id: str, room_id: str, rtoken: str) -> Room:
+    def join_room(self, session_id: str, room_id: str, rtoken: str, engine: int | None = None) -> Room:
+        """`engine` is what the joiner expects; None joins whatever the room has."""
         session = self.sessions.get(session_id)
         if session.room_id is not None:
             raise ALREADY_IN_ROOM()
@@ -237,6 +258,7 @@ class RoomManager:
         if not hmac.compare_digest(room.rtoken.encode(), rtoken.encode()):
             raise RTOKEN_MISMATCH()
         previous = room.participants.get(session.uid)
+        check_join(room.engine, engine, participants=len(room.participants), rejoining=previous is not None)
         if previous is None and len(room.participants) >= self._rules.max_participants:
             raise ROOM_FULL(f"the room has its {self._rules.max_participants} participants")
         if previous is not None:
@@ -302,9 +324,13 @@ class RoomManager:
 
     # Feeds and subscriptions
 
-    def start_publish(self, session_id: str, media_type: int, tag: str) -> MediaSlot:
+    def start_publish(
+        self, session_id: str, media_type: int, tag: str, *, data_channel: bool = False
+    ) -> MediaSlot:
+        """`data_channel`: the offer asks for a DataChannel (an m=application line)."""
         session = self.sessions.get(session_id)
         room = self._room_of(session, PUBLISH_NOT_IN_ROOM)
+        check_publish(room.engine, data_channel=data_channel)
         negotiating = sum(1 for n in self._publishing.values() if n.session_id == session_id)
         if len(room.feeds_of(session.uid)) + negotiating >= self._rules.max_feeds_per_participant:
             raise PUBLISH_LIMIT(
@@ -372,6 +398,7 @@ class RoomManager:
             raise SUBSCRIBE_NOTHING()
         session = self.sessions.get(session_id)
         room = self._room_of(session, SUBSCRIBE_NOT_IN_ROOM)
+        check_subscribe(room.engine)
         feed = room.feeds.get(feed_id)
         if feed is None:
             raise FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
@@ -431,6 +458,16 @@ class RoomManager:
         self._push_others(room, session.uid, Unsubscribed(room.room_id, session.uid, feed.info()))
         self._subscription_ended(room, feed, subscription, MediaCloseCode.STOPPED)
 
+    # P2P rooms
+
+    def send_p2p_signal(self, session_id: str, to: str, signal: P2PSignal) -> None:
+        """Pass one participant's signal to the other participant of their P2P room, on whichever gateway
+        holds its session; its pushes keep the order the signals came in."""
+        session = self.sessions.get(session_id)
+        room = self._room_of(session, NOT_IN_ROOM)
+        check_signal(room.engine, session.uid, to, set(room.participants))
+        self._push_participant(room.participants[to], P2PSignalReceived(room.room_id, session.uid, signal))
+
     # Time
 
     def sweep(self) -> None:
@@ -470,7 +507,12 @@ class RoomManager:
             self._forget_invitation(room, session.uid)
         self._change(
             ParticipantJoined(
-                room.room_id, room.biz_name, session.uid, session.session_id, participant.joined_at
+                room.room_id,
+                room.biz_name,
+                session.uid,
+                session.session_id,
+                participant.joined_at,
+                room.engine,
             )
         )
 
@@ -498,6 +540,7 @@ class RoomManager:
                 exit_type,
                 participant.joined_at,
                 self._now(),
+                room.engine,
             )
         )
         if not room.participants:
@@ -608,7 +651,7 @@ class RoomManager:
         self.relays.release(room.room_id)
         for invitee in list(room.invitations):
             self._forget_invitation(room, invitee)
-        self._change(RoomDestroyed(room.room_id, room.biz_name, self._now()))
+        self._change(RoomDestroyed(room.room_id, room.biz_name, self._now(), room.engine))
 
     def _push_participant(self, participant: Participant, push: Push) -> None:
         session = self.sessions.find(participant.session_id)

@@ -9,9 +9,11 @@ from google.protobuf.message import Message
 from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
+from services.core.errors import INVALID_ARGUMENT
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from services.rooms import changes, pushes
+from services.rooms.p2p import P2PSignal, P2PSignalType
 from services.rooms.rooms import Room
 
 _KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
@@ -67,6 +69,30 @@ def room_message(room: Room) -> rooms_pb2.Room:
         created_at=timestamp(room.created_at),
         participants=[participant_message(p) for p in room.attendance(without="")],
         record=record_message(room.record),
+        engine=room.engine,
+    )
+
+
+def p2p_signal(message: rooms_pb2.P2PSignal) -> P2PSignal:
+    """The signal of a request; its type must be one of P2PSignalType's (INVALID_ARGUMENT otherwise)."""
+    if message.type not in tuple(P2PSignalType):
+        raise INVALID_ARGUMENT("signal.type is 1 (offer), 2 (answer), 3 (candidate) or 4 (bye)")
+    return P2PSignal(
+        type=P2PSignalType(message.type),
+        sdp=message.sdp,
+        candidate=message.candidate,
+        sdp_mid=message.sdp_mid,
+        sdp_mline_index=message.sdp_mline_index if message.HasField("sdp_mline_index") else None,
+    )
+
+
+def p2p_signal_message(signal: P2PSignal) -> rooms_pb2.P2PSignal:
+    return rooms_pb2.P2PSignal(
+        type=rooms_pb2.P2PSignalType.ValueType(signal.type),
+        sdp=signal.sdp,
+        candidate=signal.candidate,
+        sdp_mid=signal.sdp_mid,
+        sdp_mline_index=signal.sdp_mline_index,
     )
 
 
@@ -167,6 +193,12 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
             )
         case pushes.SessionTakenOver():
             return delivery_pb2.Push(session_taken_over=delivery_pb2.SessionTakenOver())
+        case pushes.P2PSignalReceived():
+            return delivery_pb2.Push(
+                p2p_signal_received=delivery_pb2.P2PSignalReceived(
+                    room_id=push.room_id, sender=push.sender, signal=p2p_signal_message(push.signal)
+                )
+            )
 
 
 def video_message(video: pushes.VideoFormat | None) -> rooms_pb2.VideoFormat | None:
@@ -192,10 +224,14 @@ def change_event(change: changes.Change) -> tuple[Topic, Message]:
                 creator_uid=change.creator_uid,
                 created_at=timestamp(change.created_at),
                 record=record_message(change.record),
+                engine=change.engine,
             )
         case changes.RoomDestroyed():
             return Topic.ROOM, events_pb2.RoomDestroyed(
-                room_id=change.room_id, biz_name=change.biz_name, destroyed_at=timestamp(change.destroyed_at)
+                room_id=change.room_id,
+                biz_name=change.biz_name,
+                destroyed_at=timestamp(change.destroyed_at),
+                engine=change.engine,
             )
         case changes.ParticipantJoined():
             return Topic.ROOM, events_pb2.ParticipantJoined(
@@ -204,6 +240,7 @@ def change_event(change: changes.Change) -> tuple[Topic, Message]:
                 uid=change.uid,
                 session_id=change.session_id,
                 joined_at=timestamp(change.joined_at),
+                engine=change.engine,
             )
         case changes.ParticipantLeft():
             return Topic.ROOM, events_pb2.ParticipantLeft(
@@ -214,6 +251,7 @@ def change_event(change: changes.Change) -> tuple[Topic, Message]:
                 exit_type=change.exit_type,
                 joined_at=timestamp(change.joined_at),
                 left_at=timestamp(change.left_at),
+                engine=change.engine,
             )
         case changes.FeedPublished():
             return Topic.FEED, events_pb2.FeedPublished(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from services.rooms.p2p import P2PSignal
+
 
 class ExitType(IntEnum):
     """Seed 002 OnParticipantLeaveRoom exitType."""
@@ -191,6 +193,15 @@ class SessionTakenOver:
     """The session was resumed on another connection: the old one is to be closed."""
 
 
+@dataclass(frozen=True)
+class P2PSignalReceived:
+    """To one participant of a P2P room: the other's signal (offer, answer, candidate, bye)."""
+
+    room_id: str
+    sender: str
+    signal: P2PSignal
+
+
 Push = (
     AttendanceList
     | NewJoinerIn
@@ -209,4 +220,5 @@ Push = (
     | CallCommand
     | CallClosed
     | SessionTakenOver
+    | P2PSignalReceived
 )

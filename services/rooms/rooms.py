@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.rooms.changes import RecordOptions, Track
+from services.rooms.p2p import Engine
 from services.rooms.pushes import FeedInfo, ParticipantInfo
 
 
@@ -77,6 +78,8 @@ class Room:
     feeds: dict[str, Feed] = field(default_factory=dict)
     # Invitee uid -> inviter uid -> extra.
     invitations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Chosen at creation, for the room's life (P2P rooms: services/rooms/p2p.py).
+    engine: Engine = Engine.SFU
 
     def feeds_of(self, uid: str) -> list[Feed]:
         return [feed for feed in self.feeds.values() if feed.uid == uid]

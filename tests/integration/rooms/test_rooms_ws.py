@@ -16,7 +16,7 @@ async def test_two_users_on_two_gateways_meet_in_a_room_talk_and_leave(platform:
     assert created["record_id"] == ""
     room_id, rtoken = created["room_id"], created["rtoken"]
 
-    assert await bob.ok("join_room", room_id=room_id, rtoken=rtoken) == {"room_id": room_id}
+    assert await bob.ok("join_room", room_id=room_id, rtoken=rtoken) == {"room_id": room_id, "engine": 0}
     assert await bob.event("on_room_attendance_list") == {
         "room_id": room_id,
         "participants": [{"uid": "alice", "user_type": 0, "publish": []}],

@@ -12,6 +12,7 @@ from services.core.topics import Topic
 from services.gateway.room_pushes import event_of
 from services.rooms import changes, pushes
 from services.rooms.messages import change_event, change_key, push_message
+from services.rooms.p2p import P2PSignal, P2PSignalType
 
 FEED = pushes.FeedInfo("alice", "f1", "cam", 1)
 SAMPLES: list[pushes.Push] = [
@@ -32,6 +33,9 @@ SAMPLES: list[pushes.Push] = [
     pushes.CallCommand("c1", "IV_AVT_COMMAND_CALL_HANG_UP"),
     pushes.CallClosed("c1", "hang_up", "user", 1500),
     pushes.SessionTakenOver(),
+    pushes.P2PSignalReceived(
+        "r1", "bob", P2PSignal(P2PSignalType.CANDIDATE, candidate="candidate:1", sdp_mid="0")
+    ),
 ]
 
 
@@ -79,6 +83,14 @@ def test_each_push_becomes_the_seeds_event() -> None:
     assert events["on_call_answered"] == {"call_id": "c1", "room_id": "r1", "rtoken": "tok"}
     assert events["on_call_command"] == {"call_id": "c1", "command": "IV_AVT_COMMAND_CALL_HANG_UP"}
     assert events["on_call_end"] == {"call_id": "c1", "reason": "hang_up", "by": "user", "keep_time_ms": 1500}
+    assert events["on_p2p_signal"] == {
+        "room_id": "r1",
+        "from": "bob",
+        "type": "candidate",
+        "candidate": "candidate:1",
+        "sdp_mid": "0",
+        "sdp_mline_index": None,
+    }
     assert sorted(events) == [
         "on_call_answered",
         "on_call_command",
@@ -91,6 +103,7 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "on_new_joiner_in",
         "on_new_publish",
         "on_new_subscribe",
+        "on_p2p_signal",
         "on_participant_leave_room",
         "on_receive_text_msg",
         "on_room_attendance_list",

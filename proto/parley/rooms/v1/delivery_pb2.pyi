@@ -114,6 +114,7 @@ class Push(_message.Message):
     CALL_ACCEPTED_FIELD_NUMBER: _builtins.int
     CALL_COMMAND_FIELD_NUMBER: _builtins.int
     CALL_CLOSED_FIELD_NUMBER: _builtins.int
+    P2P_SIGNAL_RECEIVED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def attendance_list(self) -> Global___AttendanceList: ...
     @_builtins.property
@@ -148,6 +149,8 @@ class Push(_message.Message):
     def call_command(self) -> Global___CallCommand: ...
     @_builtins.property
     def call_closed(self) -> Global___CallClosed: ...
+    @_builtins.property
+    def p2p_signal_received(self) -> Global___P2PSignalReceived: ...
     def __init__(
         self,
         *,
@@ -168,12 +171,13 @@ class Push(_message.Message):
         call_accepted: Global___CallAccepted | None = ...,
         call_command: Global___CallCommand | None = ...,
         call_closed: Global___CallClosed | None = ...,
+        p2p_signal_received: Global___P2PSignalReceived | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed"]  # noqa: Y015
+    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed", "p2p_signal_received"]  # noqa: Y015
     _WhichOneofArgType_push: _TypeAlias = _typing.Literal["push", b"push"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_push) -> _WhichOneofReturnType_push | None: ...
 
@@ -629,3 +633,32 @@ class CallClosed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CallClosed: _TypeAlias = CallClosed  # noqa: Y015
+
+@_typing.final
+class P2PSignalReceived(_message.Message):
+    """To one participant of a P2P room: what the other sent with SendP2PSignal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    SENDER_FIELD_NUMBER: _builtins.int
+    SIGNAL_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    sender: _builtins.str
+    """Who sent it."""
+    @_builtins.property
+    def signal(self) -> _rooms_pb2.P2PSignal: ...
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        sender: _builtins.str = ...,
+        signal: _rooms_pb2.P2PSignal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signal", b"signal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "sender", b"sender", "signal", b"signal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___P2PSignalReceived: _TypeAlias = P2PSignalReceived  # noqa: Y015

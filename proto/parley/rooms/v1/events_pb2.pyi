@@ -35,9 +35,12 @@ class RoomCreated(_message.Message):
     CREATOR_UID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     biz_name: _builtins.str
     creator_uid: _builtins.str
+    engine: _builtins.int
+    """0 SFU (media through a relay), 2 P2P (media straight between the two participants: no feed facts)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -52,10 +55,11 @@ class RoomCreated(_message.Message):
         creator_uid: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         record: _rooms_pb2.RecordOptions | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "record", b"record", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "engine", b"engine", "record", b"record", "room_id", b"room_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -68,8 +72,10 @@ class RoomDestroyed(_message.Message):
     ROOM_ID_FIELD_NUMBER: _builtins.int
     BIZ_NAME_FIELD_NUMBER: _builtins.int
     DESTROYED_AT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     biz_name: _builtins.str
+    engine: _builtins.int
     @_builtins.property
     def destroyed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -78,10 +84,11 @@ class RoomDestroyed(_message.Message):
         room_id: _builtins.str = ...,
         biz_name: _builtins.str = ...,
         destroyed_at: _timestamp_pb2.Timestamp | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["destroyed_at", b"destroyed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "destroyed_at", b"destroyed_at", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "destroyed_at", b"destroyed_at", "engine", b"engine", "room_id", b"room_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -96,10 +103,13 @@ class ParticipantJoined(_message.Message):
     UID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     JOINED_AT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     biz_name: _builtins.str
     uid: _builtins.str
     session_id: _builtins.str
+    engine: _builtins.int
+    """The room's engine, as in RoomCreated."""
     @_builtins.property
     def joined_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -110,10 +120,11 @@ class ParticipantJoined(_message.Message):
         uid: _builtins.str = ...,
         session_id: _builtins.str = ...,
         joined_at: _timestamp_pb2.Timestamp | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "joined_at", b"joined_at", "room_id", b"room_id", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "engine", b"engine", "joined_at", b"joined_at", "room_id", b"room_id", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -130,6 +141,7 @@ class ParticipantLeft(_message.Message):
     EXIT_TYPE_FIELD_NUMBER: _builtins.int
     JOINED_AT_FIELD_NUMBER: _builtins.int
     LEFT_AT_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     biz_name: _builtins.str
     uid: _builtins.str
@@ -138,6 +150,8 @@ class ParticipantLeft(_message.Message):
     """1 normal (leave_room, disconnect), 2 abnormal (the connection dropped and did not come back within
     the grace, or the uid joined again from another session).
     """
+    engine: _builtins.int
+    """The room's engine, as in RoomCreated."""
     @_builtins.property
     def joined_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -152,10 +166,11 @@ class ParticipantLeft(_message.Message):
         exit_type: _builtins.int = ...,
         joined_at: _timestamp_pb2.Timestamp | None = ...,
         left_at: _timestamp_pb2.Timestamp | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at", "left_at", b"left_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "exit_type", b"exit_type", "joined_at", b"joined_at", "left_at", b"left_at", "room_id", b"room_id", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "engine", b"engine", "exit_type", b"exit_type", "joined_at", b"joined_at", "left_at", b"left_at", "room_id", b"room_id", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,6 +15,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from parley.relay.v1 import media_pb2 as _media_pb2
 import builtins as _builtins
 import sys
@@ -26,6 +27,31 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _P2PSignalType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _P2PSignalTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_P2PSignalType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    P2P_SIGNAL_TYPE_UNSPECIFIED: _P2PSignalType.ValueType  # 0
+    P2P_SIGNAL_TYPE_OFFER: _P2PSignalType.ValueType  # 1
+    P2P_SIGNAL_TYPE_ANSWER: _P2PSignalType.ValueType  # 2
+    P2P_SIGNAL_TYPE_CANDIDATE: _P2PSignalType.ValueType  # 3
+    """One trickled ICE candidate; an empty `candidate` says the sender has no more."""
+    P2P_SIGNAL_TYPE_BYE: _P2PSignalType.ValueType  # 4
+    """The sender closed its peer connection."""
+
+class P2PSignalType(_P2PSignalType, metaclass=_P2PSignalTypeEnumTypeWrapper): ...
+
+P2P_SIGNAL_TYPE_UNSPECIFIED: P2PSignalType.ValueType  # 0
+P2P_SIGNAL_TYPE_OFFER: P2PSignalType.ValueType  # 1
+P2P_SIGNAL_TYPE_ANSWER: P2PSignalType.ValueType  # 2
+P2P_SIGNAL_TYPE_CANDIDATE: P2PSignalType.ValueType  # 3
+"""One trickled ICE candidate; an empty `candidate` says the sender has no more."""
+P2P_SIGNAL_TYPE_BYE: P2PSignalType.ValueType  # 4
+"""The sender closed its peer connection."""
+Global___P2PSignalType: _TypeAlias = P2PSignalType  # noqa: Y015
 
 @_typing.final
 class RecordOptions(_message.Message):
@@ -65,10 +91,15 @@ class CreateRoomRequest(_message.Message):
     CREATOR_UID_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     biz_name: _builtins.str
     creator_uid: _builtins.str
     session_id: _builtins.str
     """The creating session; biz_name and creator_uid are then the session's."""
+    engine: _builtins.int
+    """Seed 002 config_param `engine`: 0 the platform's relay (SFU, the seed's ALIPAY, default), 2 P2P.
+    1 (ALIYUN) is not offered. The room keeps it for its life.
+    """
     @_builtins.property
     def record(self) -> Global___RecordOptions: ...
     def __init__(
@@ -78,10 +109,11 @@ class CreateRoomRequest(_message.Message):
         creator_uid: _builtins.str = ...,
         session_id: _builtins.str = ...,
         record: Global___RecordOptions | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "creator_uid", b"creator_uid", "record", b"record", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "creator_uid", b"creator_uid", "engine", b"engine", "record", b"record", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -141,11 +173,14 @@ class Room(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     rtoken: _builtins.str
     """The join token (`rtoken` in the WebSocket protocol)."""
     biz_name: _builtins.str
     creator_uid: _builtins.str
+    engine: _builtins.int
+    """0 SFU, 2 P2P (CreateRoomRequest.engine)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -162,10 +197,11 @@ class Room(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         participants: _abc.Iterable[Global___Participant] | None = ...,
         record: Global___RecordOptions | None = ...,
+        engine: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "participants", b"participants", "record", b"record", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "engine", b"engine", "participants", b"participants", "record", b"record", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -506,21 +542,27 @@ class JoinRoomRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     ROOM_ID_FIELD_NUMBER: _builtins.int
     RTOKEN_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     room_id: _builtins.str
     rtoken: _builtins.str
+    engine: _builtins.int
+    """The engine the joiner expects; another than the room's is refused. Unset: whatever the room has."""
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         room_id: _builtins.str = ...,
         rtoken: _builtins.str = ...,
+        engine: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_engine", b"_engine", "engine", b"engine"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "rtoken", b"rtoken", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_engine", b"_engine", "engine", b"engine", "room_id", b"room_id", "rtoken", b"rtoken", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__engine: _TypeAlias = _typing.Literal["engine"]  # noqa: Y015
+    _WhichOneofArgType__engine: _TypeAlias = _typing.Literal["_engine", b"_engine"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__engine) -> _WhichOneofReturnType__engine | None: ...
 
 Global___JoinRoomRequest: _TypeAlias = JoinRoomRequest  # noqa: Y015
 
@@ -739,19 +781,23 @@ class StartPublishRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     MEDIA_TYPE_FIELD_NUMBER: _builtins.int
     TAG_FIELD_NUMBER: _builtins.int
+    DATA_CHANNEL_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     media_type: _builtins.int
     tag: _builtins.str
+    data_channel: _builtins.bool
+    """The offer asks for a DataChannel (an m=application line): seed 002 allows it in P2P mode only."""
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         media_type: _builtins.int = ...,
         tag: _builtins.str = ...,
+        data_channel: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["media_type", b"media_type", "session_id", b"session_id", "tag", b"tag"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_channel", b"data_channel", "media_type", b"media_type", "session_id", b"session_id", "tag", b"tag"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1385,3 +1431,82 @@ class ReportRelayLoadResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportRelayLoadResponse: _TypeAlias = ReportRelayLoadResponse  # noqa: Y015
+
+@_typing.final
+class P2PSignal(_message.Message):
+    """What one peer tells the other about their peer connection, passed on as it came."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    SDP_FIELD_NUMBER: _builtins.int
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    SDP_MID_FIELD_NUMBER: _builtins.int
+    SDP_MLINE_INDEX_FIELD_NUMBER: _builtins.int
+    type: Global___P2PSignalType.ValueType
+    sdp: _builtins.str
+    """Offer and answer."""
+    candidate: _builtins.str
+    """Candidate: the a=candidate value, the media it belongs to (by mid and by index)."""
+    sdp_mid: _builtins.str
+    sdp_mline_index: _builtins.int
+    def __init__(
+        self,
+        *,
+        type: Global___P2PSignalType.ValueType = ...,
+        sdp: _builtins.str = ...,
+        candidate: _builtins.str = ...,
+        sdp_mid: _builtins.str = ...,
+        sdp_mline_index: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_sdp_mline_index", b"_sdp_mline_index", "sdp_mline_index", b"sdp_mline_index"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_sdp_mline_index", b"_sdp_mline_index", "candidate", b"candidate", "sdp", b"sdp", "sdp_mid", b"sdp_mid", "sdp_mline_index", b"sdp_mline_index", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__sdp_mline_index: _TypeAlias = _typing.Literal["sdp_mline_index"]  # noqa: Y015
+    _WhichOneofArgType__sdp_mline_index: _TypeAlias = _typing.Literal["_sdp_mline_index", b"_sdp_mline_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__sdp_mline_index) -> _WhichOneofReturnType__sdp_mline_index | None: ...
+
+Global___P2PSignal: _TypeAlias = P2PSignal  # noqa: Y015
+
+@_typing.final
+class SendP2PSignalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    SIGNAL_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    to: _builtins.str
+    """The other participant of the session's P2P room."""
+    @_builtins.property
+    def signal(self) -> Global___P2PSignal: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        to: _builtins.str = ...,
+        signal: Global___P2PSignal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signal", b"signal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id", "signal", b"signal", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendP2PSignalRequest: _TypeAlias = SendP2PSignalRequest  # noqa: Y015
+
+@_typing.final
+class SendP2PSignalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendP2PSignalResponse: _TypeAlias = SendP2PSignalResponse  # noqa: Y015

@@ -169,6 +169,11 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.FromString,
                 _registered_method=True)
+        self.SendP2PSignal = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/SendP2PSignal',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -360,6 +365,15 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendP2PSignal(self, request, context):
+        """P2P rooms (docs/protocol.md, "P2P mode"): the two participants negotiate their peer connection with
+        each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
+        push. It looks at nothing in the signal but its type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -497,6 +511,11 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.ReportRelayLoad,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.SerializeToString,
+            ),
+            'SendP2PSignal': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendP2PSignal,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1228,6 +1247,33 @@ class RoomService:
             '/parley.rooms.v1.RoomService/ReportRelayLoad',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportRelayLoadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendP2PSignal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/SendP2PSignal',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.FromString,
             options,
             channel_credentials,
             insecure,

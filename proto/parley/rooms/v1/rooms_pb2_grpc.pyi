@@ -95,6 +95,11 @@ class RoomServiceStub:
     relay registers again.
     """
     ReportRelayLoad: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ReportRelayLoadRequest, _rooms_pb2.ReportRelayLoadResponse]
+    SendP2PSignal: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.SendP2PSignalRequest, _rooms_pb2.SendP2PSignalResponse]
+    """P2P rooms (docs/protocol.md, "P2P mode"): the two participants negotiate their peer connection with
+    each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
+    push. It looks at nothing in the signal but its type.
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -156,6 +161,11 @@ class RoomServiceAsyncStub(RoomServiceStub):
     relay registers again.
     """
     ReportRelayLoad: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ReportRelayLoadRequest, _rooms_pb2.ReportRelayLoadResponse]  # type: ignore[assignment]
+    SendP2PSignal: _aio.UnaryUnaryMultiCallable[_rooms_pb2.SendP2PSignalRequest, _rooms_pb2.SendP2PSignalResponse]  # type: ignore[assignment]
+    """P2P rooms (docs/protocol.md, "P2P mode"): the two participants negotiate their peer connection with
+    each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
+    push. It looks at nothing in the signal but its type.
+    """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -376,5 +386,16 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rooms_pb2.ReportRelayLoadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.ReportRelayLoadResponse, _abc.Awaitable[_rooms_pb2.ReportRelayLoadResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SendP2PSignal(
+        self,
+        request: _rooms_pb2.SendP2PSignalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.SendP2PSignalResponse, _abc.Awaitable[_rooms_pb2.SendP2PSignalResponse]]:
+        """P2P rooms (docs/protocol.md, "P2P mode"): the two participants negotiate their peer connection with
+        each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
+        push. It looks at nothing in the signal but its type.
+        """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
