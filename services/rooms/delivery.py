@@ -1,7 +1,8 @@
 """Pushes to client sessions, sent to the gateways that hold their connections (SessionDelivery.Deliver).
 
-One worker per gateway takes what is queued for it (services/rooms/sessions.py) and sends it as one batch,
-waiting for the answer before the next, so each session's pushes arrive in the order they were made. A
+One worker per gateway takes what is queued for it (services/rooms/sessions.py) and sends it in as few calls
+as the size limits allow, each waiting for the answer before the next, so each session's pushes arrive in
+the order they were made. A
 gateway that does not answer after a few attempts has lost its connections as far as the room manager
 can tell: its sessions are detached, keep what they are owed in their backlogs, and are brought up to
 date when they resume, or when the gateway's next heartbeat shows the connections alive.
@@ -22,8 +23,10 @@ from services.rooms.sessions import Outbound, SessionBook
 
 log = structlog.get_logger(__name__)
 
-# At most this many pushes in one call, which keeps a call well under gRPC's 4 MB message limit.
+# Pushes taken at once, and the most bytes one call carries: well under gRPC's 4 MB message limit, which
+# 256 long text messages (8192 characters of up to 4 bytes in UTF-8) would pass.
 BATCH_LIMIT = 256
+CALL_BYTES_LIMIT = 1024 * 1024
 _ATTEMPTS = 3
 _FIRST_PAUSE_S = 0.2
 
@@ -72,19 +75,22 @@ class GatewayDelivery:
             self._changed()
 
     async def _send(self, gateway_id: str, batch: list[Outbound]) -> None:
-        request = delivery_pb2.DeliverRequest(
-            deliveries=[
-                delivery_pb2.Delivery(
-                    session_id=item.session_id, connection_id=item.connection_id, push=push_message(item.push)
-                )
-                for item in batch
-            ]
-        )
+        calls = _calls_within(batch, CALL_BYTES_LIMIT)
+        for index, (items, request) in enumerate(calls):
+            if not await self._deliver(gateway_id, items, request):
+                unsent = [item for later, _ in calls[index:] for item in later]
+                log.warning("gateway_unreachable", gateway_id=gateway_id, pushes=len(unsent))
+                self._book.unreachable(gateway_id, unsent)
+                return
+
+    async def _deliver(
+        self, gateway_id: str, items: list[Outbound], request: delivery_pb2.DeliverRequest
+    ) -> bool:
         pause_s = _FIRST_PAUSE_S
         for attempt in range(1, _ATTEMPTS + 1):
             address = self._book.address_of(gateway_id)
             if address is None:
-                break
+                return False
             try:
                 stub = delivery_pb2_grpc.SessionDeliveryStub(self._channels.get(address))
                 answer = await stub.Deliver(request, timeout=self._timeout_s)
@@ -100,7 +106,31 @@ class GatewayDelivery:
                     await asyncio.sleep(pause_s)
                     pause_s *= 2
                 continue
-            self._book.delivered(gateway_id, batch, answer.missing_connection_ids)
-            return
-        log.warning("gateway_unreachable", gateway_id=gateway_id, pushes=len(batch))
-        self._book.unreachable(gateway_id, batch)
+            self._book.delivered(gateway_id, items, answer.missing_connection_ids)
+            return True
+        return False
+
+
+def _calls_within(
+    batch: list[Outbound], bytes_limit: int
+) -> list[tuple[list[Outbound], delivery_pb2.DeliverRequest]]:
+    """`batch` in order, cut into requests of at most `bytes_limit` bytes (one push per request at least)."""
+    calls: list[tuple[list[Outbound], delivery_pb2.DeliverRequest]] = []
+    items: list[Outbound] = []
+    request = delivery_pb2.DeliverRequest()
+    size = 0
+    for item in batch:
+        delivery = delivery_pb2.Delivery(
+            session_id=item.session_id, connection_id=item.connection_id, push=push_message(item.push)
+        )
+        # A repeated field's element costs its bytes plus a tag and a length of at most 6 bytes together.
+        cost = delivery.ByteSize() + 6
+        if items and size + cost > bytes_limit:
+            calls.append((items, request))
+            items, request, size = [], delivery_pb2.DeliverRequest(), 0
+        items.append(item)
+        request.deliveries.append(delivery)
+        size += cost
+    if items:
+        calls.append((items, request))
+    return calls
