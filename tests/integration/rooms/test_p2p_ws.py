@@ -157,18 +157,23 @@ async def exchange(alice: P2PPeer, bob: P2PPeer) -> None:
     assert alice.received == [f"b{n}" for n in range(MESSAGES)]
 
 
+async def negotiate(offerer: Any, answerer: Any, *, trickle: bool) -> None:
+    """Offer and answer through the gateways, then wait for the offerer's DataChannel to open at both ends."""
+    await offerer.send_description(answerer.client.uid, "offer", trickle=trickle)
+    await answerer.take_description(offerer.client.uid, "offer", trickle=trickle)
+    await answerer.send_description(offerer.client.uid, "answer", trickle=trickle)
+    await offerer.take_description(answerer.client.uid, "answer", trickle=trickle)
+    async with asyncio.timeout(30):
+        await offerer.channel_open.wait()
+        await answerer.channel_open.wait()
+
+
 async def test_two_peers_on_two_gateways_open_a_data_channel_with_trickled_candidates(
     platform: Any, pair: Callable[..., Any]
 ) -> None:
     alice, bob, room = await pair()
     alice.open_channel()
-    await alice.send_description(bob.client.uid, "offer", trickle=True)
-    await bob.take_description(alice.client.uid, "offer", trickle=True)
-    await bob.send_description(alice.client.uid, "answer", trickle=True)
-    await alice.take_description(bob.client.uid, "answer", trickle=True)
-    async with asyncio.timeout(30):
-        await alice.channel_open.wait()
-        await bob.channel_open.wait()
+    await negotiate(alice, bob, trickle=True)
     await exchange(alice, bob)
 
     # Straight between the peers: each one's selected pair ends at the other's socket.
@@ -207,13 +212,8 @@ async def test_inline_candidates_carry_audio_and_data_straight_between_the_peers
     alice, bob, _ = await pair()
     alice.pc.addTrack(AudioStreamTrack())
     alice.open_channel()
-    await alice.send_description(bob.client.uid, "offer", trickle=False)
-    await bob.take_description(alice.client.uid, "offer", trickle=False)
-    await bob.send_description(alice.client.uid, "answer", trickle=False)
-    await alice.take_description(bob.client.uid, "answer", trickle=False)
+    await negotiate(alice, bob, trickle=False)
     async with asyncio.timeout(30):
-        await alice.channel_open.wait()
-        await bob.channel_open.wait()
         track = await bob.remote_track
         # Audio frames decoded at bob came from alice's track, over the pair of loopback sockets.
         for _ in range(5):
