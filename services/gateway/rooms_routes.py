@@ -14,6 +14,8 @@ RPC_TIMEOUT_S = 5
 class CreateRoomBody(ApiModel):
     biz_name: str = Field(min_length=1, max_length=128)
     uid: str = Field(min_length=1, max_length=128)
+    # Seed 002 config_param `engine`: 0 SFU (default), 2 P2P; the room manager refuses anything else.
+    engine: int = 0
 
 
 class RoomOut(ApiModel):
@@ -22,6 +24,7 @@ class RoomOut(ApiModel):
     biz_name: str
     creator_uid: str
     created_at: str
+    engine: int
 
 
 def rooms_router(rooms: rooms_pb2_grpc.RoomServiceStub) -> APIRouter:
@@ -30,7 +33,8 @@ def rooms_router(rooms: rooms_pb2_grpc.RoomServiceStub) -> APIRouter:
     @router.post("", status_code=201, summary="Create a room")
     async def create_room(body: CreateRoomBody) -> RoomOut:
         response = await rooms.CreateRoom(
-            rooms_pb2.CreateRoomRequest(biz_name=body.biz_name, creator_uid=body.uid), timeout=RPC_TIMEOUT_S
+            rooms_pb2.CreateRoomRequest(biz_name=body.biz_name, creator_uid=body.uid, engine=body.engine),
+            timeout=RPC_TIMEOUT_S,
         )
         room = response.room
         return RoomOut(
@@ -39,6 +43,7 @@ def rooms_router(rooms: rooms_pb2_grpc.RoomServiceStub) -> APIRouter:
             biz_name=room.biz_name,
             creator_uid=room.creator_uid,
             created_at=room.created_at.ToJsonString(),
+            engine=room.engine,
         )
 
     return router

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
@@ -288,3 +289,18 @@ async def test_engines_and_data_channels_outside_p2p(clients: Any) -> None:
         assert (refused["code"], refused["reason"]) == (-203, "DATA_CHANNEL_NOT_P2P")
     finally:
         await pc.close()
+
+
+async def test_an_apps_backend_creates_a_p2p_room_over_http(platform: Any, app: Any, clients: Any) -> None:
+    base_url = platform.ws_urls[0].replace("ws://", "http://").removesuffix("/ws/v1")
+    body = {"bizName": app.biz_name, "uid": "backend"}
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        created = await http.post("/v1/rooms", json={**body, "engine": P2P})
+        aliyun = await http.post("/v1/rooms", json={**body, "engine": 1})
+    assert created.status_code == 201, created.text
+    assert created.json()["engine"] == P2P
+    assert aliyun.json()["code"] == -202, aliyun.text
+    room = created.json()
+    alice = await clients(gateway=0)
+    joined = await alice.ok("join_room", room_id=room["roomId"], rtoken=room["rtoken"])
+    assert joined["engine"] == P2P
