@@ -50,6 +50,31 @@ class GrpcEndpoints(BaseModel):
         return str(getattr(self, service.value))
 
 
+class IceServerSettings(BaseModel):
+    """One STUN or TURN server, as WebRTC's RTCIceServer names it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: SecretStr | None = None
+
+
+class TurnRestSettings(BaseModel):
+    """A TURN server that shares a secret with the gateway (coturn `static-auth-secret`): clients get
+    credentials minted for them that expire (services/gateway/ice_servers.py)."""
+
+    urls: list[str] = Field(min_length=1)
+    secret: SecretStr
+    credential_ttl_s: int = Field(default=86_400, gt=0)
+
+
+class ClientIceSettings(BaseModel):
+    """What `connect` answers as `ice_servers`: none by default (host candidates only, as on loopback)."""
+
+    # Given to every client as configured (STUN servers; TURN with a fixed credential).
+    ice_servers: list[IceServerSettings] = []
+    turn: TurnRestSettings | None = None
+
+
 class GatewaySettings(BaseModel):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -74,6 +99,8 @@ class GatewaySettings(BaseModel):
     # How long a room command waits for the room manager, and publish/subscribe for the relay's answer.
     rooms_timeout_s: float = Field(default=5.0, gt=0)
     relay_timeout_s: float = Field(default=15.0, gt=0)
+    # STUN/TURN servers for clients' peer connections, in `connect`'s answer.
+    client_ice: ClientIceSettings = Field(default_factory=ClientIceSettings)
 
 
 class RoomsSettings(BaseModel):
@@ -105,14 +132,6 @@ class LicenceSettings(BaseModel):
     # Base64 of at least 32 random bytes; seals every app's private key at rest. Required in
     # production; in development `parley up` keeps one in the data folder.
     master_key: SecretStr | None = None
-
-
-class IceServerSettings(BaseModel):
-    """One STUN or TURN server, as WebRTC's RTCIceServer names it."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: SecretStr | None = None
 
 
 class RelaySettings(BaseModel):

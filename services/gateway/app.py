@@ -17,6 +17,7 @@ from services.gateway.commands import Commands, ConnectThrottle
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
 from services.gateway.http_server import HttpServer
+from services.gateway.ice_servers import IceServerGrant
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
@@ -56,6 +57,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ConnectThrottle(limit=settings.ws_connect_failures, window_s=settings.ws_connect_failure_window_s),
         runtime.tracer_provider.get_tracer("services.gateway.commands"),
         licence_timeout_s=settings.ws_licence_timeout_s,
+        ice_servers=IceServerGrant(settings.client_ice),
         hooks=room_sessions,
     )
     relays = RelayChannels(runtime.tracer_provider)

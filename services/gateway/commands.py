@@ -29,6 +29,7 @@ from services.gateway.errors import (
     NOT_CONNECTED,
     UNKNOWN_COMMAND,
 )
+from services.gateway.ice_servers import IceServerGrant
 from services.gateway.protocol import (
     BadRequest,
     CloseCode,
@@ -140,11 +141,13 @@ class Commands:
         tracer: Tracer,
         *,
         licence_timeout_s: float,
+        ice_servers: IceServerGrant,
         now_ms: Callable[[], int] = epoch_ms,
         hooks: SessionHooks | None = None,
     ) -> None:
         """Without `hooks` sessions live in this gateway only (no room manager to tell)."""
         self._licence = licence
+        self._ice_servers = ice_servers
         self._hooks = hooks
         self._sessions = sessions
         self._throttle = throttle
@@ -263,12 +266,18 @@ class Commands:
         return {"session_id": session.id, "sn": device.sn, "biz_name": device.biz_name, **resumption}
 
     async def _admit(self, session: Session, resume_session_id: str | None) -> dict[str, Any]:
-        """Put an authenticated session in the table; what `connect` answers about resuming."""
+        """Put an authenticated session in the table; what `connect` answers about resuming, and the ICE
+        servers for the client's peer connections."""
+        assert session.identity is not None
+        identity = session.identity
+        ice_servers = self._ice_servers.for_client(
+            identity.uid if isinstance(identity, User) else identity.sn
+        )
         if self._hooks is None:
             self._sessions.add(session)
-            return {}
+            return {"ice_servers": ice_servers}
         session.hold_pushes()
-        return await self._hooks.connected(session, resume_session_id)
+        return {**await self._hooks.connected(session, resume_session_id), "ice_servers": ice_servers}
 
     def _refuse_if_throttled(self, key: str) -> None:
         retry_after_s = self._throttle.retry_after_s(key)

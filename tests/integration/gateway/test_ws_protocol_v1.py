@@ -11,6 +11,8 @@ import asyncio
 import base64
 import contextlib
 import gc
+import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -25,16 +27,19 @@ import grpc
 import pytest
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from services.core.config import (
+    ClientIceSettings,
     GatewaySettings,
     GrpcEndpoints,
     KafkaSettings,
     LicenceSettings,
     ServiceName,
     Settings,
+    TurnRestSettings,
 )
 from services.core.embedded_broker import free_port
 from services.core.service import ServiceRuntime
@@ -44,6 +49,9 @@ from services.licence.keys import load_private_key
 from services.licence.signatures import sign
 
 MASTER_KEY = base64.b64encode(b"w" * 32).decode()
+# The second gateway gives clients a TURN server that shares this secret (nothing listens there).
+TURN_URL = "turn:127.0.0.1:3478"
+TURN_SECRET = "shared-with-coturn"
 VIDEO = licence_pb2.LICENCE_TYPE_VIDEO_CALL
 
 
@@ -73,7 +81,12 @@ async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     settings = settings_for(kafka, data_dir, endpoints)
     fast_endpoints = endpoints.model_copy(update={"gateway": f"127.0.0.1:{free_port()}"})
     fast_settings = settings_for(
-        kafka, data_dir, fast_endpoints, ws_rate_per_s=1_000_000, ws_rate_burst=1_000_000
+        kafka,
+        data_dir,
+        fast_endpoints,
+        ws_rate_per_s=1_000_000,
+        ws_rate_burst=1_000_000,
+        client_ice=ClientIceSettings(turn=TurnRestSettings(urls=[TURN_URL], secret=SecretStr(TURN_SECRET))),
     )
     licence = ServiceRuntime(ServiceName.LICENCE, settings, set_global_tracing=False)
     gateway = ServiceRuntime(ServiceName.GATEWAY, settings, set_global_tracing=False)
@@ -210,9 +223,11 @@ async def test_a_user_connects_with_a_signature_from_its_app_pings_and_disconnec
     assert answer["code"] == 0, answer
     assert answer["msg"] == "ok"
     data = answer["data"]
-    assert set(data) == {"session_id", "uid", "biz_name", "expire_time_ms"}
+    assert set(data) == {"session_id", "uid", "biz_name", "expire_time_ms", "ice_servers"}
     assert (data["uid"], data["biz_name"]) == ("alice", app.biz_name)
     assert data["expire_time_ms"] > time.time() * 1000
+    # No STUN/TURN servers are configured: host candidates only.
+    assert data["ice_servers"] == []
 
     before = int(time.time() * 1000)
     pong = await client.call("ping")
@@ -220,6 +235,21 @@ async def test_a_user_connects_with_a_signature_from_its_app_pings_and_disconnec
 
     assert await client.call("disconnect") == {"req_id": "r2", "code": 0, "msg": "ok", "data": {}}
     assert await client.close_code() == 1000
+
+
+async def test_connect_answers_turn_credentials_minted_for_the_client(
+    platform: Platform, app: App, open_client: Any
+) -> None:
+    client = await open_client(platform.fast_ws_url)
+    answer = await client.call("connect", **app.connect_params("carol"))
+    assert answer["code"] == 0, answer
+    [turn] = answer["data"]["ice_servers"]
+    assert turn["urls"] == [TURN_URL]
+    # coturn's use-auth-secret check: the username names its expiry, the credential is its HMAC-SHA1.
+    expiry, uid = turn["username"].split(":")
+    assert uid == "carol" and int(expiry) > time.time() + 3600
+    digest = hmac.new(TURN_SECRET.encode(), turn["username"].encode(), hashlib.sha1).digest()
+    assert turn["credential"] == base64.b64encode(digest).decode()
 
 
 async def test_bad_signatures_get_102_with_the_reason(app: App, open_client: Any) -> None:
@@ -278,7 +308,12 @@ async def test_a_device_connects_with_its_registration_secret(
     assert wrong["code"] != 0 and wrong["msg"]
     answer = await client.call("connect", sn=sn, device_secret=secret)
     assert answer["code"] == 0, answer
-    assert answer["data"] == {"session_id": answer["data"]["session_id"], "sn": sn, "biz_name": app.biz_name}
+    assert answer["data"] == {
+        "session_id": answer["data"]["session_id"],
+        "sn": sn,
+        "biz_name": app.biz_name,
+        "ice_servers": [],
+    }
 
 
 # Pushes

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -9,9 +12,12 @@ import grpc
 import pytest
 from opentelemetry.trace import NoOpTracer
 from parley.licence.v1 import licence_pb2
+from pydantic import SecretStr
 
+from services.core.config import ClientIceSettings, IceServerSettings, TurnRestSettings
 from services.core.errors import UNAVAILABLE, ParleyError
 from services.gateway.commands import Commands, ConnectThrottle
+from services.gateway.ice_servers import IceServerGrant
 from services.gateway.sessions import Device, Session, SessionTable, User
 from services.licence.errors import DEVICE_UNAUTHENTICATED, SIGNATURE_EXPIRED
 
@@ -88,8 +94,29 @@ def commands(licence: FakeLicence, table: SessionTable) -> Commands:
         ConnectThrottle(limit=5, window_s=60),
         NoOpTracer(),
         licence_timeout_s=1,
+        ice_servers=IceServerGrant(CLIENT_ICE, clock=lambda: NOW_MS / 1000),
         now_ms=lambda: NOW_MS,
     )
+
+
+CLIENT_ICE = ClientIceSettings(
+    ice_servers=[IceServerSettings(urls=["stun:stun.example.org:3478"])],
+    turn=TurnRestSettings(urls=["turn:turn.example.org:3478"], secret=SecretStr("turn-secret")),
+)
+
+
+def ice_servers_for(client: str) -> list[dict[str, Any]]:
+    """What coturn's use-auth-secret mode accepts: `<expiry>:<client>` signed with the shared secret."""
+    username = f"{NOW_MS // 1000 + 86_400}:{client}"
+    credential = base64.b64encode(hmac.new(b"turn-secret", username.encode(), hashlib.sha1).digest()).decode()
+    return [
+        {"urls": ["stun:stun.example.org:3478"]},
+        {
+            "urls": ["turn:turn.example.org:3478"],
+            "username": username,
+            "credential": credential,
+        },
+    ]
 
 
 async def test_a_user_connects_with_a_verified_signature(
@@ -106,6 +133,7 @@ async def test_a_user_connects_with_a_verified_signature(
             "uid": "alice",
             "biz_name": "biz1",
             "expire_time_ms": NOW_MS + 60_000,
+            "ice_servers": ice_servers_for("alice"),
         },
     }
     assert licence.calls == [
@@ -120,7 +148,12 @@ async def test_a_device_connects_with_its_secret(commands: Commands, table: Sess
     client = Client(commands)
     answer = await client.call("connect", sn="p_door", device_secret="s3cret")
     assert answer["code"] == 0
-    assert answer["data"] == {"session_id": client.session.id, "sn": "p_door", "biz_name": "biz1"}
+    assert answer["data"] == {
+        "session_id": client.session.id,
+        "sn": "p_door",
+        "biz_name": "biz1",
+        "ice_servers": ice_servers_for("p_door"),
+    }
     assert client.session.identity == Device(biz_name="biz1", sn="p_door", model_id="m1")
     assert table.of_device("p_door") == [client.session]
 
