@@ -32,6 +32,8 @@ SAMPLES: list[pushes.Push] = [
     pushes.CallCommand("c1", "IV_AVT_COMMAND_CALL_HANG_UP"),
     pushes.CallClosed("c1", "hang_up", "user", 1500),
     pushes.SessionTakenOver(),
+    pushes.NetworkWeak("r1", "s1", "f1", 120_000, 0),
+    pushes.RemoteMute("r1", "f1", "alice", False, True),
 ]
 
 
@@ -64,6 +66,21 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "code": 5002,
         "feed_id": "f1",
         "subscription_id": "s1",
+    }
+    # Seed 002 OnNetworkWeak's names, bits per second as strings.
+    assert events["on_network_weak"] == {
+        "room_id": "r1",
+        "bpsSend": "120000",
+        "bpsRecv": "0",
+        "sid": "s1",
+        "feed_id": "f1",
+    }
+    assert events["on_remote_mute"] == {
+        "room_id": "r1",
+        "feed_id": "f1",
+        "uid": "alice",
+        "audio_muted": False,
+        "video_muted": True,
     }
     assert events["on_invite_reply"] == {"room_id": "r1", "invitee": "bob", "reply": 1}
     assert events["on_leave_room"] == {"room_id": "r1", "leave_type": 3}

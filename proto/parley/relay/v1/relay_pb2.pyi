@@ -473,3 +473,89 @@ class OutboundTrackStats(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutboundTrackStats: _TypeAlias = OutboundTrackStats  # noqa: Y015
+
+@_typing.final
+class SetFeedPausedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    feed_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    paused: _builtins.bool
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "kind", b"kind", "paused", b"paused", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFeedPausedRequest: _TypeAlias = SetFeedPausedRequest  # noqa: Y015
+
+@_typing.final
+class SetFeedPausedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFeedPausedResponse: _TypeAlias = SetFeedPausedResponse  # noqa: Y015
+
+@_typing.final
+class SetSubscriptionPausedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    subscription_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    paused: _builtins.bool
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "paused", b"paused", "room_id", b"room_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSubscriptionPausedRequest: _TypeAlias = SetSubscriptionPausedRequest  # noqa: Y015
+
+@_typing.final
+class SetSubscriptionPausedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSubscriptionPausedResponse: _TypeAlias = SetSubscriptionPausedResponse  # noqa: Y015
