@@ -63,6 +63,20 @@ class MediaPeer:
 
         transport._send_rtp = lossy
 
+    def drop_incoming(self, every: int, of: int) -> None:
+        """Lose `every` of each `of` RTP packets this peer receives (retransmissions too; RTCP passes)."""
+        transport = self.pc.getTransceivers()[0].receiver.transport
+        handle = transport._handle_rtp_data
+        received = 0
+
+        async def lossy(data: bytes, arrival_time_ms: int) -> None:
+            nonlocal received
+            received += 1
+            if received % of >= every:
+                await handle(data, arrival_time_ms)
+
+        transport._handle_rtp_data = lossy
+
     async def close(self) -> None:
         await self.pc.close()
         for reader in self._readers:
@@ -183,7 +197,7 @@ async def test_a_link_that_never_connects_closes_with_5004(
 async def test_a_link_whose_dtls_fails_before_connecting_closes_with_5011(
     platform: Any, clients: Any, media_peers: Any
 ) -> None:
-    alice, bob, room = await room_of_two(clients)
+    alice, bob, _ = await room_of_two(clients)
     publisher = media_peers(send=True)
     offer = await publisher.offer()
     # The relay checks the client's certificate against the offer's fingerprint: make it another one's.
@@ -212,6 +226,20 @@ async def test_a_lossy_publisher_hears_its_network_is_weak(clients: Any, media_p
     assert weak["bpsRecv"] == "0"
     # Nobody else is told.
     assert not [event for event in await bob.quiet(0.5) if event["event"] == "on_network_weak"]
+
+
+async def test_a_lossy_subscriber_hears_its_network_is_weak(clients: Any, media_peers: Any) -> None:
+    alice, bob, room = await room_of_two(clients)
+    feed_id, subscription_id, _, subscriber = await connected_feed(alice, bob, media_peers)
+    assert subscriber is not None
+    # Two packets of every five the relay forwards are lost on the way; the subscriber's receiver
+    # reports say so.
+    subscriber.drop_incoming(2, 5)
+
+    weak = await bob.event("on_network_weak", timeout_s=SLOW_WAIT_S)
+    assert (weak["room_id"], weak["sid"], weak["feed_id"]) == (room["room_id"], subscription_id, feed_id)
+    assert weak["bpsSend"] == "0" and int(weak["bpsRecv"]) > 0
+    assert not [event for event in await alice.quiet(0.5) if event["event"] == "on_network_weak"]
 
 
 async def test_mutes_stop_and_resume_forwarding(clients: Any, media_peers: Any) -> None:
