@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -19,10 +20,15 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from test_media_ws import room_of_two
 
+from services.relay.bitstream import inspect_vp8
 from services.relay.ice import gathering_on
 
 # The relay's connect timeout (15 s) and two quality windows (5 s each), with room to spare.
 SLOW_WAIT_S = 40
+# Where aiortc's receiver queues assembled frames for its decoder (aiortc 1.16; see frame_tap.py).
+DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+# A jump of the video's RTP timestamp (90 kHz) longer than this is a pause: half a second.
+PAUSE_GAP_TICKS = 45_000
 
 
 class MediaPeer:
@@ -31,14 +37,26 @@ class MediaPeer:
     def __init__(self, *, send: bool) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.frames = {"audio": 0, "video": 0}
+        # Each video frame handed to this peer's decoder: its RTP timestamp and whether it is a key frame.
+        self.video_frames: list[tuple[int, bool]] = []
         self._readers: list[asyncio.Task[None]] = []
         if send:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
             self.pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
-            self.pc.addTransceiver("video", direction="recvonly")
+            video = self.pc.addTransceiver("video", direction="recvonly")
             self.pc.on("track", self._track)
+            decoder_queue = getattr(video.receiver, DECODER_QUEUE)
+            put = decoder_queue.put
+
+            def observe(item: Any, *args: Any, **kwargs: Any) -> None:
+                if item is not None:
+                    frame = item[1]
+                    self.video_frames.append((frame.timestamp, inspect_vp8(frame.data).keyframe))
+                put(item, *args, **kwargs)
+
+            decoder_queue.put = observe
 
     async def offer(self) -> str:
         offer = await self.pc.createOffer()
@@ -259,9 +277,21 @@ async def test_mutes_stop_and_resume_forwarding(clients: Any, media_peers: Any) 
         assert frames[other] > other_at, f"{other} stopped too"
 
     async def resumes(kind: str, unmute: Callable[[], Awaitable[Any]]) -> None:
-        before = frames[kind]
+        before, decoded_before = frames[kind], len(subscriber.video_frames)
         await unmute()
         await until(lambda: frames[kind] > before + 10)
+        if kind == "video":
+            # Video starts again at a key frame: the frames before it would not decode after the gap. (The
+            # client's jitter buffer hands over the last frame before the gap only now, when the next
+            # frame's first packet shows it complete: the first frame after the gap is the one whose
+            # timestamp jumps.)
+            decoded = subscriber.video_frames[max(decoded_before - 1, 0) :]
+            first_after_gap = next(
+                keyframe
+                for (previous, _), (timestamp, keyframe) in itertools.pairwise(decoded)
+                if timestamp - previous > PAUSE_GAP_TICKS
+            )
+            assert first_after_gap is True
 
     # The publisher pauses its video: the relay forwards none to anyone, and the room hears of it.
     await stops("video", lambda: alice.ok("mute_local_video", feed_id=feed_id, muted=True))
