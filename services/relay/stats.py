@@ -53,6 +53,7 @@ async def feed_stats(feed: Feed, subscriptions: int) -> relay_pb2.FeedStats:
                 height=height,
                 tier=track.tier,
                 key_frame_requests=track.keyframes.sent,
+                paused=track.paused,
             )
         )
     return relay_pb2.FeedStats(
@@ -82,6 +83,7 @@ async def subscription_stats(subscription: Subscription) -> relay_pb2.Subscripti
                 packets_lost=remote.packetsLost if remote else 0,
                 round_trip_time_s=(remote.roundTripTime or 0.0) if remote else 0.0,
                 key_frame_requests=media.sender.keyframe_requests,
+                paused=media.track.paused,
             )
         )
     return relay_pb2.SubscriptionStats(
