@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -168,6 +169,7 @@ async def test_links_a_client_closes_reach_it_and_the_room_with_5007(
     assert subscriber is not None
 
     # Bob's link goes away without an unsubscribe.
+    closed_at = time.monotonic()
     await subscriber.close()
     assert await bob.event("on_media_close") == {
         "room_id": room_id,
@@ -175,7 +177,9 @@ async def test_links_a_client_closes_reach_it_and_the_room_with_5007(
         "feed_id": feed_id,
         "subscription_id": subscription_id,
     }
+    told_after_s = time.monotonic() - closed_at
     assert await alice.event("on_unsubscribe") == {"room_id": room_id, "subscriber": bob.uid, "feed": feed}
+    print(f"\non_media_close 5007 {told_after_s * 1000:.0f} ms after the subscriber closed its connection")
     # Bob's subscription is over: he may subscribe again.
     assert (await bob.call("unsubscribe", feed_id=feed_id))["code"] == -91013
 
@@ -236,8 +240,10 @@ async def test_a_lossy_publisher_hears_its_network_is_weak(clients: Any, media_p
     feed_id, _, publisher, _ = await connected_feed(alice, bob, media_peers, subscribe=False)
     # Two packets of every five are lost on the way to the relay (the relay's NACKs recover some).
     publisher.drop_outgoing(2, 5)
+    lossy_since = time.monotonic()
 
     weak = await alice.event("on_network_weak", timeout_s=SLOW_WAIT_S)
+    print(f"\non_network_weak {time.monotonic() - lossy_since:.1f} s after the loss began: {weak}")
     assert (weak["room_id"], weak["sid"], weak["feed_id"]) == (room["room_id"], feed_id, feed_id)
     # Seed 002's types: bits per second as strings; a publisher sends, and receives nothing on this stream.
     assert isinstance(weak["bpsSend"], str) and int(weak["bpsSend"]) > 0
