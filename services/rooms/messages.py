@@ -19,7 +19,7 @@ _KIND_NAMES = {value: name for name, value in _KINDS.items()}
 
 
 def kind_name(kind: media_pb2.MediaKind.ValueType) -> str | None:
-    """"audio" or "video"; None for another value."""
+    """ "audio" or "video"; None for another value."""
     return _KIND_NAMES.get(kind)
 
 
