@@ -163,6 +163,13 @@ class RelaySettings(BaseModel):
     capacity: int = Field(default=500, ge=1)
     # A stopping relay keeps serving its streams (and takes no new rooms) until they end or this passes.
     drain_timeout_s: float = Field(default=120.0, ge=0)
+    # on_network_weak (docs/relay.md, "Stream control"): every stream is judged once a window; it is weak
+    # when its loss over the window reaches the fraction, or its round-trip time the limit; a weak stream
+    # is reported at most once per report interval.
+    weak_window_s: float = Field(default=5.0, gt=0)
+    weak_loss_fraction: float = Field(default=0.1, gt=0, le=1)
+    weak_rtt_s: float = Field(default=1.0, gt=0)
+    weak_report_interval_s: float = Field(default=10.0, ge=0)
 
 
 class Settings(BaseSettings):

@@ -1,25 +1,30 @@
-"""The room commands of protocol v1: rooms, text, invitations, and publish/subscribe.
+"""The room commands of protocol v1: rooms, text, invitations, publish/subscribe, and mutes.
 
 Room state lives in the room manager; these commands validate their params, call it for the session, and
 answer. Publish and subscribe take three steps: the room manager reserves the feed (or the subscription)
 and names the relay that serves the room, the gateway sends the client's SDP offer to that relay, and the
 room manager records the outcome. Whoever negotiated cleans up when a later step fails: the gateway
 cancels the reservation, or stops at the relay what the room manager would not record.
+
+Mutes (seed 002 muteLocalAudio / muteLocalVideo / muteRemoteAudio / muteRemoteVideo, in snake_case) take
+two: the room manager checks and records the mute and names the relay, and the gateway tells the relay.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
 import structlog
 from opentelemetry.trace import TracerProvider
-from parley.relay.v1 import relay_pb2
+from parley.relay.v1 import media_pb2, relay_pb2
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from parley.rooms.v1 import rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
 from services.core.rpc import open_channel
@@ -35,6 +40,7 @@ from services.gateway.protocol import (
     FeedCommand,
     Invite,
     JoinRoom,
+    Name,
     Publish,
     ReplyInvite,
     SendText,
@@ -49,6 +55,17 @@ from services.rooms.p2p import offers_data_channel
 log = structlog.get_logger(__name__)
 
 AnswerT = TypeVar("AnswerT")
+
+_KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
+
+
+class Mute(BaseModel):
+    """`mute_local_*`: a feed this session publishes; `mute_remote_*`: a feed it subscribes to."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    feed_id: Name
+    muted: StrictBool
 
 
 class RelayChannels:
@@ -119,6 +136,10 @@ class RoomCommands:
             "unpublish": Command(self._unpublish),
             "subscribe": Command(self._subscribe),
             "unsubscribe": Command(self._unsubscribe),
+            "mute_local_audio": Command(partial(self._mute_local, kind="audio")),
+            "mute_local_video": Command(partial(self._mute_local, kind="video")),
+            "mute_remote_audio": Command(partial(self._mute_remote, kind="audio")),
+            "mute_remote_video": Command(partial(self._mute_remote, kind="video")),
         }
 
     async def _ask(
@@ -354,6 +375,58 @@ class RoomCommands:
             ),
         )
         return {}
+
+    async def _mute_local(self, session: Session, params: dict[str, Any], *, kind: str) -> dict[str, Any]:
+        mute = parse_params(Mute, params)
+        target = await self._ask(
+            session,
+            lambda: self._rooms.MuteLocal(
+                rooms_pb2.MuteLocalRequest(
+                    session_id=session.id, feed_id=mute.feed_id, kind=_KINDS[kind], muted=mute.muted
+                ),
+                timeout=self._timeout_s,
+            ),
+        )
+        await self._tell_relay(
+            self._relays.stub(target.relay.address).SetFeedPaused(
+                relay_pb2.SetFeedPausedRequest(
+                    room_id=target.room_id, feed_id=mute.feed_id, kind=_KINDS[kind], paused=mute.muted
+                ),
+                timeout=self._relay_timeout_s,
+            )
+        )
+        return {"feed_id": mute.feed_id, "muted": mute.muted}
+
+    async def _mute_remote(self, session: Session, params: dict[str, Any], *, kind: str) -> dict[str, Any]:
+        mute = parse_params(Mute, params)
+        target = await self._ask(
+            session,
+            lambda: self._rooms.MuteRemote(
+                rooms_pb2.MuteRemoteRequest(
+                    session_id=session.id, feed_id=mute.feed_id, kind=_KINDS[kind], muted=mute.muted
+                ),
+                timeout=self._timeout_s,
+            ),
+        )
+        await self._tell_relay(
+            self._relays.stub(target.relay.address).SetSubscriptionPaused(
+                relay_pb2.SetSubscriptionPausedRequest(
+                    room_id=target.room_id,
+                    subscription_id=target.subscription_id,
+                    kind=_KINDS[kind],
+                    paused=mute.muted,
+                ),
+                timeout=self._relay_timeout_s,
+            )
+        )
+        return {"feed_id": mute.feed_id, "muted": mute.muted}
+
+    @staticmethod
+    async def _tell_relay(call: Awaitable[object]) -> None:
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
 
     @staticmethod
     async def _quietly(what: str, call: Awaitable[object]) -> None:

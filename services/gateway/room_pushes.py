@@ -118,6 +118,31 @@ def event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
                 "subscription_id": closed.subscription_id,
             },
         )
+    if kind == "network_weak":
+        weak = message.network_weak
+        # Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): its names, and bits per second as strings.
+        return push(
+            "on_network_weak",
+            {
+                "room_id": weak.room_id,
+                "bpsSend": str(weak.bps_send),
+                "bpsRecv": str(weak.bps_recv),
+                "sid": weak.sid,
+                "feed_id": weak.feed_id,
+            },
+        )
+    if kind == "remote_mute":
+        mute = message.remote_mute
+        return push(
+            "on_remote_mute",
+            {
+                "room_id": mute.room_id,
+                "feed_id": mute.feed_id,
+                "uid": mute.uid,
+                "audio_muted": mute.audio_muted,
+                "video_muted": mute.video_muted,
+            },
+        )
     if kind == "call_incoming":
         incoming = message.call_incoming
         video = incoming.video if incoming.HasField("video") else None

@@ -13,8 +13,10 @@ from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
 from services.relay.grpc_api import RelayServicer
 from services.relay.metering import MeteringTicker
+from services.relay.quality import QualityWatch, WeakRules
 from services.relay.registration import Registration
 from services.relay.relay import Relay
+from services.relay.room_reports import RoomReports
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +27,11 @@ ROOMS_TIMEOUT_S = 2.0
 def build(runtime: ServiceRuntime) -> Relay:
     settings = runtime.settings.relay
     ticker = MeteringTicker(runtime.events, interval_s=settings.metering_interval_s)
-    relay = Relay(settings, ticker)
+    rooms = rooms_pb2_grpc.RoomServiceStub(runtime.channel(ServiceName.ROOMS))
+    relay_id = settings.relay_id or uuid.uuid4().hex
+    reports = RoomReports(rooms, relay_id=relay_id, timeout_s=ROOMS_TIMEOUT_S)
+    relay = Relay(settings, ticker, reports)
+    quality = QualityWatch(relay, reports, WeakRules.of(settings))
     runtime.grpc.add_servicer(
         relay_pb2_grpc.add_RelayServiceServicer_to_server,
         RelayServicer(relay),
@@ -33,8 +39,8 @@ def build(runtime: ServiceRuntime) -> Relay:
     )
     registration = Registration(
         relay,
-        rooms_pb2_grpc.RoomServiceStub(runtime.channel(ServiceName.ROOMS)),
-        relay_id=settings.relay_id or uuid.uuid4().hex,
+        rooms,
+        relay_id=relay_id,
         address=settings.advertised_grpc_address or runtime.settings.grpc.address_of(ServiceName.RELAY),
         capacity=settings.capacity,
         timeout_s=ROOMS_TIMEOUT_S,
@@ -42,6 +48,8 @@ def build(runtime: ServiceRuntime) -> Relay:
 
     async def start() -> None:
         ticker.start()
+        reports.start()
+        quality.start()
         registration.start()
 
     async def drain() -> None:
@@ -59,8 +67,11 @@ def build(runtime: ServiceRuntime) -> Relay:
     async def close_streams() -> None:
         # Every stream's final tick is in the outbox once the relay has closed; the broker is still up.
         await registration.stop()
+        await quality.stop()
         await relay.close()
         await ticker.stop()
+        # The relay's own closes (5009) reach the room manager if it is still there.
+        await reports.stop(ROOMS_TIMEOUT_S)
 
     runtime.on_ready(start)
     runtime.on_drain(drain)

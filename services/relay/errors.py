@@ -15,6 +15,7 @@ and far from any code the seeds use.
 | 9805001 | FEED_ALREADY_PUBLISHED | the room already has a feed with this id               | Parley    |
 | 9805002 | ALREADY_SUBSCRIBED     | this uid already subscribes to this feed               | Parley    |
 | 9805003 | SUBSCRIPTION_NOT_FOUND | no such subscription in the room on this relay         | Parley    |
+| 9805004 | TRACK_NOT_FOUND        | the feed or subscription has no track of that kind     | Parley    |
 
 Why a stream closed is not an error but a `CloseCode` (services/relay/close_codes.py).
 """
@@ -41,4 +42,7 @@ ALREADY_SUBSCRIBED = ErrorKind(
 )
 SUBSCRIPTION_NOT_FOUND = ErrorKind(
     9805003, "SUBSCRIPTION_NOT_FOUND", _Status.NOT_FOUND, "no such subscription on this relay"
+)
+TRACK_NOT_FOUND = ErrorKind(
+    9805004, "TRACK_NOT_FOUND", _Status.NOT_FOUND, "no track of that kind in this feed or subscription"
 )

@@ -49,6 +49,8 @@ class FeedTrack:
         self._subscribers: set[ForwardedTrack] = set()
         self.keyframes = KeyframeRequester(self._send_pli, interval_s=keyframe_interval_s)
         self.ended = False
+        # The publisher muted this kind (muteLocalAudio / muteLocalVideo): nothing is forwarded or metered.
+        self.paused = False
         self.frames = 0
         self.key_frames = 0
         self.bytes = 0
@@ -59,6 +61,8 @@ class FeedTrack:
 
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """A frame the publisher's receiver assembled (the tap's callback; `codec` is the feed's)."""
+        if self.paused:
+            return
         data = frame.data
         info = self._inspect(data)
         if info.size is not None and info.size != self.size:
@@ -87,6 +91,16 @@ class FeedTrack:
         for subscriber in self._subscribers:
             subscriber.finish()
         self._subscribers.clear()
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop or resume forwarding to every subscriber; resumed video starts again at a key frame."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if not paused:
+            for subscriber in self._subscribers:
+                subscriber.restart()
+            self.request_keyframe()
 
     def attach(self, subscriber: ForwardedTrack) -> None:
         if self.ended:

@@ -41,13 +41,15 @@ class ForwardedTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[Packet | None] = asyncio.Queue(maxsize=QUEUE_FRAMES[kind])
         self._awaiting_keyframe = True
         self._finished = False
+        # The subscriber muted this kind (muteRemoteAudio / muteRemoteVideo): nothing is queued.
+        self.paused = False
         self.frames_forwarded = 0
         self.bytes_forwarded = 0
         self.frames_dropped = 0
 
     def push(self, packet: Packet) -> None:
         """A frame from the publisher; called on the media path, never waits."""
-        if self._finished:
+        if self._finished or self.paused:
             return
         if self._queue.full():
             self._fall_behind()
@@ -59,6 +61,23 @@ class ForwardedTrack(MediaStreamTrack):
             self._awaiting_keyframe = False
             packet = self._source.decodable_alone(packet)
         self._queue.put_nowait(packet)
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop forwarding at once (what is queued is dropped), or resume, video at a key frame."""
+        if paused == self.paused or self._finished:
+            return
+        self.paused = paused
+        if paused:
+            self._drop_queued()
+        else:
+            self.restart()
+            self._source.request_keyframe()
+
+    def restart(self) -> None:
+        """Forwarding resumes after a gap: video waits for a key frame (the subscriber's decoder could not
+        use what follows the gap without one); the caller asks the publisher for it."""
+        if self.kind == "video":
+            self._awaiting_keyframe = True
 
     def finish(self) -> None:
         """No more frames: the sender's next `recv` ends the track, after what is queued."""
@@ -90,8 +109,11 @@ class ForwardedTrack(MediaStreamTrack):
             self._queue.get_nowait()
             self.frames_dropped += 1
             return
+        self._drop_queued()
+        self._awaiting_keyframe = True
+        self._source.request_keyframe()
+
+    def _drop_queued(self) -> None:
         while not self._queue.empty():
             self._queue.get_nowait()
             self.frames_dropped += 1
-        self._awaiting_keyframe = True
-        self._source.request_keyframe()

@@ -15,6 +15,16 @@ def _track(track: FeedTrack) -> media_pb2.Track:
     return media_pb2.Track(kind=KIND[track.kind], codec=track.codec.mimeType)
 
 
+_KIND_NAMES = {value: name for name, value in KIND.items()}
+
+
+def _kind(kind: media_pb2.MediaKind.ValueType) -> str:
+    name = _KIND_NAMES.get(kind)
+    if name is None:
+        raise INVALID_ARGUMENT("kind is MEDIA_KIND_AUDIO or MEDIA_KIND_VIDEO")
+    return name
+
+
 def _require(**fields: str) -> None:
     missing = [name for name, value in fields.items() if not value]
     if missing:
@@ -89,3 +99,19 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
             subscription = self._relay.subscription(request.room_id, request.subscription_id)
             return relay_pb2.GetStatsResponse(subscription=await subscription_stats(subscription))
         raise INVALID_ARGUMENT("name a feed_id or a subscription_id")
+
+    async def SetFeedPaused(
+        self, request: relay_pb2.SetFeedPausedRequest, context: grpc.aio.ServicerContext
+    ) -> relay_pb2.SetFeedPausedResponse:
+        _require(room_id=request.room_id, feed_id=request.feed_id)
+        self._relay.set_feed_paused(request.room_id, request.feed_id, _kind(request.kind), request.paused)
+        return relay_pb2.SetFeedPausedResponse()
+
+    async def SetSubscriptionPaused(
+        self, request: relay_pb2.SetSubscriptionPausedRequest, context: grpc.aio.ServicerContext
+    ) -> relay_pb2.SetSubscriptionPausedResponse:
+        _require(room_id=request.room_id, subscription_id=request.subscription_id)
+        self._relay.set_subscription_paused(
+            request.room_id, request.subscription_id, _kind(request.kind), request.paused
+        )
+        return relay_pb2.SetSubscriptionPausedResponse()

@@ -28,6 +28,7 @@ from services.relay.errors import (
     FEED_NOT_FOUND,
     MEDIA_MISSING,
     SUBSCRIPTION_NOT_FOUND,
+    TRACK_NOT_FOUND,
 )
 from services.relay.feed import KIND, Feed, FeedTrack
 from services.relay.forwarded_track import ForwardedTrack
@@ -37,6 +38,7 @@ from services.relay.ice import IcePolicy
 from services.relay.metering import MeteringTicker, StreamLabels, StreamMeter
 from services.relay.offer import RECEIVING, parse_offer
 from services.relay.peer import Peer
+from services.relay.room_reports import NoReports, StreamRef, StreamReports
 from services.relay.subscription import ForwardedMedia, Subscription
 
 log = structlog.get_logger(__name__)
@@ -62,11 +64,20 @@ class SubscribeOrder:
     video: bool
 
 
+# Closes the room manager ordered (Unpublish, Unsubscribe, and the subscriptions of a feed it stopped, or
+# whose close it is told of): it knows of them, so they are not reported. Every other close is.
+_ORDERED_FEED_CLOSES = {CloseCode.STOPPED}
+_ORDERED_SUBSCRIPTION_CLOSES = {CloseCode.STOPPED, CloseCode.FEED_STOPPED}
+
+
 class Relay:
-    def __init__(self, settings: RelaySettings, ticker: MeteringTicker) -> None:
+    def __init__(
+        self, settings: RelaySettings, ticker: MeteringTicker, reports: StreamReports | None = None
+    ) -> None:
         self._settings = settings
         self._ice = IcePolicy(settings)
         self._ticker = ticker
+        self._reports = reports or NoReports()
         self.feeds: dict[tuple[str, str], Feed] = {}
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         # Keys being negotiated, so two concurrent requests cannot both pass the uniqueness checks.
@@ -231,6 +242,26 @@ class Relay:
         if subscription is not None:
             await subscription.close(CloseCode.STOPPED)
 
+    def set_feed_paused(self, room_id: str, feed_id: str, kind: str, paused: bool) -> None:
+        """The publisher (un)muted one kind of its feed: forwarding to every subscriber stops or resumes."""
+        feed = self.feed(room_id, feed_id)
+        track = feed.tracks.get(kind)
+        if track is None:
+            raise TRACK_NOT_FOUND(f"feed {feed_id!r} has no {kind}")
+        track.set_paused(paused)
+        log.info("feed_paused" if paused else "feed_resumed", room_id=room_id, feed_id=feed_id, kind=kind)
+
+    def set_subscription_paused(self, room_id: str, subscription_id: str, kind: str, paused: bool) -> None:
+        """The subscriber muted or unmuted one kind of the feed it receives: forwarding to it alone stops
+        or resumes."""
+        self.subscription(room_id, subscription_id).set_paused(kind, paused)
+        log.info(
+            "subscription_paused" if paused else "subscription_resumed",
+            room_id=room_id,
+            subscription_id=subscription_id,
+            kind=kind,
+        )
+
     async def close(self) -> None:
         """Close everything (the relay is stopping): subscriptions first, so none reads as 'feed stopped'."""
         await asyncio.gather(*(s.close(CloseCode.RELAY_SHUTDOWN) for s in list(self.subscriptions.values())))
@@ -257,6 +288,8 @@ class Relay:
             self._background(subscription.close(CloseCode.FEED_STOPPED))
         self._stream_ended.set()
         log.info("feed_closed", room_id=feed.room_id, feed_id=feed.feed_id, code=int(code))
+        if code not in _ORDERED_FEED_CLOSES:
+            self._reports.stream_closed(StreamRef(feed.room_id, feed.feed_id, feed.uid), int(code))
 
     def _subscription_closed(self, subscription: Subscription, code: CloseCode) -> None:
         key = (subscription.room_id, subscription.subscription_id)
@@ -271,6 +304,16 @@ class Relay:
             subscription_id=subscription.subscription_id,
             code=int(code),
         )
+        if code not in _ORDERED_SUBSCRIPTION_CLOSES:
+            self._reports.stream_closed(
+                StreamRef(
+                    subscription.room_id,
+                    subscription.feed.feed_id,
+                    subscription.uid,
+                    subscription.subscription_id,
+                ),
+                int(code),
+            )
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -3,6 +3,7 @@ beside the RTP statistics of aiortc's receivers and senders."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from parley.relay.v1 import relay_pb2
@@ -10,6 +11,20 @@ from parley.relay.v1 import relay_pb2
 from services.relay.feed import KIND, Feed
 from services.relay.peer import Peer
 from services.relay.subscription import Subscription
+
+
+@dataclass(frozen=True)
+class StreamCounters:
+    """Running totals of one stream, for judging its network (services/relay/quality.py)."""
+
+    # RTP packets that should have arrived (a publication: received + lost at the relay; a subscription:
+    # sent by the relay) and those lost of them (a subscription: as its receiver reports say).
+    expected: int
+    lost: int
+    # Encoded media bytes received (a publication) or forwarded (a subscription).
+    bytes: int
+    # The latest round-trip time to a subscriber (0 when unknown, and for a publication).
+    round_trip_time_s: float
 
 
 def _state(peer: Peer) -> relay_pb2.StreamState.ValueType:
@@ -38,6 +53,7 @@ async def feed_stats(feed: Feed, subscriptions: int) -> relay_pb2.FeedStats:
                 height=height,
                 tier=track.tier,
                 key_frame_requests=track.keyframes.sent,
+                paused=track.paused,
             )
         )
     return relay_pb2.FeedStats(
@@ -67,6 +83,7 @@ async def subscription_stats(subscription: Subscription) -> relay_pb2.Subscripti
                 packets_lost=remote.packetsLost if remote else 0,
                 round_trip_time_s=(remote.roundTripTime or 0.0) if remote else 0.0,
                 key_frame_requests=media.sender.keyframe_requests,
+                paused=media.track.paused,
             )
         )
     return relay_pb2.SubscriptionStats(
@@ -75,4 +92,37 @@ async def subscription_stats(subscription: Subscription) -> relay_pb2.Subscripti
         uid=subscription.uid,
         state=_state(subscription.peer),
         tracks=tracks,
+    )
+
+
+async def publication_counters(feed: Feed) -> StreamCounters:
+    """What the relay received from a publisher so far, over all its tracks."""
+    expected = lost = 0
+    for track in feed.tracks.values():
+        inbound = _of_type(await track.receiver.getStats(), "inbound-rtp")
+        if inbound is not None:
+            expected += inbound.packetsReceived + max(inbound.packetsLost, 0)
+            lost += max(inbound.packetsLost, 0)
+    return StreamCounters(
+        expected=expected, lost=lost, bytes=sum(t.bytes for t in feed.tracks.values()), round_trip_time_s=0.0
+    )
+
+
+async def subscription_counters(subscription: Subscription) -> StreamCounters:
+    """What the relay sent a subscriber so far, and what the subscriber's receiver reports say it lost."""
+    expected = lost = 0
+    round_trip_time_s = 0.0
+    for media in subscription.media:
+        report = await media.sender.getStats()
+        outbound = _of_type(report, "outbound-rtp")
+        remote = _of_type(report, "remote-inbound-rtp")
+        expected += outbound.packetsSent if outbound else 0
+        if remote is not None:
+            lost += max(remote.packetsLost, 0)
+            round_trip_time_s = max(round_trip_time_s, remote.roundTripTime or 0.0)
+    return StreamCounters(
+        expected=expected,
+        lost=lost,
+        bytes=sum(media.track.bytes_forwarded for media in subscription.media),
+        round_trip_time_s=round_trip_time_s,
     )

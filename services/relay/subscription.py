@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.relay.close_codes import CloseCode
+from services.relay.errors import TRACK_NOT_FOUND
 from services.relay.feed import Feed, FeedTrack
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import ForwardingSender
@@ -41,6 +42,12 @@ class Subscription:
 
     async def close(self, code: CloseCode) -> None:
         await self.peer.close(code)
+
+    def set_paused(self, kind: str, paused: bool) -> None:
+        media = next((media for media in self.media if media.source.kind == kind), None)
+        if media is None:
+            raise TRACK_NOT_FOUND(f"subscription {self.subscription_id!r} forwards no {kind}")
+        media.track.set_paused(paused)
 
     def _connected(self) -> None:
         for media in self.media:

@@ -29,6 +29,10 @@ FEED_NOT_PUBLISHED = ErrorKind(
 NOT_SUBSCRIBED = ErrorKind(
     -91013, "NOT_SUBSCRIBED", _Status.NOT_FOUND, "this session does not subscribe to it"
 )
+MUTE_FEED_UNKNOWN = ErrorKind(-91014, "MUTE_FEED_UNKNOWN", _Status.NOT_FOUND, "no such feed in the room")
+MUTE_KIND_ABSENT = ErrorKind(
+    -91015, "MUTE_KIND_ABSENT", _Status.FAILED_PRECONDITION, "the stream carries no track of that kind"
+)
 SESSION_UNKNOWN = ErrorKind(-91016, "SESSION_UNKNOWN", _Status.NOT_FOUND, "the session is not known")
 
 # 002 6.3.4 -403 "加入房间失败: 服务器返回错误" (a join the server refused).

@@ -9,6 +9,7 @@ from typing import TypeAlias
 import grpc
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
 # Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
@@ -19,7 +20,7 @@ from services.rooms.calls import CallMedia, CallOrder
 from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
 from services.rooms.manager import MediaSlot, RoomManager
 from services.rooms.placement import RelayLoad
-from services.rooms.pushes import InviteReply, VideoFormat
+from services.rooms.pushes import InviteReply, MediaCloseCode, VideoFormat
 from services.rooms.sessions import Attachment, HeldConnection
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -42,6 +43,13 @@ def _attachment(message: rooms_pb2.Attachment) -> Attachment:
 
 def _load(message: rooms_pb2.RelayLoad) -> RelayLoad:
     return RelayLoad(message.publications, message.subscriptions, message.draining)
+
+
+def _kind(kind: media_pb2.MediaKind.ValueType) -> str:
+    name = messages.kind_name(kind)
+    if name is None:
+        raise INVALID_ARGUMENT("kind is MEDIA_KIND_AUDIO or MEDIA_KIND_VIDEO")
+    return name
 
 
 def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
@@ -321,3 +329,58 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     ) -> rooms_pb2.ReportRelayLoadResponse:
         self._manager.relays.report(request.relay_id, _load(request.load))
         return rooms_pb2.ReportRelayLoadResponse()
+
+    async def ReportStreamClosed(
+        self, request: rooms_pb2.ReportStreamClosedRequest, context: Context
+    ) -> rooms_pb2.ReportStreamClosedResponse:
+        stream = request.stream
+        _require(room_id=stream.room_id, feed_id=stream.feed_id)
+        if request.code not in tuple(MediaCloseCode):
+            raise INVALID_ARGUMENT(f"code {request.code} is not an on_media_close code (5001-5012)")
+        with self._operation() as manager:
+            manager.stream_closed(
+                stream.room_id,
+                stream.feed_id,
+                stream.subscription_id,
+                stream.uid,
+                MediaCloseCode(request.code),
+            )
+        return rooms_pb2.ReportStreamClosedResponse()
+
+    async def ReportNetworkWeak(
+        self, request: rooms_pb2.ReportNetworkWeakRequest, context: Context
+    ) -> rooms_pb2.ReportNetworkWeakResponse:
+        stream = request.stream
+        _require(room_id=stream.room_id, feed_id=stream.feed_id)
+        with self._operation() as manager:
+            manager.network_weak(
+                stream.room_id,
+                stream.feed_id,
+                stream.subscription_id,
+                stream.uid,
+                bps_send=request.bps_send,
+                bps_recv=request.bps_recv,
+            )
+        return rooms_pb2.ReportNetworkWeakResponse()
+
+    async def MuteLocal(
+        self, request: rooms_pb2.MuteLocalRequest, context: Context
+    ) -> rooms_pb2.MuteLocalResponse:
+        kind = _kind(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteLocalResponse(
+            room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
+        )
+
+    async def MuteRemote(
+        self, request: rooms_pb2.MuteRemoteRequest, context: Context
+    ) -> rooms_pb2.MuteRemoteResponse:
+        kind = _kind(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteRemoteResponse(
+            room_id=target.room_id,
+            relay=rooms_pb2.RelayRef(address=target.relay_address),
+            subscription_id=target.subscription_id,
+        )

@@ -38,6 +38,8 @@ from services.rooms.errors import (
     INVITATION_NOT_FOUND,
     INVITE_NOT_IN_ROOM,
     INVITEE_IS_INVITER,
+    MUTE_FEED_UNKNOWN,
+    MUTE_KIND_ABSENT,
     NOT_IN_ROOM,
     NOT_SUBSCRIBED,
     PEER_NOT_IN_ROOM,
@@ -74,12 +76,14 @@ from services.rooms.pushes import (
     LeftRoom,
     MediaCloseCode,
     MediaClosed,
+    NetworkWeak,
     NewJoinerIn,
     NewPublish,
     NewSubscribe,
     P2PSignalReceived,
     PeerLeft,
     Push,
+    RemoteMute,
     TextReceived,
     Unpublished,
     Unsubscribed,
@@ -140,6 +144,20 @@ class MediaSlot:
     feed_id: str
 
 
+@dataclass(frozen=True)
+class MuteTarget:
+    """Where the gateway pauses a stream: the room's relay, and the subscription (empty for a feed)."""
+
+    room_id: str
+    relay_address: str
+    subscription_id: str
+
+
+# Subscriptions a relay reported closed before their CompleteSubscribe came: remembered (this many at
+# most) so that their completion is refused rather than a dead subscription recorded.
+_EARLY_CLOSES_KEPT = 1024
+
+
 class RoomManager:
     def __init__(
         self,
@@ -158,6 +176,7 @@ class RoomManager:
         self._rooms: dict[str, Room] = {}
         self._publishing: dict[str, Negotiation] = {}
         self._subscribing: dict[tuple[str, str], Negotiation] = {}
+        self._closed_early: dict[str, None] = {}
         # (biz_name, invitee uid) -> rooms with an invitation waiting for its answer.
         self._invited: dict[tuple[str, str], set[str]] = {}
         self._outcome = Outcome()
@@ -270,6 +289,9 @@ class RoomManager:
                 self.sessions.push(replaced, LeftRoom(room.room_id, LeaveType.REMOVED))
         self._admit(room, session)
         self.sessions.push(session, AttendanceList(room.room_id, room.attendance(without=session.uid)))
+        for feed in room.feeds.values():
+            if feed.muted:
+                self.sessions.push(session, _remote_mute(room, feed))
         return room
 
     def leave_room(self, session_id: str) -> None:
@@ -421,6 +443,10 @@ class RoomManager:
         self, session_id: str, feed_id: str, subscription_id: str, tracks: tuple[Track, ...]
     ) -> None:
         negotiation = self._subscribing.pop((session_id, feed_id), None)
+        if subscription_id in self._closed_early:
+            # The relay closed it already.
+            del self._closed_early[subscription_id]
+            negotiation = None
         if negotiation is None:
             raise SUBSCRIBE_ABANDONED()
         room = self._rooms[negotiation.room_id]
@@ -467,6 +493,79 @@ class RoomManager:
         room = self._room_of(session, NOT_IN_ROOM)
         check_signal(room.engine, session.uid, to, set(room.participants))
         self._push_participant(room.participants[to], P2PSignalReceived(room.room_id, session.uid, signal))
+
+    # Stream control: what a relay reports of its streams, and mutes
+
+    def stream_closed(
+        self, room_id: str, feed_id: str, subscription_id: str, uid: str, code: MediaCloseCode
+    ) -> None:
+        """A relay closed a publication (no `subscription_id`) or a subscription on its own, with `code`.
+
+        The room manager ends it as if its publisher had unpublished it (or its subscriber unsubscribed),
+        except that the owner is told with `code`. A stream it no longer knows (it ended meanwhile) is
+        ignored; one whose negotiation is not complete yet will not complete.
+        """
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        if subscription_id:
+            self._subscription_closed(room, feed_id, subscription_id, uid, code)
+        else:
+            self._feed_closed(room, feed_id, code)
+
+    def network_weak(
+        self, room_id: str, feed_id: str, subscription_id: str, uid: str, *, bps_send: int, bps_recv: int
+    ) -> None:
+        """A relay judged a stream's network weak: its owner is told (OnNetworkWeak)."""
+        room = self._rooms.get(room_id)
+        feed = room.feeds.get(feed_id) if room is not None else None
+        if room is None or feed is None:
+            return
+        if subscription_id:
+            subscription = feed.subscriptions.get(uid)
+            if subscription is None or subscription.subscription_id != subscription_id:
+                return
+            owner, sid = subscription.session_id, subscription_id
+        else:
+            owner, sid = feed.session_id, feed_id
+        self._push_session(owner, NetworkWeak(room_id, sid, feed_id, bps_send, bps_recv))
+
+    def mute_local(self, session_id: str, feed_id: str, kind: str, muted: bool) -> MuteTarget:
+        """The publisher pauses or resumes one kind of its feed; the others in the room are told."""
+        session = self.sessions.get(session_id)
+        room = self._room_of(session, NOT_IN_ROOM)
+        feed = room.feeds.get(feed_id)
+        if feed is None:
+            raise MUTE_FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
+        if feed.uid != session.uid:
+            raise FEED_NOT_PUBLISHED(f"feed {feed_id} is not this session's")
+        if kind not in {track.kind for track in feed.tracks}:
+            raise MUTE_KIND_ABSENT(f"feed {feed_id} has no {kind}")
+        if (kind in feed.muted) != muted:
+            if muted:
+                feed.muted.add(kind)
+            else:
+                feed.muted.discard(kind)
+            self._push_others(room, feed.uid, _remote_mute(room, feed))
+        return MuteTarget(room.room_id, room.relay_address, "")
+
+    def mute_remote(self, session_id: str, feed_id: str, kind: str, muted: bool) -> MuteTarget:
+        """A subscriber pauses or resumes one kind of a feed it receives, for itself alone."""
+        session = self.sessions.get(session_id)
+        room = self._room_of(session, NOT_IN_ROOM)
+        feed = room.feeds.get(feed_id)
+        if feed is None:
+            raise MUTE_FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
+        subscription = feed.subscriptions.get(session.uid)
+        if subscription is None:
+            raise NOT_SUBSCRIBED(f"this session does not subscribe to feed {feed_id}")
+        if kind not in {track.kind for track in subscription.tracks}:
+            raise MUTE_KIND_ABSENT(f"the subscription to feed {feed_id} receives no {kind}")
+        if muted:
+            subscription.muted.add(kind)
+        else:
+            subscription.muted.discard(kind)
+        return MuteTarget(room.room_id, room.relay_address, subscription.subscription_id)
 
     # Time
 
@@ -546,8 +645,44 @@ class RoomManager:
         if not room.participants:
             room.empty_since = self._clock()
 
+    def _feed_closed(self, room: Room, feed_id: str, code: MediaCloseCode) -> None:
+        negotiation = self._publishing.get(feed_id)
+        if negotiation is not None and negotiation.room_id == room.room_id:
+            # Its CompletePublish will be refused (-1071), and the gateway answers the publish with that.
+            del self._publishing[feed_id]
+            return
+        feed = room.feeds.get(feed_id)
+        if feed is None:
+            return
+        self._push_session(feed.session_id, MediaClosed(room.room_id, code, feed_id, ""))
+        self._push_others(room, feed.uid, Unpublished(room.room_id, feed.info()))
+        self._end_feed(room, feed, MediaCloseCode.PEER_UNPUBLISHED, code, stop_at_relay=False)
+
+    def _subscription_closed(
+        self, room: Room, feed_id: str, subscription_id: str, uid: str, code: MediaCloseCode
+    ) -> None:
+        feed = room.feeds.get(feed_id)
+        subscription = feed.subscriptions.get(uid) if feed is not None else None
+        if feed is None or subscription is None or subscription.subscription_id != subscription_id:
+            negotiating = {(n.room_id, n.feed_id, n.uid) for n in self._subscribing.values()}
+            if (room.room_id, feed_id, uid) in negotiating:
+                self._closed_early[subscription_id] = None
+                if len(self._closed_early) > _EARLY_CLOSES_KEPT:
+                    del self._closed_early[next(iter(self._closed_early))]
+            return
+        del feed.subscriptions[uid]
+        self._push_session(subscription.session_id, MediaClosed(room.room_id, code, feed_id, subscription_id))
+        self._push_others(room, uid, Unsubscribed(room.room_id, uid, feed.info()))
+        self._subscription_ended(room, feed, subscription, code)
+
     def _end_feed(
-        self, room: Room, feed: Feed, subscribers_code: MediaCloseCode, feed_code: MediaCloseCode
+        self,
+        room: Room,
+        feed: Feed,
+        subscribers_code: MediaCloseCode,
+        feed_code: MediaCloseCode,
+        *,
+        stop_at_relay: bool = True,
     ) -> None:
         del room.feeds[feed.feed_id]
         for key, negotiation in list(self._subscribing.items()):
@@ -561,8 +696,9 @@ class RoomManager:
                     MediaClosed(room.room_id, subscribers_code, feed.feed_id, subscription.subscription_id),
                 )
             self._subscription_ended(room, feed, subscription, subscribers_code)
-        # The relay closes the feed's subscriptions with it.
-        self._outcome.relay_orders.append(StopFeed(room.relay_address, room.room_id, feed.feed_id))
+        # The relay closes the feed's subscriptions with it (and did, when it closed the feed itself).
+        if stop_at_relay:
+            self._outcome.relay_orders.append(StopFeed(room.relay_address, room.room_id, feed.feed_id))
         self._change(
             FeedUnpublished(
                 room.room_id, room.biz_name, feed.feed_id, feed.uid, feed_code, feed.published_at, self._now()
@@ -654,7 +790,10 @@ class RoomManager:
         self._change(RoomDestroyed(room.room_id, room.biz_name, self._now(), room.engine))
 
     def _push_participant(self, participant: Participant, push: Push) -> None:
-        session = self.sessions.find(participant.session_id)
+        self._push_session(participant.session_id, push)
+
+    def _push_session(self, session_id: str, push: Push) -> None:
+        session = self.sessions.find(session_id)
         if session is not None:
             self.sessions.push(session, push)
 
@@ -669,3 +808,7 @@ class RoomManager:
 
     def _change(self, change: Change) -> None:
         self._outcome.changes.append(change)
+
+
+def _remote_mute(room: Room, feed: Feed) -> RemoteMute:
+    return RemoteMute(room.room_id, feed.feed_id, feed.uid, "audio" in feed.muted, "video" in feed.muted)

@@ -20,6 +20,11 @@ _KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VID
 _KIND_NAMES = {value: name for name, value in _KINDS.items()}
 
 
+def kind_name(kind: media_pb2.MediaKind.ValueType) -> str | None:
+    """ "audio" or "video"; None for another value."""
+    return _KIND_NAMES.get(kind)
+
+
 def record_message(record: changes.RecordOptions) -> rooms_pb2.RecordOptions:
     return rooms_pb2.RecordOptions(
         default_record=record.default_record,
@@ -197,6 +202,26 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
             return delivery_pb2.Push(
                 p2p_signal_received=delivery_pb2.P2PSignalReceived(
                     room_id=push.room_id, sender=push.sender, signal=p2p_signal_message(push.signal)
+                )
+            )
+        case pushes.NetworkWeak():
+            return delivery_pb2.Push(
+                network_weak=delivery_pb2.NetworkWeak(
+                    room_id=push.room_id,
+                    sid=push.sid,
+                    feed_id=push.feed_id,
+                    bps_send=push.bps_send,
+                    bps_recv=push.bps_recv,
+                )
+            )
+        case pushes.RemoteMute():
+            return delivery_pb2.Push(
+                remote_mute=delivery_pb2.RemoteMute(
+                    room_id=push.room_id,
+                    feed_id=push.feed_id,
+                    uid=push.uid,
+                    audio_muted=push.audio_muted,
+                    video_muted=push.video_muted,
                 )
             )
 

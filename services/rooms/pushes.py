@@ -27,7 +27,8 @@ class LeaveType(IntEnum):
 
 
 class MediaCloseCode(IntEnum):
-    """Seed 002 OnMediaClose codes the room manager decides."""
+    """Seed 002 OnMediaClose codes (section 6.3.4): those the room manager decides, and those a relay
+    reports for a stream it closed on its own (services/relay/close_codes.py)."""
 
     # "取消发布/订阅触发关闭流": the stream's own unpublish or unsubscribe.
     STOPPED = 5001
@@ -37,6 +38,22 @@ class MediaCloseCode(IntEnum):
     PEER_UNPUBLISHED = 5006
     # "退出房间触发关闭流": the stream's owner left the room.
     LEFT_ROOM = 5008
+    # Reported by the relay. "启动流失败(信令阶段)": the stream failed to start.
+    START_FAILED = 5003
+    # "流建立连接超时": ICE and DTLS did not connect in time.
+    CONNECT_TIMEOUT = 5004
+    # "流建立连接成功, 但房间状态异常".
+    ROOM_STATE_INVALID = 5005
+    # "媒体链路连接关闭": the connected media link closed or failed.
+    LINK_CLOSED = 5007
+    # "媒体服务器通过信令通道发出关闭指令": the media server closed it (shutting down, or a flood).
+    CLOSED_BY_SERVER = 5009
+    # "媒体链路断开连接超时".
+    LINK_LOST_TIMEOUT = 5010
+    # "媒体链路连接失败": ICE or DTLS failed before ever connecting.
+    LINK_FAILED = 5011
+    # "发布初始化媒体源失败".
+    SOURCE_FAILED = 5012
 
 
 class InviteReply(IntEnum):
@@ -140,6 +157,29 @@ class MediaClosed:
 
 
 @dataclass(frozen=True)
+class NetworkWeak:
+    """Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): sid is a feed id (a publication) or a subscription
+    id."""
+
+    room_id: str
+    sid: str
+    feed_id: str
+    bps_send: int
+    bps_recv: int
+
+
+@dataclass(frozen=True)
+class RemoteMute:
+    """Parley's: a publisher paused or resumed a kind of its feed (seed 002 muteLocalAudio/Video)."""
+
+    room_id: str
+    feed_id: str
+    uid: str
+    audio_muted: bool
+    video_muted: bool
+
+
+@dataclass(frozen=True)
 class LeftRoom:
     room_id: str
     leave_type: LeaveType
@@ -221,4 +261,6 @@ Push = (
     | CallClosed
     | SessionTakenOver
     | P2PSignalReceived
+    | NetworkWeak
+    | RemoteMute
 )

@@ -18,6 +18,8 @@ class Subscription:
     session_id: str
     tracks: tuple[Track, ...]
     started_at: datetime
+    # Kinds the subscriber paused (muteRemoteAudio / muteRemoteVideo).
+    muted: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Feed:
     published_at: datetime
     # By subscriber uid: a uid subscribes to a feed once.
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # Kinds the publisher paused (muteLocalAudio / muteLocalVideo).
+    muted: set[str] = field(default_factory=set)
 
     def info(self) -> FeedInfo:
         return FeedInfo(uid=self.uid, feed_id=self.feed_id, tag=self.tag, media_type=self.media_type)

@@ -36,6 +36,8 @@ SAMPLES: list[pushes.Push] = [
     pushes.P2PSignalReceived(
         "r1", "bob", P2PSignal(P2PSignalType.CANDIDATE, candidate="candidate:1", sdp_mid="0")
     ),
+    pushes.NetworkWeak("r1", "s1", "f1", 120_000, 0),
+    pushes.RemoteMute("r1", "f1", "alice", False, True),
 ]
 
 
@@ -69,6 +71,21 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "feed_id": "f1",
         "subscription_id": "s1",
     }
+    # Seed 002 OnNetworkWeak's names, bits per second as strings.
+    assert events["on_network_weak"] == {
+        "room_id": "r1",
+        "bpsSend": "120000",
+        "bpsRecv": "0",
+        "sid": "s1",
+        "feed_id": "f1",
+    }
+    assert events["on_remote_mute"] == {
+        "room_id": "r1",
+        "feed_id": "f1",
+        "uid": "alice",
+        "audio_muted": False,
+        "video_muted": True,
+    }
     assert events["on_invite_reply"] == {"room_id": "r1", "invitee": "bob", "reply": 1}
     assert events["on_leave_room"] == {"room_id": "r1", "leave_type": 3}
     assert events["on_call_incoming"] == {
@@ -100,12 +117,14 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "on_invite_request",
         "on_leave_room",
         "on_media_close",
+        "on_network_weak",
         "on_new_joiner_in",
         "on_new_publish",
         "on_new_subscribe",
         "on_p2p_signal",
         "on_participant_leave_room",
         "on_receive_text_msg",
+        "on_remote_mute",
         "on_room_attendance_list",
         "on_unpublish",
         "on_unsubscribe",

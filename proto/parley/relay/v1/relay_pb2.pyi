@@ -354,6 +354,7 @@ class InboundTrackStats(_message.Message):
     HEIGHT_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     KEY_FRAME_REQUESTS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     kind: _media_pb2.MediaKind.ValueType
     codec: _builtins.str
     packets_received: _builtins.int
@@ -369,6 +370,8 @@ class InboundTrackStats(_message.Message):
     tier: _media_pb2.ResolutionTier.ValueType
     key_frame_requests: _builtins.int
     """Key frame requests (PLI) sent to the publisher."""
+    paused: _builtins.bool
+    """The publisher muted this kind (SetFeedPaused): nothing of it is forwarded."""
     def __init__(
         self,
         *,
@@ -383,10 +386,11 @@ class InboundTrackStats(_message.Message):
         height: _builtins.int = ...,
         tier: _media_pb2.ResolutionTier.ValueType = ...,
         key_frame_requests: _builtins.int = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "codec", b"codec", "frames", b"frames", "height", b"height", "key_frame_requests", b"key_frame_requests", "key_frames", b"key_frames", "kind", b"kind", "packets_lost", b"packets_lost", "packets_received", b"packets_received", "tier", b"tier", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "codec", b"codec", "frames", b"frames", "height", b"height", "key_frame_requests", b"key_frame_requests", "key_frames", b"key_frames", "kind", b"kind", "packets_lost", b"packets_lost", "packets_received", b"packets_received", "paused", b"paused", "tier", b"tier", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -437,6 +441,7 @@ class OutboundTrackStats(_message.Message):
     PACKETS_LOST_FIELD_NUMBER: _builtins.int
     ROUND_TRIP_TIME_S_FIELD_NUMBER: _builtins.int
     KEY_FRAME_REQUESTS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     kind: _media_pb2.MediaKind.ValueType
     codec: _builtins.str
     frames_forwarded: _builtins.int
@@ -453,6 +458,8 @@ class OutboundTrackStats(_message.Message):
     round_trip_time_s: _builtins.float
     key_frame_requests: _builtins.int
     """Key frame requests (PLI/FIR) this subscriber sent."""
+    paused: _builtins.bool
+    """The subscriber muted this kind (SetSubscriptionPaused)."""
     def __init__(
         self,
         *,
@@ -465,11 +472,98 @@ class OutboundTrackStats(_message.Message):
         packets_lost: _builtins.int = ...,
         round_trip_time_s: _builtins.float = ...,
         key_frame_requests: _builtins.int = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_forwarded", b"bytes_forwarded", "codec", b"codec", "frames_dropped", b"frames_dropped", "frames_forwarded", b"frames_forwarded", "key_frame_requests", b"key_frame_requests", "kind", b"kind", "packets_lost", b"packets_lost", "packets_sent", b"packets_sent", "round_trip_time_s", b"round_trip_time_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes_forwarded", b"bytes_forwarded", "codec", b"codec", "frames_dropped", b"frames_dropped", "frames_forwarded", b"frames_forwarded", "key_frame_requests", b"key_frame_requests", "kind", b"kind", "packets_lost", b"packets_lost", "packets_sent", b"packets_sent", "paused", b"paused", "round_trip_time_s", b"round_trip_time_s"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutboundTrackStats: _TypeAlias = OutboundTrackStats  # noqa: Y015
+
+@_typing.final
+class SetFeedPausedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    feed_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    paused: _builtins.bool
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "kind", b"kind", "paused", b"paused", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFeedPausedRequest: _TypeAlias = SetFeedPausedRequest  # noqa: Y015
+
+@_typing.final
+class SetFeedPausedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetFeedPausedResponse: _TypeAlias = SetFeedPausedResponse  # noqa: Y015
+
+@_typing.final
+class SetSubscriptionPausedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    subscription_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    paused: _builtins.bool
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "paused", b"paused", "room_id", b"room_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSubscriptionPausedRequest: _TypeAlias = SetSubscriptionPausedRequest  # noqa: Y015
+
+@_typing.final
+class SetSubscriptionPausedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetSubscriptionPausedResponse: _TypeAlias = SetSubscriptionPausedResponse  # noqa: Y015

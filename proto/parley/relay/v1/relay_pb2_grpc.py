@@ -59,6 +59,16 @@ class RelayServiceStub:
                 request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.SetFeedPaused = channel.unary_unary(
+                '/parley.relay.v1.RelayService/SetFeedPaused',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedResponse.FromString,
+                _registered_method=True)
+        self.SetSubscriptionPaused = channel.unary_unary(
+                '/parley.relay.v1.RelayService/SetSubscriptionPaused',
+                request_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedRequest.SerializeToString,
+                response_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedResponse.FromString,
+                _registered_method=True)
 
 
 class RelayServiceServicer:
@@ -101,6 +111,22 @@ class RelayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetFeedPaused(self, request, context):
+        """Pauses or resumes forwarding one kind of a feed to every subscriber (its publisher's
+        muteLocalAudio / muteLocalVideo, seed 002). Video resumes at a key frame, which the relay asks for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSubscriptionPaused(self, request, context):
+        """Pauses or resumes forwarding one kind of a feed to one subscription (the subscriber's muteRemoteAudio /
+        muteRemoteVideo, seed 002). Video resumes at a key frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RelayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +154,16 @@ def add_RelayServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.FromString,
                     response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'SetFeedPaused': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFeedPaused,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedResponse.SerializeToString,
+            ),
+            'SetSubscriptionPaused': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSubscriptionPaused,
+                    request_deserializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedRequest.FromString,
+                    response_serializer=parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +301,60 @@ class RelayService:
             '/parley.relay.v1.RelayService/GetStats',
             parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsRequest.SerializeToString,
             parley_dot_relay_dot_v1_dot_relay__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFeedPaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/SetFeedPaused',
+            parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.SetFeedPausedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSubscriptionPaused(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.relay.v1.RelayService/SetSubscriptionPaused',
+            parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedRequest.SerializeToString,
+            parley_dot_relay_dot_v1_dot_relay__pb2.SetSubscriptionPausedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,14 @@ class RelayServiceStub:
     """Stops a subscription. Stopping one that is gone is not an error."""
     GetStats: _grpc.UnaryUnaryMultiCallable[_relay_pb2.GetStatsRequest, _relay_pb2.GetStatsResponse]
     """Counters of one feed or one subscription on this relay."""
+    SetFeedPaused: _grpc.UnaryUnaryMultiCallable[_relay_pb2.SetFeedPausedRequest, _relay_pb2.SetFeedPausedResponse]
+    """Pauses or resumes forwarding one kind of a feed to every subscriber (its publisher's
+    muteLocalAudio / muteLocalVideo, seed 002). Video resumes at a key frame, which the relay asks for.
+    """
+    SetSubscriptionPaused: _grpc.UnaryUnaryMultiCallable[_relay_pb2.SetSubscriptionPausedRequest, _relay_pb2.SetSubscriptionPausedResponse]
+    """Pauses or resumes forwarding one kind of a feed to one subscription (the subscriber's muteRemoteAudio /
+    muteRemoteVideo, seed 002). Video resumes at a key frame.
+    """
 
 @_typing.type_check_only
 class RelayServiceAsyncStub(RelayServiceStub):
@@ -67,6 +75,14 @@ class RelayServiceAsyncStub(RelayServiceStub):
     """Stops a subscription. Stopping one that is gone is not an error."""
     GetStats: _aio.UnaryUnaryMultiCallable[_relay_pb2.GetStatsRequest, _relay_pb2.GetStatsResponse]  # type: ignore[assignment]
     """Counters of one feed or one subscription on this relay."""
+    SetFeedPaused: _aio.UnaryUnaryMultiCallable[_relay_pb2.SetFeedPausedRequest, _relay_pb2.SetFeedPausedResponse]  # type: ignore[assignment]
+    """Pauses or resumes forwarding one kind of a feed to every subscriber (its publisher's
+    muteLocalAudio / muteLocalVideo, seed 002). Video resumes at a key frame, which the relay asks for.
+    """
+    SetSubscriptionPaused: _aio.UnaryUnaryMultiCallable[_relay_pb2.SetSubscriptionPausedRequest, _relay_pb2.SetSubscriptionPausedResponse]  # type: ignore[assignment]
+    """Pauses or resumes forwarding one kind of a feed to one subscription (the subscriber's muteRemoteAudio /
+    muteRemoteVideo, seed 002). Video resumes at a key frame.
+    """
 
 class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -112,5 +128,25 @@ class RelayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_relay_pb2.GetStatsResponse, _abc.Awaitable[_relay_pb2.GetStatsResponse]]:
         """Counters of one feed or one subscription on this relay."""
+
+    @_abc_1.abstractmethod
+    def SetFeedPaused(
+        self,
+        request: _relay_pb2.SetFeedPausedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_relay_pb2.SetFeedPausedResponse, _abc.Awaitable[_relay_pb2.SetFeedPausedResponse]]:
+        """Pauses or resumes forwarding one kind of a feed to every subscriber (its publisher's
+        muteLocalAudio / muteLocalVideo, seed 002). Video resumes at a key frame, which the relay asks for.
+        """
+
+    @_abc_1.abstractmethod
+    def SetSubscriptionPaused(
+        self,
+        request: _relay_pb2.SetSubscriptionPausedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_relay_pb2.SetSubscriptionPausedResponse, _abc.Awaitable[_relay_pb2.SetSubscriptionPausedResponse]]:
+        """Pauses or resumes forwarding one kind of a feed to one subscription (the subscriber's muteRemoteAudio /
+        muteRemoteVideo, seed 002). Video resumes at a key frame.
+        """
 
 def add_RelayServiceServicer_to_server(servicer: RelayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -115,6 +115,8 @@ class Push(_message.Message):
     CALL_COMMAND_FIELD_NUMBER: _builtins.int
     CALL_CLOSED_FIELD_NUMBER: _builtins.int
     P2P_SIGNAL_RECEIVED_FIELD_NUMBER: _builtins.int
+    NETWORK_WEAK_FIELD_NUMBER: _builtins.int
+    REMOTE_MUTE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def attendance_list(self) -> Global___AttendanceList: ...
     @_builtins.property
@@ -151,6 +153,12 @@ class Push(_message.Message):
     def call_closed(self) -> Global___CallClosed: ...
     @_builtins.property
     def p2p_signal_received(self) -> Global___P2PSignalReceived: ...
+    @_builtins.property
+    def network_weak(self) -> Global___NetworkWeak:
+        """Stream control (numbered apart, so that other additions above cannot collide)."""
+
+    @_builtins.property
+    def remote_mute(self) -> Global___RemoteMute: ...
     def __init__(
         self,
         *,
@@ -172,12 +180,14 @@ class Push(_message.Message):
         call_command: Global___CallCommand | None = ...,
         call_closed: Global___CallClosed | None = ...,
         p2p_signal_received: Global___P2PSignalReceived | None = ...,
+        network_weak: Global___NetworkWeak | None = ...,
+        remote_mute: Global___RemoteMute | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed", "p2p_signal_received"]  # noqa: Y015
+    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed", "p2p_signal_received", "network_weak", "remote_mute"]  # noqa: Y015
     _WhichOneofArgType_push: _TypeAlias = _typing.Literal["push", b"push"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_push) -> _WhichOneofReturnType_push | None: ...
 
@@ -438,8 +448,9 @@ Global___Unsubscribed: _TypeAlias = Unsubscribed  # noqa: Y015
 
 @_typing.final
 class MediaClosed(_message.Message):
-    """A subscription of this session ended without its asking (seed 002 OnMediaClose codes: 5002 the
-    publisher left the room, 5006 the publisher unpublished).
+    """A stream of this session ended without its asking (seed 002 OnMediaClose codes: 5002 the publisher
+    left the room, 5006 the publisher unpublished; 5004, 5007, 5009, 5011 from the relay). A publication
+    has no subscription_id.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -662,3 +673,71 @@ class P2PSignalReceived(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___P2PSignalReceived: _TypeAlias = P2PSignalReceived  # noqa: Y015
+
+@_typing.final
+class NetworkWeak(_message.Message):
+    """Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): the relay judged this stream's network weak. `sid` is the
+    feed id of a publication, the subscription id of a subscription.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    SID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    BPS_SEND_FIELD_NUMBER: _builtins.int
+    BPS_RECV_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    sid: _builtins.str
+    feed_id: _builtins.str
+    bps_send: _builtins.int
+    bps_recv: _builtins.int
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        sid: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        bps_send: _builtins.int = ...,
+        bps_recv: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bps_recv", b"bps_recv", "bps_send", b"bps_send", "feed_id", b"feed_id", "room_id", b"room_id", "sid", b"sid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkWeak: _TypeAlias = NetworkWeak  # noqa: Y015
+
+@_typing.final
+class RemoteMute(_message.Message):
+    """Parley's: a publisher paused or resumed a kind of its feed (seed 002 muteLocalAudio / muteLocalVideo)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    AUDIO_MUTED_FIELD_NUMBER: _builtins.int
+    VIDEO_MUTED_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    feed_id: _builtins.str
+    uid: _builtins.str
+    audio_muted: _builtins.bool
+    video_muted: _builtins.bool
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        audio_muted: _builtins.bool = ...,
+        video_muted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_muted", b"audio_muted", "feed_id", b"feed_id", "room_id", b"room_id", "uid", b"uid", "video_muted", b"video_muted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteMute: _TypeAlias = RemoteMute  # noqa: Y015

@@ -239,7 +239,9 @@ class FeedUnpublished(_message.Message):
     feed_id: _builtins.str
     uid: _builtins.str
     code: _builtins.int
-    """Why (seed 002 media-close codes): 5001 the publisher unpublished, 5008 it left the room."""
+    """Why (seed 002 media-close codes): 5001 the publisher unpublished, 5008 it left the room; or the relay's
+    code when it closed the feed on its own: 5004, 5007, 5009, 5011 (docs/protocol.md, on_media_close).
+    """
     @_builtins.property
     def published_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -327,7 +329,8 @@ class SubscriptionEnded(_message.Message):
     publisher_uid: _builtins.str
     code: _builtins.int
     """Why (seed 002 media-close codes): 5001 the subscriber unsubscribed, 5008 it left the room, 5002 the
-    publisher left the room, 5006 the publisher unpublished.
+    publisher left the room, 5006 the publisher unpublished (or the relay closed the feed); or the relay's
+    code when it closed the subscription on its own: 5004, 5007, 5009, 5011.
     """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...

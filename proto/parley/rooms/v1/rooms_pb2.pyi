@@ -1510,3 +1510,236 @@ class SendP2PSignalResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SendP2PSignalResponse: _TypeAlias = SendP2PSignalResponse  # noqa: Y015
+
+@_typing.final
+class StreamRef(_message.Message):
+    """A stream of the relay: a publication (feed_id alone) or a subscription (subscription_id, with the feed_id
+    it receives and the subscriber's uid).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    feed_id: _builtins.str
+    subscription_id: _builtins.str
+    uid: _builtins.str
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        uid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "room_id", b"room_id", "subscription_id", b"subscription_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamRef: _TypeAlias = StreamRef  # noqa: Y015
+
+@_typing.final
+class ReportStreamClosedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    code: _builtins.int
+    """Seed 002 on_media_close code: 5004, 5007, 5009, 5011, ..."""
+    @_builtins.property
+    def stream(self) -> Global___StreamRef: ...
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        stream: Global___StreamRef | None = ...,
+        code: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stream", b"stream"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "relay_id", b"relay_id", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportStreamClosedRequest: _TypeAlias = ReportStreamClosedRequest  # noqa: Y015
+
+@_typing.final
+class ReportStreamClosedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportStreamClosedResponse: _TypeAlias = ReportStreamClosedResponse  # noqa: Y015
+
+@_typing.final
+class ReportNetworkWeakRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    BPS_SEND_FIELD_NUMBER: _builtins.int
+    BPS_RECV_FIELD_NUMBER: _builtins.int
+    LOSS_FIELD_NUMBER: _builtins.int
+    ROUND_TRIP_TIME_S_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    bps_send: _builtins.int
+    """Bits per second the stream's owner sent (a publication: what the relay received) and received (a
+    subscription: what the relay forwarded), over the window the relay judged.
+    """
+    bps_recv: _builtins.int
+    loss: _builtins.float
+    """What made it weak: loss fraction (0-1) and round-trip time, for the logs."""
+    round_trip_time_s: _builtins.float
+    @_builtins.property
+    def stream(self) -> Global___StreamRef: ...
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        stream: Global___StreamRef | None = ...,
+        bps_send: _builtins.int = ...,
+        bps_recv: _builtins.int = ...,
+        loss: _builtins.float = ...,
+        round_trip_time_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stream", b"stream"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bps_recv", b"bps_recv", "bps_send", b"bps_send", "loss", b"loss", "relay_id", b"relay_id", "round_trip_time_s", b"round_trip_time_s", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportNetworkWeakRequest: _TypeAlias = ReportNetworkWeakRequest  # noqa: Y015
+
+@_typing.final
+class ReportNetworkWeakResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportNetworkWeakResponse: _TypeAlias = ReportNetworkWeakResponse  # noqa: Y015
+
+@_typing.final
+class MuteLocalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MUTED_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    feed_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    muted: _builtins.bool
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        muted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "kind", b"kind", "muted", b"muted", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteLocalRequest: _TypeAlias = MuteLocalRequest  # noqa: Y015
+
+@_typing.final
+class MuteLocalResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    RELAY_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    @_builtins.property
+    def relay(self) -> Global___RelayRef: ...
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        relay: Global___RelayRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["relay", b"relay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["relay", b"relay", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteLocalResponse: _TypeAlias = MuteLocalResponse  # noqa: Y015
+
+@_typing.final
+class MuteRemoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MUTED_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    feed_id: _builtins.str
+    kind: _media_pb2.MediaKind.ValueType
+    muted: _builtins.bool
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        kind: _media_pb2.MediaKind.ValueType = ...,
+        muted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "kind", b"kind", "muted", b"muted", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteRemoteRequest: _TypeAlias = MuteRemoteRequest  # noqa: Y015
+
+@_typing.final
+class MuteRemoteResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    RELAY_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    subscription_id: _builtins.str
+    @_builtins.property
+    def relay(self) -> Global___RelayRef: ...
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        relay: Global___RelayRef | None = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["relay", b"relay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["relay", b"relay", "room_id", b"room_id", "subscription_id", b"subscription_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MuteRemoteResponse: _TypeAlias = MuteRemoteResponse  # noqa: Y015

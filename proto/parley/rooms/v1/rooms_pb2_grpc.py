@@ -174,6 +174,26 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.FromString,
                 _registered_method=True)
+        self.ReportStreamClosed = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ReportStreamClosed',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedResponse.FromString,
+                _registered_method=True)
+        self.ReportNetworkWeak = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ReportNetworkWeak',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakResponse.FromString,
+                _registered_method=True)
+        self.MuteLocal = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/MuteLocal',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalResponse.FromString,
+                _registered_method=True)
+        self.MuteRemote = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/MuteRemote',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -374,6 +394,37 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportStreamClosed(self, request, context):
+        """Stream control (docs/relay.md, "Stream control"). A relay reports every publication or subscription
+        it closed on its own (not those the room manager stopped), with the seed's on_media_close code; the
+        room manager ends it as the client expects. A report of a stream it no longer knows is no error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportNetworkWeak(self, request, context):
+        """A relay judged a stream's network weak; its owner gets on_network_weak.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteLocal(self, request, context):
+        """A publisher pauses or resumes one kind of its feed (muteLocalAudio / muteLocalVideo, seed 002), or a
+        subscriber one kind of a feed it receives (muteRemoteAudio / muteRemoteVideo). The room manager checks
+        and records it and answers where the gateway tells the relay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MuteRemote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -516,6 +567,26 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.SendP2PSignal,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.SerializeToString,
+            ),
+            'ReportStreamClosed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportStreamClosed,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedResponse.SerializeToString,
+            ),
+            'ReportNetworkWeak': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportNetworkWeak,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakResponse.SerializeToString,
+            ),
+            'MuteLocal': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteLocal,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalResponse.SerializeToString,
+            ),
+            'MuteRemote': grpc.unary_unary_rpc_method_handler(
+                    servicer.MuteRemote,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1274,6 +1345,114 @@ class RoomService:
             '/parley.rooms.v1.RoomService/SendP2PSignal',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.SendP2PSignalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportStreamClosed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ReportStreamClosed',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportStreamClosedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportNetworkWeak(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ReportNetworkWeak',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ReportNetworkWeakResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteLocal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/MuteLocal',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteLocalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MuteRemote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/MuteRemote',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.MuteRemoteResponse.FromString,
             options,
             channel_credentials,
             insecure,

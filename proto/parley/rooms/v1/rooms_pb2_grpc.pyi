@@ -100,6 +100,19 @@ class RoomServiceStub:
     each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
     push. It looks at nothing in the signal but its type.
     """
+    ReportStreamClosed: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ReportStreamClosedRequest, _rooms_pb2.ReportStreamClosedResponse]
+    """Stream control (docs/relay.md, "Stream control"). A relay reports every publication or subscription
+    it closed on its own (not those the room manager stopped), with the seed's on_media_close code; the
+    room manager ends it as the client expects. A report of a stream it no longer knows is no error.
+    """
+    ReportNetworkWeak: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ReportNetworkWeakRequest, _rooms_pb2.ReportNetworkWeakResponse]
+    """A relay judged a stream's network weak; its owner gets on_network_weak."""
+    MuteLocal: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.MuteLocalRequest, _rooms_pb2.MuteLocalResponse]
+    """A publisher pauses or resumes one kind of its feed (muteLocalAudio / muteLocalVideo, seed 002), or a
+    subscriber one kind of a feed it receives (muteRemoteAudio / muteRemoteVideo). The room manager checks
+    and records it and answers where the gateway tells the relay.
+    """
+    MuteRemote: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.MuteRemoteRequest, _rooms_pb2.MuteRemoteResponse]
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -166,6 +179,19 @@ class RoomServiceAsyncStub(RoomServiceStub):
     each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
     push. It looks at nothing in the signal but its type.
     """
+    ReportStreamClosed: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ReportStreamClosedRequest, _rooms_pb2.ReportStreamClosedResponse]  # type: ignore[assignment]
+    """Stream control (docs/relay.md, "Stream control"). A relay reports every publication or subscription
+    it closed on its own (not those the room manager stopped), with the seed's on_media_close code; the
+    room manager ends it as the client expects. A report of a stream it no longer knows is no error.
+    """
+    ReportNetworkWeak: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ReportNetworkWeakRequest, _rooms_pb2.ReportNetworkWeakResponse]  # type: ignore[assignment]
+    """A relay judged a stream's network weak; its owner gets on_network_weak."""
+    MuteLocal: _aio.UnaryUnaryMultiCallable[_rooms_pb2.MuteLocalRequest, _rooms_pb2.MuteLocalResponse]  # type: ignore[assignment]
+    """A publisher pauses or resumes one kind of its feed (muteLocalAudio / muteLocalVideo, seed 002), or a
+    subscriber one kind of a feed it receives (muteRemoteAudio / muteRemoteVideo). The room manager checks
+    and records it and answers where the gateway tells the relay.
+    """
+    MuteRemote: _aio.UnaryUnaryMultiCallable[_rooms_pb2.MuteRemoteRequest, _rooms_pb2.MuteRemoteResponse]  # type: ignore[assignment]
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -397,5 +423,42 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         each other, and the room manager passes each signal to the other participant as a P2PSignalReceived
         push. It looks at nothing in the signal but its type.
         """
+
+    @_abc_1.abstractmethod
+    def ReportStreamClosed(
+        self,
+        request: _rooms_pb2.ReportStreamClosedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.ReportStreamClosedResponse, _abc.Awaitable[_rooms_pb2.ReportStreamClosedResponse]]:
+        """Stream control (docs/relay.md, "Stream control"). A relay reports every publication or subscription
+        it closed on its own (not those the room manager stopped), with the seed's on_media_close code; the
+        room manager ends it as the client expects. A report of a stream it no longer knows is no error.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportNetworkWeak(
+        self,
+        request: _rooms_pb2.ReportNetworkWeakRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.ReportNetworkWeakResponse, _abc.Awaitable[_rooms_pb2.ReportNetworkWeakResponse]]:
+        """A relay judged a stream's network weak; its owner gets on_network_weak."""
+
+    @_abc_1.abstractmethod
+    def MuteLocal(
+        self,
+        request: _rooms_pb2.MuteLocalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.MuteLocalResponse, _abc.Awaitable[_rooms_pb2.MuteLocalResponse]]:
+        """A publisher pauses or resumes one kind of its feed (muteLocalAudio / muteLocalVideo, seed 002), or a
+        subscriber one kind of a feed it receives (muteRemoteAudio / muteRemoteVideo). The room manager checks
+        and records it and answers where the gateway tells the relay.
+        """
+
+    @_abc_1.abstractmethod
+    def MuteRemote(
+        self,
+        request: _rooms_pb2.MuteRemoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.MuteRemoteResponse, _abc.Awaitable[_rooms_pb2.MuteRemoteResponse]]: ...
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
