@@ -141,11 +141,14 @@ class Room(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
+    RELAY_ADDRESS_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     rtoken: _builtins.str
     """The join token (`rtoken` in the WebSocket protocol)."""
     biz_name: _builtins.str
     creator_uid: _builtins.str
+    relay_address: _builtins.str
+    """The gRPC address of the relay serving the room's media; empty until its first publish or subscribe."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -162,10 +165,11 @@ class Room(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         participants: _abc.Iterable[Global___Participant] | None = ...,
         record: Global___RecordOptions | None = ...,
+        relay_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "participants", b"participants", "record", b"record", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "participants", b"participants", "record", b"record", "relay_address", b"relay_address", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
