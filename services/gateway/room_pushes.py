@@ -15,6 +15,7 @@ import structlog
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.protocol import CloseCode, push
+from services.gateway.record_commands import record_event_of
 from services.gateway.sessions import SessionTable
 from services.rooms.calls import CallMedia
 
@@ -157,6 +158,8 @@ def event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
     if kind == "left_room":
         left_room = message.left_room
         return push("on_leave_room", {"room_id": left_room.room_id, "leave_type": left_room.leave_type})
+    if kind in ("remote_record_over", "remote_recording_failed"):
+        return record_event_of(message)
     return None
 
 

@@ -67,6 +67,7 @@ def room_message(room: Room) -> rooms_pb2.Room:
         created_at=timestamp(room.created_at),
         participants=[participant_message(p) for p in room.attendance(without="")],
         record=record_message(room.record),
+        relay_address=room.relay_address,
     )
 
 
@@ -167,6 +168,22 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
             )
         case pushes.SessionTakenOver():
             return delivery_pb2.Push(session_taken_over=delivery_pb2.SessionTakenOver())
+        case pushes.RemoteRecordOver():
+            return delivery_pb2.Push(
+                remote_record_over=delivery_pb2.RemoteRecordOver(
+                    room_id=push.room_id, record_id=push.record_id, files=push.files, status=push.status
+                )
+            )
+        case pushes.RemoteRecordingFailed():
+            return delivery_pb2.Push(
+                remote_recording_failed=delivery_pb2.RemoteRecordingFailed(
+                    room_id=push.room_id,
+                    record_id=push.record_id,
+                    feed_id=push.feed_id,
+                    code=push.code,
+                    msg=push.msg,
+                )
+            )
 
 
 def video_message(video: pushes.VideoFormat | None) -> rooms_pb2.VideoFormat | None:

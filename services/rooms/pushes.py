@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from parley.recorder.v1 import recorder_pb2
+
 
 class ExitType(IntEnum):
     """Seed 002 OnParticipantLeaveRoom exitType."""
@@ -191,6 +193,28 @@ class SessionTakenOver:
     """The session was resumed on another connection: the old one is to be closed."""
 
 
+@dataclass(frozen=True)
+class RemoteRecordOver:
+    """Seed 002 OnRemoteRecordOver: a recording of the room ended (services/rooms/recording_events.py)."""
+
+    room_id: str
+    record_id: str
+    # Seed 002 recordResult status: 2 recorded, 3 failed.
+    status: int
+    files: tuple[recorder_pb2.RecordFile, ...]
+
+
+@dataclass(frozen=True)
+class RemoteRecordingFailed:
+    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg)."""
+
+    room_id: str
+    record_id: str
+    feed_id: str
+    code: int
+    msg: str
+
+
 Push = (
     AttendanceList
     | NewJoinerIn
@@ -209,4 +233,6 @@ Push = (
     | CallCommand
     | CallClosed
     | SessionTakenOver
+    | RemoteRecordOver
+    | RemoteRecordingFailed
 )
