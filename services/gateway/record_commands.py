@@ -70,6 +70,8 @@ def file_data(file: recorder_pb2.RecordFile) -> dict[str, Any]:
         "video_codec": file.video_codec,
         "audio_codec": file.audio_codec,
         "media_type": file.media_type,
+        "video_packets": file.video_packets,
+        "audio_packets": file.audio_packets,
         "started_at_ms": _ms(file.started_at, file.HasField("started_at")),
         "ended_at_ms": _ms(file.ended_at, file.HasField("ended_at")),
     }
