@@ -1,14 +1,13 @@
 """Errors of the recorder's API, with seed 002's server-recording codes where the seed names the situation.
 
 Seed 002 gives each client call of server recording its own codes (StartRemoteRecord -10311 ...,
-StopRemoteRecord -10331, PauseRemoteRecord -10341..-10343, ResumeRemoteRecord -10361..-10363,
+PauseRemoteRecord -10341..-10343, ResumeRemoteRecord -10361..-10363,
 GetRecordInfo -10351..-10353); the -20301..-20308 codes are browser (client-side) recording and are not
 used. What the seed has no code for takes Parley's own, -9103x (next to the room manager's -910xx).
 
 | code   | reason                | when                                                 | source             |
 | ------ | --------------------- | ---------------------------------------------------- | ------------------ |
 | -10311 | START_FAILED          | recording could not start (room manager unreachable) | StartRemoteRecord  |
-| -10331 | STOP_FAILED           | stopping failed on the server                        | StopRemoteRecord   |
 | -10341 | PAUSE_ROOM_STATE      | pause by someone who is not in the job's room        | PauseRemoteRecord  |
 | -10342 | PAUSE_RECORD_STATE    | pause of a job that is not recording                 | PauseRemoteRecord  |
 | -10361 | RESUME_ROOM_STATE     | resume by someone who is not in the job's room       | ResumeRemoteRecord |
@@ -32,8 +31,6 @@ _Status = grpc.StatusCode
 
 # 002 StartRemoteRecord: -10311 "服务端返回开启录制失败" (the server refused to start recording).
 START_FAILED = ErrorKind(-10311, "START_FAILED", _Status.UNAVAILABLE, "the recording could not start")
-# 002 StopRemoteRecord: 10331 "服务端返回停止失败" (given without its sign there; negative like its siblings).
-STOP_FAILED = ErrorKind(-10331, "STOP_FAILED", _Status.INTERNAL, "the recording could not be stopped")
 # 002 PauseRemoteRecord: -10341 "房间状态错误", -10342 "录制状态错误".
 PAUSE_ROOM_STATE = ErrorKind(
     -10341, "PAUSE_ROOM_STATE", _Status.PERMISSION_DENIED, "only a participant of the room may pause"

@@ -29,12 +29,8 @@ class EventCode(IntEnum):
     INITIALISED = 10
     # "录制结束".
     ENDED = 11
-    # "录制警告".
-    WARNING = 50
     # "录制结果": sent with recordResult.
     RESULT = 99
-    # "流断开警告": a feed's stream ended without its publisher unpublishing.
-    STREAM_DISCONNECTED = 500301
     # "订阅流失败" (1000xx: failures while starting).
     SUBSCRIBE_FAILED = 100003
     # "录制文件创建失败" (1001xx: failures while recording).
@@ -46,15 +42,6 @@ class EventCode(IntEnum):
     # Parley's own: the seed reports no event for pause and resume, yet they change the job's state.
     PAUSED = 910001
     RESUMED = 910002
-
-
-# Failures that leave the job unable to record anything more.
-FATAL_CODES = frozenset({EventCode.FILE_CREATE_FAILED, EventCode.PROCESS_CRASHED, EventCode.WRITE_FAILED})
-
-
-def is_failure(code: int) -> bool:
-    """Seed 002: 1000xx start, 1001xx recording and 1002xx end-phase failures."""
-    return 100000 <= code < 100300
 
 
 class JobState(IntEnum):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typing
 from datetime import UTC, datetime
 
+from parley.recorder.v1 import recorder_pb2
 from parley.rooms.v1 import delivery_pb2
 
 from services.core.topics import Topic
@@ -32,6 +33,8 @@ SAMPLES: list[pushes.Push] = [
     pushes.CallCommand("c1", "IV_AVT_COMMAND_CALL_HANG_UP"),
     pushes.CallClosed("c1", "hang_up", "user", 1500),
     pushes.SessionTakenOver(),
+    pushes.RemoteRecordOver("r1", "rec1", 2, (recorder_pb2.RecordFile(name="a.webm", feed_id="f1"),)),
+    pushes.RemoteRecordingFailed("r1", "rec1", "f1", 100003, "refused"),
 ]
 
 
@@ -67,6 +70,15 @@ def test_each_push_becomes_the_seeds_event() -> None:
     }
     assert events["on_invite_reply"] == {"room_id": "r1", "invitee": "bob", "reply": 1}
     assert events["on_leave_room"] == {"room_id": "r1", "leave_type": 3}
+    assert events["on_remote_recording_failed"] == {
+        "room_id": "r1",
+        "record_id": "rec1",
+        "feed_id": "f1",
+        "code": 100003,
+        "msg": "refused",
+    }
+    over = events["on_remote_record_over"]
+    assert (over["record_id"], over["status"], [f["name"] for f in over["files"]]) == ("rec1", 2, ["a.webm"])
     assert events["on_call_incoming"] == {
         "call_id": "c1",
         "sn": "prod1_bell",
