@@ -105,6 +105,8 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "on_new_subscribe",
         "on_participant_leave_room",
         "on_receive_text_msg",
+        "on_remote_record_over",
+        "on_remote_recording_failed",
         "on_room_attendance_list",
         "on_unpublish",
         "on_unsubscribe",
