@@ -156,7 +156,9 @@ class Recorder:
         if uid and uid not in room.participants:
             raise RECORD_NOT_IN_ROOM(f"{uid} is not in room {room_id}")
         async with self._starting:
-            if any(live.job.room_id == room_id for live in self._live.values()):
+            # The database too: a recorder sharing it with another may have the room's live job.
+            recording = any(live.job.room_id == room_id for live in self._live.values())
+            if recording or await self._store.live_job_of_room(room_id) is not None:
                 raise ALREADY_RECORDING(f"room {room_id} is being recorded already")
             record_id = f"r{secrets.token_hex(8)}"
             job = RecordJob(

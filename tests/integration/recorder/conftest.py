@@ -283,11 +283,14 @@ async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
 
 
 class Publisher:
-    """A client's camera and microphone: aiortc's test tracks, encoded VP8 and Opus, ICE on loopback."""
+    """A client's camera and microphone: aiortc's test tracks, encoded (VP8 and Opus unless told),
+    ICE on loopback."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, video: str | None = "video/VP8", audio: str = "audio/opus") -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        for track, mime in ((VideoStreamTrack(), "video/VP8"), (AudioStreamTrack(), "audio/opus")):
+        self.media_type = 1 if video else 2
+        tracks = [(AudioStreamTrack(), audio)] + ([(VideoStreamTrack(), video)] if video else [])
+        for track, mime in tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(
                 [
@@ -302,7 +305,9 @@ class Publisher:
         offer = await self.pc.createOffer()
         with gathering_on(["127.0.0.1"]):
             await self.pc.setLocalDescription(offer)
-        published = await client.ok("publish", media_type=1, tag=tag, sdp=self.pc.localDescription.sdp)
+        published = await client.ok(
+            "publish", media_type=self.media_type, tag=tag, sdp=self.pc.localDescription.sdp
+        )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=published["sdp"], type="answer"))
         return str(published["feed_id"])
 
@@ -311,8 +316,8 @@ class Publisher:
 async def publishers() -> AsyncIterator[Any]:
     made: list[Publisher] = []
 
-    def make() -> Publisher:
-        made.append(Publisher())
+    def make(**codecs: Any) -> Publisher:
+        made.append(Publisher(**codecs))
         return made[-1]
 
     yield make

@@ -191,3 +191,23 @@ async def test_bad_requests_are_refused_with_codes(platform: Any, clients: Any) 
     resumed = await alice.call("resume_record", record_id=record_id)
     assert (resumed["code"], resumed["reason"]) == (-10362, "RESUME_RECORD_STATE")
     await alice.ok("stop_record", record_id=record_id)
+
+
+async def test_a_feed_the_recorder_cannot_write_is_reported_100003_and_the_recording_goes_on(
+    platform: Any, clients: Any, publishers: Any
+) -> None:
+    alice = await clients()
+    room = await alice.ok("create_room")
+    # G.711 fits neither WebM nor Matroska: the recorder subscribes, finds nothing to write, and says so.
+    g711 = await publishers(video=None, audio="audio/PCMU").publish(alice, tag="phone")
+    vp8 = await publishers().publish(alice)
+    record_id = (await alice.ok("start_record", room_id=room["room_id"]))["record_id"]
+
+    failed = await alice.event("on_remote_recording_failed")
+    assert (failed["record_id"], failed["feed_id"], failed["code"]) == (record_id, g711, 100003)
+    await wait_for_packets(alice, record_id, video=30, audio=50)
+    stopped = await alice.ok("stop_record", record_id=record_id)
+    assert [(f["feed_id"], f["audio_codec"]) for f in stopped["files"]] == [(vp8, "opus")]
+    assert stopped["status"] == 2
+    await platform.events.wait_for(record_id, 99)
+    assert platform.events.codes(record_id) == [10, 100003, 0, 11, 99]
