@@ -159,7 +159,7 @@ class RecorderSettings(BaseModel):
     # A feed whose relay link has not connected by then is reported as not subscribed (100003).
     connect_timeout_s: float = Field(default=15.0, gt=0)
     # How long the room manager waits for the recorder when a room is created with defaultRecord.
-    start_timeout_s: float = Field(default=5.0, gt=0)
+    start_timeout_s: float = Field(default=3.0, gt=0)
 
 
 class Settings(BaseSettings):
