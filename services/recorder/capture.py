@@ -159,7 +159,11 @@ class FeedCapture:
         if self._closed:
             return
         self._closed = True
-        await self._pc.close()
+        try:
+            # A stop must not wait on a link that does not wind down: the file is what matters.
+            await asyncio.wait_for(self._pc.close(), self._rpc_timeout_s)
+        except TimeoutError:
+            log.warning("recorder_link_close_timed_out", feed_id=self.source.feed_id)
         if self._subscription_id:
             try:
                 await self._relay.Unsubscribe(

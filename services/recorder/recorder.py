@@ -70,6 +70,9 @@ RelayStubs = Callable[[str], RelayServiceStub]
 class LiveJob:
     job: RecordJob
     captures: dict[str, FeedCapture] = field(default_factory=dict)
+    # Every feed a capture was started for: a feed is recorded once, however often it is announced (the
+    # room's answer at start and its FeedPublished fact may both name it, and a fact may come late).
+    feeds_seen: set[str] = field(default_factory=set)
     # One change of the job at a time: captures start and end concurrently with stop/pause/resume.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -229,7 +232,10 @@ class Recorder:
             except Exception:
                 log.exception("recording_stop_failed", record_id=record_id)
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(self._tasks, timeout=self._settings.connect_timeout_s)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
 
     # Facts of the room manager (parley.feed.v1, parley.room.v1)
 
@@ -262,8 +268,9 @@ class Recorder:
     async def _add_feed(self, live: LiveJob, feed: FeedSource, relay_address: str) -> None:
         job = live.job
         async with live.lock:
-            if not job.live or feed.feed_id in live.captures or not relay_address:
+            if not job.live or feed.feed_id in live.feeds_seen or not relay_address:
                 return
+            live.feeds_seen.add(feed.feed_id)
             name = f"{safe_name(feed.uid)}-{safe_name(feed.feed_id)}"
             capture = FeedCapture(
                 feed,
