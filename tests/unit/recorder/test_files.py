@@ -107,3 +107,28 @@ def test_the_file_is_created_at_once_and_an_unwritable_folder_fails(tmp_path: Pa
     feed.close()
     assert container_for("h264") == ("matroska", ".mkv") and container_for("vp8") == ("webm", ".webm")
     assert container_for("") == ("webm", ".webm")
+
+
+def test_h264_annex_b_frames_are_remuxed_into_matroska_that_decodes(tmp_path: Path) -> None:
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    encoder.time_base = Fraction(1, 90000)
+    # What a device sends over RTP: Annex B, parameter sets in the stream, no B-frames.
+    encoder.options = {"tune": "zerolatency", "bframes": "0"}
+    frames: list[bytes] = []
+    for index in range(20):
+        picture = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        for plane in picture.planes:
+            plane.update(bytes([(index * 8) % 256]) * plane.buffer_size)
+        picture.pts = index * 3000
+        frames += [bytes(packet) for packet in encoder.encode(picture)]
+    frames += [bytes(packet) for packet in encoder.encode(None)]
+    feed = FeedFile(tmp_path / "device-f2.mkv", video_codec="h264", audio_codec="")
+    for index, frame in enumerate(frames):
+        feed.write_video(index * 3000, frame)
+    feed.close()
+    assert feed.video_packets == len(frames)
+    with av.open(str(tmp_path / "device-f2.mkv")) as container:
+        assert [stream.codec_context.name for stream in container.streams] == ["h264"]
+        decoded = [frame for packet in container.demux() for frame in packet.decode()]
+    assert len(decoded) == len(frames) and {(f.width, f.height) for f in decoded} == {(WIDTH, HEIGHT)}
