@@ -172,6 +172,22 @@ class RelaySettings(BaseModel):
     weak_report_interval_s: float = Field(default=10.0, ge=0)
 
 
+class RecorderSettings(BaseModel):
+    """Cloud recording (docs/recording.md, settings `PARLEY_RECORDER__*`)."""
+
+    # Where recording files are written; none means `recordings/` in the data folder.
+    storage_dir: Path | None = None
+    # The address the recorder's media sockets bind to (its peer connections to the relays gather only
+    # here); 0.0.0.0 gathers on every interface except loopback.
+    listen_address: str = "127.0.0.1"
+    # How long a call to the room manager or a relay may take.
+    rpc_timeout_s: float = Field(default=5.0, gt=0)
+    # A feed whose relay link has not connected by then is reported as not subscribed (100003).
+    connect_timeout_s: float = Field(default=15.0, gt=0)
+    # How long the room manager waits for the recorder when a room is created with defaultRecord.
+    start_timeout_s: float = Field(default=3.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_nested_delimiter="__", extra="ignore")
 
@@ -192,8 +208,12 @@ class Settings(BaseSettings):
     licence: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    recorder: RecorderSettings = Field(default_factory=RecorderSettings)
 
     def database_url_for(self, service: ServiceName) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'db' / f'{service.value}.db').resolve()}"
+
+    def recordings_dir(self) -> Path:
+        return self.recorder.storage_dir or self.data_dir / "recordings"

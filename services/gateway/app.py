@@ -7,6 +7,7 @@ from __future__ import annotations
 import grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
@@ -21,6 +22,7 @@ from services.gateway.ice_servers import IceServerGrant
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
+from services.gateway.record_commands import RecordCommands
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
@@ -79,6 +81,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ).commands()
     )
     commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
+    commands.extend(
+        RecordCommands(
+            RecorderServiceStub(runtime.channel(ServiceName.RECORDER)), timeout_s=settings.relay_timeout_s
+        ).commands()
+    )
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),

@@ -16,6 +16,7 @@ from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.p2p_commands import signal_event_data
 from services.gateway.protocol import CloseCode, push
+from services.gateway.record_commands import record_event_of
 from services.gateway.sessions import SessionTable
 from services.rooms.calls import CallMedia
 
@@ -185,6 +186,8 @@ def event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
         return push("on_leave_room", {"room_id": left_room.room_id, "leave_type": left_room.leave_type})
     if kind == "p2p_signal_received":
         return push("on_p2p_signal", signal_event_data(message.p2p_signal_received))
+    if kind in ("remote_record_over", "remote_recording_failed"):
+        return record_event_of(message)
     return None
 
 

@@ -1,17 +1,66 @@
-"""Wires the recorder together."""
+"""Wires the recorder together: jobs in its database with their events in its outbox, the API behind
+gRPC, the room manager's facts that add and end feeds, and the storage folder for files."""
 
 from __future__ import annotations
 
 from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
+from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
+from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
+from services.core.config import ServiceName
+from services.core.db import create_engine
+from services.core.errors import StartupError
+from services.core.events import EventConsumer
+from services.core.migrations import upgrade_to_head
+from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
+from services.core.topics import Topic
+from services.recorder import store
+from services.recorder.grpc_api import RecorderServicer
+from services.recorder.recorder import Recorder
+from services.recorder.rooms import RoomManagerRooms, consume_room_facts
+from services.rooms.channels import ChannelPool
 
 
-def build(runtime: ServiceRuntime) -> None:
-    # The API is declared in proto/parley/recorder/v1/; its methods arrive with a later issue and answer
-    # UNIMPLEMENTED until then. The process already takes part in health, tracing and start-up.
+def build(runtime: ServiceRuntime) -> Recorder:
+    settings = runtime.settings.recorder
+    storage_dir = runtime.settings.recordings_dir().resolve()
+    engine = create_engine(runtime.settings.database_url_for(ServiceName.RECORDER))
+    outbox = Outbox(store.outbox, engine, runtime.events)
+    relays = ChannelPool(runtime.tracer_provider)
+    recorder = Recorder(
+        store.JobStore(engine, outbox),
+        RoomManagerRooms(
+            RoomServiceStub(runtime.channel(ServiceName.ROOMS)), timeout_s=settings.rpc_timeout_s
+        ),
+        lambda address: RelayServiceStub(relays.get(address)),
+        settings,
+        storage_dir,
+    )
     runtime.grpc.add_servicer(
         recorder_pb2_grpc.add_RecorderServiceServicer_to_server,
-        recorder_pb2_grpc.RecorderServiceServicer(),  # type: ignore[abstract]  # every method UNIMPLEMENTED, on purpose
+        RecorderServicer(recorder),
         recorder_pb2.DESCRIPTOR.services_by_name["RecorderService"],
     )
+    consume_room_facts(
+        EventConsumer(runtime.broker, Topic.FEED, group_id="parley-recorder-feeds"),
+        EventConsumer(runtime.broker, Topic.ROOM, group_id="parley-recorder-rooms"),
+        recorder,
+    )
+
+    async def prepare() -> None:
+        try:
+            storage_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StartupError(f"recordings folder {storage_dir} is not usable: {error.strerror}") from None
+        await upgrade_to_head(engine, "services.recorder")
+        await recorder.recover()
+
+    runtime.on_start(prepare)
+    runtime.on_ready(outbox.start)
+    # Stop hooks run in reverse: live jobs end (their events staged), then the outbox publishes them.
+    runtime.on_stop(engine.dispose)
+    runtime.on_stop(relays.close)
+    runtime.on_stop(outbox.stop)
+    runtime.on_stop(recorder.shutdown)
+    return recorder

@@ -8,15 +8,19 @@ import contextlib
 
 import structlog
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
 from services.core.config import ServiceName
+from services.core.events import EventConsumer
 from services.core.service import ServiceRuntime
+from services.core.topics import Topic
 from services.rooms.channels import ChannelPool
 from services.rooms.delivery import GatewayDelivery
 from services.rooms.facts import FactPublisher
 from services.rooms.grpc_api import RoomServicer
 from services.rooms.manager import RoomManager, RoomRules
+from services.rooms.recording_events import DefaultRecording, consume_recording_events
 from services.rooms.relay_orders import RelayOrders
 
 log = structlog.get_logger(__name__)
@@ -63,6 +67,15 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     channels = ChannelPool(runtime.tracer_provider)
     dispatch = Dispatcher(manager, runtime, channels)
+    recording = DefaultRecording(
+        manager,
+        RecorderServiceStub(runtime.channel(ServiceName.RECORDER)),
+        dispatch,
+        timeout_s=runtime.settings.recorder.start_timeout_s,
+    )
+    consume_recording_events(
+        EventConsumer(runtime.broker, Topic.RECORDING, group_id="parley-rooms-recording"), manager, dispatch
+    )
     runtime.grpc.add_servicer(
         rooms_pb2_grpc.add_RoomServiceServicer_to_server,
         RoomServicer(
@@ -70,6 +83,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             dispatch,
             LicenceServiceStub(runtime.channel(ServiceName.LICENCE)),
             licence_timeout_s=settings.licence_timeout_s,
+            recording=recording,
         ),
         rooms_pb2.DESCRIPTOR.services_by_name["RoomService"],
     )

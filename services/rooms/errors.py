@@ -113,3 +113,13 @@ CALL_MEDIA_NOT_LICENSED = ErrorKind(
     _Status.PERMISSION_DENIED,
     "the device is licensed for audio calls only",
 )
+
+# 002 6.3.4 -302 "创建房间失败: 服务器返回错误": the room server refuses the room. Seed 002 InitRoomConfig
+# recordStrongDepend: "若为 true, 同时录制启动未成功时, 音视频通话也无法连接成功" (the room fails when its
+# recording cannot start); the room server's refusal is -302, while -304 is the client's media timeout.
+CREATE_ROOM_RECORD_FAILED = ErrorKind(
+    -302,
+    "CREATE_ROOM_RECORD_FAILED",
+    _Status.UNAVAILABLE,
+    "the room's recording could not start and the room depends on it (recordStrongDepend)",
+)

@@ -21,6 +21,7 @@ from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
 from services.rooms.manager import MediaSlot, RoomManager
 from services.rooms.placement import RelayLoad
 from services.rooms.pushes import InviteReply, MediaCloseCode, VideoFormat
+from services.rooms.recording_events import DefaultRecording
 from services.rooms.sessions import Attachment, HeldConnection
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -64,6 +65,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         licence: LicenceServiceStub,
         *,
         licence_timeout_s: float,
+        recording: DefaultRecording | None = None,
     ) -> None:
         """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
         operation that fails halfway has still done what it did."""
@@ -71,6 +73,8 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         self._dispatch = dispatch
         self._licence = licence
         self._licence_timeout_s = licence_timeout_s
+        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
+        self._recording = recording
 
     @contextmanager
     def _operation(self) -> Iterator[RoomManager]:
@@ -90,7 +94,10 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 record=messages.record_options(request.record),
                 engine=request.engine,
             )
-        return rooms_pb2.CreateRoomResponse(room=messages.room_message(room))
+        record_id = ""
+        if room.record.default_record and self._recording is not None:
+            record_id = await self._recording.start(room)
+        return rooms_pb2.CreateRoomResponse(room=messages.room_message(room), record_id=record_id)
 
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
         return messages.room_message(self._manager.get_room(request.room_id))

@@ -789,6 +789,25 @@ class RoomManager:
             self._forget_invitation(room, invitee)
         self._change(RoomDestroyed(room.room_id, room.biz_name, self._now(), room.engine))
 
+    # Cloud recording (services/rooms/recording_events.py)
+
+    def push_room(self, room_id: str, push: Push) -> None:
+        """Push to everyone in the room, if the room is still there."""
+        room = self._rooms.get(room_id)
+        if room is not None:
+            for participant in room.participants.values():
+                self._push_participant(participant, push)
+
+    def discard_room(self, room_id: str) -> None:
+        """Undo a room's creation (its recording, which it strongly depends on, did not start): its
+        creator leaves it and it is destroyed."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        for participant in list(room.participants.values()):
+            self._leave(room, participant, ExitType.NORMAL)
+        self._destroy(room)
+
     def _push_participant(self, participant: Participant, push: Push) -> None:
         self._push_session(participant.session_id, push)
 

@@ -75,6 +75,7 @@ def room_message(room: Room) -> rooms_pb2.Room:
         participants=[participant_message(p) for p in room.attendance(without="")],
         record=record_message(room.record),
         engine=room.engine,
+        relay_address=room.relay_address,
     )
 
 
@@ -222,6 +223,22 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
                     uid=push.uid,
                     audio_muted=push.audio_muted,
                     video_muted=push.video_muted,
+                )
+            )
+        case pushes.RemoteRecordOver():
+            return delivery_pb2.Push(
+                remote_record_over=delivery_pb2.RemoteRecordOver(
+                    room_id=push.room_id, record_id=push.record_id, files=push.files, status=push.status
+                )
+            )
+        case pushes.RemoteRecordingFailed():
+            return delivery_pb2.Push(
+                remote_recording_failed=delivery_pb2.RemoteRecordingFailed(
+                    room_id=push.room_id,
+                    record_id=push.record_id,
+                    feed_id=push.feed_id,
+                    code=push.code,
+                    msg=push.msg,
                 )
             )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from parley.recorder.v1 import recorder_pb2
+
 from services.rooms.p2p import P2PSignal
 
 
@@ -242,6 +244,28 @@ class P2PSignalReceived:
     signal: P2PSignal
 
 
+@dataclass(frozen=True)
+class RemoteRecordOver:
+    """Seed 002 OnRemoteRecordOver: a recording of the room ended (services/rooms/recording_events.py)."""
+
+    room_id: str
+    record_id: str
+    # Seed 002 recordResult status: 2 recorded, 3 failed.
+    status: int
+    files: tuple[recorder_pb2.RecordFile, ...]
+
+
+@dataclass(frozen=True)
+class RemoteRecordingFailed:
+    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg)."""
+
+    room_id: str
+    record_id: str
+    feed_id: str
+    code: int
+    msg: str
+
+
 Push = (
     AttendanceList
     | NewJoinerIn
@@ -263,4 +287,6 @@ Push = (
     | P2PSignalReceived
     | NetworkWeak
     | RemoteMute
+    | RemoteRecordOver
+    | RemoteRecordingFailed
 )

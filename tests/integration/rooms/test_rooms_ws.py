@@ -10,10 +10,15 @@ async def test_two_users_on_two_gateways_meet_in_a_room_talk_and_leave(platform:
     alice = await clients("alice", gateway=0)
     bob = await clients("bob", gateway=1)
 
-    created = await alice.ok("create_room", ext={"defaultRecord": True, "recordParam": {"fileType": "MP4"}})
+    created = await alice.ok(
+        "create_room",
+        ext={"defaultRecord": True, "recordStrongDepend": False, "recordParam": {"fileType": "MP4"}},
+    )
     assert set(created) == {"room_id", "rtoken", "record_id"}
-    # No recorder yet: the options are kept (RoomCreated below) and record_id stays empty.
+    # No recorder runs here (tests/integration/recorder has one): the room does not depend on it, so it is
+    # created, record_id stays empty and the creator hears that recording failed; the options are kept.
     assert created["record_id"] == ""
+    assert (await alice.event("on_remote_recording_failed"))["code"] == -10311
     room_id, rtoken = created["room_id"], created["rtoken"]
 
     assert await bob.ok("join_room", room_id=room_id, rtoken=rtoken) == {"room_id": room_id, "engine": 0}
@@ -54,7 +59,7 @@ async def test_two_users_on_two_gateways_meet_in_a_room_talk_and_leave(platform:
     ]
     room_created = platform.facts.by_room[room_id][0][1]
     assert room_created.creator_uid == "alice"
-    assert room_created.record.default_record and room_created.record.record_strong_depend
+    assert room_created.record.default_record and not room_created.record.record_strong_depend
     assert room_created.record.record_param_json == '{"fileType": "MP4"}'
     # Gone: joining it now is the seed's -403.
     again = await bob.call("join_room", room_id=room_id, rtoken=rtoken)

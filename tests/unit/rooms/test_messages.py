@@ -6,6 +6,7 @@ from __future__ import annotations
 import typing
 from datetime import UTC, datetime
 
+from parley.recorder.v1 import recorder_pb2
 from parley.rooms.v1 import delivery_pb2
 
 from services.core.topics import Topic
@@ -38,6 +39,8 @@ SAMPLES: list[pushes.Push] = [
     ),
     pushes.NetworkWeak("r1", "s1", "f1", 120_000, 0),
     pushes.RemoteMute("r1", "f1", "alice", False, True),
+    pushes.RemoteRecordOver("r1", "rec1", 2, (recorder_pb2.RecordFile(name="a.webm", feed_id="f1"),)),
+    pushes.RemoteRecordingFailed("r1", "rec1", "f1", 100003, "refused"),
 ]
 
 
@@ -88,6 +91,15 @@ def test_each_push_becomes_the_seeds_event() -> None:
     }
     assert events["on_invite_reply"] == {"room_id": "r1", "invitee": "bob", "reply": 1}
     assert events["on_leave_room"] == {"room_id": "r1", "leave_type": 3}
+    assert events["on_remote_recording_failed"] == {
+        "room_id": "r1",
+        "record_id": "rec1",
+        "feed_id": "f1",
+        "code": 100003,
+        "msg": "refused",
+    }
+    over = events["on_remote_record_over"]
+    assert (over["record_id"], over["status"], [f["name"] for f in over["files"]]) == ("rec1", 2, ["a.webm"])
     assert events["on_call_incoming"] == {
         "call_id": "c1",
         "sn": "prod1_bell",
@@ -125,6 +137,8 @@ def test_each_push_becomes_the_seeds_event() -> None:
         "on_participant_leave_room",
         "on_receive_text_msg",
         "on_remote_mute",
+        "on_remote_record_over",
+        "on_remote_recording_failed",
         "on_room_attendance_list",
         "on_unpublish",
         "on_unsubscribe",

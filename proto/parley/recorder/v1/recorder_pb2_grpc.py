@@ -34,6 +34,26 @@ class RecorderServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.StartRecording = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/StartRecording',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingResponse.FromString,
+                _registered_method=True)
+        self.StopRecording = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/StopRecording',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+                _registered_method=True)
+        self.PauseRecording = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/PauseRecording',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+                _registered_method=True)
+        self.ResumeRecording = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/ResumeRecording',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+                _registered_method=True)
         self.GetRecordInfo = channel.unary_unary(
                 '/parley.recorder.v1.RecorderService/GetRecordInfo',
                 request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.SerializeToString,
@@ -44,8 +64,35 @@ class RecorderServiceStub:
 class RecorderServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def StartRecording(self, request, context):
+        """Starts recording a room: the job is stored and its event 10 (initialised) staged before the answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopRecording(self, request, context):
+        """Stops a job: every file is closed (0 for each, then 11), then the result (99) is reported.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseRecording(self, request, context):
+        """Leaves media out of the files until ResumeRecording; the files keep no gap for the pause.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRecording(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRecordInfo(self, request, context):
-        """Answers the state of a recording job (`get_record_info`).
+        """Answers the state of a recording job and its files (`get_record_info`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -54,6 +101,26 @@ class RecorderServiceServicer:
 
 def add_RecorderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'StartRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRecording,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingResponse.SerializeToString,
+            ),
+            'StopRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopRecording,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
+            'PauseRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRecording,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
+            'ResumeRecording': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRecording,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
             'GetRecordInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecordInfo,
                     request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.FromString,
@@ -69,6 +136,114 @@ def add_RecorderServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RecorderService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def StartRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/StartRecording',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.StartRecordingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/StopRecording',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/PauseRecording',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/ResumeRecording',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetRecordInfo(request,

@@ -22,64 +22,69 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from parley.recorder.v1 import recorder_pb2 as parley_dot_recorder_dot_v1_dot_recorder__pb2
 from parley.rooms.v1 import rooms_pb2 as parley_dot_rooms_dot_v1_dot_rooms__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparley/rooms/v1/delivery.proto\x12\x0fparley.rooms.v1\x1a\x1bparley/rooms/v1/rooms.proto\"?\n\x0e\x44\x65liverRequest\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.parley.rooms.v1.Delivery\"1\n\x0f\x44\x65liverResponse\x12\x1e\n\x16missing_connection_ids\x18\x01 \x03(\t\"Z\n\x08\x44\x65livery\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12#\n\x04push\x18\x03 \x01(\x0b\x32\x15.parley.rooms.v1.Push\"\xe7\x08\n\x04Push\x12:\n\x0f\x61ttendance_list\x18\x01 \x01(\x0b\x32\x1f.parley.rooms.v1.AttendanceListH\x00\x12\x35\n\rnew_joiner_in\x18\x02 \x01(\x0b\x32\x1c.parley.rooms.v1.NewJoinerInH\x00\x12.\n\tpeer_left\x18\x03 \x01(\x0b\x32\x19.parley.rooms.v1.PeerLeftH\x00\x12\x36\n\rtext_received\x18\x04 \x01(\x0b\x32\x1d.parley.rooms.v1.TextReceivedH\x00\x12<\n\x10invite_requested\x18\x05 \x01(\x0b\x32 .parley.rooms.v1.InviteRequestedH\x00\x12\x38\n\x0einvite_replied\x18\x06 \x01(\x0b\x32\x1e.parley.rooms.v1.InviteRepliedH\x00\x12\x32\n\x0bnew_publish\x18\x07 \x01(\x0b\x32\x1b.parley.rooms.v1.NewPublishH\x00\x12\x33\n\x0bunpublished\x18\x08 \x01(\x0b\x32\x1c.parley.rooms.v1.UnpublishedH\x00\x12\x36\n\rnew_subscribe\x18\t \x01(\x0b\x32\x1d.parley.rooms.v1.NewSubscribeH\x00\x12\x35\n\x0cunsubscribed\x18\n \x01(\x0b\x32\x1d.parley.rooms.v1.UnsubscribedH\x00\x12\x34\n\x0cmedia_closed\x18\x0b \x01(\x0b\x32\x1c.parley.rooms.v1.MediaClosedH\x00\x12.\n\tleft_room\x18\x0c \x01(\x0b\x32\x19.parley.rooms.v1.LeftRoomH\x00\x12?\n\x12session_taken_over\x18\r \x01(\x0b\x32!.parley.rooms.v1.SessionTakenOverH\x00\x12\x36\n\rcall_incoming\x18\x0e \x01(\x0b\x32\x1d.parley.rooms.v1.CallIncomingH\x00\x12\x36\n\rcall_accepted\x18\x0f \x01(\x0b\x32\x1d.parley.rooms.v1.CallAcceptedH\x00\x12\x34\n\x0c\x63\x61ll_command\x18\x10 \x01(\x0b\x32\x1c.parley.rooms.v1.CallCommandH\x00\x12\x32\n\x0b\x63\x61ll_closed\x18\x11 \x01(\x0b\x32\x1b.parley.rooms.v1.CallClosedH\x00\x12\x41\n\x13p2p_signal_received\x18\x12 \x01(\x0b\x32\".parley.rooms.v1.P2PSignalReceivedH\x00\x12\x34\n\x0cnetwork_weak\x18( \x01(\x0b\x32\x1c.parley.rooms.v1.NetworkWeakH\x00\x12\x32\n\x0bremote_mute\x18) \x01(\x0b\x32\x1b.parley.rooms.v1.RemoteMuteH\x00\x42\x06\n\x04push\"U\n\x0e\x41ttendanceList\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x32\n\x0cparticipants\x18\x02 \x03(\x0b\x32\x1c.parley.rooms.v1.Participant\"+\n\x0bNewJoinerIn\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\";\n\x08PeerLeft\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x11\n\texit_type\x18\x03 \x01(\x05\"J\n\x0cTextReceived\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06msg_id\x18\x04 \x01(\t\"R\n\x0fInviteRequested\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06rtoken\x18\x02 \x01(\t\x12\x0f\n\x07inviter\x18\x03 \x01(\t\x12\r\n\x05\x65xtra\x18\x04 \x01(\t\"@\n\rInviteReplied\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07invitee\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\x05\"E\n\nNewPublish\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x02 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"F\n\x0bUnpublished\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x02 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"[\n\x0cNewSubscribe\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x03 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"[\n\x0cUnsubscribed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x03 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"V\n\x0bMediaClosed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\"/\n\x08LeftRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nleave_type\x18\x02 \x01(\x05\"\x12\n\x10SessionTakenOver\"\xb1\x01\n\x0c\x43\x61llIncoming\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\x12\r\n\x05media\x18\x03 \x01(\x05\x12+\n\x05video\x18\x04 \x01(\x0b\x32\x1c.parley.rooms.v1.VideoFormat\x12\x18\n\x10\x63\x61ller_camera_on\x18\x05 \x01(\x08\x12\x18\n\x10\x63\x61llee_camera_on\x18\x06 \x01(\x08\x12\x14\n\x0ctime_limit_s\x18\x07 \x01(\r\"@\n\x0c\x43\x61llAccepted\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0e\n\x06rtoken\x18\x03 \x01(\t\"/\n\x0b\x43\x61llCommand\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\"O\n\nCallClosed\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x14\n\x0ckeep_time_ms\x18\x04 \x01(\x03\"`\n\x11P2PSignalReceived\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12*\n\x06signal\x18\x03 \x01(\x0b\x32\x1a.parley.rooms.v1.P2PSignal\"`\n\x0bNetworkWeak\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03sid\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x10\n\x08\x62ps_send\x18\x04 \x01(\x04\x12\x10\n\x08\x62ps_recv\x18\x05 \x01(\x04\"e\n\nRemoteMute\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x13\n\x0b\x61udio_muted\x18\x04 \x01(\x08\x12\x13\n\x0bvideo_muted\x18\x05 \x01(\x08\x32_\n\x0fSessionDelivery\x12L\n\x07\x44\x65liver\x12\x1f.parley.rooms.v1.DeliverRequest\x1a .parley.rooms.v1.DeliverResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eparley/rooms/v1/delivery.proto\x12\x0fparley.rooms.v1\x1a!parley/recorder/v1/recorder.proto\x1a\x1bparley/rooms/v1/rooms.proto\"?\n\x0e\x44\x65liverRequest\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.parley.rooms.v1.Delivery\"1\n\x0f\x44\x65liverResponse\x12\x1e\n\x16missing_connection_ids\x18\x01 \x03(\t\"Z\n\x08\x44\x65livery\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x15\n\rconnection_id\x18\x02 \x01(\t\x12#\n\x04push\x18\x03 \x01(\x0b\x32\x15.parley.rooms.v1.Push\"\xf3\t\n\x04Push\x12:\n\x0f\x61ttendance_list\x18\x01 \x01(\x0b\x32\x1f.parley.rooms.v1.AttendanceListH\x00\x12\x35\n\rnew_joiner_in\x18\x02 \x01(\x0b\x32\x1c.parley.rooms.v1.NewJoinerInH\x00\x12.\n\tpeer_left\x18\x03 \x01(\x0b\x32\x19.parley.rooms.v1.PeerLeftH\x00\x12\x36\n\rtext_received\x18\x04 \x01(\x0b\x32\x1d.parley.rooms.v1.TextReceivedH\x00\x12<\n\x10invite_requested\x18\x05 \x01(\x0b\x32 .parley.rooms.v1.InviteRequestedH\x00\x12\x38\n\x0einvite_replied\x18\x06 \x01(\x0b\x32\x1e.parley.rooms.v1.InviteRepliedH\x00\x12\x32\n\x0bnew_publish\x18\x07 \x01(\x0b\x32\x1b.parley.rooms.v1.NewPublishH\x00\x12\x33\n\x0bunpublished\x18\x08 \x01(\x0b\x32\x1c.parley.rooms.v1.UnpublishedH\x00\x12\x36\n\rnew_subscribe\x18\t \x01(\x0b\x32\x1d.parley.rooms.v1.NewSubscribeH\x00\x12\x35\n\x0cunsubscribed\x18\n \x01(\x0b\x32\x1d.parley.rooms.v1.UnsubscribedH\x00\x12\x34\n\x0cmedia_closed\x18\x0b \x01(\x0b\x32\x1c.parley.rooms.v1.MediaClosedH\x00\x12.\n\tleft_room\x18\x0c \x01(\x0b\x32\x19.parley.rooms.v1.LeftRoomH\x00\x12?\n\x12session_taken_over\x18\r \x01(\x0b\x32!.parley.rooms.v1.SessionTakenOverH\x00\x12\x36\n\rcall_incoming\x18\x0e \x01(\x0b\x32\x1d.parley.rooms.v1.CallIncomingH\x00\x12\x36\n\rcall_accepted\x18\x0f \x01(\x0b\x32\x1d.parley.rooms.v1.CallAcceptedH\x00\x12\x34\n\x0c\x63\x61ll_command\x18\x10 \x01(\x0b\x32\x1c.parley.rooms.v1.CallCommandH\x00\x12\x32\n\x0b\x63\x61ll_closed\x18\x11 \x01(\x0b\x32\x1b.parley.rooms.v1.CallClosedH\x00\x12\x41\n\x13p2p_signal_received\x18\x12 \x01(\x0b\x32\".parley.rooms.v1.P2PSignalReceivedH\x00\x12\x34\n\x0cnetwork_weak\x18( \x01(\x0b\x32\x1c.parley.rooms.v1.NetworkWeakH\x00\x12\x32\n\x0bremote_mute\x18) \x01(\x0b\x32\x1b.parley.rooms.v1.RemoteMuteH\x00\x12?\n\x12remote_record_over\x18\x1e \x01(\x0b\x32!.parley.rooms.v1.RemoteRecordOverH\x00\x12I\n\x17remote_recording_failed\x18\x1f \x01(\x0b\x32&.parley.rooms.v1.RemoteRecordingFailedH\x00\x42\x06\n\x04push\"U\n\x0e\x41ttendanceList\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x32\n\x0cparticipants\x18\x02 \x03(\x0b\x32\x1c.parley.rooms.v1.Participant\"+\n\x0bNewJoinerIn\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\";\n\x08PeerLeft\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x11\n\texit_type\x18\x03 \x01(\x05\"J\n\x0cTextReceived\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0e\n\x06msg_id\x18\x04 \x01(\t\"R\n\x0fInviteRequested\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06rtoken\x18\x02 \x01(\t\x12\x0f\n\x07inviter\x18\x03 \x01(\t\x12\r\n\x05\x65xtra\x18\x04 \x01(\t\"@\n\rInviteReplied\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07invitee\x18\x02 \x01(\t\x12\r\n\x05reply\x18\x03 \x01(\x05\"E\n\nNewPublish\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x02 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"F\n\x0bUnpublished\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x02 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"[\n\x0cNewSubscribe\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x03 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"[\n\x0cUnsubscribed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nsubscriber\x18\x02 \x01(\t\x12&\n\x04\x66\x65\x65\x64\x18\x03 \x01(\x0b\x32\x18.parley.rooms.v1.FeedRef\"V\n\x0bMediaClosed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x17\n\x0fsubscription_id\x18\x04 \x01(\t\"/\n\x08LeftRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nleave_type\x18\x02 \x01(\x05\"\x12\n\x10SessionTakenOver\"\xb1\x01\n\x0c\x43\x61llIncoming\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\n\n\x02sn\x18\x02 \x01(\t\x12\r\n\x05media\x18\x03 \x01(\x05\x12+\n\x05video\x18\x04 \x01(\x0b\x32\x1c.parley.rooms.v1.VideoFormat\x12\x18\n\x10\x63\x61ller_camera_on\x18\x05 \x01(\x08\x12\x18\n\x10\x63\x61llee_camera_on\x18\x06 \x01(\x08\x12\x14\n\x0ctime_limit_s\x18\x07 \x01(\r\"@\n\x0c\x43\x61llAccepted\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x0e\n\x06rtoken\x18\x03 \x01(\t\"/\n\x0b\x43\x61llCommand\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\"O\n\nCallClosed\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\n\n\x02\x62y\x18\x03 \x01(\t\x12\x14\n\x0ckeep_time_ms\x18\x04 \x01(\x03\"`\n\x11P2PSignalReceived\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12*\n\x06signal\x18\x03 \x01(\x0b\x32\x1a.parley.rooms.v1.P2PSignal\"`\n\x0bNetworkWeak\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0b\n\x03sid\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x10\n\x08\x62ps_send\x18\x04 \x01(\x04\x12\x10\n\x08\x62ps_recv\x18\x05 \x01(\x04\"e\n\nRemoteMute\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x13\n\x0b\x61udio_muted\x18\x04 \x01(\x08\x12\x13\n\x0bvideo_muted\x18\x05 \x01(\x08\"u\n\x10RemoteRecordOver\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12-\n\x05\x66iles\x18\x03 \x03(\x0b\x32\x1e.parley.recorder.v1.RecordFile\x12\x0e\n\x06status\x18\x04 \x01(\x05\"g\n\x15RemoteRecordingFailed\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x05\x12\x0b\n\x03msg\x18\x05 \x01(\t2_\n\x0fSessionDelivery\x12L\n\x07\x44\x65liver\x12\x1f.parley.rooms.v1.DeliverRequest\x1a .parley.rooms.v1.DeliverResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.rooms.v1.delivery_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERREQUEST']._serialized_start=80
-  _globals['_DELIVERREQUEST']._serialized_end=143
-  _globals['_DELIVERRESPONSE']._serialized_start=145
-  _globals['_DELIVERRESPONSE']._serialized_end=194
-  _globals['_DELIVERY']._serialized_start=196
-  _globals['_DELIVERY']._serialized_end=286
-  _globals['_PUSH']._serialized_start=289
-  _globals['_PUSH']._serialized_end=1416
-  _globals['_ATTENDANCELIST']._serialized_start=1418
-  _globals['_ATTENDANCELIST']._serialized_end=1503
-  _globals['_NEWJOINERIN']._serialized_start=1505
-  _globals['_NEWJOINERIN']._serialized_end=1548
-  _globals['_PEERLEFT']._serialized_start=1550
-  _globals['_PEERLEFT']._serialized_end=1609
-  _globals['_TEXTRECEIVED']._serialized_start=1611
-  _globals['_TEXTRECEIVED']._serialized_end=1685
-  _globals['_INVITEREQUESTED']._serialized_start=1687
-  _globals['_INVITEREQUESTED']._serialized_end=1769
-  _globals['_INVITEREPLIED']._serialized_start=1771
-  _globals['_INVITEREPLIED']._serialized_end=1835
-  _globals['_NEWPUBLISH']._serialized_start=1837
-  _globals['_NEWPUBLISH']._serialized_end=1906
-  _globals['_UNPUBLISHED']._serialized_start=1908
-  _globals['_UNPUBLISHED']._serialized_end=1978
-  _globals['_NEWSUBSCRIBE']._serialized_start=1980
-  _globals['_NEWSUBSCRIBE']._serialized_end=2071
-  _globals['_UNSUBSCRIBED']._serialized_start=2073
-  _globals['_UNSUBSCRIBED']._serialized_end=2164
-  _globals['_MEDIACLOSED']._serialized_start=2166
-  _globals['_MEDIACLOSED']._serialized_end=2252
-  _globals['_LEFTROOM']._serialized_start=2254
-  _globals['_LEFTROOM']._serialized_end=2301
-  _globals['_SESSIONTAKENOVER']._serialized_start=2303
-  _globals['_SESSIONTAKENOVER']._serialized_end=2321
-  _globals['_CALLINCOMING']._serialized_start=2324
-  _globals['_CALLINCOMING']._serialized_end=2501
-  _globals['_CALLACCEPTED']._serialized_start=2503
-  _globals['_CALLACCEPTED']._serialized_end=2567
-  _globals['_CALLCOMMAND']._serialized_start=2569
-  _globals['_CALLCOMMAND']._serialized_end=2616
-  _globals['_CALLCLOSED']._serialized_start=2618
-  _globals['_CALLCLOSED']._serialized_end=2697
-  _globals['_P2PSIGNALRECEIVED']._serialized_start=2699
-  _globals['_P2PSIGNALRECEIVED']._serialized_end=2795
-  _globals['_NETWORKWEAK']._serialized_start=2797
-  _globals['_NETWORKWEAK']._serialized_end=2893
-  _globals['_REMOTEMUTE']._serialized_start=2895
-  _globals['_REMOTEMUTE']._serialized_end=2996
-  _globals['_SESSIONDELIVERY']._serialized_start=2998
-  _globals['_SESSIONDELIVERY']._serialized_end=3093
+  _globals['_DELIVERREQUEST']._serialized_start=115
+  _globals['_DELIVERREQUEST']._serialized_end=178
+  _globals['_DELIVERRESPONSE']._serialized_start=180
+  _globals['_DELIVERRESPONSE']._serialized_end=229
+  _globals['_DELIVERY']._serialized_start=231
+  _globals['_DELIVERY']._serialized_end=321
+  _globals['_PUSH']._serialized_start=324
+  _globals['_PUSH']._serialized_end=1591
+  _globals['_ATTENDANCELIST']._serialized_start=1593
+  _globals['_ATTENDANCELIST']._serialized_end=1678
+  _globals['_NEWJOINERIN']._serialized_start=1680
+  _globals['_NEWJOINERIN']._serialized_end=1723
+  _globals['_PEERLEFT']._serialized_start=1725
+  _globals['_PEERLEFT']._serialized_end=1784
+  _globals['_TEXTRECEIVED']._serialized_start=1786
+  _globals['_TEXTRECEIVED']._serialized_end=1860
+  _globals['_INVITEREQUESTED']._serialized_start=1862
+  _globals['_INVITEREQUESTED']._serialized_end=1944
+  _globals['_INVITEREPLIED']._serialized_start=1946
+  _globals['_INVITEREPLIED']._serialized_end=2010
+  _globals['_NEWPUBLISH']._serialized_start=2012
+  _globals['_NEWPUBLISH']._serialized_end=2081
+  _globals['_UNPUBLISHED']._serialized_start=2083
+  _globals['_UNPUBLISHED']._serialized_end=2153
+  _globals['_NEWSUBSCRIBE']._serialized_start=2155
+  _globals['_NEWSUBSCRIBE']._serialized_end=2246
+  _globals['_UNSUBSCRIBED']._serialized_start=2248
+  _globals['_UNSUBSCRIBED']._serialized_end=2339
+  _globals['_MEDIACLOSED']._serialized_start=2341
+  _globals['_MEDIACLOSED']._serialized_end=2427
+  _globals['_LEFTROOM']._serialized_start=2429
+  _globals['_LEFTROOM']._serialized_end=2476
+  _globals['_SESSIONTAKENOVER']._serialized_start=2478
+  _globals['_SESSIONTAKENOVER']._serialized_end=2496
+  _globals['_CALLINCOMING']._serialized_start=2499
+  _globals['_CALLINCOMING']._serialized_end=2676
+  _globals['_CALLACCEPTED']._serialized_start=2678
+  _globals['_CALLACCEPTED']._serialized_end=2742
+  _globals['_CALLCOMMAND']._serialized_start=2744
+  _globals['_CALLCOMMAND']._serialized_end=2791
+  _globals['_CALLCLOSED']._serialized_start=2793
+  _globals['_CALLCLOSED']._serialized_end=2872
+  _globals['_P2PSIGNALRECEIVED']._serialized_start=2874
+  _globals['_P2PSIGNALRECEIVED']._serialized_end=2970
+  _globals['_NETWORKWEAK']._serialized_start=2972
+  _globals['_NETWORKWEAK']._serialized_end=3068
+  _globals['_REMOTEMUTE']._serialized_start=3070
+  _globals['_REMOTEMUTE']._serialized_end=3171
+  _globals['_REMOTERECORDOVER']._serialized_start=3173
+  _globals['_REMOTERECORDOVER']._serialized_end=3290
+  _globals['_REMOTERECORDINGFAILED']._serialized_start=3292
+  _globals['_REMOTERECORDINGFAILED']._serialized_end=3395
+  _globals['_SESSIONDELIVERY']._serialized_start=3397
+  _globals['_SESSIONDELIVERY']._serialized_end=3492
 # @@protoc_insertion_point(module_scope)

@@ -11,6 +11,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from parley.recorder.v1 import recorder_pb2 as _recorder_pb2
 from parley.rooms.v1 import rooms_pb2 as _rooms_pb2
 import builtins as _builtins
 import sys
@@ -117,6 +118,8 @@ class Push(_message.Message):
     P2P_SIGNAL_RECEIVED_FIELD_NUMBER: _builtins.int
     NETWORK_WEAK_FIELD_NUMBER: _builtins.int
     REMOTE_MUTE_FIELD_NUMBER: _builtins.int
+    REMOTE_RECORD_OVER_FIELD_NUMBER: _builtins.int
+    REMOTE_RECORDING_FAILED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def attendance_list(self) -> Global___AttendanceList: ...
     @_builtins.property
@@ -159,6 +162,12 @@ class Push(_message.Message):
 
     @_builtins.property
     def remote_mute(self) -> Global___RemoteMute: ...
+    @_builtins.property
+    def remote_record_over(self) -> Global___RemoteRecordOver:
+        """Cloud recording (numbered apart from the room pushes, which grow from 18)."""
+
+    @_builtins.property
+    def remote_recording_failed(self) -> Global___RemoteRecordingFailed: ...
     def __init__(
         self,
         *,
@@ -182,12 +191,14 @@ class Push(_message.Message):
         p2p_signal_received: Global___P2PSignalReceived | None = ...,
         network_weak: Global___NetworkWeak | None = ...,
         remote_mute: Global___RemoteMute | None = ...,
+        remote_record_over: Global___RemoteRecordOver | None = ...,
+        remote_recording_failed: Global___RemoteRecordingFailed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "remote_record_over", b"remote_record_over", "remote_recording_failed", b"remote_recording_failed", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attendance_list", b"attendance_list", "call_accepted", b"call_accepted", "call_closed", b"call_closed", "call_command", b"call_command", "call_incoming", b"call_incoming", "invite_replied", b"invite_replied", "invite_requested", b"invite_requested", "left_room", b"left_room", "media_closed", b"media_closed", "network_weak", b"network_weak", "new_joiner_in", b"new_joiner_in", "new_publish", b"new_publish", "new_subscribe", b"new_subscribe", "p2p_signal_received", b"p2p_signal_received", "peer_left", b"peer_left", "push", b"push", "remote_mute", b"remote_mute", "remote_record_over", b"remote_record_over", "remote_recording_failed", b"remote_recording_failed", "session_taken_over", b"session_taken_over", "text_received", b"text_received", "unpublished", b"unpublished", "unsubscribed", b"unsubscribed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed", "p2p_signal_received", "network_weak", "remote_mute"]  # noqa: Y015
+    _WhichOneofReturnType_push: _TypeAlias = _typing.Literal["attendance_list", "new_joiner_in", "peer_left", "text_received", "invite_requested", "invite_replied", "new_publish", "unpublished", "new_subscribe", "unsubscribed", "media_closed", "left_room", "session_taken_over", "call_incoming", "call_accepted", "call_command", "call_closed", "p2p_signal_received", "network_weak", "remote_mute", "remote_record_over", "remote_recording_failed"]  # noqa: Y015
     _WhichOneofArgType_push: _TypeAlias = _typing.Literal["push", b"push"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_push) -> _WhichOneofReturnType_push | None: ...
 
@@ -741,3 +752,70 @@ class RemoteMute(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoteMute: _TypeAlias = RemoteMute  # noqa: Y015
+
+@_typing.final
+class RemoteRecordOver(_message.Message):
+    """Seed 002 OnRemoteRecordOver: a recording of the room ended; its files are kept."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    record_id: _builtins.str
+    status: _builtins.int
+    """Seed 002 recordResult status: 2 recorded, 3 failed (files written before the failure are kept)."""
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[_recorder_pb2.RecordFile]: ...
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        files: _abc.Iterable[_recorder_pb2.RecordFile] | None = ...,
+        status: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "record_id", b"record_id", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteRecordOver: _TypeAlias = RemoteRecordOver  # noqa: Y015
+
+@_typing.final
+class RemoteRecordingFailed(_message.Message):
+    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg): `code` is the recorder's failure event
+    code (100003, 100101, ...), `feed_id` empty when the whole recording failed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MSG_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    record_id: _builtins.str
+    feed_id: _builtins.str
+    code: _builtins.int
+    msg: _builtins.str
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        feed_id: _builtins.str = ...,
+        code: _builtins.int = ...,
+        msg: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "feed_id", b"feed_id", "msg", b"msg", "record_id", b"record_id", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoteRecordingFailed: _TypeAlias = RemoteRecordingFailed  # noqa: Y015

@@ -174,6 +174,7 @@ class Room(_message.Message):
     PARTICIPANTS_FIELD_NUMBER: _builtins.int
     RECORD_FIELD_NUMBER: _builtins.int
     ENGINE_FIELD_NUMBER: _builtins.int
+    RELAY_ADDRESS_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     rtoken: _builtins.str
     """The join token (`rtoken` in the WebSocket protocol)."""
@@ -181,6 +182,8 @@ class Room(_message.Message):
     creator_uid: _builtins.str
     engine: _builtins.int
     """0 SFU, 2 P2P (CreateRoomRequest.engine)."""
+    relay_address: _builtins.str
+    """The gRPC address of the relay serving the room's media; empty until its first publish or subscribe."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -198,10 +201,11 @@ class Room(_message.Message):
         participants: _abc.Iterable[Global___Participant] | None = ...,
         record: Global___RecordOptions | None = ...,
         engine: _builtins.int = ...,
+        relay_address: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "engine", b"engine", "participants", b"participants", "record", b"record", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "creator_uid", b"creator_uid", "engine", b"engine", "participants", b"participants", "record", b"record", "relay_address", b"relay_address", "room_id", b"room_id", "rtoken", b"rtoken"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

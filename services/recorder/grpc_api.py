@@ -1,0 +1,57 @@
+"""gRPC handlers of the recorder: translate messages and call the recorder (recorder.py)."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import grpc
+from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
+
+from services.recorder.errors import RECORD_INFO_PARAMS
+from services.recorder.messages import record_info
+from services.recorder.recorder import Recorder
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+
+    async def StartRecording(
+        self, request: recorder_pb2.StartRecordingRequest, context: Context
+    ) -> recorder_pb2.StartRecordingResponse:
+        job = await self._recorder.start(
+            room_id=request.room_id,
+            biz_name=request.biz_name,
+            uid=request.uid,
+            record_param_json=request.record_param_json,
+            record_third_id=request.record_third_id,
+            file_path=request.file_path,
+        )
+        return recorder_pb2.StartRecordingResponse(record_id=job.record_id)
+
+    async def StopRecording(
+        self, request: recorder_pb2.RecordRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        job = await self._recorder.stop(request.record_id, biz_name=request.biz_name, uid=request.uid)
+        return record_info(job)
+
+    async def PauseRecording(
+        self, request: recorder_pb2.RecordRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        job = await self._recorder.pause(request.record_id, biz_name=request.biz_name, uid=request.uid)
+        return record_info(job)
+
+    async def ResumeRecording(
+        self, request: recorder_pb2.RecordRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        job = await self._recorder.resume(request.record_id, biz_name=request.biz_name, uid=request.uid)
+        return record_info(job)
+
+    async def GetRecordInfo(
+        self, request: recorder_pb2.GetRecordInfoRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        if not request.record_id:
+            raise RECORD_INFO_PARAMS()
+        return record_info(await self._recorder.info(request.record_id, biz_name=request.biz_name))

@@ -1,0 +1,208 @@
+"""A recording job and its rules, in plain objects: which state changes are allowed and which event (with
+the seed's event code) each one reports. No I/O here: `services/recorder/recorder.py` stores every
+transition with its event (store.py) before it answers.
+
+States: RECORDING <-> PAUSED, then ENDED (stopped; the result reports success) or FAILED (a failure
+that leaves nothing to record: storage that cannot be written, the process that died). A failure of one
+feed (the relay refusing its subscription) is reported and the job goes on with the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+
+from services.recorder.errors import (
+    PAUSE_RECORD_STATE,
+    RECORD_ENDED,
+    RESUME_RECORD_STATE,
+)
+
+
+class EventCode(IntEnum):
+    """Seed 002 recording callback eventCode (云端录制回调), and Parley's own for pause and resume."""
+
+    # "录制某条流成功": one stream's file is complete.
+    STREAM_RECORDED = 0
+    # "初始化成功".
+    INITIALISED = 10
+    # "录制结束".
+    ENDED = 11
+    # "录制结果": sent with recordResult.
+    RESULT = 99
+    # "订阅流失败" (1000xx: failures while starting).
+    SUBSCRIBE_FAILED = 100003
+    # "录制文件创建失败" (1001xx: failures while recording).
+    FILE_CREATE_FAILED = 100101
+    # "录制子进程崩溃": the recorder stopped while the job was recording (found at its next start).
+    PROCESS_CRASHED = 100105
+    # "磁盘满或者写文件失败".
+    WRITE_FAILED = 100106
+    # Parley's own: the seed reports no event for pause and resume, yet they change the job's state.
+    PAUSED = 910001
+    RESUMED = 910002
+
+
+class JobState(IntEnum):
+    """The proto's RecordState numbers."""
+
+    RECORDING = 1
+    PAUSED = 2
+    ENDED = 3
+    FAILED = 4
+
+
+class ResultStatus(IntEnum):
+    """Seed 002 recordResult / GetRecordInfo status."""
+
+    RECORDING = 0
+    SUCCEEDED = 2
+    FAILED = 3
+
+
+class MediaType(IntEnum):
+    """Seed 002 recordResult mediaType."""
+
+    AUDIO_VIDEO = 0
+    AUDIO = 1
+    VIDEO = 2
+
+
+# Seed 002 recordResult fileType: 1 local (the recorder's storage folder).
+FILE_TYPE_LOCAL = 1
+
+
+@dataclass
+class RecordFile:
+    """One feed's file. `path` is relative to the storage folder."""
+
+    name: str
+    path: str
+    feed_id: str
+    uid: str
+    started_at: datetime
+    video_codec: str = ""
+    audio_codec: str = ""
+    size_bytes: int = 0
+    duration_ms: int = 0
+    video_packets: int = 0
+    audio_packets: int = 0
+    # Server time of the first frame written, ms since the epoch; 0 before one was.
+    first_frame_ms: int = 0
+    ended_at: datetime | None = None
+
+    @property
+    def media_type(self) -> MediaType:
+        if self.video_codec and not self.audio_codec:
+            return MediaType.VIDEO
+        if self.audio_codec and not self.video_codec:
+            return MediaType.AUDIO
+        return MediaType.AUDIO_VIDEO
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state change and the event that reports it."""
+
+    code: EventCode
+    state: JobState
+    feed_id: str = ""
+    message: str = ""
+    file: RecordFile | None = None
+    # With RESULT: the status and the files it reports.
+    status: ResultStatus | None = None
+
+
+@dataclass
+class RecordJob:
+    record_id: str
+    room_id: str
+    biz_name: str
+    requested_by: str
+    record_third_id: str
+    record_param_json: str
+    # The job's folder, relative to the storage folder.
+    folder: str
+    created_at: datetime
+    state: JobState = JobState.RECORDING
+    event_code: int = EventCode.INITIALISED
+    ended_at: datetime | None = None
+    failure_code: int = 0
+    failure_message: str = ""
+    # By file name, in the order they were opened.
+    files: dict[str, RecordFile] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        return self.state in (JobState.RECORDING, JobState.PAUSED)
+
+    @property
+    def status(self) -> ResultStatus:
+        if self.state is JobState.ENDED:
+            return ResultStatus.SUCCEEDED
+        if self.state is JobState.FAILED:
+            return ResultStatus.FAILED
+        return ResultStatus.RECORDING
+
+    def initialised(self) -> Transition:
+        return self._apply(Transition(EventCode.INITIALISED, self.state))
+
+    def pause(self) -> Transition:
+        if self.state is not JobState.RECORDING:
+            raise PAUSE_RECORD_STATE(f"the recording is {self.state.name.lower()}, not recording")
+        return self._apply(Transition(EventCode.PAUSED, JobState.PAUSED))
+
+    def resume(self) -> Transition:
+        if self.state is not JobState.PAUSED:
+            raise RESUME_RECORD_STATE(f"the recording is {self.state.name.lower()}, not paused")
+        return self._apply(Transition(EventCode.RESUMED, JobState.RECORDING))
+
+    def file_opened(self, file: RecordFile) -> None:
+        self.files[file.name] = file
+
+    def file_closed(self, file: RecordFile, ended_at: datetime) -> Transition:
+        file.ended_at = ended_at
+        self.files[file.name] = file
+        return self._apply(Transition(EventCode.STREAM_RECORDED, self.state, file.feed_id, file=file))
+
+    def warn(self, code: EventCode, message: str, feed_id: str = "") -> Transition:
+        """A warning or a failure of one feed: reported, and the job goes on."""
+        return self._apply(Transition(code, self.state, feed_id, message))
+
+    def stop(self, now: datetime) -> list[Transition]:
+        if not self.live:
+            raise RECORD_ENDED(f"the recording has {self.state.name.lower()} already")
+        self.ended_at = now
+        return [
+            self._apply(Transition(EventCode.ENDED, JobState.ENDED)),
+            self._apply(Transition(EventCode.RESULT, JobState.ENDED, status=ResultStatus.SUCCEEDED)),
+        ]
+
+    def fail(self, code: EventCode, message: str, now: datetime, feed_id: str = "") -> list[Transition]:
+        """A failure that ends the job; its files so far are kept and listed in the result."""
+        if not self.live:
+            return []
+        self.ended_at = now
+        self.failure_code = code
+        self.failure_message = message
+        return [
+            self._apply(Transition(code, JobState.FAILED, feed_id, message)),
+            self._apply(Transition(EventCode.RESULT, JobState.FAILED, status=ResultStatus.FAILED)),
+        ]
+
+    def open_files(self) -> list[RecordFile]:
+        return [file for file in self.files.values() if file.ended_at is None]
+
+    def result_media_type(self) -> MediaType:
+        types = {file.media_type for file in self.files.values()}
+        return types.pop() if len(types) == 1 else MediaType.AUDIO_VIDEO
+
+    def record_start_ms(self) -> int:
+        starts = [file.first_frame_ms for file in self.files.values() if file.first_frame_ms]
+        return min(starts, default=0)
+
+    def _apply(self, transition: Transition) -> Transition:
+        self.state = transition.state
+        self.event_code = transition.code
+        return transition

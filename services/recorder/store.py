@@ -1,0 +1,247 @@
+"""The recorder's tables and the one way jobs are written: a job's row, its files and the events of its
+transitions in one transaction (the transactional outbox, services/core/outbox.py), committed before the
+caller answers. `migrations/versions/` creates exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Row,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    select,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeDecorator
+
+from services.core.outbox import Outbox, outbox_table
+from services.core.topics import Topic
+from services.recorder.jobs import JobState, RecordFile, RecordJob, Transition
+from services.recorder.messages import recording_event
+
+metadata = MetaData()
+
+ID = 64
+NAME = 255
+PATH = 1024
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases: SQLite keeps no zone and hands back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        stored: datetime = value
+        return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
+
+
+jobs = Table(
+    "recorder_jobs",
+    metadata,
+    Column("record_id", String(ID), primary_key=True),
+    Column("room_id", String(ID), nullable=False, index=True),
+    Column("biz_name", String(ID), nullable=False),
+    Column("requested_by", String(128), nullable=False),
+    Column("record_third_id", String(NAME), nullable=False),
+    Column("record_param_json", Text, nullable=False),
+    Column("folder", String(PATH), nullable=False),
+    # jobs.JobState.
+    Column("state", SmallInteger, nullable=False, index=True),
+    Column("event_code", Integer, nullable=False),
+    Column("failure_code", Integer, nullable=False),
+    Column("failure_message", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+)
+
+files = Table(
+    "recorder_files",
+    metadata,
+    Column("record_id", String(ID), ForeignKey("recorder_jobs.record_id"), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("path", String(PATH), nullable=False),
+    Column("feed_id", String(ID), nullable=False),
+    Column("uid", String(128), nullable=False),
+    Column("video_codec", String(32), nullable=False),
+    Column("audio_codec", String(32), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("video_packets", BigInteger, nullable=False),
+    Column("audio_packets", BigInteger, nullable=False),
+    Column("first_frame_ms", BigInteger, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+)
+
+outbox = outbox_table(metadata, "recorder_outbox")
+
+LIVE_STATES = (int(JobState.RECORDING), int(JobState.PAUSED))
+
+
+def _job_values(job: RecordJob) -> dict[str, Any]:
+    return {
+        "room_id": job.room_id,
+        "biz_name": job.biz_name,
+        "requested_by": job.requested_by,
+        "record_third_id": job.record_third_id,
+        "record_param_json": job.record_param_json,
+        "folder": job.folder,
+        "state": int(job.state),
+        "event_code": int(job.event_code),
+        "failure_code": job.failure_code,
+        "failure_message": job.failure_message,
+        "created_at": job.created_at,
+        "ended_at": job.ended_at,
+    }
+
+
+def _file_values(file: RecordFile) -> dict[str, Any]:
+    return {
+        "path": file.path,
+        "feed_id": file.feed_id,
+        "uid": file.uid,
+        "video_codec": file.video_codec,
+        "audio_codec": file.audio_codec,
+        "size_bytes": file.size_bytes,
+        "duration_ms": file.duration_ms,
+        "video_packets": file.video_packets,
+        "audio_packets": file.audio_packets,
+        "first_frame_ms": file.first_frame_ms,
+        "started_at": file.started_at,
+        "ended_at": file.ended_at,
+    }
+
+
+def _file(row: Row[Any]) -> RecordFile:
+    return RecordFile(
+        name=row.name,
+        path=row.path,
+        feed_id=row.feed_id,
+        uid=row.uid,
+        started_at=row.started_at,
+        video_codec=row.video_codec,
+        audio_codec=row.audio_codec,
+        size_bytes=row.size_bytes,
+        duration_ms=row.duration_ms,
+        video_packets=row.video_packets,
+        audio_packets=row.audio_packets,
+        first_frame_ms=row.first_frame_ms,
+        ended_at=row.ended_at,
+    )
+
+
+def _job(row: Row[Any], file_rows: list[Row[Any]]) -> RecordJob:
+    job = RecordJob(
+        record_id=row.record_id,
+        room_id=row.room_id,
+        biz_name=row.biz_name,
+        requested_by=row.requested_by,
+        record_third_id=row.record_third_id,
+        record_param_json=row.record_param_json,
+        folder=row.folder,
+        created_at=row.created_at,
+        state=JobState(row.state),
+        event_code=row.event_code,
+        ended_at=row.ended_at,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+    )
+    for file_row in file_rows:
+        job.files[file_row.name] = _file(file_row)
+    return job
+
+
+class JobStore:
+    def __init__(self, engine: AsyncEngine, events: Outbox) -> None:
+        self._engine = engine
+        self._outbox = events
+
+    async def create(self, job: RecordJob, transition: Transition) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(jobs.insert().values(record_id=job.record_id, **_job_values(job)))
+            await self._stage(connection, job, [transition])
+        self._outbox.notify()
+
+    async def save(self, job: RecordJob, transitions: list[Transition]) -> None:
+        """The job's row and files as they are now, and the events of `transitions`, at once."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                jobs.update().where(jobs.c.record_id == job.record_id).values(**_job_values(job))
+            )
+            stored = set(
+                (
+                    await connection.execute(select(files.c.name).where(files.c.record_id == job.record_id))
+                ).scalars()
+            )
+            for file in job.files.values():
+                if file.name in stored:
+                    await connection.execute(
+                        files.update()
+                        .where(files.c.record_id == job.record_id, files.c.name == file.name)
+                        .values(**_file_values(file))
+                    )
+                else:
+                    await connection.execute(
+                        files.insert().values(record_id=job.record_id, name=file.name, **_file_values(file))
+                    )
+            await self._stage(connection, job, transitions)
+        if transitions:
+            self._outbox.notify()
+
+    async def get(self, record_id: str) -> RecordJob | None:
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(select(jobs).where(jobs.c.record_id == record_id))).first()
+            if row is None:
+                return None
+            return _job(row, await self._files_of(connection, record_id))
+
+    async def live_job_of_room(self, room_id: str) -> RecordJob | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(jobs).where(jobs.c.room_id == room_id, jobs.c.state.in_(LIVE_STATES))
+                )
+            ).first()
+            if row is None:
+                return None
+            return _job(row, await self._files_of(connection, row.record_id))
+
+    async def live_jobs(self) -> list[RecordJob]:
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(select(jobs).where(jobs.c.state.in_(LIVE_STATES)))).all()
+            return [_job(row, await self._files_of(connection, row.record_id)) for row in rows]
+
+    @staticmethod
+    async def _files_of(connection: AsyncConnection, record_id: str) -> list[Row[Any]]:
+        return list((await connection.execute(select(files).where(files.c.record_id == record_id))).all())
+
+    async def _stage(
+        self, connection: AsyncConnection, job: RecordJob, transitions: list[Transition]
+    ) -> None:
+        for transition in transitions:
+            await self._outbox.stage(
+                connection, Topic.RECORDING, recording_event(job, transition), key=job.record_id
+            )

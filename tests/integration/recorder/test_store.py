@@ -1,0 +1,141 @@
+"""The recorder's jobs in a real SQLite database: the migration makes exactly the store's tables, every
+transition is written with its event in the outbox, and a job a previous process left live is failed
+with 100105 at start-up, its files kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from opentelemetry.sdk.trace import TracerProvider
+from parley.recorder.v1 import recorder_pb2
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.config import RecorderSettings
+from services.core.db import create_engine
+from services.core.events import EventPublisher, create_broker
+from services.core.migrations import upgrade_to_head
+from services.core.outbox import Outbox
+from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob
+from services.recorder.recorder import Recorder, RoomView
+from services.recorder.store import JobStore, metadata, outbox
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncEngine:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'recorder.db'}")
+    await upgrade_to_head(engine, "services.recorder")
+    yield engine
+    await engine.dispose()
+
+
+def job_store(engine: AsyncEngine) -> JobStore:
+    """The real store over the real outbox table; its relay never runs here, so staged events stay."""
+    unconnected = create_broker("127.0.0.1:9", client_id="unused", tracer_provider=TracerProvider())
+    return JobStore(engine, Outbox(outbox, engine, EventPublisher(unconnected, source="//parley/test")))
+
+
+async def staged(engine: AsyncEngine) -> list[recorder_pb2.RecordingEvent]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(outbox.c.payload, outbox.c.event_key).order_by(outbox.c.id))
+        events = []
+        for payload, key in rows:
+            event = recorder_pb2.RecordingEvent.FromString(payload)
+            assert key == event.record_id
+            events.append(event)
+    return events
+
+
+def new_job(record_id: str = "r1") -> RecordJob:
+    return RecordJob(
+        record_id=record_id,
+        room_id="room",
+        biz_name="biz",
+        requested_by="alice",
+        record_third_id="third",
+        record_param_json='{"fileType": "webm"}',
+        folder=f"biz/room/{record_id}",
+        created_at=NOW,
+    )
+
+
+async def test_the_migration_creates_exactly_the_tables_of_the_store(engine: AsyncEngine) -> None:
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _: kind != "table" or (name or "").startswith("recorder_"),
+            },
+        )
+        return list(compare_metadata(context, metadata))
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_transitions_are_stored_with_their_events(engine: AsyncEngine) -> None:
+    store = job_store(engine)
+    job = new_job()
+    await store.create(job, job.initialised())
+    file = RecordFile(name="a.webm", path="biz/room/r1/a.webm", feed_id="f1", uid="bob", started_at=NOW)
+    file.video_codec, file.size_bytes, file.first_frame_ms = "vp8", 1234, 99
+    job.file_opened(file)
+    await store.save(job, [job.pause()])
+    assert (await store.live_job_of_room("room")) == job
+    await store.save(job, [job.file_closed(file, NOW), *job.stop(NOW)])
+
+    loaded = await store.get("r1")
+    assert loaded == job and loaded.state is JobState.ENDED
+    assert await store.live_job_of_room("room") is None and await store.get("nope") is None
+    events = await staged(engine)
+    assert [e.event_code for e in events] == [10, 910001, 0, 11, 99]
+    assert events[2].file.name == "a.webm" and events[2].feed_id == "f1"
+    result = events[-1].record_result
+    assert (result.status, result.file_type, result.file_path, result.record_start_time) == (
+        2,
+        1,
+        "biz/room/r1",
+        99,
+    )
+    assert [f.size_bytes for f in result.files] == [1234]
+    assert all(e.record_third_id == "third" and e.biz_name == "biz" for e in events)
+
+
+class NoRooms:
+    async def get(self, room_id: str) -> RoomView | None:
+        return None
+
+
+async def test_jobs_left_live_by_a_previous_process_fail_with_100105(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    store = job_store(engine)
+    job = new_job("r2")
+    await store.create(job, job.initialised())
+    (tmp_path / "biz" / "room" / "r2").mkdir(parents=True)
+    (tmp_path / "biz" / "room" / "r2" / "a.webm").write_bytes(b"x" * 10)
+    job.file_opened(
+        RecordFile(name="a.webm", path="biz/room/r2/a.webm", feed_id="f", uid="u", started_at=NOW)
+    )
+    await store.save(job, [])
+
+    recorder = Recorder(store, NoRooms(), lambda address: None, RecorderSettings(), tmp_path)  # type: ignore[arg-type,return-value]
+    await recorder.recover()
+
+    recovered = await store.get("r2")
+    assert recovered is not None
+    assert (recovered.state, recovered.failure_code) == (JobState.FAILED, EventCode.PROCESS_CRASHED)
+    [kept] = recovered.files.values()
+    assert kept.size_bytes == 10 and kept.ended_at is not None
+    assert [e.event_code for e in await staged(engine)] == [10, 100105, 99]
+    assert await store.live_jobs() == []

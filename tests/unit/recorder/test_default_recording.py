@@ -1,0 +1,87 @@
+"""A room created with defaultRecord (seed 002 InitRoomConfig): the room manager starts its recording and
+answers the record_id; when the recorder is not there, recordStrongDepend decides whether the room is
+undone (-302) or kept with its creator told (on_remote_recording_failed). The recorder is a fake here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+from parley.recorder.v1 import recorder_pb2
+
+from services.core.errors import ParleyError
+from services.rooms.changes import RecordOptions
+from services.rooms.manager import RoomManager, RoomRules
+from services.rooms.pushes import RemoteRecordingFailed
+from services.rooms.recording_events import DefaultRecording
+from services.rooms.sessions import Attachment
+
+RULES = RoomRules(
+    session_grace_s=15,
+    empty_room_grace_s=60,
+    max_participants=3,
+    max_feeds_per_participant=2,
+    max_subscriptions_per_participant=2,
+    negotiation_timeout_s=30,
+    gateway_lease_s=10_000,
+)
+
+
+class Recorder:
+    def __init__(self, *, answer: str | None) -> None:
+        self.answer = answer
+        self.requests: list[recorder_pb2.StartRecordingRequest] = []
+
+    async def StartRecording(self, request: recorder_pb2.StartRecordingRequest, **call: Any) -> Any:
+        self.requests.append(request)
+        if self.answer is None:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "connection refused"
+            )
+        return recorder_pb2.StartRecordingResponse(record_id=self.answer)
+
+
+def room_of_alice(strong: bool) -> tuple[RoomManager, Any]:
+    manager = RoomManager(RULES, relay_address="relay:1", now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    manager.open_session("s1", "biz", "alice", Attachment("gw1", "gw1:1", "c1"))
+    record = RecordOptions(default_record=True, record_strong_depend=strong, record_param_json='{"a": 1}')
+    room = manager.create_room(biz_name="", creator_uid="", session_id="s1", record=record)
+    manager.outcome()
+    manager.sessions.take("gw1", limit=100)
+    return manager, room
+
+
+async def test_the_recording_starts_with_the_room_and_its_record_id_is_answered() -> None:
+    manager, room = room_of_alice(strong=True)
+    recorder = Recorder(answer="r42")
+    started = await DefaultRecording(manager, recorder, lambda: None, timeout_s=1).start(room)  # type: ignore[arg-type]
+    assert started == "r42"
+    [request] = recorder.requests
+    assert (request.room_id, request.biz_name, request.uid, request.record_param_json) == (
+        room.room_id,
+        "biz",
+        "",
+        '{"a": 1}',
+    )
+
+
+async def test_a_room_that_depends_on_its_recording_is_undone_with_302() -> None:
+    manager, room = room_of_alice(strong=True)
+    dispatched: list[None] = []
+    recording = DefaultRecording(manager, Recorder(answer=None), lambda: dispatched.append(None), timeout_s=1)  # type: ignore[arg-type]
+    with pytest.raises(ParleyError) as refused:
+        await recording.start(room)
+    assert (refused.value.code, refused.value.kind.reason) == (-302, "CREATE_ROOM_RECORD_FAILED")
+    assert manager.rooms == 0 and dispatched
+    assert manager.sessions.get("s1").room_id is None
+
+
+async def test_a_room_that_does_not_depend_on_it_is_kept_and_its_creator_told() -> None:
+    manager, room = room_of_alice(strong=False)
+    recording = DefaultRecording(manager, Recorder(answer=None), lambda: None, timeout_s=1)  # type: ignore[arg-type]
+    assert await recording.start(room) == ""
+    assert manager.rooms == 1
+    told = [item.push for item in manager.sessions.take("gw1", limit=100)]
+    assert told == [RemoteRecordingFailed(room.room_id, "", "", -10311, "connection refused")]
