@@ -14,6 +14,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket
 
 from services.relay.frame_tap import DECODER_QUEUE, JITTER_BUFFER, EncodedFrameTap, tap_receiver
+from services.relay.jitter_buffer import MarkerJitterBuffer
 
 DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
@@ -85,11 +86,12 @@ def test_the_end_is_reported_once() -> None:
     assert ended == [True]
 
 
-async def test_tapping_a_video_receiver_keeps_its_jitter_buffer() -> None:
+async def test_tapping_a_video_receiver_gives_it_the_marker_jitter_buffer() -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     receiver = pc.addTransceiver("video", direction="recvonly").receiver
-    buffer = getattr(receiver, JITTER_BUFFER)
+    stock = getattr(receiver, JITTER_BUFFER)
     tap_receiver(receiver, "video", EncodedFrameTap(lambda c, f: None, lambda: None))
-    assert getattr(receiver, JITTER_BUFFER) is buffer
+    replacement = getattr(receiver, JITTER_BUFFER)
+    assert isinstance(replacement, MarkerJitterBuffer) and replacement.capacity == stock.capacity
     await asyncio.sleep(0)
     await pc.close()
