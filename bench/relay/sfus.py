@@ -14,9 +14,9 @@ from typing import Protocol
 
 import grpc
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
+
 from relay import janus
 from relay.loadgen import Publisher, Subscriber, wait_until
-
 from services.core.embedded_broker import EmbeddedBroker, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
