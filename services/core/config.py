@@ -145,9 +145,10 @@ class RelaySettings(BaseModel):
     # A stopping relay keeps serving its streams (and takes no new rooms) until they end or this passes.
     drain_timeout_s: float = Field(default=120.0, ge=0)
     # Kernel buffers of each media socket (SO_RCVBUF/SO_SNDBUF), bytes; 0 keeps aioice's (256 KiB receive)
-    # and the kernel's default. Linux caps them at net.core.rmem_max / wmem_max: raise those too.
-    udp_receive_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
-    udp_send_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    # and the kernel's default. Linux caps them at net.core.rmem_max / wmem_max: raise those too. Bigger
+    # is not better past a burst's worth: a relay that falls behind would queue stale media instead.
+    udp_receive_buffer_bytes: int = Field(default=1024 * 1024, ge=0)
+    udp_send_buffer_bytes: int = Field(default=1024 * 1024, ge=0)
     # A publication whose inbound rate over one window exceeds either ceiling is closed alone (5009):
     # far above a 1080p60 stream (about 8 Mbit/s, under 1000 packets/s) with its audio.
     flood_max_packets_per_s: float = Field(default=3000.0, gt=0)
