@@ -5,8 +5,9 @@ any real camera (a bug, or an attack with valid credentials) costs CPU for every
 `FloodGuard` watches one publisher's peer connection: it reads, once per window, the counters aiortc's
 DTLS transport already keeps for every datagram it receives (media, RTCP, DTLS, and packets whose SRTP
 check fails alike), so the media path pays nothing extra per packet. When the rate over a whole window
-exceeds either ceiling, the guard logs it once and closes that peer with 5009; the feed's subscribers then
-see their feed stop (5006) as for any other end of a feed, and every other stream goes on.
+exceeds either ceiling, the guard logs it once and closes that peer with 5009 (seed 002 section 6.3.4,
+"媒体服务器通过信令通道发出关闭指令", closed by the media server); the feed's subscribers then see their
+feed stop (5006) as for any other end of a feed, and every other stream goes on.
 """
 
 from __future__ import annotations
