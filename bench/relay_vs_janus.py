@@ -187,7 +187,7 @@ async def run(
     folder: Path,
     repeats: int = 1,
     profile: Path | None = None,
-    parley_loop: str = "asyncio",
+    parley_loop: str = "uvloop",
 ) -> dict[str, Any]:
     clip = encode_clip()
     parley_folder, janus_folder = folder / "parley", folder / "janus"
@@ -281,8 +281,8 @@ def main() -> None:
     parser.add_argument(
         "--parley-loop",
         choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="the relay's event loop: asyncio as shipped, or uvloop (issue #5's lever, bench only)",
+        default="uvloop",
+        help="the relay's event loop (PARLEY_EVENT_LOOP): uvloop as shipped, or asyncio",
     )
     parser.add_argument("--output", type=Path, default=HERE / "results" / "relay_vs_janus.json")
     parser.add_argument(
@@ -291,6 +291,8 @@ def main() -> None:
     args = parser.parse_args()
     configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
     os.sched_setaffinity(0, GENERATOR_CPUS)
+    # Other sessions' work shares this machine: the load before and after (machine()) says how much.
+    load_average_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as folder:
         measured = uvloop.run(
             run(
@@ -319,6 +321,7 @@ def main() -> None:
                 "aiortc on uvloop, pre-encoded VP8 clip looped, subscribers count packets, no decoder"
             ),
             "window_s": args.window,
+            "load_average_at_start": load_average_at_start,
         },
         **measured,
         "summary_cpu_us_per_forwarded_packet": summary,

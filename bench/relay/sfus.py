@@ -14,9 +14,9 @@ from typing import Protocol
 
 import grpc
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
+
 from relay import janus
 from relay.loadgen import Publisher, Subscriber, wait_until
-
 from services.core.embedded_broker import EmbeddedBroker, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,22 +39,12 @@ class Sfu(Protocol):
     async def stop(self) -> None: ...
 
 
-# The relay as production starts it, or (to measure issue #5's uvloop lever without touching the relay)
-# the same module with uvloop installed as the event loop policy first.
-RELAY_COMMANDS = {
-    "asyncio": ["-m", "services.relay"],
-    "uvloop": [
-        "-c",
-        "import runpy, uvloop; uvloop.install(); runpy.run_module('services.relay', run_name='__main__')",
-    ],
-}
-
-
 def spawn_relay(env: dict[str, str], log: Path, cpus: set[int], loop: str) -> subprocess.Popen[bytes]:
+    """The relay as production starts it, on the event loop chosen (PARLEY_EVENT_LOOP)."""
     return subprocess.Popen(
-        [sys.executable, *RELAY_COMMANDS[loop]],
+        [sys.executable, "-m", "services.relay"],
         cwd=ROOT,
-        env=env,
+        env=dict(env, PARLEY_EVENT_LOOP=loop),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         preexec_fn=lambda: os.sched_setaffinity(0, cpus),
@@ -62,13 +52,13 @@ def spawn_relay(env: dict[str, str], log: Path, cpus: set[int], loop: str) -> su
 
 
 class ParleyRelay:
-    """`python -m services.relay` as production runs it (stock asyncio loop, unless told uvloop), with a
+    """`python -m services.relay` as production runs it (uvloop, unless told asyncio), with a
     Tansu broker for its metering ticks; gRPC calls go through a blocking stub in a thread so this process
     can run uvloop."""
 
     name = "parley"
 
-    def __init__(self, folder: Path, cpus: set[int], loop: str = "asyncio") -> None:
+    def __init__(self, folder: Path, cpus: set[int], loop: str = "uvloop") -> None:
         self._folder = folder
         self._cpus = cpus
         self._loop = loop

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import grpc
 import structlog
+import uvloop
 from aiokafka.errors import KafkaError
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -179,7 +181,16 @@ def run_service(name: ServiceName, build: Build) -> None:
         await runtime.serve_until_signalled()
 
     try:
-        asyncio.run(serve())
+        run_on_loop(serve(), settings.event_loop)
     except StartupError as error:
         print(f"parley-{name.value}: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_on_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run `main` to completion on a new event loop of the chosen kind ("uvloop" or "asyncio")."""
+    # On uvloop the relay needs about 15 % less CPU per forwarded packet (bench/README.md); the stock loop
+    # stays a setting for debugging and for platforms uvloop does not support.
+    factory = uvloop.new_event_loop if event_loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)

@@ -18,3 +18,6 @@ class CloseCode(IntEnum):
     RELAY_SHUTDOWN = 5009
     # "媒体链路连接失败": ICE or DTLS failed before ever connecting.
     LINK_FAILED = 5011
+    # The same seed code (an alias, so `CloseCode(5009)` stays RELAY_SHUTDOWN): the relay closed one
+    # publication whose inbound packet rate or bitrate stayed over its ceiling (flood_guard.py).
+    FLOODED = 5009

@@ -11,6 +11,9 @@ An `EncodedFrameTap` takes that queue's place:
   without creating a decoder. The receiver only checks that the thread object was created, so frames keep
   coming to `put`.
 
+The receiver's jitter buffer is replaced too: video by `MarkerJitterBuffer` (a frame leaves on its marker
+packet, not one frame interval later), audio by the stock buffer without playout prefetch.
+
 Two private attributes of aiortc 1.16 are involved, named here and checked by
 tests/unit/relay/test_frame_tap.py so an aiortc upgrade that renames them fails loudly.
 """
@@ -23,6 +26,8 @@ import structlog
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from services.relay.jitter_buffer import MarkerJitterBuffer
 
 log = structlog.get_logger(__name__)
 
@@ -64,4 +69,8 @@ def tap_receiver(receiver: RTCRtpReceiver, kind: str, tap: EncodedFrameTap) -> N
         # aiortc holds 4 audio frames (80 ms) back before decoding to smooth playout; subscribers' own
         # receivers do that, so the relay forwards each frame as soon as the next packet confirms it.
         setattr(receiver, JITTER_BUFFER, JitterBuffer(capacity=16, prefetch=0))
+    else:
+        # The stock video buffer waits for the next frame's first packet (one frame interval) before it
+        # hands a frame over; this one releases it on its marker packet (see jitter_buffer.py).
+        setattr(receiver, JITTER_BUFFER, MarkerJitterBuffer())
     setattr(receiver, DECODER_QUEUE, tap)

@@ -21,16 +21,20 @@ the relay a peer-reflexive candidate outside the allowed networks and send media
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import aioice.ice
+import structlog
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 from services.core.config import RelaySettings
 from services.core.errors import StartupError
+
+log = structlog.get_logger(__name__)
 
 _host_addresses: ContextVar[tuple[str, ...] | None] = ContextVar("parley_ice_host_addresses", default=None)
 _aioice_host_addresses = aioice.ice.get_host_addresses
@@ -97,6 +101,15 @@ class IcePolicy:
         self._host_addresses = None if listen.is_unspecified else (self._listen,)
         self._announced = str(announced) if announced else None
         self._every_address_allowed = {n.version for n in self._networks if n.prefixlen == 0} == {4, 6}
+        self._socket_buffers = [
+            (option, size)
+            for option, size in (
+                (socket.SO_RCVBUF, settings.udp_receive_buffer_bytes),
+                (socket.SO_SNDBUF, settings.udp_send_buffer_bytes),
+            )
+            if size
+        ]
+        self._capped_buffer_logged = False
         self._ice_servers = [
             RTCIceServer(
                 urls=server.urls,
@@ -145,6 +158,34 @@ class IcePolicy:
 
             connection.request_received = request_received  # type: ignore[method-assign]
             setattr(connection, _GUARDED, True)
+
+    def size_socket_buffers(self, pc: RTCPeerConnection) -> None:
+        """Give the media sockets `pc` gathered the configured kernel buffers (call after gathering).
+
+        At a few thousand packets/s a burst (a key frame to many subscribers, a scheduling hiccup) outruns
+        the default buffers and the kernel drops packets (`Udp: RcvbufErrors` in /proc/net/snmp). aioice
+        creates the sockets in `Connection.get_component_candidates` and sets only a 256 KiB receive
+        buffer, with no option for more, so the relay resizes them once they exist."""
+        if not self._socket_buffers:
+            return
+        for transceiver in pc.getTransceivers():
+            connection = transceiver.receiver.transport.transport.iceGatherer._connection
+            for protocol in connection._protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                if sock is None:
+                    continue
+                for option, size in self._socket_buffers:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+                    # Linux reports twice what it granted, and grants at most net.core.[rw]mem_max.
+                    if sock.getsockopt(socket.SOL_SOCKET, option) < size and not self._capped_buffer_logged:
+                        self._capped_buffer_logged = True
+                        log.warning(
+                            "udp_buffer_capped",
+                            option="SO_RCVBUF" if option == socket.SO_RCVBUF else "SO_SNDBUF",
+                            requested=size,
+                            granted=sock.getsockopt(socket.SOL_SOCKET, option) // 2,
+                            hint="raise net.core.rmem_max / net.core.wmem_max",
+                        )
 
     def incoming(self, sdp: str) -> str:
         """A peer's SDP without the candidates the relay must not try."""

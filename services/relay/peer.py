@@ -59,6 +59,7 @@ class Peer:
         self._ice.refuse_outside_checks(self.pc)
         with self._ice.gathering():
             await self.pc.setLocalDescription(answer)
+        self._ice.size_socket_buffers(self.pc)
         self._timer = asyncio.get_running_loop().call_later(self._connect_timeout_s, self._timed_out)
         return self._ice.outgoing(self.pc.localDescription.sdp)
 

@@ -31,6 +31,7 @@ from services.relay.errors import (
     TRACK_NOT_FOUND,
 )
 from services.relay.feed import KIND, Feed, FeedTrack
+from services.relay.flood_guard import FloodGuard, FloodLimits
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import ForwardingSender, attach_sender
 from services.relay.frame_tap import EncodedFrameTap, tap_receiver
@@ -147,6 +148,7 @@ class Relay:
             tracks=tracks,
         )
         feed.on_closed.append(self._feed_closed)
+        FloodGuard(peer, FloodLimits.of(self._settings), room_id=order.room_id, feed_id=order.feed_id).start()
         for track in tracks.values():
             self._ticker.register(track.meter)
         self.feeds[key] = feed

@@ -14,6 +14,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket
 
 from services.relay.frame_tap import DECODER_QUEUE, JITTER_BUFFER, EncodedFrameTap, tap_receiver
+from services.relay.jitter_buffer import MarkerJitterBuffer
 
 DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
@@ -85,11 +86,50 @@ def test_the_end_is_reported_once() -> None:
     assert ended == [True]
 
 
-async def test_tapping_a_video_receiver_keeps_its_jitter_buffer() -> None:
+async def test_tapping_a_video_receiver_gives_it_the_marker_jitter_buffer() -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     receiver = pc.addTransceiver("video", direction="recvonly").receiver
-    buffer = getattr(receiver, JITTER_BUFFER)
+    stock = getattr(receiver, JITTER_BUFFER)
     tap_receiver(receiver, "video", EncodedFrameTap(lambda c, f: None, lambda: None))
-    assert getattr(receiver, JITTER_BUFFER) is buffer
+    replacement = getattr(receiver, JITTER_BUFFER)
+    assert isinstance(replacement, MarkerJitterBuffer) and replacement.capacity == stock.capacity
     await asyncio.sleep(0)
+    await pc.close()
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+
+
+def vp8_packet(sequence: int, timestamp: int, *, start: bool, marker: bool, body: bytes) -> RtpPacket:
+    # VP8 payload descriptor (RFC 7741 4.2): S bit on a frame's first packet, partition 0.
+    descriptor = b"\x10" if start else b"\x00"
+    return RtpPacket(
+        payload_type=97,
+        sequence_number=sequence,
+        timestamp=timestamp,
+        ssrc=4321,
+        marker=int(marker),
+        payload=descriptor + body,
+    )
+
+
+async def test_a_tapped_video_receiver_hands_a_frame_over_on_its_marker_packet() -> None:
+    frames: list[JitterFrame] = []
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    receiver._track = RemoteStreamTrack(kind="video")
+    tap_receiver(receiver, "video", EncodedFrameTap(lambda c, f: frames.append(f), lambda: None))
+    await receiver.receive(
+        RTCRtpReceiveParameters(codecs=[VP8], encodings=[RTCRtpDecodingParameters(ssrc=4321, payloadType=97)])
+    )
+    await receiver._handle_rtp_packet(
+        vp8_packet(10, 3000, start=True, marker=False, body=b"a" * 20), arrival_time_ms=0
+    )
+    assert frames == []
+    await receiver._handle_rtp_packet(
+        vp8_packet(11, 3000, start=False, marker=True, body=b"b" * 20), arrival_time_ms=0
+    )
+    # Out on the marker packet, with no packet of the next frame in sight.
+    assert [frame.data for frame in frames] == [b"a" * 20 + b"b" * 20]
+    await receiver.stop()
     await pc.close()

@@ -3,6 +3,9 @@ SDP candidates filtered and announced as its settings say."""
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection
@@ -138,3 +141,41 @@ def test_host_candidates_on_the_listen_address_are_announced_with_the_nat_addres
 def test_unusable_ice_settings_stop_start_up_with_one_line(settings: RelaySettings) -> None:
     with pytest.raises(StartupError, match="relay ICE settings"):
         IcePolicy(settings)
+
+
+def media_sockets(pc: RTCPeerConnection) -> list[socket.socket]:
+    return [
+        protocol.transport.get_extra_info("socket")
+        for transceiver in pc.getTransceivers()
+        for protocol in transceiver.receiver.transport.transport.iceGatherer._connection._protocols
+    ]
+
+
+def kernel_limit(name: str) -> int:
+    return int(Path(f"/proc/sys/net/core/{name}").read_text())
+
+
+@pytest.mark.parametrize(("receive", "send"), [(1024 * 1024, 512 * 1024), (3 * 1024 * 1024, 0)])
+async def test_media_sockets_get_the_configured_kernel_buffers(receive: int, send: int) -> None:
+    settings = LOOPBACK_ONLY.model_copy(
+        update={"udp_receive_buffer_bytes": receive, "udp_send_buffer_bytes": send}
+    )
+    policy = IcePolicy(settings)
+    pc = RTCPeerConnection(policy.configuration())
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        with policy.gathering():
+            await pc.setLocalDescription(await pc.createOffer())
+        default_send = media_sockets(pc)[0].getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        policy.size_socket_buffers(pc)
+        sockets = media_sockets(pc)
+        assert sockets
+        for sock in sockets:
+            # Linux grants at most rmem_max / wmem_max and reports twice what it granted.
+            granted_receive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            assert granted_receive == 2 * min(receive, kernel_limit("rmem_max"))
+            granted_send = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            expected_send = 2 * min(send, kernel_limit("wmem_max")) if send else default_send
+            assert granted_send == expected_send
+    finally:
+        await pc.close()
