@@ -5,13 +5,11 @@ caller answers. `migrations/versions/` creates exactly these tables.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -22,10 +20,9 @@ from sqlalchemy import (
     Text,
     select,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.types import TypeDecorator
 
+from services.core.db import UtcDateTime
 from services.core.outbox import Outbox, outbox_table
 from services.core.topics import Topic
 from services.recorder.jobs import JobState, RecordFile, RecordJob, Transition
@@ -36,26 +33,6 @@ metadata = MetaData()
 ID = 64
 NAME = 255
 PATH = 1024
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both databases: SQLite keeps no zone and hands back naive values."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        stored: datetime = value
-        return stored.replace(tzinfo=UTC) if stored.tzinfo is None else stored.astimezone(UTC)
 
 
 jobs = Table(
