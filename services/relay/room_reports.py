@@ -10,13 +10,14 @@ that overflows (a room manager down for long) drops its newest reports the same 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
 import grpc
 import structlog
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+
+from services.core.serial_worker import SerialWorker
 
 log = structlog.get_logger(__name__)
 
@@ -75,8 +76,7 @@ class RoomReports:
         self._rooms = rooms
         self._relay_id = relay_id
         self._timeout_s = timeout_s
-        self._queue: asyncio.Queue[Report] = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        self._worker: asyncio.Task[None] | None = None
+        self._worker = SerialWorker(self._send, name="relay-room-reports", limit=QUEUE_LIMIT)
 
     def stream_closed(self, stream: StreamRef, code: int) -> None:
         self._put(
@@ -96,32 +96,15 @@ class RoomReports:
         )
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="relay-room-reports")
+        self._worker.start()
 
     async def stop(self, timeout_s: float) -> None:
         """Send what is queued (a stopping relay's closes among it) for at most `timeout_s`, then stop."""
-        if self._worker is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout_s)
-        if self._queue.qsize():
-            log.warning("room_reports_unsent", count=self._queue.qsize())
-        self._worker.cancel()
-        await asyncio.gather(self._worker, return_exceptions=True)
+        await self._worker.stop(timeout_s)
 
     def _put(self, report: Report) -> None:
-        try:
-            self._queue.put_nowait(report)
-        except asyncio.QueueFull:
+        if not self._worker.put(report):
             log.warning("room_report_dropped", report=type(report).__name__, reason="queue full")
-
-    async def _run(self) -> None:
-        while True:
-            report = await self._queue.get()
-            try:
-                await self._send(report)
-            finally:
-                self._queue.task_done()
 
     async def _send(self, report: Report) -> None:
         pause_s = FIRST_PAUSE_S

@@ -11,12 +11,12 @@ dropped rather than holding back every later one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from opentelemetry import context as otel_context
 
 from services.core.events import EventPublisher
+from services.core.serial_worker import SerialWorker
 from services.rooms.changes import Change
 from services.rooms.messages import change_event, change_key
 
@@ -29,37 +29,29 @@ _FIRST_PAUSE_S = 0.2
 class FactPublisher:
     def __init__(self, events: EventPublisher) -> None:
         self._events = events
-        self._queue: asyncio.Queue[tuple[Change, otel_context.Context]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._worker: SerialWorker[tuple[Change, otel_context.Context]] = SerialWorker(
+            self._publish_in_context, name="room-facts"
+        )
 
     def publish(self, changes: list[Change]) -> None:
         context = otel_context.get_current()
         for change in changes:
-            self._queue.put_nowait((change, context))
+            self._worker.put((change, context))
 
     async def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="room-facts")
+        self._worker.start()
 
     async def stop(self, timeout_s: float) -> None:
         """Publish what is queued (for at most `timeout_s`), then stop."""
-        if self._worker is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout_s)
-        if self._queue.qsize():
-            log.warning("room_facts_unpublished", count=self._queue.qsize())
-        self._worker.cancel()
-        await asyncio.gather(self._worker, return_exceptions=True)
+        await self._worker.stop(timeout_s)
 
-    async def _run(self) -> None:
-        while True:
-            change, context = await self._queue.get()
-            token = otel_context.attach(context)
-            try:
-                await self._publish(change)
-            finally:
-                otel_context.detach(token)
-                self._queue.task_done()
+    async def _publish_in_context(self, item: tuple[Change, otel_context.Context]) -> None:
+        change, context = item
+        token = otel_context.attach(context)
+        try:
+            await self._publish(change)
+        finally:
+            otel_context.detach(token)
 
     async def _publish(self, change: Change) -> None:
         topic, event = change_event(change)
