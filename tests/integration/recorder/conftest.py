@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import json
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +26,6 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
-from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,12 +48,12 @@ from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
-from services.licence.keys import load_private_key
-from services.licence.signatures import sign
 from services.recorder.app import build as build_recorder
 from services.relay.app import build as build_relay
 from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
+from tests.integration.licence_helpers import App, create_app
+from tests.integration.protocol_client import Client
 
 MASTER_KEY = base64.b64encode(b"c" * 32).decode()
 
@@ -199,71 +195,9 @@ async def platform(
         await runtime.stop()
 
 
-@dataclass
-class App:
-    biz_name: str
-    app_id: str
-    workspace_id: str
-    private_key: str
-
-    def connect_params(self, uid: str) -> dict[str, str]:
-        expire_time_ms = int((time.time() + 3600) * 1000)
-        key = load_private_key(self.private_key)
-        return {
-            "uid": uid,
-            "biz_name": self.biz_name,
-            "sub_biz": self.app_id,
-            "workspace_id": self.workspace_id,
-            "sign": sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms),
-        }
-
-
 @pytest.fixture(scope="module")
 async def app(platform: Platform) -> App:
-    created = await platform.licence.CreateApp(
-        licence_pb2.CreateAppRequest(name="recorder-tests"), timeout=30
-    )
-    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
-
-
-@dataclass
-class Client:
-    """A WebSocket client of protocol v1: responses matched by req_id, pushes kept in order."""
-
-    ws: ClientConnection
-    uid: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
-
-    async def call(self, cmd: str, timeout_s: float = 30, **params: Any) -> dict[str, Any]:
-        req_id = f"r{next(self._ids)}"
-        await self.ws.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}))
-        async with asyncio.timeout(timeout_s):
-            while True:
-                message = await self._next()
-                if message.get("req_id") == req_id:
-                    return message
-
-    async def ok(self, cmd: str, **params: Any) -> dict[str, Any]:
-        answer = await self.call(cmd, **params)
-        assert answer["code"] == 0, (cmd, answer)
-        return dict(answer["data"])
-
-    async def _next(self) -> dict[str, Any]:
-        message = dict(json.loads(await self.ws.recv()))
-        if "event" in message:
-            self.events.append(message)
-        return message
-
-    async def event(self, name: str, timeout_s: float = 30) -> dict[str, Any]:
-        """The first push of that name not taken yet."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for index, message in enumerate(self.events):
-                    if message["event"] == name:
-                        del self.events[index]
-                        return dict(message["data"])
-                await self._next()
+    return await create_app(platform.licence, "recorder-tests")
 
 
 @pytest.fixture
@@ -273,7 +207,8 @@ async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
     async def open_client(uid: str | None = None) -> Client:
         ws = await connect(platform.ws_url, proxy=None, open_timeout=10)
         opened.append(ws)
-        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}")
+        # Recordings take longer than room operations: responses and pushes are given more time here.
+        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}", response_timeout_s=30, push_timeout_s=30)
         await client.ok("connect", **app.connect_params(client.uid))
         return client
 
