@@ -19,12 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives import serialization
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.core.db import create_engine
@@ -54,6 +51,7 @@ from services.licence.store import (
     sn_tickets,
     users,
 )
+from tests.integration.schema_drift import schema_drift
 
 pytestmark = pytest.mark.integration
 
@@ -202,18 +200,7 @@ async def count_rows(engine: AsyncEngine, table: Table) -> int:
 
 
 async def test_the_migration_creates_exactly_the_tables_of_the_store(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, kind, _: kind != "table" or (name or "").startswith("licence_"),
-            },
-        )
-        return list(compare_metadata(context, metadata))
-
-    async with engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+    assert await schema_drift(engine, metadata, "licence_") == []
 
 
 async def test_migrating_again_changes_nothing(

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
 import grpc
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
@@ -52,6 +49,7 @@ from services.recorder.app import build as build_recorder
 from services.relay.app import build as build_relay
 from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
+from tests.integration.codec_watch import codecs_watched
 from tests.integration.licence_helpers import App, create_app
 from tests.integration.protocol_client import Client
 
@@ -115,25 +113,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def codec_guard() -> Iterator[CodecGuard]:
     guard = CodecGuard()
-    real_decoder, real_encoder = aiortc.rtcrtpreceiver.get_decoder, aiortc.rtcrtpsender.get_encoder
-
-    class RecorderPeerConnection(RTCPeerConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            guard.recorder_peers.append(self)
-
-    def get_decoder(codec: Any) -> Any:
-        guard.decoder_created(codec, sys._getframe(1))
-        return real_decoder(codec)
-
-    def get_encoder(codec: Any) -> Any:
-        guard.encoder_created(codec, sys._getframe(1))
-        return real_encoder(codec)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services.recorder.capture, "RTCPeerConnection", RecorderPeerConnection)
-        patch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
-        patch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)
+    with codecs_watched(services.recorder.capture, guard.recorder_peers, guard):
         yield guard
 
 
