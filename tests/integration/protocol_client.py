@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.integration.licence_helpers import App
 
 
 @dataclass
@@ -74,3 +77,27 @@ class Client:
         except ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd is not None else None
         raise AssertionError("unreachable")
+
+
+class Connections:
+    """The clients a test opens, users of `app` unless told otherwise; closed together after it."""
+
+    def __init__(self, app: App, **client_options: Any) -> None:
+        self._app = app
+        self._client_options = client_options
+        self._opened: list[ClientConnection] = []
+
+    async def open(self, url: str, uid: str | None = None, *, connect_as: bool = True) -> Client:
+        """A client of the gateway at `url`; connected as user `uid` (a new one if not given) unless
+        `connect_as` is false."""
+        ws = await connect(url, proxy=None, open_timeout=10)
+        self._opened.append(ws)
+        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}", **self._client_options)
+        if connect_as:
+            data = await client.ok("connect", **self._app.connect_params(client.uid))
+            client.session_id = data["session_id"]
+        return client
+
+    async def close(self) -> None:
+        for ws in self._opened:
+            await ws.close()

@@ -91,24 +91,23 @@ class Database:
         return engine
 
 
-async def _postgres_schema(url: str) -> str:
-    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
+async def _as_admin(url: str, statement: str) -> None:
     admin = create_async_engine(url)
     try:
         async with admin.begin() as connection:
-            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            await connection.execute(text(statement))
     finally:
         await admin.dispose()
+
+
+async def _postgres_schema(url: str) -> str:
+    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
+    await _as_admin(url, f'CREATE SCHEMA "{schema}"')
     return schema
 
 
 async def _drop_postgres_schema(url: str, schema: str) -> None:
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
+    await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -25,7 +25,6 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
-from websockets.asyncio.client import ClientConnection, connect
 
 import services.recorder.capture
 from services.core.config import (
@@ -51,7 +50,7 @@ from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
 from tests.integration.codec_watch import codecs_watched
 from tests.integration.licence_helpers import App, create_app
-from tests.integration.protocol_client import Client
+from tests.integration.protocol_client import Client, Connections
 
 MASTER_KEY = base64.b64encode(b"c" * 32).decode()
 
@@ -182,19 +181,14 @@ async def app(platform: Platform) -> App:
 
 @pytest.fixture
 async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
-    opened: list[ClientConnection] = []
+    # Recordings take longer than room operations: responses and pushes are given more time here.
+    connections = Connections(app, response_timeout_s=30, push_timeout_s=30)
 
     async def open_client(uid: str | None = None) -> Client:
-        ws = await connect(platform.ws_url, proxy=None, open_timeout=10)
-        opened.append(ws)
-        # Recordings take longer than room operations: responses and pushes are given more time here.
-        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}", response_timeout_s=30, push_timeout_s=30)
-        await client.ok("connect", **app.connect_params(client.uid))
-        return client
+        return await connections.open(platform.ws_url, uid)
 
     yield open_client
-    for ws in opened:
-        await ws.close()
+    await connections.close()
 
 
 class Publisher:

@@ -25,7 +25,6 @@ from google.protobuf.message import Message
 from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import events_pb2
-from websockets.asyncio.client import ClientConnection, connect
 
 from services.core.config import (
     GatewaySettings,
@@ -47,7 +46,7 @@ from services.relay.app import build as build_relay
 from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
 from tests.integration.licence_helpers import App, create_app
-from tests.integration.protocol_client import Client
+from tests.integration.protocol_client import Client, Connections
 
 MASTER_KEY = base64.b64encode(b"r" * 32).decode()
 SESSION_GRACE_S = 2.0
@@ -188,24 +187,17 @@ async def app(platform: Platform) -> App:
 @pytest.fixture
 async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
     """`await clients(uid, gateway=0)`: a client connected as `uid` on gateway 0 or 1."""
-    opened: list[ClientConnection] = []
+    connections = Connections(app)
 
     async def open_client(
         uid: str | None = None, *, gateway: int | str = 0, connect_as: bool = True
     ) -> Client:
         """`gateway` is 0 or 1, or the URL of another gateway."""
         url = gateway if isinstance(gateway, str) else platform.ws_urls[gateway]
-        ws = await connect(url, proxy=None, open_timeout=10)
-        opened.append(ws)
-        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}")
-        if connect_as:
-            data = await client.ok("connect", **app.connect_params(client.uid))
-            client.session_id = data["session_id"]
-        return client
+        return await connections.open(url, uid, connect_as=connect_as)
 
     yield open_client
-    for ws in opened:
-        await ws.close()
+    await connections.close()
 
 
 class Peer:

@@ -52,6 +52,16 @@ async def call_pair(platform: Platform, app: App, clients: Any) -> tuple[Any, An
     return bell, phone
 
 
+async def answered_call(platform: Platform, app: App, clients: Any) -> tuple[Any, Any, str]:
+    """A video call from a device to a user who answered it, both told: the device, the user, the call id."""
+    bell, phone = await call_pair(platform, app, clients)
+    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
+    await phone.event("on_call_incoming")
+    await phone.ok("answer_call", call_id=call_id)
+    await bell.event("on_call_answered")
+    return bell, phone, call_id
+
+
 def video_call(open_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "open_id": open_id,
@@ -189,11 +199,7 @@ async def test_ring_answer_and_hang_up_from_the_phone(platform: Platform, app: A
 async def test_the_device_hears_the_hang_up_command_before_the_call_ends(
     platform: Platform, app: App, clients: Any
 ) -> None:
-    bell, phone = await call_pair(platform, app, clients)
-    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
-    await phone.event("on_call_incoming")
-    await phone.ok("answer_call", call_id=call_id)
-    await bell.event("on_call_answered")
+    bell, phone, call_id = await answered_call(platform, app, clients)
 
     await phone.ok("hang_up", call_id=call_id)
     await bell.event("on_call_end")
@@ -265,11 +271,7 @@ async def test_offline_user_and_wrong_parties(platform: Platform, app: App, clie
 async def test_a_lost_network_ends_the_call_without_the_hang_up_command(
     platform: Platform, app: App, clients: Any
 ) -> None:
-    bell, phone = await call_pair(platform, app, clients)
-    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
-    await phone.event("on_call_incoming")
-    await phone.ok("answer_call", call_id=call_id)
-    await bell.event("on_call_answered")
+    bell, phone, call_id = await answered_call(platform, app, clients)
 
     phone.ws.transport.abort()
     end = await bell.event("on_call_end", timeout_s=platform.session_grace_s + 5)
