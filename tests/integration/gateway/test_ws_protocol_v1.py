@@ -45,14 +45,12 @@ from services.core.embedded_broker import free_port
 from services.core.service import ServiceRuntime
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
-from services.licence.keys import load_private_key
-from services.licence.signatures import sign
+from tests.integration.licence_helpers import App, create_app, register_device
 
 MASTER_KEY = base64.b64encode(b"w" * 32).decode()
 # The second gateway gives clients a TURN server that shares this secret (nothing listens there).
 TURN_URL = "turn:127.0.0.1:3478"
 TURN_SECRET = "shared-with-coturn"
-VIDEO = licence_pb2.LICENCE_TYPE_VIDEO_CALL
 
 
 @dataclass
@@ -108,53 +106,9 @@ async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         await runtime.stop()
 
 
-@dataclass
-class App:
-    biz_name: str
-    app_id: str
-    workspace_id: str
-    private_key: str
-
-    def sign(self, uid: str, expire_time_ms: int) -> str:
-        key = load_private_key(self.private_key)
-        return sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms)
-
-    def connect_params(self, uid: str, *, ttl_s: float = 3600) -> dict[str, str]:
-        expire_time_ms = int((time.time() + ttl_s) * 1000)
-        return {
-            "uid": uid,
-            "biz_name": self.biz_name,
-            "sub_biz": self.app_id,
-            "workspace_id": self.workspace_id,
-            "sign": self.sign(uid, expire_time_ms),
-        }
-
-
 @pytest.fixture(scope="module")
 async def app(platform: Platform) -> App:
-    created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="ws-tests"), timeout=30)
-    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
-
-
-async def register_device(platform: Platform, app: App, model_id: str = "doorbell") -> tuple[str, str]:
-    """A new device of `app`, activated and registered: its sn and device secret."""
-    licence = platform.licence
-    sn = f"prod1_{uuid.uuid4().hex[:12]}"
-    await licence.AddLicences(
-        licence_pb2.AddLicencesRequest(biz_name=app.biz_name, model_id=model_id, type=VIDEO, count=1),
-        timeout=10,
-    )
-    await licence.ActivateDevice(
-        licence_pb2.ActivateDeviceRequest(biz_name=app.biz_name, model_id=model_id, sn=sn, type=VIDEO),
-        timeout=10,
-    )
-    ticket = await licence.IssueSnTicket(
-        licence_pb2.IssueSnTicketRequest(biz_name=app.biz_name, sn=sn), timeout=10
-    )
-    registration = await licence.RegisterDevice(
-        licence_pb2.RegisterDeviceRequest(sn=sn, sn_ticket=ticket.sn_ticket), timeout=10
-    )
-    return sn, registration.device_secret
+    return await create_app(platform.licence, "ws-tests")
 
 
 @dataclass
@@ -302,7 +256,7 @@ async def test_a_user_session_is_closed_with_4001_when_its_signature_expires(
 async def test_a_device_connects_with_its_registration_secret(
     platform: Platform, app: App, open_client: Any
 ) -> None:
-    sn, secret = await register_device(platform, app)
+    sn, secret = await register_device(platform.licence, app)
     client = await open_client()
     wrong = await client.call("connect", sn=sn, device_secret="not-the-secret")
     assert wrong["code"] != 0 and wrong["msg"]
@@ -322,7 +276,7 @@ async def test_a_device_connects_with_its_registration_secret(
 async def test_authorising_a_user_reaches_the_connected_device(
     platform: Platform, app: App, open_client: Any
 ) -> None:
-    sn, secret = await register_device(platform, app)
+    sn, secret = await register_device(platform.licence, app)
     device = await open_client()
     assert (await device.call("connect", sn=sn, device_secret=secret))["code"] == 0
 
@@ -344,11 +298,11 @@ async def test_authorising_a_user_reaches_the_connected_device(
 async def test_a_device_connected_to_two_gateways_is_told_on_both(
     platform: Platform, app: App, open_client: Any
 ) -> None:
-    sn, secret = await register_device(platform, app)
+    sn, secret = await register_device(platform.licence, app)
     sessions = [await open_client(platform.ws_url), await open_client(platform.fast_ws_url)]
     for session in sessions:
         assert (await session.call("connect", sn=sn, device_secret=secret))["code"] == 0
-    other_sn, other_secret = await register_device(platform, app)
+    other_sn, other_secret = await register_device(platform.licence, app)
     bystander = await open_client()
     assert (await bystander.call("connect", sn=other_sn, device_secret=other_secret))["code"] == 0
 

@@ -19,12 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives import serialization
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.core.db import create_engine
@@ -54,6 +51,7 @@ from services.licence.store import (
     sn_tickets,
     users,
 )
+from tests.integration.schema_drift import schema_drift
 
 pytestmark = pytest.mark.integration
 
@@ -93,24 +91,23 @@ class Database:
         return engine
 
 
-async def _postgres_schema(url: str) -> str:
-    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
+async def _as_admin(url: str, statement: str) -> None:
     admin = create_async_engine(url)
     try:
         async with admin.begin() as connection:
-            await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            await connection.execute(text(statement))
     finally:
         await admin.dispose()
+
+
+async def _postgres_schema(url: str) -> str:
+    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
+    await _as_admin(url, f'CREATE SCHEMA "{schema}"')
     return schema
 
 
 async def _drop_postgres_schema(url: str, schema: str) -> None:
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as connection:
-            await connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
+    await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -202,18 +199,7 @@ async def count_rows(engine: AsyncEngine, table: Table) -> int:
 
 
 async def test_the_migration_creates_exactly_the_tables_of_the_store(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, kind, _: kind != "table" or (name or "").startswith("licence_"),
-            },
-        )
-        return list(compare_metadata(context, metadata))
-
-    async with engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+    assert await schema_drift(engine, metadata, "licence_") == []
 
 
 async def test_migrating_again_changes_nothing(

@@ -11,28 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import json
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
 import grpc
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
-from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
-from websockets.asyncio.client import ClientConnection, connect
 
 import services.recorder.capture
 from services.core.config import (
@@ -52,12 +44,13 @@ from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
-from services.licence.keys import load_private_key
-from services.licence.signatures import sign
 from services.recorder.app import build as build_recorder
 from services.relay.app import build as build_relay
 from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
+from tests.integration.codec_watch import codecs_watched
+from tests.integration.licence_helpers import App, create_app
+from tests.integration.protocol_client import Client, Connections
 
 MASTER_KEY = base64.b64encode(b"c" * 32).decode()
 
@@ -119,25 +112,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def codec_guard() -> Iterator[CodecGuard]:
     guard = CodecGuard()
-    real_decoder, real_encoder = aiortc.rtcrtpreceiver.get_decoder, aiortc.rtcrtpsender.get_encoder
-
-    class RecorderPeerConnection(RTCPeerConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            guard.recorder_peers.append(self)
-
-    def get_decoder(codec: Any) -> Any:
-        guard.decoder_created(codec, sys._getframe(1))
-        return real_decoder(codec)
-
-    def get_encoder(codec: Any) -> Any:
-        guard.encoder_created(codec, sys._getframe(1))
-        return real_encoder(codec)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services.recorder.capture, "RTCPeerConnection", RecorderPeerConnection)
-        patch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
-        patch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)
+    with codecs_watched(services.recorder.capture, guard.recorder_peers, guard):
         yield guard
 
 
@@ -199,87 +174,21 @@ async def platform(
         await runtime.stop()
 
 
-@dataclass
-class App:
-    biz_name: str
-    app_id: str
-    workspace_id: str
-    private_key: str
-
-    def connect_params(self, uid: str) -> dict[str, str]:
-        expire_time_ms = int((time.time() + 3600) * 1000)
-        key = load_private_key(self.private_key)
-        return {
-            "uid": uid,
-            "biz_name": self.biz_name,
-            "sub_biz": self.app_id,
-            "workspace_id": self.workspace_id,
-            "sign": sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms),
-        }
-
-
 @pytest.fixture(scope="module")
 async def app(platform: Platform) -> App:
-    created = await platform.licence.CreateApp(
-        licence_pb2.CreateAppRequest(name="recorder-tests"), timeout=30
-    )
-    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
-
-
-@dataclass
-class Client:
-    """A WebSocket client of protocol v1: responses matched by req_id, pushes kept in order."""
-
-    ws: ClientConnection
-    uid: str
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
-
-    async def call(self, cmd: str, timeout_s: float = 30, **params: Any) -> dict[str, Any]:
-        req_id = f"r{next(self._ids)}"
-        await self.ws.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}))
-        async with asyncio.timeout(timeout_s):
-            while True:
-                message = await self._next()
-                if message.get("req_id") == req_id:
-                    return message
-
-    async def ok(self, cmd: str, **params: Any) -> dict[str, Any]:
-        answer = await self.call(cmd, **params)
-        assert answer["code"] == 0, (cmd, answer)
-        return dict(answer["data"])
-
-    async def _next(self) -> dict[str, Any]:
-        message = dict(json.loads(await self.ws.recv()))
-        if "event" in message:
-            self.events.append(message)
-        return message
-
-    async def event(self, name: str, timeout_s: float = 30) -> dict[str, Any]:
-        """The first push of that name not taken yet."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for index, message in enumerate(self.events):
-                    if message["event"] == name:
-                        del self.events[index]
-                        return dict(message["data"])
-                await self._next()
+    return await create_app(platform.licence, "recorder-tests")
 
 
 @pytest.fixture
 async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
-    opened: list[ClientConnection] = []
+    # Recordings take longer than room operations: responses and pushes are given more time here.
+    connections = Connections(app, response_timeout_s=30, push_timeout_s=30)
 
     async def open_client(uid: str | None = None) -> Client:
-        ws = await connect(platform.ws_url, proxy=None, open_timeout=10)
-        opened.append(ws)
-        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}")
-        await client.ok("connect", **app.connect_params(client.uid))
-        return client
+        return await connections.open(platform.ws_url, uid)
 
     yield open_client
-    for ws in opened:
-        await ws.close()
+    await connections.close()
 
 
 class Publisher:

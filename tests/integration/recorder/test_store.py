@@ -8,12 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from opentelemetry.sdk.trace import TracerProvider
 from parley.recorder.v1 import recorder_pb2
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.config import RecorderSettings
@@ -24,6 +21,7 @@ from services.core.outbox import Outbox
 from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob
 from services.recorder.recorder import Recorder, RoomView
 from services.recorder.store import JobStore, metadata, outbox
+from tests.integration.schema_drift import schema_drift
 
 pytestmark = pytest.mark.integration
 
@@ -69,18 +67,7 @@ def new_job(record_id: str = "r1") -> RecordJob:
 
 
 async def test_the_migration_creates_exactly_the_tables_of_the_store(engine: AsyncEngine) -> None:
-    def differences(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(
-            connection,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, kind, _: kind != "table" or (name or "").startswith("recorder_"),
-            },
-        )
-        return list(compare_metadata(context, metadata))
-
-    async with engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+    assert await schema_drift(engine, metadata, "recorder_") == []
 
 
 async def test_transitions_are_stored_with_their_events(engine: AsyncEngine) -> None:

@@ -4,29 +4,23 @@ decoder and encoder aiortc creates, telling the relay's from the test clients'."
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
-import grpc
 import pytest
 from aiortc import RTCPeerConnection
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from parley.relay.v1 import metering_pb2, relay_pb2_grpc
+from relay_runtime import running_relay
 
 import services.relay.peer
-from services.core.config import GrpcEndpoints, KafkaSettings, RelaySettings, ServiceName, Settings
-from services.core.embedded_broker import free_port
 from services.core.events import Envelope, EventConsumer, create_broker
-from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.relay.app import build
 from services.relay.relay import Relay
+from tests.integration.codec_watch import codecs_watched
 
 # Short enough that a test sees several ticks and a connect timeout without waiting long.
 METERING_INTERVAL_S = 1.0
@@ -66,25 +60,7 @@ class CodecGuard:
 @pytest.fixture(scope="module")
 def codec_guard() -> Iterator[CodecGuard]:
     guard = CodecGuard()
-    real_decoder, real_encoder = aiortc.rtcrtpreceiver.get_decoder, aiortc.rtcrtpsender.get_encoder
-
-    class RelayPeerConnection(RTCPeerConnection):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            guard.relay_peers.append(self)
-
-    def get_decoder(codec: Any) -> Any:
-        guard.decoder_created(codec, sys._getframe(1))
-        return real_decoder(codec)
-
-    def get_encoder(codec: Any) -> Any:
-        guard.encoder_created(codec, sys._getframe(1))
-        return real_encoder(codec)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services.relay.peer, "RTCPeerConnection", RelayPeerConnection)
-        patch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
-        patch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)
+    with codecs_watched(services.relay.peer, guard.relay_peers, guard):
         yield guard
 
 
@@ -99,24 +75,13 @@ class RelayUnderTest:
 async def relay_service(
     kafka: str, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayUnderTest]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("relay"),
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
-        relay=RelaySettings(
-            listen_address="127.0.0.1",
-            candidate_networks=["127.0.0.0/8"],
-            metering_interval_s=METERING_INTERVAL_S,
-            connect_timeout_s=CONNECT_TIMEOUT_S,
-        ),
-    )
-    runtime = ServiceRuntime(ServiceName.RELAY, settings, set_global_tracing=False)
-    relay = build(runtime)
-    await runtime.start()
-    channel = grpc.aio.insecure_channel(settings.grpc.address_of(ServiceName.RELAY))
-    yield RelayUnderTest(relay=relay, stub=relay_pb2_grpc.RelayServiceStub(channel), guard=codec_guard)
-    await channel.close()
-    await runtime.stop()
+    async with running_relay(
+        kafka,
+        tmp_path_factory.mktemp("relay"),
+        metering_interval_s=METERING_INTERVAL_S,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+    ) as (relay, stub):
+        yield RelayUnderTest(relay=relay, stub=stub, guard=codec_guard)
 
 
 @dataclass

@@ -7,17 +7,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import grpc
 import pytest
 import structlog
 from aiortc.rtp import RtpPacket
 from parley.relay.v1 import relay_pb2_grpc
 from relay_clients import Publisher, Subscriber, publish, subscribe, wait_until
+from relay_runtime import running_relay
 
-from services.core.config import GrpcEndpoints, KafkaSettings, RelaySettings, ServiceName, Settings
-from services.core.embedded_broker import free_port
-from services.core.service import ServiceRuntime
-from services.relay.app import build
 from services.relay.close_codes import CloseCode
 from services.relay.relay import Relay
 
@@ -39,24 +35,13 @@ UNNEGOTIATED_PAYLOAD_TYPE = 77
 async def flood_relay(
     kafka: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[Relay, relay_pb2_grpc.RelayServiceStub]]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("relay-flood"),
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
-        relay=RelaySettings(
-            listen_address="127.0.0.1",
-            candidate_networks=["127.0.0.0/8"],
-            flood_max_packets_per_s=MAX_PACKETS_PER_S,
-            flood_window_s=WINDOW_S,
-        ),
-    )
-    runtime = ServiceRuntime(ServiceName.RELAY, settings, set_global_tracing=False)
-    relay = build(runtime)
-    await runtime.start()
-    channel = grpc.aio.insecure_channel(settings.grpc.address_of(ServiceName.RELAY))
-    yield relay, relay_pb2_grpc.RelayServiceStub(channel)
-    await channel.close()
-    await runtime.stop()
+    async with running_relay(
+        kafka,
+        tmp_path_factory.mktemp("relay-flood"),
+        flood_max_packets_per_s=MAX_PACKETS_PER_S,
+        flood_window_s=WINDOW_S,
+    ) as running:
+        yield running
 
 
 async def flood(publisher: Publisher, stop: asyncio.Event) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from parley.relay.v1 import media_pb2, relay_pb2
+from parley.relay.v1 import media_pb2, relay_pb2, relay_pb2_grpc
 from relay_clients import Publisher, Subscriber, publish, subscribe, wait_until
 
 from services.core.errors import from_rpc_error
@@ -37,6 +37,27 @@ async def refusal(call: object) -> tuple[str, int]:
     return error.kind.reason, error.code
 
 
+async def set_paused(
+    stub: relay_pb2_grpc.RelayServiceStub,
+    room_id: str,
+    kind: int,
+    paused: bool,
+    *,
+    feed_id: str = "",
+    subscription_id: str = "",
+) -> None:
+    """Pause or resume `kind` of the feed `feed_id`, or else of the subscription `subscription_id`."""
+    if feed_id:
+        request = relay_pb2.SetFeedPausedRequest(room_id=room_id, feed_id=feed_id, kind=kind, paused=paused)
+        await stub.SetFeedPaused(request)
+    else:
+        await stub.SetSubscriptionPaused(
+            relay_pb2.SetSubscriptionPausedRequest(
+                room_id=room_id, subscription_id=subscription_id, kind=kind, paused=paused
+            )
+        )
+
+
 async def test_paused_streams_forward_and_meter_nothing_until_resumed(relay_service, metering) -> None:
     stub, room_id = relay_service.stub, f"room-{uuid.uuid4()}"
     publisher, watcher = Publisher(), Subscriber()
@@ -48,16 +69,8 @@ async def test_paused_streams_forward_and_meter_nothing_until_resumed(relay_serv
 
         async def paused_for(seconds: float, kind: int, *, feed: bool) -> Span:
             """Pause `kind` (of the feed, or of the subscription) for `seconds`."""
-            if feed:
-                await stub.SetFeedPaused(
-                    relay_pb2.SetFeedPausedRequest(room_id=room_id, feed_id="cam", kind=kind, paused=True)
-                )
-            else:
-                await stub.SetSubscriptionPaused(
-                    relay_pb2.SetSubscriptionPausedRequest(
-                        room_id=room_id, subscription_id=watching.subscription_id, kind=kind, paused=True
-                    )
-                )
+            target = {"feed_id": "cam"} if feed else {"subscription_id": watching.subscription_id}
+            await set_paused(stub, room_id, kind, True, **target)
             began, began_monotonic = time.time(), time.monotonic()
             await asyncio.sleep(seconds)
             stats = await stub.GetStats(
@@ -69,16 +82,7 @@ async def test_paused_streams_forward_and_meter_nothing_until_resumed(relay_serv
             }
             assert paused == {kind: True, (AUDIO if kind == VIDEO else VIDEO): False}
             ended, ended_monotonic = time.time(), time.monotonic()
-            if feed:
-                await stub.SetFeedPaused(
-                    relay_pb2.SetFeedPausedRequest(room_id=room_id, feed_id="cam", kind=kind, paused=False)
-                )
-            else:
-                await stub.SetSubscriptionPaused(
-                    relay_pb2.SetSubscriptionPausedRequest(
-                        room_id=room_id, subscription_id=watching.subscription_id, kind=kind, paused=False
-                    )
-                )
+            await set_paused(stub, room_id, kind, False, **target)
             return Span((began, ended), (began_monotonic, ended_monotonic))
 
         feed_pause = await paused_for(3.0, VIDEO, feed=True)

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +23,8 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from faststream.kafka import KafkaBroker
 from google.protobuf.message import Message
 from opentelemetry.sdk.trace import TracerProvider
-from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import events_pb2
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from services.core.config import (
     GatewaySettings,
@@ -48,11 +42,11 @@ from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
-from services.licence.keys import load_private_key
-from services.licence.signatures import sign
 from services.relay.app import build as build_relay
 from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
+from tests.integration.licence_helpers import App, create_app
+from tests.integration.protocol_client import Client, Connections
 
 MASTER_KEY = base64.b64encode(b"r" * 32).decode()
 SESSION_GRACE_S = 2.0
@@ -185,112 +179,25 @@ async def third_gateway(platform: Platform) -> AsyncIterator[tuple[str, Callable
         await runtime.stop()
 
 
-@dataclass
-class App:
-    biz_name: str
-    app_id: str
-    workspace_id: str
-    private_key: str
-
-    def connect_params(self, uid: str, *, ttl_s: float = 3600) -> dict[str, str]:
-        expire_time_ms = int((time.time() + ttl_s) * 1000)
-        key = load_private_key(self.private_key)
-        return {
-            "uid": uid,
-            "biz_name": self.biz_name,
-            "sub_biz": self.app_id,
-            "workspace_id": self.workspace_id,
-            "sign": sign(key, self.biz_name, self.app_id, self.workspace_id, uid, expire_time_ms),
-        }
-
-
 @pytest.fixture(scope="session")
 async def app(platform: Platform) -> App:
-    created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="room-tests"), timeout=30)
-    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
-
-
-@dataclass
-class Client:
-    """A plain WebSocket client of protocol v1: responses matched by req_id, pushes kept in order."""
-
-    ws: ClientConnection
-    uid: str = ""
-    session_id: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
-
-    async def call(self, cmd: str, timeout_s: float = 20, **params: Any) -> dict[str, Any]:
-        req_id = f"r{next(self._ids)}"
-        await self.ws.send(json.dumps({"cmd": cmd, "req_id": req_id, "params": params}))
-        async with asyncio.timeout(timeout_s):
-            while True:
-                message = await self._next()
-                if message.get("req_id") == req_id:
-                    return message
-
-    async def ok(self, cmd: str, **params: Any) -> dict[str, Any]:
-        answer = await self.call(cmd, **params)
-        assert answer["code"] == 0, (cmd, answer)
-        return dict(answer["data"])
-
-    async def _next(self) -> dict[str, Any]:
-        message = dict(json.loads(await self.ws.recv()))
-        if "event" in message:
-            self.events.append(message)
-        return message
-
-    async def event(self, name: str, timeout_s: float = 10) -> dict[str, Any]:
-        """The first push of that name not taken yet (earlier pushes of other names stay)."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for index, message in enumerate(self.events):
-                    if message["event"] == name:
-                        del self.events[index]
-                        return dict(message["data"])
-                await self._next()
-
-    async def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
-        """Read for a while; every push that came (and was not taken)."""
-        try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    await self._next()
-        except TimeoutError:
-            pass
-        return self.events
-
-    async def close_code(self, timeout_s: float = 10) -> int | None:
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    await self._next()
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd is not None else None
-        raise AssertionError("unreachable")
+    return await create_app(platform.licence, "room-tests")
 
 
 @pytest.fixture
 async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
     """`await clients(uid, gateway=0)`: a client connected as `uid` on gateway 0 or 1."""
-    opened: list[ClientConnection] = []
+    connections = Connections(app)
 
     async def open_client(
         uid: str | None = None, *, gateway: int | str = 0, connect_as: bool = True
     ) -> Client:
         """`gateway` is 0 or 1, or the URL of another gateway."""
         url = gateway if isinstance(gateway, str) else platform.ws_urls[gateway]
-        ws = await connect(url, proxy=None, open_timeout=10)
-        opened.append(ws)
-        client = Client(ws, uid=uid or f"u_{uuid.uuid4().hex[:10]}")
-        if connect_as:
-            data = await client.ok("connect", **app.connect_params(client.uid))
-            client.session_id = data["session_id"]
-        return client
+        return await connections.open(url, uid, connect_as=connect_as)
 
     yield open_client
-    for ws in opened:
-        await ws.close()
+    await connections.close()
 
 
 class Peer:

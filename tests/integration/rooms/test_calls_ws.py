@@ -15,39 +15,10 @@ from parley.licence.v1 import licence_pb2
 
 from services.core.events import EventPublisher, create_broker
 from services.core.topics import Topic
-from tests.integration.rooms.conftest import App, Platform
+from tests.integration.licence_helpers import VIDEO, App, create_app, register_device
+from tests.integration.rooms.conftest import Platform
 
-VIDEO = licence_pb2.LicenceType.LICENCE_TYPE_VIDEO_CALL
-MODEL_ID = "doorbell"
 HANG_UP = "IV_AVT_COMMAND_CALL_HANG_UP"
-
-
-async def new_app(platform: Platform) -> App:
-    created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="call-tests"), timeout=30)
-    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
-
-
-async def register_device(
-    platform: Platform, app: App, licence_type: licence_pb2.LicenceType.ValueType = VIDEO
-) -> tuple[str, str]:
-    """A new device of `app`, activated and registered for `licence_type` calls: its sn and device secret."""
-    licence = platform.licence
-    sn = f"prod1_{uuid.uuid4().hex[:12]}"
-    await licence.AddLicences(
-        licence_pb2.AddLicencesRequest(biz_name=app.biz_name, model_id=MODEL_ID, type=licence_type, count=1),
-        timeout=10,
-    )
-    await licence.ActivateDevice(
-        licence_pb2.ActivateDeviceRequest(biz_name=app.biz_name, model_id=MODEL_ID, sn=sn, type=licence_type),
-        timeout=10,
-    )
-    ticket = await licence.IssueSnTicket(
-        licence_pb2.IssueSnTicketRequest(biz_name=app.biz_name, sn=sn), timeout=10
-    )
-    registration = await licence.RegisterDevice(
-        licence_pb2.RegisterDeviceRequest(sn=sn, sn_ticket=ticket.sn_ticket), timeout=10
-    )
-    return sn, registration.device_secret
 
 
 async def authorise(platform: Platform, app: App, sn: str, open_id: str, authorised: bool = True) -> None:
@@ -67,7 +38,7 @@ async def device(
     gateway: int = 0,
     licence_type: licence_pb2.LicenceType.ValueType = VIDEO,
 ) -> Any:
-    sn, secret = await register_device(platform, app, licence_type)
+    sn, secret = await register_device(platform.licence, app, licence_type=licence_type)
     client = await clients(sn, gateway=gateway, connect_as=False)
     client.session_id = (await client.ok("connect", sn=sn, device_secret=secret))["session_id"]
     return client
@@ -79,6 +50,16 @@ async def call_pair(platform: Platform, app: App, clients: Any) -> tuple[Any, An
     phone = await clients(gateway=1)
     await authorise(platform, app, bell.uid, phone.uid)
     return bell, phone
+
+
+async def answered_call(platform: Platform, app: App, clients: Any) -> tuple[Any, Any, str]:
+    """A video call from a device to a user who answered it, both told: the device, the user, the call id."""
+    bell, phone = await call_pair(platform, app, clients)
+    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
+    await phone.event("on_call_incoming")
+    await phone.ok("answer_call", call_id=call_id)
+    await bell.event("on_call_answered")
+    return bell, phone, call_id
 
 
 def video_call(open_id: str, **extra: Any) -> dict[str, Any]:
@@ -109,14 +90,14 @@ async def test_each_refusal_code_of_seed_000_comes_from_its_situation(
     # -20: well-formed, but no app has such a user.
     assert await refusal(bell, **video_call(f"nobody_{uuid.uuid4().hex[:8]}")) == (-20, "OPEN_ID_UNKNOWN")
     # -19: a user of another app.
-    other = await new_app(platform)
-    other_sn, _ = await register_device(platform, other)
+    other = await create_app(platform.licence, "call-tests")
+    other_sn, _ = await register_device(platform.licence, other)
     stranger = f"stranger_{uuid.uuid4().hex[:8]}"
     await authorise(platform, other, other_sn, stranger)
     assert await refusal(bell, **video_call(stranger)) == (-19, "OPEN_ID_WRONG_APP")
     # -9: a user of the app who never authorised this device (only another one).
     neighbour = await clients(gateway=1)
-    second_sn, _ = await register_device(platform, app)
+    second_sn, _ = await register_device(platform.licence, app)
     await authorise(platform, app, second_sn, neighbour.uid)
     assert await refusal(bell, **video_call(neighbour.uid)) == (-9, "OPEN_ID_NOT_BOUND")
     # -8: a user who revoked the device.
@@ -142,7 +123,7 @@ async def test_a_device_licensed_for_audio_calls_places_audio_calls_only(
 
 
 async def test_a_device_whose_registration_is_gone_gets_minus_2(platform: Platform, clients: Any) -> None:
-    own = await new_app(platform)
+    own = await create_app(platform.licence, "call-tests")
     bell = await device(platform, own, clients)
     # Deleting the app deletes the device's activation and registration; its connection stays.
     await platform.licence.DeleteApp(licence_pb2.GetAppRequest(biz_name=own.biz_name), timeout=10)
@@ -150,7 +131,7 @@ async def test_a_device_whose_registration_is_gone_gets_minus_2(platform: Platfo
 
 
 async def test_an_app_in_arrears_gets_minus_15(platform: Platform, clients: Any, kafka: str) -> None:
-    own = await new_app(platform)
+    own = await create_app(platform.licence, "call-tests")
     bell = await device(platform, own, clients)
     await authorise(platform, own, bell.uid, "owner")
     broker = create_broker(kafka, client_id="billing-test", tracer_provider=TracerProvider())
@@ -218,11 +199,7 @@ async def test_ring_answer_and_hang_up_from_the_phone(platform: Platform, app: A
 async def test_the_device_hears_the_hang_up_command_before_the_call_ends(
     platform: Platform, app: App, clients: Any
 ) -> None:
-    bell, phone = await call_pair(platform, app, clients)
-    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
-    await phone.event("on_call_incoming")
-    await phone.ok("answer_call", call_id=call_id)
-    await bell.event("on_call_answered")
+    bell, phone, call_id = await answered_call(platform, app, clients)
 
     await phone.ok("hang_up", call_id=call_id)
     await bell.event("on_call_end")
@@ -294,11 +271,7 @@ async def test_offline_user_and_wrong_parties(platform: Platform, app: App, clie
 async def test_a_lost_network_ends_the_call_without_the_hang_up_command(
     platform: Platform, app: App, clients: Any
 ) -> None:
-    bell, phone = await call_pair(platform, app, clients)
-    call_id = (await bell.ok("call", **video_call(phone.uid)))["call_id"]
-    await phone.event("on_call_incoming")
-    await phone.ok("answer_call", call_id=call_id)
-    await bell.event("on_call_answered")
+    bell, phone, call_id = await answered_call(platform, app, clients)
 
     phone.ws.transport.abort()
     end = await bell.event("on_call_end", timeout_s=platform.session_grace_s + 5)

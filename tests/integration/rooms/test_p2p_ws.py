@@ -15,7 +15,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from services.relay.ice import gathering_on
-from tests.integration.rooms.conftest import Client
+from tests.integration.protocol_client import Client
 
 P2P = 2
 MESSAGES = 200

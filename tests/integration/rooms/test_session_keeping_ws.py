@@ -12,14 +12,20 @@ def drop(client: Any) -> None:
     client.ws.transport.abort()
 
 
+async def room_joined_by(creator: Any, joiner: Any) -> dict[str, Any]:
+    """A room `creator` made and `joiner` joined, once the creator has heard of the joiner."""
+    room = await creator.ok("create_room")
+    await joiner.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
+    await creator.event("on_new_joiner_in")
+    return room
+
+
 async def test_a_dropped_client_resumes_on_the_other_gateway_and_gets_what_it_missed(
     platform: Any, app: Any, clients: Any
 ) -> None:
     alice = await clients(gateway=0)
     bob = await clients(gateway=1)
-    room = await alice.ok("create_room")
-    await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
-    await alice.event("on_new_joiner_in")
+    room = await room_joined_by(alice, bob)
 
     drop(bob)
     await asyncio.sleep(0.3)
@@ -45,9 +51,7 @@ async def test_a_client_that_does_not_come_back_leaves_with_exit_type_2(
 ) -> None:
     alice = await clients(gateway=0)
     carol = await clients(gateway=1)
-    room = await alice.ok("create_room")
-    await carol.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
-    await alice.event("on_new_joiner_in")
+    room = await room_joined_by(alice, carol)
 
     drop(carol)
     left = await alice.event("on_participant_leave_room", timeout_s=platform.session_grace_s + 5)
@@ -67,9 +71,7 @@ async def test_a_second_connection_takes_the_session_over_and_the_first_is_close
 ) -> None:
     alice = await clients(gateway=0)
     dave = await clients(gateway=0)
-    room = await alice.ok("create_room")
-    await dave.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
-    await alice.event("on_new_joiner_in")
+    await room_joined_by(alice, dave)
 
     # The old connection has not dropped yet (a phone switching networks): the new one takes over.
     for gateway in (1, 0):
@@ -98,9 +100,7 @@ async def test_clients_of_a_gateway_that_shuts_down_resume_on_another(
     url, stop_gateway = third_gateway
     alice = await clients(gateway=0)
     bob = await clients(gateway=url)
-    room = await alice.ok("create_room")
-    await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
-    await alice.event("on_new_joiner_in")
+    room = await room_joined_by(alice, bob)
 
     await stop_gateway()
     assert await bob.close_code() == 1012

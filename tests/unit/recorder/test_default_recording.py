@@ -13,20 +13,11 @@ from parley.recorder.v1 import recorder_pb2
 
 from services.core.errors import ParleyError
 from services.rooms.changes import RecordOptions
-from services.rooms.manager import RoomManager, RoomRules
+from services.rooms.manager import RoomManager
 from services.rooms.pushes import RemoteRecordingFailed
 from services.rooms.recording_events import DefaultRecording
 from services.rooms.sessions import Attachment
-
-RULES = RoomRules(
-    session_grace_s=15,
-    empty_room_grace_s=60,
-    max_participants=3,
-    max_feeds_per_participant=2,
-    max_subscriptions_per_participant=2,
-    negotiation_timeout_s=30,
-    gateway_lease_s=10_000,
-)
+from tests.unit.rooms.test_room_manager import RELAY, RULES
 
 
 class Recorder:
@@ -44,7 +35,7 @@ class Recorder:
 
 
 def room_of_alice(strong: bool) -> tuple[RoomManager, Any]:
-    manager = RoomManager(RULES, relay_address="relay:1", now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    manager = RoomManager(RULES, relay_address=RELAY, now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     manager.open_session("s1", "biz", "alice", Attachment("gw1", "gw1:1", "c1"))
     record = RecordOptions(default_record=True, record_strong_depend=strong, record_param_json='{"a": 1}')
     room = manager.create_room(biz_name="", creator_uid="", session_id="s1", record=record)

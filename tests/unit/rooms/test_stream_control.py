@@ -3,6 +3,8 @@ closed on its own and of weak networks, and with mutes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from test_room_manager import AUDIO_VIDEO, RELAY, World, kinds, publish, room_with, subscribe
 
@@ -18,8 +20,23 @@ def world() -> World:
     return World()
 
 
+def change_codes(changes: Sequence[object]) -> list[tuple[str, int | None]]:
+    return [(type(c).__name__, getattr(c, "code", None)) for c in changes]
+
+
 def codes(world: World) -> list[tuple[str, int | None]]:
-    return [(type(c).__name__, getattr(c, "code", None)) for c in world.take_outcome().changes]
+    return change_codes(world.take_outcome().changes)
+
+
+def alices_feed_watched_by_bob(world: World) -> tuple[str, str, str, list[str]]:
+    """A room of alice, bob and carol where alice publishes a feed and bob subscribes to it, every push so
+    far taken: the room id, the feed id, bob's subscription id and the three sessions."""
+    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
+    feed_id = publish(world, alice)
+    bobs = subscribe(world, bob, feed_id)
+    for session in (alice, bob, carol):
+        world.pushes(session)
+    return room_id, feed_id, bobs, [alice, bob, carol]
 
 
 @pytest.mark.parametrize(
@@ -28,12 +45,8 @@ def codes(world: World) -> list[tuple[str, int | None]]:
 def test_a_feed_the_relay_closed_ends_as_an_unpublish_told_with_the_relays_code(
     world: World, code: MediaCloseCode
 ) -> None:
-    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
-    feed_id = publish(world, alice)
+    room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
     feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
-    bobs = subscribe(world, bob, feed_id)
-    for session in (alice, bob, carol):
-        world.pushes(session)
     world.take_outcome()
 
     world.manager.stream_closed(room_id, feed_id, "", "alice", code)
@@ -45,7 +58,7 @@ def test_a_feed_the_relay_closed_ends_as_an_unpublish_told_with_the_relays_code(
     ]
     assert world.pushes(carol) == [pushes.Unpublished(room_id, feed)]
     outcome = world.take_outcome()
-    assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [
+    assert change_codes(outcome.changes) == [
         ("SubscriptionEnded", MediaCloseCode.PEER_UNPUBLISHED),
         ("FeedUnpublished", code),
     ]
@@ -60,12 +73,8 @@ def test_a_feed_the_relay_closed_ends_as_an_unpublish_told_with_the_relays_code(
 
 
 def test_a_subscription_the_relay_closed_is_told_to_its_subscriber_and_to_the_others(world: World) -> None:
-    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
-    feed_id = publish(world, alice)
+    room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
     feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
-    bobs = subscribe(world, bob, feed_id)
-    for session in (alice, bob, carol):
-        world.pushes(session)
     world.take_outcome()
 
     world.manager.stream_closed(room_id, feed_id, bobs, "bob", MediaCloseCode.LINK_CLOSED)
@@ -73,9 +82,7 @@ def test_a_subscription_the_relay_closed_is_told_to_its_subscriber_and_to_the_ot
     assert world.pushes(bob) == [pushes.MediaClosed(room_id, MediaCloseCode.LINK_CLOSED, feed_id, bobs)]
     assert world.pushes(alice) == world.pushes(carol) == [pushes.Unsubscribed(room_id, "bob", feed)]
     outcome = world.take_outcome()
-    assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [
-        ("SubscriptionEnded", MediaCloseCode.LINK_CLOSED)
-    ]
+    assert change_codes(outcome.changes) == [("SubscriptionEnded", MediaCloseCode.LINK_CLOSED)]
     assert outcome.relay_orders == []
     # Bob may subscribe again; a late report of the old subscription does not end the new one.
     world.manager.start_subscribe(bob, feed_id, audio=True, video=True)
@@ -115,11 +122,7 @@ def test_reports_of_unknown_rooms_and_feeds_are_ignored(world: World) -> None:
 
 
 def test_a_weak_network_is_told_to_the_streams_owner_only(world: World) -> None:
-    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
-    feed_id = publish(world, alice)
-    bobs = subscribe(world, bob, feed_id)
-    for session in (alice, bob, carol):
-        world.pushes(session)
+    room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
 
     world.manager.network_weak(room_id, feed_id, "", "alice", bps_send=96_000, bps_recv=0)
     world.manager.network_weak(room_id, feed_id, bobs, "bob", bps_send=0, bps_recv=64_000)
@@ -166,11 +169,7 @@ def test_mute_local_is_the_publishers_and_told_to_the_others_once_per_change(wor
 
 
 def test_mute_remote_is_the_subscribers_alone(world: World) -> None:
-    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
-    feed_id = publish(world, alice)
-    bobs = subscribe(world, bob, feed_id)
-    for session in (alice, bob, carol):
-        world.pushes(session)
+    room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
 
     assert world.manager.mute_remote(bob, feed_id, "audio", True) == MuteTarget(room_id, RELAY, bobs)
     assert world.pushes(alice) == world.pushes(carol) == []
