@@ -220,7 +220,9 @@ class Recorder:
         live = self._live.get(record_id)
         if live is not None and (not biz_name or live.job.biz_name == biz_name):
             for capture in live.captures.values():
-                self._update_file(live.job, capture)
+                # A capture still negotiating with its relay has no file yet.
+                if capture.file is not None:
+                    self._update_file(live.job, capture)
             return live.job
         return await self._job(record_id, biz_name)
 
