@@ -532,40 +532,34 @@ class RoomManager:
 
     def mute_local(self, session_id: str, feed_id: str, kind: str, muted: bool) -> MuteTarget:
         """The publisher pauses or resumes one kind of its feed; the others in the room are told."""
-        session = self.sessions.get(session_id)
-        room = self._room_of(session, NOT_IN_ROOM)
-        feed = room.feeds.get(feed_id)
-        if feed is None:
-            raise MUTE_FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
+        session, room, feed = self._muted_feed(session_id, feed_id)
         if feed.uid != session.uid:
             raise FEED_NOT_PUBLISHED(f"feed {feed_id} is not this session's")
         if kind not in {track.kind for track in feed.tracks}:
             raise MUTE_KIND_ABSENT(f"feed {feed_id} has no {kind}")
         if (kind in feed.muted) != muted:
-            if muted:
-                feed.muted.add(kind)
-            else:
-                feed.muted.discard(kind)
+            _set_muted(feed.muted, kind, muted)
             self._push_others(room, feed.uid, _remote_mute(room, feed))
         return MuteTarget(room.room_id, room.relay_address, "")
 
     def mute_remote(self, session_id: str, feed_id: str, kind: str, muted: bool) -> MuteTarget:
         """A subscriber pauses or resumes one kind of a feed it receives, for itself alone."""
-        session = self.sessions.get(session_id)
-        room = self._room_of(session, NOT_IN_ROOM)
-        feed = room.feeds.get(feed_id)
-        if feed is None:
-            raise MUTE_FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
+        session, room, feed = self._muted_feed(session_id, feed_id)
         subscription = feed.subscriptions.get(session.uid)
         if subscription is None:
             raise NOT_SUBSCRIBED(f"this session does not subscribe to feed {feed_id}")
         if kind not in {track.kind for track in subscription.tracks}:
             raise MUTE_KIND_ABSENT(f"the subscription to feed {feed_id} receives no {kind}")
-        if muted:
-            subscription.muted.add(kind)
-        else:
-            subscription.muted.discard(kind)
+        _set_muted(subscription.muted, kind, muted)
         return MuteTarget(room.room_id, room.relay_address, subscription.subscription_id)
+
+    def _muted_feed(self, session_id: str, feed_id: str) -> tuple[ClientSession, Room, Feed]:
+        session = self.sessions.get(session_id)
+        room = self._room_of(session, NOT_IN_ROOM)
+        feed = room.feeds.get(feed_id)
+        if feed is None:
+            raise MUTE_FEED_UNKNOWN(f"no feed {feed_id} is published in the room")
+        return session, room, feed
 
     # Time
 
@@ -831,3 +825,10 @@ class RoomManager:
 
 def _remote_mute(room: Room, feed: Feed) -> RemoteMute:
     return RemoteMute(room.room_id, feed.feed_id, feed.uid, "audio" in feed.muted, "video" in feed.muted)
+
+
+def _set_muted(muted_kinds: set[str], kind: str, muted: bool) -> None:
+    if muted:
+        muted_kinds.add(kind)
+    else:
+        muted_kinds.discard(kind)
