@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
@@ -87,7 +88,9 @@ class ForwardingSender(RTCRtpSender):
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         state = vars(self)
         state[RTP_STARTED].set()
-        writer = self._writer = RtpStreamWriter(self._ssrc, codec.payloadType, self._extensions, self._mid)
+        # A negotiated codec always has its payload type (the stock loop relies on it too).
+        payload_type = cast(int, codec.payloadType)
+        writer = self._writer = RtpStreamWriter(self._ssrc, payload_type, self._extensions, self._mid)
         sequence_number = random_sequence_number()
         timestamp_origin = random32()
         try:

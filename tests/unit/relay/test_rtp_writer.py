@@ -20,7 +20,9 @@ def extensions_map(*uris: str) -> HeaderExtensionsMap:
     extensions = HeaderExtensionsMap()
     extensions.configure(
         RTCRtpSendParameters(
-            headerExtensions=[RTCRtpHeaderExtensionParameters(id=i + 1, uri=uri) for i, uri in enumerate(uris)]
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=i + 1, uri=uri) for i, uri in enumerate(uris)
+            ]
         )
     )
     return extensions
