@@ -3,10 +3,9 @@
 aiortc sends each RTP packet through `RTCDtlsTransport._send_rtp` (connection state check, SRTP
 protect, transport counters) which awaits aioice's `Connection.send`, `Connection.sendto` and the
 candidate pair protocol's `send_data`: four coroutines per packet per subscriber, where only the last
-does any I/O, a plain `transport.sendto`. This takes the same steps with the state check and the
-nominated pair looked up once per frame, and per packet only protects and calls that `sendto` (aioice's
-own `StunProtocol.send_data`, the socket's or its TURN transport's); a pair protocol with another
-`send_data` is awaited as aioice would. The private names are constants, checked by
+does any I/O. This takes the same steps once per frame (state, nominated pair, counters) and per packet
+only protects and awaits the pair protocol's `send_data`, so a TURN-relayed pair still wraps the packet
+as aioice's TURN protocol does. The private names are constants, checked by
 tests/unit/relay/test_rtp_output.py against the installed aiortc and aioice.
 """
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aioice.ice import StunProtocol
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 
 # aiortc's ICE transport holds its aioice Connection here; the Connection its nominated pairs by component.
@@ -34,21 +32,11 @@ async def send_protected(transport: RTCDtlsTransport, packets: list[bytes]) -> N
     if pair is None:
         raise ConnectionError("Cannot send data, not connected")
     protect = transport._tx_srtp.protect
-    protocol = pair.protocol
+    send_data = pair.protocol.send_data
     address = pair.remote_addr
     state = vars(transport)
-    if getattr(type(protocol), "send_data", None) is StunProtocol.send_data:
-        # Its `send_data` is the datagram transport's `sendto` (a socket, or aioice's TURN transport):
-        # called directly, the frame's packets go out without a coroutine each.
-        sendto = protocol.transport.sendto
-        for packet in packets:
-            data = protect(packet)
-            sendto(data, address)
-            state[TX_BYTES] += len(data)
-            state[TX_PACKETS] += 1
-        return
     for packet in packets:
         data = protect(packet)
-        await protocol.send_data(data, address)
+        await send_data(data, address)
         state[TX_BYTES] += len(data)
         state[TX_PACKETS] += 1

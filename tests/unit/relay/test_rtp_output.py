@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from aioice.ice import StunProtocol
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
 from aiortc.rtcdtlstransport import State
 
@@ -29,41 +26,3 @@ async def test_nothing_is_sent_before_the_transport_connects(transport: RTCDtlsT
     with pytest.raises(ConnectionError):
         await send_protected(transport, [bytes(20)])
     assert vars(transport)[TX_PACKETS] == 0
-
-
-class Socket:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, tuple[str, int]]] = []
-
-    def sendto(self, data: bytes, address: tuple[str, int]) -> None:
-        self.sent.append((data, address))
-
-
-def connected_transport(protocol: object) -> SimpleNamespace:
-    pair = SimpleNamespace(protocol=protocol, remote_addr=("127.0.0.1", 9))
-    return SimpleNamespace(
-        _state=State.CONNECTED,
-        _tx_srtp=SimpleNamespace(protect=lambda packet: b"srtp:" + packet),
-        transport=SimpleNamespace(**{ICE_CONNECTION: SimpleNamespace(**{NOMINATED_PAIRS: {1: pair}})}),
-        **{TX_BYTES: 0, TX_PACKETS: 0},
-    )
-
-
-async def test_packets_are_protected_and_sent_on_the_nominated_pair_socket_and_counted() -> None:
-    protocol = StunProtocol(None)  # type: ignore[arg-type]
-    protocol.transport = Socket()  # type: ignore[assignment]
-    transport = connected_transport(protocol)
-    await send_protected(transport, [b"one", b"two"])  # type: ignore[arg-type]
-    assert protocol.transport.sent == [(b"srtp:one", ("127.0.0.1", 9)), (b"srtp:two", ("127.0.0.1", 9))]
-    assert (vars(transport)[TX_BYTES], vars(transport)[TX_PACKETS]) == (16, 2)
-
-
-async def test_a_pair_protocol_with_its_own_send_data_is_awaited() -> None:
-    sent: list[bytes] = []
-
-    async def send_data(data: bytes, address: tuple[str, int]) -> None:
-        sent.append(data)
-
-    transport = connected_transport(SimpleNamespace(send_data=send_data))
-    await send_protected(transport, [b"one"])  # type: ignore[arg-type]
-    assert sent == [b"srtp:one"] and vars(transport)[TX_PACKETS] == 1
