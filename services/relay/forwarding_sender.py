@@ -9,8 +9,7 @@ It overrides the RTP loop (`_run_rtp`) too, the per-packet part of every subscri
 loop builds an `RtpPacket` per packet and reads the clock twice per packet; this one writes each frame's
 packets as bytes with one clock reading per frame (`services/relay/rtp_writer.py`). What subscribers see
 is the stock sender's: a random first sequence number and timestamp offset, the marker bit on a frame's
-last packet, the negotiated mid and abs-send-time extensions, SRTP with the DTLS transport's session
-(`services/relay/rtp_output.py`, the steps of the transport's `_send_rtp` once per frame). The
+last packet, the negotiated mid and abs-send-time extensions, SRTP through the DTLS transport. The
 stock sender's state that its other tasks read is kept up to date once per frame: the packet and octet
 counts and the NTP/RTP timestamp pair of its RTCP sender reports and `getStats()`. NACKs are answered
 from the packets this loop sent (`_retransmit`), through the stock retransmission (RTX when
@@ -40,7 +39,6 @@ from aiortc.utils import random32, uint32_add
 
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.packetizer import Packetizer, packetizer_for
-from services.relay.rtp_output import send_protected
 from services.relay.rtp_writer import RtpStreamWriter, ntp_now
 
 logger = logging.getLogger(__name__)
@@ -103,7 +101,9 @@ class ForwardingSender(RTCRtpSender):
                 timestamp = uint32_add(timestamp_origin, frame.timestamp)
                 ntp = ntp_now()
                 packets = writer.frame(frame.payloads, timestamp, sequence_number, ntp)
-                await send_protected(self.transport, packets)
+                send_rtp = self.transport._send_rtp
+                for packet in packets:
+                    await send_rtp(packet)
                 sequence_number = (sequence_number + len(packets)) & 0xFFFF
                 state[NTP_TIMESTAMP] = ntp
                 state[RTP_TIMESTAMP] = timestamp
