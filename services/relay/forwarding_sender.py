@@ -2,30 +2,57 @@
 
 The stock sender takes frames from its track in `_next_encoded_frame`: it encodes decoded frames, and
 packs an `av.Packet` with `pack()` of an encoder it builds first with `get_encoder` (for Opus and G.711
-that opens an FFmpeg encoder context). `ForwardingSender` overrides that one method to packetize the
-forwarded frame itself, so no encoder exists on the forwarding path; everything else is the stock
-sender's: sequence numbers and timestamps, SRTP, the RTP history that answers the subscriber's NACKs
-(with RTX when negotiated), RTCP sender reports and BYE.
+that opens an FFmpeg encoder context). `ForwardingSender` overrides that method to packetize the
+forwarded frame itself, so no encoder exists on the forwarding path.
 
-It overrides `_send_keyframe` too: the stock sender would make its encoder's next frame a key frame
+It overrides the RTP loop (`_run_rtp`) too, the per-packet part of every subscriber's stream: the stock
+loop builds an `RtpPacket` per packet and reads the clock twice per packet; this one writes each frame's
+packets as bytes with one clock reading per frame (`services/relay/rtp_writer.py`). What subscribers see
+is the stock sender's: a random first sequence number and timestamp offset, the marker bit on a frame's
+last packet, the negotiated mid and abs-send-time extensions, SRTP through the DTLS transport. The
+stock sender's state that its other tasks read is kept up to date once per frame: the packet and octet
+counts and the NTP/RTP timestamp pair of its RTCP sender reports and `getStats()`. NACKs are answered
+from the packets this loop sent (`_retransmit`), through the stock retransmission (RTX when
+negotiated). RTCP (reports, BYE) and `stop()` are the stock sender's.
+
+It overrides `_send_keyframe` as well: the stock sender would make its encoder's next frame a key frame
 when the subscriber sends PLI or FIR; a forwarding sender passes the request to the publisher.
 
 aiortc creates a transceiver's sender itself, with no way to choose its class; `attach_sender` replaces
-it on a transceiver that has not negotiated yet (one private attribute, checked by
-tests/unit/relay/test_forwarding_sender.py against the installed aiortc).
+it on a transceiver that has not negotiated yet. The private names used are constants below, checked by
+tests/unit/relay/test_forwarding_sender.py against the installed aiortc.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import cast
+
 from aiortc import RTCRtpTransceiver
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender, random_sequence_number
+from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
+from aiortc.utils import random32, uint32_add
 
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.packetizer import Packetizer, packetizer_for
+from services.relay.rtp_writer import RtpStreamWriter, ntp_now
+
+logger = logging.getLogger(__name__)
 
 TRANSCEIVER_SENDER = "_RTCRtpTransceiver__sender"
+# The stock sender's state that its `stop()`, `_run_rtcp`, `getStats` and `_retransmit` read.
+RTP_STARTED = "_RTCRtpSender__rtp_started"
+RTP_EXITED = "_RTCRtpSender__rtp_exited"
+RTP_HISTORY = "_RTCRtpSender__rtp_history"
+NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
+RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
+OCTET_COUNT = "_RTCRtpSender__octet_count"
+PACKET_COUNT = "_RTCRtpSender__packet_count"
+SENDER_STATE = (RTP_STARTED, RTP_EXITED, RTP_HISTORY, NTP_TIMESTAMP, RTP_TIMESTAMP, OCTET_COUNT, PACKET_COUNT)
 
 
 class ForwardingSender(RTCRtpSender):
@@ -33,7 +60,18 @@ class ForwardingSender(RTCRtpSender):
         super().__init__(track, transport)
         self._forwarded = track
         self._packetizer: Packetizer | None = None
+        self._extensions = HeaderExtensionsMap()
+        self._mid: str | None = None
+        self._writer: RtpStreamWriter | None = None
         self.keyframe_requests = 0
+        self.retransmitted_packets = 0
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self._writer is None:
+            # What the stock sender notes before it starts `_run_rtp`, which needs it here.
+            self._mid = parameters.muxId
+            self._extensions.configure(parameters)
+        await super().send(parameters)
 
     async def _next_encoded_frame(self, codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
         packet = await self._forwarded.recv()
@@ -46,6 +84,49 @@ class ForwardingSender(RTCRtpSender):
         # No audio level header extension: measuring the level would take decoding. aiortc annotates the
         # field as int but passes None itself for frames without one.
         return RTCEncodedFrame(payloads, packet.pts or 0, None)  # type: ignore[arg-type]
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        state = vars(self)
+        state[RTP_STARTED].set()
+        # A negotiated codec always has its payload type (the stock loop relies on it too).
+        payload_type = cast(int, codec.payloadType)
+        writer = self._writer = RtpStreamWriter(self._ssrc, payload_type, self._extensions, self._mid)
+        sequence_number = random_sequence_number()
+        timestamp_origin = random32()
+        try:
+            while True:
+                frame = await self._next_encoded_frame(codec)
+                if frame is None:
+                    continue
+                timestamp = uint32_add(timestamp_origin, frame.timestamp)
+                ntp = ntp_now()
+                packets = writer.frame(frame.payloads, timestamp, sequence_number, ntp)
+                send_rtp = self.transport._send_rtp
+                for packet in packets:
+                    await send_rtp(packet)
+                sequence_number = (sequence_number + len(packets)) & 0xFFFF
+                state[NTP_TIMESTAMP] = ntp
+                state[RTP_TIMESTAMP] = timestamp
+                state[OCTET_COUNT] += sum(map(len, frame.payloads))
+                state[PACKET_COUNT] += len(packets)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:
+            # `stop()` waits for RTP_EXITED: never leave without setting it.
+            logger.exception("forwarding RTP to a subscriber failed")
+        self._forwarded.stop()
+        state[RTP_EXITED].set()
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        packet = self._writer.sent(sequence_number) if self._writer else None
+        if packet is None:
+            return
+        # The stock retransmission (RTX wrapping when negotiated) reads the packet from its own history.
+        vars(self)[RTP_HISTORY][sequence_number % RTP_HISTORY_SIZE] = RtpPacket.parse(
+            packet, self._extensions
+        )
+        self.retransmitted_packets += 1
+        await super()._retransmit(sequence_number)
 
     def _send_keyframe(self) -> None:
         self.keyframe_requests += 1
