@@ -18,8 +18,8 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
-from services.relay.frame_tap import EncodedFrameTap, tap_receiver
-from services.relay.ice import gathering_on
+from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
+from services.core.media.gathering import gathering_on
 
 FPS = 30
 VIDEO_CLOCK = 90000

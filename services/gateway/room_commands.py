@@ -26,8 +26,8 @@ from parley.rooms.v1 import rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from pydantic import BaseModel, ConfigDict, StrictBool
 
+from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
-from services.core.rpc import open_channel
 from services.gateway.commands import Command
 from services.gateway.errors import (
     CREATE_ROOM_TIMEOUT,
@@ -72,19 +72,13 @@ class RelayChannels:
     """Channels to the relays the room manager names, by address."""
 
     def __init__(self, tracer_provider: TracerProvider) -> None:
-        self._tracer_provider = tracer_provider
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels = ChannelPool(tracer_provider)
 
     def stub(self, address: str) -> RelayServiceStub:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = open_channel(address, tracer_provider=self._tracer_provider)
-        return RelayServiceStub(channel)
+        return RelayServiceStub(self._channels.get(address))
 
     async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
+        await self._channels.close()
 
 
 async def ask_rooms(

@@ -7,6 +7,7 @@ from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
+from services.core.channels import ChannelPool
 from services.core.config import ServiceName
 from services.core.db import create_engine
 from services.core.errors import StartupError
@@ -19,7 +20,6 @@ from services.recorder import store
 from services.recorder.grpc_api import RecorderServicer
 from services.recorder.recorder import Recorder
 from services.recorder.rooms import RoomManagerRooms, consume_room_facts
-from services.rooms.channels import ChannelPool
 
 
 def build(runtime: ServiceRuntime) -> Recorder:

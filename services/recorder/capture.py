@@ -2,7 +2,7 @@
 
 The recorder sends the relay a recvonly offer (gRPC Subscribe, like a gateway does for a client) from an
 aiortc peer connection that gathers only on the configured address and names no STUN server. Each
-receiver's decoder queue is replaced by the relay's own `EncodedFrameTap` (services/relay/frame_tap.py,
+receiver's decoder queue is replaced by the relay's own `EncodedFrameTap` (services/core/media/frame_tap.py,
 docs/relay.md "How forwarding hooks into aiortc"): the receiver still does SRTP, NACKs, PLIs and the
 jitter buffer, and hands over each complete encoded frame, which goes straight into the file; its
 decoder thread ends before it creates a decoder.
@@ -24,9 +24,9 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from parley.relay.v1 import media_pb2, relay_pb2
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 
+from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
+from services.core.media.gathering import gathering_on
 from services.recorder.files import AUDIO_CODECS, VIDEO_CODECS, FeedFile, WriteFailed, container_for
-from services.relay.frame_tap import EncodedFrameTap, tap_receiver
-from services.relay.ice import gathering_on
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ from typing import IO, Any
 import av
 from av.container import OutputContainer
 
-from services.relay.bitstream import FrameInfo, inspect_h264, inspect_vp8, split_annexb
+from services.core.media.bitstream import FrameInfo, inspect_h264, inspect_vp8, split_annexb
 
 # What the recorder writes, by RTP codec name: the FFmpeg codec and the containers it fits in.
 VIDEO_CODECS = {"vp8": "vp8", "h264": "h264"}

@@ -18,7 +18,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av.packet import Packet
 from parley.relay.v1 import media_pb2
 
-from services.relay.bitstream import FrameInfo, H264ParameterSets, inspect_h264, inspect_vp8, split_annexb
+from services.core.media.bitstream import (
+    FrameInfo,
+    H264ParameterSets,
+    inspect_h264,
+    inspect_vp8,
+    split_annexb,
+)
 from services.relay.close_codes import CloseCode
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.keyframes import KeyframeRequester

@@ -5,11 +5,8 @@ address of every interface except 127.0.0.1, and names a public STUN server when
 configured. Neither suits a relay: its media sockets belong on one configured address (127.0.0.1 in
 development and tests, where no packet may leave loopback) and its STUN/TURN servers are settings.
 
-aioice has no per-connection option for host addresses, so `gathering_on` replaces that one module
-function with one that answers from a context variable: a peer connection that gathers inside
-`with gathering_on([...])` binds only those addresses, and every other aiortc user in the process (test
-clients, a future in-process recorder) keeps aioice's behaviour. aiortc gathers in
-`RTCPeerConnection.setLocalDescription`, in tasks created there, which inherit the context.
+The relay's peer connections gather inside `gathering_on` (services/core/media/gathering.py), so they
+bind only the listen address.
 
 Candidates in SDP are filtered as text in both directions, so a peer's candidates outside
 `candidate_networks` are never tried and the relay's answer carries no address it must not reveal. A
@@ -22,45 +19,18 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
-import aioice.ice
 import structlog
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 from services.core.config import RelaySettings
 from services.core.errors import StartupError
+from services.core.media.gathering import gathering_on
 
 log = structlog.get_logger(__name__)
-
-_host_addresses: ContextVar[tuple[str, ...] | None] = ContextVar("parley_ice_host_addresses", default=None)
-_aioice_host_addresses = aioice.ice.get_host_addresses
-
-
-def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    chosen = _host_addresses.get()
-    if chosen is None:
-        return _aioice_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-    return [
-        address
-        for address in chosen
-        if (use_ipv6 if ipaddress.ip_address(address).version == 6 else use_ipv4)
-    ]
-
-
-@contextmanager
-def gathering_on(addresses: Sequence[str]) -> Iterator[None]:
-    """Peer connections that gather ICE candidates inside this block use only `addresses` as hosts."""
-    aioice.ice.get_host_addresses = _get_host_addresses
-    token = _host_addresses.set(tuple(addresses))
-    try:
-        yield
-    finally:
-        _host_addresses.reset(token)
-
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _GUARDED = "_parley_checks_guarded"

@@ -19,6 +19,7 @@ import structlog
 from parley.relay.v1 import metering_pb2
 
 from services.core.config import RelaySettings
+from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
 from services.relay.close_codes import CloseCode
 from services.relay.codecs import accepts, choose_published_codec, preferences
 from services.relay.errors import (
@@ -34,7 +35,6 @@ from services.relay.feed import KIND, Feed, FeedTrack
 from services.relay.flood_guard import FloodGuard, FloodLimits
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import ForwardingSender, attach_sender
-from services.relay.frame_tap import EncodedFrameTap, tap_receiver
 from services.relay.ice import IcePolicy
 from services.relay.metering import MeteringTicker, StreamLabels, StreamMeter
 from services.relay.offer import RECEIVING, parse_offer

@@ -11,11 +11,11 @@ from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
+from services.core.channels import ChannelPool
 from services.core.config import ServiceName
 from services.core.events import EventConsumer
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.rooms.channels import ChannelPool
 from services.rooms.delivery import GatewayDelivery
 from services.rooms.facts import FactPublisher
 from services.rooms.grpc_api import RoomServicer

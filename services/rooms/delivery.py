@@ -17,7 +17,7 @@ import grpc
 import structlog
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
-from services.rooms.channels import ChannelPool
+from services.core.channels import ChannelPool
 from services.rooms.messages import push_message
 from services.rooms.sessions import Outbound, SessionBook
 

@@ -14,7 +14,7 @@ import grpc
 import structlog
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
 
-from services.rooms.channels import ChannelPool
+from services.core.channels import ChannelPool
 from services.rooms.manager import RelayOrder, StopFeed
 
 log = structlog.get_logger(__name__)

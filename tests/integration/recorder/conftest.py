@@ -40,13 +40,13 @@ from services.core.config import (
 )
 from services.core.embedded_broker import free_port
 from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.media.gathering import gathering_on
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.gateway.app import build as build_gateway
 from services.licence.app import build as build_licence
 from services.recorder.app import build as build_recorder
 from services.relay.app import build as build_relay
-from services.relay.ice import gathering_on
 from services.rooms.app import build as build_rooms
 from tests.integration.codec_watch import codecs_watched
 from tests.integration.licence_helpers import App, create_app

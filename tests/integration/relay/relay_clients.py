@@ -28,7 +28,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from av import AudioFrame, VideoFrame
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
 
-from services.relay.ice import gathering_on
+from services.core.media.gathering import gathering_on
 
 BIZ_NAME = "relay-test"
 WIDTH, HEIGHT = 320, 240

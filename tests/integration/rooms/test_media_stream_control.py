@@ -21,8 +21,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from test_media_ws import room_of_two
 
-from services.relay.bitstream import inspect_vp8
-from services.relay.ice import gathering_on
+from services.core.media.bitstream import inspect_vp8
+from services.core.media.gathering import gathering_on
 
 # The relay's connect timeout (15 s) and two quality windows (5 s each), with room to spare.
 SLOW_WAIT_S = 40

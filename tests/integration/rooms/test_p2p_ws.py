@@ -14,7 +14,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCIceCandidate, RTCPeerCon
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from services.relay.ice import gathering_on
+from services.core.media.gathering import gathering_on
 from tests.integration.protocol_client import Client
 
 P2P = 2

@@ -17,7 +17,7 @@ from encoded_video import encode
 from fake_source import meter
 from parley.relay.v1 import media_pb2
 
-from services.relay.bitstream import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_annexb
+from services.core.media.bitstream import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_annexb
 from services.relay.feed import FeedTrack
 from services.relay.forwarded_track import ForwardedTrack
 

@@ -13,7 +13,8 @@ from pydantic import SecretStr
 
 from services.core.config import IceServerSettings, RelaySettings
 from services.core.errors import StartupError
-from services.relay.ice import IcePolicy, gathering_on
+from services.core.media.gathering import gathering_on
+from services.relay.ice import IcePolicy
 
 LOOPBACK_ONLY = RelaySettings(listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"])
 

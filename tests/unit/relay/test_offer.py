@@ -6,7 +6,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from services.core.errors import ParleyError
-from services.relay.ice import gathering_on
+from services.core.media.gathering import gathering_on
 from services.relay.offer import parse_offer
 
 

@@ -7,7 +7,7 @@ from aiortc.codecs import CODECS, depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from encoded_video import encode
 
-from services.relay.bitstream import split_annexb
+from services.core.media.bitstream import split_annexb
 from services.relay.packetizer import packetizer_for
 
 

@@ -9,7 +9,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
-from services.rooms.channels import ChannelPool
+from services.core.channels import ChannelPool
 from services.rooms.delivery import BATCH_LIMIT, CALL_BYTES_LIMIT, GatewayDelivery
 from services.rooms.pushes import TextReceived
 from services.rooms.sessions import Attachment, SessionBook

@@ -27,7 +27,7 @@ from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from services.relay.jitter_buffer import MarkerJitterBuffer
+from services.core.media.jitter_buffer import MarkerJitterBuffer
 
 log = structlog.get_logger(__name__)
 

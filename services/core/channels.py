@@ -1,4 +1,4 @@
-"""gRPC channels to peers the room manager learns about at run time (gateways, relays), by address."""
+"""gRPC channels to peers learned at run time (gateways, relays), by address, opened once and kept."""
 
 from __future__ import annotations
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from encoded_video import encode
 
-from services.relay.bitstream import (
+from services.core.media.bitstream import (
     NAL_IDR,
     NAL_PPS,
     NAL_SPS,
@@ -19,6 +18,7 @@ from services.relay.bitstream import (
     split_annexb,
     sps_size,
 )
+from tests.unit.relay.encoded_video import encode
 
 SIZES = [(320, 240), (640, 360), (360, 640), (1280, 720), (1920, 1080), (322, 242)]
 

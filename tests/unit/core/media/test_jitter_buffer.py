@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from services.relay.jitter_buffer import MarkerJitterBuffer
+from services.core.media.jitter_buffer import MarkerJitterBuffer
 
 
 def packet(sequence: int, timestamp: int, *, marker: bool = False) -> RtpPacket:

@@ -13,8 +13,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpDecodingParamet
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket
 
-from services.relay.frame_tap import DECODER_QUEUE, JITTER_BUFFER, EncodedFrameTap, tap_receiver
-from services.relay.jitter_buffer import MarkerJitterBuffer
+from services.core.media.frame_tap import DECODER_QUEUE, JITTER_BUFFER, EncodedFrameTap, tap_receiver
+from services.core.media.jitter_buffer import MarkerJitterBuffer
 
 DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
