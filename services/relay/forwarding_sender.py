@@ -26,9 +26,9 @@ tests/unit/relay/test_forwarding_sender.py against the installed aiortc.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import cast
 
+import structlog
 from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -41,7 +41,7 @@ from services.relay.forwarded_track import ForwardedTrack
 from services.relay.packetizer import Packetizer, packetizer_for
 from services.relay.rtp_writer import RtpStreamWriter, ntp_now
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 TRANSCEIVER_SENDER = "_RTCRtpTransceiver__sender"
 # The stock sender's state that its `stop()`, `_run_rtcp`, `getStats` and `_retransmit` read.
@@ -113,7 +113,7 @@ class ForwardingSender(RTCRtpSender):
             pass
         except Exception:
             # `stop()` waits for RTP_EXITED: never leave without setting it.
-            logger.exception("forwarding RTP to a subscriber failed")
+            log.exception("subscriber_rtp_failed")
         self._forwarded.stop()
         state[RTP_EXITED].set()
 
