@@ -10,6 +10,7 @@ name, `ce_source`, `ce_time`, `ce_specversion`), and FastStream's telemetry midd
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +110,25 @@ class EventPublisher:
 
 
 Handler = Callable[[Any, Envelope], Awaitable[None]]
+
+
+class RecentEventIds:
+    """The ids of the last `limit` events handled, for consumers whose effect is not stored (a push) and so
+    cannot be made idempotent in a database: a redelivered event seen lately is skipped."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._order: deque[str] = deque(maxlen=limit)
+        self._ids: set[str] = set()
+
+    def first_delivery(self, event_id: str) -> bool:
+        """True the first time `event_id` comes (within the last `limit`), False for a repeat."""
+        if event_id in self._ids:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._ids.discard(self._order[0])
+        self._order.append(event_id)
+        self._ids.add(event_id)
+        return True
 
 
 class EventConsumer:

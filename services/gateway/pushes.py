@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import deque
 from typing import Any
 
 import structlog
@@ -24,15 +23,13 @@ from aiokafka.errors import IllegalStateError
 from faststream.kafka import KafkaBroker
 from parley.licence.v1 import events_pb2 as licence_events
 
-from services.core.events import Envelope, EventConsumer
+from services.core.events import Envelope, EventConsumer, RecentEventIds
 from services.core.topics import Topic
 from services.gateway.protocol import push
 from services.gateway.sessions import SessionTable
 
 log = structlog.get_logger(__name__)
 
-# How many event ids are remembered to drop redelivered events (delivery is at least once).
-_REMEMBERED_EVENTS = 4096
 _FETCH_WAIT_MS = 50
 
 
@@ -53,13 +50,13 @@ class AuthorisationPushes:
             broker, Topic.LICENCE, group_id=self.group_id, start_at="latest", max_wait_ms=_FETCH_WAIT_MS
         )
         consumer.on(licence_events.AuthorisationChanged)(self.authorisation_changed)
-        self._recent: deque[str] = deque(maxlen=_REMEMBERED_EVENTS)
-        self._recent_ids: set[str] = set()
+        # Delivery is at least once: an event seen lately is not pushed again.
+        self._recent = RecentEventIds()
 
     async def authorisation_changed(
         self, event: licence_events.AuthorisationChanged, envelope: Envelope
     ) -> None:
-        if not self._first_delivery(envelope.id):
+        if not self._recent.first_delivery(envelope.id):
             return
         authorisation = event.authorisation
         sessions = self._sessions.of_device(authorisation.sn)
@@ -77,15 +74,6 @@ class AuthorisationPushes:
                 sessions=len(sessions),
                 ce_id=envelope.id,
             )
-
-    def _first_delivery(self, event_id: str) -> bool:
-        if event_id in self._recent_ids:
-            return False
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_ids.discard(self._recent[0])
-        self._recent.append(event_id)
-        self._recent_ids.add(event_id)
-        return True
 
     async def wait_until_positioned(self) -> None:
         """Return once the consumer has its partitions and a position in each, or after the ready timeout

@@ -9,7 +9,6 @@ into pushes: the result (99) into `on_remote_record_over`, and a failure (1000xx
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
 import grpc
@@ -18,7 +17,7 @@ from parley.recorder.v1 import recorder_pb2
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 
 from services.core.errors import INTERNAL, UNAVAILABLE, from_rpc_error
-from services.core.events import Envelope, EventConsumer
+from services.core.events import Envelope, EventConsumer, RecentEventIds
 from services.recorder.errors import START_FAILED
 from services.rooms.errors import CREATE_ROOM_RECORD_FAILED
 from services.rooms.manager import RoomManager
@@ -29,7 +28,6 @@ log = structlog.get_logger(__name__)
 
 # Seed 002 recording event codes: 99 the result; 1000xx, 1001xx, 1002xx failures.
 RESULT = 99
-_REMEMBERED = 4096
 
 
 def is_failure(code: int) -> bool:
@@ -91,13 +89,12 @@ def consume_recording_events(
     consumer: EventConsumer, manager: RoomManager, dispatch: Callable[[], None]
 ) -> None:
     # Delivery is at least once: an event seen lately (by ce_id) is not pushed again.
-    seen: deque[str] = deque(maxlen=_REMEMBERED)
+    recent = RecentEventIds()
 
     @consumer.on(recorder_pb2.RecordingEvent)
     async def recording_event(event: recorder_pb2.RecordingEvent, envelope: Envelope) -> None:
-        if envelope.id in seen:
+        if not recent.first_delivery(envelope.id):
             return
-        seen.append(envelope.id)
         if event.event_code == RESULT:
             result = event.record_result
             manager.push_room(
