@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 from opentelemetry.trace import TracerProvider
-from parley.relay.v1 import media_pb2, relay_pb2
+from parley.relay.v1 import relay_pb2
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from parley.rooms.v1 import rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
+from services.core.media.kinds import MEDIA_KIND
 from services.gateway.commands import Command
 from services.gateway.errors import (
     CREATE_ROOM_TIMEOUT,
@@ -55,8 +56,6 @@ from services.rooms.p2p import offers_data_channel
 log = structlog.get_logger(__name__)
 
 AnswerT = TypeVar("AnswerT")
-
-_KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
 
 
 class Mute(BaseModel):
@@ -376,7 +375,7 @@ class RoomCommands:
             session,
             lambda: self._rooms.MuteLocal(
                 rooms_pb2.MuteLocalRequest(
-                    session_id=session.id, feed_id=mute.feed_id, kind=_KINDS[kind], muted=mute.muted
+                    session_id=session.id, feed_id=mute.feed_id, kind=MEDIA_KIND[kind], muted=mute.muted
                 ),
                 timeout=self._timeout_s,
             ),
@@ -384,7 +383,7 @@ class RoomCommands:
         await self._tell_relay(
             self._relays.stub(target.relay.address).SetFeedPaused(
                 relay_pb2.SetFeedPausedRequest(
-                    room_id=target.room_id, feed_id=mute.feed_id, kind=_KINDS[kind], paused=mute.muted
+                    room_id=target.room_id, feed_id=mute.feed_id, kind=MEDIA_KIND[kind], paused=mute.muted
                 ),
                 timeout=self._relay_timeout_s,
             )
@@ -397,7 +396,7 @@ class RoomCommands:
             session,
             lambda: self._rooms.MuteRemote(
                 rooms_pb2.MuteRemoteRequest(
-                    session_id=session.id, feed_id=mute.feed_id, kind=_KINDS[kind], muted=mute.muted
+                    session_id=session.id, feed_id=mute.feed_id, kind=MEDIA_KIND[kind], muted=mute.muted
                 ),
                 timeout=self._timeout_s,
             ),
@@ -407,7 +406,7 @@ class RoomCommands:
                 relay_pb2.SetSubscriptionPausedRequest(
                     room_id=target.room_id,
                     subscription_id=target.subscription_id,
-                    kind=_KINDS[kind],
+                    kind=MEDIA_KIND[kind],
                     paused=mute.muted,
                 ),
                 timeout=self._relay_timeout_s,

@@ -31,8 +31,6 @@ from services.relay.keyframes import KeyframeRequester
 from services.relay.metering import StreamMeter, resolution_tier
 from services.relay.peer import Peer
 
-KIND = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
-
 
 class FeedTrack:
     def __init__(

@@ -6,23 +6,14 @@ import grpc
 from parley.relay.v1 import media_pb2, relay_pb2, relay_pb2_grpc
 
 from services.core.errors import INVALID_ARGUMENT
-from services.relay.feed import KIND, FeedTrack
+from services.core.media.kinds import MEDIA_KIND, kind_name
+from services.relay.feed import FeedTrack
 from services.relay.relay import PublishOrder, Relay, SubscribeOrder
 from services.relay.stats import feed_stats, subscription_stats
 
 
 def _track(track: FeedTrack) -> media_pb2.Track:
-    return media_pb2.Track(kind=KIND[track.kind], codec=track.codec.mimeType)
-
-
-_KIND_NAMES = {value: name for name, value in KIND.items()}
-
-
-def _kind(kind: media_pb2.MediaKind.ValueType) -> str:
-    name = _KIND_NAMES.get(kind)
-    if name is None:
-        raise INVALID_ARGUMENT("kind is MEDIA_KIND_AUDIO or MEDIA_KIND_VIDEO")
-    return name
+    return media_pb2.Track(kind=MEDIA_KIND[track.kind], codec=track.codec.mimeType)
 
 
 def _require(**fields: str) -> None:
@@ -104,7 +95,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
         self, request: relay_pb2.SetFeedPausedRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.SetFeedPausedResponse:
         _require(room_id=request.room_id, feed_id=request.feed_id)
-        self._relay.set_feed_paused(request.room_id, request.feed_id, _kind(request.kind), request.paused)
+        self._relay.set_feed_paused(request.room_id, request.feed_id, kind_name(request.kind), request.paused)
         return relay_pb2.SetFeedPausedResponse()
 
     async def SetSubscriptionPaused(
@@ -112,6 +103,6 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     ) -> relay_pb2.SetSubscriptionPausedResponse:
         _require(room_id=request.room_id, subscription_id=request.subscription_id)
         self._relay.set_subscription_paused(
-            request.room_id, request.subscription_id, _kind(request.kind), request.paused
+            request.room_id, request.subscription_id, kind_name(request.kind), request.paused
         )
         return relay_pb2.SetSubscriptionPausedResponse()

@@ -20,6 +20,7 @@ from parley.relay.v1 import metering_pb2
 
 from services.core.config import RelaySettings
 from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
+from services.core.media.kinds import MEDIA_KIND
 from services.relay.close_codes import CloseCode
 from services.relay.codecs import accepts, choose_published_codec, preferences
 from services.relay.errors import (
@@ -31,7 +32,7 @@ from services.relay.errors import (
     SUBSCRIPTION_NOT_FOUND,
     TRACK_NOT_FOUND,
 )
-from services.relay.feed import KIND, Feed, FeedTrack
+from services.relay.feed import Feed, FeedTrack
 from services.relay.flood_guard import FloodGuard, FloodLimits
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import ForwardingSender, attach_sender
@@ -334,7 +335,7 @@ def _meter(
             feed_id=order.feed_id,
             role=role,
             stream_id=stream_id,
-            kind=KIND[kind],
+            kind=MEDIA_KIND[kind],
         )
     )
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from parley.relay.v1 import relay_pb2
 
-from services.relay.feed import KIND, Feed
+from services.core.media.kinds import MEDIA_KIND
+from services.relay.feed import Feed
 from services.relay.peer import Peer
 from services.relay.subscription import Subscription
 
@@ -42,7 +43,7 @@ async def feed_stats(feed: Feed, subscriptions: int) -> relay_pb2.FeedStats:
         width, height = track.size or (0, 0)
         tracks.append(
             relay_pb2.InboundTrackStats(
-                kind=KIND[track.kind],
+                kind=MEDIA_KIND[track.kind],
                 codec=track.codec.mimeType,
                 packets_received=inbound.packetsReceived if inbound else 0,
                 packets_lost=inbound.packetsLost if inbound else 0,
@@ -74,7 +75,7 @@ async def subscription_stats(subscription: Subscription) -> relay_pb2.Subscripti
         remote = _of_type(report, "remote-inbound-rtp")
         tracks.append(
             relay_pb2.OutboundTrackStats(
-                kind=KIND[media.source.kind],
+                kind=MEDIA_KIND[media.source.kind],
                 codec=media.source.codec.mimeType,
                 frames_forwarded=media.track.frames_forwarded,
                 bytes_forwarded=media.track.bytes_forwarded,

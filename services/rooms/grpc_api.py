@@ -9,12 +9,12 @@ from typing import TypeAlias
 import grpc
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
-from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
 # Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
 import services.licence.errors  # noqa: F401
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error
+from services.core.media.kinds import kind_name
 from services.rooms import messages
 from services.rooms.calls import CallMedia, CallOrder
 from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
@@ -44,13 +44,6 @@ def _attachment(message: rooms_pb2.Attachment) -> Attachment:
 
 def _load(message: rooms_pb2.RelayLoad) -> RelayLoad:
     return RelayLoad(message.publications, message.subscriptions, message.draining)
-
-
-def _kind(kind: media_pb2.MediaKind.ValueType) -> str:
-    name = messages.kind_name(kind)
-    if name is None:
-        raise INVALID_ARGUMENT("kind is MEDIA_KIND_AUDIO or MEDIA_KIND_VIDEO")
-    return name
 
 
 def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
@@ -373,7 +366,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def MuteLocal(
         self, request: rooms_pb2.MuteLocalRequest, context: Context
     ) -> rooms_pb2.MuteLocalResponse:
-        kind = _kind(request.kind)
+        kind = kind_name(request.kind)
         with self._operation() as manager:
             target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
         return rooms_pb2.MuteLocalResponse(
@@ -383,7 +376,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def MuteRemote(
         self, request: rooms_pb2.MuteRemoteRequest, context: Context
     ) -> rooms_pb2.MuteRemoteResponse:
-        kind = _kind(request.kind)
+        kind = kind_name(request.kind)
         with self._operation() as manager:
             target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
         return rooms_pb2.MuteRemoteResponse(

@@ -10,19 +10,12 @@ from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
 from services.core.errors import INVALID_ARGUMENT
+from services.core.media.kinds import KIND_NAMES, MEDIA_KIND
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from services.rooms import changes, pushes
 from services.rooms.p2p import P2PSignal, P2PSignalType
 from services.rooms.rooms import Room
-
-_KINDS = {"audio": media_pb2.MEDIA_KIND_AUDIO, "video": media_pb2.MEDIA_KIND_VIDEO}
-_KIND_NAMES = {value: name for name, value in _KINDS.items()}
-
-
-def kind_name(kind: media_pb2.MediaKind.ValueType) -> str | None:
-    """ "audio" or "video"; None for another value."""
-    return _KIND_NAMES.get(kind)
 
 
 def record_message(record: changes.RecordOptions) -> rooms_pb2.RecordOptions:
@@ -43,14 +36,14 @@ def record_options(message: rooms_pb2.RecordOptions) -> changes.RecordOptions:
 
 def tracks(messages: Iterable[media_pb2.Track]) -> tuple[changes.Track, ...]:
     return tuple(
-        changes.Track(kind=_KIND_NAMES[track.kind], codec=track.codec)
+        changes.Track(kind=KIND_NAMES[track.kind], codec=track.codec)
         for track in messages
-        if track.kind in _KIND_NAMES
+        if track.kind in KIND_NAMES
     )
 
 
 def track_messages(records: Iterable[changes.Track]) -> list[media_pb2.Track]:
-    return [media_pb2.Track(kind=_KINDS[track.kind], codec=track.codec) for track in records]
+    return [media_pb2.Track(kind=MEDIA_KIND[track.kind], codec=track.codec) for track in records]
 
 
 def feed_message(feed: pushes.FeedInfo) -> rooms_pb2.FeedRef:
