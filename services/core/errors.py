@@ -130,3 +130,10 @@ def from_rpc_error(error: grpc.RpcError) -> ParleyError:
         UNAVAILABLE if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else INTERNAL
     )
     return ParleyError(kind, details or kind.default_message)
+
+
+def require_fields(**fields: str) -> None:
+    """INVALID_ARGUMENT naming every one of `fields` (a request's string fields) that is empty."""
+    missing = [name for name, value in fields.items() if not value]
+    if missing:
+        raise INVALID_ARGUMENT(f"required: {', '.join(missing)}")

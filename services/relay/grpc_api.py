@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from parley.relay.v1 import media_pb2, relay_pb2, relay_pb2_grpc
 
-from services.core.errors import INVALID_ARGUMENT
+from services.core.errors import INVALID_ARGUMENT, require_fields
 from services.core.media.kinds import MEDIA_KIND, kind_name
 from services.relay.feed import FeedTrack
 from services.relay.relay import PublishOrder, Relay, SubscribeOrder
@@ -16,12 +16,6 @@ def _track(track: FeedTrack) -> media_pb2.Track:
     return media_pb2.Track(kind=MEDIA_KIND[track.kind], codec=track.codec.mimeType)
 
 
-def _require(**fields: str) -> None:
-    missing = [name for name, value in fields.items() if not value]
-    if missing:
-        raise INVALID_ARGUMENT(f"required: {', '.join(missing)}")
-
-
 class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
@@ -29,7 +23,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def Publish(
         self, request: relay_pb2.PublishRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.PublishResponse:
-        _require(room_id=request.room_id, uid=request.uid, feed_id=request.feed_id)
+        require_fields(room_id=request.room_id, uid=request.uid, feed_id=request.feed_id)
         feed, answer = await self._relay.publish(
             PublishOrder(
                 biz_name=request.biz_name,
@@ -54,7 +48,7 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def Subscribe(
         self, request: relay_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.SubscribeResponse:
-        _require(room_id=request.room_id, uid=request.uid, feed_id=request.feed_id)
+        require_fields(room_id=request.room_id, uid=request.uid, feed_id=request.feed_id)
         subscription, answer = await self._relay.subscribe(
             SubscribeOrder(
                 biz_name=request.biz_name,
@@ -94,14 +88,14 @@ class RelayServicer(relay_pb2_grpc.RelayServiceServicer):
     async def SetFeedPaused(
         self, request: relay_pb2.SetFeedPausedRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.SetFeedPausedResponse:
-        _require(room_id=request.room_id, feed_id=request.feed_id)
+        require_fields(room_id=request.room_id, feed_id=request.feed_id)
         self._relay.set_feed_paused(request.room_id, request.feed_id, kind_name(request.kind), request.paused)
         return relay_pb2.SetFeedPausedResponse()
 
     async def SetSubscriptionPaused(
         self, request: relay_pb2.SetSubscriptionPausedRequest, context: grpc.aio.ServicerContext
     ) -> relay_pb2.SetSubscriptionPausedResponse:
-        _require(room_id=request.room_id, subscription_id=request.subscription_id)
+        require_fields(room_id=request.room_id, subscription_id=request.subscription_id)
         self._relay.set_subscription_paused(
             request.room_id, request.subscription_id, kind_name(request.kind), request.paused
         )

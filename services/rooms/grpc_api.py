@@ -13,7 +13,7 @@ from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
 # Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
 import services.licence.errors  # noqa: F401
-from services.core.errors import INVALID_ARGUMENT, from_rpc_error
+from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_fields
 from services.core.media.kinds import kind_name
 from services.rooms import messages
 from services.rooms.calls import CallMedia, CallOrder
@@ -27,14 +27,8 @@ from services.rooms.sessions import Attachment, HeldConnection
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
-def _require(**fields: str) -> None:
-    missing = [name for name, value in fields.items() if not value]
-    if missing:
-        raise INVALID_ARGUMENT(f"required: {', '.join(missing)}")
-
-
 def _attachment(message: rooms_pb2.Attachment) -> Attachment:
-    _require(
+    require_fields(
         gateway_id=message.gateway_id,
         gateway_address=message.gateway_address,
         connection_id=message.connection_id,
@@ -98,7 +92,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def OpenSession(
         self, request: rooms_pb2.OpenSessionRequest, context: Context
     ) -> rooms_pb2.OpenSessionResponse:
-        _require(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
+        require_fields(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
         with self._operation() as manager:
             manager.open_session(
                 request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
@@ -108,7 +102,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def ResumeSession(
         self, request: rooms_pb2.ResumeSessionRequest, context: Context
     ) -> rooms_pb2.ResumeSessionResponse:
-        _require(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
+        require_fields(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
         with self._operation() as manager:
             room_id = manager.resume_session(
                 request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
@@ -132,7 +126,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def GatewayHeartbeat(
         self, request: rooms_pb2.GatewayHeartbeatRequest, context: Context
     ) -> rooms_pb2.GatewayHeartbeatResponse:
-        _require(gateway_id=request.gateway_id, gateway_address=request.gateway_address)
+        require_fields(gateway_id=request.gateway_id, gateway_address=request.gateway_address)
         held = [HeldConnection(c.session_id, c.connection_id, c.biz_name, c.uid) for c in request.connections]
         with self._operation() as manager:
             manager.heartbeat(request.gateway_id, request.gateway_address, held)
@@ -165,7 +159,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         return rooms_pb2.SendTextResponse(msg_id=msg_id)
 
     async def Invite(self, request: rooms_pb2.InviteRequest, context: Context) -> rooms_pb2.InviteResponse:
-        _require(uids=",".join(request.uids))
+        require_fields(uids=",".join(request.uids))
         with self._operation() as manager:
             manager.invite(request.session_id, list(request.uids), request.extra)
         return rooms_pb2.InviteResponse()
@@ -233,7 +227,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def CompleteSubscribe(
         self, request: rooms_pb2.CompleteSubscribeRequest, context: Context
     ) -> rooms_pb2.CompleteSubscribeResponse:
-        _require(subscription_id=request.subscription_id)
+        require_fields(subscription_id=request.subscription_id)
         with self._operation() as manager:
             manager.complete_subscribe(
                 request.session_id, request.feed_id, request.subscription_id, messages.tracks(request.tracks)
@@ -310,7 +304,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def RegisterRelay(
         self, request: rooms_pb2.RegisterRelayRequest, context: Context
     ) -> rooms_pb2.RegisterRelayResponse:
-        _require(relay_id=request.relay_id, address=request.address)
+        require_fields(relay_id=request.relay_id, address=request.address)
         relays = self._manager.relays
         relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
         return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
@@ -318,7 +312,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def SendP2PSignal(
         self, request: rooms_pb2.SendP2PSignalRequest, context: Context
     ) -> rooms_pb2.SendP2PSignalResponse:
-        _require(to=request.to)
+        require_fields(to=request.to)
         signal = messages.p2p_signal(request.signal)
         with self._operation() as manager:
             manager.send_p2p_signal(request.session_id, request.to, signal)
@@ -334,7 +328,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         self, request: rooms_pb2.ReportStreamClosedRequest, context: Context
     ) -> rooms_pb2.ReportStreamClosedResponse:
         stream = request.stream
-        _require(room_id=stream.room_id, feed_id=stream.feed_id)
+        require_fields(room_id=stream.room_id, feed_id=stream.feed_id)
         if request.code not in tuple(MediaCloseCode):
             raise INVALID_ARGUMENT(f"code {request.code} is not an on_media_close code (5001-5012)")
         with self._operation() as manager:
@@ -351,7 +345,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         self, request: rooms_pb2.ReportNetworkWeakRequest, context: Context
     ) -> rooms_pb2.ReportNetworkWeakResponse:
         stream = request.stream
-        _require(room_id=stream.room_id, feed_id=stream.feed_id)
+        require_fields(room_id=stream.room_id, feed_id=stream.feed_id)
         with self._operation() as manager:
             manager.network_weak(
                 stream.room_id,
