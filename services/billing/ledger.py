@@ -1,65 +1,195 @@
-"""The usage ledger. Every row is written once per event id, so an event delivered twice (Kafka is
-at-least-once) is counted once."""
+"""The usage ledger: writes what the consumer read, exactly once, and closes days.
+
+`apply` writes a batch's rows and the offsets that follow them in one transaction, so after a crash the
+database holds either both or neither, and the consumer resumes from the stored offsets. Rows are keyed
+by their inputs' stable ids (services/billing/inputs.py), so a fact delivered twice, or re-read after a
+rebalance, changes nothing the second time.
+
+A local day is closed once `lateness` has passed after its end: its figures are frozen in `billing_days`
+for statements. Usage that arrives for a closed day is kept like any other and also posted as an
+adjustment (what the day's figures are now minus what is on record), never dropped in silence.
+
+Writers of one app serialise on its `billing_apps` row (a row lock on PostgreSQL; SQLite transactions
+take the write lock at BEGIN), so a day cannot close between a batch reading `closed_through` and its
+commit.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+import structlog
+from sqlalchemy import Row, case, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-metadata = MetaData()
+from services.billing import store
+from services.billing.accounts import Rating
+from services.billing.inputs import Batch
+from services.billing.periods import LOOKBACK_DAYS, day_of, day_window, days, to_ms, zone
+from services.billing.queries import day_figures, frozen_and_adjusted, lock_apps, upsert
 
-room_usage = Table(
-    "billing_room_usage",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("room_id", String(64), nullable=False, index=True),
-    Column("biz_name", String(128), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True)
-class RoomCreation:
-    event_id: str
-    room_id: str
-    biz_name: str
-    created_at: datetime
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class UsageLedger:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, rating: Rating, *, lateness: timedelta, clock: Clock = utc_now
+    ) -> None:
         self._engine = engine
+        self._rating = rating
+        self._lateness_ms = int(lateness.total_seconds() * 1000)
+        self._clock = clock
 
-    async def record_room_created(self, creation: RoomCreation) -> bool:
-        """Record a room creation; False when this event id was already recorded."""
-        async with self._engine.begin() as connection:
-            known = await connection.scalar(
-                select(room_usage.c.event_id).where(room_usage.c.event_id == creation.event_id)
-            )
-            if known is not None:
-                return False
-            await connection.execute(
-                room_usage.insert().values(
-                    event_id=creation.event_id,
-                    room_id=creation.room_id,
-                    biz_name=creation.biz_name,
-                    created_at=creation.created_at,
-                )
-            )
-            return True
-
-    async def count_rooms(self, biz_name: str, start: datetime, end: datetime) -> int:
+    async def stored_offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        wanted = list(partitions)
+        if not wanted:
+            return {}
         async with self._engine.connect() as connection:
-            count = await connection.scalar(
-                select(func.count())
-                .select_from(room_usage)
-                .where(
-                    room_usage.c.biz_name == biz_name,
-                    room_usage.c.created_at >= start,
-                    room_usage.c.created_at < end,
+            rows = await connection.execute(
+                select(store.offsets).where(
+                    tuple_(store.offsets.c.topic, store.offsets.c.partition).in_(wanted)
                 )
             )
-        return int(count or 0)
+            return {(row.topic, row.partition): row.next_offset for row in rows}
+
+    async def apply(self, batch: Batch) -> None:
+        """Write the batch's rows and offsets in one transaction."""
+        now = self._clock()
+        async with self._engine.begin() as connection:
+            apps = await lock_apps(connection, batch.biz_names(), now)
+            if batch.ticks:
+                await connection.execute(
+                    upsert(connection, store.ticks).on_conflict_do_nothing(index_elements=["tick_id"]),
+                    list(batch.ticks.values()),
+                )
+            if batch.spans:
+                statement = upsert(connection, store.spans)
+                spans = store.spans.c
+                statement = statement.on_conflict_do_update(
+                    index_elements=["span_id"],
+                    set_={
+                        "start_ms": func.coalesce(spans.start_ms, statement.excluded.start_ms),
+                        "end_ms": func.coalesce(statement.excluded.end_ms, spans.end_ms),
+                        "uid": case((spans.uid == "", statement.excluded.uid), else_=spans.uid),
+                    },
+                )
+                await connection.execute(statement, [asdict(fact) for fact in batch.spans.values()])
+            await self._note_days(connection, apps, batch, now)
+            if batch.offsets:
+                statement = upsert(connection, store.offsets)
+                stored = store.offsets.c.next_offset
+                # Never backwards: a batch read before a rebalance may commit after the new owner's.
+                statement = statement.on_conflict_do_update(
+                    index_elements=["topic", "partition"],
+                    set_={
+                        "next_offset": case(
+                            (statement.excluded.next_offset > stored, statement.excluded.next_offset),
+                            else_=stored,
+                        )
+                    },
+                )
+                await connection.execute(
+                    statement,
+                    [{"topic": t, "partition": p, "next_offset": o} for (t, p), o in batch.offsets.items()],
+                )
+
+    async def _note_days(
+        self, connection: AsyncConnection, apps: dict[str, Row[Any]], batch: Batch, now: datetime
+    ) -> None:
+        """Move each app's first day back to its earliest usage, and post adjustments for closed days."""
+        now_ms = to_ms(now)
+        earliest: dict[str, date] = {}
+        late: set[tuple[str, date]] = set()
+
+        def note(biz_name: str, start_ms: int, last_ms: int | None, whole_rest: bool) -> None:
+            app = apps[biz_name]
+            tz = zone(app.time_zone)
+            first = day_of(start_ms, tz)
+            if biz_name not in earliest or first < earliest[biz_name]:
+                earliest[biz_name] = first
+            closed = app.closed_through
+            if closed is None or first > closed:
+                return
+            # A span's end (or its being still open) changes every closed day after its start; a tick
+            # only the days it covers.
+            last = closed if whole_rest or last_ms is None else min(day_of(last_ms, tz), closed)
+            first = max(first, closed - timedelta(days=LOOKBACK_DAYS))
+            late.update((biz_name, day) for day in days(first, last))
+
+        for tick in batch.ticks.values():
+            note(tick["biz_name"], tick["start_ms"], tick["end_ms"] - 1, whole_rest=False)
+        for fact in batch.spans.values():
+            known = fact.start_ms if fact.start_ms is not None else fact.end_ms
+            if known is not None:
+                note(fact.biz_name, known, fact.end_ms, whole_rest=True)
+
+        for biz_name, first in earliest.items():
+            app = apps[biz_name]
+            if app.first_day is None or first < app.first_day:
+                await connection.execute(
+                    update(store.apps).where(store.apps.c.biz_name == biz_name).values(first_day=first)
+                )
+        for biz_name, day in sorted(late):
+            await self._adjust(connection, apps[biz_name], day, now_ms, now)
+
+    async def _adjust(
+        self, connection: AsyncConnection, app: Row[Any], day: date, now_ms: int, now: datetime
+    ) -> None:
+        current = await day_figures(connection, app, day, now_ms)
+        delta = current.minus(await frozen_and_adjusted(connection, app.biz_name, day))
+        if delta.is_zero():
+            return
+        await connection.execute(
+            store.adjustments.insert().values(biz_name=app.biz_name, day=day, posted_at=now, **delta.values())
+        )
+        log.info("usage_adjusted", biz_name=app.biz_name, day=day.isoformat(), **delta.values())
+        await self._rating.rate_day(connection, app, day, now)
+
+    async def close_due_days(self) -> int:
+        """Close every day whose lateness has passed; return how many were closed."""
+        now = self._clock()
+        now_ms = to_ms(now)
+        async with self._engine.connect() as connection:
+            candidates = (
+                await connection.execute(
+                    select(
+                        store.apps.c.biz_name,
+                        store.apps.c.first_day,
+                        store.apps.c.closed_through,
+                        store.apps.c.time_zone,
+                    ).where(store.apps.c.first_day.is_not(None))
+                )
+            ).all()
+        closed = 0
+        for biz_name, first_day, closed_through, time_zone in candidates:
+            day = closed_through + timedelta(days=1) if closed_through else first_day
+            while day_window(day, zone(time_zone))[1] + self._lateness_ms <= now_ms:
+                if await self._close_day(biz_name, day, now):
+                    closed += 1
+                day += timedelta(days=1)
+        return closed
+
+    async def _close_day(self, biz_name: str, day: date, now: datetime) -> bool:
+        async with self._engine.begin() as connection:
+            app = (await lock_apps(connection, [biz_name], now))[biz_name]
+            if app.closed_through is not None and app.closed_through >= day:
+                return False
+            figures = await day_figures(connection, app, day, to_ms(now))
+            await connection.execute(
+                store.days.insert().values(biz_name=biz_name, day=day, closed_at=now, **figures.values())
+            )
+            await connection.execute(
+                update(store.apps).where(store.apps.c.biz_name == biz_name).values(closed_through=day)
+            )
+            await self._rating.rate_day(connection, app, day, now)
+        log.info("usage_day_closed", biz_name=biz_name, day=day.isoformat())
+        return True

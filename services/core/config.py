@@ -198,6 +198,19 @@ class RecorderSettings(BaseModel):
     start_timeout_s: float = Field(default=3.0, gt=0)
 
 
+class BillingSettings(BaseModel):
+    """Billing metering (docs/billing.md, settings `PARLEY_BILLING__*`)."""
+
+    # A local day closes (its figures are frozen for statements) this long after it ends; usage that
+    # arrives later becomes an adjustment. The relay holds unsent ticks while the broker is away.
+    lateness_s: float = Field(default=7200.0, ge=0)
+    # How often days due are closed, and prepaid accounts are charged for their open days.
+    close_interval_s: float = Field(default=60.0, gt=0)
+    rating_interval_s: float = Field(default=1.0, gt=0)
+    # Records the consumer writes in one transaction, at most.
+    batch_records: int = Field(default=5000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_nested_delimiter="__", extra="ignore")
 
@@ -219,6 +232,7 @@ class Settings(BaseSettings):
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"

@@ -13,6 +13,7 @@ class Topic(StrEnum):
     FEED = "parley.feed.v1"
     CALL = "parley.call.v1"
     RECORDING = "parley.recording.v1"
+    SESSION = "parley.session.v1"
     METERING = "parley.metering.v1"
     BILLING = "parley.billing.v1"
     LICENCE = "parley.licence.v1"

@@ -1,4 +1,4 @@
-from services.billing.ledger import metadata
+from services.billing.store import metadata
 from services.core.migrations import run_env
 
 run_env(metadata)

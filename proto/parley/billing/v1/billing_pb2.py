@@ -25,17 +25,51 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/billing/v1/billing.proto\x12\x11parley.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x17GetUsageOverviewRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\rUsageOverview\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05rooms\x18\x02 \x01(\x03\x32r\n\x0e\x42illingService\x12`\n\x10GetUsageOverview\x12*.parley.billing.v1.GetUsageOverviewRequest\x1a .parley.billing.v1.UsageOverviewb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fparley/billing/v1/billing.proto\x12\x11parley.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n\x0cUsageRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05range\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\"P\n\x06\x43\x61llMs\x12\r\n\x05\x61udio\x18\x01 \x01(\x03\x12\x0c\n\x04p360\x18\x02 \x01(\x03\x12\x0c\n\x04p540\x18\x03 \x01(\x03\x12\x0c\n\x04p720\x18\x04 \x01(\x03\x12\r\n\x05p1080\x18\x05 \x01(\x03\"\xa3\x02\n\x0cUsageFigures\x12*\n\x07\x63\x61ll_ms\x18\x01 \x01(\x0b\x32\x19.parley.billing.v1.CallMs\x12\x11\n\tonline_ms\x18\x02 \x01(\x03\x12\x1b\n\x13published_stream_ms\x18\x03 \x01(\x03\x12\x1c\n\x14subscribed_stream_ms\x18\x04 \x01(\x03\x12\r\n\x05rooms\x18\x05 \x01(\x03\x12\x12\n\npeak_rooms\x18\x06 \x01(\x03\x12\x14\n\x0conline_users\x18\x07 \x01(\x03\x12\x12\n\ncall_users\x18\x08 \x01(\x03\x12\x19\n\x11peak_online_users\x18\t \x01(\x03\x12\x17\n\x0fpeak_call_users\x18\n \x01(\x03\x12\x18\n\x10\x62illable_minutes\x18\x0b \x01(\x03\"o\n\rUsageOverview\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\x12\x30\n\x07\x66igures\x18\x04 \x01(\x0b\x32\x1f.parley.billing.v1.UsageFigures\"y\n\nAdjustment\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12.\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x1f.parley.billing.v1.UsageFigures\x12-\n\tposted_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x08UsageDay\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x30\n\x07\x66igures\x18\x02 \x01(\x0b\x32\x1f.parley.billing.v1.UsageFigures\x12\x0e\n\x06\x63losed\x18\x03 \x01(\x08\x12\x32\n\x0b\x61\x64justments\x18\x04 \x03(\x0b\x32\x1d.parley.billing.v1.Adjustment\"d\n\tUsageDays\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\x12)\n\x04\x64\x61ys\x18\x04 \x03(\x0b\x32\x1b.parley.billing.v1.UsageDay\"T\n\nTierPrices\x12\r\n\x05\x61udio\x18\x01 \x01(\x03\x12\x0c\n\x04p360\x18\x02 \x01(\x03\x12\x0c\n\x04p540\x18\x03 \x01(\x03\x12\x0c\n\x04p720\x18\x04 \x01(\x03\x12\r\n\x05p1080\x18\x05 \x01(\x03\"q\n\tPricePlan\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\x12-\n\x06prices\x18\x03 \x01(\x0b\x32\x1d.parley.billing.v1.TierPrices\x12\x11\n\ttime_zone\x18\x04 \x01(\t\"\'\n\x13GetPricePlanRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"i\n\rStatementLine\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_ms\x18\x02 \x01(\x03\x12\x0f\n\x07minutes\x18\x03 \x01(\x03\x12\x18\n\x10price_per_minute\x18\x04 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\"b\n\x13StatementAdjustment\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06posted\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\x12\x0f\n\x07\x63\x61ll_ms\x18\x04 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\"\xca\x01\n\tStatement\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\x12/\n\x05lines\x18\x04 \x03(\x0b\x32 .parley.billing.v1.StatementLine\x12;\n\x0b\x61\x64justments\x18\x05 \x03(\x0b\x32&.parley.billing.v1.StatementAdjustment\x12\r\n\x05total\x18\x06 \x01(\x03\x12\r\n\x05\x66inal\x18\x07 \x01(\x08\"6\n\x13GetStatementRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05month\x18\x02 \x01(\t\"|\n\x0c\x41\x63\x63ountEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61te\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x07\x41\x63\x63ount\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x04 \x01(\x03\x12\x12\n\nin_arrears\x18\x05 \x01(\x08\x12\x30\n\x07\x65ntries\x18\x06 \x03(\x0b\x32\x1f.parley.billing.v1.AccountEntry\"%\n\x11GetAccountRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"A\n\x11SetAccountRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x0c\n\x04unit\x18\x03 \x01(\t\"C\n\x0cTopUpRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x11\n\ttop_up_id\x18\x03 \x01(\t2\xe6\x05\n\x0e\x42illingService\x12U\n\x10GetUsageOverview\x12\x1f.parley.billing.v1.UsageRequest\x1a .parley.billing.v1.UsageOverview\x12N\n\rGetUsageTrend\x12\x1f.parley.billing.v1.UsageRequest\x1a\x1c.parley.billing.v1.UsageDays\x12O\n\x0eGetUsageDetail\x12\x1f.parley.billing.v1.UsageRequest\x1a\x1c.parley.billing.v1.UsageDays\x12T\n\x0cGetStatement\x12&.parley.billing.v1.GetStatementRequest\x1a\x1c.parley.billing.v1.Statement\x12T\n\x0cGetPricePlan\x12&.parley.billing.v1.GetPricePlanRequest\x1a\x1c.parley.billing.v1.PricePlan\x12J\n\x0cSetPricePlan\x12\x1c.parley.billing.v1.PricePlan\x1a\x1c.parley.billing.v1.PricePlan\x12N\n\nGetAccount\x12$.parley.billing.v1.GetAccountRequest\x1a\x1a.parley.billing.v1.Account\x12N\n\nSetAccount\x12$.parley.billing.v1.SetAccountRequest\x1a\x1a.parley.billing.v1.Account\x12\x44\n\x05TopUp\x12\x1f.parley.billing.v1.TopUpRequest\x1a\x1a.parley.billing.v1.Accountb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETUSAGEOVERVIEWREQUEST']._serialized_start=88
-  _globals['_GETUSAGEOVERVIEWREQUEST']._serialized_end=225
-  _globals['_USAGEOVERVIEW']._serialized_start=227
-  _globals['_USAGEOVERVIEW']._serialized_end=275
-  _globals['_BILLINGSERVICE']._serialized_start=277
-  _globals['_BILLINGSERVICE']._serialized_end=391
+  _globals['_USAGEREQUEST']._serialized_start=87
+  _globals['_USAGEREQUEST']._serialized_end=172
+  _globals['_CALLMS']._serialized_start=174
+  _globals['_CALLMS']._serialized_end=254
+  _globals['_USAGEFIGURES']._serialized_start=257
+  _globals['_USAGEFIGURES']._serialized_end=548
+  _globals['_USAGEOVERVIEW']._serialized_start=550
+  _globals['_USAGEOVERVIEW']._serialized_end=661
+  _globals['_ADJUSTMENT']._serialized_start=663
+  _globals['_ADJUSTMENT']._serialized_end=784
+  _globals['_USAGEDAY']._serialized_start=787
+  _globals['_USAGEDAY']._serialized_end=929
+  _globals['_USAGEDAYS']._serialized_start=931
+  _globals['_USAGEDAYS']._serialized_end=1031
+  _globals['_TIERPRICES']._serialized_start=1033
+  _globals['_TIERPRICES']._serialized_end=1117
+  _globals['_PRICEPLAN']._serialized_start=1119
+  _globals['_PRICEPLAN']._serialized_end=1232
+  _globals['_GETPRICEPLANREQUEST']._serialized_start=1234
+  _globals['_GETPRICEPLANREQUEST']._serialized_end=1273
+  _globals['_STATEMENTLINE']._serialized_start=1275
+  _globals['_STATEMENTLINE']._serialized_end=1380
+  _globals['_STATEMENTADJUSTMENT']._serialized_start=1382
+  _globals['_STATEMENTADJUSTMENT']._serialized_end=1480
+  _globals['_STATEMENT']._serialized_start=1483
+  _globals['_STATEMENT']._serialized_end=1685
+  _globals['_GETSTATEMENTREQUEST']._serialized_start=1687
+  _globals['_GETSTATEMENTREQUEST']._serialized_end=1741
+  _globals['_ACCOUNTENTRY']._serialized_start=1743
+  _globals['_ACCOUNTENTRY']._serialized_end=1867
+  _globals['_ACCOUNT']._serialized_start=1870
+  _globals['_ACCOUNT']._serialized_end=2012
+  _globals['_GETACCOUNTREQUEST']._serialized_start=2014
+  _globals['_GETACCOUNTREQUEST']._serialized_end=2051
+  _globals['_SETACCOUNTREQUEST']._serialized_start=2053
+  _globals['_SETACCOUNTREQUEST']._serialized_end=2118
+  _globals['_TOPUPREQUEST']._serialized_start=2120
+  _globals['_TOPUPREQUEST']._serialized_end=2187
+  _globals['_BILLINGSERVICE']._serialized_start=2190
+  _globals['_BILLINGSERVICE']._serialized_end=2932
 # @@protoc_insertion_point(module_scope)

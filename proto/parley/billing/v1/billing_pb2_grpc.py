@@ -36,8 +36,48 @@ class BillingServiceStub:
         """
         self.GetUsageOverview = channel.unary_unary(
                 '/parley.billing.v1.BillingService/GetUsageOverview',
-                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetUsageOverviewRequest.SerializeToString,
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
                 response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageOverview.FromString,
+                _registered_method=True)
+        self.GetUsageTrend = channel.unary_unary(
+                '/parley.billing.v1.BillingService/GetUsageTrend',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.FromString,
+                _registered_method=True)
+        self.GetUsageDetail = channel.unary_unary(
+                '/parley.billing.v1.BillingService/GetUsageDetail',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.FromString,
+                _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/parley.billing.v1.BillingService/GetStatement',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.Statement.FromString,
+                _registered_method=True)
+        self.GetPricePlan = channel.unary_unary(
+                '/parley.billing.v1.BillingService/GetPricePlan',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetPricePlanRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.FromString,
+                _registered_method=True)
+        self.SetPricePlan = channel.unary_unary(
+                '/parley.billing.v1.BillingService/SetPricePlan',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.FromString,
+                _registered_method=True)
+        self.GetAccount = channel.unary_unary(
+                '/parley.billing.v1.BillingService/GetAccount',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
+                _registered_method=True)
+        self.SetAccount = channel.unary_unary(
+                '/parley.billing.v1.BillingService/SetAccount',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.SetAccountRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
+                _registered_method=True)
+        self.TopUp = channel.unary_unary(
+                '/parley.billing.v1.BillingService/TopUp',
+                request_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.SerializeToString,
+                response_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
                 _registered_method=True)
 
 
@@ -45,7 +85,59 @@ class BillingServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetUsageOverview(self, request, context):
-        """Counts an app's usage in a time window.
+        """The figures of a span of days, as one total (distinct users and peaks over the whole span).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageTrend(self, request, context):
+        """The same figures for each day of the span.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageDetail(self, request, context):
+        """Each day's figures with the adjustments late usage made to it after the day closed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPricePlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPricePlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccount(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetAccount(self, request, context):
+        """Post-paid (the default) or prepaid with a balance in money or in minutes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopUp(self, request, context):
+        """Adds to a prepaid balance; an app in arrears whose balance becomes positive is served again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -56,8 +148,48 @@ def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetUsageOverview': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUsageOverview,
-                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetUsageOverviewRequest.FromString,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.FromString,
                     response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageOverview.SerializeToString,
+            ),
+            'GetUsageTrend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageTrend,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.SerializeToString,
+            ),
+            'GetUsageDetail': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageDetail,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetStatementRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.Statement.SerializeToString,
+            ),
+            'GetPricePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPricePlan,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetPricePlanRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.SerializeToString,
+            ),
+            'SetPricePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPricePlan,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.SerializeToString,
+            ),
+            'GetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccount,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.SerializeToString,
+            ),
+            'SetAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccount,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.SetAccountRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.SerializeToString,
+            ),
+            'TopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopUp,
+                    request_deserializer=parley_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.FromString,
+                    response_serializer=parley_dot_billing_dot_v1_dot_billing__pb2.Account.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,8 +217,224 @@ class BillingService:
             request,
             target,
             '/parley.billing.v1.BillingService/GetUsageOverview',
-            parley_dot_billing_dot_v1_dot_billing__pb2.GetUsageOverviewRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
             parley_dot_billing_dot_v1_dot_billing__pb2.UsageOverview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageTrend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/GetUsageTrend',
+            parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageDetail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/GetUsageDetail',
+            parley_dot_billing_dot_v1_dot_billing__pb2.UsageRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.UsageDays.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/GetStatement',
+            parley_dot_billing_dot_v1_dot_billing__pb2.GetStatementRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.Statement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPricePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/GetPricePlan',
+            parley_dot_billing_dot_v1_dot_billing__pb2.GetPricePlanRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPricePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/SetPricePlan',
+            parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.PricePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/GetAccount',
+            parley_dot_billing_dot_v1_dot_billing__pb2.GetAccountRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/SetAccount',
+            parley_dot_billing_dot_v1_dot_billing__pb2.SetAccountRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.billing.v1.BillingService/TopUp',
+            parley_dot_billing_dot_v1_dot_billing__pb2.TopUpRequest.SerializeToString,
+            parley_dot_billing_dot_v1_dot_billing__pb2.Account.FromString,
             options,
             channel_credentials,
             insecure,

@@ -358,6 +358,79 @@ class SubscriptionEnded(_message.Message):
 Global___SubscriptionEnded: _TypeAlias = SubscriptionEnded  # noqa: Y015
 
 @_typing.final
+class SessionOpened(_message.Message):
+    """parley.session.v1 (keyed by session_id): clients connected to the platform, for online time (seed 002
+    5.4 在线时长). A session that resumes after its connection dropped is still the same session.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    biz_name: _builtins.str
+    uid: _builtins.str
+    gateway: _builtins.str
+    """The gRPC address of the gateway that holds it."""
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "gateway", b"gateway", "opened_at", b"opened_at", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionOpened: _TypeAlias = SessionOpened  # noqa: Y015
+
+@_typing.final
+class SessionClosed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    GATEWAY_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    biz_name: _builtins.str
+    uid: _builtins.str
+    gateway: _builtins.str
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        gateway: _builtins.str = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "closed_at", b"closed_at", "gateway", b"gateway", "opened_at", b"opened_at", "session_id", b"session_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionClosed: _TypeAlias = SessionClosed  # noqa: Y015
+
+@_typing.final
 class CallStarted(_message.Message):
     """parley.call.v1
 

@@ -1,0 +1,133 @@
+"""Exactly-once consumption of billing's topics: rows and offsets in one database transaction.
+
+The other services consume through FastStream with Kafka-committed offsets (at-least-once). Billing
+uses aiokafka's consumer directly (docs/decisions.md): it needs batches of records across partitions
+and a `ConsumerRebalanceListener` that, when partitions are assigned, seeks each one to the offset
+stored in billing's database beside the rows it produced. The offset committed to Kafka afterwards is
+only a hint for monitoring lag; it is never read back.
+
+A crash at any point either loses a whole uncommitted batch (re-read from the stored offsets) or
+leaves it committed with its offsets (never re-read); rows are keyed by the inputs' stable ids, so a
+duplicate published twice, or a batch re-read after a rebalance, counts once either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from services.billing.inputs import Batch
+from services.billing.ledger import UsageLedger
+from services.core.events import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
+
+log = structlog.get_logger(__name__)
+
+RETRY_PAUSE_S = 1.0
+
+
+class _ResumeFromDatabase(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: ExactlyOnceConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # Nothing to save: every batch committed its offsets with its rows.
+        pass
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self._owner.resume(assigned)
+
+
+class ExactlyOnceConsumer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        ledger: UsageLedger,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        client_id: str = "parley-billing",
+        max_records: int = 5000,
+        fetch_wait_ms: int = 200,
+    ) -> None:
+        self._ledger = ledger
+        self._topics = list(topics)
+        self._max_records = max_records
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            fetch_max_wait_ms=fetch_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.assigned = asyncio.Event()
+        self.applied_batches = 0
+
+    async def start(self) -> None:
+        self._consumer.subscribe(self._topics, listener=_ResumeFromDatabase(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="billing-consumer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._consumer.stop()
+
+    async def resume(self, assigned: Sequence[TopicPartition]) -> None:
+        """Seek every assigned partition to where the database says the last committed batch ended."""
+        stored = await self._ledger.stored_offsets((tp.topic, tp.partition) for tp in assigned)
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        log.info("billing_partitions_assigned", partitions=len(assigned), stored=len(stored))
+        self.assigned.set()
+
+    async def _run(self) -> None:
+        while True:
+            records = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
+            if not records:
+                continue
+            batch = Batch()
+            for tp, messages in records.items():
+                for message in messages:
+                    ce_type = next((value for key, value in message.headers if key == "ce_type"), None)
+                    if ce_type is not None and message.value is not None:
+                        batch.add(ce_type.decode(errors="replace"), message.value)
+                batch.offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
+            await self._apply(batch)
+            with contextlib.suppress(KafkaError):
+                await self._consumer.commit(
+                    {
+                        TopicPartition(topic, partition): offset
+                        for (topic, partition), offset in batch.offsets.items()
+                    }
+                )
+
+    async def _apply(self, batch: Batch) -> None:
+        """Write the batch; a database that fails is retried with the same batch (idempotent) until it
+        answers, so the partitions' positions never run ahead of what is stored."""
+        while True:
+            try:
+                await self._ledger.apply(batch)
+                self.applied_batches += 1
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("billing_batch_failed", rows=len(batch), exc_info=True)
+                await asyncio.sleep(RETRY_PAUSE_S)
