@@ -148,7 +148,10 @@ class _Stream:
     with_video: bool
 
 
-def generate(seed: int, day: date, *, apps: int = 3, users: int = 10, rooms: int = 4) -> Scenario:
+def generate(
+    seed: int, day: date, *, apps: int = 3, users: int = 10, rooms: int = 4, tag: str = ""
+) -> Scenario:
+    """`tag` starts every bizName, so runs on one broker keep their apps apart."""
     rng = random.Random(seed)
     day_start = int(datetime.combine(day, time(), tzinfo=UTC).timestamp() * 1000)
     day_end = day_start + 86_400_000
@@ -161,7 +164,7 @@ def generate(seed: int, day: date, *, apps: int = 3, users: int = 10, rooms: int
     truth: dict[str, Truth] = {}
     tick_count = 0
     for app_index in range(apps):
-        biz = f"biz{seed}x{app_index}"
+        biz = f"{tag}biz{seed}x{app_index}"
         figures = Truth()
         truth[biz] = figures
         uids = [f"u{app_index}_{n}" for n in range(users)]
@@ -221,7 +224,7 @@ def generate(seed: int, day: date, *, apps: int = 3, users: int = 10, rooms: int
         # Per uid and tier, the granules they receive at least one stream of that tier.
         received: dict[str, list[int]] = {uid: [0] * 5 for uid in uids}
         for room_index in range(rooms):
-            room_id = f"r{seed}x{app_index}x{room_index}"
+            room_id = f"{tag}r{seed}x{app_index}x{room_index}"
             engine = 2 if room_index == 0 else 0
             created = moment(day_start - 1_800_000, day_end - 1_800_000)
             destroyed = None if rng.random() < 0.2 else moment(created + 600_000, created + 4 * 3_600_000)
@@ -254,12 +257,18 @@ def generate(seed: int, day: date, *, apps: int = 3, users: int = 10, rooms: int
                 room_bits.append(grid.bits(created, destroyed))
                 room_intervals.append((created, destroyed))
             room_end = destroyed if destroyed is not None else created + 4 * 3_600_000
-            members = rng.sample(uids, 2 if engine == 2 else rng.randint(2, 4))
+            # Calls stay within the day, so a month's statement holds this day's call time alone.
+            call_low, call_high = max(created, day_start), min(room_end, day_end)
+            members = (
+                rng.sample(uids, 2 if engine == 2 else rng.randint(2, 4))
+                if call_high - call_low > 600_000
+                else []
+            )
             stays: list[tuple[str, int, int]] = []
             for uid in members:
                 for _ in range(1 if engine == 2 else rng.randint(1, 2)):
-                    joined = moment(created, room_end - 300_000)
-                    left = moment(joined + GRANULE_MS, room_end)
+                    joined = moment(call_low, call_high - 300_000)
+                    left = moment(joined + GRANULE_MS, call_high)
                     session_id = str(uuid.uuid4())
                     facts.append(
                         _fact(

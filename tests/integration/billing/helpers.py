@@ -1,0 +1,126 @@
+"""What the billing tests share: publishing generated facts to the real broker, waiting until billing's
+database says it has read up to the end of its topics, and reading figures over gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from google.protobuf.json_format import MessageToDict
+from parley.billing.v1 import billing_pb2, billing_pb2_grpc
+from sqlalchemy import select
+
+from services.billing import store
+from services.billing.app import TOPICS
+from services.core.db import create_engine
+from tests.integration.billing.generator import TIER_LABELS, Fact
+from tests.postgres import fresh_database_url
+
+CALL_FIELDS = ("audio", "p360", "p540", "p720", "p1080")
+
+
+@asynccontextmanager
+async def billing_database(kind: str, data_dir: str) -> AsyncIterator[str]:
+    """The database URL billing is given: a SQLite file, or a fresh PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{data_dir}/billing.db"
+        return
+    async with fresh_database_url("billing") as url:
+        yield url
+
+
+async def publish(kafka: str, facts: Sequence[Fact], *, pause_every: int = 0, pause_s: float = 0.0) -> None:
+    """Send the facts as the services do (key, CloudEvents headers) and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, linger_ms=5)
+    await producer.start()
+    try:
+        pending = []
+        for index, fact in enumerate(facts, 1):
+            headers = [
+                ("ce_id", fact.ce_id.encode()),
+                ("ce_type", fact.ce_type.encode()),
+                ("ce_source", b"//parley/tests"),
+                ("ce_specversion", b"1.0"),
+            ]
+            pending.append(
+                await producer.send(fact.topic, fact.payload, key=fact.key.encode(), headers=headers)
+            )
+            if pause_every and index % pause_every == 0:
+                await asyncio.gather(*pending)
+                pending.clear()
+                await asyncio.sleep(pause_s)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(kafka: str) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in TOPICS
+            for partition in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ]
+        ends = await consumer.end_offsets(partitions)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # the topics exist; metadata may not be loaded yet
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def wait_until_read(database_url: str, ends: dict[tuple[str, int], int], timeout_s: float) -> None:
+    """Until billing's stored offsets reach `ends` on every partition (what it wrote is what it read)."""
+    engine = create_engine(database_url)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    async with engine.connect() as connection:
+                        stored = {
+                            (row.topic, row.partition): row.next_offset
+                            for row in await connection.execute(select(store.offsets))
+                        }
+                except Exception:  # the tables may not exist yet, or the service is mid-migration
+                    stored = {}
+                if all(stored.get(key, 0) >= end for key, end in ends.items() if end):
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+def figures_json(figures: billing_pb2.UsageFigures) -> dict[str, object]:
+    """gRPC figures in the HTTP API's JSON shape, to compare with the generator's truth."""
+    call = [getattr(figures.call_ms, name) for name in CALL_FIELDS]
+    plain = MessageToDict(
+        figures, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return {
+        "callMs": dict(zip(TIER_LABELS, call, strict=True)),
+        "onlineMs": int(plain["online_ms"]),
+        "publishedStreamMs": int(plain["published_stream_ms"]),
+        "subscribedStreamMs": int(plain["subscribed_stream_ms"]),
+        "rooms": int(plain["rooms"]),
+        "peakRooms": int(plain["peak_rooms"]),
+        "onlineUsers": int(plain["online_users"]),
+        "callUsers": int(plain["call_users"]),
+        "peakOnlineUsers": int(plain["peak_online_users"]),
+        "peakCallUsers": int(plain["peak_call_users"]),
+        "billableMinutes": int(plain["billable_minutes"]),
+    }
+
+
+async def overview(stub: billing_pb2_grpc.BillingServiceStub, biz_name: str, day: date) -> dict[str, object]:
+    answer = await stub.GetUsageOverview(
+        billing_pb2.UsageRequest(biz_name=biz_name, start_date=day.isoformat(), end_date=day.isoformat())
+    )
+    return figures_json(answer.figures)
