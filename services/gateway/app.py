@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from parley.billing.v1.billing_pb2_grpc import BillingServiceStub
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
@@ -13,6 +14,7 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
+from services.gateway.billing_routes import billing_router
 from services.gateway.call_commands import CallCommands
 from services.gateway.commands import Commands, ConnectThrottle
 from services.gateway.health import PlatformHealth
@@ -43,6 +45,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
+    app.include_router(
+        billing_router(BillingServiceStub(runtime.channel(ServiceName.BILLING))), dependencies=operator
+    )
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
