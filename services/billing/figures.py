@@ -190,13 +190,13 @@ def _tiered_call_ms(by_uid: dict[str, list[tuple[int, int, Tier]]]) -> list[int]
         events.sort()
         open_by_tier = [0] * len(Tier)
         previous: int | None = None
-        for time, step, tier in events:
+        for time, step, level in events:
             if previous is not None and time > previous:
                 for candidate in range(len(Tier) - 1, -1, -1):
                     if open_by_tier[candidate]:
                         totals[candidate] += time - previous
                         break
-            open_by_tier[tier] += step
+            open_by_tier[level] += step
             previous = time
     return totals
 

@@ -3,12 +3,12 @@ trend, daily detail), monthly statements, price plans and prepaid accounts."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from parley.billing.v1 import billing_pb2
 from parley.billing.v1.billing_pb2_grpc import BillingServiceStub
-from pydantic import ConfigDict, Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from services.gateway.http_api import ApiModel
 
@@ -23,10 +23,10 @@ class CallMsOut(ApiModel):
     model_config = ConfigDict(populate_by_name=True)
 
     audio: int
-    p360: int = Field(alias="360P")
-    p540: int = Field(alias="540P")
-    p720: int = Field(alias="720P")
-    p1080: int = Field(alias="1080P")
+    p360: int = Field(validation_alias=AliasChoices("360P", "p360"), serialization_alias="360P")
+    p540: int = Field(validation_alias=AliasChoices("540P", "p540"), serialization_alias="540P")
+    p720: int = Field(validation_alias=AliasChoices("720P", "p720"), serialization_alias="720P")
+    p1080: int = Field(validation_alias=AliasChoices("1080P", "p1080"), serialization_alias="1080P")
 
 
 class FiguresOut(ApiModel):
@@ -43,7 +43,7 @@ class FiguresOut(ApiModel):
     billable_minutes: int
 
     @classmethod
-    def of(cls, figures: billing_pb2.UsageFigures) -> dict[str, object]:
+    def of(cls, figures: billing_pb2.UsageFigures) -> dict[str, Any]:
         """The figures as fields to merge into an answer (the issue's flat JSON)."""
         call = figures.call_ms
         return cls(
@@ -131,10 +131,10 @@ class TierPricesModel(ApiModel):
     model_config = ConfigDict(populate_by_name=True)
 
     audio: int = Field(ge=0)
-    p360: int = Field(ge=0, alias="360P")
-    p540: int = Field(ge=0, alias="540P")
-    p720: int = Field(ge=0, alias="720P")
-    p1080: int = Field(ge=0, alias="1080P")
+    p360: int = Field(ge=0, validation_alias=AliasChoices("360P", "p360"), serialization_alias="360P")
+    p540: int = Field(ge=0, validation_alias=AliasChoices("540P", "p540"), serialization_alias="540P")
+    p720: int = Field(ge=0, validation_alias=AliasChoices("720P", "p720"), serialization_alias="720P")
+    p1080: int = Field(ge=0, validation_alias=AliasChoices("1080P", "p1080"), serialization_alias="1080P")
 
 
 class PricePlanBody(ApiModel):

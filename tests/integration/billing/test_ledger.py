@@ -170,9 +170,15 @@ async def test_a_prepaid_minute_quota_runs_out_and_a_top_up_restores_it(
 
 @pytest.mark.parametrize(
     ("range_name", "start", "end"),
-    [("week", "", ""), ("", "2026-11-01", "2026-12-15"), ("", "2026-11-10", "2026-11-01"), ("", "2025-01-01", "2025-01-02"),
-     ("", "2026-13-01", "2026-13-02"), ("7d", "2026-11-01", "")],
-)  # fmt: skip
+    [
+        ("week", "", ""),
+        ("", "2026-11-01", "2026-12-15"),
+        ("", "2026-11-10", "2026-11-01"),
+        ("", "2025-01-01", "2025-01-02"),
+        ("", "2026-13-01", "2026-13-02"),
+        ("7d", "2026-11-01", ""),
+    ],
+)
 async def test_ranges_the_seed_does_not_offer_are_refused_with_a_code(
     billing: Billing, range_name: str, start: str, end: str
 ) -> None:
