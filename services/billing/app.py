@@ -29,7 +29,6 @@ log = structlog.get_logger(__name__)
 # Metering ticks, rooms and participants, client sessions. Feed facts are not read: published and
 # subscribed time comes from the ticks, which count media that flowed, not negotiation (docs/billing.md).
 TOPICS = (Topic.METERING.value, Topic.ROOM.value, Topic.SESSION.value)
-GROUP_ID = "parley-billing"
 
 
 class Periodic:
@@ -80,9 +79,10 @@ def build(runtime: ServiceRuntime) -> Billing:
     consumer = ExactlyOnceConsumer(
         runtime.settings.kafka.bootstrap_servers,
         ledger,
-        group_id=GROUP_ID,
+        group_id=settings.group_id,
         topics=TOPICS,
         max_records=settings.batch_records,
+        session_timeout_ms=settings.session_timeout_ms,
     )
 
     async def charge_prepaid() -> None:

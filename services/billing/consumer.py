@@ -52,6 +52,7 @@ class ExactlyOnceConsumer:
         group_id: str,
         topics: Sequence[str],
         client_id: str = "parley-billing",
+        session_timeout_ms: int = SESSION_TIMEOUT_MS,
         max_records: int = 5000,
         fetch_wait_ms: int = 200,
     ) -> None:
@@ -64,8 +65,8 @@ class ExactlyOnceConsumer:
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=min(HEARTBEAT_INTERVAL_MS, session_timeout_ms // 3),
             fetch_max_wait_ms=fetch_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
@@ -74,8 +75,9 @@ class ExactlyOnceConsumer:
         self.applied_batches = 0
 
     async def start(self) -> None:
+        """Join the group and read in the background: a join waits for the group to rebalance (after a
+        member died without leaving, until its session times out), and the service serves meanwhile."""
         self._consumer.subscribe(self._topics, listener=_ResumeFromDatabase(self))
-        await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="billing-consumer")
 
     async def stop(self) -> None:
@@ -98,6 +100,7 @@ class ExactlyOnceConsumer:
         self.assigned.set()
 
     async def _run(self) -> None:
+        await self._consumer.start()
         while True:
             records = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
             if not records:

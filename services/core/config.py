@@ -209,6 +209,10 @@ class BillingSettings(BaseModel):
     rating_interval_s: float = Field(default=1.0, gt=0)
     # Records the consumer writes in one transaction, at most.
     batch_records: int = Field(default=5000, ge=1)
+    # The consumer group of billing's replicas (they share its partitions); offsets are in the database.
+    group_id: str = "parley-billing"
+    # A replica that dies without leaving holds its partitions this long before the group moves them.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
 
 
 class Settings(BaseSettings):

@@ -18,8 +18,6 @@ from tests.testing import start_platform
 pytestmark = pytest.mark.integration
 
 PRICES = billing_pb2.TierPrices(audio=1, p360=2, p540=3, p720=5, p1080=8)
-# Days stay open for the whole test: late usage is the subject of test_adjustments.py.
-NEVER_CLOSE = {"billing": {"lateness_s": 40 * 86_400}}
 
 
 async def test_a_shuffled_day_with_duplicates_counts_exactly_once(
@@ -27,8 +25,10 @@ async def test_a_shuffled_day_with_duplicates_counts_exactly_once(
 ) -> None:
     day = datetime.now(UTC).date() - timedelta(days=3)
     scenario = generate(7, day, tag=f"x{uuid.uuid4().hex[:6]}")
+    # Days stay open for the whole test (late usage is test_ledger.py's); a consumer group of its own.
+    settings = {"billing": {"lateness_s": 40 * 86_400, "group_id": f"billing-{uuid.uuid4()}"}}
     async with start_platform(
-        kafka, tmp_path, ServiceName.BILLING, database_url=database_url, settings=NEVER_CLOSE
+        kafka, tmp_path, ServiceName.BILLING, database_url=database_url, settings=settings
     ) as platform:
         stub = platform.stub(billing_pb2_grpc.BillingServiceStub, ServiceName.BILLING)
         for biz_name in scenario.truth:

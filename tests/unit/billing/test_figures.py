@@ -116,3 +116,42 @@ def test_a_generated_day_decoded_shuffled_with_duplicates_equals_its_ground_trut
             if fact.biz_name == biz_name and fact.start_ms is not None:
                 kinds[fact.kind].append(Span(fact.uid, fact.room_id, fact.start_ms, fact.end_ms, fact.engine))
         assert compute(inputs, window, window[1] + 1).as_json() == truth.as_json(), biz_name
+
+
+def test_the_worked_example_of_docs_billing_md() -> None:
+    def t(hms: str) -> int:
+        hours, minutes, seconds = hms.split(":")
+        return round((int(hours) * 3600 + int(minutes) * 60 + float(seconds)) * 1000)
+
+    inputs = UsageInputs(
+        pieces=[
+            piece("alice", "P", Tier.AUDIO, t("10:00:30.000"), t("10:02:40.000"), Role.PUBLICATION),
+            piece("alice", "P", Tier.P720, t("10:00:30.200"), t("10:02:40.000"), Role.PUBLICATION),
+            piece("bob", "S", Tier.AUDIO, t("10:00:32.000"), t("10:02:32.000")),
+            piece("bob", "S", Tier.P720, t("10:00:32.100"), t("10:01:32.100")),
+            piece("bob", "S", Tier.P540, t("10:01:32.100"), t("10:02:32.000")),
+        ],
+        rooms=[Span("alice", "R", t("10:00:10"), t("10:04:00"))],
+        participants=[
+            Span("alice", "R", t("10:00:10"), t("10:04:00")),
+            Span("bob", "R", t("10:00:20"), t("10:03:00")),
+        ],
+        sessions=[
+            Span("alice", "", t("10:00:00"), t("10:05:00")),
+            Span("bob", "", t("10:00:05"), t("10:03:00")),
+        ],
+    )
+    figures = compute(inputs, (0, 86_400_000), 86_400_000)
+    assert figures.as_json() == {
+        "callMs": {"audio": 100, "360P": 0, "540P": 59_900, "720P": 60_000, "1080P": 0},
+        "onlineMs": 475_000,
+        "publishedStreamMs": 130_000,
+        "subscribedStreamMs": 120_000,
+        "rooms": 1,
+        "peakRooms": 1,
+        "onlineUsers": 2,
+        "callUsers": 2,
+        "peakOnlineUsers": 2,
+        "peakCallUsers": 2,
+        "billableMinutes": 2,
+    }
