@@ -11,12 +11,12 @@ from parley.rooms.v1 import rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.gateway.commands import Command
+from services.gateway.errors import CALL_WRONG_PARTY
 from services.gateway.protocol import CallRef, StartCall, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Device, Session, User
 from services.rooms.calls import CallMedia
-from services.rooms.errors import CALL_WRONG_PARTY
 
 MEDIA = {"audio": CallMedia.AUDIO, "video": CallMedia.VIDEO}
 

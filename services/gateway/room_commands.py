@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
 from services.core.media.kinds import MEDIA_KIND
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.gateway.commands import Command
 from services.gateway.errors import (
     CREATE_ROOM_TIMEOUT,
@@ -50,7 +51,6 @@ from services.gateway.protocol import (
 )
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.errors import SESSION_UNKNOWN
 from services.rooms.p2p import offers_data_channel
 
 log = structlog.get_logger(__name__)
@@ -95,7 +95,7 @@ async def ask_rooms(
             if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
                 raise timed_out() from None
             refusal = from_rpc_error(error)
-            if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
+            if refusal.kind != SESSION_UNKNOWN or attempt == 2:
                 raise refusal from None
             await room_sessions.reopen(session)
     raise AssertionError("unreachable")

@@ -11,8 +11,6 @@ from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
 
-# Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
-import services.licence.errors  # noqa: F401
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_fields
 from services.core.media.kinds import kind_name
 from services.rooms import messages
