@@ -16,9 +16,8 @@ from services.gateway.protocol import CallRef, StartCall, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Device, Session, User
-from services.rooms.calls import CallMedia
 
-MEDIA = {"audio": CallMedia.AUDIO, "video": CallMedia.VIDEO}
+MEDIA = {"audio": rooms_pb2.CALL_MEDIA_AUDIO, "video": rooms_pb2.CALL_MEDIA_VIDEO}
 
 
 class CallCommands:

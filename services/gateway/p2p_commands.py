@@ -19,13 +19,12 @@ from services.gateway.protocol import Uid, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.p2p import P2PSignalType
 
-SIGNAL_TYPES: dict[str, P2PSignalType] = {
-    "offer": P2PSignalType.OFFER,
-    "answer": P2PSignalType.ANSWER,
-    "candidate": P2PSignalType.CANDIDATE,
-    "bye": P2PSignalType.BYE,
+SIGNAL_TYPES: dict[str, rooms_pb2.P2PSignalType.ValueType] = {
+    "offer": rooms_pb2.P2P_SIGNAL_TYPE_OFFER,
+    "answer": rooms_pb2.P2P_SIGNAL_TYPE_ANSWER,
+    "candidate": rooms_pb2.P2P_SIGNAL_TYPE_CANDIDATE,
+    "bye": rooms_pb2.P2P_SIGNAL_TYPE_BYE,
 }
 # The room manager sends a gateway up to 256 pushes in one gRPC call (services/rooms/delivery.py), which
 # must stay under gRPC's 4 MB message limit; at 12 KiB a signal leaves room for that. Browsers' offers
@@ -77,7 +76,7 @@ class P2PCommands:
             session_id=session.id,
             to=signal.to,
             signal=rooms_pb2.P2PSignal(
-                type=rooms_pb2.P2PSignalType.ValueType(SIGNAL_TYPES[signal.type]),
+                type=SIGNAL_TYPES[signal.type],
                 sdp=signal.sdp or "",
                 candidate=signal.candidate or "",
                 sdp_mid=signal.sdp_mid or "",

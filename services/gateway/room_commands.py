@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
 from services.core.media.kinds import MEDIA_KIND
+from services.core.media.sdp import offers_data_channel
 from services.core.shared_errors import SESSION_UNKNOWN
 from services.gateway.commands import Command
 from services.gateway.errors import (
@@ -51,7 +52,6 @@ from services.gateway.protocol import (
 )
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.p2p import offers_data_channel
 
 log = structlog.get_logger(__name__)
 

@@ -28,6 +28,28 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CallMedia:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallMediaEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallMedia.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALL_MEDIA_UNSPECIFIED: _CallMedia.ValueType  # 0
+    CALL_MEDIA_AUDIO: _CallMedia.ValueType  # 1
+    """Audio only."""
+    CALL_MEDIA_VIDEO: _CallMedia.ValueType  # 2
+    """Audio and video."""
+
+class CallMedia(_CallMedia, metaclass=_CallMediaEnumTypeWrapper):
+    """What a device call carries (seed 000 doWxCloudVoipCallV2: an audio call or a video call)."""
+
+CALL_MEDIA_UNSPECIFIED: CallMedia.ValueType  # 0
+CALL_MEDIA_AUDIO: CallMedia.ValueType  # 1
+"""Audio only."""
+CALL_MEDIA_VIDEO: CallMedia.ValueType  # 2
+"""Audio and video."""
+Global___CallMedia: _TypeAlias = CallMedia  # noqa: Y015
+
 class _P2PSignalType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1175,8 +1197,7 @@ class StartCallRequest(_message.Message):
     """The model the device calls as (seed 000 doWxCloudVoipCall model_id); the licence service refuses
     another than its licence's with -17.
     """
-    media: _builtins.int
-    """1 audio only, 2 audio and video."""
+    media: Global___CallMedia.ValueType
     caller_camera_on: _builtins.bool
     callee_camera_on: _builtins.bool
     time_limit_s: _builtins.int
@@ -1189,7 +1210,7 @@ class StartCallRequest(_message.Message):
         session_id: _builtins.str = ...,
         open_id: _builtins.str = ...,
         model_id: _builtins.str = ...,
-        media: _builtins.int = ...,
+        media: Global___CallMedia.ValueType = ...,
         video: Global___VideoFormat | None = ...,
         caller_camera_on: _builtins.bool = ...,
         callee_camera_on: _builtins.bool = ...,
