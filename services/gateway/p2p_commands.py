@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from parley.rooms.v1 import delivery_pb2, rooms_pb2
-from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.gateway.commands import Command
@@ -62,7 +62,9 @@ class P2PSignalParams(BaseModel):
 
 
 class P2PCommands:
-    def __init__(self, rooms: RoomServiceStub, room_sessions: RoomSessions, *, timeout_s: float) -> None:
+    def __init__(
+        self, rooms: RoomSessionServiceStub, room_sessions: RoomSessions, *, timeout_s: float
+    ) -> None:
         self._rooms = rooms
         self._room_sessions = room_sessions
         self._timeout_s = timeout_s

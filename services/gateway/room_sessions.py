@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import structlog
 from parley.rooms.v1 import rooms_pb2
-from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 
 from services.core.errors import from_rpc_error
 from services.core.shared_errors import SESSION_UNKNOWN
@@ -46,8 +46,8 @@ def participant_uid(session: Session) -> str:
 class RoomSessions:
     def __init__(
         self,
-        rooms: RoomServiceStub,
-        heartbeats: RoomServiceStub,
+        rooms: RoomSessionServiceStub,
+        heartbeats: RoomSessionServiceStub,
         sessions: SessionTable,
         *,
         gateway_address: str,
