@@ -1,8 +1,8 @@
 """Error kinds that more than one service names: one raises it and another recognises it or raises it too.
 
 A kind used by one service only stays in that service's catalogue (`services/<name>/errors.py`); a kind
-moves here when a second service needs it, since a service never imports another's package. Each owning
-catalogue's table still lists its kinds here, and the codes are those the seeds give, cited below.
+moves here when a second service needs it, since a service never imports another's package. The owning
+service's catalogue says which of its kinds live here; the codes are the seeds', cited at each kind.
 """
 
 from __future__ import annotations
