@@ -5,8 +5,8 @@ transactions of 100 records), and once in four it kills it 0.1 to 2 s after spaw
 while it joins its group). After the last kill one more start reads what is left, and the figures equal the
 ground truth to the millisecond.
 
-Bounded by process start-up: 155 s on this shared 2-core machine (38 of the 50 kills came after the process had
-been given its partitions); it prints both; 15 minutes at most.
+Bounded by process start-up: 155 s on this shared 2-core machine (38 of the 50 kills came after the
+process had been given its partitions); it prints both; 15 minutes at most.
 """
 
 from __future__ import annotations
