@@ -299,14 +299,13 @@ class Accounts:
         for biz_name in names:
             async with self._engine.begin() as connection:
                 app = await self._app(connection, biz_name)
-                if app.prepaid_since is None:
+                # Days without usage cost nothing: charging starts with the first day that has some.
+                if app.prepaid_since is None or app.first_day is None:
                     continue
                 today = day_of(to_ms(now), zone(app.time_zone))
-                first = (
-                    max(app.prepaid_since, app.closed_through + timedelta(days=1))
-                    if app.closed_through
-                    else app.prepaid_since
-                )
+                first = max(app.prepaid_since, app.first_day)
+                if app.closed_through is not None:
+                    first = max(first, app.closed_through + timedelta(days=1))
                 for day in days(first, today):
                     await self._rating.rate_day(connection, app, day, now)
                     app = await self._app(connection, biz_name)
