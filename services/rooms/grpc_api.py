@@ -20,7 +20,7 @@ from services.rooms.calls import CallMedia, CallOrder
 from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
 from services.rooms.manager import MediaSlot, RoomManager
 from services.rooms.placement import RelayLoad
-from services.rooms.pushes import InviteReply, MediaCloseCode, VideoFormat
+from services.rooms.pushes import InviteReply, MediaCloseCode
 from services.rooms.recording_events import DefaultRecording
 from services.rooms.sessions import Attachment, HeldConnection
 
@@ -78,16 +78,16 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 biz_name=request.biz_name,
                 creator_uid=request.creator_uid,
                 session_id=request.session_id,
-                record=messages.record_options(request.record),
+                record=request.record,
                 engine=request.engine,
             )
         record_id = ""
         if room.record.default_record and self._recording is not None:
             record_id = await self._recording.start(room)
-        return rooms_pb2.CreateRoomResponse(room=messages.room_message(room), record_id=record_id)
+        return rooms_pb2.CreateRoomResponse(room=room.message(), record_id=record_id)
 
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
-        return messages.room_message(self._manager.get_room(request.room_id))
+        return self._manager.get_room(request.room_id).message()
 
     async def OpenSession(
         self, request: rooms_pb2.OpenSessionRequest, context: Context
@@ -142,7 +142,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 request.rtoken,
                 request.engine if request.HasField("engine") else None,
             )
-        return rooms_pb2.JoinRoomResponse(room=messages.room_message(room))
+        return rooms_pb2.JoinRoomResponse(room=room.message())
 
     async def LeaveRoom(
         self, request: rooms_pb2.LeaveRoomRequest, context: Context
@@ -272,7 +272,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         order = CallOrder(
             open_id=request.open_id,
             media=CallMedia(request.media),
-            video=VideoFormat(video.width, video.height, video.fps) if video is not None else None,
+            video=video,
             caller_camera_on=request.caller_camera_on,
             callee_camera_on=request.callee_camera_on,
             time_limit_s=request.time_limit_s,
