@@ -15,17 +15,16 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import Message
-from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
+from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.p2p_commands import signal_event_data
 from services.gateway.protocol import CloseCode, push
 from services.gateway.record_commands import record_over_data
 from services.gateway.sessions import SessionTable
-from services.rooms.calls import CallMedia
 
 log = structlog.get_logger(__name__)
 
-CALL_MEDIA: dict[int, str] = {CallMedia.AUDIO: "audio", CallMedia.VIDEO: "video"}
+CALL_MEDIA: dict[int, str] = {rooms_pb2.CALL_MEDIA_AUDIO: "audio", rooms_pb2.CALL_MEDIA_VIDEO: "video"}
 
 
 def fields(message: Message) -> dict[str, Any]:

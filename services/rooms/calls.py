@@ -34,8 +34,10 @@ HANG_UP_COMMAND = "IV_AVT_COMMAND_CALL_HANG_UP"
 
 
 class CallMedia(IntEnum):
-    AUDIO = 1
-    VIDEO = 2
+    """rooms.proto CallMedia, whose values these are."""
+
+    AUDIO = rooms_pb2.CALL_MEDIA_AUDIO
+    VIDEO = rooms_pb2.CALL_MEDIA_VIDEO
 
 
 class EndReason(StrEnum):
@@ -143,7 +145,7 @@ class Calls:
         ringing = delivery_pb2.CallIncoming(
             call_id=call.call_id,
             sn=call.sn,
-            media=order.media,
+            media=rooms_pb2.CallMedia.ValueType(order.media),
             video=order.video,
             caller_camera_on=order.caller_camera_on,
             callee_camera_on=order.callee_camera_on,
@@ -157,7 +159,7 @@ class Calls:
                 biz_name=call.biz_name,
                 sn=call.sn,
                 open_id=call.open_id,
-                media=order.media,
+                media=rooms_pb2.CallMedia.ValueType(order.media),
                 started_at=timestamp(self._now()),
             )
         )

@@ -19,7 +19,7 @@ from parley.rooms.v1 import delivery_pb2
 
 from services.core.errors import INTERNAL, UNAVAILABLE, from_rpc_error
 from services.core.events import Envelope, EventConsumer, RecentEventIds
-from services.recorder.errors import START_FAILED
+from services.core.shared_errors import START_FAILED
 from services.rooms.errors import CREATE_ROOM_RECORD_FAILED
 from services.rooms.manager import RoomManager
 from services.rooms.room import Room

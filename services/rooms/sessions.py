@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from parley.rooms.v1 import delivery_pb2
 
-from services.rooms.errors import SESSION_UNKNOWN
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.rooms.pushes import Push
 
 # Pushes kept for a detached session. One that is owed more cannot be brought up to date by a resume,

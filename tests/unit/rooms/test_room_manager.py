@@ -18,6 +18,7 @@ from services.rooms.pushes import ExitType, InviteReply, MediaCloseCode
 from services.rooms.sessions import Attachment
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
+from tests.clock import FakeClock
 
 RELAY = "relay:1"
 RULES = RoomRules(
@@ -36,14 +37,6 @@ AUDIO_VIDEO = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class CopyingRoomStore(InProcessRoomStore):
     """Hands out and keeps copies of the records, as a replicated store would: the room manager must
     save what it changes and rely on no record staying the same object."""
@@ -59,7 +52,7 @@ class World:
     """A room manager, its clock, and the pushes it has queued, per session."""
 
     def __init__(self, store: RoomStore | None = None) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.manager = RoomManager(
             RULES,
             relay_address=RELAY,
