@@ -15,12 +15,13 @@ from parley.rooms.v1 import relay_reports_pb2_grpc, room_sessions_pb2_grpc, room
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_fields
 from services.core.media.kinds import kind_name
 from services.rooms import messages
-from services.rooms.calls import CallMedia, CallOrder
+from services.rooms.calls import CallMedia
 from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
-from services.rooms.manager import MediaSlot, RoomManager
+from services.rooms.manager import RoomManager
 from services.rooms.placement import RelayLoad
 from services.rooms.pushes import InviteReply, MediaCloseCode
 from services.rooms.recording_events import DefaultRecording
+from services.rooms.room import MediaSlot
 from services.rooms.sessions import Attachment, HeldConnection
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -271,7 +272,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
             raise INVALID_ARGUMENT("media is 1 (audio) or 2 (audio and video)")
         # A busy line is refused before the licence service is asked; `start` checks again, for calls
         # started while it answered.
-        device = self._manager.calls.check_free(request.session_id)
+        device = self._manager.check_free(request.session_id)
         try:
             licensed = await self._licence.CheckDeviceCall(
                 licence_pb2.CheckDeviceCallRequest(
@@ -284,38 +285,29 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         # Seed 000 activates a device as an audio-call or a video-call device (voip_activate_type_e).
         if request.media == CallMedia.VIDEO and licensed.type == licence_pb2.LICENCE_TYPE_AUDIO_CALL:
             raise CALL_MEDIA_NOT_LICENSED(f"device {device.uid} may place audio calls only")
-        video = request.video if request.HasField("video") else None
-        order = CallOrder(
-            open_id=request.open_id,
-            media=CallMedia(request.media),
-            video=video,
-            caller_camera_on=request.caller_camera_on,
-            callee_camera_on=request.callee_camera_on,
-            time_limit_s=request.time_limit_s,
-        )
         with self._operation() as manager:
-            call = manager.calls.start(request.session_id, order)
+            call = manager.start_call(request.session_id, messages.call_order(request))
         return rooms_pb2.StartCallResponse(call_id=call.call_id)
 
     async def AnswerCall(
         self, request: rooms_pb2.CallRequest, context: Context
     ) -> rooms_pb2.AnswerCallResponse:
         with self._operation() as manager:
-            room = manager.calls.answer(request.session_id, request.call_id)
+            room = manager.answer_call(request.session_id, request.call_id)
         return rooms_pb2.AnswerCallResponse(room_id=room.room_id, rtoken=room.rtoken)
 
     async def RejectCall(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
         with self._operation() as manager:
-            manager.calls.reject(request.session_id, request.call_id)
+            manager.reject_call(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
     async def HangUp(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
         with self._operation() as manager:
-            manager.calls.hang_up(request.session_id, request.call_id)
+            manager.hang_up(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
     async def IsBusy(self, request: rooms_pb2.IsBusyRequest, context: Context) -> rooms_pb2.IsBusyResponse:
-        return rooms_pb2.IsBusyResponse(busy=self._manager.calls.is_busy(request.session_id))
+        return rooms_pb2.IsBusyResponse(busy=self._manager.is_busy(request.session_id))
 
     async def SendP2PSignal(
         self, request: rooms_pb2.SendP2PSignalRequest, context: Context
@@ -356,14 +348,15 @@ class RelayReportServicer(_ManagerApi, relay_reports_pb2_grpc.RelayReportService
         self, request: rooms_pb2.RegisterRelayRequest, context: Context
     ) -> rooms_pb2.RegisterRelayResponse:
         require_fields(relay_id=request.relay_id, address=request.address)
-        relays = self._manager.relays
-        relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
-        return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
+        lease_s = self._manager.register_relay(
+            request.relay_id, request.address, request.capacity, _load(request.load)
+        )
+        return rooms_pb2.RegisterRelayResponse(lease_s=lease_s)
 
     async def ReportRelayLoad(
         self, request: rooms_pb2.ReportRelayLoadRequest, context: Context
     ) -> rooms_pb2.ReportRelayLoadResponse:
-        self._manager.relays.report(request.relay_id, _load(request.load))
+        self._manager.report_relay_load(request.relay_id, _load(request.load))
         return rooms_pb2.ReportRelayLoadResponse()
 
     async def ReportStreamClosed(
