@@ -57,7 +57,12 @@ class Relays:
         return self.relay
 
 
-SLOT: dict[str, Any] = {"room_id": "r1", "biz_name": "biz", "uid": "alice", "relay": rooms_pb2.RelayRef(address="relay:7")}
+SLOT: dict[str, Any] = {
+    "room_id": "r1",
+    "biz_name": "biz",
+    "uid": "alice",
+    "relay": rooms_pb2.RelayRef(address="relay:7"),
+}
 
 
 def commands(
