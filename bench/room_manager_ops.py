@@ -2,11 +2,13 @@
 the conversions the service makes after them: each push into its `delivery.proto` message, each fact into
 its event. No transport, no broker: what one room operation costs the room manager's process.
 
-    .venv/bin/python bench/room_manager_ops.py [--rooms 50] [--rounds 5] [--out bench/results/room_manager_ops.json]
+    .venv/bin/python bench/room_manager_ops.py [--rooms 50] [--rounds 5] [--label after] \
+        [--out bench/results/room_manager_ops.json]
 
 A round: 8 users per room connect, one creates the room, the others join; each publishes a feed and
 subscribes to two others; each sends a text; all leave. The result is process time (CPU) per operation,
-the median of the rounds. Run it with PYTHONPATH at another checkout to compare two versions of the code.
+the median of the rounds. To compare with other code, run it with PYTHONPATH at an export of that code's
+`services/` (`git archive <commit> services | tar -x -C /tmp/old`) and another --label.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     if args.out is not None:
-        existing = json.loads(args.out.read_text()) if args.out.exists() else {"machine": machine(), "runs": []}
+        existing = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
         existing["machine"] = machine()
         existing["runs"] = [run for run in existing["runs"] if run["label"] != args.label] + [result]
         args.out.write_text(json.dumps(existing, indent=2) + "\n")
