@@ -47,10 +47,10 @@ def test_a_process_reads_the_settings_an_in_process_service_is_given(
 
 
 async def test_services_on_postgresql_keep_their_tables_in_a_schema_of_their_own(
-    kafka: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     async with fresh_database_url() as url:
-        async with start_platform(kafka, tmp_path, ServiceName.LICENCE, database_url=url) as platform:
+        async with start_platform(tmp_path, ServiceName.LICENCE, database_url=url) as platform:
             created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="On PostgreSQL"))
         role = make_url(url).username
         engine = create_async_engine(url)
