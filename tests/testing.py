@@ -402,6 +402,9 @@ async def start_platform(
 ) -> AsyncIterator[Platform]:
     """Start a broker of its own (unless given `kafka`, one to share) and `services` (see `Platform.start`);
     stop them all when the block ends."""
+    if not isinstance(data_dir, Path):
+        # The first form of this function took the broker's address first.
+        raise TypeError("start_platform(data_dir, *services, kafka=None): it starts a broker of its own")
     async with AsyncExitStack() as stack:
         if kafka is None:
             kafka = await stack.enter_async_context(running_broker(data_dir / "broker.log"))
