@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import room_sessions_pb2_grpc, rooms_pb2, rooms_pb2_grpc
 from relay_clients import Publisher, publish, wait_until
 
 from services.core.config import ServiceName
@@ -27,6 +27,7 @@ RELAY_LEASE_S = 3.0
 class ManyRelays:
     manager: RoomManager
     rooms: rooms_pb2_grpc.RoomServiceStub
+    sessions: room_sessions_pb2_grpc.RoomSessionServiceStub
     running: Platform
     # Relay id -> its gRPC address and a client of it.
     addresses: dict[str, str]
@@ -56,6 +57,7 @@ async def many_relays(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         yield ManyRelays(
             manager=platform["rooms"].built,
             rooms=platform.stub(rooms_pb2_grpc.RoomServiceStub, ServiceName.ROOMS),
+            sessions=platform.stub(room_sessions_pb2_grpc.RoomSessionServiceStub, ServiceName.ROOMS),
             running=platform,
             addresses={relay_id: platform[relay_id].grpc_address for relay_id in relay_ids},
             stubs={
@@ -68,7 +70,7 @@ async def many_relays(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
     """A new room with one participant who starts to publish: the session, and the relay named for it."""
     session_id = uuid.uuid4().hex
-    await platform.rooms.OpenSession(
+    await platform.sessions.OpenSession(
         rooms_pb2.OpenSessionRequest(
             session_id=session_id,
             biz_name="many-relays",
@@ -83,10 +85,10 @@ async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
 
 
 async def relay_of(platform: ManyRelays, session_id: str) -> str:
-    slot = await platform.rooms.StartPublish(
+    slot = await platform.sessions.StartPublish(
         rooms_pb2.StartPublishRequest(session_id=session_id, media_type=1)
     )
-    await platform.rooms.CancelPublish(
+    await platform.sessions.CancelPublish(
         rooms_pb2.CancelPublishRequest(session_id=session_id, feed_id=slot.feed_id)
     )
     address: str = slot.relay.address
