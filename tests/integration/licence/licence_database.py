@@ -1,0 +1,73 @@
+"""The licence service's databases for its store tests (the fixtures are in conftest.py): a SQLite file
+or a PostgreSQL schema of its own, the database-backed store over it, and what that store staged."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.core.db import create_engine
+from services.core.events import EventPublisher, create_broker
+from services.core.outbox import Outbox
+from services.licence.sql_store import SqlLicenceStore
+from services.licence.tables import outbox
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass
+class Database:
+    """One empty database (a SQLite file or a PostgreSQL schema) that engines can be opened on again."""
+
+    url: str
+    schema: str | None = None
+    engines: list[AsyncEngine] = field(default_factory=list)
+
+    def open(self) -> AsyncEngine:
+        if self.schema is None:
+            engine = create_engine(self.url)
+        else:
+            engine = create_async_engine(
+                self.url, pool_pre_ping=True, connect_args={"server_settings": {"search_path": self.schema}}
+            )
+        self.engines.append(engine)
+        return engine
+
+
+async def _as_admin(url: str, statement: str) -> None:
+    admin = create_async_engine(url)
+    try:
+        async with admin.begin() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+async def postgres_schema(url: str) -> str:
+    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
+    await _as_admin(url, f'CREATE SCHEMA "{schema}"')
+    return schema
+
+
+async def drop_postgres_schema(url: str, schema: str) -> None:
+    await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def sql_store(engine: AsyncEngine) -> SqlLicenceStore:
+    """The database-backed store over the real outbox table; its relay never runs here, so what the rules
+    staged stays in the table for the tests to read (and what a rolled-back unit staged does not)."""
+    unconnected = create_broker("127.0.0.1:9", client_id="unused", tracer_provider=TracerProvider())
+    return SqlLicenceStore(
+        engine, Outbox(outbox, engine, EventPublisher(unconnected, source="//parley/test"))
+    )
+
+
+async def staged_events(engine: AsyncEngine) -> list[str]:
+    """The names of the events staged in the outbox, in order."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(outbox.c.event_type).order_by(outbox.c.id))
+    return [event_type.rsplit(".", 1)[1] for event_type in rows.scalars()]
