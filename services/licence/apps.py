@@ -26,9 +26,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from services.core.errors import INVALID_ARGUMENT
 from services.licence import keys, signatures
 from services.licence.errors import APP_NOT_FOUND, SIGNATURE_UNKNOWN_APP
-from services.licence.records import AppChanged, AppCreated, AppRecord, AppSettings, VerifiedSignature
+from services.licence.records import (
+    HOST,
+    NAME,
+    URL,
+    AppChanged,
+    AppCreated,
+    AppRecord,
+    AppSettings,
+    VerifiedSignature,
+)
 from services.licence.store import AppChanges, LicenceReads, LicenceStore, LicenceWrites, SealedApp
-from services.licence.tables import HOST, NAME, URL
 
 WORKSPACE_ID = "default"
 

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
+# The longest app name, callback URL and media proxy host an app may have (the columns of tables.apps).
+NAME = 128
+URL = 2048
+HOST = 255
+
 # Seed 000 onUpdateAuthorizeStatus: 1 authorised, 0 not (revoked or refused).
 AUTHORISED = 1
 NOT_AUTHORISED = 0

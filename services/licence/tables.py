@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from services.core.db import UtcDateTime
 from services.core.outbox import outbox_table
+from services.licence.records import HOST, NAME, URL
 
 metadata = MetaData()
 
@@ -38,9 +39,6 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 BIZ_NAME = 64
 APP_ID = 64
-NAME = 128
-URL = 2048
-HOST = 255
 # identifiers.py: sn at most 128 bytes, model_id and open_id at most 128 characters of ASCII.
 SN = 128
 MODEL_ID = 128

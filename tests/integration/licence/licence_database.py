@@ -3,9 +3,14 @@ or a PostgreSQL schema of its own, the database-backed store over it, and what t
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -47,14 +52,37 @@ async def _as_admin(url: str, statement: str) -> None:
         await admin.dispose()
 
 
-async def postgres_schema(url: str) -> str:
+async def _postgres_schema(url: str) -> str:
     schema = f"licence_test_{uuid.uuid4().hex[:12]}"
     await _as_admin(url, f'CREATE SCHEMA "{schema}"')
     return schema
 
 
-async def drop_postgres_schema(url: str, schema: str) -> None:
+async def _drop_postgres_schema(url: str, schema: str) -> None:
     await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@asynccontextmanager
+async def empty_database(kind: str, folder: Path) -> AsyncIterator[Database]:
+    """An empty "sqlite" database in `folder` or "postgresql" schema, gone afterwards with its engines."""
+    if kind == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{folder / 'licence.db'}")
+    else:
+        url = os.environ.get("PARLEY_TEST_POSTGRES_URL")
+        try:
+            schema = await _postgres_schema(url or DEFAULT_POSTGRES_URL)
+        except (OSError, ConnectionError) as error:
+            if url:
+                raise
+            pytest.skip(f"no PostgreSQL at {DEFAULT_POSTGRES_URL} ({error}); set PARLEY_TEST_POSTGRES_URL")
+        database = Database(url or DEFAULT_POSTGRES_URL, schema)
+    try:
+        yield database
+    finally:
+        for engine in database.engines:
+            await engine.dispose()
+        if database.schema is not None:
+            await _drop_postgres_schema(database.url, database.schema)
 
 
 def sql_store(engine: AsyncEngine) -> SqlLicenceStore:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 from services.licence.records import (
     AUTHORISED,
@@ -31,6 +32,7 @@ from services.licence.store import ActivationExists, AppChanges, RegisteredDevic
 from services.licence.tickets import TicketRecord
 
 _PoolKey = tuple[str, str, LicenceType]
+FactT = TypeVar("FactT")
 
 
 @dataclass
@@ -64,6 +66,9 @@ class InMemoryLicenceStore:
     def facts(self) -> list[Fact]:
         """The facts of the units kept so far, in order."""
         return list(self._state.facts)
+
+    def facts_of(self, kind: type[FactT]) -> list[FactT]:
+        return [fact for fact in self._state.facts if isinstance(fact, kind)]
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[_Reads]:
