@@ -8,8 +8,9 @@ licence (`consume_licence`), `used_at = now WHERE used_at IS NULL` for an snTick
 Unique keys settle the rest (one activation per sn, one authorisation per user and device). On
 PostgreSQL the conditional write locks the row and re-reads it after a concurrent writer commits; on
 SQLite a write that opens a transaction waits for the database's one writer (the 30 s busy timeout of
-services/core/db.py) instead of failing. So a pool of 5 activates exactly 5 of 10 racing devices on both
-(tests/integration/licence/test_licensing.py), and one ticket registers once however many race.
+services/core/db.py) instead of failing. So a pool of 5 activates exactly 5 of 10 racing devices on both,
+and one ticket registers once however many race (tests/unit/licence/test_devices.py, which
+tests/integration/licence/test_rules_on_databases.py runs on both databases).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,8 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.core.db import create_engine
 from services.core.events import EventPublisher, create_broker
 from services.core.outbox import Outbox
+from services.licence.records import Fact
 from services.licence.sql_store import SqlLicenceStore
+from services.licence.store import LicenceReads, LicenceWrites
 from services.licence.tables import outbox
+
+FactT = TypeVar("FactT")
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -99,3 +104,42 @@ async def staged_events(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as connection:
         rows = await connection.execute(select(outbox.c.event_type).order_by(outbox.c.id))
     return [event_type.rsplit(".", 1)[1] for event_type in rows.scalars()]
+
+
+class FactRecordingStore:
+    """The database-backed store, also showing the facts of the units it committed (as the in-memory store
+    does), so that the rules' unit tests run on the databases unchanged (test_rules_on_databases.py)."""
+
+    def __init__(self, store: SqlLicenceStore) -> None:
+        self._store = store
+        self._facts: list[Fact] = []
+
+    @property
+    def facts(self) -> list[Fact]:
+        return list(self._facts)
+
+    def facts_of(self, kind: type[FactT]) -> list[FactT]:
+        return [fact for fact in self._facts if isinstance(fact, kind)]
+
+    def reading(self) -> AbstractAsyncContextManager[LicenceReads]:
+        return self._store.reading()
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[LicenceWrites]:
+        staged: list[Fact] = []
+        async with self._store.writing() as unit:
+            yield _RecordingUnit(unit, staged)
+        self._facts += staged
+
+
+class _RecordingUnit:
+    def __init__(self, unit: LicenceWrites, staged: list[Fact]) -> None:
+        self._unit = unit
+        self._staged = staged
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._unit, name)
+
+    async def stage(self, fact: Fact) -> None:
+        await self._unit.stage(fact)
+        self._staged.append(fact)

@@ -1,21 +1,37 @@
 """What the licence rules' tests share, on the in-memory store (tests/unit/licence) and on the databases
-(tests/integration/licence): a fake clock, refusals by error kind, and devices made ready step by step."""
+(tests/integration/licence): a fake clock, the rules over a store that shows the facts its kept units
+staged, refusals by error kind, and devices made ready step by step."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 import pytest
 
 from services.core.errors import ErrorKind, ParleyError
+from services.licence.keys import MasterKey
 from services.licence.licensing import Licensing
-from services.licence.records import ActivationRecord, AppRecord, LicenceType
+from services.licence.records import ActivationRecord, AppRecord, AppSettings, Fact, LicenceType
+from services.licence.store import LicenceStore
 
 MODEL = "model_1"
 AUDIO = LicenceType.AUDIO_CALL
 VIDEO = LicenceType.VIDEO_CALL
+
+FactT = TypeVar("FactT")
+
+
+class StoreWithFacts(LicenceStore, Protocol):
+    """A store that also shows the facts of the units it kept, in order, for the tests to check."""
+
+    @property
+    def facts(self) -> list[Fact]: ...
+
+    def facts_of(self, kind: type[FactT]) -> list[FactT]: ...
 
 
 class Clock:
@@ -27,6 +43,27 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def master_key() -> MasterKey:
+    return MasterKey(os.urandom(32))
+
+
+@pytest.fixture
+def licensing(store: LicenceStore, master_key: MasterKey, clock: Clock) -> Licensing:
+    return Licensing(store, master_key, clock=clock)
+
+
+@pytest.fixture
+async def app(licensing: Licensing) -> AppRecord:
+    created, _ = await licensing.apps.create_app("Door bells", AppSettings())
+    return created
 
 
 @contextmanager

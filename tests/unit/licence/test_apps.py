@@ -11,12 +11,11 @@ from services.core.errors import INVALID_ARGUMENT
 from services.licence import errors, keys, signatures
 from services.licence.licensing import Licensing
 from services.licence.records import AppChanged, AppCreated, AppRecord, AppSettings
-from tests.unit.licence.fake_store import InMemoryLicenceStore
-from tests.unit.licence.licence_support import MODEL, Clock, activated, refused, registered
+from tests.unit.licence.licence_support import MODEL, Clock, StoreWithFacts, activated, refused, registered
 
 
 async def test_creating_an_app_generates_its_ids_and_a_key_pair_the_customer_signs_with(
-    licensing: Licensing, store: InMemoryLicenceStore, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, clock: Clock
 ) -> None:
     app, private_key_b64 = await licensing.apps.create_app("  Door bells ", AppSettings(auto_record=True))
     assert re.fullmatch(r"biz[0-9a-f]{12}", app.biz_name)
@@ -47,7 +46,7 @@ async def test_apps_are_listed_oldest_first(licensing: Licensing, clock: Clock) 
 
 
 async def test_renaming_keeps_the_settings_and_configuring_keeps_the_name(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     clock.advance(timedelta(seconds=1))
     renamed = await licensing.apps.update_app(app.biz_name, name=" Renamed ")
@@ -84,7 +83,7 @@ async def test_renaming_keeps_the_settings_and_configuring_keeps_the_name(
     ],
 )
 async def test_bad_settings_are_refused_and_change_nothing(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, settings: AppSettings
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, settings: AppSettings
 ) -> None:
     with refused(INVALID_ARGUMENT):
         await licensing.apps.create_app("App", settings)
@@ -106,7 +105,7 @@ async def test_an_app_needs_a_name_of_1_to_128_characters(
 
 
 async def test_rotating_the_key_stops_the_old_signatures_at_once(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     old = await licensing.apps.issue_signature(app.biz_name, "alice", "24h")
     clock.advance(timedelta(seconds=1))
@@ -148,7 +147,7 @@ async def test_signatures_verify_for_their_uid_and_app_until_they_expire(
 
 
 async def test_another_master_key_opens_no_stored_private_key(
-    store: InMemoryLicenceStore, licensing: Licensing, app: AppRecord, clock: Clock
+    store: StoreWithFacts, licensing: Licensing, app: AppRecord, clock: Clock
 ) -> None:
     stranger = Licensing(store, keys.MasterKey(b"s" * 32), clock=clock)
     with refused(errors.PRIVATE_KEY_UNREADABLE):
@@ -156,7 +155,7 @@ async def test_another_master_key_opens_no_stored_private_key(
 
 
 async def test_unknown_apps_are_not_found_and_their_signatures_fail(
-    licensing: Licensing, store: InMemoryLicenceStore
+    licensing: Licensing, store: StoreWithFacts
 ) -> None:
     for refusal in (
         licensing.apps.get_app("nobody"),
@@ -173,7 +172,7 @@ async def test_unknown_apps_are_not_found_and_their_signatures_fail(
 
 
 async def test_deleting_an_app_takes_everything_under_it_and_frees_its_devices(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     other, _ = await licensing.apps.create_app("Other", AppSettings())
     kept_secret = await registered(licensing, other, "Q_dev01")

@@ -3,6 +3,7 @@ authorisations.py) on the in-memory store."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -17,14 +18,21 @@ from services.licence.records import (
     AuthorisationRecord,
     DeviceRecord,
 )
-from tests.unit.licence.fake_store import InMemoryLicenceStore
-from tests.unit.licence.licence_support import AUDIO, MODEL, Clock, activated, refused, registered
+from tests.unit.licence.licence_support import (
+    AUDIO,
+    MODEL,
+    Clock,
+    StoreWithFacts,
+    activated,
+    refused,
+    registered,
+)
 
 # Authorising and listing.
 
 
 async def test_authorising_and_revoking_stage_the_pushes_for_the_device(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     granted = await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", "user_1", True)
@@ -39,7 +47,7 @@ async def test_authorising_and_revoking_stage_the_pushes_for_the_device(
 
 
 async def test_authorising_needs_a_device_of_the_app_and_a_good_open_id(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     other, _ = await licensing.apps.create_app("Other", AppSettings())
     await activated(licensing, other, "P_dev02")
@@ -57,13 +65,19 @@ async def test_authorising_needs_a_device_of_the_app_and_a_good_open_id(
     assert store.facts_of(AuthorisationChanged) == []
 
 
+async def device_authorised_by(licensing: Licensing, app: AppRecord, users: int) -> list[str]:
+    """Activate P_dev01 and have user_00, user_01, ... authorise it in that order; their open_ids."""
+    await activated(licensing, app, "P_dev01")
+    open_ids = [f"user_{index:02d}" for index in range(users)]
+    for open_id in open_ids:
+        await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", open_id, True)
+    return open_ids
+
+
 async def test_a_device_pages_its_users_ten_at_a_time_with_the_total(
     licensing: Licensing, app: AppRecord
 ) -> None:
-    await activated(licensing, app, "P_dev01")
-    open_ids = [f"user_{index:02d}" for index in range(23)]
-    for open_id in open_ids:
-        await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", open_id, True)
+    open_ids = await device_authorised_by(licensing, app, 23)
     pages = [
         await licensing.authorisations.list_authorised_users("P_dev01", offset, 50)
         for offset in (0, 10, 20, 30)
@@ -73,12 +87,30 @@ async def test_a_device_pages_its_users_ten_at_a_time_with_the_total(
     assert (await licensing.authorisations.list_authorised_users("P_dev01", 5, 3))[0] == pages[0][0][5:8]
 
 
+async def test_users_added_while_paging_do_not_repeat_earlier_pages(
+    licensing: Licensing, app: AppRecord
+) -> None:
+    await device_authorised_by(licensing, app, 23)
+    seen: list[str] = []
+    while page := (await licensing.authorisations.list_authorised_users("P_dev01", len(seen), 10))[0]:
+        seen += [user.open_id for user in page]
+        if len(seen) <= 20:
+            # Other users authorise the device between the device's requests, some at the same moment.
+            await asyncio.gather(
+                *(
+                    licensing.authorisations.set_authorisation(
+                        app.biz_name, "P_dev01", f"late_{len(seen)}_{index}", True
+                    )
+                    for index in range(3)
+                )
+            )
+    assert len(seen) == len(set(seen)) == 23 + 2 * 3
+
+
 async def test_revoked_users_leave_the_pages_and_come_back_in_their_old_place(
     licensing: Licensing, app: AppRecord
 ) -> None:
-    await activated(licensing, app, "P_dev01")
-    for index in range(12):
-        await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", f"user_{index:02d}", True)
+    await device_authorised_by(licensing, app, 12)
     await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", "user_00", False)
     page, total = await licensing.authorisations.list_authorised_users("P_dev01")
     assert (len(page), total, page[0].open_id) == (10, 11, "user_01")

@@ -19,8 +19,16 @@ from services.licence.records import (
     DeviceRecord,
     DeviceRegistered,
 )
-from tests.unit.licence.fake_store import InMemoryLicenceStore
-from tests.unit.licence.licence_support import AUDIO, MODEL, VIDEO, Clock, activated, refused, registered
+from tests.unit.licence.licence_support import (
+    AUDIO,
+    MODEL,
+    VIDEO,
+    Clock,
+    StoreWithFacts,
+    activated,
+    refused,
+    registered,
+)
 
 # Licence pools.
 
@@ -58,7 +66,7 @@ async def test_adding_licences_needs_a_count_a_good_model_id_and_an_app(
 
 
 async def test_activating_again_the_same_way_consumes_nothing(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     await licensing.devices.add_licences(app.biz_name, MODEL, VIDEO, 2)
     first = await licensing.devices.activate(app.biz_name, MODEL, "PROD1_dev01", VIDEO)
@@ -92,7 +100,7 @@ async def test_an_activated_device_keeps_its_licence_against_other_apps_and_type
 
 
 async def test_a_pool_exhausted_or_missing_refuses_activation(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     with refused(errors.LICENCE_POOL_EXHAUSTED):
         await licensing.devices.activate(app.biz_name, MODEL, "P_dev01", AUDIO)
@@ -133,7 +141,7 @@ async def test_an_unknown_app_activates_nothing(licensing: Licensing) -> None:
 
 
 async def test_n_licences_activate_exactly_n_of_2n_racing_devices(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     await licensing.devices.add_licences(app.biz_name, MODEL, AUDIO, 5)
     outcomes = await asyncio.gather(
@@ -155,7 +163,7 @@ async def test_n_licences_activate_exactly_n_of_2n_racing_devices(
 
 
 async def test_one_device_activated_by_racing_requests_consumes_one_licence(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     await licensing.devices.add_licences(app.biz_name, MODEL, AUDIO, 3)
     outcomes = await asyncio.gather(
@@ -166,6 +174,16 @@ async def test_one_device_activated_by_racing_requests_consumes_one_licence(
     [pool] = await licensing.devices.list_pools(app.biz_name)
     assert pool.used == 1
     assert len(store.facts_of(DeviceActivated)) == 1
+
+
+async def test_the_last_licence_raced_for_by_one_device_twice_activates_it(
+    licensing: Licensing, app: AppRecord
+) -> None:
+    await licensing.devices.add_licences(app.biz_name, MODEL, AUDIO, 1)
+    outcomes = await asyncio.gather(
+        *(licensing.devices.activate(app.biz_name, MODEL, "P_dev01", AUDIO) for _ in range(2))
+    )
+    assert sorted(activation.newly_activated for activation in outcomes) == [False, True]
 
 
 async def test_a_batch_answers_for_each_sn(licensing: Licensing, app: AppRecord) -> None:
@@ -190,7 +208,7 @@ async def test_a_batch_answers_for_each_sn(licensing: Licensing, app: AppRecord)
 
 
 async def test_a_batch_for_an_unknown_app_or_a_bad_model_id_is_refused_whole(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     await licensing.devices.add_licences(app.biz_name, MODEL, AUDIO, 1)
     with refused(errors.APP_NOT_FOUND):
@@ -204,7 +222,7 @@ async def test_a_batch_for_an_unknown_app_or_a_bad_model_id_is_refused_whole(
 
 
 async def test_a_ticket_registers_its_device_once_within_five_minutes(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     assert not await licensing.devices.is_registered("P_dev01")
@@ -227,7 +245,7 @@ async def test_a_ticket_registers_its_device_once_within_five_minutes(
 
 
 async def test_an_expired_ticket_is_minus_10008(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     ticket = await licensing.devices.issue_sn_ticket(app.biz_name, "P_dev01")
@@ -253,7 +271,7 @@ async def test_a_ticket_registers_only_its_own_device_and_refusals_do_not_spend_
 
 
 async def test_racing_registrations_with_one_ticket_succeed_once(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     await activated(licensing, app, "P_dev01")
     ticket = await licensing.devices.issue_sn_ticket(app.biz_name, "P_dev01")
@@ -285,7 +303,7 @@ async def test_only_a_device_activated_in_the_app_gets_a_ticket_and_registers(
 
 
 async def test_registering_again_replaces_the_secret(
-    licensing: Licensing, store: InMemoryLicenceStore, app: AppRecord
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord
 ) -> None:
     old_secret = await registered(licensing, app, "P_dev01")
     ticket = await licensing.devices.issue_sn_ticket(app.biz_name, "P_dev01")
