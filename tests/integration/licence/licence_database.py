@@ -3,17 +3,14 @@ or a PostgreSQL schema of its own, the database-backed store over it, and what t
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.core.db import create_engine
@@ -23,10 +20,9 @@ from services.licence.records import Fact
 from services.licence.sql_store import SqlLicenceStore
 from services.licence.store import LicenceReads, LicenceWrites
 from services.licence.tables import outbox
+from tests.postgres import fresh_schema
 
 FactT = TypeVar("FactT")
-
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 @dataclass
@@ -48,46 +44,20 @@ class Database:
         return engine
 
 
-async def _as_admin(url: str, statement: str) -> None:
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await admin.dispose()
-
-
-async def _postgres_schema(url: str) -> str:
-    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
-    await _as_admin(url, f'CREATE SCHEMA "{schema}"')
-    return schema
-
-
-async def _drop_postgres_schema(url: str, schema: str) -> None:
-    await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @asynccontextmanager
 async def empty_database(kind: str, folder: Path) -> AsyncIterator[Database]:
-    """An empty "sqlite" database in `folder` or "postgresql" schema, gone afterwards with its engines."""
-    if kind == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{folder / 'licence.db'}")
-    else:
-        url = os.environ.get("PARLEY_TEST_POSTGRES_URL")
+    """An empty "sqlite" database in `folder` or "postgresql" schema (tests/postgres.py), gone afterwards
+    with its engines."""
+    async with AsyncExitStack() as stack:
+        if kind == "sqlite":
+            database = Database(f"sqlite+aiosqlite:///{folder / 'licence.db'}")
+        else:
+            database = Database(*await stack.enter_async_context(fresh_schema("licence_test")))
         try:
-            schema = await _postgres_schema(url or DEFAULT_POSTGRES_URL)
-        except (OSError, ConnectionError) as error:
-            if url:
-                raise
-            pytest.skip(f"no PostgreSQL at {DEFAULT_POSTGRES_URL} ({error}); set PARLEY_TEST_POSTGRES_URL")
-        database = Database(url or DEFAULT_POSTGRES_URL, schema)
-    try:
-        yield database
-    finally:
-        for engine in database.engines:
-            await engine.dispose()
-        if database.schema is not None:
-            await _drop_postgres_schema(database.url, database.schema)
+            yield database
+        finally:
+            for engine in database.engines:
+                await engine.dispose()
 
 
 def sql_store(engine: AsyncEngine) -> SqlLicenceStore:

@@ -33,11 +33,11 @@ from services.licence.tables import (
     sn_tickets,
     users,
 )
+from tests.clock import FakeClock
 from tests.integration.licence.licence_database import Database, sql_store, staged_events
 from tests.integration.schema_drift import schema_drift
 from tests.unit.licence.licence_support import (
     MODEL,
-    Clock,
     activated,
     app,
     clock,
@@ -73,10 +73,12 @@ async def test_migrating_again_changes_nothing(
     assert await licensing.apps.get_app(app.biz_name) == app
 
 
-async def test_everything_survives_a_restart(database: Database, master_key: MasterKey, clock: Clock) -> None:
+async def test_everything_survives_a_restart(
+    database: Database, master_key: MasterKey, clock: FakeClock
+) -> None:
     engine = database.open()
     await upgrade_to_head(engine, "services.licence")
-    before = Licensing(sql_store(engine), master_key, clock=clock)
+    before = Licensing(sql_store(engine), master_key, clock=clock.utc)
     app, _ = await before.apps.create_app(
         "Cameras", AppSettings(auto_record=True, media_proxy="proxy.example.com")
     )
@@ -87,7 +89,7 @@ async def test_everything_survives_a_restart(database: Database, master_key: Mas
 
     engine = database.open()
     await upgrade_to_head(engine, "services.licence")
-    after = Licensing(sql_store(engine), master_key, clock=clock)
+    after = Licensing(sql_store(engine), master_key, clock=clock.utc)
     assert await after.apps.list_apps() == [app]
     signature = await after.apps.issue_signature(app.biz_name, "user_1", "24h")
     assert (

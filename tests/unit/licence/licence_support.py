@@ -1,13 +1,12 @@
 """What the licence rules' tests share, on the in-memory store (tests/unit/licence) and on the databases
-(tests/integration/licence): a fake clock, the rules over a store that shows the facts its kept units
-staged, refusals by error kind, and devices made ready step by step."""
+(tests/integration/licence): the rules over a store that shows the facts its kept units staged, with the
+shared fake clock (tests/clock.py); refusals by error kind; devices made ready step by step."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 import pytest
@@ -17,6 +16,7 @@ from services.licence.keys import MasterKey
 from services.licence.licensing import Licensing
 from services.licence.records import ActivationRecord, AppRecord, AppSettings, Fact, LicenceType
 from services.licence.store import LicenceStore
+from tests.clock import FakeClock
 
 MODEL = "model_1"
 AUDIO = LicenceType.AUDIO_CALL
@@ -34,20 +34,9 @@ class StoreWithFacts(LicenceStore, Protocol):
     def facts_of(self, kind: type[FactT]) -> list[FactT]: ...
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -56,8 +45,8 @@ def master_key() -> MasterKey:
 
 
 @pytest.fixture
-def licensing(store: LicenceStore, master_key: MasterKey, clock: Clock) -> Licensing:
-    return Licensing(store, master_key, clock=clock)
+def licensing(store: LicenceStore, master_key: MasterKey, clock: FakeClock) -> Licensing:
+    return Licensing(store, master_key, clock=clock.utc)
 
 
 @pytest.fixture

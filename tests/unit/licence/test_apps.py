@@ -11,11 +11,12 @@ from services.core.errors import INVALID_ARGUMENT
 from services.licence import errors, keys, signatures
 from services.licence.licensing import Licensing
 from services.licence.records import AppChanged, AppCreated, AppRecord, AppSettings
-from tests.unit.licence.licence_support import MODEL, Clock, StoreWithFacts, activated, refused, registered
+from tests.clock import FakeClock
+from tests.unit.licence.licence_support import MODEL, StoreWithFacts, activated, refused, registered
 
 
 async def test_creating_an_app_generates_its_ids_and_a_key_pair_the_customer_signs_with(
-    licensing: Licensing, store: StoreWithFacts, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, clock: FakeClock
 ) -> None:
     app, private_key_b64 = await licensing.apps.create_app("  Door bells ", AppSettings(auto_record=True))
     assert re.fullmatch(r"biz[0-9a-f]{12}", app.biz_name)
@@ -25,10 +26,10 @@ async def test_creating_an_app_generates_its_ids_and_a_key_pair_the_customer_sig
         "Door bells",
         AppSettings(auto_record=True),
     )
-    assert app.created_at == app.updated_at == clock.now
+    assert app.created_at == app.updated_at == clock.utc()
     private_key = keys.load_private_key(private_key_b64)
     assert keys.export_public_key(private_key.public_key()) == app.public_key
-    expire_time_ms = int((clock.now + timedelta(minutes=5)).timestamp() * 1000)
+    expire_time_ms = int((clock.utc() + timedelta(minutes=5)).timestamp() * 1000)
     signed = signatures.sign(private_key, app.biz_name, app.app_id, "default", "alice", expire_time_ms)
     assert (
         await licensing.apps.verify_signature(app.biz_name, "alice", signed)
@@ -37,7 +38,7 @@ async def test_creating_an_app_generates_its_ids_and_a_key_pair_the_customer_sig
     assert await licensing.apps.list_apps() == [app]
 
 
-async def test_apps_are_listed_oldest_first(licensing: Licensing, clock: Clock) -> None:
+async def test_apps_are_listed_oldest_first(licensing: Licensing, clock: FakeClock) -> None:
     first, _ = await licensing.apps.create_app("First", AppSettings())
     clock.advance(timedelta(seconds=1))
     second, _ = await licensing.apps.create_app("Second", AppSettings())
@@ -46,11 +47,11 @@ async def test_apps_are_listed_oldest_first(licensing: Licensing, clock: Clock) 
 
 
 async def test_renaming_keeps_the_settings_and_configuring_keeps_the_name(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     clock.advance(timedelta(seconds=1))
     renamed = await licensing.apps.update_app(app.biz_name, name=" Renamed ")
-    assert (renamed.name, renamed.settings, renamed.updated_at) == ("Renamed", AppSettings(), clock.now)
+    assert (renamed.name, renamed.settings, renamed.updated_at) == ("Renamed", AppSettings(), clock.utc())
     settings = AppSettings(
         auto_record=True,
         record_callback_url="https://example.com/record",
@@ -105,13 +106,13 @@ async def test_an_app_needs_a_name_of_1_to_128_characters(
 
 
 async def test_rotating_the_key_stops_the_old_signatures_at_once(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     old = await licensing.apps.issue_signature(app.biz_name, "alice", "24h")
     clock.advance(timedelta(seconds=1))
     rotated, private_key_b64 = await licensing.apps.rotate_key(app.biz_name)
     assert rotated.public_key != app.public_key
-    assert (rotated.app_id, rotated.name, rotated.updated_at) == (app.app_id, app.name, clock.now)
+    assert (rotated.app_id, rotated.name, rotated.updated_at) == (app.app_id, app.name, clock.utc())
     assert await licensing.apps.get_app(app.biz_name) == rotated
     with refused(errors.SIGNATURE_MALFORMED):
         await licensing.apps.verify_signature(app.biz_name, "alice", old.signature)
@@ -124,10 +125,10 @@ async def test_rotating_the_key_stops_the_old_signatures_at_once(
 
 
 async def test_signatures_verify_for_their_uid_and_app_until_they_expire(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     issued = await licensing.apps.issue_signature(app.biz_name, "alice", "3d")
-    assert issued.expire_time_ms == int((clock.now + timedelta(days=3)).timestamp() * 1000)
+    assert issued.expire_time_ms == int((clock.utc() + timedelta(days=3)).timestamp() * 1000)
     verified = await licensing.apps.verify_signature(app.biz_name, "alice", issued.signature)
     assert (verified.app_id, verified.workspace_id) == (app.app_id, "default")
     with refused(errors.SIGNATURE_WRONG_UID):
@@ -147,9 +148,9 @@ async def test_signatures_verify_for_their_uid_and_app_until_they_expire(
 
 
 async def test_another_master_key_opens_no_stored_private_key(
-    store: StoreWithFacts, licensing: Licensing, app: AppRecord, clock: Clock
+    store: StoreWithFacts, licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
-    stranger = Licensing(store, keys.MasterKey(b"s" * 32), clock=clock)
+    stranger = Licensing(store, keys.MasterKey(b"s" * 32), clock=clock.utc)
     with refused(errors.PRIVATE_KEY_UNREADABLE):
         await stranger.apps.issue_signature(app.biz_name, "alice", "24h")
 

@@ -18,10 +18,10 @@ from services.licence.records import (
     AuthorisationRecord,
     DeviceRecord,
 )
+from tests.clock import FakeClock
 from tests.unit.licence.licence_support import (
     AUDIO,
     MODEL,
-    Clock,
     StoreWithFacts,
     activated,
     refused,
@@ -32,14 +32,14 @@ from tests.unit.licence.licence_support import (
 
 
 async def test_authorising_and_revoking_stage_the_pushes_for_the_device(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     granted = await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", "user_1", True)
-    assert granted == AuthorisationRecord(app.biz_name, "P_dev01", "user_1", 1, clock.now)
+    assert granted == AuthorisationRecord(app.biz_name, "P_dev01", "user_1", 1, clock.utc())
     clock.advance(timedelta(seconds=1))
     revoked = await licensing.authorisations.set_authorisation(app.biz_name, "P_dev01", "user_1", False)
-    assert revoked == AuthorisationRecord(app.biz_name, "P_dev01", "user_1", 0, clock.now)
+    assert revoked == AuthorisationRecord(app.biz_name, "P_dev01", "user_1", 0, clock.utc())
     assert store.facts_of(AuthorisationChanged) == [
         AuthorisationChanged(granted),
         AuthorisationChanged(revoked),

@@ -19,11 +19,11 @@ from services.licence.records import (
     DeviceRecord,
     DeviceRegistered,
 )
+from tests.clock import FakeClock
 from tests.unit.licence.licence_support import (
     AUDIO,
     MODEL,
     VIDEO,
-    Clock,
     StoreWithFacts,
     activated,
     refused,
@@ -66,12 +66,12 @@ async def test_adding_licences_needs_a_count_a_good_model_id_and_an_app(
 
 
 async def test_activating_again_the_same_way_consumes_nothing(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     await licensing.devices.add_licences(app.biz_name, MODEL, VIDEO, 2)
     first = await licensing.devices.activate(app.biz_name, MODEL, "PROD1_dev01", VIDEO)
     assert first == ActivationRecord(
-        app.biz_name, MODEL, "PROD1_dev01", VIDEO, clock.now, newly_activated=True
+        app.biz_name, MODEL, "PROD1_dev01", VIDEO, clock.utc(), newly_activated=True
     )
     clock.advance(timedelta(minutes=1))
     again = await licensing.devices.activate(app.biz_name, MODEL, "PROD1_dev01", VIDEO)
@@ -222,17 +222,17 @@ async def test_a_batch_for_an_unknown_app_or_a_bad_model_id_is_refused_whole(
 
 
 async def test_a_ticket_registers_its_device_once_within_five_minutes(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     assert not await licensing.devices.is_registered("P_dev01")
     ticket = await licensing.devices.issue_sn_ticket(app.biz_name, "P_dev01")
-    assert (ticket.sn, ticket.expires_at) == ("P_dev01", clock.now + timedelta(minutes=5))
+    assert (ticket.sn, ticket.expires_at) == ("P_dev01", clock.utc() + timedelta(minutes=5))
     clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
     registration = await licensing.devices.register_device("P_dev01", ticket.token)
     assert (registration.biz_name, registration.registered_at, registration.replaced) == (
         app.biz_name,
-        clock.now,
+        clock.utc(),
         False,
     )
     assert await licensing.devices.is_registered("P_dev01")
@@ -245,7 +245,7 @@ async def test_a_ticket_registers_its_device_once_within_five_minutes(
 
 
 async def test_an_expired_ticket_is_minus_10008(
-    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: Clock
+    licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     ticket = await licensing.devices.issue_sn_ticket(app.biz_name, "P_dev01")
