@@ -98,6 +98,21 @@ class Batch:
         return len(self.ticks) + len(self.spans)
 
 
+# A tick row's columns (the ledger inserts ticks as tuples in this order).
+TICK_COLUMNS = (
+    "tick_id",
+    "biz_name",
+    "room_id",
+    "uid",
+    "stream_id",
+    "role",
+    "tier",
+    "start_ms",
+    "end_ms",
+    "bytes",
+)
+
+
 def _tick(payload: bytes) -> dict[str, Any]:
     tick = metering_pb2.MeteringTick.FromString(payload)
     return {

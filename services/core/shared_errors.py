@@ -27,3 +27,9 @@ SESSION_UNKNOWN = ErrorKind(-91016, "SESSION_UNKNOWN", _Status.NOT_FOUND, "the s
 # The recorder raises it; the room manager reports its code when the recorder cannot be reached for a
 # room's default recording. 002 StartRemoteRecord: -10311 "服务端返回开启录制失败".
 START_FAILED = ErrorKind(-10311, "START_FAILED", _Status.UNAVAILABLE, "the recording could not start")
+
+# The licence service raises it for a device's call, the room manager for create_room and join_room, both
+# after billing's AccountStatusChanged (docs/billing.md). 000 call codes: -15 "音视频费用包欠费".
+ACCOUNT_IN_ARREARS = ErrorKind(
+    -15, "ACCOUNT_IN_ARREARS", _Status.FAILED_PRECONDITION, "the app's account is in arrears"
+)

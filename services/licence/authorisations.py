@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.core.errors import INVALID_ARGUMENT
+from services.core.shared_errors import ACCOUNT_IN_ARREARS
 from services.licence.apps import require_app
 from services.licence.devices import require_activation_in
 from services.licence.errors import (
-    ACCOUNT_IN_ARREARS,
     DEVICE_ID_INVALID,
     DEVICE_NOT_ACTIVATED,
     MODEL_ID_MISMATCH,

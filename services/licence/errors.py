@@ -35,7 +35,8 @@ registerAvtVoip; "002 6.3.4, 4" is section 6.3.4 for the code and section 4 for 
 | 9800106 | APP_NOT_FOUND          | no app has this bizName                             | Parley           |
 | 9800107 | ACTIVATION_CONFLICT    | already activated with another app, model or type   | Parley           |
 
-SIGNATURE_WRONG_APP, which the gateway raises as well, is in `services.core.shared_errors`.
+SIGNATURE_WRONG_APP, which the gateway raises as well, and ACCOUNT_IN_ARREARS, which the room manager raises
+as well, are in `services.core.shared_errors`.
 
 Several reasons share one seed code: the seed's clients react to the code, Parley's operators and the
 `verify` call need to know which check failed, and the reason carries that.
@@ -85,10 +86,6 @@ OPEN_ID_NOT_AUTHORISED = ErrorKind(
 )
 OPEN_ID_NOT_BOUND = ErrorKind(
     -9, "OPEN_ID_NOT_BOUND", _Status.PERMISSION_DENIED, "the user is not bound to this device"
-)
-# 000 -15 "音视频费用包欠费"; Parley learns it from billing's account status events.
-ACCOUNT_IN_ARREARS = ErrorKind(
-    -15, "ACCOUNT_IN_ARREARS", _Status.FAILED_PRECONDITION, "the app's account is in arrears"
 )
 # 000 -17 "voipToken 对应 modelId 错误": the model a device calls with is not the one it is licensed for.
 MODEL_ID_MISMATCH = ErrorKind(

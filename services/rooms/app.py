@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import structlog
+from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import (
@@ -20,7 +22,7 @@ from parley.rooms.v1 import (
 
 from services.core.channels import ChannelPool
 from services.core.config import ServiceName
-from services.core.events import EventConsumer
+from services.core.events import Envelope, EventConsumer
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.rooms.delivery import GatewayDelivery
@@ -83,6 +85,14 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     consume_recording_events(
         EventConsumer(runtime.broker, Topic.RECORDING, group_id="parley-rooms-recording"), manager, dispatch
     )
+    # Apps in arrears (billing, docs/billing.md): every process reads the whole topic from the start in a
+    # group of its own, so a restarted room manager knows them again; the last fact of an app wins.
+    accounts = EventConsumer(runtime.broker, Topic.BILLING, group_id=f"parley-rooms-accounts-{uuid.uuid4()}")
+
+    @accounts.on(billing_events.AccountStatusChanged)
+    async def account_status_changed(event: billing_events.AccountStatusChanged, _: Envelope) -> None:
+        manager.set_account_status(event.biz_name, event.in_arrears)
+
     # One servicer per API, by caller (docs/internal-apis.md).
     runtime.grpc.add_servicer(
         rooms_pb2_grpc.add_RoomServiceServicer_to_server,

@@ -2,7 +2,8 @@
 build directly (the proto is the one definition of each fact), and the topic each goes to.
 
 Rooms and participants go to `parley.room.v1`, feeds and subscriptions to `parley.feed.v1`, keyed by
-room_id; device calls to `parley.call.v1`, keyed by call_id (a ringing call has no room yet).
+room_id; device calls to `parley.call.v1`, keyed by call_id (a ringing call has no room yet); client
+sessions to `parley.session.v1`, keyed by session_id (billing's online time).
 services/rooms/facts.py publishes them in the order they happened.
 """
 
@@ -24,6 +25,8 @@ Change = (
     | events_pb2.CallStarted
     | events_pb2.CallAnswered
     | events_pb2.CallEnded
+    | events_pb2.SessionOpened
+    | events_pb2.SessionClosed
 )
 
 TOPICS: dict[type[Change], Topic] = {
@@ -38,6 +41,8 @@ TOPICS: dict[type[Change], Topic] = {
     events_pb2.CallStarted: Topic.CALL,
     events_pb2.CallAnswered: Topic.CALL,
     events_pb2.CallEnded: Topic.CALL,
+    events_pb2.SessionOpened: Topic.SESSION,
+    events_pb2.SessionClosed: Topic.SESSION,
 }
 
 
@@ -46,7 +51,10 @@ def change_topic(change: Change) -> Topic:
 
 
 def change_key(change: Change) -> str:
-    """Room facts are keyed by room, call facts by call: a ringing call has no room yet."""
+    """Room facts are keyed by room, call facts by call (a ringing call has no room yet), session facts by
+    session."""
     if isinstance(change, events_pb2.CallStarted | events_pb2.CallAnswered | events_pb2.CallEnded):
         return change.call_id
+    if isinstance(change, events_pb2.SessionOpened | events_pb2.SessionClosed):
+        return change.session_id
     return change.room_id

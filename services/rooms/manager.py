@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from parley.relay.v1 import media_pb2
-from parley.rooms.v1 import rooms_pb2
+from parley.rooms.v1 import events_pb2, rooms_pb2
 
 from services.core.errors import INVALID_ARGUMENT, NOT_FOUND, ErrorKind
+from services.core.shared_errors import ACCOUNT_IN_ARREARS
+from services.core.timestamps import timestamp
 from services.rooms.calls import Call, CallOrder, CallRules, Calls
 from services.rooms.errors import (
     ALREADY_IN_ROOM,
@@ -57,6 +59,9 @@ class RoomManager:
     ) -> None:
         self._rules = rules
         self._clock = clock
+        self._now = now
+        # Apps whose prepaid account ran out (billing's AccountStatusChanged): no new rooms, no joining.
+        self._in_arrears: set[str] = set()
         # `relay_address` serves the rooms placed while no relay has registered.
         self.relays = RelayPlacement(fallback=relay_address, lease_s=rules.relay_lease_s, clock=clock)
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
@@ -88,7 +93,19 @@ class RoomManager:
     # Sessions
 
     def open_session(self, session_id: str, biz_name: str, uid: str, attachment: Attachment) -> None:
-        self.sessions.open(session_id, biz_name, uid, attachment)
+        retried = self.sessions.find(session_id) is not None
+        session = self.sessions.open(session_id, biz_name, uid, attachment)
+        if not retried:
+            session.opened_at = self._now()
+            self._effects.record(
+                events_pb2.SessionOpened(
+                    session_id=session_id,
+                    biz_name=biz_name,
+                    uid=uid,
+                    gateway=attachment.gateway_address,
+                    opened_at=timestamp(session.opened_at),
+                )
+            )
 
     def resume_session(self, session_id: str, biz_name: str, uid: str, attachment: Attachment) -> str | None:
         """The room the resumed session is in, if any."""
@@ -104,6 +121,17 @@ class RoomManager:
 
     def heartbeat(self, gateway_id: str, address: str, held: Iterable[HeldConnection]) -> None:
         self.sessions.heartbeat(gateway_id, address, held)
+
+    def set_account_status(self, biz_name: str, in_arrears: bool) -> None:
+        """Billing's word on an app's account: rooms already open go on, new ones wait for a top-up."""
+        if in_arrears:
+            self._in_arrears.add(biz_name)
+        else:
+            self._in_arrears.discard(biz_name)
+
+    def _check_account(self, biz_name: str) -> None:
+        if biz_name in self._in_arrears:
+            raise ACCOUNT_IN_ARREARS(f"app {biz_name} is in arrears")
 
     # Rooms
 
@@ -125,6 +153,7 @@ class RoomManager:
             biz_name, creator_uid = session.biz_name, session.uid
         elif not biz_name or not creator_uid:
             raise INVALID_ARGUMENT("biz_name and creator_uid are required")
+        self._check_account(biz_name)
         room = Room.open(
             self._context, biz_name=biz_name, creator_uid=creator_uid, record=record, engine=engine
         )
@@ -145,6 +174,7 @@ class RoomManager:
         session = self.sessions.get(session_id)
         if session.room_id is not None:
             raise ALREADY_IN_ROOM()
+        self._check_account(session.biz_name)
         room = self._load(room_id)
         # Another app's room is answered like a missing one: the answer tells nothing about it.
         if room is None or room.biz_name != session.biz_name:
@@ -373,6 +403,17 @@ class RoomManager:
             with self._room_of(session, NOT_IN_ROOM) as room:
                 self._leave(room, session.uid, exit_type)
         self.sessions.end(session.session_id)
+        if session.opened_at is not None:
+            self._effects.record(
+                events_pb2.SessionClosed(
+                    session_id=session.session_id,
+                    biz_name=session.biz_name,
+                    uid=session.uid,
+                    gateway=session.attachment.gateway_address,
+                    opened_at=timestamp(session.opened_at),
+                    closed_at=timestamp(self._now()),
+                )
+            )
         self.calls.session_closed(session, network_lost=exit_type is ExitType.ABNORMAL)
         if not self.sessions.sessions_of(session.biz_name, session.uid):
             # A user with invitations waiting has no session left: the inviters hear "offline".

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from parley.rooms.v1 import delivery_pb2
 
@@ -58,6 +59,8 @@ class ClientSession:
     attached_at: float
     detached_at: float | None = None
     room_id: str | None = None
+    # When the room manager opened it (its SessionOpened fact); a resume keeps it.
+    opened_at: datetime | None = None
     backlog: deque[Push] = field(default_factory=deque)
     overflowed: bool = False
 

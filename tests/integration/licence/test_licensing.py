@@ -17,6 +17,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.migrations import upgrade_to_head
+from services.core.shared_errors import ACCOUNT_IN_ARREARS
 from services.licence import errors
 from services.licence.keys import MasterKey
 from services.licence.licensing import Licensing
@@ -102,7 +103,7 @@ async def test_everything_survives_a_restart(
     assert (await after.devices.authenticate_device("CAM1_dev01", secret)).biz_name == app.biz_name
     users_page, total = await after.authorisations.list_authorised_users("CAM1_dev01")
     assert ([user.open_id for user in users_page], total) == (["user_1"], 1)
-    with refused(errors.ACCOUNT_IN_ARREARS):
+    with refused(ACCOUNT_IN_ARREARS):
         await after.authorisations.check_device_call("CAM1_dev01", "user_1", MODEL)
 
 

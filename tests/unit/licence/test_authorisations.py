@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from services.core.errors import INVALID_ARGUMENT, ErrorKind
+from services.core.shared_errors import ACCOUNT_IN_ARREARS
 from services.licence import errors
 from services.licence.licensing import Licensing
 from services.licence.records import (
@@ -202,7 +203,7 @@ async def test_an_app_in_arrears_is_minus_15_until_billing_says_otherwise(
     calling: Licensing, app: AppRecord
 ) -> None:
     await calling.authorisations.set_account_status(app.biz_name, True, event_id="e1")
-    with refused(errors.ACCOUNT_IN_ARREARS):
+    with refused(ACCOUNT_IN_ARREARS):
         await calling.authorisations.check_device_call("P_dev01", "user_1", MODEL)
     await calling.authorisations.set_account_status(app.biz_name, False, event_id="e2")
     await calling.authorisations.check_device_call("P_dev01", "user_1", MODEL)
@@ -226,7 +227,7 @@ async def test_the_checks_run_in_the_seed_order(calling: Licensing, app: AppReco
     await calling.authorisations.set_authorisation(app.biz_name, "P_dev01", "user_2", False)
     with refused(errors.OPEN_ID_NOT_AUTHORISED):
         await calling.authorisations.check_device_call("P_dev01", "user_2", MODEL)
-    with refused(errors.ACCOUNT_IN_ARREARS):
+    with refused(ACCOUNT_IN_ARREARS):
         await calling.authorisations.check_device_call("P_dev01", "user_1", MODEL)
 
 

@@ -69,10 +69,12 @@ def test_each_change_goes_to_its_topic_keyed_by_room_or_by_call() -> None:
         events_pb2.CallStarted(call_id="c1"),
         events_pb2.CallAnswered(call_id="c1", room_id="r2"),
         events_pb2.CallEnded(call_id="c1", room_id="r2"),
+        events_pb2.SessionOpened(session_id="s1"),
+        events_pb2.SessionClosed(session_id="s1"),
     ]
     assert {type(sample) for sample in samples} == set(typing.get_args(Change)) == set(TOPICS)
     assert [change_topic(sample) for sample in samples] == [Topic.ROOM] * 4 + [Topic.FEED] * 4 + [
         Topic.CALL
-    ] * 3
-    # Room facts are keyed by room, call facts by call (a ringing call has no room).
-    assert [change_key(sample) for sample in samples] == ["r1"] * 8 + ["c1"] * 3
+    ] * 3 + [Topic.SESSION] * 2
+    # Room facts are keyed by room, call facts by call (a ringing call has no room), sessions by session.
+    assert [change_key(sample) for sample in samples] == ["r1"] * 8 + ["c1"] * 3 + ["s1"] * 2

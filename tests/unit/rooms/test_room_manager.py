@@ -61,6 +61,8 @@ class World:
             store=store,
         )
         self._queued: dict[str, list[pushes.Push]] = {}
+        # Sessions' own facts, which `take_outcome` sets aside (test_sessions_are_reported_once_each).
+        self.session_facts: list[events_pb2.SessionOpened | events_pb2.SessionClosed] = []
 
     def connect(self, uid: str, *, biz_name: str = "biz", gateway: str = "gw1") -> str:
         session_id = f"s_{uid}_{len(self.manager.sessions)}"
@@ -76,7 +78,12 @@ class World:
         return self._queued.pop(session_id, [])
 
     def take_outcome(self) -> Outcome:
-        return self.manager.outcome()
+        """What the manager caused, but the session facts: those go to `session_facts`."""
+        outcome = self.manager.outcome()
+        session_facts = (events_pb2.SessionOpened, events_pb2.SessionClosed)
+        self.session_facts += [change for change in outcome.changes if isinstance(change, session_facts)]
+        outcome.changes = [change for change in outcome.changes if not isinstance(change, session_facts)]
+        return outcome
 
 
 def kinds(items: list[object]) -> list[str]:
@@ -426,3 +433,53 @@ def test_commands_outside_a_room_have_the_seeds_codes(world: World) -> None:
         with pytest.raises(ParleyError) as refused:
             operation()
         assert refused.value.code == code
+
+
+def test_sessions_are_reported_once_each(world: World) -> None:
+    alice = world.connect("alice")
+    attachment = Attachment("gw1", "gw1:1", f"c_{alice}")
+    world.manager.open_session(alice, "biz", "alice", attachment)  # the gateway retried: the same session
+    world.manager.detach_session(alice, attachment.connection_id)
+    world.manager.resume_session(alice, "biz", "alice", Attachment("gw2", "gw2:1", "c_again"))
+    world.clock.advance(30)
+    world.manager.close_session(alice, "c_again")
+    world.take_outcome()
+    opened, closed = world.session_facts
+    assert isinstance(opened, events_pb2.SessionOpened) and isinstance(closed, events_pb2.SessionClosed)
+    assert (opened.session_id, opened.biz_name, opened.uid, opened.gateway) == (
+        alice,
+        "biz",
+        "alice",
+        "gw1:1",
+    )
+    # A resumed session is one session, from its opening to its end.
+    assert (closed.session_id, closed.uid, closed.gateway, closed.opened_at) == (
+        alice,
+        "alice",
+        "gw2:1",
+        opened.opened_at,
+    )
+
+
+def test_an_app_in_arrears_can_neither_create_nor_join_a_room_until_it_is_out(world: World) -> None:
+    room_id, rtoken, _ = room_with(world, "alice")
+    world.manager.set_account_status("biz", in_arrears=True)
+    bob = world.connect("bob")
+    for refused_call in (
+        lambda: world.manager.create_room(
+            biz_name="", creator_uid="", session_id=bob, record=rooms_pb2.RecordOptions()
+        ),
+        lambda: world.manager.create_room(
+            biz_name="biz", creator_uid="backend", session_id="", record=rooms_pb2.RecordOptions()
+        ),
+        lambda: world.manager.join_room(bob, room_id, rtoken),
+    ):
+        with pytest.raises(ParleyError) as refused:
+            refused_call()
+        assert (refused.value.code, refused.value.kind.reason) == (-15, "ACCOUNT_IN_ARREARS")
+    # Another app is not affected; the app is served again once billing says so.
+    world.manager.create_room(
+        biz_name="other", creator_uid="x", session_id="", record=rooms_pb2.RecordOptions()
+    )
+    world.manager.set_account_status("biz", in_arrears=False)
+    world.manager.join_room(bob, room_id, rtoken)
