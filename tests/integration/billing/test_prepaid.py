@@ -125,4 +125,3 @@ def _when_balance_reached_zero(account: Any) -> float:
         if balance <= 0 and entry.kind == "usage":
             return entry.created_at.ToDatetime(tzinfo=UTC).timestamp()
     raise AssertionError(f"the balance never reached zero: {account}")
-

@@ -82,6 +82,23 @@ def by_hand(events: list[Any]) -> dict[str, Any]:
     }
 
 
+async def until_received(
+    facts: Any, biz_name: str, uid: str, kind: int, *, feed_other_than: str = "", timeout_s: float = 60
+) -> None:
+    """Until the relay has metered media of `kind` received by `uid` (a subscription tick), on a feed other
+    than `feed_other_than`."""
+    async with asyncio.timeout(timeout_s):
+        while not any(
+            isinstance(e, metering_pb2.MeteringTick)
+            and e.uid == uid
+            and e.role == metering_pb2.STREAM_ROLE_SUBSCRIPTION
+            and e.kind == kind
+            and e.feed_id != feed_other_than
+            for e in facts.events(biz_name)
+        ):
+            await asyncio.sleep(0.1)
+
+
 async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path: Path) -> None:
     settings = {
         "billing": {"group_id": f"billing-{uuid.uuid4()}"},
@@ -110,14 +127,19 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
             await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
             camera, _ = await peers.publish(alice, video=True)
             await peers.subscribe(bob, camera, video=True)
-            await asyncio.sleep(4)
+            # Media flows once ICE and DTLS are up (seconds on a busy machine): the call counts from there.
+            await until_received(facts, app.biz_name, bob.uid, media_pb2.MEDIA_KIND_VIDEO)
+            await asyncio.sleep(3)
             await bob.ok("leave_room", room_id=room["room_id"])
             await asyncio.sleep(1.5)
             await alice.ok("unpublish", feed_id=camera)
             await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
             microphone, _ = await peers.publish(alice, video=False)
             await peers.subscribe(bob, microphone, video=False)
-            await asyncio.sleep(3)
+            await until_received(
+                facts, app.biz_name, bob.uid, media_pb2.MEDIA_KIND_AUDIO, feed_other_than=camera
+            )
+            await asyncio.sleep(2)
             await bob.ok("leave_room", room_id=room["room_id"])
             await alice.ok("leave_room", room_id=room["room_id"])
             for client in (alice, bob):
@@ -133,7 +155,7 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
 
         expected = by_hand(facts.events(app.biz_name))
         # The script: video at 540P (aiortc's 640x480), audio only later, and every dimension non-zero.
-        assert expected["callMs"]["540P"] > 2000 and expected["callMs"]["audio"] > 1500
+        assert expected["callMs"]["540P"] > 2000 and expected["callMs"]["audio"] > 1500, expected
         async with httpx.AsyncClient(base_url=platform.http_url, timeout=30) as http:
             overview = (
                 await http.get(f"/v1/apps/{app.biz_name}/usage/overview", params={"range": "today"})
