@@ -83,6 +83,7 @@ def build(runtime: ServiceRuntime) -> Billing:
         topics=TOPICS,
         max_records=settings.batch_records,
         session_timeout_ms=settings.session_timeout_ms,
+        tracer=runtime.tracer_provider.get_tracer("services.billing.consumer"),
     )
 
     async def charge_prepaid() -> None:

@@ -21,6 +21,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind
+from parley.relay.v1 import metering_pb2
 
 from services.billing.inputs import Batch
 from services.billing.ledger import UsageLedger
@@ -29,6 +32,8 @@ from services.core.events import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 log = structlog.get_logger(__name__)
 
 RETRY_PAUSE_S = 1.0
+# Ticks are many and untraced per record; each other fact gets a consumer span in its producer's trace.
+_UNTRACED = metering_pb2.MeteringTick.DESCRIPTOR.full_name
 
 
 class _ResumeFromDatabase(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -55,8 +60,10 @@ class ExactlyOnceConsumer:
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
         max_records: int = 5000,
         fetch_wait_ms: int = 200,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._ledger = ledger
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._topics = list(topics)
         self._max_records = max_records
         self._consumer = AIOKafkaConsumer(
@@ -106,13 +113,25 @@ class ExactlyOnceConsumer:
             if not records:
                 continue
             batch = Batch()
+            spans: list[Span] = []
             for tp, messages in records.items():
                 for message in messages:
-                    ce_type = next((value for key, value in message.headers if key == "ce_type"), None)
-                    if ce_type is not None and message.value is not None:
-                        batch.add(ce_type.decode(errors="replace"), message.value)
+                    headers = {key: value.decode(errors="replace") for key, value in message.headers}
+                    ce_type = headers.get("ce_type")
+                    if ce_type is None or message.value is None:
+                        continue
+                    if (
+                        batch.add(ce_type, message.value)
+                        and ce_type != _UNTRACED
+                        and "traceparent" in headers
+                    ):
+                        spans.append(self._span(tp, message.offset, headers))
                 batch.offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
-            await self._apply(batch)
+            try:
+                await self._apply(batch)
+            finally:
+                for span in spans:
+                    span.end()
             with contextlib.suppress(KafkaError):
                 await self._consumer.commit(
                     {
@@ -120,6 +139,21 @@ class ExactlyOnceConsumer:
                         for (topic, partition), offset in batch.offsets.items()
                     }
                 )
+
+    def _span(self, tp: TopicPartition, offset: int, headers: dict[str, str]) -> Span:
+        """A consumer span in the trace of the request that produced the fact, until its batch commits."""
+        return self._tracer.start_span(
+            f"{tp.topic} process",
+            context=propagate.extract({"traceparent": headers["traceparent"]}),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": tp.topic,
+                "messaging.kafka.destination.partition": tp.partition,
+                "messaging.kafka.message.offset": offset,
+                "messaging.message.id": headers.get("ce_id", ""),
+            },
+        )
 
     async def _apply(self, batch: Batch) -> None:
         """Write the batch; a database that fails is retried with the same batch (idempotent) until it
