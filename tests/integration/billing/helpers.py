@@ -11,11 +11,13 @@ from datetime import date
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf.json_format import MessageToDict
 from parley.billing.v1 import billing_pb2, billing_pb2_grpc
+from parley.relay.v1 import metering_pb2
 from sqlalchemy import select
 
 from services.billing import store
 from services.billing.app import TOPICS
 from services.core.db import create_engine
+from services.core.topics import Topic
 from tests.integration.billing.generator import TIER_LABELS, Fact
 from tests.postgres import fresh_database_url
 
@@ -124,3 +126,54 @@ async def overview(stub: billing_pb2_grpc.BillingServiceStub, biz_name: str, day
         billing_pb2.UsageRequest(biz_name=biz_name, start_date=day.isoformat(), end_date=day.isoformat())
     )
     return figures_json(answer.figures)
+
+
+class TickRecorder:
+    """The metering ticks of one app published after it started, as they arrive."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, biz_name: str) -> None:
+        self._consumer = consumer
+        self._biz_name = biz_name
+        self.ticks: list[metering_pb2.MeteringTick] = []
+
+    async def read(self) -> None:
+        while True:
+            for messages in (await self._consumer.getmany(timeout_ms=200)).values():
+                for message in messages:
+                    tick = metering_pb2.MeteringTick.FromString(message.value or b"")
+                    if tick.biz_name == self._biz_name:
+                        self.ticks.append(tick)
+
+    async def until_read(self, ends: dict[tuple[str, int], int], timeout_s: float = 30) -> None:
+        """Until it has read the metering topic up to `ends` (end_offsets())."""
+        async with asyncio.timeout(timeout_s):
+            for (topic, partition), end in ends.items():
+                if topic == Topic.METERING.value:
+                    while await self._consumer.position(TopicPartition(topic, partition)) < end:
+                        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def recording_ticks(kafka: str, biz_name: str) -> AsyncIterator[TickRecorder]:
+    """Ticks read from the topic's end (not from its start as a new consumer group would): on a session's
+    broker the topic holds every earlier test's ticks, and reading those first can take longer than a call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(Topic.METERING.value, p)
+            for p in consumer.partitions_for_topic(Topic.METERING.value)
+            or await _partitions(consumer, Topic.METERING.value)
+        ]
+        consumer.assign(partitions)
+        for tp, offset in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(tp, offset)
+        recorder = TickRecorder(consumer, biz_name)
+        reader = asyncio.create_task(recorder.read())
+        try:
+            yield recorder
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+    finally:
+        await consumer.stop()

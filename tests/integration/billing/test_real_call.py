@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from services.core.config import ServiceName
 from services.core.topics import Topic
 from tests.integration.billing.calls import Peers
 from tests.integration.billing.generator import TIER_INDEX, TIER_LABELS
-from tests.integration.billing.helpers import end_offsets, wait_until_read
+from tests.integration.billing.helpers import end_offsets, recording_ticks, wait_until_read
 from tests.integration.licence_helpers import create_app
 from tests.integration.protocol_client import Connections
 from tests.testing import start_platform
@@ -29,7 +30,6 @@ from tests.testing import start_platform
 pytestmark = pytest.mark.integration
 
 EVENTS = [
-    metering_pb2.MeteringTick,
     room_events.RoomCreated,
     room_events.RoomDestroyed,
     room_events.ParticipantJoined,
@@ -83,18 +83,22 @@ def by_hand(events: list[Any]) -> dict[str, Any]:
 
 
 async def until_received(
-    facts: Any, biz_name: str, uid: str, kind: int, *, feed_other_than: str = "", timeout_s: float = 60
+    ticks: list[metering_pb2.MeteringTick],
+    uid: str,
+    kind: int,
+    *,
+    feed_other_than: str = "",
+    timeout_s: float = 60,
 ) -> None:
     """Until the relay has metered media of `kind` received by `uid` (a subscription tick), on a feed other
     than `feed_other_than`."""
     async with asyncio.timeout(timeout_s):
         while not any(
-            isinstance(e, metering_pb2.MeteringTick)
-            and e.uid == uid
+            e.uid == uid
             and e.role == metering_pb2.STREAM_ROLE_SUBSCRIPTION
             and e.kind == kind
             and e.feed_id != feed_other_than
-            for e in facts.events(biz_name)
+            for e in ticks
         ):
             await asyncio.sleep(0.1)
 
@@ -112,13 +116,15 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
         ServiceName.BILLING,
         ServiceName.GATEWAY,
     )
-    async with start_platform(kafka, tmp_path, *services, settings=settings) as platform:
+    async with (
+        start_platform(kafka, tmp_path, *services, settings=settings) as platform,
+        AsyncExitStack() as stack,
+    ):
         app = await create_app(platform.licence, "billing-call")
         facts = await platform.record(
-            [Topic.METERING, Topic.ROOM, Topic.SESSION],
-            EVENTS,
-            key=lambda event: str(event.biz_name),
+            [Topic.ROOM, Topic.SESSION], EVENTS, key=lambda event: str(event.biz_name)
         )
+        recorder = await stack.enter_async_context(recording_ticks(kafka, app.biz_name))
         connections, peers = Connections(app), Peers()
         try:
             alice = await connections.open(platform.ws_url)
@@ -128,7 +134,7 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
             camera, _ = await peers.publish(alice, video=True)
             await peers.subscribe(bob, camera, video=True)
             # Media flows once ICE and DTLS are up (seconds on a busy machine): the call counts from there.
-            await until_received(facts, app.biz_name, bob.uid, media_pb2.MEDIA_KIND_VIDEO)
+            await until_received(recorder.ticks, bob.uid, media_pb2.MEDIA_KIND_VIDEO)
             await asyncio.sleep(3)
             await bob.ok("leave_room", room_id=room["room_id"])
             await asyncio.sleep(1.5)
@@ -136,9 +142,7 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
             await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
             microphone, _ = await peers.publish(alice, video=False)
             await peers.subscribe(bob, microphone, video=False)
-            await until_received(
-                facts, app.biz_name, bob.uid, media_pb2.MEDIA_KIND_AUDIO, feed_other_than=camera
-            )
+            await until_received(recorder.ticks, bob.uid, media_pb2.MEDIA_KIND_AUDIO, feed_other_than=camera)
             await asyncio.sleep(2)
             await bob.ok("leave_room", room_id=room["room_id"])
             await alice.ok("leave_room", room_id=room["room_id"])
@@ -151,9 +155,11 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
         await facts.wait_for(app.biz_name, "SessionClosed", uid=bob.uid)
         await facts.wait_for(app.biz_name, "RoomDestroyed")
         billing_url = platform[ServiceName.BILLING].settings.database_url_for(ServiceName.BILLING)
-        await wait_until_read(billing_url, await end_offsets(kafka), timeout_s=60)
+        ends = await end_offsets(kafka)
+        await wait_until_read(billing_url, ends, timeout_s=60)
+        await recorder.until_read(ends)
 
-        expected = by_hand(facts.events(app.biz_name))
+        expected = by_hand([*recorder.ticks, *facts.events(app.biz_name)])
         # The script: video at 540P (aiortc's 640x480), audio only later, and every dimension non-zero.
         assert expected["callMs"]["540P"] > 2000 and expected["callMs"]["audio"] > 1500, expected
         async with httpx.AsyncClient(base_url=platform.http_url, timeout=30) as http:
