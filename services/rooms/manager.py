@@ -195,6 +195,10 @@ class RoomManager:
         return len(self._rooms)
 
     @property
+    def participants(self) -> int:
+        return sum(len(room.participants) for room in self._rooms.values())
+
+    @property
     def lease_s(self) -> float:
         return self._rules.gateway_lease_s
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from services.core.http_server import HttpServer
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app
-from services.gateway.http_server import HttpServer
 from tests.integration.chromium import start_chromium
 
 pytestmark = pytest.mark.integration
