@@ -75,7 +75,7 @@ def _live_progress(live: Live) -> Progress:
     return show
 
 
-async def _run_platform(platform: Platform) -> int:
+async def _run_platform(platform: Platform, live: Live | None) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +89,8 @@ async def _run_platform(platform: Platform) -> int:
         typer.echo("parley: stopped during start-up", err=True)
         return 130
     stop_wait.cancel()
+    if live is not None:
+        live.stop()
     starting.result()
 
     console.print(f"[bold]Parley is up[/bold] (data in {platform.data_dir})")
@@ -144,15 +146,20 @@ def up(
     # The live table is for a person at a terminal; scripts reading the output get the banner alone.
     live = Live(_status_table({}), console=console, transient=True) if console.is_terminal else None
     platform = Platform(options, progress=_live_progress(live) if live is not None else None)
+    if live is not None:
+        live.start()
+    message: str | None = None
     try:
-        if live is not None:
-            with live:
-                code = asyncio.run(_run_platform(platform))
-        else:
-            code = asyncio.run(_run_platform(platform))
+        code = asyncio.run(_run_platform(platform, live))
     except StartupError as error:
-        typer.echo(f"parley: {error}", err=True)
-        raise typer.Exit(2) from None
+        code = 2
+        message = f"parley: {error}"
+    finally:
+        # Stopping twice is harmless: _run_platform stops it before the banner.
+        if live is not None:
+            live.stop()
+    if message is not None:
+        typer.echo(message, err=True)
     raise typer.Exit(code)
 
 

@@ -8,6 +8,7 @@ anything starts; anything that fails later stops what was already started. Each 
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,7 +21,6 @@ from services.core.config import GrpcEndpoints, ServiceName
 from services.core.embedded_broker import (
     LOOPBACK,
     EmbeddedBroker,
-    free_port_block,
     port_is_free,
     wait_for_broker,
 )
@@ -42,7 +42,7 @@ class PlatformOptions:
     kafka_bootstrap: str | None = None
     startup_timeout_s: float = 60.0
     # First of six consecutive ports for the services' /metrics, /livez and /readyz (the gateway serves
-    # them on its HTTP port); 0 picks a free block at start.
+    # them on its HTTP port); 0 picks a free block at start (`ops_port_block`).
     ops_port_base: int = 0
 
     def ops_ports(self) -> dict[ServiceName, int]:
@@ -71,6 +71,20 @@ class RunningService:
 
 # Called while `parley up` waits: each service's health status so far (SERVING, NOT_SERVING, UNREACHABLE).
 Progress = Callable[[dict[ServiceName, str]], None]
+
+
+# Below Linux's ephemeral range (32768-60999): a port picked here is not taken meanwhile by some process's
+# outgoing connection, as a free ephemeral port can be before the service binds it.
+OPS_PORT_RANGE = (20000, 32000)
+
+
+def ops_port_block(count: int) -> int:
+    low, high = OPS_PORT_RANGE
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        if all(port_is_free(LOOPBACK, base + offset) for offset in range(count)):
+            return base
+    raise StartupError(f"no {count} consecutive free ports for the services' metrics; pass --ops-port-base")
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -121,7 +135,7 @@ class Platform:
     async def _start(self) -> None:
         prepare_data_dir(self.data_dir)
         if not self.options.ops_port_base:
-            self.options.ops_port_base = free_port_block(len(ServiceName) - 1)
+            self.options.ops_port_base = ops_port_block(len(ServiceName) - 1)
         check_ports(self.options)
         if self.options.kafka_bootstrap:
             await wait_for_broker(self.options.kafka_bootstrap, timeout_s=10)
