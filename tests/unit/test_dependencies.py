@@ -30,9 +30,8 @@ def test_protobuf_floor_is_the_generated_codes_version() -> None:
         if (found := re.search(r"# Protobuf Python Version: (\S+)", path.read_text()))
     }
     assert generated
-    floors = [
-        Version(spec.version) for spec in runtime_requirements()["protobuf"].specifier if spec.operator == ">="
-    ]
+    protobuf = runtime_requirements()["protobuf"]
+    floors = [Version(spec.version) for spec in protobuf.specifier if spec.operator == ">="]
     assert floors == [max(generated)]
 
 
