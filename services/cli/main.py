@@ -18,9 +18,11 @@ from rich.table import Table
 
 from services.cli import licence_commands
 from services.cli.supervisor import Platform, PlatformOptions, Progress
-from services.core.config import ServiceName
+from services.core.config import ServiceName, Settings
+from services.core.db import create_engine
 from services.core.embedded_broker import wait_for_broker
 from services.core.errors import StartupError
+from services.core.migrations import migrating_services, upgrade_to_head
 from services.core.topics import Topic, ensure_topics
 
 app = typer.Typer(
@@ -161,6 +163,32 @@ def up(
     if message is not None:
         typer.echo(message, err=True)
     raise typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring every service's tables to their latest schema in PARLEY_DATABASE_URL (the chart's pre-install
+    and pre-upgrade Job); the services also do it at start, which then finds nothing to do."""
+    settings = Settings()
+
+    async def run() -> list[str]:
+        done = []
+        for name in migrating_services():
+            engine = create_engine(settings.database_url_for(name))
+            try:
+                await upgrade_to_head(engine, f"services.{name.value}")
+            finally:
+                await engine.dispose()
+            done.append(name.value)
+        return done
+
+    try:
+        migrated = asyncio.run(run())
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    for name in migrated:
+        console.print(f"  {name:<9} at head")
 
 
 @app.command()
