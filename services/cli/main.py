@@ -22,6 +22,7 @@ from services.core.config import ServiceName, Settings
 from services.core.db import create_engine
 from services.core.embedded_broker import wait_for_broker
 from services.core.errors import StartupError
+from services.core.kafka_security import client_options
 from services.core.migrations import migrating_services, upgrade_to_head
 from services.core.topics import Topic, ensure_topics
 
@@ -195,13 +196,21 @@ def migrate() -> None:
 def topics(
     kafka_bootstrap: Annotated[str, typer.Option(help="The Kafka cluster.")],
     partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
+    replication_factor: Annotated[int, typer.Option(help="Copies of each new topic's partitions.")] = 1,
 ) -> None:
-    """Create the catalogue's topics that do not exist yet (an init step for a real Kafka cluster)."""
+    """Create the catalogue's topics that do not exist yet (an init step for a real Kafka cluster).
+    TLS and SASL as the services use them: PARLEY_KAFKA__SECURITY_PROTOCOL and the rest."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def create() -> list[str]:
-        await wait_for_broker(kafka_bootstrap, timeout_s=15)
-        return await ensure_topics(kafka_bootstrap, partitions=partitions)
+        options = client_options(Settings().kafka)
+        await wait_for_broker(kafka_bootstrap, timeout_s=15, client_options=options)
+        return await ensure_topics(
+            kafka_bootstrap,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            client_options=options,
+        )
 
     try:
         created = asyncio.run(create())

@@ -30,6 +30,14 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     # How long a service waits for the broker before it gives up starting.
     connect_timeout_s: float = 15.0
+    # How clients reach the brokers (services/core/kafka_security.py): TLS with SSL and SASL_SSL, a SASL
+    # login with SASL_PLAINTEXT and SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM file of the CA that signed the brokers' certificates; none means the system's CAs.
+    ssl_ca_file: Path | None = None
 
 
 class GrpcEndpoints(BaseModel):

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -63,14 +64,20 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 async def wait_for_broker(
-    bootstrap_servers: str, *, timeout_s: float, alive: Callable[[], bool] = lambda: True
+    bootstrap_servers: str,
+    *,
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+    client_options: dict[str, Any] | None = None,
 ) -> None:
     """Return once the broker answers a metadata request; StartupError when it does not in time (or
     when `alive` says the process that should answer has gone)."""
     deadline = time.monotonic() + timeout_s
     last_error = "no answer"
     while time.monotonic() < deadline and alive():
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=2000, **(client_options or {})
+        )
         try:
             await admin.start()
             await admin.list_topics()

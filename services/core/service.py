@@ -24,6 +24,7 @@ from services.core.config import ServiceName, Settings
 from services.core.errors import StartupError
 from services.core.events import EventPublisher, create_broker
 from services.core.http_server import HttpServer
+from services.core.kafka_security import broker_security
 from services.core.logs import configure_logging
 from services.core.metrics import GrpcMetricsInterceptor, ServiceMetrics, refresh_consumer_lag
 from services.core.ops import LIVENESS_SERVICE, READINESS_SERVICE, Readiness, ops_app
@@ -53,6 +54,7 @@ class ServiceRuntime:
             settings.kafka.bootstrap_servers,
             client_id=f"parley-{name.value}",
             tracer_provider=self.tracer_provider,
+            security=broker_security(settings.kafka),
         )
         self.events = EventPublisher(self.broker, source=f"//parley/{name.value}")
         self.metrics = ServiceMetrics(name.value)
