@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test proto lint bench clean
+.PHONY: install browser run test proto lint docs bench clean
 
 install: $(STAMP) browser
 
@@ -35,6 +35,10 @@ test: install
 
 proto: install
 	$(BIN)/python proto/generate.py
+
+# The settings table of docs/operations.md, from the settings classes (tests/unit/core/test_settings_doc.py).
+docs: install
+	$(BIN)/python -m services.core.settings_doc --write docs/operations.md
 
 lint: install
 	$(BIN)/ruff check services tests bench proto/generate.py

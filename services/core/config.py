@@ -27,6 +27,7 @@ class ServiceName(StrEnum):
 
 
 class KafkaSettings(BaseModel):
+    # host:port[,host:port...] of the Kafka brokers.
     bootstrap_servers: str = "127.0.0.1:9092"
     # How long a service waits for the broker before it gives up starting.
     connect_timeout_s: float = 15.0
@@ -84,6 +85,7 @@ class ClientIceSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
+    # The HTTP API, /docs, /healthz, /livez, /readyz, /metrics and the WebSocket protocol (/ws/v1).
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Each /healthz probe of a service waits at most this long.
@@ -222,9 +224,11 @@ class Settings(BaseSettings):
     # "development" relaxes what a single machine cannot provide (a master key from a secret store);
     # `parley up` sets it. A service started on its own is in production unless told otherwise.
     environment: Literal["development", "production"] = "production"
+    # State of a service on its own machine: SQLite files (db/), recordings, a development master key.
     data_dir: Path = Path(".parley")
     # SQLAlchemy URL; empty means one SQLite file per service in the data folder.
     database_url: str = ""
+    # Python logging level names; json lines for log collectors, console for people.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     # Seconds a stopping service keeps serving calls already in flight.
