@@ -6,6 +6,8 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+# A CA bundle for pip behind a TLS-inspecting proxy (`make image` passes the host's); unset: pip's own.
+ARG PIP_CERT
 # An image imported from a root file system (podman import) has no PATH of its own.
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

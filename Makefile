@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test proto lint docs bench clean
+.PHONY: install browser run test test-system proto lint docs bench image podman-tools clean
 
 install: $(STAMP) browser
 
@@ -26,6 +26,42 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# The container image, built with podman (docs/operations.md, "Container image"). No registry is reachable
+# from the project's machines, so the base is Debian bookworm made with debootstrap and imported
+# (BASE_IMAGE); elsewhere `podman build .` or `docker build .` uses python:3.11-slim-bookworm.
+IMAGE      ?= localhost/parley:dev
+BASE_IMAGE ?= localhost/parley-base:bookworm
+IMAGE_WORK := build/image
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+PODMAN     := CONTAINERS_CONF=$(CURDIR)/podman/containers.conf podman
+
+podman-tools:
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null \
+	    || ! command -v catatonit >/dev/null; then \
+	  $(APT) install -y --no-install-recommends podman runc catatonit debootstrap \
+	  || { $(APT) update && $(APT) install -y --no-install-recommends podman runc catatonit debootstrap; }; \
+	fi
+
+$(IMAGE_WORK)/base.tar:
+	rm -rf $(IMAGE_WORK)/rootfs && mkdir -p $(IMAGE_WORK)
+	$(if $(filter 0,$(shell id -u)),,sudo) debootstrap --variant=minbase \
+	  --include=python3,python3-venv,python3-pip,ca-certificates bookworm $(IMAGE_WORK)/rootfs $(DEBIAN_MIRROR)
+	$(if $(filter 0,$(shell id -u)),,sudo) tar -C $(IMAGE_WORK)/rootfs -cf $@ .
+	$(if $(filter 0,$(shell id -u)),,sudo) rm -rf $(IMAGE_WORK)/rootfs
+
+# The host's CA bundle and PIP_CERT reach pip inside the build, so it reaches the package index as the
+# host does (behind a TLS-inspecting proxy too); --network host: the build's network is the host's.
+image: podman-tools $(IMAGE_WORK)/base.tar
+	$(PODMAN) image exists $(BASE_IMAGE) || $(PODMAN) import $(IMAGE_WORK)/base.tar $(BASE_IMAGE)
+	$(PODMAN) build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  $(if $(PIP_CERT),--volume /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PIP_CERT=$(PIP_CERT)) \
+	  -t $(IMAGE) .
+
+# The chart run for real: the image's pods with podman kube play on this machine (tests/podman/).
+test-system: install image
+	PARLEY_IMAGE=$(IMAGE) CONTAINERS_CONF=$(CURDIR)/podman/containers.conf \
+	  $(BIN)/python -m pytest tests/podman -p no:cacheprovider
 
 run: install
 	$(BIN)/parley up

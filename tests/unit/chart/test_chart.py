@@ -188,7 +188,8 @@ def test_relays_on_host_network_wait_for_their_drain(
     drain = values.get("relay", {}).get("drainTimeoutSeconds", 120)
     assert pod["terminationGracePeriodSeconds"] > drain
     env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
-    assert env["PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS"].startswith("$(HOST_IP):")
+    assert env["PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS"].startswith("$(RELAY_ADDRESS):")
+    assert env["RELAY_ADDRESS"] == (values.get("relay", {}).get("listenAddress") or "$(HOST_IP)")
     config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == "parley-config")
     assert config["data"]["PARLEY_RELAY__DRAIN_TIMEOUT_S"] == str(drain)
 
