@@ -23,6 +23,16 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* How the other services reach one service: its Service name; with hostNetwork (one node), the
+     node's loopback. (dict "root" $ "name" "licence" "port" 50051) */}}
+{{- define "parley.address" -}}
+{{- if .root.Values.hostNetwork -}}
+{{- printf "127.0.0.1:%v" .port -}}
+{{- else -}}
+{{- printf "%s-%s:%v" (include "parley.fullname" .root) .name .port -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "parley.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -43,10 +53,6 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 
 {{/* The container environment every service shares (the ConfigMap, the Secret, Kafka credentials). */}}
 {{- define "parley.env" -}}
-- name: POD_IP
-  valueFrom:
-    fieldRef:
-      fieldPath: status.podIP
 {{- if .Values.kafka.sasl.existingSecret }}
 - name: PARLEY_KAFKA__SASL_USERNAME
   valueFrom:

@@ -14,16 +14,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.core.config import ServiceName
-from services.core.media.gathering import gathering_on
 from tests.integration.cli.running import RunningPlatform, running_platform
 from tests.integration.licence_helpers import create_app
-from tests.integration.protocol_client import Connections
+from tests.integration.media_call import call_in_a_room
 
 pytestmark = pytest.mark.integration
 
@@ -61,20 +58,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, series), v in samples.items() if n == name and wanted <= series)
 
 
-async def offering_peer(*, send: bool) -> tuple[RTCPeerConnection, str]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    if send:
-        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
-    else:
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.addTransceiver("video", direction="recvonly")
-    offer = await pc.createOffer()
-    with gathering_on(["127.0.0.1"]):
-        await pc.setLocalDescription(offer)
-    return pc, str(pc.localDescription.sdp)
-
-
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30.0) -> None:
     try:
         async with asyncio.timeout(timeout_s):
@@ -90,7 +73,6 @@ async def test_metrics_move_during_a_call(ticking_platform: RunningPlatform) -> 
     metrics = {name: banner_address(banner, name, r"metrics (\S+)") for name in ServiceName}
     licence_address = banner_address(banner, ServiceName.LICENCE, r"grpc\s+(\S+)")
     ws_url = platform.url.replace("http://", "ws://") + "/ws/v1"
-    peers: list[RTCPeerConnection] = []
     async with httpx.AsyncClient(timeout=10) as http, grpc.aio.insecure_channel(licence_address) as channel:
         before = {name: await scrape(http, url) for name, url in metrics.items()}
         for name, samples in before.items():
@@ -100,20 +82,7 @@ async def test_metrics_move_during_a_call(ticking_platform: RunningPlatform) -> 
         assert value(before[ServiceName.GATEWAY], "parley_websocket_sessions") == 0
 
         app = await create_app(LicenceServiceStub(channel), "metrics-test")
-        connections = Connections(app)
-        try:
-            alice = await connections.open(ws_url)
-            bob = await connections.open(ws_url)
-            room = await alice.ok("create_room")
-            await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
-            publisher, offer = await offering_peer(send=True)
-            peers.append(publisher)
-            published = await alice.ok("publish", media_type=1, tag="camera", sdp=offer)
-            await publisher.setRemoteDescription(RTCSessionDescription(published["sdp"], "answer"))
-            subscriber, offer = await offering_peer(send=False)
-            peers.append(subscriber)
-            subscribed = await bob.ok("subscribe", feed_id=published["feed_id"], sdp=offer)
-            await subscriber.setRemoteDescription(RTCSessionDescription(subscribed["sdp"], "answer"))
+        async with call_in_a_room(app, ws_url) as (alice, bob, _):
 
             async def gateway_counts() -> bool:
                 samples = await scrape(http, metrics[ServiceName.GATEWAY])
@@ -155,10 +124,6 @@ async def test_metrics_move_during_a_call(ticking_platform: RunningPlatform) -> 
 
             await alice.ok("leave_room")
             await bob.ok("leave_room")
-        finally:
-            for pc in peers:
-                await pc.close()
-            await connections.close()
 
         async def all_gone() -> bool:
             gateway = await scrape(http, metrics[ServiceName.GATEWAY])

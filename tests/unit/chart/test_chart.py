@@ -12,12 +12,11 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 from helm_python import Chart, HelmRenderError, lint
 
 from services.core.topics import Topic
+from tests.chart_render import CHART, render
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "parley"
 KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 CUSTOM_KINDS = {"ServiceMonitor", "KafkaTopic"}
 STATELESS = ("gateway", "licence", "rooms", "recorder", "billing", "webhooks")
@@ -65,18 +64,6 @@ MINIMAL = {
     "migrations": {"enabled": False},
 }
 VALUES = {"default": REQUIRED, "production": PRODUCTION, "minimal": MINIMAL}
-
-
-def render(values: dict[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
-    with Chart.load(chart) as loaded:
-        manifests = loaded.render(values=values, name="parley", namespace="calls", is_install=True)
-    return [
-        document
-        for name, text in sorted(manifests.items())
-        if name.endswith(".yaml")
-        for document in yaml.safe_load_all(text)
-        if document
-    ]
 
 
 @pytest.fixture(scope="module", params=sorted(VALUES))
@@ -187,9 +174,15 @@ def test_relays_on_host_network_wait_for_their_drain(
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     drain = values.get("relay", {}).get("drainTimeoutSeconds", 120)
     assert pod["terminationGracePeriodSeconds"] > drain
-    env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
-    assert env["PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS"].startswith("$(RELAY_ADDRESS):")
-    assert env["RELAY_ADDRESS"] == (values.get("relay", {}).get("listenAddress") or "$(HOST_IP)")
+    env = {item["name"]: item for item in pod["containers"][0]["env"]}
+    listen = values.get("relay", {}).get("listenAddress")
+    if listen:
+        assert "RELAY_ADDRESS" not in env
+    else:
+        assert env["RELAY_ADDRESS"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    address = env["PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS"]["value"]
+    assert address.startswith(f"{listen or '$(RELAY_ADDRESS)'}:")
+    assert env["PARLEY_RELAY__LISTEN_ADDRESS"]["value"] == (listen or "$(RELAY_ADDRESS)")
     config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == "parley-config")
     assert config["data"]["PARLEY_RELAY__DRAIN_TIMEOUT_S"] == str(drain)
 
@@ -237,4 +230,4 @@ def test_a_broken_template_fails_the_render(tmp_path: Path) -> None:
     deployments = broken / "templates" / "deployments.yaml"
     deployments.write_text(deployments.read_text().replace("{{- end }}", "", 1))
     with pytest.raises(HelmRenderError):
-        render(REQUIRED, broken)
+        render(REQUIRED, chart=broken)
