@@ -14,9 +14,9 @@ ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/parley
 WORKDIR /src
-# Dependencies first, from the lock file when there is one, so a code change reuses this layer.
-COPY pyproject.toml README.md requirements*.lock ./
-RUN if [ -f requirements.lock ]; then /opt/parley/bin/pip install --require-hashes --no-deps -r requirements.lock; fi
+# Dependencies first, exactly as locked (versions and hashes), so a code change reuses this layer.
+COPY pyproject.toml README.md requirements.lock ./
+RUN /opt/parley/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY proto/ proto/
 COPY services/ services/
 # Not editable, no extras: no code generator, no development broker (Tansu) in the image.

@@ -5,9 +5,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The lock files pin every package with its hashes: requirements.lock what production installs (the
+# image), requirements-dev.lock what `make install` installs. `make lock` rewrites both from
+# pyproject.toml; tests/unit/test_lock.py fails when they no longer match it.
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test test-system proto lint docs bench image podman-tools clean
+.PHONY: install browser run test test-system proto lint lock docs bench image podman-tools clean
 
 install: $(STAMP) browser
 
@@ -20,12 +26,21 @@ browser:
 	  || { $(APT) update && $(APT) install -y --no-install-recommends chromium chromium-driver; }; \
 	fi
 
-$(STAMP): pyproject.toml
+# The lock first (exact versions, hashes checked), then the project itself; a dependency added to
+# pyproject.toml but not yet locked is still installed by the second step (the lock test says so).
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet 'uv==0.13.8'
+	$(UV_COMPILE) -o $(LOCK)
+	$(UV_COMPILE) --extra dev --extra local -o $(DEV_LOCK)
 
 # The container image, built with podman (docs/operations.md, "Container image"). No registry is reachable
 # from the project's machines, so the base is Debian bookworm made with debootstrap and imported
