@@ -84,6 +84,7 @@ def build(runtime: ServiceRuntime) -> Billing:
         max_records=settings.batch_records,
         session_timeout_ms=settings.session_timeout_ms,
         tracer=runtime.tracer_provider.get_tracer("services.billing.consumer"),
+        on_committed=lambda ticks: runtime.metrics.billing_ticked("committed", ticks),
     )
 
     async def charge_prepaid() -> None:

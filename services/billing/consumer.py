@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,9 +61,12 @@ class ExactlyOnceConsumer:
         max_records: int = 5000,
         fetch_wait_ms: int = 200,
         tracer: trace.Tracer | None = None,
+        on_committed: Callable[[int], None] | None = None,
     ) -> None:
+        """`on_committed(ticks)` hears how many distinct ticks each committed batch held (metrics)."""
         self._ledger = ledger
         self._tracer = tracer or trace.get_tracer(__name__)
+        self._on_committed = on_committed
         self._topics = list(topics)
         self._max_records = max_records
         self._consumer = AIOKafkaConsumer(
@@ -132,6 +135,8 @@ class ExactlyOnceConsumer:
             finally:
                 for span in spans:
                     span.end()
+            if self._on_committed is not None:
+                self._on_committed(len(batch.ticks))
             with contextlib.suppress(KafkaError):
                 await self._consumer.commit(
                     {
