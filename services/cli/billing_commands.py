@@ -10,14 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.client import DEFAULT_URL, Gateway, print_json
+from services.cli.licence_commands import BizName, TokenOption, UrlOption
 
-UrlOption = Annotated[
-    str, typer.Option("--url", envvar="PARLEY_URL", help="The gateway of a running platform.")
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="PARLEY_OPERATOR_TOKEN", help="Operator token, if one is set.")
-]
-BizName = Annotated[str, typer.Option("--biz-name", help="The app's bizName.")]
 RangeOption = Annotated[str, typer.Option("--range", help="today, yesterday, 7d or 30d.")]
 DateOption = Annotated[str, typer.Option(help="YYYY-MM-DD (with the other one instead of --range).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the gateway's JSON.")]

@@ -8,7 +8,17 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from services.core.config import ServiceName
 from services.core.media.gathering import gathering_on
+
+# What a call through the platform needs.
+CALL_SERVICES = (
+    ServiceName.LICENCE,
+    ServiceName.ROOMS,
+    ServiceName.RELAY,
+    ServiceName.BILLING,
+    ServiceName.GATEWAY,
+)
 
 
 class Peers:

@@ -16,7 +16,7 @@ from parley.billing.v1 import billing_pb2, billing_pb2_grpc
 from parley.licence.v1 import licence_pb2
 
 from services.core.config import ServiceName
-from tests.integration.billing.calls import Peers
+from tests.integration.billing.calls import CALL_SERVICES, Peers
 from tests.integration.licence_helpers import create_app, register_device
 from tests.integration.protocol_client import Client, Connections
 from tests.testing import start_platform
@@ -46,14 +46,7 @@ async def test_a_prepaid_app_that_runs_out_is_refused_and_a_top_up_restores_it(
         "billing": {"group_id": f"billing-{uuid.uuid4()}", "rating_interval_s": 0.5},
         "relay": {"metering_interval_s": 0.5},
     }
-    services = (
-        ServiceName.LICENCE,
-        ServiceName.ROOMS,
-        ServiceName.RELAY,
-        ServiceName.BILLING,
-        ServiceName.GATEWAY,
-    )
-    async with start_platform(kafka, tmp_path, *services, settings=settings) as platform:
+    async with start_platform(kafka, tmp_path, *CALL_SERVICES, settings=settings) as platform:
         billing = platform.stub(billing_pb2_grpc.BillingServiceStub, ServiceName.BILLING)
         app = await create_app(platform.licence, "prepaid")
         await billing.SetAccount(

@@ -20,7 +20,7 @@ from parley.rooms.v1 import events_pb2 as room_events
 
 from services.core.config import ServiceName
 from services.core.topics import Topic
-from tests.integration.billing.calls import Peers
+from tests.integration.billing.calls import CALL_SERVICES, Peers
 from tests.integration.billing.generator import TIER_INDEX, TIER_LABELS
 from tests.integration.billing.helpers import end_offsets, recording_ticks, wait_until_read
 from tests.integration.licence_helpers import create_app
@@ -109,15 +109,8 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
         "relay": {"metering_interval_s": 1.0},
         "rooms": {"empty_room_grace_s": 1.0},
     }
-    services = (
-        ServiceName.LICENCE,
-        ServiceName.ROOMS,
-        ServiceName.RELAY,
-        ServiceName.BILLING,
-        ServiceName.GATEWAY,
-    )
     async with (
-        start_platform(kafka, tmp_path, *services, settings=settings) as platform,
+        start_platform(kafka, tmp_path, *CALL_SERVICES, settings=settings) as platform,
         AsyncExitStack() as stack,
     ):
         app = await create_app(platform.licence, "billing-call")
