@@ -101,6 +101,11 @@ class GatewaySettings(BaseModel):
     relay_timeout_s: float = Field(default=15.0, gt=0)
     # STUN/TURN servers for clients' peer connections, in `connect`'s answer.
     client_ice: ClientIceSettings = Field(default_factory=ClientIceSettings)
+    # Web pages of other origins that may open /ws/v1 and load /sdk/parley.js (docs/web-sdk.md), as
+    # `scheme://host[:port]`, or "*" for any. None: pages served from a loopback host (127.0.0.0/8,
+    # ::1, localhost) only, besides the gateway's own origin. Clients that send no Origin (devices,
+    # server SDKs) are never refused.
+    allowed_origins: list[str] | None = None
 
 
 class RoomsSettings(BaseModel):

@@ -29,6 +29,7 @@ from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
+from services.gateway.web_routes import OriginPolicy, web_router
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
@@ -102,14 +103,18 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         burst=settings.ws_rate_burst,
         outbound_queue=settings.ws_outbound_queue,
     )
-    endpoint = WebSocketEndpoint(commands, sessions, limits, connection_ended=room_sessions.connection_ended)
+    origins = OriginPolicy(settings.allowed_origins)
+    app.include_router(web_router(origins))
+    endpoint = WebSocketEndpoint(
+        commands, sessions, limits, origins=origins, connection_ended=room_sessions.connection_ended
+    )
     app.add_api_websocket_route("/ws/v1", endpoint.serve)
     pushes = AuthorisationPushes(sessions, runtime.broker, ready_timeout_s=settings.push_ready_timeout_s)
     runtime.on_ready(pushes.wait_until_positioned)
     # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
     # one span open for a connection's whole life, with a child span for every frame.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,ws/v1"
+        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,ws/v1,sdk,phone"
     )
     http = HttpServer(
         app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes

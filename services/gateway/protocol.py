@@ -45,7 +45,9 @@ class UserConnect(BaseModel):
     uid: Uid
     biz_name: Name
     sub_biz: Name
-    workspace_id: Name
+    # The seed's Connect (002 6.3.2 config_param) has no workspaceId: the app of biz_name has one, and a
+    # client that sends none is given it. One that sends it is checked against it, as in v1.
+    workspace_id: Name | None = None
     sign: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     session_id: SessionId | None = None
 

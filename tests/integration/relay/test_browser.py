@@ -10,20 +10,16 @@ without them these tests fail rather than skip. The page (browser/) is served by
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import uvicorn
 from parley.relay.v1 import media_pb2, relay_pb2
 from relay_clients import BIZ_NAME, HEIGHT, WIDTH, Publisher, Subscriber, publish, subscribe, wait_until
-from selenium import webdriver
 from selenium.webdriver.chrome.webdriver import WebDriver
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,36 +27,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tests.integration.chromium import serving, start_chromium
+
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PAGE = Path(__file__).parent / "browser"
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    # The tests may run as root, where Chromium refuses its sandbox.
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    # Without it Chromium gathers no 127.0.0.1 candidate, the only address the relay listens on.
-    "--allow-loopback-in-peer-connection",
-    # Host candidates keep their address, never an mDNS .local name (which the relay's candidate filter
-    # cannot check and Chromium would announce by multicast), even on a page without camera permission.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    # The received audio plays, so Chromium decodes it as on a real page.
-    "--autoplay-policy=no-user-gesture-required",
-    # The machine reaches no network: Chromium's own services would only retry failed connections.
-    "--disable-background-networking",
-    # Names Chromium still looks up at start (update, sign-in and search hosts) fail at once, so the
-    # browser sends no DNS query off the machine; the page is addressed by IP.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-gpu",
-)
 
 # Generous: the 2-core machine may be busy with other tests. Typical times are printed.
 FIRST_FRAME_TIMEOUT_S = 20.0
@@ -73,25 +44,9 @@ def room() -> str:
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{', '.join(missing)} missing: `make install` installs chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    # Both paths given, so Selenium Manager never looks for (or downloads) a browser or driver.
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
-    driver.set_script_timeout(SCRIPT_TIMEOUT_S)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"), script_timeout_s=SCRIPT_TIMEOUT_S)
     yield driver
     driver.quit()
-
-
-class _EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # pytest keeps its own SIGINT handling.
-        yield
 
 
 def page_app(stub: Any) -> Starlette:
@@ -145,19 +100,8 @@ def page_app(stub: Any) -> Starlette:
 
 @pytest.fixture(scope="module")
 async def page_url(relay_service: Any) -> AsyncIterator[str]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = _EmbeddedServer(
-        uvicorn.Config(page_app(relay_service.stub), log_config=None, lifespan="off", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    await wait_until(lambda: server.started or task.done(), timeout_s=10)
-    assert server.started, "the page's HTTP server did not start"
-    # 127.0.0.1 is a secure context, so the page may call getUserMedia.
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    await task
+    async with serving(page_app(relay_service.stub)) as base_url:
+        yield f"{base_url}/"
 
 
 class Page:
