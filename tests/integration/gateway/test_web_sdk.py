@@ -191,7 +191,11 @@ async def test_a_page_of_another_origin_publishes_and_a_second_tab_subscribes_th
     gateway = platform.http_url
     assert customer_site.split(":")[-1] != gateway.split(":")[-1], "the page needs an origin of its own"
     host = await tabs(f"{customer_site}/")
-    await host.run("host(...arguments).catch((e) => window.callbacks.push(['error', String(e)]));", gateway, config_param(platform, app, new_uid()))
+    await host.run(
+        "host(...arguments).catch((e) => window.callbacks.push(['error', String(e)]));",
+        gateway,
+        config_param(platform, app, new_uid()),
+    )
     assert await host.callback("OnConnectOK") == []
     assert await host.callback("OnInitRoomConfigOK") == []
     room_id, rtoken = await host.callback("OnCreateRoomSucc")
