@@ -109,17 +109,19 @@ WIRE: list[tuple[d.Push, str | None]] = [
                 video=r.VideoFormat(width=640, height=480, fps=15),
                 caller_camera_on=True,
                 time_limit_s=60,
+                open_id="alice",
+                caller="device",
             )
         ),
-        '{"event":"on_call_incoming","data":{"call_id":"c1","sn":"prod1_bell","media":"video","video":{"width":640,"height":480,"fps":15},"caller_camera_on":true,"callee_camera_on":false,"time_limit_s":60}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c1","sn":"prod1_bell","open_id":"alice","caller":"device","media":"video","video":{"width":640,"height":480,"fps":15},"caller_camera_on":true,"callee_camera_on":false,"time_limit_s":60}}',
     ),
     (
         d.Push(call_incoming=d.CallIncoming(call_id="c2", sn="prod1_bell", media=1)),
-        '{"event":"on_call_incoming","data":{"call_id":"c2","sn":"prod1_bell","media":"audio","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c2","sn":"prod1_bell","open_id":"","caller":"","media":"audio","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
     ),
     (
         d.Push(call_incoming=d.CallIncoming(call_id="c3", sn="prod1_bell", media=7)),
-        '{"event":"on_call_incoming","data":{"call_id":"c3","sn":"prod1_bell","media":"","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c3","sn":"prod1_bell","open_id":"","caller":"","media":"","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
     ),
     (
         d.Push(call_accepted=d.CallAccepted(call_id="c1", room_id="r1", rtoken="tok")),

@@ -37,6 +37,8 @@ def test_a_call_rings_every_session_of_the_user_and_the_first_answer_takes_it(wo
         caller_camera_on=True,
         callee_camera_on=False,
         time_limit_s=0,
+        open_id="alice",
+        caller="device",
     )
     assert world.pushes(phone) == world.pushes(tablet) == [incoming]
 
