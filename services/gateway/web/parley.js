@@ -778,8 +778,9 @@
 
   /**
    * The phone side (seed 003, wmpf-voip): a user of the app answers, rejects and hangs up a device's
-   * call. Events reach `onVoipEvent` listeners as {eventName, callId, ...}: "ringing" (a device calls),
-   * "answered", "calling" (every second while answered, with keepTime in ms and timeLimit in s), and
+   * call, and calls a device (initByCaller). Events reach `onVoipEvent` listeners as {eventName, callId,
+   * ...}: "ringing" (a device calls), "dialing" (this user calls a device), "answered", "calling" (every
+   * second while answered, with keepTime in ms and timeLimit in s), "error", and
    * "end" (with reason hang_up / rejected / no_answer / time_limit / network / answered_elsewhere, by,
    * keepTime). Answering joins the call's room and publishes the camera; the device's feed is shown in
    * `remote_video_id`.
@@ -816,10 +817,29 @@
     async answer(callId) {
       const id = callId || (this._call && this._call.callId);
       const data = await this._request("answer_call", { call_id: id });
-      this._call = Object.assign(this._call || {}, { callId: id, answeredAt: Date.now() });
-      this._voipEvent("answered", { callId: id, roomId: data.room_id });
-      await this._request("join_room", { room_id: data.room_id, rtoken: data.rtoken });
-      this._roomId = data.room_id;
+      await this._enterCall(id, data.room_id, data.rtoken);
+    }
+
+    /** Seed 003 initByCaller: this user calls a device it is authorised for. `sn` (also `deviceId` or
+     * `callee`), `roomType` "video" or "voice", `timeLimit` in seconds. Resolves with the call id once
+     * the device rings; "answered" follows when it answers. */
+    async initByCaller(options) {
+      const config = options || {};
+      const sn = config.sn || config.deviceId || config.callee;
+      const media = config.roomType === "voice" || config.media === "audio" ? "audio" : "video";
+      const params = { sn, media };
+      if (config.timeLimit) params.time_limit_s = config.timeLimit;
+      const data = await this._request("call", params);
+      this._call = { callId: data.call_id, sn, media, timeLimit: config.timeLimit || 0, outgoing: true };
+      this._voipEvent("dialing", { callId: data.call_id, sn, media, timeLimit: config.timeLimit || 0 });
+      return data.call_id;
+    }
+
+    async _enterCall(callId, roomId, rtoken) {
+      this._call = Object.assign(this._call || {}, { callId, answeredAt: Date.now() });
+      this._voipEvent("answered", { callId, roomId });
+      await this._request("join_room", { room_id: roomId, rtoken });
+      this._roomId = roomId;
       this._startTicking();
       const options = this._options;
       await this._publish({
@@ -842,11 +862,6 @@
       await this._request("hang_up", { call_id: this._call.callId });
     }
 
-    /** Seed 003 initByCaller: a phone calls a device. Not offered by protocol v1 yet (docs/web-sdk.md). */
-    async initByCaller() {
-      throw new ProtocolError(-91023, "calls from a phone to a device are not offered yet");
-    }
-
     _startTicking() {
       this._stopTicking();
       this._ticker = setInterval(() => {
@@ -864,6 +879,9 @@
       if (event === "on_call_incoming") {
         this._call = { callId: data.call_id, sn: data.sn, media: data.media, timeLimit: data.time_limit_s || 0 };
         this._voipEvent("ringing", { callId: data.call_id, sn: data.sn, media: data.media, timeLimit: data.time_limit_s || 0 });
+      } else if (event === "on_call_answered" && this._call && this._call.outgoing && this._call.callId === data.call_id) {
+        const report = (error) => this._voipEvent("error", { callId: data.call_id, code: error.code, msg: error.message });
+        this._enterCall(data.call_id, data.room_id, data.rtoken).catch(report);
       } else if (event === "on_call_end") {
         this._stopTicking();
         this._closeMedia();

@@ -1,13 +1,15 @@
 """The Web SDK (docs/web-sdk.md) in headless Chromium against a whole platform on loopback: a customer's page,
 written only from the seed's Web API and served from another origin than the gateway's, publishes its fake
 camera through /sdk/parley.js and a second tab decodes it; the gateway's callee page (/phone) answers a
-device's call (the device: a protocol v1 client with aiortc media), media both ways, and the call ends by
-either side's hang-up or the time limit with the seed's events. Also: which origins the gateway admits.
+device's call (the device: a protocol v1 client with aiortc media), media both ways, calls a device that
+answers (seed 003 initByCaller), and the call ends by either side's hang-up or the time limit with the
+seed's events. Also: which origins the gateway admits, and the seed's codes reaching the page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -325,24 +327,7 @@ async def test_the_phone_page_answers_a_device_call_with_media_both_ways_and_han
     assert await phone.run("return document.getElementById('time-limit').textContent;") == "of 10:00"
 
     await phone.click("answer")
-    answered = await device.event("on_call_answered")
-    await device.ok("join_room", room_id=answered["room_id"], rtoken=answered["rtoken"])
-    sender, receiver = Peer(send=True), Peer(send=False)
-    try:
-        published = await device.ok("publish", media_type=1, sdp=await sender.offer())
-        await sender.pc.setRemoteDescription(type_answer(published["sdp"]))
-        phone_feed = await phone_feed_id(device)
-        subscribed = await device.ok("subscribe", feed_id=phone_feed, sdp=await receiver.offer())
-        await receiver.pc.setRemoteDescription(type_answer(subscribed["sdp"]))
-        # The phone's camera reaches the device...
-        video = next(t.receiver.track for t in receiver.pc.getTransceivers() if t.kind == "video")
-        async with asyncio.timeout(MEDIA_TIMEOUT_S):
-            for _ in range(FRAMES):
-                await video.recv()
-        # ...and the device's video is decoded by the phone.
-        async with asyncio.timeout(MEDIA_TIMEOUT_S):
-            while await phone.frames_decoded("window.phone._subscriptions") < FRAMES:
-                await asyncio.sleep(0.3)
+    async with media_both_ways(phone, device, await device.event("on_call_answered")):
         # keepTime runs on the page (seed 003 "calling" events).
         calling = await voip_event(phone, "calling")
         assert calling["callId"] == call_id and calling["keepTime"] >= 900
@@ -354,9 +339,54 @@ async def test_the_phone_page_answers_a_device_call_with_media_both_ways_and_han
         assert (ended["reason"], ended["by"]) == ("hang_up", "user") and ended["keep_time_ms"] > 0
         page_end = await voip_event(phone, "end")
         assert (page_end["reason"], page_end["by"]) == ("hang_up", "user")
-        assert "call ended: hang_up" in await phone.run(
-            "return document.getElementById('ended').textContent;"
-        )
+        ended_text = await phone.run("return document.getElementById('ended').textContent;")
+        assert "call ended: hang_up" in ended_text
+
+
+async def test_the_phone_page_calls_a_device_that_answers_with_media_both_ways(
+    platform: Platform, app: App, tabs: Any, connections: Connections
+) -> None:
+    """Seed 003 initByCaller with timeLimit, from the page; the device answers and hangs up."""
+    phone, uid = await phone_page(platform, app, tabs)
+    device = await calling_device(platform, app, connections, uid)
+    await phone.run(
+        "document.getElementById('callee-sn').value = arguments[0];"
+        "document.getElementById('call-time-limit').value = '300';",
+        device.uid,
+    )
+    await phone.click("call")
+    incoming = await device.event("on_call_incoming")
+    assert (incoming["caller"], incoming["open_id"], incoming["time_limit_s"]) == ("user", uid, 300)
+    dialing = await voip_event(phone, "dialing")
+    assert (dialing["callId"], dialing["sn"], dialing["timeLimit"]) == (incoming["call_id"], device.uid, 300)
+    answered = await device.ok("answer_call", call_id=incoming["call_id"])
+    async with media_both_ways(phone, device, answered):
+        await voip_event(phone, "calling")
+        await device.ok("hang_up", call_id=incoming["call_id"])
+        page_end = await voip_event(phone, "end")
+        assert (page_end["reason"], page_end["by"]) == ("hang_up", "device") and page_end["keepTime"] > 0
+
+
+@contextlib.asynccontextmanager
+async def media_both_ways(phone: Tab, device: Client, answered: dict[str, Any]) -> AsyncIterator[None]:
+    """The device joins the call's room, publishes aiortc's test video and subscribes to the phone's
+    camera: returns once the device decoded the phone's frames and the phone the device's."""
+    await device.ok("join_room", room_id=answered["room_id"], rtoken=answered["rtoken"])
+    sender, receiver = Peer(send=True), Peer(send=False)
+    try:
+        published = await device.ok("publish", media_type=1, sdp=await sender.offer())
+        await sender.pc.setRemoteDescription(type_answer(published["sdp"]))
+        phone_feed = await phone_feed_id(device)
+        subscribed = await device.ok("subscribe", feed_id=phone_feed, sdp=await receiver.offer())
+        await receiver.pc.setRemoteDescription(type_answer(subscribed["sdp"]))
+        video = next(t.receiver.track for t in receiver.pc.getTransceivers() if t.kind == "video")
+        async with asyncio.timeout(MEDIA_TIMEOUT_S):
+            for _ in range(FRAMES):
+                await video.recv()
+        async with asyncio.timeout(MEDIA_TIMEOUT_S):
+            while await phone.frames_decoded("window.phone._subscriptions") < FRAMES:
+                await asyncio.sleep(0.3)
+        yield
     finally:
         for peer in (sender, receiver):
             await peer.pc.close()
