@@ -275,7 +275,8 @@
       }
       this._roomConfig = config;
       this._engine = engine;
-      this._freeSubscribeSlots = (config.initSubscribe || []).filter((slot) => slot && slot.subscribe_video_id || slot && slot.subscribe_audio_id);
+      // The seed's examples pad initSubscribe with empty objects ([{...}, {}, {}]): those are no windows.
+      this._freeSubscribeSlots = (config.initSubscribe || []).filter((slot) => slot && (slot.subscribe_video_id || slot.subscribe_audio_id));
       this._emit("OnInitRoomConfigOK");
     }
 
