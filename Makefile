@@ -1,15 +1,16 @@
 # Parley: `make run` starts the platform on this machine, `make test` runs every test.
-# Both install what they need first: Python packages into .venv, and headless Chromium with its driver
-# (Debian's packages) for the browser tests.
+# Both install what they need first: Python packages into .venv, headless Chromium with its driver
+# (Debian's packages) for the browser tests, and Debian's ffmpeg/ffprobe that the recording tests read
+# files with.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test proto lint bench clean
+.PHONY: install browser ffmpeg run test proto lint bench clean
 
-install: $(STAMP) browser
+install: $(STAMP) browser ffmpeg
 
 # The relay's browser tests drive /usr/bin/chromium through /usr/bin/chromedriver; they fail without them.
 # The package lists are refreshed only when an install from the current ones fails.
@@ -18,6 +19,14 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  $(APT) install -y --no-install-recommends chromium chromium-driver \
 	  || { $(APT) update && $(APT) install -y --no-install-recommends chromium chromium-driver; }; \
+	fi
+
+# The recording tests check every file the recorder writes with ffprobe, and the recording bench runs
+# ffmpeg next to the recorder.
+ffmpeg:
+	@if [ ! -x /usr/bin/ffprobe ] || [ ! -x /usr/bin/ffmpeg ]; then \
+	  $(APT) install -y --no-install-recommends ffmpeg \
+	  || { $(APT) update && $(APT) install -y --no-install-recommends ffmpeg; }; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -72,6 +72,7 @@ def file_data(file: recorder_pb2.RecordFile) -> dict[str, Any]:
         "media_type": file.media_type,
         "video_packets": file.video_packets,
         "audio_packets": file.audio_packets,
+        "first_frame_ms": file.first_frame_ms,
         "started_at_ms": _ms(file.started_at, file.HasField("started_at")),
         "ended_at_ms": _ms(file.ended_at, file.HasField("ended_at")),
     }

@@ -26,6 +26,7 @@ def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
         ended_at=timestamp(file.ended_at) if file.ended_at else None,
         video_packets=file.video_packets,
         audio_packets=file.audio_packets,
+        first_frame_ms=file.first_frame_ms,
     )
 
 

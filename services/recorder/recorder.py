@@ -9,7 +9,6 @@ media with the previous process and is failed with 100105, its files kept as far
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,26 +22,24 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 
 from services.core.config import RecorderSettings
 from services.core.errors import ErrorKind, ParleyError
-from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, SubscribeFailed
+from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, FrameSink, SubscribeFailed
 from services.recorder.errors import (
     ALREADY_RECORDING,
     PAUSE_ROOM_STATE,
     RECORD_ENDED,
     RECORD_NOT_IN_ROOM,
-    RECORD_PARAM_INVALID,
     RECORD_ROOM_NOT_FOUND,
     RECORD_UNKNOWN,
     RESUME_ROOM_STATE,
     START_FAILED,
 )
-from services.recorder.files import WriteFailed
+from services.recorder.files import FORMATS, FeedFile, WriteFailed
 from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob, Transition
+from services.recorder.params import RecordOptions, check_folder, parse_record_param
 from services.recorder.store import JobStore
 
 log = structlog.get_logger(__name__)
 
-# Seed 002 StartRemoteRecord file_path, kept to a plain relative folder inside the storage folder.
-_SAFE_PATH = re.compile(r"^[A-Za-z0-9_.\-/]{1,200}$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -69,6 +66,7 @@ RelayStubs = Callable[[str], RelayServiceStub]
 @dataclass
 class LiveJob:
     job: RecordJob
+    options: RecordOptions
     captures: dict[str, FeedCapture] = field(default_factory=dict)
     # Every feed a capture was started for: a feed is recorded once, however often it is announced (the
     # room's answer at start and its FeedPublished fact may both name it, and a fact may come late).
@@ -90,22 +88,6 @@ def job_folder(file_path: str, biz_name: str, room_id: str, record_id: str) -> s
     <bizName>/<roomId>/<recordId>."""
     prefix = PurePosixPath(file_path) if file_path else PurePosixPath()
     return str(prefix / safe_name(biz_name) / safe_name(room_id) / record_id)
-
-
-def check_start_params(record_param_json: str, file_path: str) -> None:
-    if record_param_json:
-        try:
-            param = json.loads(record_param_json)
-        except json.JSONDecodeError:
-            raise RECORD_PARAM_INVALID("recordParam is not JSON") from None
-        if not isinstance(param, dict):
-            raise RECORD_PARAM_INVALID("recordParam is a JSON object")
-    if file_path:
-        parts = PurePosixPath(file_path).parts
-        if not _SAFE_PATH.match(file_path) or file_path.startswith("/") or ".." in parts:
-            raise RECORD_PARAM_INVALID(
-                "file_path is a relative folder of letters, digits, '_', '-', '.' and '/', without '..'"
-            )
 
 
 class Recorder:
@@ -149,7 +131,8 @@ class Recorder:
         record_third_id: str,
         file_path: str,
     ) -> RecordJob:
-        check_start_params(record_param_json, file_path)
+        options = parse_record_param(record_param_json)
+        check_folder(file_path, "file_path")
         try:
             room = await self._rooms.get(room_id)
         except ParleyError as error:
@@ -175,7 +158,7 @@ class Recorder:
                 created_at=_now(),
             )
             await self._store.create(job, job.initialised())
-            live = self._live[record_id] = LiveJob(job)
+            live = self._live[record_id] = LiveJob(job, options)
         log.info("recording_started", record_id=record_id, room_id=room_id, feeds=len(room.feeds))
         for feed in room.feeds:
             self._spawn(self._add_feed(live, feed, room.relay_address))
@@ -221,8 +204,7 @@ class Recorder:
         if live is not None and (not biz_name or live.job.biz_name == biz_name):
             for capture in live.captures.values():
                 # A capture still negotiating with its relay has no file yet.
-                if capture.file is not None:
-                    self._update_file(live.job, capture)
+                self._update_files(live.job, capture)
             return live.job
         return await self._job(record_id, biz_name)
 
@@ -273,13 +255,18 @@ class Recorder:
             if not job.live or feed.feed_id in live.feeds_seen or not relay_address:
                 return
             live.feeds_seen.add(feed.feed_id)
-            name = f"{safe_name(feed.uid)}-{safe_name(feed.feed_id)}"
+            options = live.options
+            kinds = tuple(k for k in feed.kinds if options.wants(k) or k == options.split_kind())
+            if not kinds:
+                # The recording keeps nothing this feed has (an audio-only feed in a video-only file).
+                return
             capture = FeedCapture(
                 feed,
                 room_id=job.room_id,
                 biz_name=job.biz_name,
                 relay=self._relays(relay_address),
-                path_without_suffix=self._storage_dir / job.folder / name,
+                kinds=kinds,
+                make_sinks=lambda video, audio: self._feed_files(live, feed, video, audio),
                 listen_address=self._settings.listen_address,
                 rpc_timeout_s=self._settings.rpc_timeout_s,
                 connect_timeout_s=self._settings.connect_timeout_s,
@@ -301,7 +288,7 @@ class Recorder:
             if live.captures.get(feed.feed_id) is not capture:
                 # The job stopped (or the feed ended) while the capture started.
                 return
-            self._update_file(job, capture)
+            self._update_files(job, capture)
             if job.state is JobState.PAUSED:
                 capture.pause()
             await self._store.save(job, [])
@@ -336,8 +323,8 @@ class Recorder:
             now = _now()
             for capture in list(live.captures.values()):
                 await self._quietly_close(capture)
-                if capture.file is not None:
-                    self._update_file(live.job, capture).ended_at = now
+                for file in self._update_files(live.job, capture):
+                    file.ended_at = now
             live.captures.clear()
             transitions = live.job.fail(code, message, now, feed_id)
             self._forget(live)
@@ -354,29 +341,71 @@ class Recorder:
                 await capture.close()
             except WriteFailed as error:
                 now = _now()
-                if capture.file is not None:
-                    self._update_file(live.job, capture).ended_at = now
+                for file in self._update_files(live.job, capture):
+                    file.ended_at = now
                 transitions += live.job.fail(EventCode.WRITE_FAILED, str(error), now, capture.source.feed_id)
                 continue
-            if capture.file is not None and live.job.live:
-                file = self._update_file(live.job, capture)
-                transitions.append(live.job.file_closed(file, _now()))
+            if live.job.live:
+                for file in self._update_files(live.job, capture):
+                    transitions.append(live.job.file_closed(file, _now()))
         return transitions
 
-    def _update_file(self, job: RecordJob, capture: FeedCapture) -> RecordFile:
-        assert capture.file is not None
-        media = capture.file
+    def _feed_files(self, live: LiveJob, feed: FeedSource, video: str, audio: str) -> list[FrameSink]:
+        """Single mode: the feed's file in the asked format with the asked kinds, and its split file
+        (seed 002 splitType / splitFilePath); raises OSError when one cannot be created."""
+        options, job = live.options, live.job
+        fmt = FORMATS[options.format]
+        name = f"{safe_name(feed.uid)}-{safe_name(feed.feed_id)}"
+        files: list[FrameSink] = []
+        main_video = video if options.wants("video") else ""
+        main_audio = audio if options.wants("audio") else ""
+        if main_video or main_audio:
+            path = self._storage_dir / job.folder / f"{name}{fmt.suffix}"
+            files.append(
+                FeedFile(path, video_codec=main_video, audio_codec=main_audio, fmt=fmt, crf=options.crf)
+            )
+        split = options.split_kind()
+        if split and (video if split == "video" else audio):
+            folder = self._split_folder(live)
+            files.append(
+                FeedFile(
+                    folder / f"{name}-{split}{fmt.suffix}",
+                    video_codec=video if split == "video" else "",
+                    audio_codec=audio if split == "audio" else "",
+                    fmt=fmt,
+                    crf=options.crf,
+                )
+            )
+        return files
+
+    def _split_folder(self, live: LiveJob) -> Path:
+        """Seed 002 splitFilePath ("后端自动生成" when not given: the job's own folder)."""
+        job = live.job
+        if not live.options.split_file_path:
+            return self._storage_dir / job.folder
+        return self._storage_dir / job_folder(
+            live.options.split_file_path, job.biz_name, job.room_id, job.record_id
+        )
+
+    def _update_files(self, job: RecordJob, capture: FeedCapture) -> list[RecordFile]:
+        files = []
+        for media in capture.sinks:
+            if isinstance(media, FeedFile):
+                files.append(self._update_file(job, media, capture.source))
+        return files
+
+    def _update_file(self, job: RecordJob, media: FeedFile, source: FeedSource) -> RecordFile:
         relative = str(media.path.relative_to(self._storage_dir))
         file = job.files.get(media.path.name)
         if file is None:
             file = RecordFile(
                 name=media.path.name,
                 path=relative,
-                feed_id=capture.source.feed_id,
-                uid=capture.source.uid,
+                feed_id=source.feed_id,
+                uid=source.uid,
                 started_at=_now(),
-                video_codec=capture.video_codec,
-                audio_codec=capture.audio_codec,
+                video_codec=media.video_codec,
+                audio_codec=media.audio_codec,
             )
             job.file_opened(file)
         file.size_bytes = media.size_bytes()

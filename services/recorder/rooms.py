@@ -33,7 +33,7 @@ class RoomManagerRooms:
             relay_address=room.relay_address,
             participants=frozenset(participant.uid for participant in room.participants),
             feeds=tuple(
-                FeedSource(feed.feed_id, feed.uid, feed.media_type)
+                FeedSource(feed.feed_id, feed.uid, feed.media_type, feed.tag)
                 for participant in room.participants
                 for feed in participant.feeds
             ),
@@ -46,7 +46,9 @@ def consume_room_facts(feeds: EventConsumer, rooms: EventConsumer, recorder: Rec
 
     @feeds.on(events_pb2.FeedPublished)
     async def published(event: events_pb2.FeedPublished, envelope: Envelope) -> None:
-        await recorder.feed_published(event.room_id, FeedSource(event.feed_id, event.uid, event.media_type))
+        await recorder.feed_published(
+            event.room_id, FeedSource(event.feed_id, event.uid, event.media_type, event.tag)
+        )
 
     @feeds.on(events_pb2.FeedUnpublished)
     async def unpublished(event: events_pb2.FeedUnpublished, envelope: Envelope) -> None:

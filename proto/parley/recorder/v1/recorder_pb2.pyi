@@ -240,6 +240,7 @@ class RecordFile(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     VIDEO_PACKETS_FIELD_NUMBER: _builtins.int
     AUDIO_PACKETS_FIELD_NUMBER: _builtins.int
+    FIRST_FRAME_MS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The file's name, and its path relative to the recorder's storage folder."""
     path: _builtins.str
@@ -256,6 +257,8 @@ class RecordFile(_message.Message):
     """Seed 002 recordResult mediaType: 0 audio and video, 1 audio only, 2 video only."""
     video_packets: _builtins.int
     audio_packets: _builtins.int
+    first_frame_ms: _builtins.int
+    """Server time of the file's first frame, in ms since the epoch (0 before one was written)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -278,10 +281,11 @@ class RecordFile(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         video_packets: _builtins.int = ...,
         audio_packets: _builtins.int = ...,
+        first_frame_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "first_frame_ms", b"first_frame_ms", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
