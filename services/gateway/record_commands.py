@@ -55,6 +55,14 @@ class RecordCommand(BaseModel):
     record_id: RecordId
 
 
+class ChangeWatermark(BaseModel):
+    model_config = _STRICT
+
+    record_id: RecordId
+    # Seed 002 ChangeRemoteRecordWatermark overlaps (appendix 7); the recorder checks the entries.
+    overlaps: list[dict[str, Any]]
+
+
 def _ms(stamp: Timestamp, present: bool) -> int | None:
     return stamp.ToMilliseconds() if present else None
 
@@ -146,6 +154,7 @@ class RecordCommands:
             "pause_record": Command(self._pause),
             "resume_record": Command(self._resume),
             "get_record_info": Command(self._info),
+            "change_record_watermark": Command(self._watermark),
         }
 
     async def _start(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +185,22 @@ class RecordCommands:
 
     async def _resume(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         return record_info_data(await self._control(session, params, self._recorder.ResumeRecording))
+
+    async def _watermark(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        change = parse_params(ChangeWatermark, params)
+        biz_name, uid = _asker(session)
+        info = await self._call(
+            self._recorder.ChangeWatermark(
+                recorder_pb2.ChangeWatermarkRequest(
+                    record_id=change.record_id,
+                    biz_name=biz_name,
+                    uid=uid,
+                    overlaps_json=json.dumps(change.overlaps),
+                ),
+                timeout=self._timeout_s,
+            )
+        )
+        return {"record_id": info.record_id}
 
     async def _info(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         command = parse_params(RecordCommand, params)

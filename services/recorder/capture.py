@@ -120,6 +120,7 @@ class FeedCapture:
         self.audio_codec = ""
         self.ended = False
         self._closed = False
+        self._writing = True
         self._requests: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
@@ -179,6 +180,10 @@ class FeedCapture:
         if any(sink.waiting_for_keyframe for sink in self.sinks):
             self._request_keyframe()
 
+    def stop_writing(self) -> None:
+        """Frames from now on are left out: the files end here, whenever the link winds down."""
+        self._writing = False
+
     async def close(self) -> None:
         """Stop receiving, stop the subscription at the relay, finish the sinks; raises WriteFailed (the
         first a sink raised, after every sink was closed)."""
@@ -228,7 +233,7 @@ class FeedCapture:
 
     def _tap(self, kind: str) -> EncodedFrameTap:
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-            if self._closed:
+            if self._closed or not self._writing:
                 return
             try:
                 for sink in self.sinks:

@@ -13,6 +13,7 @@ used. What the seed has no code for takes Parley's own, -9103x (next to the room
 | -10361 | RESUME_ROOM_STATE     | resume by someone who is not in the job's room       | ResumeRemoteRecord |
 | -10362 | RESUME_RECORD_STATE   | resume of a job that is not paused                   | ResumeRemoteRecord |
 | -10353 | RECORD_INFO_PARAMS    | get_record_info without a record_id                  | GetRecordInfo      |
+| -10381 | WATERMARK_FAILED      | watermark change of a single-file job, bad overlaps  | ChangeRemote...    |
 | -91030 | RECORD_UNKNOWN        | no such recording (or one of another app)            | Parley             |
 | -91031 | RECORD_ROOM_NOT_FOUND | no such room to record (or another app's)            | Parley             |
 | -91032 | ALREADY_RECORDING     | the room has a recording that has not ended          | Parley             |
@@ -48,6 +49,10 @@ RESUME_RECORD_STATE = ErrorKind(
 # 002 GetRecordInfo: -10353 "请求参数错误".
 RECORD_INFO_PARAMS = ErrorKind(
     -10353, "RECORD_INFO_PARAMS", _Status.INVALID_ARGUMENT, "record_id is required"
+)
+# 002 ChangeRemoteRecordWatermark: -10381 "变更服务端录制水印失败".
+WATERMARK_FAILED = ErrorKind(
+    -10381, "WATERMARK_FAILED", _Status.FAILED_PRECONDITION, "the watermark could not be changed"
 )
 
 # Parley's own: situations the seed has no code for.

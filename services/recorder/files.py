@@ -241,12 +241,7 @@ class _TranscodeAudioTrack(_Track):
     def __init__(self, codec: str, encoder: tuple[str, str]) -> None:
         super().__init__("audio", codec, AUDIO_CLOCK_RATES[codec], encoder[1])
         self._encoder_name = encoder[0]
-        decoder: Any = av.CodecContext.create(AUDIO_CODECS[codec], "r")
-        if codec != "opus":
-            # G.711 says nothing of its rate and channels: RTP's PCMU/PCMA are 8 kHz mono.
-            decoder.sample_rate = self.clock_rate
-            decoder.layout = "mono"
-        self._decoder = decoder
+        self._decoder = audio_decoder(codec)
         self._resampler: av.AudioResampler | None = None
         self._samples: int | None = None
         self.stream: Any = None
@@ -293,6 +288,16 @@ class _TranscodeAudioTrack(_Track):
         for packet in packets:
             container.mux(packet)
             self.packets += 1
+
+
+def audio_decoder(codec: str) -> Any:
+    """A decoder for an RTP audio codec's frames."""
+    decoder: Any = av.CodecContext.create(AUDIO_CODECS[codec], "r")
+    if codec != "opus":
+        # G.711 says nothing of its rate and channels: RTP's PCMU/PCMA are 8 kHz mono.
+        decoder.sample_rate = AUDIO_CLOCK_RATES[codec]
+        decoder.layout = "mono"
+    return decoder
 
 
 def add_video_encoder(

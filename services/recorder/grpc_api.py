@@ -55,3 +55,11 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
         if not request.record_id:
             raise RECORD_INFO_PARAMS()
         return record_info(await self._recorder.info(request.record_id, biz_name=request.biz_name))
+
+    async def ChangeWatermark(
+        self, request: recorder_pb2.ChangeWatermarkRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        job = await self._recorder.change_watermark(
+            request.record_id, request.overlaps_json, biz_name=request.biz_name, uid=request.uid
+        )
+        return record_info(job)

@@ -31,14 +31,27 @@ class EventCode(IntEnum):
     ENDED = 11
     # "录制结果": sent with recordResult.
     RESULT = 99
+    # "录制警告".
+    WARNING = 50
     # "订阅流失败" (1000xx: failures while starting).
     SUBSCRIBE_FAILED = 100003
+    # "订阅路数缺失": fewer streams recorded than recordTotalStream by startTimeout.
+    STREAMS_MISSING = 100004
+    # "连接 mcu 失败": the composite's mixer (its encoders, its file) could not start.
+    MIXER_FAILED = 100005
+    # "实际自定义混流流数大于设置数目": a stream whose tag layoutParam / tagPositions leaves out.
+    TOO_MANY_MIXED = 100007
     # "录制文件创建失败" (1001xx: failures while recording).
     FILE_CREATE_FAILED = 100101
     # "录制子进程崩溃": the recorder stopped while the job was recording (found at its next start).
     PROCESS_CRASHED = 100105
     # "磁盘满或者写文件失败".
     WRITE_FAILED = 100106
+    # "上传文件失败" (1002xx: failures at the end).
+    UPLOAD_FAILED = 100201
+    # "流断开警告", "低帧率警告".
+    STREAM_DISCONNECTED = 500301
+    LOW_FRAME_RATE = 500302
     # Parley's own: the seed reports no event for pause and resume, yet they change the job's state.
     PAUSED = 910001
     RESUMED = 910002

@@ -86,7 +86,7 @@ class RecordOptions:
     tag_filter: str = ""
     crf: int | None = None
     # Parley's extensions.
-    mode: Mode = Mode.SINGLE
+    mode: Mode = Mode.COMPOSITE
     format: str = DEFAULT_FORMAT
     media_type: int = 0
     layout: Layout = Layout.GRID
@@ -212,7 +212,7 @@ def parse_record_param(record_param_json: str) -> RecordOptions:
         overlays=parse_overlaps(param.get("overlaps", [])),
         tag_filter=tag_filter,
         crf=_int(param, "crf", 23, 0, 51) if "crf" in param else None,
-        mode=Mode(_choice(param, "mode", Mode.SINGLE, {m.value for m in Mode})),
+        mode=Mode(_choice(param, "mode", Mode.COMPOSITE, {m.value for m in Mode})),
         format=_choice(param, "format", DEFAULT_FORMAT, set(FORMATS)),
         media_type=_int(param, "mediaType", 0, 0, 2),
         layout=Layout(_choice(param, "layout", Layout.GRID, {layout.value for layout in Layout})),

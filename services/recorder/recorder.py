@@ -9,6 +9,7 @@ media with the previous process and is failed with 100105, its files kept as far
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,6 +24,7 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from services.core.config import RecorderSettings
 from services.core.errors import ErrorKind, ParleyError
 from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, FrameSink, SubscribeFailed
+from services.recorder.compositor import Compositor, CompositorFailed, SplitFile
 from services.recorder.errors import (
     ALREADY_RECORDING,
     PAUSE_ROOM_STATE,
@@ -32,10 +34,12 @@ from services.recorder.errors import (
     RECORD_UNKNOWN,
     RESUME_ROOM_STATE,
     START_FAILED,
+    WATERMARK_FAILED,
 )
 from services.recorder.files import FORMATS, FeedFile, WriteFailed
 from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob, Transition
-from services.recorder.params import RecordOptions, check_folder, parse_record_param
+from services.recorder.layout import in_layout
+from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
 from services.recorder.store import JobStore
 
 log = structlog.get_logger(__name__)
@@ -68,6 +72,8 @@ class LiveJob:
     job: RecordJob
     options: RecordOptions
     captures: dict[str, FeedCapture] = field(default_factory=dict)
+    # Composite mode: the job's one file, composed on its own thread.
+    compositor: Compositor | None = None
     # Every feed a capture was started for: a feed is recorded once, however often it is announced (the
     # room's answer at start and its FeedPublished fact may both name it, and a fact may come late).
     feeds_seen: set[str] = field(default_factory=set)
@@ -160,6 +166,8 @@ class Recorder:
             await self._store.create(job, job.initialised())
             live = self._live[record_id] = LiveJob(job, options)
         log.info("recording_started", record_id=record_id, room_id=room_id, feeds=len(room.feeds))
+        if options.mode is Mode.COMPOSITE:
+            self._start_compositor(live)
         for feed in room.feeds:
             self._spawn(self._add_feed(live, feed, room.relay_address))
         return job
@@ -173,7 +181,9 @@ class Recorder:
         async with live.lock:
             if not live.job.live:
                 raise RECORD_ENDED(f"the recording has {live.job.state.name.lower()} already")
-            transitions = await self._close_captures(live, live.captures.values())
+            # The composite first: its last pictures still show every feed.
+            transitions = await self._close_compositor(live)
+            transitions += await self._close_captures(live, live.captures.values())
             if live.job.live:
                 transitions += live.job.stop(_now())
             self._forget(live)
@@ -185,6 +195,8 @@ class Recorder:
         live = await self._live_job(record_id, biz_name, uid, PAUSE_ROOM_STATE)
         async with live.lock:
             transition = live.job.pause()
+            if live.compositor is not None:
+                live.compositor.pause()
             for capture in live.captures.values():
                 capture.pause()
             await self._store.save(live.job, [transition])
@@ -194,6 +206,8 @@ class Recorder:
         live = await self._live_job(record_id, biz_name, uid, RESUME_ROOM_STATE)
         async with live.lock:
             transition = live.job.resume()
+            if live.compositor is not None:
+                live.compositor.resume()
             for capture in live.captures.values():
                 capture.resume()
             await self._store.save(live.job, [transition])
@@ -205,8 +219,26 @@ class Recorder:
             for capture in live.captures.values():
                 # A capture still negotiating with its relay has no file yet.
                 self._update_files(live.job, capture)
+            if live.compositor is not None:
+                self._composite_files(live.job, live.compositor)
             return live.job
         return await self._job(record_id, biz_name)
+
+    async def change_watermark(
+        self, record_id: str, overlaps_json: str, *, biz_name: str = "", uid: str = ""
+    ) -> RecordJob:
+        """Seed 002 ChangeRemoteRecordWatermark: the composite's watermarks from the next picture on;
+        -10381 when the job has no picture to mark or the overlaps are not acceptable."""
+        live = await self._live_job(record_id, biz_name, uid, RECORD_NOT_IN_ROOM)
+        if live.compositor is None:
+            raise WATERMARK_FAILED("watermarks are drawn on composite recordings only")
+        try:
+            overlays = parse_overlaps(json.loads(overlaps_json or "[]"))
+        except (ParleyError, json.JSONDecodeError) as error:
+            raise WATERMARK_FAILED(f"overlaps not acceptable: {getattr(error, 'message', error)}") from None
+        live.compositor.set_overlays(overlays)
+        log.info("recording_watermark_changed", record_id=record_id, overlays=len(overlays))
+        return live.job
 
     async def shutdown(self) -> None:
         """Stop every live job as if asked (their files complete), then wait for what is in flight."""
@@ -256,6 +288,13 @@ class Recorder:
                 return
             live.feeds_seen.add(feed.feed_id)
             options = live.options
+            if not feed.tag.startswith(options.tag_filter):
+                # Seed 002 tagFilter: only feeds whose tag has that prefix are recorded.
+                return
+            if live.compositor is not None and not in_layout(feed.tag, options):
+                message = f"the layout has no place for tag {feed.tag!r}: the stream is not recorded"
+                await self._store.save(job, [job.warn(EventCode.TOO_MANY_MIXED, message, feed.feed_id)])
+                return
             kinds = tuple(k for k in feed.kinds if options.wants(k) or k == options.split_kind())
             if not kinds:
                 # The recording keeps nothing this feed has (an audio-only feed in a video-only file).
@@ -266,7 +305,7 @@ class Recorder:
                 biz_name=job.biz_name,
                 relay=self._relays(relay_address),
                 kinds=kinds,
-                make_sinks=lambda video, audio: self._feed_files(live, feed, video, audio),
+                make_sinks=lambda video, audio: self._sinks(live, feed, video, audio),
                 listen_address=self._settings.listen_address,
                 rpc_timeout_s=self._settings.rpc_timeout_s,
                 connect_timeout_s=self._settings.connect_timeout_s,
@@ -326,6 +365,10 @@ class Recorder:
                 for file in self._update_files(live.job, capture):
                     file.ended_at = now
             live.captures.clear()
+            if live.compositor is not None:
+                await self._quietly_close_compositor(live.compositor)
+                for file in self._composite_files(live.job, live.compositor):
+                    file.ended_at = now
             transitions = live.job.fail(code, message, now, feed_id)
             self._forget(live)
             await self._store.save(live.job, transitions)
@@ -335,20 +378,70 @@ class Recorder:
         """Close `captures` (held under the job's lock): an event 0 for each file completed; a disk that
         refuses the end of a file fails the job (100106)."""
         transitions: list[Transition] = []
-        for capture in list(captures):
+        closing = list(captures)
+        # Every file ends now, not once each link has wound down (that can take a while).
+        for capture in closing:
+            capture.stop_writing()
+        ended = _now()
+        for capture in closing:
             live.captures.pop(capture.source.feed_id, None)
             try:
                 await capture.close()
             except WriteFailed as error:
-                now = _now()
                 for file in self._update_files(live.job, capture):
-                    file.ended_at = now
-                transitions += live.job.fail(EventCode.WRITE_FAILED, str(error), now, capture.source.feed_id)
+                    file.ended_at = ended
+                transitions += live.job.fail(
+                    EventCode.WRITE_FAILED, str(error), ended, capture.source.feed_id
+                )
                 continue
             if live.job.live:
                 for file in self._update_files(live.job, capture):
-                    transitions.append(live.job.file_closed(file, _now()))
+                    transitions.append(live.job.file_closed(file, ended))
         return transitions
+
+    def _start_compositor(self, live: LiveJob) -> None:
+        job = live.job
+        loop = asyncio.get_running_loop()
+
+        def failed(failure: CompositorFailed) -> None:
+            # On the compositor's thread: the job fails on the event loop.
+            loop.call_soon_threadsafe(self._spawn, self._fail(live, EventCode(failure.code), str(failure)))
+
+        suffix = FORMATS[live.options.format].suffix
+        path = self._storage_dir / job.folder / f"{job.record_id}{suffix}"
+        split = self._split_folder(live) / f"{job.record_id}-{live.options.split_kind()}{suffix}"
+        try:
+            live.compositor = Compositor(path, live.options, on_failure=failed, split_path=split)
+        except OSError as error:
+            message = f"{error.strerror or error}: {error.filename or ''}"
+            self._spawn(self._fail(live, EventCode.FILE_CREATE_FAILED, message))
+
+    async def _close_compositor(self, live: LiveJob) -> list[Transition]:
+        """Finish the composite file (on a worker thread: the encoders flush): its event 0, or the job
+        failed with the compositor's code."""
+        compositor = live.compositor
+        if compositor is None or not live.job.live:
+            return []
+        # The file ends now; its encoders flush after.
+        ended = _now()
+        try:
+            await asyncio.to_thread(compositor.close)
+        except CompositorFailed as failure:
+            for file in self._composite_files(live.job, compositor):
+                file.ended_at = ended
+            return live.job.fail(EventCode(failure.code), str(failure), ended)
+        return [live.job.file_closed(file, ended) for file in self._composite_files(live.job, compositor)]
+
+    def _composite_files(self, job: RecordJob, compositor: Compositor) -> list[RecordFile]:
+        files = [self._update_file(job, compositor, "", "")]
+        if compositor.split is not None:
+            files.append(self._update_file(job, compositor.split, "", ""))
+        return files
+
+    def _sinks(self, live: LiveJob, feed: FeedSource, video: str, audio: str) -> list[FrameSink]:
+        if live.compositor is not None:
+            return [live.compositor.input(feed.feed_id, feed.uid, feed.tag, video, audio)]
+        return self._feed_files(live, feed, video, audio)
 
     def _feed_files(self, live: LiveJob, feed: FeedSource, video: str, audio: str) -> list[FrameSink]:
         """Single mode: the feed's file in the asked format with the asked kinds, and its split file
@@ -391,18 +484,20 @@ class Recorder:
         files = []
         for media in capture.sinks:
             if isinstance(media, FeedFile):
-                files.append(self._update_file(job, media, capture.source))
+                files.append(self._update_file(job, media, capture.source.feed_id, capture.source.uid))
         return files
 
-    def _update_file(self, job: RecordJob, media: FeedFile, source: FeedSource) -> RecordFile:
+    def _update_file(
+        self, job: RecordJob, media: FeedFile | Compositor | SplitFile, feed_id: str, uid: str
+    ) -> RecordFile:
         relative = str(media.path.relative_to(self._storage_dir))
         file = job.files.get(media.path.name)
         if file is None:
             file = RecordFile(
                 name=media.path.name,
                 path=relative,
-                feed_id=source.feed_id,
-                uid=source.uid,
+                feed_id=feed_id,
+                uid=uid,
                 started_at=_now(),
                 video_codec=media.video_codec,
                 audio_codec=media.audio_codec,
@@ -414,6 +509,13 @@ class Recorder:
         file.audio_packets = media.audio_packets
         file.first_frame_ms = media.first_frame_ms
         return file
+
+    @staticmethod
+    async def _quietly_close_compositor(compositor: Compositor) -> None:
+        try:
+            await asyncio.to_thread(compositor.close)
+        except CompositorFailed:
+            pass
 
     @staticmethod
     async def _quietly_close(capture: FeedCapture) -> None:

@@ -14,6 +14,8 @@ from tests.ffprobe import probe
 pytestmark = pytest.mark.integration
 
 RECORD_S = 3.0
+WARM_UP_S = 1.5
+WALL_CLOCK_SLACK_S = 1.5
 
 
 async def record_call(
@@ -29,6 +31,9 @@ async def record_call(
         await publishers().publish(alice): "vp8",
         await publishers(video="video/H264").publish(bob): "h264",
     }
+    # The publishers' encoders start slowly on a busy machine and then catch up with a burst of frames
+    # stamped with their media time: the recording starts once they send at their pace.
+    await asyncio.sleep(WARM_UP_S)
     record_id = (await alice.ok("start_record", room_id=room["room_id"], record_param=record_param))[
         "record_id"
     ]
@@ -47,10 +52,17 @@ async def record_call(
 
 
 def check_duration(file: dict[str, Any], found: Any) -> None:
-    """The file holds media for the time it was recorded: from its first frame to the stop."""
+    """The file holds the media the recorder says it wrote, and about as long as it recorded.
+
+    A remuxed file is timed by the senders' RTP timestamps, not by the recorder's clock: on a loaded
+    machine aiortc's test senders stall and then catch up in bursts (and the receiver's jitter buffer
+    drops some of a burst), so media time and wall time part by up to a second. The file is held to the
+    recorder's own count within 0.5 s, and to the wall clock within WALL_CLOCK_SLACK_S. (Composites
+    are timed by the recorder's clock and held to 0.5 s of it: test_recording_composite.py.)"""
     recorded_s = (file["ended_at_ms"] - file["first_frame_ms"]) / 1000
     assert recorded_s >= RECORD_S
-    assert abs(found.duration_s - recorded_s) < 0.5, (found.duration_s, recorded_s)
+    assert abs(found.duration_s - file["duration_ms"] / 1000) < 0.5, (found.duration_s, file["duration_ms"])
+    assert abs(found.duration_s - recorded_s) < WALL_CLOCK_SLACK_S, (found.duration_s, recorded_s)
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,36 @@ RECORD_STATE_FAILED: RecordState.ValueType  # 4
 Global___RecordState: _TypeAlias = RecordState  # noqa: Y015
 
 @_typing.final
+class ChangeWatermarkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    OVERLAPS_JSON_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    biz_name: _builtins.str
+    """The app and the participant asking, as in RecordRequest."""
+    uid: _builtins.str
+    overlaps_json: _builtins.str
+    """Seed 002 appendix 7 `overlaps`, as JSON text (a list)."""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        overlaps_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "overlaps_json", b"overlaps_json", "record_id", b"record_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeWatermarkRequest: _TypeAlias = ChangeWatermarkRequest  # noqa: Y015
+
+@_typing.final
 class GetRecordInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -59,6 +59,11 @@ class RecorderServiceStub:
                 request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.SerializeToString,
                 response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
                 _registered_method=True)
+        self.ChangeWatermark = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/ChangeWatermark',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+                _registered_method=True)
 
 
 class RecorderServiceServicer:
@@ -98,6 +103,14 @@ class RecorderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeWatermark(self, request, context):
+        """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+        (-10381 for a single-file recording or overlaps that are not acceptable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecorderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +137,11 @@ def add_RecorderServiceServicer_to_server(servicer, server):
             'GetRecordInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRecordInfo,
                     request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
+            'ChangeWatermark': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeWatermark,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.FromString,
                     response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
             ),
     }
@@ -261,6 +279,33 @@ class RecorderService:
             target,
             '/parley.recorder.v1.RecorderService/GetRecordInfo',
             parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeWatermark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/ChangeWatermark',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.SerializeToString,
             parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
             options,
             channel_credentials,

@@ -45,6 +45,10 @@ class RecorderServiceStub:
     ResumeRecording: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.RecordRequest, _recorder_pb2.RecordInfo]
     GetRecordInfo: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.GetRecordInfoRequest, _recorder_pb2.RecordInfo]
     """Answers the state of a recording job and its files (`get_record_info`)."""
+    ChangeWatermark: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.ChangeWatermarkRequest, _recorder_pb2.RecordInfo]
+    """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+    (-10381 for a single-file recording or overlaps that are not acceptable).
+    """
 
 @_typing.type_check_only
 class RecorderServiceAsyncStub(RecorderServiceStub):
@@ -58,6 +62,10 @@ class RecorderServiceAsyncStub(RecorderServiceStub):
     ResumeRecording: _aio.UnaryUnaryMultiCallable[_recorder_pb2.RecordRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
     GetRecordInfo: _aio.UnaryUnaryMultiCallable[_recorder_pb2.GetRecordInfoRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
     """Answers the state of a recording job and its files (`get_record_info`)."""
+    ChangeWatermark: _aio.UnaryUnaryMultiCallable[_recorder_pb2.ChangeWatermarkRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
+    """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+    (-10381 for a single-file recording or overlaps that are not acceptable).
+    """
 
 class RecorderServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -98,5 +106,15 @@ class RecorderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recorder_pb2.RecordInfo, _abc.Awaitable[_recorder_pb2.RecordInfo]]:
         """Answers the state of a recording job and its files (`get_record_info`)."""
+
+    @_abc_1.abstractmethod
+    def ChangeWatermark(
+        self,
+        request: _recorder_pb2.ChangeWatermarkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.RecordInfo, _abc.Awaitable[_recorder_pb2.RecordInfo]]:
+        """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+        (-10381 for a single-file recording or overlaps that are not acceptable).
+        """
 
 def add_RecorderServiceServicer_to_server(servicer: RecorderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
