@@ -18,8 +18,6 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-# Registers the recorder's kinds, so that its refusals pass on with their codes.
-import services.recorder.errors  # noqa: F401
 from services.core.errors import from_rpc_error
 from services.gateway.commands import Command
 from services.gateway.protocol import Name, parse_params, push

@@ -23,12 +23,15 @@ from opentelemetry.trace import TracerProvider
 from parley.relay.v1 import relay_pb2
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from parley.rooms.v1 import rooms_pb2
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
 from services.core.media.kinds import MEDIA_KIND
+from services.core.media.sdp import offers_data_channel
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.gateway.commands import Command
 from services.gateway.errors import (
     CREATE_ROOM_TIMEOUT,
@@ -50,8 +53,6 @@ from services.gateway.protocol import (
 )
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.errors import SESSION_UNKNOWN
-from services.rooms.p2p import offers_data_channel
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +96,7 @@ async def ask_rooms(
             if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
                 raise timed_out() from None
             refusal = from_rpc_error(error)
-            if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
+            if refusal.kind != SESSION_UNKNOWN or attempt == 2:
                 raise refusal from None
             await room_sessions.reopen(session)
     raise AssertionError("unreachable")
@@ -104,13 +105,17 @@ async def ask_rooms(
 class RoomCommands:
     def __init__(
         self,
-        rooms: RoomServiceStub,
+        public_rooms: RoomServiceStub,
+        rooms: RoomSessionServiceStub,
         room_sessions: RoomSessions,
         relays: RelayChannels,
         *,
         timeout_s: float,
         relay_timeout_s: float,
     ) -> None:
+        """`public_rooms` creates rooms (the public API: a session's user creates one as an app's backend
+        would); `rooms` is the room manager's API for the sessions this gateway holds."""
+        self._public_rooms = public_rooms
         self._rooms = rooms
         self._room_sessions = room_sessions
         self._relays = relays
@@ -150,7 +155,7 @@ class RoomCommands:
         )
         created = await self._ask(
             session,
-            lambda: self._rooms.CreateRoom(
+            lambda: self._public_rooms.CreateRoom(
                 rooms_pb2.CreateRoomRequest(session_id=session.id, record=record, engine=create.engine),
                 timeout=self._timeout_s,
             ),

@@ -18,11 +18,10 @@ from services.gateway.p2p_commands import signal_event_data
 from services.gateway.protocol import CloseCode, push
 from services.gateway.record_commands import record_event_of
 from services.gateway.sessions import SessionTable
-from services.rooms.calls import CallMedia
 
 log = structlog.get_logger(__name__)
 
-CALL_MEDIA: dict[int, str] = {CallMedia.AUDIO: "audio", CallMedia.VIDEO: "video"}
+CALL_MEDIA: dict[int, str] = {rooms_pb2.CALL_MEDIA_AUDIO: "audio", rooms_pb2.CALL_MEDIA_VIDEO: "video"}
 
 
 def feed_data(feed: rooms_pb2.FeedRef) -> dict[str, Any]:

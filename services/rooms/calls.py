@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
+from parley.rooms.v1 import rooms_pb2
+
 from services.rooms.changes import CallAnswered, CallEnded, CallStarted, Change
 from services.rooms.errors import CALL_BUSY, CALL_NOT_FOUND, CALLEE_OFFLINE
 from services.rooms.pushes import CallAccepted, CallClosed, CallCommand, CallIncoming, Push, VideoFormat
@@ -28,8 +30,10 @@ HANG_UP_COMMAND = "IV_AVT_COMMAND_CALL_HANG_UP"
 
 
 class CallMedia(IntEnum):
-    AUDIO = 1
-    VIDEO = 2
+    """rooms.proto CallMedia, whose values these are."""
+
+    AUDIO = rooms_pb2.CALL_MEDIA_AUDIO
+    VIDEO = rooms_pb2.CALL_MEDIA_VIDEO
 
 
 class EndReason(StrEnum):

@@ -1,4 +1,5 @@
-"""gRPC handlers of the room manager: translate messages, call the manager, send on what it caused."""
+"""gRPC handlers of the room manager, one servicer per API and its callers (docs/internal-apis.md): translate
+messages, call the manager, send on what it caused."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import TypeAlias
 import grpc
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc, room_sessions_pb2_grpc, rooms_pb2, rooms_pb2_grpc
 
-# Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
-import services.licence.errors  # noqa: F401
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_fields
 from services.core.media.kinds import kind_name
 from services.rooms import messages
@@ -44,24 +43,14 @@ def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
     return rooms_pb2.RelayRef(address=slot.relay_address)
 
 
-class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
-    def __init__(
-        self,
-        manager: RoomManager,
-        dispatch: Callable[[], None],
-        licence: LicenceServiceStub,
-        *,
-        licence_timeout_s: float,
-        recording: DefaultRecording | None = None,
-    ) -> None:
+class _ManagerApi:
+    """What the room manager's servicers share: the manager, and sending on what an operation caused."""
+
+    def __init__(self, manager: RoomManager, dispatch: Callable[[], None]) -> None:
         """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
         operation that fails halfway has still done what it did."""
         self._manager = manager
         self._dispatch = dispatch
-        self._licence = licence
-        self._licence_timeout_s = licence_timeout_s
-        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
-        self._recording = recording
 
     @contextmanager
     def _operation(self) -> Iterator[RoomManager]:
@@ -69,6 +58,17 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
             yield self._manager
         finally:
             self._dispatch()
+
+
+class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
+    """The public room API (rooms.proto RoomService): apps' backends through the gateway, the recorder."""
+
+    def __init__(
+        self, manager: RoomManager, dispatch: Callable[[], None], *, recording: DefaultRecording | None = None
+    ) -> None:
+        super().__init__(manager, dispatch)
+        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
+        self._recording = recording
 
     async def CreateRoom(
         self, request: rooms_pb2.CreateRoomRequest, context: Context
@@ -88,6 +88,22 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
 
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
         return messages.room_message(self._manager.get_room(request.room_id))
+
+
+class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionServiceServicer):
+    """What signalling gateways call for the sessions they hold (room_sessions.proto RoomSessionService)."""
+
+    def __init__(
+        self,
+        manager: RoomManager,
+        dispatch: Callable[[], None],
+        licence: LicenceServiceStub,
+        *,
+        licence_timeout_s: float,
+    ) -> None:
+        super().__init__(manager, dispatch)
+        self._licence = licence
+        self._licence_timeout_s = licence_timeout_s
 
     async def OpenSession(
         self, request: rooms_pb2.OpenSessionRequest, context: Context
@@ -301,14 +317,6 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
     async def IsBusy(self, request: rooms_pb2.IsBusyRequest, context: Context) -> rooms_pb2.IsBusyResponse:
         return rooms_pb2.IsBusyResponse(busy=self._manager.calls.is_busy(request.session_id))
 
-    async def RegisterRelay(
-        self, request: rooms_pb2.RegisterRelayRequest, context: Context
-    ) -> rooms_pb2.RegisterRelayResponse:
-        require_fields(relay_id=request.relay_id, address=request.address)
-        relays = self._manager.relays
-        relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
-        return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
-
     async def SendP2PSignal(
         self, request: rooms_pb2.SendP2PSignalRequest, context: Context
     ) -> rooms_pb2.SendP2PSignalResponse:
@@ -317,6 +325,40 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         with self._operation() as manager:
             manager.send_p2p_signal(request.session_id, request.to, signal)
         return rooms_pb2.SendP2PSignalResponse()
+
+    async def MuteLocal(
+        self, request: rooms_pb2.MuteLocalRequest, context: Context
+    ) -> rooms_pb2.MuteLocalResponse:
+        kind = kind_name(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteLocalResponse(
+            room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
+        )
+
+    async def MuteRemote(
+        self, request: rooms_pb2.MuteRemoteRequest, context: Context
+    ) -> rooms_pb2.MuteRemoteResponse:
+        kind = kind_name(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteRemoteResponse(
+            room_id=target.room_id,
+            relay=rooms_pb2.RelayRef(address=target.relay_address),
+            subscription_id=target.subscription_id,
+        )
+
+
+class RelayReportServicer(_ManagerApi, relay_reports_pb2_grpc.RelayReportServiceServicer):
+    """What media relays report (relay_reports.proto RelayReportService)."""
+
+    async def RegisterRelay(
+        self, request: rooms_pb2.RegisterRelayRequest, context: Context
+    ) -> rooms_pb2.RegisterRelayResponse:
+        require_fields(relay_id=request.relay_id, address=request.address)
+        relays = self._manager.relays
+        relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
+        return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
 
     async def ReportRelayLoad(
         self, request: rooms_pb2.ReportRelayLoadRequest, context: Context
@@ -356,25 +398,3 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 bps_recv=request.bps_recv,
             )
         return rooms_pb2.ReportNetworkWeakResponse()
-
-    async def MuteLocal(
-        self, request: rooms_pb2.MuteLocalRequest, context: Context
-    ) -> rooms_pb2.MuteLocalResponse:
-        kind = kind_name(request.kind)
-        with self._operation() as manager:
-            target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
-        return rooms_pb2.MuteLocalResponse(
-            room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
-        )
-
-    async def MuteRemote(
-        self, request: rooms_pb2.MuteRemoteRequest, context: Context
-    ) -> rooms_pb2.MuteRemoteResponse:
-        kind = kind_name(request.kind)
-        with self._operation() as manager:
-            target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
-        return rooms_pb2.MuteRemoteResponse(
-            room_id=target.room_id,
-            relay=rooms_pb2.RelayRef(address=target.relay_address),
-            subscription_id=target.subscription_id,
-        )

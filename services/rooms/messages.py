@@ -167,7 +167,7 @@ def push_message(push: pushes.Push) -> delivery_pb2.Push:
                 call_incoming=delivery_pb2.CallIncoming(
                     call_id=push.call_id,
                     sn=push.sn,
-                    media=push.media,
+                    media=rooms_pb2.CallMedia.ValueType(push.media),
                     video=video_message(push.video),
                     caller_camera_on=push.caller_camera_on,
                     callee_camera_on=push.callee_camera_on,
@@ -338,7 +338,7 @@ def change_event(change: changes.Change) -> tuple[Topic, Message]:
                 biz_name=change.biz_name,
                 sn=change.sn,
                 open_id=change.open_id,
-                media=change.media,
+                media=rooms_pb2.CallMedia.ValueType(change.media),
                 started_at=timestamp(change.started_at),
             )
         case changes.CallAnswered():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import grpc
+from parley.rooms.v1 import rooms_pb2
 
 from services.core.errors import ErrorKind
 from services.rooms.errors import ROOM_FULL
@@ -33,12 +34,12 @@ class Engine(IntEnum):
 
 
 class P2PSignalType(IntEnum):
-    """rooms.proto P2PSignalType."""
+    """rooms.proto P2PSignalType, whose values these are."""
 
-    OFFER = 1
-    ANSWER = 2
-    CANDIDATE = 3
-    BYE = 4
+    OFFER = rooms_pb2.P2P_SIGNAL_TYPE_OFFER
+    ANSWER = rooms_pb2.P2P_SIGNAL_TYPE_ANSWER
+    CANDIDATE = rooms_pb2.P2P_SIGNAL_TYPE_CANDIDATE
+    BYE = rooms_pb2.P2P_SIGNAL_TYPE_BYE
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,6 @@ NOT_P2P_ROOM = ErrorKind(
 P2P_PEER_NOT_IN_ROOM = ErrorKind(
     -91041, "P2P_PEER_NOT_IN_ROOM", _Status.FAILED_PRECONDITION, "`to` is not the other participant"
 )
-
-
-def offers_data_channel(sdp: str) -> bool:
-    """Whether an SDP offer asks for a DataChannel: an m=application line (RFC 8841)."""
-    return any(line.startswith("m=application") for line in sdp.splitlines())
 
 
 def room_engine(engine: int, *, default_record: bool) -> Engine:

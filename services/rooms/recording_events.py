@@ -18,7 +18,7 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 
 from services.core.errors import INTERNAL, UNAVAILABLE, from_rpc_error
 from services.core.events import Envelope, EventConsumer, RecentEventIds
-from services.recorder.errors import START_FAILED
+from services.core.shared_errors import START_FAILED
 from services.rooms.errors import CREATE_ROOM_RECORD_FAILED
 from services.rooms.manager import RoomManager
 from services.rooms.pushes import RemoteRecordingFailed, RemoteRecordOver

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from services.rooms.errors import SESSION_UNKNOWN
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.rooms.pushes import Push, SessionTakenOver
 
 # Pushes kept for a detached session. One that is owed more cannot be brought up to date by a resume,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import room_sessions_pb2_grpc, rooms_pb2, rooms_pb2_grpc
 from relay_clients import Publisher, publish, wait_until
 
 from services.core.config import (
@@ -37,6 +37,7 @@ RELAY_LEASE_S = 3.0
 class ManyRelays:
     manager: RoomManager
     rooms: rooms_pb2_grpc.RoomServiceStub
+    sessions: room_sessions_pb2_grpc.RoomSessionServiceStub
     # Relay id -> its runtime, gRPC address and a client of it.
     runtimes: dict[str, ServiceRuntime]
     addresses: dict[str, str]
@@ -74,6 +75,7 @@ async def many_relays(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> A
     yield ManyRelays(
         manager=manager,
         rooms=rooms_pb2_grpc.RoomServiceStub(channels[0]),
+        sessions=room_sessions_pb2_grpc.RoomSessionServiceStub(channels[0]),
         runtimes=relays,
         addresses=addresses,
         stubs={
@@ -92,7 +94,7 @@ async def many_relays(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> A
 async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
     """A new room with one participant who starts to publish: the session, and the relay named for it."""
     session_id = uuid.uuid4().hex
-    await platform.rooms.OpenSession(
+    await platform.sessions.OpenSession(
         rooms_pb2.OpenSessionRequest(
             session_id=session_id,
             biz_name="many-relays",
@@ -107,10 +109,10 @@ async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
 
 
 async def relay_of(platform: ManyRelays, session_id: str) -> str:
-    slot = await platform.rooms.StartPublish(
+    slot = await platform.sessions.StartPublish(
         rooms_pb2.StartPublishRequest(session_id=session_id, media_type=1)
     )
-    await platform.rooms.CancelPublish(
+    await platform.sessions.CancelPublish(
         rooms_pb2.CancelPublishRequest(session_id=session_id, feed_id=slot.feed_id)
     )
     address: str = slot.relay.address

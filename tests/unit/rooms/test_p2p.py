@@ -10,7 +10,7 @@ import pytest
 from services.core.errors import ParleyError
 from services.rooms import changes, pushes
 from services.rooms.changes import RecordOptions
-from services.rooms.p2p import Engine, P2PSignal, P2PSignalType, offers_data_channel
+from services.rooms.p2p import Engine, P2PSignal, P2PSignalType
 from tests.unit.rooms.test_room_manager import World
 
 OFFER = P2PSignal(P2PSignalType.OFFER, sdp="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n")
@@ -169,9 +169,3 @@ def test_signals_outside_a_p2p_pair_are_refused(world: World) -> None:
     assert refusal(send, sfu_alice, "sfu_bob", OFFER) == (-91040, "NOT_P2P_ROOM")
     assert world.pushes(bob) == []
 
-
-def test_a_data_channel_is_an_m_application_line() -> None:
-    assert offers_data_channel(
-        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
-    )
-    assert not offers_data_channel("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=application-x\r\n")
