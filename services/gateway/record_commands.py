@@ -26,13 +26,12 @@ from services.gateway.sessions import Device, Session, User
 _STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-# Seed 002 recordResult fileType: 1 local.
-_FILE_TYPE_LOCAL = 1
 _STATES = {
     recorder_pb2.RECORD_STATE_RECORDING: "recording",
     recorder_pb2.RECORD_STATE_PAUSED: "paused",
     recorder_pb2.RECORD_STATE_ENDED: "ended",
     recorder_pb2.RECORD_STATE_FAILED: "failed",
+    recorder_pb2.RECORD_STATE_UPLOADING: "uploading",
 }
 
 
@@ -92,8 +91,8 @@ def record_info_data(info: recorder_pb2.RecordInfo) -> dict[str, Any]:
         "status": info.status,
         "state": _STATES.get(info.state, ""),
         "event_code": info.event_code,
-        "file_type": _FILE_TYPE_LOCAL,
-        "file_path": info.files[0].path.rsplit("/", 1)[0] if info.files else "",
+        "file_type": info.file_type,
+        "file_path": info.file_path,
         "record_third_id": info.record_third_id,
         "files": [file_data(file) for file in info.files],
         "failure_code": info.failure_code,

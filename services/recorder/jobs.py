@@ -3,7 +3,9 @@ the seed's event code) each one reports. No I/O here: `services/recorder/recorde
 transition with its event (store.py) before it answers.
 
 States: RECORDING <-> PAUSED, then ENDED (stopped; the result reports success) or FAILED (a failure
-that leaves nothing to record: storage that cannot be written, the process that died). A failure of one
+that leaves nothing to record: storage that cannot be written, the process that died). With an object
+store, a stopped job is UPLOADING (seed GetRecordInfo status 1) until its files are stored (ENDED) or
+the upload failed after its retries (FAILED, 100201). A failure of one
 feed (the relay refusing its subscription) is reported and the job goes on with the others.
 """
 
@@ -64,12 +66,14 @@ class JobState(IntEnum):
     PAUSED = 2
     ENDED = 3
     FAILED = 4
+    UPLOADING = 5
 
 
 class ResultStatus(IntEnum):
     """Seed 002 recordResult / GetRecordInfo status."""
 
     RECORDING = 0
+    UPLOADING = 1
     SUCCEEDED = 2
     FAILED = 3
 
@@ -82,8 +86,9 @@ class MediaType(IntEnum):
     VIDEO = 2
 
 
-# Seed 002 recordResult fileType: 1 local (the recorder's storage folder).
+# Seed 002 recordResult fileType: 1 local (the recorder's storage folder), 2 an object store.
 FILE_TYPE_LOCAL = 1
+FILE_TYPE_OBJECT_STORE = 2
 
 
 @dataclass
@@ -143,6 +148,9 @@ class RecordJob:
     ended_at: datetime | None = None
     failure_code: int = 0
     failure_message: str = ""
+    # Seed 002 recordResult fileType and filePath: where the files are kept once the job has ended.
+    file_type: int = FILE_TYPE_LOCAL
+    location: str = ""
     # By file name, in the order they were opened.
     files: dict[str, RecordFile] = field(default_factory=dict)
 
@@ -156,6 +164,8 @@ class RecordJob:
             return ResultStatus.SUCCEEDED
         if self.state is JobState.FAILED:
             return ResultStatus.FAILED
+        if self.state is JobState.UPLOADING:
+            return ResultStatus.UPLOADING
         return ResultStatus.RECORDING
 
     def initialised(self) -> Transition:
@@ -183,13 +193,29 @@ class RecordJob:
         """A warning or a failure of one feed: reported, and the job goes on."""
         return self._apply(Transition(code, self.state, feed_id, message))
 
-    def stop(self, now: datetime) -> list[Transition]:
+    def stop(self, now: datetime, *, upload: bool = False) -> list[Transition]:
+        """Ended (11); the result (99) follows at once, or once the files are uploaded."""
         if not self.live:
             raise RECORD_ENDED(f"the recording has {self.state.name.lower()} already")
         self.ended_at = now
+        if upload:
+            return [self._apply(Transition(EventCode.ENDED, JobState.UPLOADING))]
         return [
             self._apply(Transition(EventCode.ENDED, JobState.ENDED)),
             self._apply(Transition(EventCode.RESULT, JobState.ENDED, status=ResultStatus.SUCCEEDED)),
+        ]
+
+    def uploaded(self, file_type: int, location: str) -> list[Transition]:
+        self.file_type, self.location = file_type, location
+        return [self._apply(Transition(EventCode.RESULT, JobState.ENDED, status=ResultStatus.SUCCEEDED))]
+
+    def upload_failed(self, message: str) -> list[Transition]:
+        """100201 after the retries; the files stay in the local folder (fileType 1)."""
+        self.failure_code = EventCode.UPLOAD_FAILED
+        self.failure_message = message
+        return [
+            self._apply(Transition(EventCode.UPLOAD_FAILED, JobState.FAILED, message=message)),
+            self._apply(Transition(EventCode.RESULT, JobState.FAILED, status=ResultStatus.FAILED)),
         ]
 
     def fail(self, code: EventCode, message: str, now: datetime, feed_id: str = "") -> list[Transition]:

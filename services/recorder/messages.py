@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from parley.recorder.v1 import recorder_pb2
 
 from services.core.timestamps import timestamp
-from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, RecordFile, RecordJob, Transition
+from services.recorder.jobs import EventCode, RecordFile, RecordJob, Transition
 
 
 def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
@@ -45,14 +45,16 @@ def record_info(job: RecordJob) -> recorder_pb2.RecordInfo:
         ended_at=timestamp(job.ended_at) if job.ended_at else None,
         failure_code=job.failure_code,
         failure_message=job.failure_message,
+        file_type=job.file_type,
+        file_path=job.location or job.folder,
     )
 
 
 def record_result(job: RecordJob, transition: Transition) -> recorder_pb2.RecordResult:
     return recorder_pb2.RecordResult(
         status=int(transition.status or 0),
-        file_type=FILE_TYPE_LOCAL,
-        file_path=job.folder,
+        file_type=job.file_type,
+        file_path=job.location or job.folder,
         record_start_time=job.record_start_ms(),
         media_type=int(job.result_media_type()),
         files=[file_message(file) for file in job.files.values()],

@@ -37,9 +37,10 @@ from services.recorder.errors import (
     WATERMARK_FAILED,
 )
 from services.recorder.files import FORMATS, FeedFile, WriteFailed
-from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob, Transition
+from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, JobState, RecordFile, RecordJob, Transition
 from services.recorder.layout import in_layout
 from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
+from services.recorder.storage import LocalStorage, Storage, StorageFailed
 from services.recorder.store import JobStore
 
 log = structlog.get_logger(__name__)
@@ -104,8 +105,10 @@ class Recorder:
         relays: RelayStubs,
         settings: RecorderSettings,
         storage_dir: Path,
+        storage: Storage | None = None,
     ) -> None:
         self._store = store
+        self._storage = storage or LocalStorage(storage_dir)
         self._rooms = rooms
         self._relays = relays
         self._settings = settings
@@ -126,6 +129,22 @@ class Recorder:
             transitions = job.fail(EventCode.PROCESS_CRASHED, "the recorder stopped while recording", now)
             await self._store.save(job, transitions)
             log.warning("recording_lost", record_id=job.record_id, room_id=job.room_id)
+        # Stopped jobs whose upload the previous process did not finish: their files are complete.
+        for job in await self._store.uploading_jobs():
+            self._spawn(self._upload(job))
+
+    async def _upload(self, job: RecordJob) -> None:
+        """Keep a stopped job's files in the object store: the result (99), or 100201 after the
+        retries (the files stay in the local folder)."""
+        try:
+            for file in job.files.values():
+                await self._storage.keep(self._storage_dir / file.path, file.path)
+        except StorageFailed as error:
+            transitions = job.upload_failed(str(error))
+            log.warning("recording_upload_failed", record_id=job.record_id, msg=str(error))
+        else:
+            transitions = job.uploaded(self._storage.file_type, self._storage.location(job.folder))
+        await self._store.save(job, transitions)
 
     async def start(
         self,
@@ -184,10 +203,13 @@ class Recorder:
             # The composite first: its last pictures still show every feed.
             transitions = await self._close_compositor(live)
             transitions += await self._close_captures(live, live.captures.values())
+            upload = self._storage.file_type != FILE_TYPE_LOCAL and bool(live.job.files)
             if live.job.live:
-                transitions += live.job.stop(_now())
+                transitions += live.job.stop(_now(), upload=upload)
             self._forget(live)
             await self._store.save(live.job, transitions)
+        if live.job.state is JobState.UPLOADING:
+            self._spawn(self._upload(live.job))
         log.info("recording_stopped", record_id=record_id, files=len(live.job.files))
         return live.job
 

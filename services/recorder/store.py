@@ -52,6 +52,9 @@ jobs = Table(
     Column("failure_message", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+    # Seed 002 recordResult fileType / filePath once the files are kept (migration 0002).
+    Column("file_type", SmallInteger, nullable=False, server_default="1"),
+    Column("location", String(PATH), nullable=False, server_default=""),
 )
 
 files = Table(
@@ -92,6 +95,8 @@ def _job_values(job: RecordJob) -> dict[str, Any]:
         "failure_message": job.failure_message,
         "created_at": job.created_at,
         "ended_at": job.ended_at,
+        "file_type": job.file_type,
+        "location": job.location,
     }
 
 
@@ -145,6 +150,8 @@ def _job(row: Row[Any], file_rows: list[Row[Any]]) -> RecordJob:
         ended_at=row.ended_at,
         failure_code=row.failure_code,
         failure_message=row.failure_message,
+        file_type=row.file_type,
+        location=row.location,
     )
     for file_row in file_rows:
         job.files[file_row.name] = _file(file_row)
@@ -207,8 +214,14 @@ class JobStore:
             return _job(row, await self._files_of(connection, row.record_id))
 
     async def live_jobs(self) -> list[RecordJob]:
+        return await self._jobs_in(LIVE_STATES)
+
+    async def uploading_jobs(self) -> list[RecordJob]:
+        return await self._jobs_in((int(JobState.UPLOADING),))
+
+    async def _jobs_in(self, states: tuple[int, ...]) -> list[RecordJob]:
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(select(jobs).where(jobs.c.state.in_(LIVE_STATES)))).all()
+            rows = (await connection.execute(select(jobs).where(jobs.c.state.in_(states)))).all()
             return [_job(row, await self._files_of(connection, row.record_id)) for row in rows]
 
     @staticmethod

@@ -168,4 +168,3 @@ def test_signals_outside_a_p2p_pair_are_refused(world: World) -> None:
     world.manager.join_room(sfu_bob, sfu.room_id, sfu.rtoken)
     assert refusal(send, sfu_alice, "sfu_bob", OFFER) == (-91040, "NOT_P2P_ROOM")
     assert world.pushes(bob) == []
-

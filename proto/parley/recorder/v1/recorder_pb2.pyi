@@ -37,6 +37,8 @@ class _RecordStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordSta
     RECORD_STATE_ENDED: _RecordState.ValueType  # 3
     """Stopped, every file closed: the result (99) reported success."""
     RECORD_STATE_FAILED: _RecordState.ValueType  # 4
+    RECORD_STATE_UPLOADING: _RecordState.ValueType  # 5
+    """Stopped (11 reported), its files being uploaded to the object store; the result (99) follows."""
 
 class RecordState(_RecordState, metaclass=_RecordStateEnumTypeWrapper): ...
 
@@ -46,6 +48,8 @@ RECORD_STATE_PAUSED: RecordState.ValueType  # 2
 RECORD_STATE_ENDED: RecordState.ValueType  # 3
 """Stopped, every file closed: the result (99) reported success."""
 RECORD_STATE_FAILED: RecordState.ValueType  # 4
+RECORD_STATE_UPLOADING: RecordState.ValueType  # 5
+"""Stopped (11 reported), its files being uploaded to the object store; the result (99) follows."""
 Global___RecordState: _TypeAlias = RecordState  # noqa: Y015
 
 @_typing.final
@@ -118,6 +122,8 @@ class RecordInfo(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     FAILURE_CODE_FIELD_NUMBER: _builtins.int
     FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
+    FILE_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_PATH_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     room_id: _builtins.str
     event_code: _builtins.int
@@ -125,8 +131,8 @@ class RecordInfo(_message.Message):
     biz_name: _builtins.str
     state: Global___RecordState.ValueType
     status: _builtins.int
-    """Seed 002 GetRecordInfo status: 0 recording, 2 succeeded, 3 failed (1 uploading is never used:
-    files stay in the local folder).
+    """Seed 002 GetRecordInfo status: 0 recording, 1 uploading (to the object store), 2 succeeded,
+    3 failed.
     """
     record_third_id: _builtins.str
     requested_by: _builtins.str
@@ -134,6 +140,9 @@ class RecordInfo(_message.Message):
     failure_code: _builtins.int
     """Why a failed job failed: its failure event code and message."""
     failure_message: _builtins.str
+    file_type: _builtins.int
+    """Seed 002 recordInfo fileType / filePath, as RecordResult's."""
+    file_path: _builtins.str
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordFile]: ...
     @_builtins.property
@@ -158,10 +167,12 @@ class RecordInfo(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         failure_code: _builtins.int = ...,
         failure_message: _builtins.str = ...,
+        file_type: _builtins.int = ...,
+        file_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "ended_at", b"ended_at", "event_code", b"event_code", "failure_code", b"failure_code", "failure_message", b"failure_message", "files", b"files", "record_id", b"record_id", "record_third_id", b"record_third_id", "requested_by", b"requested_by", "room_id", b"room_id", "state", b"state", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "ended_at", b"ended_at", "event_code", b"event_code", "failure_code", b"failure_code", "failure_message", b"failure_message", "file_path", b"file_path", "file_type", b"file_type", "files", b"files", "record_id", b"record_id", "record_third_id", b"record_third_id", "requested_by", b"requested_by", "room_id", b"room_id", "state", b"state", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -336,9 +347,9 @@ class RecordResult(_message.Message):
     status: _builtins.int
     """2 recorded and the files kept, 3 failed."""
     file_type: _builtins.int
-    """1 local (files stay in the recorder's storage folder)."""
+    """1 local (files stay in the recorder's storage folder), 2 an S3-compatible object store."""
     file_path: _builtins.str
-    """The job's folder, relative to the storage folder."""
+    """The job's folder: relative to the storage folder (1), or its URL in the object store (2)."""
     record_start_time: _builtins.int
     """Server time of the first frame recorded, in ms since the epoch (0 when nothing was recorded)."""
     media_type: _builtins.int
