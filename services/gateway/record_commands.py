@@ -26,7 +26,7 @@ from services.gateway.sessions import Device, Session, User
 _STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-_STATES = {
+RECORD_STATES = {
     recorder_pb2.RECORD_STATE_RECORDING: "recording",
     recorder_pb2.RECORD_STATE_PAUSED: "paused",
     recorder_pb2.RECORD_STATE_ENDED: "ended",
@@ -66,6 +66,7 @@ def _ms(stamp: Timestamp, present: bool) -> int | None:
 
 def file_data(file: recorder_pb2.RecordFile) -> dict[str, Any]:
     return {
+        "file_id": file.file_id,
         "name": file.name,
         "path": file.path,
         "feed_id": file.feed_id,
@@ -89,7 +90,7 @@ def record_info_data(info: recorder_pb2.RecordInfo) -> dict[str, Any]:
         "record_id": info.record_id,
         "room_id": info.room_id,
         "status": info.status,
-        "state": _STATES.get(info.state, ""),
+        "state": RECORD_STATES.get(info.state, ""),
         "event_code": info.event_code,
         "file_type": info.file_type,
         "file_path": info.file_path,

@@ -20,6 +20,9 @@ used. What the seed has no code for takes Parley's own, -9103x (next to the room
 | -91033 | RECORD_NOT_IN_ROOM    | start/stop by someone who is not in the room         | Parley             |
 | -91034 | RECORD_ENDED          | stop/pause/resume of a job that has ended or failed  | Parley             |
 | -91035 | RECORD_PARAM_INVALID  | recordParam or file_path is not acceptable           | Parley             |
+| -91036 | RECORD_FILE_UNKNOWN   | no such recording file (or one of another app)       | Parley             |
+| -91037 | RECORDING_BUSY        | delete of a file its recording is still writing      | Parley             |
+| -91038 | RECORD_STORAGE_FAILED | the storage refused a read or a delete               | Parley             |
 
 START_FAILED, whose code the room manager reports too, is in `services.core.shared_errors`.
 """
@@ -67,4 +70,11 @@ RECORD_NOT_IN_ROOM = ErrorKind(
 RECORD_ENDED = ErrorKind(-91034, "RECORD_ENDED", _Status.FAILED_PRECONDITION, "the recording has ended")
 RECORD_PARAM_INVALID = ErrorKind(
     -91035, "RECORD_PARAM_INVALID", _Status.INVALID_ARGUMENT, "invalid recording parameters"
+)
+RECORD_FILE_UNKNOWN = ErrorKind(-91036, "RECORD_FILE_UNKNOWN", _Status.NOT_FOUND, "no such recording file")
+RECORDING_BUSY = ErrorKind(
+    -91037, "RECORDING_BUSY", _Status.FAILED_PRECONDITION, "the recording is still writing its files"
+)
+RECORD_STORAGE_FAILED = ErrorKind(
+    -91038, "RECORD_STORAGE_FAILED", _Status.UNAVAILABLE, "the recording storage did not answer"
 )

@@ -11,6 +11,7 @@ feed (the relay refusing its subscription) is reported and the job goes on with 
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -18,6 +19,7 @@ from enum import IntEnum
 from services.recorder.errors import (
     PAUSE_RECORD_STATE,
     RECORD_ENDED,
+    RECORDING_BUSY,
     RESUME_RECORD_STATE,
 )
 
@@ -57,6 +59,8 @@ class EventCode(IntEnum):
     # Parley's own: the seed reports no event for pause and resume, yet they change the job's state.
     PAUSED = 910001
     RESUMED = 910002
+    # Parley's own: a finished file deleted through file management (seed 002 5.2 names no event).
+    FILE_DELETED = 910003
 
 
 class JobState(IntEnum):
@@ -109,6 +113,8 @@ class RecordFile:
     # Server time of the first frame written, ms since the epoch; 0 before one was.
     first_frame_ms: int = 0
     ended_at: datetime | None = None
+    # Its id in file management.
+    file_id: str = field(default_factory=lambda: f"f{secrets.token_hex(8)}")
 
     @property
     def media_type(self) -> MediaType:
@@ -188,6 +194,13 @@ class RecordJob:
         file.ended_at = ended_at
         self.files[file.name] = file
         return self._apply(Transition(EventCode.STREAM_RECORDED, self.state, file.feed_id, file=file))
+
+    def delete_file(self, name: str) -> Transition:
+        """A finished job's file deleted through file management (its files no longer change)."""
+        if self.live or self.state is JobState.UPLOADING:
+            raise RECORDING_BUSY(f"the recording is {self.state.name.lower()}: its files are not finished")
+        file = self.files.pop(name)
+        return Transition(EventCode.FILE_DELETED, self.state, file.feed_id, file=file)
 
     def warn(self, code: EventCode, message: str, feed_id: str = "") -> Transition:
         """A warning or a failure of one feed: reported, and the job goes on."""

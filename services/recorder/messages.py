@@ -27,6 +27,7 @@ def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
         video_packets=file.video_packets,
         audio_packets=file.audio_packets,
         first_frame_ms=file.first_frame_ms,
+        file_id=file.file_id,
     )
 
 
@@ -74,4 +75,17 @@ def recording_event(job: RecordJob, transition: Transition) -> recorder_pb2.Reco
         record_result=record_result(job, transition) if transition.code is EventCode.RESULT else None,
         record_third_id=job.record_third_id,
         time=timestamp(datetime.now(UTC)),
+    )
+
+
+def recording_file(job: RecordJob, file: RecordFile, location: str) -> recorder_pb2.RecordingFile:
+    return recorder_pb2.RecordingFile(
+        file_id=file.file_id,
+        record_id=job.record_id,
+        room_id=job.room_id,
+        biz_name=job.biz_name,
+        file_type=job.file_type,
+        file_path=location,
+        format=file.name.rsplit(".", 1)[-1],
+        file=file_message(file),
     )

@@ -30,9 +30,12 @@ from services.recorder.errors import (
     ALREADY_RECORDING,
     PAUSE_ROOM_STATE,
     RECORD_ENDED,
+    RECORD_FILE_UNKNOWN,
     RECORD_NOT_IN_ROOM,
     RECORD_ROOM_NOT_FOUND,
+    RECORD_STORAGE_FAILED,
     RECORD_UNKNOWN,
+    RECORDING_BUSY,
     RESUME_ROOM_STATE,
     WATERMARK_FAILED,
 )
@@ -40,11 +43,15 @@ from services.recorder.files import FORMATS, FeedFile, WriteFailed
 from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, JobState, RecordFile, RecordJob, Transition
 from services.recorder.layout import in_layout
 from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
-from services.recorder.storage import LocalStorage, Storage, StorageFailed
+from services.recorder.storage import FileMissing, LocalStorage, Storage, StorageFailed
 from services.recorder.store import JobStore
 
 log = structlog.get_logger(__name__)
 
+# File management pages and reads.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+MAX_READ = 1 << 20
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -108,7 +115,8 @@ class Recorder:
         storage: Storage | None = None,
     ) -> None:
         self._store = store
-        self._storage = storage or LocalStorage(storage_dir)
+        self._local = LocalStorage(storage_dir)
+        self._storage = storage or self._local
         self._rooms = rooms
         self._relays = relays
         self._settings = settings
@@ -261,6 +269,63 @@ class Recorder:
         live.compositor.set_overlays(overlays)
         log.info("recording_watermark_changed", record_id=record_id, overlays=len(overlays))
         return live.job
+
+    # File management (seed 002 5.2 录制文件管理)
+
+    async def list_files(
+        self, biz_name: str, *, start_ms: int, end_ms: int, record_id: str, offset: int, limit: int
+    ) -> tuple[list[tuple[RecordJob, RecordFile]], int]:
+        """An app's finished files whose recording started in [start_ms, end_ms), newest first."""
+        return await self._store.finished_files(
+            biz_name,
+            start=datetime.fromtimestamp(start_ms / 1000, UTC) if start_ms else None,
+            end=datetime.fromtimestamp(end_ms / 1000, UTC) if end_ms else None,
+            record_id=record_id,
+            offset=max(0, offset),
+            limit=min(max(limit, 1), MAX_PAGE) if limit else DEFAULT_PAGE,
+        )
+
+    async def file(self, biz_name: str, file_id: str) -> tuple[RecordJob, RecordFile]:
+        found = await self._store.job_of_file(file_id) if file_id else None
+        if found is None or (biz_name and found[0].biz_name != biz_name):
+            raise RECORD_FILE_UNKNOWN(f"no recording file {file_id}")
+        job, name = found
+        return job, job.files[name]
+
+    def location_of(self, job: RecordJob, file: RecordFile) -> str:
+        """recordResult filePath of one file: its path in the storage folder, or its URL in the store."""
+        return self._storage_of(job).location(file.path)
+
+    async def read_file(self, biz_name: str, file_id: str, offset: int, length: int) -> bytes:
+        job, file = await self.file(biz_name, file_id)
+        if file.ended_at is None or job.live or job.state is JobState.UPLOADING:
+            raise RECORDING_BUSY(f"the recording is {job.state.name.lower()}: the file is not finished")
+        end = offset + min(max(length, 0), MAX_READ)
+        try:
+            return await self._storage_of(job).read(file.path, max(0, offset), end)
+        except FileMissing:
+            raise RECORD_FILE_UNKNOWN(f"recording file {file_id} is not in storage") from None
+        except StorageFailed as error:
+            raise RECORD_STORAGE_FAILED(str(error)) from None
+
+    async def delete_files(self, biz_name: str, file_ids: list[str]) -> list[str]:
+        """Each file gone from storage and listing, with its event (910003); every id is checked before
+        any file is deleted."""
+        found = [await self.file(biz_name, file_id) for file_id in dict.fromkeys(file_ids)]
+        for job, _ in found:
+            if job.live or job.state is JobState.UPLOADING:
+                raise RECORDING_BUSY(f"recording {job.record_id} is {job.state.name.lower()}")
+        for job, file in found:
+            try:
+                await self._storage_of(job).delete(file.path)
+            except StorageFailed as error:
+                raise RECORD_STORAGE_FAILED(str(error)) from None
+            await self._store.delete_file(job, file.name, job.delete_file(file.name))
+            log.info("recording_file_deleted", record_id=job.record_id, file_id=file.file_id)
+        return [file.file_id for _, file in found]
+
+    def _storage_of(self, job: RecordJob) -> Storage:
+        return self._storage if job.file_type == self._storage.file_type else self._local
 
     async def shutdown(self) -> None:
         """Stop every live job as if asked (their files complete), then wait for what is in flight."""

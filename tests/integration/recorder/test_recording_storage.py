@@ -113,3 +113,28 @@ async def test_an_object_store_that_refuses_uploads_gives_100201_after_the_retri
     assert [event.event_code for event in facts.events(record_id)] == [10, 0, 11, 100201, 99]
     failure = await alice.event("on_remote_recording_failed")
     assert (failure["record_id"], failure["code"]) == (record_id, 100201)
+
+
+async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
+    platform: Platform, facts: Facts, s3: S3Server, app: Any, clients: Any, publishers: Any
+) -> None:
+    s3.client().create_bucket(Bucket=BUCKET)
+    _, record_id, _ = await record_a_while(clients, publishers)
+    await facts.wait_for(record_id, "RecordingEvent", event_code=99)
+    async with httpx.AsyncClient(base_url=platform.http_url, timeout=30) as http:
+        listed = (
+            await http.get(f"/v1/apps/{app.biz_name}/recordings", params={"recordId": record_id})
+        ).json()
+        [item] = listed["recordings"]
+        key = item["filePath"].removeprefix(f"s3://{BUCKET}/")
+        assert item["fileType"] == 2 and item["filePath"].startswith(f"s3://{BUCKET}/parley/")
+        stored = s3.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert len(stored) == item["sizeBytes"]
+        part = await http.get(item["downloadUrl"], headers={"range": "bytes=10-1033"})
+        assert (part.status_code, part.content) == (206, stored[10:1034])
+        assert (await http.get(item["downloadUrl"])).content == stored
+        deleted = await http.delete(f"/v1/apps/{app.biz_name}/recordings/{item['fileId']}")
+        assert deleted.json() == {"deleted": [item["fileId"]]}
+    assert s3.client().list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
+    event = await facts.wait_for(record_id, "RecordingEvent", event_code=910003)
+    assert event.file.file_id == item["fileId"]

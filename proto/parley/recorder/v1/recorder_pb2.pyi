@@ -53,6 +53,227 @@ RECORD_STATE_UPLOADING: RecordState.ValueType  # 5
 Global___RecordState: _TypeAlias = RecordState  # noqa: Y015
 
 @_typing.final
+class ListRecordingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    start_ms: _builtins.int
+    """Files whose recording started in [start_ms, end_ms) (ms since the epoch); 0 leaves that end open."""
+    end_ms: _builtins.int
+    record_id: _builtins.str
+    """Only this recording's files; empty for all."""
+    offset: _builtins.int
+    limit: _builtins.int
+    """At most this many (1..100; 0 means 20)."""
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        start_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+        record_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "end_ms", b"end_ms", "limit", b"limit", "offset", b"offset", "record_id", b"record_id", "start_ms", b"start_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordingsRequest: _TypeAlias = ListRecordingsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecordingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDINGS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """How many match, all pages together."""
+    @_builtins.property
+    def recordings(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordingFile]: ...
+    def __init__(
+        self,
+        *,
+        recordings: _abc.Iterable[Global___RecordingFile] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recordings", b"recordings", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordingsResponse: _TypeAlias = ListRecordingsResponse  # noqa: Y015
+
+@_typing.final
+class RecordingFile(_message.Message):
+    """One finished file of a recording, as file management shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_PATH_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    file_id: _builtins.str
+    record_id: _builtins.str
+    room_id: _builtins.str
+    biz_name: _builtins.str
+    file_type: _builtins.int
+    """Seed 002 recordResult fileType: 1 local, 2 object store; file_path: the file's path in the storage
+    folder (1) or its URL in the store (2).
+    """
+    file_path: _builtins.str
+    format: _builtins.str
+    """"mp4", "flv", "webm", "mkv"."""
+    @_builtins.property
+    def file(self) -> Global___RecordFile: ...
+    def __init__(
+        self,
+        *,
+        file_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        room_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        file_type: _builtins.int = ...,
+        file_path: _builtins.str = ...,
+        format: _builtins.str = ...,
+        file: Global___RecordFile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file", b"file", "file_id", b"file_id", "file_path", b"file_path", "file_type", b"file_type", "format", b"format", "record_id", b"record_id", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingFile: _TypeAlias = RecordingFile  # noqa: Y015
+
+@_typing.final
+class RecordingFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    file_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_id", b"file_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingFileRequest: _TypeAlias = RecordingFileRequest  # noqa: Y015
+
+@_typing.final
+class ReadRecordingFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LENGTH_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    file_id: _builtins.str
+    offset: _builtins.int
+    length: _builtins.int
+    """At most 1 MiB per call."""
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        length: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_id", b"file_id", "length", b"length", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadRecordingFileRequest: _TypeAlias = ReadRecordingFileRequest  # noqa: Y015
+
+@_typing.final
+class ReadRecordingFileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadRecordingFileResponse: _TypeAlias = ReadRecordingFileResponse  # noqa: Y015
+
+@_typing.final
+class DeleteRecordingFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_IDS_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    @_builtins.property
+    def file_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_ids", b"file_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRecordingFilesRequest: _TypeAlias = DeleteRecordingFilesRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRecordingFilesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deleted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        deleted: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRecordingFilesResponse: _TypeAlias = DeleteRecordingFilesResponse  # noqa: Y015
+
+@_typing.final
 class ChangeWatermarkRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -282,6 +503,7 @@ class RecordFile(_message.Message):
     VIDEO_PACKETS_FIELD_NUMBER: _builtins.int
     AUDIO_PACKETS_FIELD_NUMBER: _builtins.int
     FIRST_FRAME_MS_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The file's name, and its path relative to the recorder's storage folder."""
     path: _builtins.str
@@ -300,6 +522,8 @@ class RecordFile(_message.Message):
     audio_packets: _builtins.int
     first_frame_ms: _builtins.int
     """Server time of the file's first frame, in ms since the epoch (0 before one was written)."""
+    file_id: _builtins.str
+    """The file's id in file management (ListRecordings, ReadRecordingFile, DeleteRecordingFiles)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -323,10 +547,11 @@ class RecordFile(_message.Message):
         video_packets: _builtins.int = ...,
         audio_packets: _builtins.int = ...,
         first_frame_ms: _builtins.int = ...,
+        file_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "first_frame_ms", b"first_frame_ms", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "file_id", b"file_id", "first_frame_ms", b"first_frame_ms", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -379,7 +604,8 @@ class RecordingEvent(_message.Message):
     """parley.recording.v1, keyed by record_id: every state change of a job, with the seed's event code
     (seed 002 recording callback): 10 initialised, 0 one stream's file completed, 11 ended, 99 the result,
     50 / 500301 warnings, 1000xx start failures, 1001xx failures while recording, and Parley's 910001
-    paused / 910002 resumed (the seed has no code for them).
+    paused / 910002 resumed / 910003 a file deleted through file management (the seed has no code for
+    them).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
