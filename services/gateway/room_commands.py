@@ -3,8 +3,9 @@
 Room state lives in the room manager; these commands validate their params, call it for the session, and
 answer. Publish and subscribe take three steps: the room manager reserves the feed (or the subscription)
 and names the relay that serves the room, the gateway sends the client's SDP offer to that relay, and the
-room manager records the outcome. Whoever negotiated cleans up when a later step fails: the gateway
-cancels the reservation, or stops at the relay what the room manager would not record.
+room manager records the outcome (`MediaNegotiation`, one sequence for both). Whoever negotiated cleans up
+when a later step fails: the gateway cancels the reservation, or stops at the relay what the room manager
+would not record.
 
 Mutes (seed 002 muteLocalAudio / muteLocalVideo / muteRemoteAudio / muteRemoteVideo, in snake_case) take
 two: the room manager checks and records the mute and names the relay, and the gateway tells the relay.
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import structlog
@@ -100,6 +102,26 @@ async def ask_rooms(
                 raise refusal from None
             await room_sessions.reopen(session)
     raise AssertionError("unreachable")
+
+
+# What the room manager answers a reservation with: where to negotiate, and for whom.
+SlotT = TypeVar("SlotT", rooms_pb2.StartPublishResponse, rooms_pb2.StartSubscribeResponse)
+RelayAnswerT = TypeVar("RelayAnswerT")
+
+
+@dataclass(frozen=True)
+class MediaNegotiation(Generic[SlotT, RelayAnswerT]):
+    """The calls of one publish or subscribe, which `RoomCommands._negotiate` makes in their order: reserve
+    at the room manager, negotiate the offer at the relay it names, complete at the room manager; or undo:
+    cancel the reservation when the relay refused, stop at the relay what the room manager would not
+    complete. `what` names it in the logs of a failed undo."""
+
+    what: str
+    reserve: Callable[[], Awaitable[SlotT]]
+    negotiate: Callable[[RelayServiceStub, SlotT], Awaitable[RelayAnswerT]]
+    complete: Callable[[SlotT, RelayAnswerT], Awaitable[object]]
+    cancel: Callable[[SlotT], Awaitable[object]]
+    stop: Callable[[RelayServiceStub, SlotT, RelayAnswerT], Awaitable[object]]
 
 
 class RoomCommands:
@@ -230,59 +252,44 @@ class RoomCommands:
 
     async def _publish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         publish = parse_params(Publish, params)
-        slot = await self._ask(
-            session,
-            lambda: self._rooms.StartPublish(
-                rooms_pb2.StartPublishRequest(
-                    session_id=session.id,
-                    media_type=publish.media_type,
-                    tag=publish.tag,
-                    # The room manager answers -203 for a DataChannel outside P2P mode (seed 002 6.3.4).
-                    data_channel=offers_data_channel(publish.sdp),
-                ),
-                timeout=self._timeout_s,
-            ),
+        request = rooms_pb2.StartPublishRequest(
+            session_id=session.id,
+            media_type=publish.media_type,
+            tag=publish.tag,
+            # The room manager answers -203 for a DataChannel outside P2P mode (seed 002 6.3.4).
+            data_channel=offers_data_channel(publish.sdp),
         )
-        relay = self._relays.stub(slot.relay.address)
-        try:
-            answer = await relay.Publish(
-                relay_pb2.PublishRequest(
-                    biz_name=slot.biz_name,
-                    room_id=slot.room_id,
-                    uid=slot.uid,
-                    feed_id=slot.feed_id,
-                    sdp_offer=publish.sdp,
+        slot, answer = await self._negotiate(
+            session,
+            MediaNegotiation(
+                "publish",
+                reserve=lambda: self._rooms.StartPublish(request, timeout=self._timeout_s),
+                negotiate=lambda relay, slot: relay.Publish(
+                    relay_pb2.PublishRequest(
+                        biz_name=slot.biz_name,
+                        room_id=slot.room_id,
+                        uid=slot.uid,
+                        feed_id=slot.feed_id,
+                        sdp_offer=publish.sdp,
+                    ),
+                    timeout=self._relay_timeout_s,
                 ),
-                timeout=self._relay_timeout_s,
-            )
-        except grpc.aio.AioRpcError as error:
-            await self._quietly(
-                "cancel_publish",
-                self._rooms.CancelPublish(
-                    rooms_pb2.CancelPublishRequest(session_id=session.id, feed_id=slot.feed_id),
-                    timeout=self._timeout_s,
-                ),
-            )
-            raise from_rpc_error(error) from None
-        try:
-            await self._ask(
-                session,
-                lambda: self._rooms.CompletePublish(
+                complete=lambda slot, answer: self._rooms.CompletePublish(
                     rooms_pb2.CompletePublishRequest(
                         session_id=session.id, feed_id=slot.feed_id, tracks=answer.tracks
                     ),
                     timeout=self._timeout_s,
                 ),
-            )
-        except ParleyError:
-            await self._quietly(
-                "relay_unpublish",
-                relay.Unpublish(
+                cancel=lambda slot: self._rooms.CancelPublish(
+                    rooms_pb2.CancelPublishRequest(session_id=session.id, feed_id=slot.feed_id),
+                    timeout=self._timeout_s,
+                ),
+                stop=lambda relay, slot, answer: relay.Unpublish(
                     relay_pb2.UnpublishRequest(room_id=slot.room_id, feed_id=slot.feed_id),
                     timeout=self._relay_timeout_s,
                 ),
-            )
-            raise
+            ),
+        )
         return {"feed_id": slot.feed_id, "sdp": answer.sdp_answer}
 
     async def _unpublish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
@@ -298,70 +305,66 @@ class RoomCommands:
 
     async def _subscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         subscribe = parse_params(Subscribe, params)
-        slot = await self._ask(
-            session,
-            lambda: self._rooms.StartSubscribe(
-                rooms_pb2.StartSubscribeRequest(
-                    session_id=session.id,
-                    feed_id=subscribe.feed_id,
-                    audio=subscribe.audio,
-                    video=subscribe.video,
-                ),
-                timeout=self._timeout_s,
-            ),
+        feed_id = subscribe.feed_id
+        request = rooms_pb2.StartSubscribeRequest(
+            session_id=session.id, feed_id=feed_id, audio=subscribe.audio, video=subscribe.video
         )
-        relay = self._relays.stub(slot.relay.address)
-        try:
-            answer = await relay.Subscribe(
-                relay_pb2.SubscribeRequest(
-                    biz_name=slot.biz_name,
-                    room_id=slot.room_id,
-                    uid=slot.uid,
-                    feed_id=subscribe.feed_id,
-                    sdp_offer=subscribe.sdp,
-                    audio=subscribe.audio,
-                    video=subscribe.video,
+        _, answer = await self._negotiate(
+            session,
+            MediaNegotiation(
+                "subscribe",
+                reserve=lambda: self._rooms.StartSubscribe(request, timeout=self._timeout_s),
+                negotiate=lambda relay, slot: relay.Subscribe(
+                    relay_pb2.SubscribeRequest(
+                        biz_name=slot.biz_name,
+                        room_id=slot.room_id,
+                        uid=slot.uid,
+                        feed_id=feed_id,
+                        sdp_offer=subscribe.sdp,
+                        audio=subscribe.audio,
+                        video=subscribe.video,
+                    ),
+                    timeout=self._relay_timeout_s,
                 ),
-                timeout=self._relay_timeout_s,
-            )
-        except grpc.aio.AioRpcError as error:
-            await self._quietly(
-                "cancel_subscribe",
-                self._rooms.CancelSubscribe(
-                    rooms_pb2.CancelSubscribeRequest(session_id=session.id, feed_id=subscribe.feed_id),
-                    timeout=self._timeout_s,
-                ),
-            )
-            raise from_rpc_error(error) from None
-        try:
-            await self._ask(
-                session,
-                lambda: self._rooms.CompleteSubscribe(
+                complete=lambda slot, answer: self._rooms.CompleteSubscribe(
                     rooms_pb2.CompleteSubscribeRequest(
                         session_id=session.id,
-                        feed_id=subscribe.feed_id,
+                        feed_id=feed_id,
                         subscription_id=answer.subscription_id,
                         tracks=answer.tracks,
                     ),
                     timeout=self._timeout_s,
                 ),
-            )
-        except ParleyError:
-            await self._quietly(
-                "relay_unsubscribe",
-                relay.Unsubscribe(
+                cancel=lambda slot: self._rooms.CancelSubscribe(
+                    rooms_pb2.CancelSubscribeRequest(session_id=session.id, feed_id=feed_id),
+                    timeout=self._timeout_s,
+                ),
+                stop=lambda relay, slot, answer: relay.Unsubscribe(
                     relay_pb2.UnsubscribeRequest(
                         room_id=slot.room_id, subscription_id=answer.subscription_id
                     ),
                     timeout=self._relay_timeout_s,
                 ),
-            )
+            ),
+        )
+        return {"feed_id": feed_id, "subscription_id": answer.subscription_id, "sdp": answer.sdp_answer}
+
+    async def _negotiate(
+        self, session: Session, negotiation: MediaNegotiation[SlotT, RelayAnswerT]
+    ) -> tuple[SlotT, RelayAnswerT]:
+        slot = await self._ask(session, negotiation.reserve)
+        relay = self._relays.stub(slot.relay.address)
+        try:
+            answer = await negotiation.negotiate(relay, slot)
+        except grpc.aio.AioRpcError as error:
+            await self._quietly(f"cancel_{negotiation.what}", negotiation.cancel(slot))
+            raise from_rpc_error(error) from None
+        try:
+            await self._ask(session, lambda: negotiation.complete(slot, answer))
+        except ParleyError:
+            await self._quietly(f"relay_un{negotiation.what}", negotiation.stop(relay, slot, answer))
             raise
-        return {
-            "feed_id": subscribe.feed_id,
-            "subscription_id": answer.subscription_id,
-            "sdp": answer.sdp_answer,
-        }
+        return slot, answer
 
     async def _unsubscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         feed = parse_params(FeedCommand, params)

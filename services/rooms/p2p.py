@@ -2,13 +2,12 @@
 each other. The room manager admits them and passes their signalling (offer, answer, ICE candidates) from
 one to the other; no relay serves the room, so SFU publish and subscribe are refused in it.
 
-The rules of engines live here, apart from `RoomManager`, which calls them at its checks. The codes are
+The rules of engines live here, apart from `Room`, which calls them at its checks. The codes are
 seed 002 section 6.3.4's where one names the situation; docs/protocol.md ("P2P mode") lists them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 import grpc
@@ -40,17 +39,6 @@ class P2PSignalType(IntEnum):
     ANSWER = rooms_pb2.P2P_SIGNAL_TYPE_ANSWER
     CANDIDATE = rooms_pb2.P2P_SIGNAL_TYPE_CANDIDATE
     BYE = rooms_pb2.P2P_SIGNAL_TYPE_BYE
-
-
-@dataclass(frozen=True)
-class P2PSignal:
-    """One peer's word to the other about their connection, passed on untouched."""
-
-    type: P2PSignalType
-    sdp: str = ""
-    candidate: str = ""
-    sdp_mid: str = ""
-    sdp_mline_index: int | None = None
 
 
 # 002 6.3.4 -202 "初始化房间失败: 初始化房间参数非法" (the room's init params are illegal).

@@ -92,10 +92,10 @@ async def test_a_grid_with_watermarks_changed_while_recording(
     # The timestamp at (8, 70) of bob's cell (x 320).
     assert bright_pixels(last, Rect(328, 70, 200, 20)) > 50 and bright_pixels(last, Rect(8, 70, 200, 20)) == 0
 
-    await platform.events.wait_for(record_id, 99)
-    codes = platform.events.codes(record_id)
+    await platform.events.wait_for(record_id, event_code=99)
+    codes = platform.events.values(record_id, "event_code")
     assert codes == [10, 100007, 0, 11, 99]
-    [left_out] = [e for e in platform.events.by_record[record_id] if e.event_code == 100007]
+    [left_out] = [e for e in platform.events.events(record_id) if e.event_code == 100007]
     assert left_out.feed_id == screen
 
 

@@ -172,7 +172,7 @@ async def test_list_download_with_ranges_and_delete_through_http_and_the_cli(
         assert batch.json() == {"deleted": rest}
         after = (await http.get(f"/v1/apps/{app.biz_name}/recordings", params={"recordId": record_id})).json()
         assert after == {"recordings": [], "total": 0}
-    deleted = [e.file.file_id for e in platform.events.by_record[record_id] if e.event_code == 910003]
+    deleted = [e.file.file_id for e in platform.events.events(record_id) if e.event_code == 910003]
     assert sorted(deleted) == sorted(by_id)
 
 

@@ -47,7 +47,7 @@ async def record_call(
             await asyncio.sleep(0.1)
     await asyncio.sleep(RECORD_S)
     stopped = await alice.ok("stop_record", record_id=record_id)
-    result = (await platform.events.wait_for(record_id, 99)).record_result
+    result = (await platform.events.wait_for(record_id, event_code=99)).record_result
     return stopped, result, feeds
 
 

@@ -38,7 +38,6 @@ async def platform(
     # The conftest's `app` and `clients` run on this platform (its ws_url and licence).
     recorder = s3.recorder_settings(f"s3://{BUCKET}/parley", upload_attempts=3, upload_wait_initial_s=0.05)
     async with start_platform(
-        kafka,
         tmp_path_factory.mktemp("platform"),
         ServiceName.LICENCE,
         ServiceName.ROOMS,
@@ -53,7 +52,7 @@ async def platform(
 
 @pytest.fixture(scope="module")
 async def facts(platform: Platform) -> Facts:
-    return await platform.record([Topic.RECORDING], [recorder_pb2.RecordingEvent])
+    return await platform.record([Topic.RECORDING], [recorder_pb2.RecordingEvent], timeout_s=30)
 
 
 async def record_a_while(clients: Any, publishers: Any) -> tuple[Any, str, dict[str, Any]]:
@@ -71,7 +70,7 @@ async def test_files_are_uploaded_and_reported_in_the_object_store(
     alice, record_id, stopped = await record_a_while(clients, publishers)
     # Stopped, its files on their way to the store: seed GetRecordInfo status 1, or done already.
     assert stopped["status"] in (1, 2)
-    result = (await facts.wait_for(record_id, "RecordingEvent", event_code=99)).record_result
+    result = (await facts.wait_for(record_id, event_code=99)).record_result
     [file] = result.files
     assert (result.status, result.file_type) == (2, 2)
     assert result.file_path == f"s3://{BUCKET}/parley/{file.path.rsplit('/', 1)[0]}"
@@ -97,9 +96,9 @@ async def test_an_object_store_that_refuses_uploads_gives_100201_after_the_retri
     async with httpx.AsyncClient() as http:
         (await http.post(f"{s3.endpoint}/moto-api/reset")).raise_for_status()
     alice, record_id, _ = await record_a_while(clients, publishers)
-    failed = await facts.wait_for(record_id, "RecordingEvent", event_code=100201)
+    failed = await facts.wait_for(record_id, event_code=100201)
     assert "object store" in failed.message
-    result = (await facts.wait_for(record_id, "RecordingEvent", event_code=99)).record_result
+    result = (await facts.wait_for(record_id, event_code=99)).record_result
     assert (result.status, result.file_type) == (3, 1)
     [file] = result.files
     # The file stays where it was written, whole.
@@ -120,7 +119,7 @@ async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
 ) -> None:
     s3.client().create_bucket(Bucket=BUCKET)
     _, record_id, _ = await record_a_while(clients, publishers)
-    await facts.wait_for(record_id, "RecordingEvent", event_code=99)
+    await facts.wait_for(record_id, event_code=99)
     async with httpx.AsyncClient(base_url=platform.http_url, timeout=30) as http:
         listed = (
             await http.get(f"/v1/apps/{app.biz_name}/recordings", params={"recordId": record_id})
@@ -136,5 +135,5 @@ async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
         deleted = await http.delete(f"/v1/apps/{app.biz_name}/recordings/{item['fileId']}")
         assert deleted.json() == {"deleted": [item["fileId"]]}
     assert s3.client().list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
-    event = await facts.wait_for(record_id, "RecordingEvent", event_code=910003)
+    event = await facts.wait_for(record_id, event_code=910003)
     assert event.file.file_id == item["fileId"]
