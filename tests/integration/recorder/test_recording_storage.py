@@ -32,9 +32,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="module")
-async def platform(
-    kafka: str, tmp_path_factory: pytest.TempPathFactory, s3: S3Server
-) -> AsyncIterator[Platform]:
+async def platform(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> AsyncIterator[Platform]:
     # The conftest's `app` and `clients` run on this platform (its ws_url and licence).
     recorder = s3.recorder_settings(f"s3://{BUCKET}/parley", upload_attempts=3, upload_wait_initial_s=0.05)
     async with start_platform(
