@@ -28,7 +28,7 @@ import av
 import numpy as np
 import structlog
 
-from services.recorder.files import FORMATS, add_video_encoder, audio_decoder, inspect_video
+from services.recorder.files import FORMATS, add_video_encoder, audio_decoder, inspect_video, open_unbuffered
 from services.recorder.layout import Placed, place
 from services.recorder.params import Overlay, RecordOptions
 from services.recorder.watermarks import Watermarks
@@ -109,7 +109,7 @@ class SplitFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.kind = kind
-        self.file: IO[bytes] = path.open("xb")
+        self.file: IO[bytes] = open_unbuffered(path)
         self.video_codec = codec if kind == "video" else ""
         self.audio_codec = codec if kind == "audio" else ""
         self.container: Any = None
@@ -164,7 +164,7 @@ class Compositor:
         OSError: 100101) and starts the job's thread."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[bytes] = path.open("xb")
+        self._file: IO[bytes] = open_unbuffered(path)
         self._options = options
         self._format = FORMATS[options.format]
         self._on_failure = on_failure

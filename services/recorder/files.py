@@ -66,7 +66,8 @@ class OutputFormat:
 
 
 # recordParam `format` (Parley's extension). MP4: fragmented, the moov written with the first fragment
-# (delay_moov) so that H.264's parameter sets, known only from the first key frame, are in it.
+# (delay_moov) so that H.264's parameter sets, known only from the first key frame, are in it; MP4 and
+# FLV flush each packet (each fragment, for MP4) to the file as it is muxed, so a crash loses none.
 FORMATS = {
     "mp4": OutputFormat(
         "mp4",
@@ -79,10 +80,18 @@ FORMATS = {
         {
             "movflags": "frag_keyframe+empty_moov+default_base_moof+delay_moov",
             "frag_duration": "1000000",
+            "flush_packets": "1",
         },
     ),
     "flv": OutputFormat(
-        "flv", "flv", ".flv", frozenset({"h264"}), frozenset({"aac"}), ("libx264", "h264"), ("aac", "aac")
+        "flv",
+        "flv",
+        ".flv",
+        frozenset({"h264"}),
+        frozenset({"aac"}),
+        ("libx264", "h264"),
+        ("aac", "aac"),
+        {"flush_packets": "1"},
     ),
     "webm": OutputFormat(
         "webm",
@@ -104,6 +113,12 @@ FORMATS = {
     ),
 }
 DEFAULT_FORMAT = "mp4"
+
+
+def open_unbuffered(path: Path) -> IO[bytes]:
+    """A new file (never an existing one) whose writes go straight to the OS: with the muxers' own
+    `flush_packets`, what a recorder killed mid-recording leaves on disk is every packet muxed."""
+    return path.open("xb", buffering=0)
 
 
 def inspect_video(codec: str, data: bytes) -> FrameInfo:
@@ -351,7 +366,7 @@ class FeedFile:
         OSError."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file: IO[bytes] = path.open("xb")
+        self._file: IO[bytes] = open_unbuffered(path)
         self._format = fmt
         self._video = _track("video", video_codec, fmt, crf) if video_codec else None
         self._audio = _track("audio", audio_codec, fmt, crf) if audio_codec else None
