@@ -195,6 +195,8 @@ class Recorder:
         log.info("recording_started", record_id=record_id, room_id=room_id, feeds=len(room.feeds))
         if options.mode is Mode.COMPOSITE:
             self._start_compositor(live)
+        if options.record_total_stream:
+            self._spawn(self._check_streams(live))
         for feed in room.feeds:
             self._spawn(self._add_feed(live, feed, room.relay_address))
         return job
@@ -358,6 +360,17 @@ class Recorder:
             if live.job.room_id == room_id and capture is not None:
                 await self._feed_ended(live, capture)
 
+    async def participant_left(self, room_id: str, uid: str) -> None:
+        """Seed 002 endType 0 (the default): a recording ends when the participant who started it leaves."""
+        for live in list(self._live.values()):
+            job = live.job
+            if job.room_id == room_id and job.requested_by == uid and live.options.end_type == 0:
+                log.info("recording_caller_left", record_id=job.record_id, uid=uid)
+                try:
+                    await self.stop(job.record_id)
+                except Exception:
+                    log.exception("recording_stop_failed", record_id=job.record_id)
+
     async def room_destroyed(self, room_id: str) -> None:
         for live in list(self._live.values()):
             if live.job.room_id == room_id:
@@ -419,6 +432,18 @@ class Recorder:
                 capture.pause()
             await self._store.save(job, [])
         log.info("recording_feed", record_id=job.record_id, feed_id=feed.feed_id)
+
+    async def _check_streams(self, live: LiveJob) -> None:
+        """Seed 002 recordTotalStream / startTimeout: fewer streams recording by then fails the job with
+        100004 ("订阅路数缺失")."""
+        await asyncio.sleep(live.options.start_timeout_s)
+        recording = sum(1 for capture in live.captures.values() if capture.sinks)
+        if live.job.live and recording < live.options.record_total_stream:
+            message = (
+                f"{recording} of at least {live.options.record_total_stream} streams recording "
+                f"after {live.options.start_timeout_s:g} s"
+            )
+            await self._fail(live, EventCode.STREAMS_MISSING, message)
 
     async def _capture_failed(
         self, live: LiveJob, capture: FeedCapture, code: EventCode, message: str

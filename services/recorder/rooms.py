@@ -41,8 +41,8 @@ class RoomManagerRooms:
 
 
 def consume_room_facts(feeds: EventConsumer, rooms: EventConsumer, recorder: Recorder) -> None:
-    """Feeds published after a recording started are recorded too; a feed that ends closes its file; a
-    room destroyed stops its recording."""
+    """Feeds published after a recording started are recorded too; a feed that ends closes its file; the
+    caller leaving (endType 0) or the room destroyed stops its recording."""
 
     @feeds.on(events_pb2.FeedPublished)
     async def published(event: events_pb2.FeedPublished, envelope: Envelope) -> None:
@@ -53,6 +53,10 @@ def consume_room_facts(feeds: EventConsumer, rooms: EventConsumer, recorder: Rec
     @feeds.on(events_pb2.FeedUnpublished)
     async def unpublished(event: events_pb2.FeedUnpublished, envelope: Envelope) -> None:
         await recorder.feed_unpublished(event.room_id, event.feed_id)
+
+    @rooms.on(events_pb2.ParticipantLeft)
+    async def left(event: events_pb2.ParticipantLeft, envelope: Envelope) -> None:
+        await recorder.participant_left(event.room_id, event.uid)
 
     @rooms.on(events_pb2.RoomDestroyed)
     async def destroyed(event: events_pb2.RoomDestroyed, envelope: Envelope) -> None:
