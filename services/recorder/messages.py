@@ -9,6 +9,7 @@ from parley.recorder.v1 import recorder_pb2
 
 from services.core.timestamps import timestamp
 from services.recorder.jobs import EventCode, RecordFile, RecordJob, Transition
+from services.recorder.params import parse_record_param
 
 
 def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
@@ -75,6 +76,7 @@ def recording_event(job: RecordJob, transition: Transition) -> recorder_pb2.Reco
         record_result=record_result(job, transition) if transition.code is EventCode.RESULT else None,
         record_third_id=job.record_third_id,
         time=timestamp(datetime.now(UTC)),
+        silent=parse_record_param(job.record_param_json).silent_record,
     )
 
 

@@ -61,3 +61,23 @@ async def test_fewer_streams_than_record_total_stream_fail_with_100004(
     result = (await platform.events.wait_for(record_id, event_code=99)).record_result
     assert result.status == 3 and len(result.files) == 1
     assert platform.events.values(record_id, "event_code") == [10, 100004, 99]
+
+
+async def test_a_silent_recording_is_not_announced_in_the_room(
+    platform: Any, clients: Any, publishers: Any
+) -> None:
+    alice = await clients()
+    room = await alice.ok("create_room")
+    await publishers().publish(alice)
+    silent = (await alice.ok("start_record", room_id=room["room_id"], record_param={"silentRecord": True}))[
+        "record_id"
+    ]
+    await asyncio.sleep(1.0)
+    await alice.ok("stop_record", record_id=silent)
+    result = await platform.events.wait_for(silent, event_code=99)
+    assert result.silent and result.record_result.status == 2
+    heard = (await alice.ok("start_record", room_id=room["room_id"]))["record_id"]
+    await alice.ok("stop_record", record_id=heard)
+    # The next push is the announced recording's: the silent one's result was never pushed.
+    over = await alice.event("on_remote_record_over")
+    assert over["record_id"] == heard

@@ -621,6 +621,7 @@ class RecordingEvent(_message.Message):
     RECORD_RESULT_FIELD_NUMBER: _builtins.int
     RECORD_THIRD_ID_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    SILENT_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     room_id: _builtins.str
     biz_name: _builtins.str
@@ -631,6 +632,10 @@ class RecordingEvent(_message.Message):
     """The feed the event is about (0, 500301, 100003, ...); empty for the whole job."""
     message: _builtins.str
     record_third_id: _builtins.str
+    silent: _builtins.bool
+    """Seed 002 recordParam silentRecord (静默录制模式): the room's participants are not told of this
+    recording (no on_remote_record_over / on_remote_recording_failed); the app's callback still is.
+    """
     @_builtins.property
     def file(self) -> Global___RecordFile:
         """With 0: the stream's file."""
@@ -655,10 +660,11 @@ class RecordingEvent(_message.Message):
         record_result: Global___RecordResult | None = ...,
         record_third_id: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        silent: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "record_result", b"record_result", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "event_code", b"event_code", "feed_id", b"feed_id", "file", b"file", "message", b"message", "record_id", b"record_id", "record_result", b"record_result", "record_third_id", b"record_third_id", "room_id", b"room_id", "state", b"state", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "event_code", b"event_code", "feed_id", b"feed_id", "file", b"file", "message", b"message", "record_id", b"record_id", "record_result", b"record_result", "record_third_id", b"record_third_id", "room_id", b"room_id", "silent", b"silent", "state", b"state", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
