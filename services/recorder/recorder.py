@@ -195,6 +195,10 @@ class Recorder:
         log.info("recording_started", record_id=record_id, room_id=room_id, feeds=len(room.feeds))
         if options.mode is Mode.COMPOSITE:
             self._start_compositor(live)
+            if live.compositor is not None:
+                # Stored now: a recorder that dies before the first feed is in still lists the file.
+                self._composite_files(job, live.compositor)
+                await self._store.save(job, [])
         if options.record_total_stream:
             self._spawn(self._check_streams(live))
         for feed in room.feeds:
