@@ -110,6 +110,8 @@ class EventPublisher:
 
 
 Handler = Callable[[Any, Envelope], Awaitable[None]]
+# Gets the serialised payload of any event type, for consumers that forward events they need not decode.
+RawHandler = Callable[[bytes, Envelope], Awaitable[None]]
 
 
 class RecentEventIds:
@@ -154,6 +156,7 @@ class EventConsumer:
         `max_wait_ms` bounds how long a fetch waits for data: the broker may not answer a fetch early when
         a record arrives, so it is also the latency a live consumer adds."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
+        self._fallback: RawHandler | None = None
         self._topic = topic
         broker.subscriber(
             topic.value,
@@ -172,6 +175,11 @@ class EventConsumer:
 
         return register
 
+    def on_any(self, handler: RawHandler) -> None:
+        """Handle every event whose type has no handler of its own, undecoded (the webhook dispatcher
+        forwards any event type to the endpoints that subscribed to it)."""
+        self._fallback = handler
+
     async def _on_message(self, message: KafkaMessage) -> None:
         headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in message.headers.items()}
         ce_type = headers.get("ce_type")
@@ -180,8 +188,18 @@ class EventConsumer:
         if not ce_type or "ce_id" not in headers:
             log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topic.value, key=key)
             return
+        envelope = Envelope(
+            id=headers["ce_id"],
+            type=ce_type,
+            source=headers.get("ce_source", ""),
+            time=headers.get("ce_time", ""),
+            topic=self._topic.value,
+            key=key,
+        )
         route = self._handlers.get(ce_type)
         if route is None:
+            if self._fallback is not None:
+                await self._fallback(message.body, envelope)
             return
         event_type, handler = route
         event = event_type()
@@ -192,12 +210,4 @@ class EventConsumer:
                 "event_skipped", reason="undecodable payload", ce_id=headers["ce_id"], ce_type=ce_type
             )
             return
-        envelope = Envelope(
-            id=headers["ce_id"],
-            type=ce_type,
-            source=headers.get("ce_source", ""),
-            time=headers.get("ce_time", ""),
-            topic=self._topic.value,
-            key=key,
-        )
         await handler(event, envelope)
