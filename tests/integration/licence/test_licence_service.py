@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,23 +21,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2, licence_pb2_grpc
 
-from services.core.config import (
-    GatewaySettings,
-    GrpcEndpoints,
-    KafkaSettings,
-    LicenceSettings,
-    ServiceName,
-    Settings,
-)
-from services.core.embedded_broker import free_port
+from services.core.config import ServiceName
 from services.core.errors import from_rpc_error
 from services.core.events import EventPublisher, create_broker
-from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.gateway.app import build as build_gateway
-from services.licence.app import build as build_licence
-
-MASTER_KEY = base64.b64encode(b"k" * 32).decode()
+from tests.testing import Instance, start_platform
 
 
 @dataclass(frozen=True)
@@ -52,22 +38,10 @@ class Running:
 async def running(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
     """The licence service and a gateway in this process, shared by the tests of this module (each test
     makes an app of its own)."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("licence"),
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
-        gateway=GatewaySettings(http_port=0),
-        licence=LicenceSettings(master_key=MASTER_KEY),
-    )
-    licence = ServiceRuntime(ServiceName.LICENCE, settings, set_global_tracing=False)
-    gateway = ServiceRuntime(ServiceName.GATEWAY, settings, set_global_tracing=False)
-    build_licence(licence)
-    http = build_gateway(gateway)
-    await licence.start()
-    await gateway.start()
-    yield Running(f"http://127.0.0.1:{http.port}", settings.grpc.address_of(ServiceName.LICENCE))
-    await gateway.stop()
-    await licence.stop()
+    async with start_platform(
+        kafka, tmp_path_factory.mktemp("licence"), ServiceName.LICENCE, ServiceName.GATEWAY
+    ) as platform:
+        yield Running(platform.http_url, platform["licence"].grpc_address)
 
 
 @pytest.fixture
@@ -220,71 +194,48 @@ async def test_paging_authorised_users_returns_each_exactly_once(gateway_url: st
         assert wrong_secret.status_code == 401
 
 
-def test_everything_survives_a_kill_9_of_the_licence_service(kafka: str, tmp_path: Path) -> None:
-    address = f"127.0.0.1:{free_port()}"
-    env = {
-        **os.environ,
-        "PARLEY_DATA_DIR": str(tmp_path),
-        "PARLEY_KAFKA__BOOTSTRAP_SERVERS": kafka,
-        "PARLEY_GRPC__LICENCE": address,
-        "PARLEY_LICENCE__MASTER_KEY": MASTER_KEY,
-    }
-
-    def start() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.licence"], env=env, stderr=subprocess.PIPE
-        )
-        with grpc.insecure_channel(address) as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
-        return process
-
-    process = start()
-    with grpc.insecure_channel(address) as channel:
-        stub = licence_pb2_grpc.LicenceServiceStub(channel)
-        app = stub.CreateApp(licence_pb2.CreateAppRequest(name="Durable"), timeout=30)
+async def test_everything_survives_a_kill_9_of_the_licence_service(kafka: str, tmp_path: Path) -> None:
+    async with start_platform(kafka, tmp_path, Instance(ServiceName.LICENCE, process=True)) as platform:
+        stub = platform.licence
+        app = await stub.CreateApp(licence_pb2.CreateAppRequest(name="Durable"), timeout=30)
         biz = app.app.biz_name
-        stub.AddLicences(
+        await stub.AddLicences(
             licence_pb2.AddLicencesRequest(
                 biz_name=biz, model_id="M1", type=licence_pb2.LICENCE_TYPE_VIDEO_CALL, count=2
             )
         )
-        stub.ActivateDevice(
+        await stub.ActivateDevice(
             licence_pb2.ActivateDeviceRequest(
                 biz_name=biz, model_id="M1", sn="P1_keep", type=licence_pb2.LICENCE_TYPE_VIDEO_CALL
             )
         )
-        ticket = stub.IssueSnTicket(licence_pb2.IssueSnTicketRequest(biz_name=biz, sn="P1_keep"))
-        secret = stub.RegisterDevice(
+        ticket = await stub.IssueSnTicket(licence_pb2.IssueSnTicketRequest(biz_name=biz, sn="P1_keep"))
+        secret = await stub.RegisterDevice(
             licence_pb2.RegisterDeviceRequest(sn="P1_keep", sn_ticket=ticket.sn_ticket)
         )
-        stub.SetAuthorisation(
+        await stub.SetAuthorisation(
             licence_pb2.SetAuthorisationRequest(biz_name=biz, sn="P1_keep", open_id="owner", authorised=True)
         )
-        signature = stub.IssueSignature(
+        signature = await stub.IssueSignature(
             licence_pb2.IssueSignatureRequest(biz_name=biz, uid="owner", ttl="24h")
         )
 
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    process = start()
-    try:
-        with grpc.insecure_channel(address) as channel:
-            stub = licence_pb2_grpc.LicenceServiceStub(channel)
-            assert stub.GetApp(licence_pb2.GetAppRequest(biz_name=biz)).public_key == app.app.public_key
-            stub.VerifySignature(
-                licence_pb2.VerifySignatureRequest(biz_name=biz, uid="owner", signature=signature.signature)
-            )
-            pools = stub.ListLicencePools(licence_pb2.ListLicencePoolsRequest(biz_name=biz)).pools
-            assert [(pool.total, pool.used) for pool in pools] == [(2, 1)]
-            assert stub.IsRegistered(licence_pb2.DeviceRequest(sn="P1_keep")).registered
-            stub.AuthenticateDevice(
-                licence_pb2.AuthenticateDeviceRequest(sn="P1_keep", device_secret=secret.device_secret)
-            )
-            users = stub.ListAuthorisedUsers(licence_pb2.ListAuthorisedUsersRequest(sn="P1_keep", limit=10))
-            assert [user.open_id for user in users.users] == ["owner"]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+        await platform.kill(ServiceName.LICENCE)
+        await platform.restart(ServiceName.LICENCE)
+        stub = platform.licence
+
+        assert (await stub.GetApp(licence_pb2.GetAppRequest(biz_name=biz))).public_key == app.app.public_key
+        await stub.VerifySignature(
+            licence_pb2.VerifySignatureRequest(biz_name=biz, uid="owner", signature=signature.signature)
+        )
+        pools = (await stub.ListLicencePools(licence_pb2.ListLicencePoolsRequest(biz_name=biz))).pools
+        assert [(pool.total, pool.used) for pool in pools] == [(2, 1)]
+        assert (await stub.IsRegistered(licence_pb2.DeviceRequest(sn="P1_keep"))).registered
+        await stub.AuthenticateDevice(
+            licence_pb2.AuthenticateDeviceRequest(sn="P1_keep", device_secret=secret.device_secret)
+        )
+        users = await stub.ListAuthorisedUsers(licence_pb2.ListAuthorisedUsersRequest(sn="P1_keep", limit=10))
+        assert [user.open_id for user in users.users] == ["owner"]
 
 
 async def test_an_app_in_arrears_gets_minus_15_once_billing_says_so(running: Running, kafka: str) -> None:

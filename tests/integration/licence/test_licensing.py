@@ -11,17 +11,16 @@ import asyncio
 import base64
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from opentelemetry.sdk.trace import TracerProvider
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.core.db import create_engine
@@ -51,25 +50,15 @@ from services.licence.store import (
     sn_tickets,
     users,
 )
+from tests.clock import FakeClock
 from tests.integration.schema_drift import schema_drift
+from tests.postgres import fresh_schema
 
 pytestmark = pytest.mark.integration
 
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 MODEL = "model_1"
 AUDIO = LicenceType.AUDIO_CALL
 VIDEO = LicenceType.VIDEO_CALL
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 @dataclass
@@ -91,43 +80,16 @@ class Database:
         return engine
 
 
-async def _as_admin(url: str, statement: str) -> None:
-    admin = create_async_engine(url)
-    try:
-        async with admin.begin() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await admin.dispose()
-
-
-async def _postgres_schema(url: str) -> str:
-    schema = f"licence_test_{uuid.uuid4().hex[:12]}"
-    await _as_admin(url, f'CREATE SCHEMA "{schema}"')
-    return schema
-
-
-async def _drop_postgres_schema(url: str, schema: str) -> None:
-    await _as_admin(url, f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'licence.db'}")
-    else:
-        url = os.environ.get("PARLEY_TEST_POSTGRES_URL")
-        try:
-            schema = await _postgres_schema(url or DEFAULT_POSTGRES_URL)
-        except (OSError, ConnectionError) as error:
-            if url:
-                raise
-            pytest.skip(f"no PostgreSQL at {DEFAULT_POSTGRES_URL} ({error}); set PARLEY_TEST_POSTGRES_URL")
-        database = Database(url or DEFAULT_POSTGRES_URL, schema)
-    yield database
-    for engine in database.engines:
-        await engine.dispose()
-    if database.schema is not None:
-        await _drop_postgres_schema(database.url, database.schema)
+    async with AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            database = Database(f"sqlite+aiosqlite:///{tmp_path / 'licence.db'}")
+        else:
+            database = Database(*await stack.enter_async_context(fresh_schema("licence_test")))
+        yield database
+        for engine in database.engines:
+            await engine.dispose()
 
 
 @pytest.fixture
@@ -143,8 +105,8 @@ def master_key() -> MasterKey:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def outbox_facts(engine: AsyncEngine) -> OutboxFacts:
@@ -161,8 +123,8 @@ async def staged_events(engine: AsyncEngine) -> list[str]:
 
 
 @pytest.fixture
-def licensing(engine: AsyncEngine, master_key: MasterKey, clock: Clock) -> Licensing:
-    return Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock)
+def licensing(engine: AsyncEngine, master_key: MasterKey, clock: FakeClock) -> Licensing:
+    return Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock.utc)
 
 
 @pytest.fixture
@@ -209,10 +171,12 @@ async def test_migrating_again_changes_nothing(
     assert await licensing.get_app(app.biz_name) == app
 
 
-async def test_everything_survives_a_restart(database: Database, master_key: MasterKey, clock: Clock) -> None:
+async def test_everything_survives_a_restart(
+    database: Database, master_key: MasterKey, clock: FakeClock
+) -> None:
     engine = database.open()
     await upgrade_to_head(engine, "services.licence")
-    before = Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock)
+    before = Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock.utc)
     app, _ = await before.create_app(
         "Cameras", AppSettings(auto_record=True, media_proxy="proxy.example.com")
     )
@@ -223,7 +187,7 @@ async def test_everything_survives_a_restart(database: Database, master_key: Mas
 
     engine = database.open()
     await upgrade_to_head(engine, "services.licence")
-    after = Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock)
+    after = Licensing(engine, master_key, facts=outbox_facts(engine), clock=clock.utc)
     assert await after.list_apps() == [app]
     signature = await after.issue_signature(app.biz_name, "user_1", "24h")
     assert (await after.verify_signature(app.biz_name, "user_1", signature.signature)).app_id == app.app_id
@@ -263,7 +227,7 @@ async def test_each_change_stages_its_fact_in_order(
 
 
 async def test_a_new_app_has_generated_ids_and_a_key_pair_the_customer_can_use(
-    licensing: Licensing, clock: Clock
+    licensing: Licensing, clock: FakeClock
 ) -> None:
     app, private_key_b64 = await licensing.create_app("  Door bells ", AppSettings())
     assert re.fullmatch(r"biz[0-9a-f]{12}", app.biz_name)
@@ -271,12 +235,12 @@ async def test_a_new_app_has_generated_ids_and_a_key_pair_the_customer_can_use(
     assert app.workspace_id == "default"
     assert app.name == "Door bells"
     assert app.settings == AppSettings()
-    assert app.created_at == app.updated_at == clock.now
+    assert app.created_at == app.updated_at == clock.utc()
     private_key = keys.load_private_key(private_key_b64)
     assert private_key.key_size == 2048
     assert keys.export_public_key(private_key.public_key()) == app.public_key
     # The customer signs with the key Parley handed out; Parley verifies.
-    expire_time_ms = int((clock.now + timedelta(minutes=5)).timestamp() * 1000)
+    expire_time_ms = int((clock.utc() + timedelta(minutes=5)).timestamp() * 1000)
     signed = signatures.sign(private_key, app.biz_name, app.app_id, app.workspace_id, "alice", expire_time_ms)
     verified = await licensing.verify_signature(app.biz_name, "alice", signed)
     assert (verified.app_id, verified.workspace_id, verified.expire_time_ms) == (
@@ -286,7 +250,7 @@ async def test_a_new_app_has_generated_ids_and_a_key_pair_the_customer_can_use(
     )
 
 
-async def test_apps_are_listed_shown_renamed_and_configured(licensing: Licensing, clock: Clock) -> None:
+async def test_apps_are_listed_shown_renamed_and_configured(licensing: Licensing, clock: FakeClock) -> None:
     first, _ = await licensing.create_app("First", AppSettings())
     clock.advance(timedelta(seconds=1))
     second, _ = await licensing.create_app("Second", AppSettings())
@@ -301,7 +265,7 @@ async def test_apps_are_listed_shown_renamed_and_configured(licensing: Licensing
         media_proxy="proxy.example.com:3478",
     )
     renamed = await licensing.update_app(first.biz_name, name="Renamed")
-    assert (renamed.name, renamed.settings, renamed.updated_at) == ("Renamed", AppSettings(), clock.now)
+    assert (renamed.name, renamed.settings, renamed.updated_at) == ("Renamed", AppSettings(), clock.utc())
     configured = await licensing.update_app(first.biz_name, settings=settings)
     assert (configured.name, configured.settings) == ("Renamed", settings)
     assert await licensing.get_app(first.biz_name) == configured
@@ -383,10 +347,10 @@ async def test_the_private_key_is_stored_only_sealed(
 
 
 async def test_issued_signatures_verify_until_they_expire(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     issued = await licensing.issue_signature(app.biz_name, "alice", "3d")
-    assert issued.expire_time_ms == int((clock.now + timedelta(days=3)).timestamp() * 1000)
+    assert issued.expire_time_ms == int((clock.utc() + timedelta(days=3)).timestamp() * 1000)
     verified = await licensing.verify_signature(app.biz_name, "alice", issued.signature)
     assert verified.expire_time_ms == issued.expire_time_ms
     with refused(errors.SIGNATURE_WRONG_UID):
@@ -404,14 +368,14 @@ async def test_issued_signatures_verify_until_they_expire(
 
 
 async def test_rotating_the_key_invalidates_signatures_of_the_old_key(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     old = await licensing.issue_signature(app.biz_name, "alice", "24h")
     clock.advance(timedelta(seconds=1))
     rotated, private_key_b64 = await licensing.rotate_key(app.biz_name)
     assert (rotated.biz_name, rotated.app_id, rotated.name) == (app.biz_name, app.app_id, app.name)
     assert rotated.public_key != app.public_key
-    assert rotated.updated_at == clock.now
+    assert rotated.updated_at == clock.utc()
     assert await licensing.get_app(app.biz_name) == rotated
     with refused(errors.SIGNATURE_MALFORMED):
         await licensing.verify_signature(app.biz_name, "alice", old.signature)
@@ -454,12 +418,12 @@ async def test_licences_are_added_to_one_pool_per_product_and_type(
 
 
 async def test_activation_consumes_one_licence_once(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     await licensing.add_licences(app.biz_name, MODEL, VIDEO, 2)
     first = await licensing.activate(app.biz_name, MODEL, "PROD1_dev01", VIDEO)
     assert first == ActivationRecord(
-        app.biz_name, MODEL, "PROD1_dev01", VIDEO, clock.now, newly_activated=True
+        app.biz_name, MODEL, "PROD1_dev01", VIDEO, clock.utc(), newly_activated=True
     )
     clock.advance(timedelta(minutes=1))
     again = await licensing.activate(app.biz_name, MODEL, "PROD1_dev01", VIDEO)
@@ -581,18 +545,18 @@ async def test_batch_activation_answers_for_each_sn(licensing: Licensing, app: A
 
 
 async def test_a_device_registers_once_with_a_fresh_ticket(
-    engine: AsyncEngine, licensing: Licensing, app: AppRecord, clock: Clock
+    engine: AsyncEngine, licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     assert not await licensing.is_registered("P_dev01")
     ticket = await licensing.issue_sn_ticket(app.biz_name, "P_dev01")
-    assert (ticket.sn, ticket.expires_at) == ("P_dev01", clock.now + timedelta(minutes=5))
+    assert (ticket.sn, ticket.expires_at) == ("P_dev01", clock.utc() + timedelta(minutes=5))
     clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
     registration = await licensing.register_device("P_dev01", ticket.token)
     assert (registration.biz_name, registration.sn, registration.registered_at, registration.replaced) == (
         app.biz_name,
         "P_dev01",
-        clock.now,
+        clock.utc(),
         False,
     )
     assert await licensing.is_registered("P_dev01")
@@ -616,7 +580,7 @@ async def test_a_device_registers_once_with_a_fresh_ticket(
 
 
 async def test_a_ticket_expires_after_five_minutes(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     await activated(licensing, app, "P_dev01")
     ticket = await licensing.issue_sn_ticket(app.biz_name, "P_dev01")
@@ -745,7 +709,7 @@ async def test_pages_hold_at_most_ten_users_and_skip_revoked_ones(
 
 
 async def test_authorising_needs_a_device_of_the_app_and_a_good_open_id(
-    licensing: Licensing, app: AppRecord, clock: Clock
+    licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:
     other, _ = await licensing.create_app("Other", AppSettings())
     await activated(licensing, other, "P_dev02")
@@ -764,7 +728,7 @@ async def test_authorising_needs_a_device_of_the_app_and_a_good_open_id(
         "P_dev01",
         "user_1",
         1,
-        clock.now,
+        clock.utc(),
     )
 
 

@@ -8,50 +8,40 @@ call after 2 s) so that the tests see them end; the defaults are 15 s, 60 s and 
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-from faststream.kafka import KafkaBroker
-from google.protobuf.message import Message
-from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import events_pb2
 
-from services.core.config import (
-    GatewaySettings,
-    GrpcEndpoints,
-    KafkaSettings,
-    LicenceSettings,
-    RelaySettings,
-    RoomsSettings,
-    ServiceName,
-    Settings,
-)
-from services.core.embedded_broker import free_port
-from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.config import ServiceName
 from services.core.media.gathering import gathering_on
-from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.gateway.app import build as build_gateway
-from services.licence.app import build as build_licence
-from services.relay.app import build as build_relay
-from services.rooms.app import build as build_rooms
 from tests.integration.licence_helpers import App, create_app
 from tests.integration.protocol_client import Client, Connections
+from tests.testing import Facts, start_platform
+from tests.testing import Platform as TestPlatform
 
-MASTER_KEY = base64.b64encode(b"r" * 32).decode()
 SESSION_GRACE_S = 2.0
 EMPTY_ROOM_GRACE_S = 1.0
 CALL_RING_TIMEOUT_S = 2.0
+ROOM_EVENTS = (
+    events_pb2.RoomCreated,
+    events_pb2.RoomDestroyed,
+    events_pb2.ParticipantJoined,
+    events_pb2.ParticipantLeft,
+    events_pb2.FeedPublished,
+    events_pb2.FeedUnpublished,
+    events_pb2.SubscriptionStarted,
+    events_pb2.SubscriptionEnded,
+    events_pb2.CallStarted,
+    events_pb2.CallAnswered,
+    events_pb2.CallEnded,
+)
 
 
 @dataclass
@@ -59,124 +49,50 @@ class Platform:
     # Two gateway processes behind "one address": clients pick one or the other.
     ws_urls: tuple[str, str]
     licence: LicenceServiceStub
+    # Every event on parley.room.v1 and parley.feed.v1 by room_id, and on parley.call.v1 by call_id.
     facts: Facts
-    # Settings for one more gateway process, given its gRPC address.
-    settings_for_gateway: Callable[[str], Settings]
+    running: TestPlatform
     session_grace_s: float = SESSION_GRACE_S
     call_ring_timeout_s: float = CALL_RING_TIMEOUT_S
 
 
-@dataclass
-class Facts:
-    """Every event on parley.room.v1 and parley.feed.v1 by room_id, and on parley.call.v1 by call_id, as
-    (type, event)."""
-
-    by_room: dict[str, list[tuple[str, Message]]] = field(default_factory=dict)
-
-    async def record(self, event: Message, envelope: Envelope) -> None:
-        key = getattr(event, "call_id", "") or getattr(event, "room_id", "")
-        self.by_room.setdefault(key, []).append((type(event).__name__, event))
-
-    def types(self, room_id: str) -> list[str]:
-        return [name for name, _ in self.by_room.get(room_id, [])]
-
-    async def wait_for(self, room_id: str, name: str, timeout_s: float = 20) -> Message:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for kind, event in self.by_room.get(room_id, []):
-                    if kind == name:
-                        return event
-                await asyncio.sleep(0.05)
-
-
-async def _fact_consumer(kafka: str, facts: Facts) -> KafkaBroker:
-    broker = create_broker(kafka, client_id="rooms-tests", tracer_provider=TracerProvider())
-    group = f"rooms-tests-{uuid.uuid4()}"
-    for topic in (Topic.ROOM, Topic.FEED, Topic.CALL):
-        consumer = EventConsumer(broker, topic, group_id=f"{group}-{topic.value}", max_wait_ms=50)
-        for event_type in (
-            events_pb2.RoomCreated,
-            events_pb2.RoomDestroyed,
-            events_pb2.ParticipantJoined,
-            events_pb2.ParticipantLeft,
-            events_pb2.FeedPublished,
-            events_pb2.FeedUnpublished,
-            events_pb2.SubscriptionStarted,
-            events_pb2.SubscriptionEnded,
-            events_pb2.CallStarted,
-            events_pb2.CallAnswered,
-            events_pb2.CallEnded,
-        ):
-            consumer.on(event_type)(facts.record)
-    await broker.start()
-    return broker
-
-
 @pytest.fixture(scope="session")
 async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    data_dir: Path = tmp_path_factory.mktemp("rooms")
-    endpoints = GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName})
-
-    def settings(gateway_grpc: str) -> Settings:
-        return Settings(
-            data_dir=data_dir,
-            kafka=KafkaSettings(bootstrap_servers=kafka),
-            grpc=endpoints.model_copy(update={"gateway": gateway_grpc}),
-            gateway=GatewaySettings(http_port=0),
-            licence=LicenceSettings(master_key=MASTER_KEY),
-            rooms=RoomsSettings(
-                session_grace_s=SESSION_GRACE_S,
-                empty_room_grace_s=EMPTY_ROOM_GRACE_S,
-                call_ring_timeout_s=CALL_RING_TIMEOUT_S,
-            ),
-            relay=RelaySettings(listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"]),
+    async with start_platform(
+        kafka,
+        tmp_path_factory.mktemp("rooms"),
+        ServiceName.LICENCE,
+        ServiceName.ROOMS,
+        ServiceName.RELAY,
+        ServiceName.GATEWAY,
+        ServiceName.GATEWAY,
+        settings={
+            "rooms": {
+                "session_grace_s": SESSION_GRACE_S,
+                "empty_room_grace_s": EMPTY_ROOM_GRACE_S,
+                "call_ring_timeout_s": CALL_RING_TIMEOUT_S,
+            }
+        },
+    ) as running:
+        first, second = running.gateways
+        yield Platform(
+            ws_urls=(first.ws_url, second.ws_url),
+            licence=running.licence,
+            facts=await running.record((Topic.ROOM, Topic.FEED, Topic.CALL), ROOM_EVENTS),
+            running=running,
         )
-
-    first, second = settings(endpoints.gateway), settings(f"127.0.0.1:{free_port()}")
-    licence = ServiceRuntime(ServiceName.LICENCE, first, set_global_tracing=False)
-    rooms = ServiceRuntime(ServiceName.ROOMS, first, set_global_tracing=False)
-    relay = ServiceRuntime(ServiceName.RELAY, first, set_global_tracing=False)
-    gateways = [ServiceRuntime(ServiceName.GATEWAY, s, set_global_tracing=False) for s in (first, second)]
-    build_licence(licence)
-    build_rooms(rooms)
-    build_relay(relay)
-    https = [build_gateway(gateway) for gateway in gateways]
-    facts = Facts()
-    runtimes = [licence, rooms, relay, *gateways]
-    fact_broker, *_ = await asyncio.gather(_fact_consumer(kafka, facts), *(r.start() for r in runtimes))
-    channel = grpc.aio.insecure_channel(endpoints.licence)
-    yield Platform(
-        ws_urls=(f"ws://127.0.0.1:{https[0].port}/ws/v1", f"ws://127.0.0.1:{https[1].port}/ws/v1"),
-        licence=LicenceServiceStub(channel),
-        facts=facts,
-        settings_for_gateway=settings,
-    )
-    await channel.close()
-    await fact_broker.stop()
-    for runtime in reversed(runtimes):
-        await runtime.stop()
 
 
 @pytest.fixture
 async def third_gateway(platform: Platform) -> AsyncIterator[tuple[str, Callable[[], Awaitable[None]]]]:
     """One more gateway process, for a test to stop: its WebSocket URL, and how to stop it."""
-    runtime = ServiceRuntime(
-        ServiceName.GATEWAY,
-        platform.settings_for_gateway(f"127.0.0.1:{free_port()}"),
-        set_global_tracing=False,
-    )
-    http = build_gateway(runtime)
-    await runtime.start()
-    stopped = False
+    (gateway,) = await platform.running.start(ServiceName.GATEWAY)
 
     async def stop() -> None:
-        nonlocal stopped
-        stopped = True
-        await runtime.stop()
+        await platform.running.stop(gateway.key)
 
-    yield f"ws://127.0.0.1:{http.port}/ws/v1", stop
-    if not stopped:
-        await runtime.stop()
+    yield gateway.ws_url, stop
+    await stop()
 
 
 @pytest.fixture(scope="session")

@@ -60,9 +60,9 @@ async def test_publish_subscribe_unsubscribe_unpublish(platform: Any, clients: A
     ended = await platform.facts.wait_for(room_id, "FeedUnpublished")
     assert (ended.feed_id, ended.code) == (feed_id, 5001)
     feed_facts = [
-        (name, getattr(event, "code", 0))
-        for name, event in platform.facts.by_room[room_id]
-        if name.startswith(("Feed", "Subscription"))
+        (type(event).__name__, getattr(event, "code", 0))
+        for event in platform.facts.events(room_id)
+        if type(event).__name__.startswith(("Feed", "Subscription"))
     ]
     assert feed_facts == [
         ("FeedPublished", 0),
@@ -72,7 +72,7 @@ async def test_publish_subscribe_unsubscribe_unpublish(platform: Any, clients: A
         ("SubscriptionEnded", 5006),
         ("FeedUnpublished", 5001),
     ]
-    published_fact = next(e for n, e in platform.facts.by_room[room_id] if n == "FeedPublished")
+    published_fact = await platform.facts.wait_for(room_id, "FeedPublished")
     assert {track.codec.split("/")[0] for track in published_fact.tracks} == {"audio", "video"}
 
 

@@ -57,7 +57,7 @@ async def test_two_users_on_two_gateways_meet_in_a_room_talk_and_leave(platform:
         "ParticipantLeft",
         "RoomDestroyed",
     ]
-    room_created = platform.facts.by_room[room_id][0][1]
+    room_created = platform.facts.events(room_id)[0]
     assert room_created.creator_uid == "alice"
     assert room_created.record.default_record and not room_created.record.record_strong_depend
     assert room_created.record.record_param_json == '{"fileType": "MP4"}'

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from services.gateway.commands import ConnectThrottle
 from services.gateway.websocket import TokenBucket
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import FakeClock
 
 
 def test_the_bucket_allows_a_burst_then_the_rate() -> None:

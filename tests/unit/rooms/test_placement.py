@@ -7,26 +7,19 @@ import pytest
 
 from services.core.errors import NOT_FOUND, ParleyError
 from services.rooms.placement import RelayLoad, RelayPlacement
+from tests.clock import FakeClock
 
 FALLBACK = "127.0.0.1:50053"
 LEASE_S = 15.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def placement(clock: Clock) -> RelayPlacement:
+def placement(clock: FakeClock) -> RelayPlacement:
     return RelayPlacement(fallback=FALLBACK, lease_s=LEASE_S, clock=clock)
 
 
@@ -84,7 +77,7 @@ def test_when_every_relay_drains_rooms_go_to_the_configured_relay(placement: Rel
     assert placement.place("r1") == FALLBACK
 
 
-def test_a_relay_silent_for_the_lease_is_dropped(placement: RelayPlacement, clock: Clock) -> None:
+def test_a_relay_silent_for_the_lease_is_dropped(placement: RelayPlacement, clock: FakeClock) -> None:
     placement.register("a", "a:1", 100, RelayLoad())
     placement.register("b", "b:1", 100, RelayLoad(publications=50))
     clock.now += LEASE_S / 2
@@ -98,7 +91,7 @@ def test_a_relay_silent_for_the_lease_is_dropped(placement: RelayPlacement, cloc
     assert placement.place("r2") == "a:1"
 
 
-def test_reports_keep_a_relay_placeable(placement: RelayPlacement, clock: Clock) -> None:
+def test_reports_keep_a_relay_placeable(placement: RelayPlacement, clock: FakeClock) -> None:
     placement.register("a", "a:1", 100, RelayLoad())
     for _ in range(5):
         clock.now += LEASE_S / 3

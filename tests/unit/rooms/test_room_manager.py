@@ -14,6 +14,7 @@ from services.rooms.changes import RecordOptions, Track
 from services.rooms.manager import Outcome, RoomManager, RoomRules, StopFeed, StopSubscription
 from services.rooms.pushes import ExitType, InviteReply, MediaCloseCode
 from services.rooms.sessions import Attachment
+from tests.clock import FakeClock
 
 RELAY = "relay:1"
 RULES = RoomRules(
@@ -29,19 +30,11 @@ RULES = RoomRules(
 AUDIO_VIDEO = (Track("audio", "audio/opus"), Track("video", "video/VP8"))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class World:
     """A room manager, its clock, and the pushes it has queued, per session."""
 
     def __init__(self) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.manager = RoomManager(
             RULES, relay_address=RELAY, clock=self.clock, now=lambda: datetime(2026, 1, 1, tzinfo=UTC)
         )

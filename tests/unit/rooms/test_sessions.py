@@ -5,21 +5,14 @@ from __future__ import annotations
 
 from services.rooms.pushes import NewJoinerIn, Push, SessionTakenOver
 from services.rooms.sessions import BACKLOG_LIMIT, Attachment, HeldConnection, SessionBook
+from tests.clock import FakeClock
 
 GRACE_S = 15.0
 LEASE_S = 15.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def book_and_clock() -> tuple[SessionBook, Clock]:
-    clock = Clock()
+def book_and_clock() -> tuple[SessionBook, FakeClock]:
+    clock = FakeClock(100.0)
     return SessionBook(grace_s=GRACE_S, lease_s=LEASE_S, clock=clock), clock
 
 
