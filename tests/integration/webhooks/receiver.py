@@ -45,6 +45,7 @@ class Receiver:
     """`mode`: "ok" (200 echoing bizRequestId with code 0), "500", "code" (200 with code 1)."""
 
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
     mode: str = "ok"
     # Seconds each answer takes.
     delay_s: float = 0.0
@@ -54,7 +55,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,7 +93,7 @@ class Receiver:
     async def start(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         config = uvicorn.Config(self, log_config=None, lifespan="off", access_log=False)
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[listener]))
