@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import licence_commands
+from services.cli import licence_commands, webhook_commands
 from services.cli.supervisor import Platform, PlatformOptions
 from services.core.config import ServiceName
 from services.core.embedded_broker import wait_for_broker
@@ -28,6 +28,8 @@ app.add_typer(licence_commands.licences, name="licence")
 app.add_typer(licence_commands.devices, name="device")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
+app.add_typer(webhook_commands.webhooks, name="webhooks")
+licence_commands.apps.command("webhook-secret")(webhook_commands.webhook_secret)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
 console = Console(soft_wrap=True)
 

@@ -10,6 +10,7 @@ from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 
 from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
@@ -28,6 +29,7 @@ from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
+from services.gateway.webhook_routes import webhook_router
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
@@ -43,6 +45,8 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
+    webhooks = WebhookServiceStub(runtime.channel(ServiceName.WEBHOOKS))
+    app.include_router(webhook_router(webhooks), dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(

@@ -6,6 +6,7 @@ is SIGKILLed 20 times (runs about a minute: each restart is a new Python process
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import uuid
 from collections import defaultdict
@@ -50,7 +51,7 @@ def check_order(receiver: Receiver, expected: dict[str, list[str]]) -> int:
         by_room[room].append((index, request.acknowledged))
     for room, sequence in by_room.items():
         assert sequence[0][0] == 0, f"room {room} did not start with its first event"
-        for (before, acknowledged), (index, _) in zip(sequence, sequence[1:], strict=False):
+        for (before, acknowledged), (index, _) in itertools.pairwise(sequence):
             if index != before:
                 assert (index, acknowledged) == (before + 1, True), f"room {room} out of order: {sequence}"
     return len(receiver.acknowledged()) - len(receiver.acknowledged_ids())
