@@ -16,6 +16,7 @@ from parley.rooms.v1 import events_pb2 as room_events
 from services.core.events import EventPublisher, create_broker
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
+from tests.integration.licence_helpers import App
 
 # The receivers listen on 127.0.0.1: the dispatcher refuses loopback unless it is allow-listed.
 LOOPBACK_ALLOWED = {"webhooks": {"allowed_targets": "127.0.0.1/32"}}
@@ -23,7 +24,7 @@ LOOPBACK_ALLOWED = {"webhooks": {"allowed_targets": "127.0.0.1/32"}}
 
 async def create_app_with_callbacks(
     licence: LicenceServiceStub, name: str, *, room_status_url: str = "", record_url: str = ""
-) -> licence_pb2.App:
+) -> App:
     created = await licence.CreateApp(
         licence_pb2.CreateAppRequest(
             name=name,
@@ -33,7 +34,7 @@ async def create_app_with_callbacks(
         ),
         timeout=30,
     )
-    return created.app
+    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
 
 
 class RoomFacts:
