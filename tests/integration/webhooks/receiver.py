@@ -42,7 +42,7 @@ class _Server(uvicorn.Server):
 
 @dataclass
 class Receiver:
-    """`mode`: "ok" (200 echoing bizRequestId with code 0), "500", "code" (200 with code 1)."""
+    """`mode`: "ok" (200 echoing bizRequestId with code 0), "500", "410", "code" (200 with code 1)."""
 
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
@@ -74,8 +74,8 @@ class Receiver:
         except ValueError:
             biz_request_id = None
         status, answer = 200, {"bizRequestId": biz_request_id, "code": 0}
-        if self.mode == "500":
-            status, answer = 500, {"error": "down for maintenance"}
+        if self.mode in ("500", "410"):
+            status, answer = int(self.mode), {"error": "not here"}
         elif self.mode == "code":
             answer = {"bizRequestId": biz_request_id, "code": 1}
         acknowledged = self.mode == "ok"
