@@ -170,6 +170,16 @@ def send_test(
     )
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class Listener:
     """An ASGI app that verifies each request's Standard Webhooks signature, prints it, and answers as
     the seed asks ({bizRequestId, code: 0}); a request that does not verify gets 401."""
@@ -181,12 +191,7 @@ class Listener:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         verdict = "unsigned check (no --secret)"
         status = 200

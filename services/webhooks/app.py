@@ -59,7 +59,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     apps = AppDirectory(
         LicenceServiceStub(runtime.channel(ServiceName.LICENCE)), ttl_s=settings.app_cache_ttl_s
     )
-    intake = Intake(store, apps, policy, queued=dispatcher.wake)
+    intake = Intake(store, apps, policy, queued=dispatcher.offer)
 
     # The dispatcher's own outcomes are not read back: an endpoint fed them would feed itself.
     for topic in Topic:

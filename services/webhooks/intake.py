@@ -12,19 +12,26 @@ from typing import Any
 import structlog
 from google.protobuf.message import Message
 from parley.licence.v1 import events_pb2 as licence_events
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.events import Envelope
 from services.webhooks import bodies
 from services.webhooks.apps import AppDirectory, AppInfo
 from services.webhooks.policy import RetryPolicy
-from services.webhooks.store import CLOUDEVENTS, NewDelivery, WebhookStore, endpoints
+from services.webhooks.store import (
+    CLOUDEVENTS,
+    SEED_KINDS,
+    NewDelivery,
+    WebhookStore,
+    endpoints,
+    seed_endpoint_id,
+)
 
 log = structlog.get_logger(__name__)
 
-# Other replicas' endpoint changes are seen within this long.
-SUBSCRIPTIONS_TTL_S = 5.0
+# Other replicas' endpoint changes (and a 410's disabling) are seen within this long.
+SUBSCRIPTIONS_TTL_S = ENDPOINTS_TTL_S = 5.0
 APP_FACTS = {licence_events.AppCreated.DESCRIPTOR.full_name, licence_events.AppChanged.DESCRIPTOR.full_name}
 
 
@@ -37,17 +44,24 @@ def event_time(envelope: Envelope, fallback: datetime) -> datetime:
 
 class Intake:
     def __init__(
-        self, store: WebhookStore, apps: AppDirectory, policy: RetryPolicy, *, queued: Callable[[], None]
+        self,
+        store: WebhookStore,
+        apps: AppDirectory,
+        policy: RetryPolicy,
+        *,
+        queued: Callable[[list[tuple[str, str]]], None],
     ) -> None:
         self._store = store
         self._apps = apps
         self._policy = policy
         self._queued = queued
         self._subscribed: set[str] = set()
+        self._seed_endpoints: dict[str, tuple[float, Row[Any] | None]] = {}
         self._subscribed_at = float("-inf")
 
     def endpoints_changed(self) -> None:
         self._subscribed_at = float("-inf")
+        self._seed_endpoints.clear()
 
     async def _subscribed_types(self) -> set[str]:
         if time.monotonic() - self._subscribed_at > SUBSCRIPTIONS_TTL_S:
@@ -76,8 +90,36 @@ class Intake:
             app = app if app_fact else await self._apps.get(biz_name)
         await self._write(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)
 
-    async def _queue(self, connection: AsyncConnection, delivery: NewDelivery, **options: Any) -> int:
-        return 0 if await self._store.enqueue(connection, delivery, **options) is None else 1
+    async def _seed_endpoint(
+        self,
+        connection: AsyncConnection,
+        biz_name: str,
+        kind: str,
+        url: str,
+        now: datetime,
+        *,
+        fresh: bool = False,
+    ) -> Row[Any] | None:
+        """The app's seed endpoint as last written here, unless its URL changed or it is older than
+        ENDPOINTS_TTL_S (a 410 or an operator elsewhere may have disabled or enabled it)."""
+        key = seed_endpoint_id(biz_name, kind)
+        known = self._seed_endpoints.get(key)
+        if not fresh and known is not None and time.monotonic() - known[0] < ENDPOINTS_TTL_S:
+            if known[1] is not None and known[1].url == url:
+                return known[1]
+        row = await self._store.sync_seed_endpoint(connection, biz_name, kind, url, now)
+        self._seed_endpoints[key] = (time.monotonic(), row)
+        return row
+
+    async def _queue(
+        self,
+        connection: AsyncConnection,
+        delivery: NewDelivery,
+        written: list[tuple[str, str]],
+        **options: Any,
+    ) -> None:
+        if await self._store.enqueue(connection, delivery, **options) is not None:
+            written.append((delivery.endpoint_id, delivery.ordering_key))
 
     async def _write(
         self,
@@ -93,14 +135,14 @@ class Intake:
         now = datetime.now(UTC)
         happened = event_time(envelope, now)
         first_attempt_at = self._policy.first_attempt_at(now)
-        written = 0
+        written: list[tuple[str, str]] = []
         async with self._store.begin() as connection:
             if app_fact and app is not None:
-                for kind in ("record", "room_status"):
-                    await self._store.sync_seed_endpoint(connection, biz_name, kind, app.url(kind), now)
+                for kind in SEED_KINDS:
+                    await self._seed_endpoint(connection, biz_name, kind, app.url(kind), now, fresh=True)
             callback = bodies.seed_callback(event, envelope, app.ids) if seed and app is not None else None
             if callback is not None and app is not None:
-                endpoint = await self._store.sync_seed_endpoint(
+                endpoint = await self._seed_endpoint(
                     connection, biz_name, callback.kind, app.url(callback.kind), now
                 )
                 if endpoint is not None:
@@ -114,9 +156,10 @@ class Intake:
                         body=bodies.encode(callback.body),
                         event_time=happened,
                     )
-                    written += await self._queue(
+                    await self._queue(
                         connection,
                         delivery,
+                        written,
                         first_attempt_at=first_attempt_at,
                         now=now,
                         disabled_reason=""
@@ -143,10 +186,10 @@ class Intake:
                         body=body,
                         event_time=happened,
                     )
-                    written += await self._queue(
-                        connection, delivery, first_attempt_at=first_attempt_at, now=now
+                    await self._queue(
+                        connection, delivery, written, first_attempt_at=first_attempt_at, now=now
                     )
         if seed and app is None:
             log.info("callback_skipped", reason="no such app", biz_name=biz_name, ce_id=envelope.id)
         if written:
-            self._queued()
+            self._queued(written)

@@ -30,12 +30,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
     exists,
-    func,
     select,
+    union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -103,7 +105,7 @@ deliveries = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("last_latency_ms", Integer, nullable=False, default=0),
     UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
-    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_pending", "status", "id"),
     Index("ix_webhook_deliveries_queue", "endpoint_id", "ordering_key", "status", "id"),
     Index("ix_webhook_deliveries_app", "biz_name", "id"),
 )
@@ -126,6 +128,14 @@ outbox = outbox_table(metadata, "webhook_outbox")
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 SEED_KINDS = ("record", "room_status")
 CLOUDEVENTS = "cloudevents"
+
+
+_STATUS_OF = {
+    Outcome.DELIVERED: DELIVERED,
+    Outcome.RETRYING: PENDING,
+    Outcome.DEAD_LETTERED: DEAD,
+    Outcome.ENDPOINT_DISABLED: DEAD,
+}
 
 
 def seed_endpoint_id(biz_name: str, kind: str) -> str:
@@ -152,6 +162,9 @@ class Claim:
     delivery_id: str
     biz_name: str
     endpoint_id: str
+    ordering_key: str
+    # Saving an attempt needs it: a lease that ran out and was taken by another is not overwritten.
+    lease_token: str
     kind: str
     url: str
     endpoint_enabled: bool
@@ -175,11 +188,29 @@ class AttemptRecord:
     next_attempt_at: datetime | None
 
 
+def _fact(record: AttemptRecord) -> events_pb2.DeliveryAttempted:
+    claim = record.claim
+    return events_pb2.DeliveryAttempted(
+        delivery_id=claim.delivery_id,
+        biz_name=claim.biz_name,
+        endpoint_id=claim.endpoint_id,
+        event_id=claim.event_id,
+        event_type=claim.event_type,
+        biz_request_id=claim.biz_request_id,
+        attempt=record.attempt,
+        outcome=record.outcome.value,
+        http_status=record.http_status,
+        latency_ms=record.latency_ms,
+        error=record.error,
+        next_attempt_at=timestamp(record.next_attempt_at) if record.next_attempt_at else None,
+        attempted_at=timestamp(record.started_at),
+    )
+
+
 class WebhookStore:
     def __init__(self, engine: AsyncEngine, outbox_: Outbox) -> None:
         self._engine = engine
         self._outbox = outbox_
-        self._owner = str(uuid.uuid4())
 
     # Endpoints
 
@@ -369,48 +400,49 @@ class WebhookStore:
     ) -> str | None:
         """Write a delivery in the caller's transaction; its id, or None when this (endpoint, event) is
         known already (the event came again). To a disabled endpoint it is written dead-lettered at once."""
-        known = await connection.scalar(
-            select(deliveries.c.id).where(
-                deliveries.c.endpoint_id == delivery.endpoint_id, deliveries.c.event_id == delivery.event_id
-            )
-        )
-        if known is not None:
-            return None
         delivery_id = str(uuid.uuid4())
-        await connection.execute(
-            deliveries.insert().values(
-                delivery_id=delivery_id,
-                endpoint_id=delivery.endpoint_id,
-                biz_name=delivery.biz_name,
-                ordering_key=delivery.ordering_key,
-                event_id=delivery.event_id,
-                event_type=delivery.event_type,
-                biz_request_id=delivery.biz_request_id,
-                body=delivery.body,
-                status=DEAD if disabled_reason else PENDING,
-                attempts=0,
-                next_attempt_at=first_attempt_at,
-                event_time=delivery.event_time,
-                created_at=now,
-                last_status=0,
-                last_error=disabled_reason,
-                last_latency_ms=0,
-            )
+        values = {
+            "delivery_id": delivery_id,
+            "endpoint_id": delivery.endpoint_id,
+            "biz_name": delivery.biz_name,
+            "ordering_key": delivery.ordering_key,
+            "event_id": delivery.event_id,
+            "event_type": delivery.event_type,
+            "biz_request_id": delivery.biz_request_id,
+            "body": delivery.body,
+            "status": DEAD if disabled_reason else PENDING,
+            "attempts": 0,
+            "next_attempt_at": first_attempt_at,
+            "event_time": delivery.event_time,
+            "created_at": now,
+            "last_status": 0,
+            "last_error": disabled_reason,
+            "last_latency_ms": 0,
+        }
+        # One statement: the unique (endpoint, event) makes a repeated event insert nothing.
+        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            insert(deliveries)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
         )
-        return delivery_id
+        result = await connection.execute(statement)
+        return delivery_id if result.rowcount else None
 
     def begin(self) -> Any:
         return self._engine.begin()
 
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
-        """Lease up to `limit` due deliveries, each the oldest pending one of its (endpoint, key)."""
+        """Lease up to `limit` due deliveries, each the oldest pending one of its (endpoint, key): the
+        scan for retries come due and leases run out. Pending deliveries in the order written; the oldest
+        of each queue come first, so the scan stops early."""
         earlier = deliveries.alias("earlier")
         due = (
             select(deliveries.c.id)
             .where(
                 deliveries.c.status == PENDING,
                 deliveries.c.next_attempt_at <= now,
-                (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < now),
+                self._lease_free(now),
                 ~exists().where(
                     and_(
                         earlier.c.endpoint_id == deliveries.c.endpoint_id,
@@ -420,107 +452,149 @@ class WebhookStore:
                     )
                 ),
             )
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            .order_by(deliveries.c.status, deliveries.c.id)
             .limit(limit)
         )
         async with self._engine.begin() as connection:
-            ids = list(await connection.scalars(due))
-            if not ids:
-                return []
-            # Another replica may have leased some between the select and here: the lease test again.
+            return await self._lease(connection, list(await connection.scalars(due)), now, lease)
+
+    async def claim_heads(
+        self, queues: Sequence[tuple[str, str]], now: datetime, lease: timedelta
+    ) -> list[Claim]:
+        """Lease the oldest pending delivery of each (endpoint, key) that is due and that nobody holds:
+        what new deliveries or the end of the ones before them made ready, found without a scan."""
+        if not queues:
+            return []
+        # One indexed lookup per queue (SQLite scans for a row-value IN with GROUP BY).
+        firsts = [
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.ordering_key == ordering_key,
+                deliveries.c.status == PENDING,
+            )
+            .order_by(deliveries.c.id)
+            .limit(1)
+            .subquery()
+            for endpoint_id, ordering_key in queues
+        ]
+        heads = union_all(*(select(first.c.id) for first in firsts))
+        # Read first, write only when there is something to lease: most looks find a queue still busy.
+        async with self._engine.connect() as connection:
+            ids = list(await connection.scalars(heads))
+        if not ids:
+            return []
+        async with self._engine.begin() as connection:
+            return await self._lease(connection, ids, now, lease)
+
+    @staticmethod
+    def _lease_free(now: datetime) -> Any:
+        return deliveries.c.lease_until.is_(None) | (deliveries.c.lease_until < now)
+
+    async def _lease(
+        self, connection: AsyncConnection, ids: list[int], now: datetime, lease: timedelta
+    ) -> list[Claim]:
+        if not ids:
+            return []
+        # Another replica may have leased some since they were chosen: the lease is tested again here. Each
+        # lease has its own token, so a delivery this process already holds is never handed out twice.
+        token = str(uuid.uuid4())
+        await connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(ids),
+                deliveries.c.status == PENDING,
+                deliveries.c.next_attempt_at <= now,
+                self._lease_free(now),
+            )
+            .values(lease_until=now + lease, lease_owner=token)
+        )
+        rows = await connection.execute(
+            select(deliveries, endpoints.c.kind, endpoints.c.url, endpoints.c.enabled)
+            .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id, isouter=True)
+            .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == token)
+            .order_by(deliveries.c.id)
+        )
+        return [
+            Claim(
+                id=row.id,
+                delivery_id=row.delivery_id,
+                biz_name=row.biz_name,
+                endpoint_id=row.endpoint_id,
+                ordering_key=row.ordering_key,
+                lease_token=token,
+                kind=row.kind or "",
+                url=row.url or "",
+                endpoint_enabled=bool(row.enabled),
+                event_id=row.event_id,
+                event_type=row.event_type,
+                biz_request_id=row.biz_request_id,
+                body=row.body,
+                attempts=row.attempts,
+                event_time=row.event_time,
+            )
+            for row in rows
+        ]
+
+    async def record(self, records: Sequence[AttemptRecord]) -> None:
+        """Save attempts and their verdicts with their facts, in one transaction; their leases end. An
+        attempt whose lease ran out and was taken by another meanwhile changes nothing but its log."""
+        if not records:
+            return
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                attempts.insert(),
+                [
+                    {
+                        "delivery_id": r.claim.delivery_id,
+                        "attempt": r.attempt,
+                        "started_at": r.started_at,
+                        "latency_ms": r.latency_ms,
+                        "http_status": r.http_status,
+                        "outcome": r.outcome.value,
+                        "error": r.error,
+                    }
+                    for r in records
+                ],
+            )
             await connection.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.id.in_(ids),
-                    (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until < now),
+                    deliveries.c.id == bindparam("claimed"), deliveries.c.lease_owner == bindparam("token")
                 )
-                .values(lease_until=now + lease, lease_owner=self._owner)
-            )
-            rows = await connection.execute(
-                select(deliveries, endpoints.c.kind, endpoints.c.url, endpoints.c.enabled)
-                .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id, isouter=True)
-                .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == self._owner)
-                .order_by(deliveries.c.id)
-            )
-            return [
-                Claim(
-                    id=row.id,
-                    delivery_id=row.delivery_id,
-                    biz_name=row.biz_name,
-                    endpoint_id=row.endpoint_id,
-                    kind=row.kind or "",
-                    url=row.url or "",
-                    endpoint_enabled=bool(row.enabled),
-                    event_id=row.event_id,
-                    event_type=row.event_type,
-                    biz_request_id=row.biz_request_id,
-                    body=row.body,
-                    attempts=row.attempts,
-                    event_time=row.event_time,
-                )
-                for row in rows
-            ]
-
-    async def record(self, record: AttemptRecord) -> None:
-        """Save an attempt and its verdict with its fact, in one transaction; the lease ends."""
-        claim = record.claim
-        status = {
-            Outcome.DELIVERED: DELIVERED,
-            Outcome.RETRYING: PENDING,
-            Outcome.DEAD_LETTERED: DEAD,
-            Outcome.ENDPOINT_DISABLED: DEAD,
-        }[record.outcome]
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                attempts.insert().values(
-                    delivery_id=claim.delivery_id,
-                    attempt=record.attempt,
-                    started_at=record.started_at,
-                    latency_ms=record.latency_ms,
-                    http_status=record.http_status,
-                    outcome=record.outcome.value,
-                    error=record.error,
-                )
-            )
-            values: dict[str, Any] = {
-                "status": status,
-                "attempts": record.attempt,
-                "lease_until": None,
-                "lease_owner": None,
-                "last_status": record.http_status,
-                "last_error": record.error,
-                "last_latency_ms": record.latency_ms,
-            }
-            if record.next_attempt_at is not None:
-                values["next_attempt_at"] = record.next_attempt_at
-            if record.outcome is Outcome.DELIVERED:
-                values["delivered_at"] = record.started_at + timedelta(milliseconds=record.latency_ms)
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == claim.id, deliveries.c.lease_owner == self._owner)
-                .values(**values)
-            )
-            if record.outcome is Outcome.ENDPOINT_DISABLED:
-                await self._disable(connection, claim.endpoint_id, record.error, record.started_at)
-            await self._outbox.stage(
-                connection,
-                Topic.WEBHOOK,
-                events_pb2.DeliveryAttempted(
-                    delivery_id=claim.delivery_id,
-                    biz_name=claim.biz_name,
-                    endpoint_id=claim.endpoint_id,
-                    event_id=claim.event_id,
-                    event_type=claim.event_type,
-                    biz_request_id=claim.biz_request_id,
-                    attempt=record.attempt,
-                    outcome=record.outcome.value,
-                    http_status=record.http_status,
-                    latency_ms=record.latency_ms,
-                    error=record.error,
-                    next_attempt_at=timestamp(record.next_attempt_at) if record.next_attempt_at else None,
-                    attempted_at=timestamp(record.started_at),
+                .values(
+                    status=bindparam("new_status"),
+                    attempts=bindparam("attempt"),
+                    next_attempt_at=bindparam("next_at"),
+                    delivered_at=bindparam("delivered"),
+                    last_status=bindparam("http_status"),
+                    last_error=bindparam("error"),
+                    last_latency_ms=bindparam("latency_ms"),
+                    lease_until=None,
+                    lease_owner=None,
                 ),
-                key=claim.delivery_id,
+                [
+                    {
+                        "claimed": r.claim.id,
+                        "token": r.claim.lease_token,
+                        "new_status": _STATUS_OF[r.outcome],
+                        "attempt": r.attempt,
+                        "next_at": r.next_attempt_at or r.started_at,
+                        "delivered": r.started_at + timedelta(milliseconds=r.latency_ms)
+                        if r.outcome is Outcome.DELIVERED
+                        else None,
+                        "http_status": r.http_status,
+                        "error": r.error,
+                        "latency_ms": r.latency_ms,
+                    }
+                    for r in records
+                ],
+            )
+            for r in records:
+                if r.outcome is Outcome.ENDPOINT_DISABLED:
+                    await self._disable(connection, r.claim.endpoint_id, r.error, r.started_at)
+            await self._outbox.stage_many(
+                connection, Topic.WEBHOOK, [(_fact(r), r.claim.delivery_id) for r in records]
             )
         self._outbox.notify()
 
@@ -539,23 +613,6 @@ class WebhookStore:
                 status=DEAD, last_error=f"endpoint disabled: {reason}", lease_until=None, lease_owner=None
             )
         )
-
-    async def release(self, claims: Sequence[Claim]) -> None:
-        """Give back leases not attempted (a stopping process), so they need not wait for expiry."""
-        if not claims:
-            return
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_([c.id for c in claims]), deliveries.c.lease_owner == self._owner)
-                .values(lease_until=None, lease_owner=None)
-            )
-
-    async def next_due(self) -> datetime | None:
-        async with self._engine.connect() as connection:
-            return await connection.scalar(
-                select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == PENDING)
-            )
 
     # What operators see and do
 

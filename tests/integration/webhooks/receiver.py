@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from services.cli.webhook_commands import read_body
 from services.core.embedded_broker import free_port
 
 Scope = dict[str, Any]
@@ -60,12 +61,7 @@ class Receiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}

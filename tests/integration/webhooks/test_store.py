@@ -95,8 +95,12 @@ async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engi
     assert await other_replica.claim_due(NOW, 10, LEASE) == []
 
     a1 = next(c for c in first if c.event_id == "a1")
-    await store.record(delivered(a1))
-    assert [c.event_id for c in await store.claim_due(NOW, 10, LEASE)] == ["a2"]
+    await store.record([delivered(a1)])
+    # The end of a1 makes a2 the head of room A: found without a scan, and leased once only.
+    (head,) = await store.claim_heads([("ep_1", "A"), ("ep_1", "B"), ("ep_2", "A")], NOW, LEASE)
+    assert head.event_id == "a2"
+    assert await store.claim_heads([("ep_1", "A")], NOW, LEASE) == []
+    assert await store.claim_due(NOW, 10, LEASE) == []
 
     # A replica that died holding leases: once they run out, another one claims those deliveries.
     later = NOW + LEASE + timedelta(seconds=1)
@@ -108,11 +112,11 @@ async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> N
     await enqueue(store, delivery("c1", "C"), delivery("c2", "C"))
     (c1,) = await store.claim_due(NOW, 10, LEASE)
     retry_at = NOW + timedelta(minutes=5)
-    await store.record(AttemptRecord(c1, 1, NOW, 5, 500, Outcome.RETRYING, "HTTP 500", retry_at))
+    await store.record([AttemptRecord(c1, 1, NOW, 5, 500, Outcome.RETRYING, "HTTP 500", retry_at)])
     assert await store.claim_due(NOW + timedelta(minutes=1), 10, LEASE) == []
     (again,) = await store.claim_due(retry_at, 10, LEASE)
     assert (again.event_id, again.attempts) == ("c1", 1)
-    await store.record(AttemptRecord(again, 2, retry_at, 5, 0, Outcome.DEAD_LETTERED, "timed out", None))
+    await store.record([AttemptRecord(again, 2, retry_at, 5, 0, Outcome.DEAD_LETTERED, "timed out", None)])
     # Dead-lettered: the room moves on.
     assert [c.event_id for c in await store.claim_due(retry_at, 10, LEASE)] == ["c2"]
     assert await store.redeliver("biz1", None, retry_at) == 1

@@ -59,7 +59,7 @@ def upgrade() -> None:
         sa.Column("last_latency_ms", sa.Integer(), nullable=False),
         sa.UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
     )
-    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"])
+    op.create_index("ix_webhook_deliveries_pending", "webhook_deliveries", ["status", "id"])
     op.create_index(
         "ix_webhook_deliveries_queue", "webhook_deliveries", ["endpoint_id", "ordering_key", "status", "id"]
     )
