@@ -216,7 +216,7 @@ def main() -> None:
     result = asyncio.run(run(args.rate, args.rooms, args.seconds, args.database_url))
     print(json.dumps(result, indent=2))
     existing = json.loads(args.output.read_text()) if args.output.exists() else {}
-    existing[result["database"]] = result
+    existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms"] = result
     args.output.write_text(json.dumps(existing, indent=2) + "\n")
 
 

@@ -82,3 +82,22 @@ def test_an_allow_listed_network_is_allowed_and_nothing_beside_it() -> None:
     assert guard.refusal("10.1.2.3") is None
     assert guard.refusal("127.0.0.2") is not None
     assert guard.refusal("10.2.0.1") is not None
+
+
+def test_the_signature_example_in_docs_webhooks_md_is_right() -> None:
+    body = (
+        b'{"bizRequestId":"4b1f0d7e-2f0a-4f7e-9a53-8e5f2c7a1d10","uid":"bob","bizName":"b_1a2b3c",'
+        b'"appId":"app1","workspaceId":"default","roomId":"r_9f8e7d","eventCode":3,"time":1764979200123,'
+        b'"exitType":1}'
+    )
+    headers = signed_headers(
+        SigningSecrets("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "4b1f0d7e-2f0a-4f7e-9a53-8e5f2c7a1d10",
+        body,
+        datetime.fromtimestamp(1764979200, UTC),
+    )
+    assert headers == {
+        "webhook-id": "4b1f0d7e-2f0a-4f7e-9a53-8e5f2c7a1d10",
+        "webhook-timestamp": "1764979200",
+        "webhook-signature": "v1,MQvMV9eUvtk5SEJYdyxA3J5ZYcMS30lo03P0ORZ6ulk=",
+    }
