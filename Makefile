@@ -39,6 +39,7 @@ proto: install
 lint: install
 	$(BIN)/ruff check services tests bench proto/generate.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: install
 	$(BIN)/python bench/authorisation_push.py

@@ -5,12 +5,17 @@ has one, cited at the definition), a stable reason string, and the gRPC status i
 code raises `ParleyError(kind, message)`; the gRPC server interceptor in `services.core.grpc` turns it
 into a status with a `google.rpc.ErrorInfo` detail, and `from_rpc_error` turns it back on the client
 side, so the code survives a hop between services unchanged.
+
+The ErrorInfo carries the whole kind (its reason, its code in the metadata, its status as the call's
+status), so a client decodes any service's error without importing that service's catalogue: kinds are
+equal when their code, reason and status are, whichever process defined them. Each service keeps its own
+catalogue (`services/<name>/errors.py`); the kinds more than one service names are in
+`services.core.shared_errors`. `tests/unit/test_error_catalogue.py` checks that no reason means two things.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
 
 import grpc
 from google.protobuf import any_pb2
@@ -25,15 +30,8 @@ class ErrorKind:
     code: int
     reason: str
     status: grpc.StatusCode
-    default_message: str
-
-    registry: ClassVar[dict[str, ErrorKind]] = {}
-
-    def __post_init__(self) -> None:
-        known = ErrorKind.registry.get(self.reason)
-        if known is not None and known != self:
-            raise ValueError(f"error reason {self.reason!r} is defined twice")
-        ErrorKind.registry[self.reason] = self
+    # Not part of the kind's identity: a kind decoded from the wire knows only the message it came with.
+    default_message: str = field(compare=False)
 
     def __call__(self, message: str | None = None, **metadata: str) -> ParleyError:
         return ParleyError(self, message, **metadata)
@@ -112,6 +110,21 @@ def _status_details(error: grpc.RpcError) -> status_pb2.Status | None:
     return None
 
 
+_GRPC_STATUS = {status.value[0]: status for status in grpc.StatusCode}
+
+
+def _kind_of(info: error_details_pb2.ErrorInfo, status: status_pb2.Status) -> ErrorKind | None:
+    """The kind an ErrorInfo of Parley's describes; None for another domain's or one without a code."""
+    if info.domain != ERROR_DOMAIN or not info.reason:
+        return None
+    try:
+        code = int(info.metadata["code"])
+    except (KeyError, ValueError):
+        return None
+    grpc_status = _GRPC_STATUS.get(status.code, grpc.StatusCode.UNKNOWN)
+    return ErrorKind(code, info.reason, grpc_status, status.message)
+
+
 def from_rpc_error(error: grpc.RpcError) -> ParleyError:
     """The domain error a failed call carried; `UNAVAILABLE`/`INTERNAL` when it carried none."""
     status = _status_details(error)
@@ -120,8 +133,8 @@ def from_rpc_error(error: grpc.RpcError) -> ParleyError:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 info = error_details_pb2.ErrorInfo()
                 detail.Unpack(info)
-                kind = ErrorKind.registry.get(info.reason)
-                if kind is not None and info.domain == ERROR_DOMAIN:
+                kind = _kind_of(info, status)
+                if kind is not None:
                     metadata = {k: v for k, v in info.metadata.items() if k != "code"}
                     return ParleyError(kind, status.message, **metadata)
     code = error.code() if callable(getattr(error, "code", None)) else None

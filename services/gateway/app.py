@@ -9,6 +9,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 
@@ -40,8 +41,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     }
     app = create_http_app(health=PlatformHealth(others, timeout_s=settings.health_timeout_s))
     operator = [operator_only(settings.operator_token)]
-    rooms = RoomServiceStub(runtime.channel(ServiceName.ROOMS))
-    app.include_router(rooms_router(rooms), dependencies=operator)
+    # The room manager's public API (operators' rooms, a session's create_room) and the one for the
+    # sessions this gateway holds (docs/internal-apis.md).
+    public_rooms = RoomServiceStub(runtime.channel(ServiceName.ROOMS))
+    rooms = RoomSessionServiceStub(runtime.channel(ServiceName.ROOMS))
+    app.include_router(rooms_router(public_rooms), dependencies=operator)
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
@@ -51,7 +55,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
         rooms,
-        RoomServiceStub(heartbeat_channel),
+        RoomSessionServiceStub(heartbeat_channel),
         sessions,
         gateway_address=runtime.settings.grpc.address_of(ServiceName.GATEWAY),
         timeout_s=settings.rooms_timeout_s,
@@ -69,6 +73,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     relays = RelayChannels(runtime.tracer_provider)
     commands.extend(
         RoomCommands(
+            public_rooms,
             rooms,
             room_sessions,
             relays,

@@ -8,22 +8,26 @@ from __future__ import annotations
 from typing import Any
 
 from parley.rooms.v1 import rooms_pb2
-from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 
 from services.gateway.commands import Command
+from services.gateway.errors import CALL_WRONG_PARTY
 from services.gateway.protocol import CallRef, StartCall, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Device, Session, User
-from services.rooms.calls import CallMedia
-from services.rooms.errors import CALL_WRONG_PARTY
 
-MEDIA = {"audio": CallMedia.AUDIO, "video": CallMedia.VIDEO}
+MEDIA = {"audio": rooms_pb2.CALL_MEDIA_AUDIO, "video": rooms_pb2.CALL_MEDIA_VIDEO}
 
 
 class CallCommands:
     def __init__(
-        self, rooms: RoomServiceStub, room_sessions: RoomSessions, *, timeout_s: float, call_timeout_s: float
+        self,
+        rooms: RoomSessionServiceStub,
+        room_sessions: RoomSessions,
+        *,
+        timeout_s: float,
+        call_timeout_s: float,
     ) -> None:
         """`call_timeout_s` bounds `call`, for which the room manager asks the licence service first."""
         self._rooms = rooms

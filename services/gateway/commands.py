@@ -22,6 +22,7 @@ from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 
 from services.core.errors import INTERNAL, UNAVAILABLE, ParleyError, from_rpc_error
+from services.core.shared_errors import SIGNATURE_WRONG_APP
 from services.gateway.errors import (
     ALREADY_CONNECTED,
     CONNECT_THROTTLED,
@@ -41,7 +42,6 @@ from services.gateway.protocol import (
     parse_request,
 )
 from services.gateway.sessions import Device, Session, SessionTable, User
-from services.licence.errors import SIGNATURE_WRONG_APP
 
 log = structlog.get_logger(__name__)
 

@@ -17,21 +17,18 @@ far from every code the seeds use.
 | -402   | JOIN_INVALID_PARAMS | `join_room` params missing or ill-typed                       | 002 6.3.4 |
 | -404   | JOIN_ROOM_TIMEOUT   | the room manager did not answer `join_room` in time           | 002 6.3.4 |
 | -503   | INVITE_INVALID_PARAMS | `invite` params missing or ill-typed                        | 002 6.3.4 |
+| -91023 | CALL_WRONG_PARTY    | `call` from a user, `answer_call` / `reject_call` from a device | Parley    |
 
 Commands also answer the codes of the services behind them unchanged: the licence service's (-102 for
 every signature failure, 9800105 for a device that cannot prove its secret, ...), the room manager's
-(services/rooms/errors.py) and the relay's (5003 for an offer it cannot answer, ...). Importing their
-error modules registers those kinds, so `from_rpc_error` recognises them when they come back over gRPC.
+(services/rooms/errors.py) and the relay's (5003 for an offer it cannot answer, ...): `from_rpc_error`
+decodes each from the ErrorInfo it carries, so the gateway imports none of their catalogues.
 """
 
 from __future__ import annotations
 
 import grpc
 
-# Registers the licence service's, the relay's and the room manager's kinds for from_rpc_error.
-import services.licence.errors
-import services.relay.errors
-import services.rooms.errors  # noqa: F401
 from services.core.errors import ErrorKind
 
 _Status = grpc.StatusCode
@@ -74,4 +71,13 @@ JOIN_ROOM_TIMEOUT = ErrorKind(
 )
 INVITE_INVALID_PARAMS = ErrorKind(
     -503, "INVITE_INVALID_PARAMS", _Status.INVALID_ARGUMENT, "invalid invite params"
+)
+
+# Parley's own (docs/protocol.md, "Calls"): devices call and users answer, which only the gateway knows
+# (the session's identity); seed 000 has no code for it.
+CALL_WRONG_PARTY = ErrorKind(
+    -91023,
+    "CALL_WRONG_PARTY",
+    _Status.PERMISSION_DENIED,
+    "devices call and users answer: this session cannot do that",
 )

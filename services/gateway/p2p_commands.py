@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from parley.rooms.v1 import delivery_pb2, rooms_pb2
-from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.gateway.commands import Command
@@ -19,13 +19,12 @@ from services.gateway.protocol import Uid, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.p2p import P2PSignalType
 
-SIGNAL_TYPES: dict[str, P2PSignalType] = {
-    "offer": P2PSignalType.OFFER,
-    "answer": P2PSignalType.ANSWER,
-    "candidate": P2PSignalType.CANDIDATE,
-    "bye": P2PSignalType.BYE,
+SIGNAL_TYPES: dict[str, rooms_pb2.P2PSignalType.ValueType] = {
+    "offer": rooms_pb2.P2P_SIGNAL_TYPE_OFFER,
+    "answer": rooms_pb2.P2P_SIGNAL_TYPE_ANSWER,
+    "candidate": rooms_pb2.P2P_SIGNAL_TYPE_CANDIDATE,
+    "bye": rooms_pb2.P2P_SIGNAL_TYPE_BYE,
 }
 # The room manager sends a gateway up to 256 pushes in one gRPC call (services/rooms/delivery.py), which
 # must stay under gRPC's 4 MB message limit; at 12 KiB a signal leaves room for that. Browsers' offers
@@ -63,7 +62,9 @@ class P2PSignalParams(BaseModel):
 
 
 class P2PCommands:
-    def __init__(self, rooms: RoomServiceStub, room_sessions: RoomSessions, *, timeout_s: float) -> None:
+    def __init__(
+        self, rooms: RoomSessionServiceStub, room_sessions: RoomSessions, *, timeout_s: float
+    ) -> None:
         self._rooms = rooms
         self._room_sessions = room_sessions
         self._timeout_s = timeout_s
@@ -77,7 +78,7 @@ class P2PCommands:
             session_id=session.id,
             to=signal.to,
             signal=rooms_pb2.P2PSignal(
-                type=rooms_pb2.P2PSignalType.ValueType(SIGNAL_TYPES[signal.type]),
+                type=SIGNAL_TYPES[signal.type],
                 sdp=signal.sdp or "",
                 candidate=signal.candidate or "",
                 sdp_mid=signal.sdp_mid or "",

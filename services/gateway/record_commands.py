@@ -1,6 +1,6 @@
 """The cloud recording commands of protocol v1 (seed 002 StartRemoteRecord, StopRemoteRecord,
 PauseRemoteRecord, ResumeRemoteRecord, GetRecordInfo), forwarded to the recorder for the session's user,
-and the recording pushes (OnRemoteRecordOver, OnRemoteRecordingFailed) the room manager delivers.
+and the data of the recording push OnRemoteRecordOver the room manager delivers.
 
 The recorder checks that the session's user is a participant of the room it records (and that the job
 is its app's), so the commands are thin: validate params, call, answer the job as JSON.
@@ -18,11 +18,9 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-# Registers the recorder's kinds, so that its refusals pass on with their codes.
-import services.recorder.errors  # noqa: F401
 from services.core.errors import from_rpc_error
 from services.gateway.commands import Command
-from services.gateway.protocol import Name, parse_params, push
+from services.gateway.protocol import Name, parse_params
 from services.gateway.sessions import Device, Session, User
 
 _STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
@@ -94,33 +92,14 @@ def record_info_data(info: recorder_pb2.RecordInfo) -> dict[str, Any]:
     }
 
 
-def record_event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
-    """The WebSocket push of a recording push of the room manager."""
-    kind = message.WhichOneof("push")
-    if kind == "remote_record_over":
-        over = message.remote_record_over
-        return push(
-            "on_remote_record_over",
-            {
-                "room_id": over.room_id,
-                "record_id": over.record_id,
-                "status": over.status,
-                "files": [file_data(file) for file in over.files],
-            },
-        )
-    if kind == "remote_recording_failed":
-        failed = message.remote_recording_failed
-        return push(
-            "on_remote_recording_failed",
-            {
-                "room_id": failed.room_id,
-                "record_id": failed.record_id,
-                "feed_id": failed.feed_id,
-                "code": failed.code,
-                "msg": failed.msg,
-            },
-        )
-    return None
+def record_over_data(over: delivery_pb2.RemoteRecordOver) -> dict[str, Any]:
+    """The data of `on_remote_record_over` (seed 002 OnRemoteRecordOver)."""
+    return {
+        "room_id": over.room_id,
+        "record_id": over.record_id,
+        "status": over.status,
+        "files": [file_data(file) for file in over.files],
+    }
 
 
 def _asker(session: Session) -> tuple[str, str]:

@@ -3,8 +3,9 @@
 Room state lives in the room manager; these commands validate their params, call it for the session, and
 answer. Publish and subscribe take three steps: the room manager reserves the feed (or the subscription)
 and names the relay that serves the room, the gateway sends the client's SDP offer to that relay, and the
-room manager records the outcome. Whoever negotiated cleans up when a later step fails: the gateway
-cancels the reservation, or stops at the relay what the room manager would not record.
+room manager records the outcome (`MediaNegotiation`, one sequence for both). Whoever negotiated cleans up
+when a later step fails: the gateway cancels the reservation, or stops at the relay what the room manager
+would not record.
 
 Mutes (seed 002 muteLocalAudio / muteLocalVideo / muteRemoteAudio / muteRemoteVideo, in snake_case) take
 two: the room manager checks and records the mute and names the relay, and the gateway tells the relay.
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import structlog
@@ -23,12 +25,15 @@ from opentelemetry.trace import TracerProvider
 from parley.relay.v1 import relay_pb2
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from parley.rooms.v1 import rooms_pb2
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from services.core.channels import ChannelPool
 from services.core.errors import ErrorKind, ParleyError, from_rpc_error
 from services.core.media.kinds import MEDIA_KIND
+from services.core.media.sdp import offers_data_channel
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.gateway.commands import Command
 from services.gateway.errors import (
     CREATE_ROOM_TIMEOUT,
@@ -50,8 +55,6 @@ from services.gateway.protocol import (
 )
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.sessions import Session
-from services.rooms.errors import SESSION_UNKNOWN
-from services.rooms.p2p import offers_data_channel
 
 log = structlog.get_logger(__name__)
 
@@ -95,22 +98,46 @@ async def ask_rooms(
             if error.code() is grpc.StatusCode.DEADLINE_EXCEEDED and timed_out is not None:
                 raise timed_out() from None
             refusal = from_rpc_error(error)
-            if refusal.kind is not SESSION_UNKNOWN or attempt == 2:
+            if refusal.kind != SESSION_UNKNOWN or attempt == 2:
                 raise refusal from None
             await room_sessions.reopen(session)
     raise AssertionError("unreachable")
 
 
+# What the room manager answers a reservation with: where to negotiate, and for whom.
+SlotT = TypeVar("SlotT", rooms_pb2.StartPublishResponse, rooms_pb2.StartSubscribeResponse)
+RelayAnswerT = TypeVar("RelayAnswerT")
+
+
+@dataclass(frozen=True)
+class MediaNegotiation(Generic[SlotT, RelayAnswerT]):
+    """The calls of one publish or subscribe, which `RoomCommands._negotiate` makes in their order: reserve
+    at the room manager, negotiate the offer at the relay it names, complete at the room manager; or undo:
+    cancel the reservation when the relay refused, stop at the relay what the room manager would not
+    complete. `what` names it in the logs of a failed undo."""
+
+    what: str
+    reserve: Callable[[], Awaitable[SlotT]]
+    negotiate: Callable[[RelayServiceStub, SlotT], Awaitable[RelayAnswerT]]
+    complete: Callable[[SlotT, RelayAnswerT], Awaitable[object]]
+    cancel: Callable[[SlotT], Awaitable[object]]
+    stop: Callable[[RelayServiceStub, SlotT, RelayAnswerT], Awaitable[object]]
+
+
 class RoomCommands:
     def __init__(
         self,
-        rooms: RoomServiceStub,
+        public_rooms: RoomServiceStub,
+        rooms: RoomSessionServiceStub,
         room_sessions: RoomSessions,
         relays: RelayChannels,
         *,
         timeout_s: float,
         relay_timeout_s: float,
     ) -> None:
+        """`public_rooms` creates rooms (the public API: a session's user creates one as an app's backend
+        would); `rooms` is the room manager's API for the sessions this gateway holds."""
+        self._public_rooms = public_rooms
         self._rooms = rooms
         self._room_sessions = room_sessions
         self._relays = relays
@@ -150,7 +177,7 @@ class RoomCommands:
         )
         created = await self._ask(
             session,
-            lambda: self._rooms.CreateRoom(
+            lambda: self._public_rooms.CreateRoom(
                 rooms_pb2.CreateRoomRequest(session_id=session.id, record=record, engine=create.engine),
                 timeout=self._timeout_s,
             ),
@@ -225,59 +252,44 @@ class RoomCommands:
 
     async def _publish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         publish = parse_params(Publish, params)
-        slot = await self._ask(
-            session,
-            lambda: self._rooms.StartPublish(
-                rooms_pb2.StartPublishRequest(
-                    session_id=session.id,
-                    media_type=publish.media_type,
-                    tag=publish.tag,
-                    # The room manager answers -203 for a DataChannel outside P2P mode (seed 002 6.3.4).
-                    data_channel=offers_data_channel(publish.sdp),
-                ),
-                timeout=self._timeout_s,
-            ),
+        request = rooms_pb2.StartPublishRequest(
+            session_id=session.id,
+            media_type=publish.media_type,
+            tag=publish.tag,
+            # The room manager answers -203 for a DataChannel outside P2P mode (seed 002 6.3.4).
+            data_channel=offers_data_channel(publish.sdp),
         )
-        relay = self._relays.stub(slot.relay.address)
-        try:
-            answer = await relay.Publish(
-                relay_pb2.PublishRequest(
-                    biz_name=slot.biz_name,
-                    room_id=slot.room_id,
-                    uid=slot.uid,
-                    feed_id=slot.feed_id,
-                    sdp_offer=publish.sdp,
+        slot, answer = await self._negotiate(
+            session,
+            MediaNegotiation(
+                "publish",
+                reserve=lambda: self._rooms.StartPublish(request, timeout=self._timeout_s),
+                negotiate=lambda relay, slot: relay.Publish(
+                    relay_pb2.PublishRequest(
+                        biz_name=slot.biz_name,
+                        room_id=slot.room_id,
+                        uid=slot.uid,
+                        feed_id=slot.feed_id,
+                        sdp_offer=publish.sdp,
+                    ),
+                    timeout=self._relay_timeout_s,
                 ),
-                timeout=self._relay_timeout_s,
-            )
-        except grpc.aio.AioRpcError as error:
-            await self._quietly(
-                "cancel_publish",
-                self._rooms.CancelPublish(
-                    rooms_pb2.CancelPublishRequest(session_id=session.id, feed_id=slot.feed_id),
-                    timeout=self._timeout_s,
-                ),
-            )
-            raise from_rpc_error(error) from None
-        try:
-            await self._ask(
-                session,
-                lambda: self._rooms.CompletePublish(
+                complete=lambda slot, answer: self._rooms.CompletePublish(
                     rooms_pb2.CompletePublishRequest(
                         session_id=session.id, feed_id=slot.feed_id, tracks=answer.tracks
                     ),
                     timeout=self._timeout_s,
                 ),
-            )
-        except ParleyError:
-            await self._quietly(
-                "relay_unpublish",
-                relay.Unpublish(
+                cancel=lambda slot: self._rooms.CancelPublish(
+                    rooms_pb2.CancelPublishRequest(session_id=session.id, feed_id=slot.feed_id),
+                    timeout=self._timeout_s,
+                ),
+                stop=lambda relay, slot, answer: relay.Unpublish(
                     relay_pb2.UnpublishRequest(room_id=slot.room_id, feed_id=slot.feed_id),
                     timeout=self._relay_timeout_s,
                 ),
-            )
-            raise
+            ),
+        )
         return {"feed_id": slot.feed_id, "sdp": answer.sdp_answer}
 
     async def _unpublish(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
@@ -293,70 +305,66 @@ class RoomCommands:
 
     async def _subscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         subscribe = parse_params(Subscribe, params)
-        slot = await self._ask(
-            session,
-            lambda: self._rooms.StartSubscribe(
-                rooms_pb2.StartSubscribeRequest(
-                    session_id=session.id,
-                    feed_id=subscribe.feed_id,
-                    audio=subscribe.audio,
-                    video=subscribe.video,
-                ),
-                timeout=self._timeout_s,
-            ),
+        feed_id = subscribe.feed_id
+        request = rooms_pb2.StartSubscribeRequest(
+            session_id=session.id, feed_id=feed_id, audio=subscribe.audio, video=subscribe.video
         )
-        relay = self._relays.stub(slot.relay.address)
-        try:
-            answer = await relay.Subscribe(
-                relay_pb2.SubscribeRequest(
-                    biz_name=slot.biz_name,
-                    room_id=slot.room_id,
-                    uid=slot.uid,
-                    feed_id=subscribe.feed_id,
-                    sdp_offer=subscribe.sdp,
-                    audio=subscribe.audio,
-                    video=subscribe.video,
+        _, answer = await self._negotiate(
+            session,
+            MediaNegotiation(
+                "subscribe",
+                reserve=lambda: self._rooms.StartSubscribe(request, timeout=self._timeout_s),
+                negotiate=lambda relay, slot: relay.Subscribe(
+                    relay_pb2.SubscribeRequest(
+                        biz_name=slot.biz_name,
+                        room_id=slot.room_id,
+                        uid=slot.uid,
+                        feed_id=feed_id,
+                        sdp_offer=subscribe.sdp,
+                        audio=subscribe.audio,
+                        video=subscribe.video,
+                    ),
+                    timeout=self._relay_timeout_s,
                 ),
-                timeout=self._relay_timeout_s,
-            )
-        except grpc.aio.AioRpcError as error:
-            await self._quietly(
-                "cancel_subscribe",
-                self._rooms.CancelSubscribe(
-                    rooms_pb2.CancelSubscribeRequest(session_id=session.id, feed_id=subscribe.feed_id),
-                    timeout=self._timeout_s,
-                ),
-            )
-            raise from_rpc_error(error) from None
-        try:
-            await self._ask(
-                session,
-                lambda: self._rooms.CompleteSubscribe(
+                complete=lambda slot, answer: self._rooms.CompleteSubscribe(
                     rooms_pb2.CompleteSubscribeRequest(
                         session_id=session.id,
-                        feed_id=subscribe.feed_id,
+                        feed_id=feed_id,
                         subscription_id=answer.subscription_id,
                         tracks=answer.tracks,
                     ),
                     timeout=self._timeout_s,
                 ),
-            )
-        except ParleyError:
-            await self._quietly(
-                "relay_unsubscribe",
-                relay.Unsubscribe(
+                cancel=lambda slot: self._rooms.CancelSubscribe(
+                    rooms_pb2.CancelSubscribeRequest(session_id=session.id, feed_id=feed_id),
+                    timeout=self._timeout_s,
+                ),
+                stop=lambda relay, slot, answer: relay.Unsubscribe(
                     relay_pb2.UnsubscribeRequest(
                         room_id=slot.room_id, subscription_id=answer.subscription_id
                     ),
                     timeout=self._relay_timeout_s,
                 ),
-            )
+            ),
+        )
+        return {"feed_id": feed_id, "subscription_id": answer.subscription_id, "sdp": answer.sdp_answer}
+
+    async def _negotiate(
+        self, session: Session, negotiation: MediaNegotiation[SlotT, RelayAnswerT]
+    ) -> tuple[SlotT, RelayAnswerT]:
+        slot = await self._ask(session, negotiation.reserve)
+        relay = self._relays.stub(slot.relay.address)
+        try:
+            answer = await negotiation.negotiate(relay, slot)
+        except grpc.aio.AioRpcError as error:
+            await self._quietly(f"cancel_{negotiation.what}", negotiation.cancel(slot))
+            raise from_rpc_error(error) from None
+        try:
+            await self._ask(session, lambda: negotiation.complete(slot, answer))
+        except ParleyError:
+            await self._quietly(f"relay_un{negotiation.what}", negotiation.stop(relay, slot, answer))
             raise
-        return {
-            "feed_id": subscribe.feed_id,
-            "subscription_id": answer.subscription_id,
-            "sdp": answer.sdp_answer,
-        }
+        return slot, answer
 
     async def _unsubscribe(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         feed = parse_params(FeedCommand, params)

@@ -8,187 +8,123 @@ owed that session for when the session resumes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.p2p_commands import signal_event_data
 from services.gateway.protocol import CloseCode, push
-from services.gateway.record_commands import record_event_of
+from services.gateway.record_commands import record_over_data
 from services.gateway.sessions import SessionTable
-from services.rooms.calls import CallMedia
 
 log = structlog.get_logger(__name__)
 
-CALL_MEDIA: dict[int, str] = {CallMedia.AUDIO: "audio", CallMedia.VIDEO: "video"}
+CALL_MEDIA: dict[int, str] = {rooms_pb2.CALL_MEDIA_AUDIO: "audio", rooms_pb2.CALL_MEDIA_VIDEO: "video"}
 
 
-def feed_data(feed: rooms_pb2.FeedRef) -> dict[str, Any]:
-    return {"uid": feed.uid, "feed_id": feed.feed_id, "tag": feed.tag, "media_type": feed.media_type}
+def fields(message: Message) -> dict[str, Any]:
+    """A message's fields by their proto names, in the proto's order; messages within it likewise."""
+    data: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.message_type is not None:
+            value = [fields(item) for item in value] if field.is_repeated else fields(value)
+        elif field.is_repeated:
+            value = list(value)
+        data[field.name] = value
+    return data
 
 
-def participant_data(participant: rooms_pb2.Participant) -> dict[str, Any]:
+def renamed(**names: str) -> Callable[[Message], dict[str, Any]]:
+    """`fields`, with some of them under the names the protocol gives them."""
+    return lambda message: {names.get(name, name): value for name, value in fields(message).items()}
+
+
+def attendance_data(attendance: delivery_pb2.AttendanceList) -> dict[str, Any]:
     return {
-        "uid": participant.uid,
-        "user_type": participant.user_type,
-        "publish": [
-            {"feed_id": f.feed_id, "tag": f.tag, "media_type": f.media_type} for f in participant.feeds
+        "room_id": attendance.room_id,
+        "participants": [
+            {
+                "uid": participant.uid,
+                "user_type": participant.user_type,
+                "publish": [
+                    {"feed_id": f.feed_id, "tag": f.tag, "media_type": f.media_type}
+                    for f in participant.feeds
+                ],
+            }
+            for participant in attendance.participants
         ],
     }
+
+
+def network_weak_data(weak: delivery_pb2.NetworkWeak) -> dict[str, Any]:
+    # Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): its names, and bits per second as strings.
+    return {
+        "room_id": weak.room_id,
+        "bpsSend": str(weak.bps_send),
+        "bpsRecv": str(weak.bps_recv),
+        "sid": weak.sid,
+        "feed_id": weak.feed_id,
+    }
+
+
+def call_incoming_data(incoming: delivery_pb2.CallIncoming) -> dict[str, Any]:
+    return {
+        "call_id": incoming.call_id,
+        "sn": incoming.sn,
+        "media": CALL_MEDIA.get(incoming.media, ""),
+        "video": fields(incoming.video) if incoming.HasField("video") else None,
+        "caller_camera_on": incoming.caller_camera_on,
+        "callee_camera_on": incoming.callee_camera_on,
+        "time_limit_s": incoming.time_limit_s or None,
+    }
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    # The event's data from the push's message; its fields as they are unless the protocol says otherwise.
+    data: Callable[[Any], dict[str, Any]] = fields
+
+
+# Each push of delivery.proto (by its field in `Push`) and the event of docs/protocol.md it becomes.
+EVENTS: dict[str, Event] = {
+    "attendance_list": Event("on_room_attendance_list", attendance_data),
+    "new_joiner_in": Event("on_new_joiner_in", renamed(uid="participant")),
+    "peer_left": Event("on_participant_leave_room", renamed(uid="participant")),
+    "text_received": Event("on_receive_text_msg"),
+    "invite_requested": Event("on_invite_request"),
+    "invite_replied": Event("on_invite_reply"),
+    "new_publish": Event("on_new_publish"),
+    "unpublished": Event("on_unpublish"),
+    "new_subscribe": Event("on_new_subscribe"),
+    "unsubscribed": Event("on_unsubscribe"),
+    "media_closed": Event("on_media_close"),
+    "network_weak": Event("on_network_weak", network_weak_data),
+    "remote_mute": Event("on_remote_mute"),
+    "call_incoming": Event("on_call_incoming", call_incoming_data),
+    "call_accepted": Event("on_call_answered"),
+    "call_command": Event("on_call_command"),
+    "call_closed": Event("on_call_end"),
+    "left_room": Event("on_leave_room"),
+    "p2p_signal_received": Event("on_p2p_signal", signal_event_data),
+    "remote_record_over": Event("on_remote_record_over", record_over_data),
+    "remote_recording_failed": Event("on_remote_recording_failed"),
+}
 
 
 def event_of(message: delivery_pb2.Push) -> dict[str, Any] | None:
     """The WebSocket push of a room manager's push; None for a kind this gateway does not know."""
     kind = message.WhichOneof("push")
-    if kind == "attendance_list":
-        attendance = message.attendance_list
-        return push(
-            "on_room_attendance_list",
-            {
-                "room_id": attendance.room_id,
-                "participants": [participant_data(p) for p in attendance.participants],
-            },
-        )
-    if kind == "new_joiner_in":
-        joiner = message.new_joiner_in
-        return push("on_new_joiner_in", {"room_id": joiner.room_id, "participant": joiner.uid})
-    if kind == "peer_left":
-        left = message.peer_left
-        return push(
-            "on_participant_leave_room",
-            {"room_id": left.room_id, "participant": left.uid, "exit_type": left.exit_type},
-        )
-    if kind == "text_received":
-        text = message.text_received
-        return push(
-            "on_receive_text_msg",
-            {"room_id": text.room_id, "uid": text.uid, "text": text.text, "msg_id": text.msg_id},
-        )
-    if kind == "invite_requested":
-        invite = message.invite_requested
-        return push(
-            "on_invite_request",
-            {
-                "room_id": invite.room_id,
-                "rtoken": invite.rtoken,
-                "inviter": invite.inviter,
-                "extra": invite.extra,
-            },
-        )
-    if kind == "invite_replied":
-        reply = message.invite_replied
-        return push(
-            "on_invite_reply", {"room_id": reply.room_id, "invitee": reply.invitee, "reply": reply.reply}
-        )
-    if kind == "new_publish":
-        published = message.new_publish
-        return push("on_new_publish", {"room_id": published.room_id, "feed": feed_data(published.feed)})
-    if kind == "unpublished":
-        unpublished = message.unpublished
-        return push("on_unpublish", {"room_id": unpublished.room_id, "feed": feed_data(unpublished.feed)})
-    if kind == "new_subscribe":
-        subscribed = message.new_subscribe
-        return push(
-            "on_new_subscribe",
-            {
-                "room_id": subscribed.room_id,
-                "subscriber": subscribed.subscriber,
-                "feed": feed_data(subscribed.feed),
-            },
-        )
-    if kind == "unsubscribed":
-        unsubscribed = message.unsubscribed
-        return push(
-            "on_unsubscribe",
-            {
-                "room_id": unsubscribed.room_id,
-                "subscriber": unsubscribed.subscriber,
-                "feed": feed_data(unsubscribed.feed),
-            },
-        )
-    if kind == "media_closed":
-        closed = message.media_closed
-        return push(
-            "on_media_close",
-            {
-                "room_id": closed.room_id,
-                "code": closed.code,
-                "feed_id": closed.feed_id,
-                "subscription_id": closed.subscription_id,
-            },
-        )
-    if kind == "network_weak":
-        weak = message.network_weak
-        # Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): its names, and bits per second as strings.
-        return push(
-            "on_network_weak",
-            {
-                "room_id": weak.room_id,
-                "bpsSend": str(weak.bps_send),
-                "bpsRecv": str(weak.bps_recv),
-                "sid": weak.sid,
-                "feed_id": weak.feed_id,
-            },
-        )
-    if kind == "remote_mute":
-        mute = message.remote_mute
-        return push(
-            "on_remote_mute",
-            {
-                "room_id": mute.room_id,
-                "feed_id": mute.feed_id,
-                "uid": mute.uid,
-                "audio_muted": mute.audio_muted,
-                "video_muted": mute.video_muted,
-            },
-        )
-    if kind == "call_incoming":
-        incoming = message.call_incoming
-        video = incoming.video if incoming.HasField("video") else None
-        return push(
-            "on_call_incoming",
-            {
-                "call_id": incoming.call_id,
-                "sn": incoming.sn,
-                "media": CALL_MEDIA.get(incoming.media, ""),
-                "video": {"width": video.width, "height": video.height, "fps": video.fps}
-                if video is not None
-                else None,
-                "caller_camera_on": incoming.caller_camera_on,
-                "callee_camera_on": incoming.callee_camera_on,
-                "time_limit_s": incoming.time_limit_s or None,
-            },
-        )
-    if kind == "call_accepted":
-        accepted = message.call_accepted
-        return push(
-            "on_call_answered",
-            {"call_id": accepted.call_id, "room_id": accepted.room_id, "rtoken": accepted.rtoken},
-        )
-    if kind == "call_command":
-        command = message.call_command
-        return push("on_call_command", {"call_id": command.call_id, "command": command.command})
-    if kind == "call_closed":
-        closed_call = message.call_closed
-        return push(
-            "on_call_end",
-            {
-                "call_id": closed_call.call_id,
-                "reason": closed_call.reason,
-                "by": closed_call.by,
-                "keep_time_ms": closed_call.keep_time_ms,
-            },
-        )
-    if kind == "left_room":
-        left_room = message.left_room
-        return push("on_leave_room", {"room_id": left_room.room_id, "leave_type": left_room.leave_type})
-    if kind == "p2p_signal_received":
-        return push("on_p2p_signal", signal_event_data(message.p2p_signal_received))
-    if kind in ("remote_record_over", "remote_recording_failed"):
-        return record_event_of(message)
-    return None
+    if kind is None or kind not in EVENTS:
+        return None
+    event = EVENTS[kind]
+    return push(event.name, event.data(getattr(message, kind)))
 
 
 class SessionDeliveryServicer(delivery_pb2_grpc.SessionDeliveryServicer):

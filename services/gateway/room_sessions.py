@@ -19,11 +19,11 @@ from typing import Any
 import grpc
 import structlog
 from parley.rooms.v1 import rooms_pb2
-from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 
 from services.core.errors import from_rpc_error
+from services.core.shared_errors import SESSION_UNKNOWN
 from services.gateway.sessions import Device, Session, SessionTable, User
-from services.rooms.errors import SESSION_UNKNOWN
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +46,8 @@ def participant_uid(session: Session) -> str:
 class RoomSessions:
     def __init__(
         self,
-        rooms: RoomServiceStub,
-        heartbeats: RoomServiceStub,
+        rooms: RoomSessionServiceStub,
+        heartbeats: RoomSessionServiceStub,
         sessions: SessionTable,
         *,
         gateway_address: str,
@@ -93,7 +93,7 @@ class RoomSessions:
             resumed = await self._rooms.ResumeSession(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as error:
             refusal = from_rpc_error(error)
-            if refusal.kind is not SESSION_UNKNOWN:
+            if refusal.kind != SESSION_UNKNOWN:
                 log.warning("session_not_resumed", session_id=resume_session_id, reason=refusal.kind.reason)
             self._sessions.rekey(session, fresh_id)
             await self._open(session)

@@ -12,17 +12,17 @@ from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.licence import store
-from services.licence.facts import OutboxFacts
+from services.licence import tables
 from services.licence.grpc_api import LicenceServicer
 from services.licence.licensing import Licensing
 from services.licence.master_key import load_master_key
+from services.licence.sql_store import SqlLicenceStore
 
 
 def build(runtime: ServiceRuntime) -> Licensing:
     engine = create_engine(runtime.settings.database_url_for(ServiceName.LICENCE))
-    outbox = Outbox(store.outbox, engine, runtime.events)
-    licensing = Licensing(engine, load_master_key(runtime.settings), facts=OutboxFacts(outbox))
+    outbox = Outbox(tables.outbox, engine, runtime.events)
+    licensing = Licensing(SqlLicenceStore(engine, outbox), load_master_key(runtime.settings))
 
     async def migrate() -> None:
         await upgrade_to_head(engine, "services.licence")
@@ -36,7 +36,9 @@ def build(runtime: ServiceRuntime) -> Licensing:
 
     @accounts.on(billing_events.AccountStatusChanged)
     async def account_status_changed(event: billing_events.AccountStatusChanged, envelope: Envelope) -> None:
-        await licensing.set_account_status(event.biz_name, event.in_arrears, event_id=envelope.id)
+        await licensing.authorisations.set_account_status(
+            event.biz_name, event.in_arrears, event_id=envelope.id
+        )
 
     runtime.grpc.add_servicer(
         licence_pb2_grpc.add_LicenceServiceServicer_to_server,

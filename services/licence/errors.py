@@ -35,6 +35,8 @@ registerAvtVoip; "002 6.3.4, 4" is section 6.3.4 for the code and section 4 for 
 | 9800106 | APP_NOT_FOUND          | no app has this bizName                             | Parley           |
 | 9800107 | ACTIVATION_CONFLICT    | already activated with another app, model or type   | Parley           |
 
+SIGNATURE_WRONG_APP, which the gateway raises as well, is in `services.core.shared_errors`.
+
 Several reasons share one seed code: the seed's clients react to the code, Parley's operators and the
 `verify` call need to know which check failed, and the reason carries that.
 
@@ -60,10 +62,6 @@ SIGNATURE_MALFORMED = ErrorKind(
     "SIGNATURE_MALFORMED",
     _Status.UNAUTHENTICATED,
     "the signature is damaged or was not made with this app's private key",
-)
-# 002 section 4: the plaintext starts with bizName + appId + workspaceId.
-SIGNATURE_WRONG_APP = ErrorKind(
-    -102, "SIGNATURE_WRONG_APP", _Status.UNAUTHENTICATED, "the signature was made for another app"
 )
 # 002 section 4: the uid follows the app's fields in the plaintext.
 SIGNATURE_WRONG_UID = ErrorKind(

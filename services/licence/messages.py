@@ -5,7 +5,7 @@ from __future__ import annotations
 from parley.licence.v1 import licence_pb2
 
 from services.core.timestamps import timestamp
-from services.licence.licensing import (
+from services.licence.records import (
     ActivationRecord,
     AppRecord,
     AppSettings,

@@ -40,10 +40,10 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import NoDigestInfo
 
 from services.core.errors import INVALID_ARGUMENT
+from services.core.shared_errors import SIGNATURE_WRONG_APP
 from services.licence.errors import (
     SIGNATURE_EXPIRED,
     SIGNATURE_MALFORMED,
-    SIGNATURE_WRONG_APP,
     SIGNATURE_WRONG_UID,
 )
 from services.licence.identifiers import validate_uid

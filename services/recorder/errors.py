@@ -19,6 +19,8 @@ used. What the seed has no code for takes Parley's own, -9103x (next to the room
 | -91033 | RECORD_NOT_IN_ROOM    | start/stop by someone who is not in the room         | Parley             |
 | -91034 | RECORD_ENDED          | stop/pause/resume of a job that has ended or failed  | Parley             |
 | -91035 | RECORD_PARAM_INVALID  | recordParam or file_path is not acceptable           | Parley             |
+
+START_FAILED, whose code the room manager reports too, is in `services.core.shared_errors`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from services.core.errors import ErrorKind
 
 _Status = grpc.StatusCode
 
-# 002 StartRemoteRecord: -10311 "服务端返回开启录制失败" (the server refused to start recording).
-START_FAILED = ErrorKind(-10311, "START_FAILED", _Status.UNAVAILABLE, "the recording could not start")
 # 002 PauseRemoteRecord: -10341 "房间状态错误", -10342 "录制状态错误".
 PAUSE_ROOM_STATE = ErrorKind(
     -10341, "PAUSE_ROOM_STATE", _Status.PERMISSION_DENIED, "only a participant of the room may pause"

@@ -23,6 +23,7 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 
 from services.core.config import RecorderSettings
 from services.core.errors import ErrorKind, ParleyError
+from services.core.shared_errors import START_FAILED
 from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, SubscribeFailed
 from services.recorder.errors import (
     ALREADY_RECORDING,
@@ -33,7 +34,6 @@ from services.recorder.errors import (
     RECORD_ROOM_NOT_FOUND,
     RECORD_UNKNOWN,
     RESUME_ROOM_STATE,
-    START_FAILED,
 )
 from services.recorder.files import WriteFailed
 from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob, Transition

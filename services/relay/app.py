@@ -7,7 +7,7 @@ import uuid
 
 import structlog
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
-from parley.rooms.v1 import rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc
 
 from services.core.config import ServiceName
 from services.core.service import ServiceRuntime
@@ -27,7 +27,7 @@ ROOMS_TIMEOUT_S = 2.0
 def build(runtime: ServiceRuntime) -> Relay:
     settings = runtime.settings.relay
     ticker = MeteringTicker(runtime.events, interval_s=settings.metering_interval_s)
-    rooms = rooms_pb2_grpc.RoomServiceStub(runtime.channel(ServiceName.ROOMS))
+    rooms = relay_reports_pb2_grpc.RelayReportServiceStub(runtime.channel(ServiceName.ROOMS))
     relay_id = settings.relay_id or uuid.uuid4().hex
     reports = RoomReports(rooms, relay_id=relay_id, timeout_s=ROOMS_TIMEOUT_S)
     relay = Relay(settings, ticker, reports)

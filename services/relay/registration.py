@@ -11,7 +11,7 @@ import contextlib
 
 import grpc
 import structlog
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc, rooms_pb2
 
 from services.relay.relay import Relay
 
@@ -25,7 +25,7 @@ class Registration:
     def __init__(
         self,
         relay: Relay,
-        rooms: rooms_pb2_grpc.RoomServiceStub,
+        rooms: relay_reports_pb2_grpc.RelayReportServiceStub,
         *,
         relay_id: str,
         address: str,

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import grpc
 import structlog
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc, rooms_pb2
 
 from services.core.serial_worker import SerialWorker
 
@@ -72,7 +72,9 @@ Report = rooms_pb2.ReportStreamClosedRequest | rooms_pb2.ReportNetworkWeakReques
 
 
 class RoomReports:
-    def __init__(self, rooms: rooms_pb2_grpc.RoomServiceStub, *, relay_id: str, timeout_s: float) -> None:
+    def __init__(
+        self, rooms: relay_reports_pb2_grpc.RelayReportServiceStub, *, relay_id: str, timeout_s: float
+    ) -> None:
         self._rooms = rooms
         self._relay_id = relay_id
         self._timeout_s = timeout_s

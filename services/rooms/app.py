@@ -9,7 +9,14 @@ import contextlib
 import structlog
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import (
+    relay_reports_pb2,
+    relay_reports_pb2_grpc,
+    room_sessions_pb2,
+    room_sessions_pb2_grpc,
+    rooms_pb2,
+    rooms_pb2_grpc,
+)
 
 from services.core.channels import ChannelPool
 from services.core.config import ServiceName
@@ -18,7 +25,7 @@ from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.rooms.delivery import GatewayDelivery
 from services.rooms.facts import FactPublisher
-from services.rooms.grpc_api import RoomServicer
+from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.recording_events import DefaultRecording, consume_recording_events
 from services.rooms.relay_orders import RelayOrders
@@ -76,16 +83,26 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     consume_recording_events(
         EventConsumer(runtime.broker, Topic.RECORDING, group_id="parley-rooms-recording"), manager, dispatch
     )
+    # One servicer per API, by caller (docs/internal-apis.md).
     runtime.grpc.add_servicer(
         rooms_pb2_grpc.add_RoomServiceServicer_to_server,
-        RoomServicer(
+        RoomServicer(manager, dispatch, recording=recording),
+        rooms_pb2.DESCRIPTOR.services_by_name["RoomService"],
+    )
+    runtime.grpc.add_servicer(
+        room_sessions_pb2_grpc.add_RoomSessionServiceServicer_to_server,
+        RoomSessionServicer(
             manager,
             dispatch,
             LicenceServiceStub(runtime.channel(ServiceName.LICENCE)),
             licence_timeout_s=settings.licence_timeout_s,
-            recording=recording,
         ),
-        rooms_pb2.DESCRIPTOR.services_by_name["RoomService"],
+        room_sessions_pb2.DESCRIPTOR.services_by_name["RoomSessionService"],
+    )
+    runtime.grpc.add_servicer(
+        relay_reports_pb2_grpc.add_RelayReportServiceServicer_to_server,
+        RelayReportServicer(manager, dispatch),
+        relay_reports_pb2.DESCRIPTOR.services_by_name["RelayReportService"],
     )
     sweeper: list[asyncio.Task[None]] = []
 

@@ -16,20 +16,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
-from services.rooms.changes import CallAnswered, CallEnded, CallStarted, Change
+from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
+
+from services.core.timestamps import timestamp
+from services.rooms.changes import Change
 from services.rooms.errors import CALL_BUSY, CALL_NOT_FOUND, CALLEE_OFFLINE
-from services.rooms.pushes import CallAccepted, CallClosed, CallCommand, CallIncoming, Push, VideoFormat
-from services.rooms.rooms import Room
+from services.rooms.pushes import Push
 from services.rooms.sessions import ClientSession, SessionBook
+
+if TYPE_CHECKING:
+    from services.rooms.room import Room
 
 # Seed 000 onRecvCommand: the signalling a device gets when the other side hangs up normally.
 HANG_UP_COMMAND = "IV_AVT_COMMAND_CALL_HANG_UP"
 
 
 class CallMedia(IntEnum):
-    AUDIO = 1
-    VIDEO = 2
+    """rooms.proto CallMedia, whose values these are."""
+
+    AUDIO = rooms_pb2.CALL_MEDIA_AUDIO
+    VIDEO = rooms_pb2.CALL_MEDIA_VIDEO
 
 
 class EndReason(StrEnum):
@@ -59,7 +67,7 @@ class CallOrder:
 
     open_id: str
     media: CallMedia
-    video: VideoFormat | None
+    video: rooms_pb2.VideoFormat | None
     caller_camera_on: bool
     callee_camera_on: bool
     # 0 for no limit (seed 003 initByCaller timeLimit).
@@ -134,19 +142,26 @@ class Calls:
         self._calls[call.call_id] = call
         self._lines[(call.biz_name, call.sn)] = call.call_id
         self._lines[(call.biz_name, call.open_id)] = call.call_id
-        ringing = CallIncoming(
-            call.call_id,
-            call.sn,
-            order.media,
-            order.video,
-            order.caller_camera_on,
-            order.callee_camera_on,
-            order.time_limit_s,
+        ringing = delivery_pb2.CallIncoming(
+            call_id=call.call_id,
+            sn=call.sn,
+            media=rooms_pb2.CallMedia.ValueType(order.media),
+            video=order.video,
+            caller_camera_on=order.caller_camera_on,
+            callee_camera_on=order.callee_camera_on,
+            time_limit_s=order.time_limit_s,
         )
         for callee in callee_sessions:
             self._sessions.push(callee, ringing)
         self._record(
-            CallStarted(call.call_id, call.biz_name, call.sn, call.open_id, order.media, self._now())
+            events_pb2.CallStarted(
+                call_id=call.call_id,
+                biz_name=call.biz_name,
+                sn=call.sn,
+                open_id=call.open_id,
+                media=rooms_pb2.CallMedia.ValueType(order.media),
+                started_at=timestamp(self._now()),
+            )
         )
         return call
 
@@ -156,8 +171,10 @@ class Calls:
         call.answered_at = self._clock()
         room = self._open_room(call.biz_name, call.sn)
         call.room_id = room.room_id
-        accepted = CallAccepted(call.call_id, room.room_id, room.rtoken)
-        elsewhere = CallClosed(call.call_id, EndReason.ANSWERED_ELSEWHERE, Side.USER, 0)
+        accepted = delivery_pb2.CallAccepted(call_id=call.call_id, room_id=room.room_id, rtoken=room.rtoken)
+        elsewhere = delivery_pb2.CallClosed(
+            call_id=call.call_id, reason=EndReason.ANSWERED_ELSEWHERE, by=Side.USER, keep_time_ms=0
+        )
         self._push(call.device_session_id, accepted)
         for callee in self._sessions.sessions_of(call.biz_name, call.open_id):
             if callee.session_id == session_id:
@@ -165,7 +182,14 @@ class Calls:
             else:
                 self._sessions.push(callee, elsewhere)
         self._record(
-            CallAnswered(call.call_id, call.biz_name, call.sn, call.open_id, room.room_id, self._now())
+            events_pb2.CallAnswered(
+                call_id=call.call_id,
+                biz_name=call.biz_name,
+                sn=call.sn,
+                open_id=call.open_id,
+                room_id=room.room_id,
+                answered_at=timestamp(self._now()),
+            )
         )
         return room
 
@@ -232,23 +256,28 @@ class Calls:
         keep_time_ms = 0 if call.answered_at is None else round((self._clock() - call.answered_at) * 1000)
         if hang_up_command:
             # Before the close: the device tells a hang-up from a lost network by this command coming first.
-            self._push(call.device_session_id, CallCommand(call.call_id, HANG_UP_COMMAND))
-        closed = CallClosed(call.call_id, reason, by, keep_time_ms)
+            self._push(
+                call.device_session_id,
+                delivery_pb2.CallCommand(call_id=call.call_id, command=HANG_UP_COMMAND),
+            )
+        closed = delivery_pb2.CallClosed(
+            call_id=call.call_id, reason=reason, by=by, keep_time_ms=keep_time_ms
+        )
         for session_id in self._parties(call):
             self._push(session_id, closed)
         if call.room_id:
             self._close_room(call.room_id)
         self._record(
-            CallEnded(
-                call.call_id,
-                call.biz_name,
-                call.sn,
-                call.open_id,
-                call.room_id,
-                reason,
-                by,
-                keep_time_ms,
-                self._now(),
+            events_pb2.CallEnded(
+                call_id=call.call_id,
+                biz_name=call.biz_name,
+                sn=call.sn,
+                open_id=call.open_id,
+                room_id=call.room_id,
+                reason=reason,
+                by=by,
+                keep_time_ms=keep_time_ms,
+                ended_at=timestamp(self._now()),
             )
         )
 

@@ -18,7 +18,7 @@ import structlog
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
 from services.core.channels import ChannelPool
-from services.rooms.messages import push_message
+from services.rooms.pushes import push_message
 from services.rooms.sessions import Outbound, SessionBook
 
 log = structlog.get_logger(__name__)

@@ -4,7 +4,8 @@ The seed's codes are per command (a join refused by the server is -403, an invit
 one situation has a kind per command; the reason says which check failed. Parley's own codes are -910xx
 (docs/protocol.md, "Codes"), for what the seed has no code for.
 
-Each kind below says where its code comes from; docs/protocol.md ("Codes") lists them all.
+Each kind below says where its code comes from; docs/protocol.md ("Codes") lists them all. SESSION_UNKNOWN
+(-91016), which the gateway recognises too, is in `services.core.shared_errors`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ MUTE_FEED_UNKNOWN = ErrorKind(-91014, "MUTE_FEED_UNKNOWN", _Status.NOT_FOUND, "n
 MUTE_KIND_ABSENT = ErrorKind(
     -91015, "MUTE_KIND_ABSENT", _Status.FAILED_PRECONDITION, "the stream carries no track of that kind"
 )
-SESSION_UNKNOWN = ErrorKind(-91016, "SESSION_UNKNOWN", _Status.NOT_FOUND, "the session is not known")
 
 # 002 6.3.4 -403 "加入房间失败: 服务器返回错误" (a join the server refused).
 ROOM_NOT_FOUND = ErrorKind(-403, "ROOM_NOT_FOUND", _Status.NOT_FOUND, "no such room")
@@ -101,12 +101,7 @@ CALLEE_OFFLINE = ErrorKind(
 CALL_NOT_FOUND = ErrorKind(
     -91022, "CALL_NOT_FOUND", _Status.NOT_FOUND, "no such call is waiting for this session"
 )
-CALL_WRONG_PARTY = ErrorKind(
-    -91023,
-    "CALL_WRONG_PARTY",
-    _Status.PERMISSION_DENIED,
-    "devices call and users answer: this session cannot do that",
-)
+# -91023 CALL_WRONG_PARTY is the gateway's (services/gateway/errors.py): only it knows who a session is.
 CALL_MEDIA_NOT_LICENSED = ErrorKind(
     -91024,
     "CALL_MEDIA_NOT_LICENSED",

@@ -17,8 +17,7 @@ from opentelemetry import context as otel_context
 
 from services.core.events import EventPublisher
 from services.core.serial_worker import SerialWorker
-from services.rooms.changes import Change
-from services.rooms.messages import change_event, change_key
+from services.rooms.changes import Change, change_key, change_topic
 
 log = structlog.get_logger(__name__)
 
@@ -54,17 +53,16 @@ class FactPublisher:
             otel_context.detach(token)
 
     async def _publish(self, change: Change) -> None:
-        topic, event = change_event(change)
-        key = change_key(change)
+        topic, key = change_topic(change), change_key(change)
         pause_s = _FIRST_PAUSE_S
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                await self._events.publish(topic, event, key=key)
+                await self._events.publish(topic, change, key=key)
                 return
             except Exception as error:
                 log.warning(
                     "room_fact_publish_failed",
-                    event=event.DESCRIPTOR.full_name,
+                    event=change.DESCRIPTOR.full_name,
                     key=key,
                     attempt=attempt,
                     error=repr(error),
@@ -72,4 +70,4 @@ class FactPublisher:
                 if attempt < _ATTEMPTS:
                     await asyncio.sleep(pause_s)
                     pause_s *= 2
-        log.error("room_fact_dropped", event=event.DESCRIPTOR.full_name, key=key)
+        log.error("room_fact_dropped", event=change.DESCRIPTOR.full_name, key=key)

@@ -1,4 +1,5 @@
-"""gRPC handlers of the room manager: translate messages, call the manager, send on what it caused."""
+"""gRPC handlers of the room manager, one servicer per API and its callers (docs/internal-apis.md): translate
+messages, call the manager, send on what it caused."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from typing import TypeAlias
 import grpc
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc, room_sessions_pb2_grpc, rooms_pb2, rooms_pb2_grpc
 
-# Registers the licence service's call codes, so that its refusals of a call pass on unchanged.
-import services.licence.errors  # noqa: F401
 from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_fields
 from services.core.media.kinds import kind_name
 from services.rooms import messages
-from services.rooms.calls import CallMedia, CallOrder
+from services.rooms.calls import CallMedia
 from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
-from services.rooms.manager import MediaSlot, RoomManager
+from services.rooms.manager import RoomManager
 from services.rooms.placement import RelayLoad
-from services.rooms.pushes import InviteReply, MediaCloseCode, VideoFormat
+from services.rooms.pushes import InviteReply, MediaCloseCode
 from services.rooms.recording_events import DefaultRecording
+from services.rooms.room import MediaSlot
 from services.rooms.sessions import Attachment, HeldConnection
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -44,24 +44,14 @@ def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
     return rooms_pb2.RelayRef(address=slot.relay_address)
 
 
-class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
-    def __init__(
-        self,
-        manager: RoomManager,
-        dispatch: Callable[[], None],
-        licence: LicenceServiceStub,
-        *,
-        licence_timeout_s: float,
-        recording: DefaultRecording | None = None,
-    ) -> None:
+class _ManagerApi:
+    """What the room manager's servicers share: the manager, and sending on what an operation caused."""
+
+    def __init__(self, manager: RoomManager, dispatch: Callable[[], None]) -> None:
         """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
         operation that fails halfway has still done what it did."""
         self._manager = manager
         self._dispatch = dispatch
-        self._licence = licence
-        self._licence_timeout_s = licence_timeout_s
-        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
-        self._recording = recording
 
     @contextmanager
     def _operation(self) -> Iterator[RoomManager]:
@@ -69,6 +59,17 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
             yield self._manager
         finally:
             self._dispatch()
+
+
+class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
+    """The public room API (rooms.proto RoomService): apps' backends through the gateway, the recorder."""
+
+    def __init__(
+        self, manager: RoomManager, dispatch: Callable[[], None], *, recording: DefaultRecording | None = None
+    ) -> None:
+        super().__init__(manager, dispatch)
+        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
+        self._recording = recording
 
     async def CreateRoom(
         self, request: rooms_pb2.CreateRoomRequest, context: Context
@@ -78,16 +79,32 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 biz_name=request.biz_name,
                 creator_uid=request.creator_uid,
                 session_id=request.session_id,
-                record=messages.record_options(request.record),
+                record=request.record,
                 engine=request.engine,
             )
         record_id = ""
         if room.record.default_record and self._recording is not None:
             record_id = await self._recording.start(room)
-        return rooms_pb2.CreateRoomResponse(room=messages.room_message(room), record_id=record_id)
+        return rooms_pb2.CreateRoomResponse(room=room.message(), record_id=record_id)
 
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
-        return messages.room_message(self._manager.get_room(request.room_id))
+        return self._manager.get_room(request.room_id).message()
+
+
+class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionServiceServicer):
+    """What signalling gateways call for the sessions they hold (room_sessions.proto RoomSessionService)."""
+
+    def __init__(
+        self,
+        manager: RoomManager,
+        dispatch: Callable[[], None],
+        licence: LicenceServiceStub,
+        *,
+        licence_timeout_s: float,
+    ) -> None:
+        super().__init__(manager, dispatch)
+        self._licence = licence
+        self._licence_timeout_s = licence_timeout_s
 
     async def OpenSession(
         self, request: rooms_pb2.OpenSessionRequest, context: Context
@@ -142,7 +159,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 request.rtoken,
                 request.engine if request.HasField("engine") else None,
             )
-        return rooms_pb2.JoinRoomResponse(room=messages.room_message(room))
+        return rooms_pb2.JoinRoomResponse(room=room.message())
 
     async def LeaveRoom(
         self, request: rooms_pb2.LeaveRoomRequest, context: Context
@@ -255,7 +272,7 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
             raise INVALID_ARGUMENT("media is 1 (audio) or 2 (audio and video)")
         # A busy line is refused before the licence service is asked; `start` checks again, for calls
         # started while it answered.
-        device = self._manager.calls.check_free(request.session_id)
+        device = self._manager.check_free(request.session_id)
         try:
             licensed = await self._licence.CheckDeviceCall(
                 licence_pb2.CheckDeviceCallRequest(
@@ -268,46 +285,29 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
         # Seed 000 activates a device as an audio-call or a video-call device (voip_activate_type_e).
         if request.media == CallMedia.VIDEO and licensed.type == licence_pb2.LICENCE_TYPE_AUDIO_CALL:
             raise CALL_MEDIA_NOT_LICENSED(f"device {device.uid} may place audio calls only")
-        video = request.video if request.HasField("video") else None
-        order = CallOrder(
-            open_id=request.open_id,
-            media=CallMedia(request.media),
-            video=VideoFormat(video.width, video.height, video.fps) if video is not None else None,
-            caller_camera_on=request.caller_camera_on,
-            callee_camera_on=request.callee_camera_on,
-            time_limit_s=request.time_limit_s,
-        )
         with self._operation() as manager:
-            call = manager.calls.start(request.session_id, order)
+            call = manager.start_call(request.session_id, messages.call_order(request))
         return rooms_pb2.StartCallResponse(call_id=call.call_id)
 
     async def AnswerCall(
         self, request: rooms_pb2.CallRequest, context: Context
     ) -> rooms_pb2.AnswerCallResponse:
         with self._operation() as manager:
-            room = manager.calls.answer(request.session_id, request.call_id)
+            room = manager.answer_call(request.session_id, request.call_id)
         return rooms_pb2.AnswerCallResponse(room_id=room.room_id, rtoken=room.rtoken)
 
     async def RejectCall(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
         with self._operation() as manager:
-            manager.calls.reject(request.session_id, request.call_id)
+            manager.reject_call(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
     async def HangUp(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
         with self._operation() as manager:
-            manager.calls.hang_up(request.session_id, request.call_id)
+            manager.hang_up(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
     async def IsBusy(self, request: rooms_pb2.IsBusyRequest, context: Context) -> rooms_pb2.IsBusyResponse:
-        return rooms_pb2.IsBusyResponse(busy=self._manager.calls.is_busy(request.session_id))
-
-    async def RegisterRelay(
-        self, request: rooms_pb2.RegisterRelayRequest, context: Context
-    ) -> rooms_pb2.RegisterRelayResponse:
-        require_fields(relay_id=request.relay_id, address=request.address)
-        relays = self._manager.relays
-        relays.register(request.relay_id, request.address, request.capacity, _load(request.load))
-        return rooms_pb2.RegisterRelayResponse(lease_s=relays.lease_s)
+        return rooms_pb2.IsBusyResponse(busy=self._manager.is_busy(request.session_id))
 
     async def SendP2PSignal(
         self, request: rooms_pb2.SendP2PSignalRequest, context: Context
@@ -318,10 +318,45 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
             manager.send_p2p_signal(request.session_id, request.to, signal)
         return rooms_pb2.SendP2PSignalResponse()
 
+    async def MuteLocal(
+        self, request: rooms_pb2.MuteLocalRequest, context: Context
+    ) -> rooms_pb2.MuteLocalResponse:
+        kind = kind_name(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteLocalResponse(
+            room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
+        )
+
+    async def MuteRemote(
+        self, request: rooms_pb2.MuteRemoteRequest, context: Context
+    ) -> rooms_pb2.MuteRemoteResponse:
+        kind = kind_name(request.kind)
+        with self._operation() as manager:
+            target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
+        return rooms_pb2.MuteRemoteResponse(
+            room_id=target.room_id,
+            relay=rooms_pb2.RelayRef(address=target.relay_address),
+            subscription_id=target.subscription_id,
+        )
+
+
+class RelayReportServicer(_ManagerApi, relay_reports_pb2_grpc.RelayReportServiceServicer):
+    """What media relays report (relay_reports.proto RelayReportService)."""
+
+    async def RegisterRelay(
+        self, request: rooms_pb2.RegisterRelayRequest, context: Context
+    ) -> rooms_pb2.RegisterRelayResponse:
+        require_fields(relay_id=request.relay_id, address=request.address)
+        lease_s = self._manager.register_relay(
+            request.relay_id, request.address, request.capacity, _load(request.load)
+        )
+        return rooms_pb2.RegisterRelayResponse(lease_s=lease_s)
+
     async def ReportRelayLoad(
         self, request: rooms_pb2.ReportRelayLoadRequest, context: Context
     ) -> rooms_pb2.ReportRelayLoadResponse:
-        self._manager.relays.report(request.relay_id, _load(request.load))
+        self._manager.report_relay_load(request.relay_id, _load(request.load))
         return rooms_pb2.ReportRelayLoadResponse()
 
     async def ReportStreamClosed(
@@ -356,25 +391,3 @@ class RoomServicer(rooms_pb2_grpc.RoomServiceServicer):
                 bps_recv=request.bps_recv,
             )
         return rooms_pb2.ReportNetworkWeakResponse()
-
-    async def MuteLocal(
-        self, request: rooms_pb2.MuteLocalRequest, context: Context
-    ) -> rooms_pb2.MuteLocalResponse:
-        kind = kind_name(request.kind)
-        with self._operation() as manager:
-            target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
-        return rooms_pb2.MuteLocalResponse(
-            room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
-        )
-
-    async def MuteRemote(
-        self, request: rooms_pb2.MuteRemoteRequest, context: Context
-    ) -> rooms_pb2.MuteRemoteResponse:
-        kind = kind_name(request.kind)
-        with self._operation() as manager:
-            target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
-        return rooms_pb2.MuteRemoteResponse(
-            room_id=target.room_id,
-            relay=rooms_pb2.RelayRef(address=target.relay_address),
-            subscription_id=target.subscription_id,
-        )

@@ -2,16 +2,16 @@
 each other. The room manager admits them and passes their signalling (offer, answer, ICE candidates) from
 one to the other; no relay serves the room, so SFU publish and subscribe are refused in it.
 
-The rules of engines live here, apart from `RoomManager`, which calls them at its checks. The codes are
+The rules of engines live here, apart from `Room`, which calls them at its checks. The codes are
 seed 002 section 6.3.4's where one names the situation; docs/protocol.md ("P2P mode") lists them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
 import grpc
+from parley.rooms.v1 import rooms_pb2
 
 from services.core.errors import ErrorKind
 from services.rooms.errors import ROOM_FULL
@@ -33,23 +33,12 @@ class Engine(IntEnum):
 
 
 class P2PSignalType(IntEnum):
-    """rooms.proto P2PSignalType."""
+    """rooms.proto P2PSignalType, whose values these are."""
 
-    OFFER = 1
-    ANSWER = 2
-    CANDIDATE = 3
-    BYE = 4
-
-
-@dataclass(frozen=True)
-class P2PSignal:
-    """One peer's word to the other about their connection, passed on untouched."""
-
-    type: P2PSignalType
-    sdp: str = ""
-    candidate: str = ""
-    sdp_mid: str = ""
-    sdp_mline_index: int | None = None
+    OFFER = rooms_pb2.P2P_SIGNAL_TYPE_OFFER
+    ANSWER = rooms_pb2.P2P_SIGNAL_TYPE_ANSWER
+    CANDIDATE = rooms_pb2.P2P_SIGNAL_TYPE_CANDIDATE
+    BYE = rooms_pb2.P2P_SIGNAL_TYPE_BYE
 
 
 # 002 6.3.4 -202 "初始化房间失败: 初始化房间参数非法" (the room's init params are illegal).
@@ -92,11 +81,6 @@ NOT_P2P_ROOM = ErrorKind(
 P2P_PEER_NOT_IN_ROOM = ErrorKind(
     -91041, "P2P_PEER_NOT_IN_ROOM", _Status.FAILED_PRECONDITION, "`to` is not the other participant"
 )
-
-
-def offers_data_channel(sdp: str) -> bool:
-    """Whether an SDP offer asks for a DataChannel: an m=application line (RFC 8841)."""
-    return any(line.startswith("m=application") for line in sdp.splitlines())
 
 
 def room_engine(engine: int, *, default_record: bool) -> Engine:

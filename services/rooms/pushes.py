@@ -1,17 +1,15 @@
-"""What the room manager tells client sessions, one record per push (delivery.proto's `Push`).
+"""What the room manager tells client sessions: the messages of delivery.proto's `Push`, which the rules
+build directly (the proto is the one definition of each push), and the seed's codes they carry.
 
-The gateway turns each into the WebSocket event of docs/protocol.md; the names follow seed 002's
-callbacks (OnRoomAttendanceList, OnNewJoinerIn, ...).
+The gateway turns each into the WebSocket event of docs/protocol.md (services/gateway/room_pushes.py); the
+names follow seed 002's callbacks (OnRoomAttendanceList, OnNewJoinerIn, ...).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
-from parley.recorder.v1 import recorder_pb2
-
-from services.rooms.p2p import P2PSignal
+from parley.rooms.v1 import delivery_pb2
 
 
 class ExitType(IntEnum):
@@ -66,227 +64,40 @@ class InviteReply(IntEnum):
     REJECT = 2
 
 
-@dataclass(frozen=True)
-class FeedInfo:
-    uid: str
-    feed_id: str
-    tag: str
-    media_type: int
-
-
-@dataclass(frozen=True)
-class ParticipantInfo:
-    uid: str
-    feeds: tuple[FeedInfo, ...]
-    # Seed 002 userType: 0 an ordinary user (101 is mPaaS's playback robot, which Parley has not).
-    user_type: int = 0
-
-
-@dataclass(frozen=True)
-class AttendanceList:
-    room_id: str
-    participants: tuple[ParticipantInfo, ...]
-
-
-@dataclass(frozen=True)
-class NewJoinerIn:
-    room_id: str
-    uid: str
-
-
-@dataclass(frozen=True)
-class PeerLeft:
-    room_id: str
-    uid: str
-    exit_type: ExitType
-
-
-@dataclass(frozen=True)
-class TextReceived:
-    room_id: str
-    uid: str
-    text: str
-    msg_id: str
-
-
-@dataclass(frozen=True)
-class InviteRequested:
-    room_id: str
-    rtoken: str
-    inviter: str
-    extra: str
-
-
-@dataclass(frozen=True)
-class InviteReplied:
-    room_id: str
-    invitee: str
-    reply: InviteReply
-
-
-@dataclass(frozen=True)
-class NewPublish:
-    room_id: str
-    feed: FeedInfo
-
-
-@dataclass(frozen=True)
-class Unpublished:
-    room_id: str
-    feed: FeedInfo
-
-
-@dataclass(frozen=True)
-class NewSubscribe:
-    room_id: str
-    subscriber: str
-    feed: FeedInfo
-
-
-@dataclass(frozen=True)
-class Unsubscribed:
-    room_id: str
-    subscriber: str
-    feed: FeedInfo
-
-
-@dataclass(frozen=True)
-class MediaClosed:
-    room_id: str
-    code: MediaCloseCode
-    feed_id: str
-    subscription_id: str
-
-
-@dataclass(frozen=True)
-class NetworkWeak:
-    """Seed 002 OnNetworkWeak (bpsSend, bpsRecv, sid): sid is a feed id (a publication) or a subscription
-    id."""
-
-    room_id: str
-    sid: str
-    feed_id: str
-    bps_send: int
-    bps_recv: int
-
-
-@dataclass(frozen=True)
-class RemoteMute:
-    """Parley's: a publisher paused or resumed a kind of its feed (seed 002 muteLocalAudio/Video)."""
-
-    room_id: str
-    feed_id: str
-    uid: str
-    audio_muted: bool
-    video_muted: bool
-
-
-@dataclass(frozen=True)
-class LeftRoom:
-    room_id: str
-    leave_type: LeaveType
-
-
-@dataclass(frozen=True)
-class VideoFormat:
-    """Seed 000 voip_video_info_s: the video a calling device sends and wants to receive."""
-
-    width: int
-    height: int
-    fps: int
-
-
-@dataclass(frozen=True)
-class CallIncoming:
-    call_id: str
-    sn: str
-    media: int
-    video: VideoFormat | None
-    caller_camera_on: bool
-    callee_camera_on: bool
-    time_limit_s: int
-
-
-@dataclass(frozen=True)
-class CallAccepted:
-    call_id: str
-    room_id: str
-    rtoken: str
-
-
-@dataclass(frozen=True)
-class CallCommand:
-    """Seed 000 onRecvCommand signalling to the device."""
-
-    call_id: str
-    command: str
-
-
-@dataclass(frozen=True)
-class CallClosed:
-    call_id: str
-    reason: str
-    by: str
-    keep_time_ms: int
-
-
-@dataclass(frozen=True)
-class SessionTakenOver:
-    """The session was resumed on another connection: the old one is to be closed."""
-
-
-@dataclass(frozen=True)
-class P2PSignalReceived:
-    """To one participant of a P2P room: the other's signal (offer, answer, candidate, bye)."""
-
-    room_id: str
-    sender: str
-    signal: P2PSignal
-
-
-@dataclass(frozen=True)
-class RemoteRecordOver:
-    """Seed 002 OnRemoteRecordOver: a recording of the room ended (services/rooms/recording_events.py)."""
-
-    room_id: str
-    record_id: str
-    # Seed 002 recordResult status: 2 recorded, 3 failed.
-    status: int
-    files: tuple[recorder_pb2.RecordFile, ...]
-
-
-@dataclass(frozen=True)
-class RemoteRecordingFailed:
-    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg)."""
-
-    room_id: str
-    record_id: str
-    feed_id: str
-    code: int
-    msg: str
-
-
 Push = (
-    AttendanceList
-    | NewJoinerIn
-    | PeerLeft
-    | TextReceived
-    | InviteRequested
-    | InviteReplied
-    | NewPublish
-    | Unpublished
-    | NewSubscribe
-    | Unsubscribed
-    | MediaClosed
-    | LeftRoom
-    | CallIncoming
-    | CallAccepted
-    | CallCommand
-    | CallClosed
-    | SessionTakenOver
-    | P2PSignalReceived
-    | NetworkWeak
-    | RemoteMute
-    | RemoteRecordOver
-    | RemoteRecordingFailed
+    delivery_pb2.AttendanceList
+    | delivery_pb2.NewJoinerIn
+    | delivery_pb2.PeerLeft
+    | delivery_pb2.TextReceived
+    | delivery_pb2.InviteRequested
+    | delivery_pb2.InviteReplied
+    | delivery_pb2.NewPublish
+    | delivery_pb2.Unpublished
+    | delivery_pb2.NewSubscribe
+    | delivery_pb2.Unsubscribed
+    | delivery_pb2.MediaClosed
+    | delivery_pb2.LeftRoom
+    | delivery_pb2.CallIncoming
+    | delivery_pb2.CallAccepted
+    | delivery_pb2.CallCommand
+    | delivery_pb2.CallClosed
+    | delivery_pb2.SessionTakenOver
+    | delivery_pb2.P2PSignalReceived
+    | delivery_pb2.NetworkWeak
+    | delivery_pb2.RemoteMute
+    | delivery_pb2.RemoteRecordOver
+    | delivery_pb2.RemoteRecordingFailed
 )
+
+# The field of `Push` that carries each kind of push, by the kind's full proto name.
+_PUSH_FIELDS = {
+    field.message_type.full_name: field.name
+    for field in delivery_pb2.Push.DESCRIPTOR.oneofs_by_name["push"].fields
+    if field.message_type is not None
+}
+
+
+def push_message(push: Push) -> delivery_pb2.Push:
+    message = delivery_pb2.Push()
+    getattr(message, _PUSH_FIELDS[push.DESCRIPTOR.full_name]).CopyFrom(push)
+    return message

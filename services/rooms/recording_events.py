@@ -15,14 +15,14 @@ import grpc
 import structlog
 from parley.recorder.v1 import recorder_pb2
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
+from parley.rooms.v1 import delivery_pb2
 
 from services.core.errors import INTERNAL, UNAVAILABLE, from_rpc_error
 from services.core.events import Envelope, EventConsumer, RecentEventIds
-from services.recorder.errors import START_FAILED
+from services.core.shared_errors import START_FAILED
 from services.rooms.errors import CREATE_ROOM_RECORD_FAILED
 from services.rooms.manager import RoomManager
-from services.rooms.pushes import RemoteRecordingFailed, RemoteRecordOver
-from services.rooms.rooms import Room
+from services.rooms.room import Room
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +78,8 @@ class DefaultRecording:
             # A recorder that is not there is the seed's "the server failed to start recording".
             code = START_FAILED.code if refusal.kind in (UNAVAILABLE, INTERNAL) else refusal.code
             self._manager.push_room(
-                room.room_id, RemoteRecordingFailed(room.room_id, "", "", code, refusal.message)
+                room.room_id,
+                delivery_pb2.RemoteRecordingFailed(room_id=room.room_id, code=code, msg=refusal.message),
             )
             self._dispatch()
             return ""
@@ -99,13 +100,19 @@ def consume_recording_events(
             result = event.record_result
             manager.push_room(
                 event.room_id,
-                RemoteRecordOver(event.room_id, event.record_id, result.status, tuple(result.files)),
+                delivery_pb2.RemoteRecordOver(
+                    room_id=event.room_id, record_id=event.record_id, status=result.status, files=result.files
+                ),
             )
         elif is_failure(event.event_code):
             manager.push_room(
                 event.room_id,
-                RemoteRecordingFailed(
-                    event.room_id, event.record_id, event.feed_id, event.event_code, event.message
+                delivery_pb2.RemoteRecordingFailed(
+                    room_id=event.room_id,
+                    record_id=event.record_id,
+                    feed_id=event.feed_id,
+                    code=event.event_code,
+                    msg=event.message,
                 ),
             )
         else:

@@ -15,7 +15,7 @@ import structlog
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
 
 from services.core.channels import ChannelPool
-from services.rooms.manager import RelayOrder, StopFeed
+from services.rooms.outcome import RelayOrder, StopFeed
 
 log = structlog.get_logger(__name__)
 

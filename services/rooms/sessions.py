@@ -15,8 +15,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from services.rooms.errors import SESSION_UNKNOWN
-from services.rooms.pushes import Push, SessionTakenOver
+from parley.rooms.v1 import delivery_pb2
+
+from services.core.shared_errors import SESSION_UNKNOWN
+from services.rooms.pushes import Push
 
 # Pushes kept for a detached session. One that is owed more cannot be brought up to date by a resume,
 # so it ends (as the gateway closes a client that reads too slowly) instead of growing without bound.
@@ -249,7 +251,9 @@ class SessionBook:
             owed = self._take_queued(session)
             self._enqueue(
                 session.attachment,
-                Outbound(session.session_id, session.attachment.connection_id, SessionTakenOver()),
+                Outbound(
+                    session.session_id, session.attachment.connection_id, delivery_pb2.SessionTakenOver()
+                ),
             )
             session.backlog.extendleft(reversed(owed))
         session.attachment = attachment
@@ -285,7 +289,7 @@ class SessionBook:
         by_session: dict[str, list[Push]] = {}
         for item in items:
             session = self._sessions.get(item.session_id)
-            if session is None or isinstance(item.push, SessionTakenOver):
+            if session is None or isinstance(item.push, delivery_pb2.SessionTakenOver):
                 continue
             if session.attachment.connection_id == item.connection_id:
                 by_session.setdefault(item.session_id, []).append(item.push)

@@ -1,6 +1,6 @@
 """The test platform itself (tests/testing.py): what only it does, beyond what every integration test that
-runs on it shows: settings handed to a service process through `PARLEY_*` variables, and services on a
-PostgreSQL URL that keeps their tables in a schema of their own."""
+runs on it shows: settings handed to a service process through `PARLEY_*` variables, services on a
+PostgreSQL URL that keeps their tables in a schema of their own, and what is left after a failure."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core.config import ClientIceSettings, ServiceName, Settings, TurnRestSettings
+from services.core.embedded_broker import port_is_free
 from tests.postgres import fresh_database_url
-from tests.testing import _as_env, _merge, start_platform
+from tests.testing import Instance, _as_env, _merge, start_platform
 
 
 def test_a_process_reads_the_settings_an_in_process_service_is_given(
@@ -47,10 +48,10 @@ def test_a_process_reads_the_settings_an_in_process_service_is_given(
 
 
 async def test_services_on_postgresql_keep_their_tables_in_a_schema_of_their_own(
-    kafka: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     async with fresh_database_url() as url:
-        async with start_platform(kafka, tmp_path, ServiceName.LICENCE, database_url=url) as platform:
+        async with start_platform(tmp_path, ServiceName.LICENCE, database_url=url) as platform:
             created = await platform.licence.CreateApp(licence_pb2.CreateAppRequest(name="On PostgreSQL"))
         role = make_url(url).username
         engine = create_async_engine(url)
@@ -69,3 +70,23 @@ async def test_services_on_postgresql_keep_their_tables_in_a_schema_of_their_own
                 assert found == 1
         finally:
             await engine.dispose()
+
+
+async def test_a_failing_test_leaves_no_service_process_or_port_behind(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="the test failed"):
+        async with start_platform(tmp_path, Instance(ServiceName.LICENCE, process=True)) as platform:
+            licence = platform["licence"]
+            await platform.licence.ListApps(licence_pb2.ListAppsRequest())
+            raise RuntimeError("the test failed")
+    assert licence.process is not None and licence.process.poll() is not None
+    assert port_is_free("127.0.0.1", int(licence.grpc_address.rsplit(":", 1)[1]))
+
+
+async def test_a_process_that_cannot_start_fails_the_test_with_its_last_log_lines(tmp_path: Path) -> None:
+    # No master key outside development: the licence service refuses to start (docs/licence.md).
+    without_key = Instance(ServiceName.LICENCE, process=True, settings={"licence": {"master_key": None}})
+    with pytest.raises(
+        RuntimeError, match=r"licence stopped during start-up: (.|\n)*PARLEY_LICENCE__MASTER_KEY"
+    ):
+        async with start_platform(tmp_path, without_key):
+            pass

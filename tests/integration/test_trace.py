@@ -2,7 +2,7 @@
 
 The gateway, the room manager and billing run in this process, each as its own `ServiceRuntime` with
 its own tracer provider (so its spans carry its own service.name), all exporting into one in-memory
-exporter; the broker is the real Tansu of the `kafka` fixture, the gRPC and HTTP hops are real sockets.
+exporter; the broker is a real Tansu (tests/testing.py), the gRPC and HTTP hops are real sockets.
 """
 
 from __future__ import annotations
@@ -15,35 +15,21 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.billing.app import build as build_billing
-from services.core.config import GatewaySettings, GrpcEndpoints, KafkaSettings, ServiceName, Settings
-from services.core.embedded_broker import free_port
-from services.core.service import ServiceRuntime
-from services.gateway.app import build as build_gateway
-from services.rooms.app import build as build_rooms
+from services.core.config import ServiceName
+from tests.testing import start_platform
 
 
 @pytest.fixture
-async def platform(kafka: str, tmp_path: Path) -> AsyncIterator[tuple[str, InMemorySpanExporter]]:
+async def platform(tmp_path: Path) -> AsyncIterator[tuple[str, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
-    settings = Settings(
-        data_dir=tmp_path,
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
-        gateway=GatewaySettings(http_port=0),
-    )
-    runtimes = {
-        name: ServiceRuntime(name, settings, span_exporter=exporter, set_global_tracing=False)
-        for name in (ServiceName.BILLING, ServiceName.ROOMS, ServiceName.GATEWAY)
-    }
-    build_billing(runtimes[ServiceName.BILLING])
-    build_rooms(runtimes[ServiceName.ROOMS])
-    http = build_gateway(runtimes[ServiceName.GATEWAY])
-    for runtime in runtimes.values():
-        await runtime.start()
-    yield f"http://127.0.0.1:{http.port}", exporter
-    for runtime in reversed(runtimes.values()):
-        await runtime.stop()
+    async with start_platform(
+        tmp_path,
+        ServiceName.BILLING,
+        ServiceName.ROOMS,
+        ServiceName.GATEWAY,
+        span_exporter=exporter,
+    ) as running:
+        yield running.http_url, exporter
 
 
 def service_of(span) -> str:

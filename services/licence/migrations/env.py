@@ -1,4 +1,4 @@
 from services.core.migrations import run_env
-from services.licence.store import metadata
+from services.licence.tables import metadata
 
 run_env(metadata)

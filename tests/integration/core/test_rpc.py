@@ -71,7 +71,7 @@ async def test_a_domain_error_crosses_the_wire_with_its_code_and_metadata(server
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     error = from_rpc_error(raised.value)
     assert isinstance(error, ParleyError)
-    assert error.kind is NOT_FOUND
+    assert error.kind == NOT_FOUND
     assert error.message == "room r1 does not exist"
     assert error.metadata == {"room_id": "r1"}
 

@@ -20,34 +20,18 @@ import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
-from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from services.core.config import (
-    ClientIceSettings,
-    GatewaySettings,
-    GrpcEndpoints,
-    KafkaSettings,
-    LicenceSettings,
-    ServiceName,
-    Settings,
-    TurnRestSettings,
-)
-from services.core.embedded_broker import free_port
-from services.core.service import ServiceRuntime
-from services.gateway.app import build as build_gateway
-from services.licence.app import build as build_licence
+from services.core.config import ServiceName
 from tests.integration.licence_helpers import App, create_app, register_device
+from tests.testing import Instance, start_platform
 
-MASTER_KEY = base64.b64encode(b"w" * 32).decode()
 # The second gateway gives clients a TURN server that shares this secret (nothing listens there).
 TURN_URL = "turn:127.0.0.1:3478"
 TURN_SECRET = "shared-with-coturn"
@@ -62,48 +46,21 @@ class Platform:
     licence: LicenceServiceStub
 
 
-def settings_for(kafka: str, data_dir: Path, grpc_endpoints: GrpcEndpoints, **gateway: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=grpc_endpoints,
-        gateway=GatewaySettings(http_port=0, **gateway),
-        licence=LicenceSettings(master_key=MASTER_KEY),
-    )
-
-
 @pytest.fixture(scope="module")
-async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    data_dir = tmp_path_factory.mktemp("ws")
-    endpoints = GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName})
-    settings = settings_for(kafka, data_dir, endpoints)
-    fast_endpoints = endpoints.model_copy(update={"gateway": f"127.0.0.1:{free_port()}"})
-    fast_settings = settings_for(
-        kafka,
-        data_dir,
-        fast_endpoints,
-        ws_rate_per_s=1_000_000,
-        ws_rate_burst=1_000_000,
-        client_ice=ClientIceSettings(turn=TurnRestSettings(urls=[TURN_URL], secret=SecretStr(TURN_SECRET))),
-    )
-    licence = ServiceRuntime(ServiceName.LICENCE, settings, set_global_tracing=False)
-    gateway = ServiceRuntime(ServiceName.GATEWAY, settings, set_global_tracing=False)
-    fast_gateway = ServiceRuntime(ServiceName.GATEWAY, fast_settings, set_global_tracing=False)
-    build_licence(licence)
-    http = build_gateway(gateway)
-    fast_http = build_gateway(fast_gateway)
-    runtimes = [licence, gateway, fast_gateway]
-    for runtime in runtimes:
-        await runtime.start()
-    channel = grpc.aio.insecure_channel(endpoints.licence)
-    yield Platform(
-        ws_url=f"ws://127.0.0.1:{http.port}/ws/v1",
-        fast_ws_url=f"ws://127.0.0.1:{fast_http.port}/ws/v1",
-        licence=LicenceServiceStub(channel),
-    )
-    await channel.close()
-    for runtime in reversed(runtimes):
-        await runtime.stop()
+async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    fast = {
+        "ws_rate_per_s": 1_000_000,
+        "ws_rate_burst": 1_000_000,
+        "client_ice": {"turn": {"urls": [TURN_URL], "secret": TURN_SECRET}},
+    }
+    async with start_platform(
+        tmp_path_factory.mktemp("ws"),
+        ServiceName.LICENCE,
+        ServiceName.GATEWAY,
+        Instance(ServiceName.GATEWAY, settings={"gateway": fast}),
+    ) as running:
+        gateway, fast_gateway = running.gateways
+        yield Platform(ws_url=gateway.ws_url, fast_ws_url=fast_gateway.ws_url, licence=running.licence)
 
 
 @pytest.fixture(scope="module")

@@ -17,31 +17,30 @@ import grpc
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from opentelemetry.sdk.trace import TracerProvider
 from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2, licence_pb2_grpc
 
 from services.core.config import ServiceName
 from services.core.errors import from_rpc_error
-from services.core.events import EventPublisher, create_broker
 from services.core.topics import Topic
-from tests.testing import Instance, start_platform
+from tests.testing import Instance, publish_fact, start_platform
 
 
 @dataclass(frozen=True)
 class Running:
     url: str
     licence_address: str
+    kafka: str
 
 
 @pytest.fixture(scope="module")
-async def running(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
     """The licence service and a gateway in this process, shared by the tests of this module (each test
     makes an app of its own)."""
     async with start_platform(
-        kafka, tmp_path_factory.mktemp("licence"), ServiceName.LICENCE, ServiceName.GATEWAY
+        tmp_path_factory.mktemp("licence"), ServiceName.LICENCE, ServiceName.GATEWAY
     ) as platform:
-        yield Running(platform.http_url, platform["licence"].grpc_address)
+        yield Running(platform.http_url, platform["licence"].grpc_address, platform.kafka)
 
 
 @pytest.fixture
@@ -194,8 +193,8 @@ async def test_paging_authorised_users_returns_each_exactly_once(gateway_url: st
         assert wrong_secret.status_code == 401
 
 
-async def test_everything_survives_a_kill_9_of_the_licence_service(kafka: str, tmp_path: Path) -> None:
-    async with start_platform(kafka, tmp_path, Instance(ServiceName.LICENCE, process=True)) as platform:
+async def test_everything_survives_a_kill_9_of_the_licence_service(tmp_path: Path) -> None:
+    async with start_platform(tmp_path, Instance(ServiceName.LICENCE, process=True)) as platform:
         stub = platform.licence
         app = await stub.CreateApp(licence_pb2.CreateAppRequest(name="Durable"), timeout=30)
         biz = app.app.biz_name
@@ -238,7 +237,7 @@ async def test_everything_survives_a_kill_9_of_the_licence_service(kafka: str, t
         assert [user.open_id for user in users.users] == ["owner"]
 
 
-async def test_an_app_in_arrears_gets_minus_15_once_billing_says_so(running: Running, kafka: str) -> None:
+async def test_an_app_in_arrears_gets_minus_15_once_billing_says_so(running: Running) -> None:
     async with httpx.AsyncClient(base_url=running.url, timeout=30) as client:
         biz = (await client.post("/v1/apps", json={"name": "Arrears"})).json()["bizName"]
         await client.post(f"/v1/apps/{biz}/licences", json={"modelId": "M1", "type": "video", "count": 1})
@@ -252,14 +251,8 @@ async def test_an_app_in_arrears_gets_minus_15_once_billing_says_so(running: Run
         check = licence_pb2.CheckDeviceCallRequest(sn="P9_bell", open_id="owner")
         assert (await licence.CheckDeviceCall(check)).biz_name == biz
 
-        broker = create_broker(kafka, client_id="billing-test", tracer_provider=TracerProvider())
-        await broker.connect()
-        try:
-            await EventPublisher(broker, source="//parley/billing").publish(
-                Topic.BILLING, billing_events.AccountStatusChanged(biz_name=biz, in_arrears=True), key=biz
-            )
-        finally:
-            await broker.stop()
+        in_arrears = billing_events.AccountStatusChanged(biz_name=biz, in_arrears=True)
+        await publish_fact(running.kafka, Topic.BILLING, in_arrears, key=biz, source=ServiceName.BILLING)
 
         async with asyncio.timeout(60):
             while True:

@@ -1,7 +1,7 @@
 """The platform the recording tests drive over protocol v1: the licence service, the room manager, the
-media relay, the recorder and a gateway, each its own ServiceRuntime in this process, on the session's
-Tansu broker, real gRPC and real uvicorn; clients are plain WebSocket clients, and publishers real aiortc
-peers on 127.0.0.1 without STUN.
+media relay, the recorder and a gateway, each its own ServiceRuntime in this process, on a Tansu broker of
+their own (tests/testing.py), real gRPC and real uvicorn; clients are plain WebSocket clients, and
+publishers real aiortc peers on 127.0.0.1 without STUN.
 
 The recorder's peer connections are counted, and every decoder and encoder aiortc creates is attributed:
 the recorder must create none (it writes what it receives, remuxed).
@@ -9,50 +9,25 @@ the recorder must create none (it writes what it receives, remuxed).
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-from faststream.kafka import KafkaBroker
-from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
 
 import services.recorder.capture
-from services.core.config import (
-    GatewaySettings,
-    GrpcEndpoints,
-    KafkaSettings,
-    LicenceSettings,
-    RecorderSettings,
-    RelaySettings,
-    RoomsSettings,
-    ServiceName,
-    Settings,
-)
-from services.core.embedded_broker import free_port
-from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.config import ServiceName
 from services.core.media.gathering import gathering_on
-from services.core.service import ServiceRuntime
 from services.core.topics import Topic
-from services.gateway.app import build as build_gateway
-from services.licence.app import build as build_licence
-from services.recorder.app import build as build_recorder
-from services.relay.app import build as build_relay
-from services.rooms.app import build as build_rooms
 from tests.integration.codec_watch import codecs_watched
 from tests.integration.licence_helpers import App, create_app
 from tests.integration.protocol_client import Client, Connections
-
-MASTER_KEY = base64.b64encode(b"c" * 32).decode()
+from tests.testing import Facts, start_platform
 
 
 @dataclass
@@ -80,32 +55,12 @@ class CodecGuard:
 
 
 @dataclass
-class RecordingEvents:
-    """Every event on parley.recording.v1, by record_id."""
-
-    by_record: dict[str, list[recorder_pb2.RecordingEvent]] = field(default_factory=dict)
-
-    async def record(self, event: recorder_pb2.RecordingEvent, envelope: Envelope) -> None:
-        self.by_record.setdefault(event.record_id, []).append(event)
-
-    def codes(self, record_id: str) -> list[int]:
-        return [event.event_code for event in self.by_record.get(record_id, [])]
-
-    async def wait_for(self, record_id: str, code: int, timeout_s: float = 30) -> recorder_pb2.RecordingEvent:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for event in self.by_record.get(record_id, []):
-                    if event.event_code == code:
-                        return event
-                await asyncio.sleep(0.05)
-
-
-@dataclass
 class Platform:
     ws_url: str
     licence: LicenceServiceStub
     storage_dir: Path
-    events: RecordingEvents
+    # Every event on parley.recording.v1, by record_id.
+    events: Facts
     guard: CodecGuard
 
 
@@ -116,62 +71,30 @@ def codec_guard() -> Iterator[CodecGuard]:
         yield guard
 
 
-async def _recording_consumer(kafka: str, events: RecordingEvents) -> KafkaBroker:
-    broker = create_broker(kafka, client_id="recorder-tests", tracer_provider=TracerProvider())
-    consumer = EventConsumer(
-        broker, Topic.RECORDING, group_id=f"recorder-tests-{uuid.uuid4()}", max_wait_ms=50
-    )
-    consumer.on(recorder_pb2.RecordingEvent)(events.record)
-    await broker.start()
-    return broker
-
-
 @pytest.fixture(scope="module")
 async def platform(
-    kafka: str, tmp_path_factory: pytest.TempPathFactory, codec_guard: CodecGuard
+    tmp_path_factory: pytest.TempPathFactory, codec_guard: CodecGuard
 ) -> AsyncIterator[Platform]:
-    data_dir: Path = tmp_path_factory.mktemp("recorder")
-    storage_dir = data_dir / "recordings"
-    settings = Settings(
-        data_dir=data_dir,
-        kafka=KafkaSettings(bootstrap_servers=kafka),
-        grpc=GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName}),
-        gateway=GatewaySettings(http_port=0),
-        licence=LicenceSettings(master_key=MASTER_KEY),
-        rooms=RoomsSettings(session_grace_s=2.0, empty_room_grace_s=30.0),
-        relay=RelaySettings(listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"]),
-        recorder=RecorderSettings(storage_dir=storage_dir, listen_address="127.0.0.1"),
-    )
-    runtimes = {name: ServiceRuntime(name, settings, set_global_tracing=False) for name in ServiceName}
-    build_licence(runtimes[ServiceName.LICENCE])
-    build_rooms(runtimes[ServiceName.ROOMS])
-    build_relay(runtimes[ServiceName.RELAY])
-    build_recorder(runtimes[ServiceName.RECORDER])
-    http = build_gateway(runtimes[ServiceName.GATEWAY])
-    started = [runtimes[name] for name in (ServiceName.LICENCE, ServiceName.ROOMS, ServiceName.RELAY)]
-    started += [runtimes[ServiceName.RECORDER], runtimes[ServiceName.GATEWAY]]
-    events = RecordingEvents()
-    event_broker = await _recording_consumer(kafka, events)
-    # One at a time: Alembic's migration context is global to the process, and two services migrate here.
-    for runtime in started:
-        await runtime.start()
-    # The recorder follows feeds through parley.feed.v1 and the room manager pushes from
-    # parley.recording.v1: both must be reading before the tests make facts.
-    await asyncio.gather(
-        runtimes[ServiceName.ROOMS].consumers_joined(), runtimes[ServiceName.RECORDER].consumers_joined()
-    )
-    channel = grpc.aio.insecure_channel(settings.grpc.address_of(ServiceName.LICENCE))
-    yield Platform(
-        ws_url=f"ws://127.0.0.1:{http.port}/ws/v1",
-        licence=LicenceServiceStub(channel),
-        storage_dir=storage_dir,
-        events=events,
-        guard=codec_guard,
-    )
-    await channel.close()
-    await event_broker.stop()
-    for runtime in reversed(started):
-        await runtime.stop()
+    async with start_platform(
+        tmp_path_factory.mktemp("recorder"),
+        ServiceName.LICENCE,
+        ServiceName.ROOMS,
+        ServiceName.RELAY,
+        ServiceName.RECORDER,
+        ServiceName.GATEWAY,
+        settings={"rooms": {"session_grace_s": 2.0, "empty_room_grace_s": 30.0}},
+    ) as running:
+        events = await running.record([Topic.RECORDING], [recorder_pb2.RecordingEvent], timeout_s=30)
+        # The recorder follows feeds through parley.feed.v1 and the room manager pushes from
+        # parley.recording.v1: both must be reading before the tests make facts.
+        await running.consumers_joined(ServiceName.ROOMS, ServiceName.RECORDER)
+        yield Platform(
+            ws_url=running.ws_url,
+            licence=running.licence,
+            storage_dir=running.settings.recordings_dir(),
+            events=events,
+            guard=codec_guard,
+        )
 
 
 @pytest.fixture(scope="module")

@@ -117,11 +117,11 @@ async def test_record_pause_resume_stop_gives_a_decodable_file_and_tells_the_roo
     # The pause is left out: consecutive frames are never as far apart as the pause lasted.
     assert max(b - a for a, b in itertools.pairwise(times)) < PAUSE_S / 2
 
-    events = await platform.events.wait_for(record_id, 99)
+    events = await platform.events.wait_for(record_id, event_code=99)
     assert events.record_result.status == 2 and events.record_result.file_type == 1
     assert [f.name for f in events.record_result.files] == [file["name"]]
-    assert platform.events.codes(record_id) == [10, 910001, 910002, 0, 11, 99]
-    assert all(event.record_third_id == "batch-1" for event in platform.events.by_record[record_id])
+    assert platform.events.values(record_id, "event_code") == [10, 910001, 910002, 0, 11, 99]
+    assert all(event.record_third_id == "batch-1" for event in platform.events.events(record_id))
     # The recorder wrote what it received: it created no decoder and no encoder.
     assert platform.guard.recorder_peers and platform.guard.recorder == []
 
@@ -138,15 +138,15 @@ async def test_a_room_created_with_default_record_records_feeds_published_later(
     await wait_for_packets(alice, record_id, video=30, audio=50)
     await alice.ok("unpublish", feed_id=feed_id)
     # The feed's end completes its file (event 0); the recording goes on until it is stopped.
-    completed = await platform.events.wait_for(record_id, 0)
+    completed = await platform.events.wait_for(record_id, event_code=0)
     assert completed.feed_id == feed_id and completed.file.ended_at.seconds > 0
     stopped = await alice.ok("stop_record", record_id=record_id)
     [file] = stopped["files"]
     media = read_file(platform.storage_dir / file["path"])
     assert media["codecs"] == {"video": "vp8", "audio": "opus"} and media["decoded"]["video"] >= 30
     await alice.event("on_remote_record_over")
-    await platform.events.wait_for(record_id, 99)
-    assert platform.events.codes(record_id) == [10, 0, 11, 99]
+    await platform.events.wait_for(record_id, event_code=99)
+    assert platform.events.values(record_id, "event_code") == [10, 0, 11, 99]
 
 
 async def test_storage_that_cannot_be_written_fails_the_recording_with_100101(
@@ -166,8 +166,8 @@ async def test_storage_that_cannot_be_written_fails_the_recording_with_100101(
     assert (over["record_id"], over["status"], over["files"]) == (record_id, 3, [])
     info = (await alice.ok("get_record_info", record_id=record_id))["record_info"]
     assert (info["state"], info["status"], info["failure_code"]) == ("failed", 3, 100101)
-    await platform.events.wait_for(record_id, 99)
-    assert platform.events.codes(record_id) == [10, 100101, 99]
+    await platform.events.wait_for(record_id, event_code=99)
+    assert platform.events.values(record_id, "event_code") == [10, 100101, 99]
 
 
 async def test_bad_requests_are_refused_with_codes(platform: Any, clients: Any) -> None:
@@ -209,5 +209,5 @@ async def test_a_feed_the_recorder_cannot_write_is_reported_100003_and_the_recor
     stopped = await alice.ok("stop_record", record_id=record_id)
     assert [(f["feed_id"], f["audio_codec"]) for f in stopped["files"]] == [(vp8, "opus")]
     assert stopped["status"] == 2
-    await platform.events.wait_for(record_id, 99)
-    assert platform.events.codes(record_id) == [10, 100003, 0, 11, 99]
+    await platform.events.wait_for(record_id, event_code=99)
+    assert platform.events.values(record_id, "event_code") == [10, 100003, 0, 11, 99]

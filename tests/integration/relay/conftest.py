@@ -1,26 +1,23 @@
-"""The relay running in this process as its own service (ServiceRuntime, real gRPC server, the session's
-Tansu broker), a gRPC client of it, a consumer of its metering ticks, and a guard that counts every
-decoder and encoder aiortc creates, telling the relay's from the test clients'."""
+"""The relay running in this process as its own service (tests/testing.py: a ServiceRuntime with a real
+gRPC server, on a Tansu broker of its own), a gRPC client of it, a consumer of its metering ticks, and a
+guard that counts every decoder and encoder aiortc creates, telling the relay's from the test clients'."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
-from faststream.kafka import KafkaBroker
-from opentelemetry.sdk.trace import TracerProvider
 from parley.relay.v1 import metering_pb2, relay_pb2_grpc
-from relay_runtime import running_relay
 
 import services.relay.peer
-from services.core.events import Envelope, EventConsumer, create_broker
+from services.core.config import ServiceName
 from services.core.topics import Topic
 from services.relay.relay import Relay
 from tests.integration.codec_watch import codecs_watched
+from tests.testing import Facts, Platform, start_platform
 
 # Short enough that a test sees several ticks and a connect timeout without waiting long.
 METERING_INTERVAL_S = 1.0
@@ -69,42 +66,30 @@ class RelayUnderTest:
     relay: Relay
     stub: relay_pb2_grpc.RelayServiceStub
     guard: CodecGuard
+    platform: Platform
 
 
 @pytest.fixture(scope="module")
 async def relay_service(
-    kafka: str, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
+    codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayUnderTest]:
-    async with running_relay(
-        kafka,
+    """The relay in this process as its own service, listening and gathering on loopback only."""
+    async with start_platform(
         tmp_path_factory.mktemp("relay"),
-        metering_interval_s=METERING_INTERVAL_S,
-        connect_timeout_s=CONNECT_TIMEOUT_S,
-    ) as (relay, stub):
-        yield RelayUnderTest(relay=relay, stub=stub, guard=codec_guard)
-
-
-@dataclass
-class TickLog:
-    ticks: list[tuple[metering_pb2.MeteringTick, Envelope]] = field(default_factory=list)
-
-    def of_room(self, room_id: str) -> list[tuple[metering_pb2.MeteringTick, Envelope]]:
-        return [(tick, envelope) for tick, envelope in self.ticks if tick.room_id == room_id]
+        ServiceName.RELAY,
+        settings={
+            "relay": {"metering_interval_s": METERING_INTERVAL_S, "connect_timeout_s": CONNECT_TIMEOUT_S}
+        },
+    ) as platform:
+        yield RelayUnderTest(
+            relay=platform["relay"].built,
+            stub=platform.stub(relay_pb2_grpc.RelayServiceStub, ServiceName.RELAY),
+            guard=codec_guard,
+            platform=platform,
+        )
 
 
 @pytest.fixture(scope="module")
-async def metering(kafka: str) -> AsyncIterator[TickLog]:
-    """Every MeteringTick on parley.metering.v1, as a consumer of billing's kind would see it."""
-    log = TickLog()
-    broker: KafkaBroker = create_broker(
-        kafka, client_id="relay-metering-test", tracer_provider=TracerProvider()
-    )
-    consumer = EventConsumer(broker, Topic.METERING, group_id=f"relay-test-{uuid.uuid4()}")
-
-    @consumer.on(metering_pb2.MeteringTick)
-    async def record(tick: metering_pb2.MeteringTick, envelope: Envelope) -> None:
-        log.ticks.append((tick, envelope))
-
-    await broker.start()
-    yield log
-    await broker.stop()
+async def metering(relay_service: RelayUnderTest) -> Facts:
+    """Every MeteringTick on parley.metering.v1 by room_id, as a consumer of billing's kind would see it."""
+    return await relay_service.platform.record([Topic.METERING], [metering_pb2.MeteringTick])

@@ -12,10 +12,11 @@ import structlog
 from aiortc.rtp import RtpPacket
 from parley.relay.v1 import relay_pb2_grpc
 from relay_clients import Publisher, Subscriber, publish, subscribe, wait_until
-from relay_runtime import running_relay
 
+from services.core.config import ServiceName
 from services.relay.close_codes import CloseCode
 from services.relay.relay import Relay
+from tests.testing import start_platform
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +34,13 @@ UNNEGOTIATED_PAYLOAD_TYPE = 77
 
 @pytest.fixture(scope="module")
 async def flood_relay(
-    kafka: str, tmp_path_factory: pytest.TempPathFactory
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[Relay, relay_pb2_grpc.RelayServiceStub]]:
-    async with running_relay(
-        kafka,
-        tmp_path_factory.mktemp("relay-flood"),
-        flood_max_packets_per_s=MAX_PACKETS_PER_S,
-        flood_window_s=WINDOW_S,
-    ) as running:
-        yield running
+    flood_limits = {"flood_max_packets_per_s": MAX_PACKETS_PER_S, "flood_window_s": WINDOW_S}
+    async with start_platform(
+        tmp_path_factory.mktemp("relay-flood"), ServiceName.RELAY, settings={"relay": flood_limits}
+    ) as platform:
+        yield platform["relay"].built, platform.stub(relay_pb2_grpc.RelayServiceStub, ServiceName.RELAY)
 
 
 async def flood(publisher: Publisher, stop: asyncio.Event) -> int:

@@ -9,25 +9,15 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import grpc
 import pytest
 from parley.relay.v1 import relay_pb2, relay_pb2_grpc
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import room_sessions_pb2_grpc, rooms_pb2, rooms_pb2_grpc
 from relay_clients import Publisher, publish, wait_until
 
-from services.core.config import (
-    GrpcEndpoints,
-    KafkaSettings,
-    RelaySettings,
-    RoomsSettings,
-    ServiceName,
-    Settings,
-)
+from services.core.config import ServiceName
 from services.core.embedded_broker import free_port
-from services.core.service import ServiceRuntime
-from services.relay.app import build as build_relay
-from services.rooms.app import build as build_rooms
 from services.rooms.manager import RoomManager
+from tests.testing import Instance, Platform, start_platform
 
 # Reports every second: the tests see loads change without waiting long.
 RELAY_LEASE_S = 3.0
@@ -37,62 +27,50 @@ RELAY_LEASE_S = 3.0
 class ManyRelays:
     manager: RoomManager
     rooms: rooms_pb2_grpc.RoomServiceStub
-    # Relay id -> its runtime, gRPC address and a client of it.
-    runtimes: dict[str, ServiceRuntime]
+    sessions: room_sessions_pb2_grpc.RoomSessionServiceStub
+    running: Platform
+    # Relay id -> its gRPC address and a client of it.
     addresses: dict[str, str]
     stubs: dict[str, relay_pb2_grpc.RelayServiceStub]
     fallback: str
 
 
-@pytest.fixture(scope="module")
-async def many_relays(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ManyRelays]:
-    endpoints = GrpcEndpoints(**{name.value: f"127.0.0.1:{free_port()}" for name in ServiceName})
-
-    def settings(relay_grpc: str, relay_id: str | None = None) -> Settings:
-        return Settings(
-            data_dir=tmp_path_factory.mktemp("many-relays"),
-            kafka=KafkaSettings(bootstrap_servers=kafka),
-            grpc=endpoints.model_copy(update={"relay": relay_grpc}),
-            rooms=RoomsSettings(relay_lease_s=RELAY_LEASE_S),
-            relay=RelaySettings(
-                listen_address="127.0.0.1", candidate_networks=["127.0.0.0/8"], relay_id=relay_id
-            ),
-        )
-
-    rooms = ServiceRuntime(ServiceName.ROOMS, settings(endpoints.relay), set_global_tracing=False)
-    manager = build_rooms(rooms)
-    addresses = {relay_id: f"127.0.0.1:{free_port()}" for relay_id in ("relay-a", "relay-b")}
-    relays = {
-        relay_id: ServiceRuntime(ServiceName.RELAY, settings(address, relay_id), set_global_tracing=False)
-        for relay_id, address in addresses.items()
-    }
-    for runtime in relays.values():
-        build_relay(runtime)
-    await rooms.start()
-    await asyncio.gather(*(runtime.start() for runtime in relays.values()))
-    channels = [grpc.aio.insecure_channel(address) for address in (endpoints.rooms, *addresses.values())]
-    yield ManyRelays(
-        manager=manager,
-        rooms=rooms_pb2_grpc.RoomServiceStub(channels[0]),
-        runtimes=relays,
-        addresses=addresses,
-        stubs={
-            relay_id: relay_pb2_grpc.RelayServiceStub(channel)
-            for relay_id, channel in zip(addresses, channels[1:], strict=True)
-        },
-        fallback=endpoints.relay,
+def relay(relay_id: str) -> Instance:
+    """A relay on a port of its own: the address the room manager is configured with stays a fallback
+    nobody listens on."""
+    return Instance(
+        ServiceName.RELAY,
+        key=relay_id,
+        settings={"grpc": {"relay": f"127.0.0.1:{free_port()}"}, "relay": {"relay_id": relay_id}},
     )
-    for channel in channels:
-        await channel.close()
-    for runtime in relays.values():
-        await runtime.stop()
-    await rooms.stop()
+
+
+@pytest.fixture(scope="module")
+async def many_relays(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ManyRelays]:
+    relay_ids = ("relay-a", "relay-b")
+    async with start_platform(
+        tmp_path_factory.mktemp("many-relays"),
+        ServiceName.ROOMS,
+        *(relay(relay_id) for relay_id in relay_ids),
+        settings={"rooms": {"relay_lease_s": RELAY_LEASE_S}},
+    ) as platform:
+        yield ManyRelays(
+            manager=platform["rooms"].built,
+            rooms=platform.stub(rooms_pb2_grpc.RoomServiceStub, ServiceName.ROOMS),
+            sessions=platform.stub(room_sessions_pb2_grpc.RoomSessionServiceStub, ServiceName.ROOMS),
+            running=platform,
+            addresses={relay_id: platform[relay_id].grpc_address for relay_id in relay_ids},
+            stubs={
+                relay_id: platform.stub(relay_pb2_grpc.RelayServiceStub, relay_id) for relay_id in relay_ids
+            },
+            fallback=platform.endpoints.relay,
+        )
 
 
 async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
     """A new room with one participant who starts to publish: the session, and the relay named for it."""
     session_id = uuid.uuid4().hex
-    await platform.rooms.OpenSession(
+    await platform.sessions.OpenSession(
         rooms_pb2.OpenSessionRequest(
             session_id=session_id,
             biz_name="many-relays",
@@ -107,10 +85,10 @@ async def new_room_relay(platform: ManyRelays) -> tuple[str, str]:
 
 
 async def relay_of(platform: ManyRelays, session_id: str) -> str:
-    slot = await platform.rooms.StartPublish(
+    slot = await platform.sessions.StartPublish(
         rooms_pb2.StartPublishRequest(session_id=session_id, media_type=1)
     )
-    await platform.rooms.CancelPublish(
+    await platform.sessions.CancelPublish(
         rooms_pb2.CancelPublishRequest(session_id=session_id, feed_id=slot.feed_id)
     )
     address: str = slot.relay.address
@@ -171,7 +149,7 @@ async def test_a_draining_relay_gets_no_new_rooms_and_finishes_when_its_streams_
 
     publisher = Publisher(audio=None)
     await publish(platform.stubs["relay-b"], publisher, room_id="staying", feed_id="f1")
-    draining = asyncio.create_task(platform.runtimes["relay-b"].drain())
+    draining = asyncio.create_task(platform.running["relay-b"].runtime.drain())
     try:
         await load_shown(platform, "relay-b", publications=1, draining=True)
         for _ in range(3):

@@ -100,8 +100,8 @@ async def test_paused_streams_forward_and_meter_nothing_until_resumed(relay_serv
         # Ticks (1 s here) wholly inside a pause count no bytes: the publication's and the subscription's
         # for a paused feed, the subscription's alone for a paused subscription.
         await stub.Unpublish(relay_pb2.UnpublishRequest(room_id=room_id, feed_id="cam"))
-        await wait_until(lambda: sum(t.final for t, _ in metering.of_room(room_id)) == 4, timeout_s=30)
-        video = [t for t, _ in metering.of_room(room_id) if t.kind == VIDEO]
+        await wait_until(lambda: sum(t.final for t, _ in metering.of(room_id)) == 4, timeout_s=30)
+        video = [t for t, _ in metering.of(room_id) if t.kind == VIDEO]
 
         def inside(stream_id: str, span: Span) -> list[int]:
             began, ended = span.wall

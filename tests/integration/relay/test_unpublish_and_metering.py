@@ -77,13 +77,13 @@ async def test_unpublish_ends_subscribers_tracks_and_each_stream_is_metered_to_i
     def finals() -> set[tuple[str, str]]:
         return {
             (tick.stream_id, "audio" if tick.kind == media_pb2.MEDIA_KIND_AUDIO else "video")
-            for tick, _ in metering.of_room(room_id)
+            for tick, _ in metering.of(room_id)
             if tick.final
         }
 
     await wait_until(lambda: finals() == set(streams), timeout_s=30)
     ticks: dict[tuple[str, str], list[metering_pb2.MeteringTick]] = defaultdict(list)
-    for tick, envelope in metering.of_room(room_id):
+    for tick, envelope in metering.of(room_id):
         kind = "audio" if tick.kind == media_pb2.MEDIA_KIND_AUDIO else "video"
         ticks[(tick.stream_id, kind)].append(tick)
         assert tick.tick_id == f"{tick.stream_id}:{kind}:{tick.sequence}"

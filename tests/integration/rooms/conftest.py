@@ -1,6 +1,7 @@
 """The platform the room tests drive with plain WebSocket clients: the licence service, the room manager,
-the media relay and TWO gateways, each its own ServiceRuntime in this process, on the session's Tansu
-broker, real gRPC and real uvicorn. Peers of one room are put on different gateways throughout.
+the media relay and TWO gateways, each its own ServiceRuntime in this process, on a Tansu broker of their
+own (tests/testing.py), real gRPC and real uvicorn. Peers of one room are put on different gateways
+throughout.
 
 Graces are short here (a dropped session is removed after 2 s, an empty room after 1 s, an unanswered
 call after 2 s) so that the tests see them end; the defaults are 15 s, 60 s and 30 s.
@@ -57,9 +58,8 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-async def platform(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     async with start_platform(
-        kafka,
         tmp_path_factory.mktemp("rooms"),
         ServiceName.LICENCE,
         ServiceName.ROOMS,

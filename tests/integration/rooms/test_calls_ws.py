@@ -9,14 +9,14 @@ import asyncio
 import uuid
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
 from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2
 
-from services.core.events import EventPublisher, create_broker
+from services.core.config import ServiceName
 from services.core.topics import Topic
 from tests.integration.licence_helpers import VIDEO, App, create_app, register_device
 from tests.integration.rooms.conftest import Platform
+from tests.testing import publish_fact
 
 HANG_UP = "IV_AVT_COMMAND_CALL_HANG_UP"
 
@@ -130,20 +130,14 @@ async def test_a_device_whose_registration_is_gone_gets_minus_2(platform: Platfo
     assert await refusal(bell, **video_call("someone")) == (-2, "DEVICE_ID_INVALID")
 
 
-async def test_an_app_in_arrears_gets_minus_15(platform: Platform, clients: Any, kafka: str) -> None:
+async def test_an_app_in_arrears_gets_minus_15(platform: Platform, clients: Any) -> None:
     own = await create_app(platform.licence, "call-tests")
     bell = await device(platform, own, clients)
     await authorise(platform, own, bell.uid, "owner")
-    broker = create_broker(kafka, client_id="billing-test", tracer_provider=TracerProvider())
-    await broker.connect()
-    try:
-        await EventPublisher(broker, source="//parley/billing").publish(
-            Topic.BILLING,
-            billing_events.AccountStatusChanged(biz_name=own.biz_name, in_arrears=True),
-            key=own.biz_name,
-        )
-    finally:
-        await broker.stop()
+    in_arrears = billing_events.AccountStatusChanged(biz_name=own.biz_name, in_arrears=True)
+    await publish_fact(
+        platform.running.kafka, Topic.BILLING, in_arrears, key=own.biz_name, source=ServiceName.BILLING
+    )
     # The licence service applies billing's event from its topic: poll until it has.
     async with asyncio.timeout(30):
         while True:

@@ -10,11 +10,10 @@ from typing import Any
 import grpc
 import pytest
 from parley.recorder.v1 import recorder_pb2
+from parley.rooms.v1 import delivery_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
-from services.rooms.changes import RecordOptions
 from services.rooms.manager import RoomManager
-from services.rooms.pushes import RemoteRecordingFailed
 from services.rooms.recording_events import DefaultRecording
 from services.rooms.sessions import Attachment
 from tests.unit.rooms.test_room_manager import RELAY, RULES
@@ -37,7 +36,9 @@ class Recorder:
 def room_of_alice(strong: bool) -> tuple[RoomManager, Any]:
     manager = RoomManager(RULES, relay_address=RELAY, now=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     manager.open_session("s1", "biz", "alice", Attachment("gw1", "gw1:1", "c1"))
-    record = RecordOptions(default_record=True, record_strong_depend=strong, record_param_json='{"a": 1}')
+    record = rooms_pb2.RecordOptions(
+        default_record=True, record_strong_depend=strong, record_param_json='{"a": 1}'
+    )
     room = manager.create_room(biz_name="", creator_uid="", session_id="s1", record=record)
     manager.outcome()
     manager.sessions.take("gw1", limit=100)
@@ -75,4 +76,8 @@ async def test_a_room_that_does_not_depend_on_it_is_kept_and_its_creator_told() 
     assert await recording.start(room) == ""
     assert manager.rooms == 1
     told = [item.push for item in manager.sessions.take("gw1", limit=100)]
-    assert told == [RemoteRecordingFailed(room.room_id, "", "", -10311, "connection refused")]
+    assert told == [
+        delivery_pb2.RemoteRecordingFailed(
+            room_id=room.room_id, record_id="", feed_id="", code=-10311, msg="connection refused"
+        )
+    ]

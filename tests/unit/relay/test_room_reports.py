@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import grpc
-from parley.rooms.v1 import rooms_pb2, rooms_pb2_grpc
+from parley.rooms.v1 import relay_reports_pb2_grpc, rooms_pb2
 
 from services.relay import room_reports
 from services.relay.room_reports import RoomReports, StreamRef, WeakNetwork
@@ -34,7 +34,8 @@ class FakeRooms:
 
 
 def reports_to(rooms: FakeRooms) -> RoomReports:
-    return RoomReports(cast(rooms_pb2_grpc.RoomServiceStub, rooms), relay_id="relay-1", timeout_s=1)
+    stub = cast(relay_reports_pb2_grpc.RelayReportServiceStub, rooms)
+    return RoomReports(stub, relay_id="relay-1", timeout_s=1)
 
 
 async def test_reports_go_in_order_and_an_unreachable_room_manager_is_tried_again(monkeypatch: Any) -> None:

@@ -5,25 +5,20 @@ network)."""
 from __future__ import annotations
 
 import pytest
+from parley.rooms.v1 import delivery_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
-from services.rooms import pushes
 from services.rooms.calls import HANG_UP_COMMAND, CallMedia, CallOrder
 from tests.unit.rooms.test_room_manager import RULES, World, kinds
 
 ORDER = CallOrder(
     open_id="alice",
     media=CallMedia.VIDEO,
-    video=pushes.VideoFormat(640, 480, 15),
+    video=rooms_pb2.VideoFormat(width=640, height=480, fps=15),
     caller_camera_on=True,
     callee_camera_on=False,
     time_limit_s=0,
 )
-
-
-@pytest.fixture
-def world() -> World:
-    return World()
 
 
 def reason(error: pytest.ExceptionInfo[ParleyError]) -> str:
@@ -34,13 +29,23 @@ def test_a_call_rings_every_session_of_the_user_and_the_first_answer_takes_it(wo
     bell = world.connect("prod1_bell")
     phone, tablet = world.connect("alice"), world.connect("alice", gateway="gw2")
     call = world.manager.calls.start(bell, ORDER)
-    incoming = pushes.CallIncoming(call.call_id, "prod1_bell", 2, ORDER.video, True, False, 0)
+    incoming = delivery_pb2.CallIncoming(
+        call_id=call.call_id,
+        sn="prod1_bell",
+        media=2,
+        video=ORDER.video,
+        caller_camera_on=True,
+        callee_camera_on=False,
+        time_limit_s=0,
+    )
     assert world.pushes(phone) == world.pushes(tablet) == [incoming]
 
     room = world.manager.calls.answer(tablet, call.call_id)
-    accepted = pushes.CallAccepted(call.call_id, room.room_id, room.rtoken)
+    accepted = delivery_pb2.CallAccepted(call_id=call.call_id, room_id=room.room_id, rtoken=room.rtoken)
     assert world.pushes(bell) == world.pushes(tablet) == [accepted]
-    assert world.pushes(phone) == [pushes.CallClosed(call.call_id, "answered_elsewhere", "user", 0)]
+    assert world.pushes(phone) == [
+        delivery_pb2.CallClosed(call_id=call.call_id, reason="answered_elsewhere", by="user", keep_time_ms=0)
+    ]
     assert kinds(world.take_outcome().changes) == ["CallStarted", "RoomCreated", "CallAnswered"]
     with pytest.raises(ParleyError) as again:
         world.manager.calls.answer(phone, call.call_id)
@@ -57,8 +62,11 @@ def test_a_hang_up_sends_the_device_the_command_first_and_closes_the_room(world:
 
     world.clock.now += 42
     world.manager.calls.hang_up(phone, call.call_id)
-    closed = pushes.CallClosed(call.call_id, "hang_up", "user", 42_000)
-    assert world.pushes(bell)[:2] == [pushes.CallCommand(call.call_id, HANG_UP_COMMAND), closed]
+    closed = delivery_pb2.CallClosed(call_id=call.call_id, reason="hang_up", by="user", keep_time_ms=42_000)
+    assert world.pushes(bell)[:2] == [
+        delivery_pb2.CallCommand(call_id=call.call_id, command=HANG_UP_COMMAND),
+        closed,
+    ]
     assert world.pushes(phone)[0] == closed
     changes = world.take_outcome().changes
     assert kinds(changes)[-1] == "CallEnded" and "RoomDestroyed" in kinds(changes)
@@ -72,7 +80,7 @@ def test_no_answer_within_the_ring_timeout_ends_the_call_without_the_command(wor
     world.pushes(bell), world.pushes(phone)
     world.clock.now += RULES.call_ring_timeout_s
     world.manager.sweep()
-    closed = pushes.CallClosed(call.call_id, "no_answer", "", 0)
+    closed = delivery_pb2.CallClosed(call_id=call.call_id, reason="no_answer", by="", keep_time_ms=0)
     assert world.pushes(bell) == world.pushes(phone) == [closed]
 
 
@@ -88,8 +96,8 @@ def test_the_time_limit_counts_from_the_answer(world: World) -> None:
     world.clock.now += 1
     world.manager.sweep()
     assert world.pushes(bell) == [
-        pushes.CallCommand(call.call_id, HANG_UP_COMMAND),
-        pushes.CallClosed(call.call_id, "time_limit", "", 60_000),
+        delivery_pb2.CallCommand(call_id=call.call_id, command=HANG_UP_COMMAND),
+        delivery_pb2.CallClosed(call_id=call.call_id, reason="time_limit", by="", keep_time_ms=60_000),
     ]
 
 
@@ -104,7 +112,9 @@ def test_a_lost_network_ends_the_call_after_the_grace_without_the_command(world:
     assert world.manager.calls.is_busy(bell)
     world.clock.now += 1
     world.manager.sweep()
-    assert world.pushes(bell) == [pushes.CallClosed(call.call_id, "network", "user", 15_000)]
+    assert world.pushes(bell) == [
+        delivery_pb2.CallClosed(call_id=call.call_id, reason="network", by="user", keep_time_ms=15_000)
+    ]
 
 
 def test_a_disconnect_is_a_hang_up(world: World) -> None:

@@ -11,7 +11,6 @@ from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
 from services.core.channels import ChannelPool
 from services.rooms.delivery import BATCH_LIMIT, CALL_BYTES_LIMIT, GatewayDelivery
-from services.rooms.pushes import TextReceived
 from services.rooms.sessions import Attachment, SessionBook
 
 # gRPC's default limit on a message a server receives.
@@ -47,7 +46,9 @@ async def test_long_pushes_go_in_order_in_calls_under_the_grpc_message_limit() -
         # The longest text a client may send (8192 characters), 4 bytes each in UTF-8, a full batch of them.
         texts = [f"{n:04d}" + "😀" * 8188 for n in range(BATCH_LIMIT)]
         for n, text in enumerate(texts):
-            book.push(session, TextReceived("room", "bob", text, f"m{n}"))
+            book.push(
+                session, delivery_pb2.TextReceived(room_id="room", uid="bob", text=text, msg_id=f"m{n}")
+            )
         gateway.expected = len(texts)
         delivery.wake({"gw1"})
         await asyncio.wait_for(gateway.all_arrived.wait(), timeout=30)

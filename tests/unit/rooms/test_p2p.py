@@ -3,29 +3,25 @@ limit, no relay media, and signals passed to the other participant only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
+from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
-from services.rooms import changes, pushes
-from services.rooms.changes import RecordOptions
-from services.rooms.p2p import Engine, P2PSignal, P2PSignalType, offers_data_channel
+from services.rooms.p2p import Engine, P2PSignalType
 from tests.unit.rooms.test_room_manager import World
 
-OFFER = P2PSignal(P2PSignalType.OFFER, sdp="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n")
-
-
-@pytest.fixture
-def world() -> Iterator[World]:
-    yield World()
+OFFER = rooms_pb2.P2PSignal(type=P2PSignalType.OFFER, sdp="v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n")
 
 
 def p2p_room(world: World, *uids: str) -> tuple[str, str, list[str]]:
     """A P2P room created by the first uid and joined by the others; pushes and outcome so far taken."""
     sessions = [world.connect(uid) for uid in uids]
     room = world.manager.create_room(
-        biz_name="", creator_uid="", session_id=sessions[0], record=RecordOptions(), engine=Engine.P2P
+        biz_name="",
+        creator_uid="",
+        session_id=sessions[0],
+        record=rooms_pb2.RecordOptions(),
+        engine=Engine.P2P,
     )
     for session in sessions[1:]:
         world.manager.join_room(session, room.room_id, room.rtoken, Engine.P2P)
@@ -57,10 +53,10 @@ def test_a_room_keeps_its_engine_and_says_so_in_its_facts(world: World) -> None:
     # Created and joined (taken by p2p_room) carry it too.
     other = world.connect("carol")
     world.manager.create_room(
-        biz_name="", creator_uid="", session_id=other, record=RecordOptions(), engine=Engine.P2P
+        biz_name="", creator_uid="", session_id=other, record=rooms_pb2.RecordOptions(), engine=Engine.P2P
     )
     created, joined = world.take_outcome().changes
-    assert isinstance(created, changes.RoomCreated) and isinstance(joined, changes.ParticipantJoined)
+    assert isinstance(created, events_pb2.RoomCreated) and isinstance(joined, events_pb2.ParticipantJoined)
     assert (created.engine, joined.engine) == (Engine.P2P, Engine.P2P)
 
 
@@ -68,9 +64,14 @@ def test_engines_not_offered_are_refused_at_creation(world: World) -> None:
     alice = world.connect("alice")
     create = world.manager.create_room
     assert refusal(
-        create, biz_name="", creator_uid="", session_id=alice, record=RecordOptions(), engine=Engine.ALIYUN
+        create,
+        biz_name="",
+        creator_uid="",
+        session_id=alice,
+        record=rooms_pb2.RecordOptions(),
+        engine=Engine.ALIYUN,
     ) == (-202, "ENGINE_UNSUPPORTED")
-    recorded = RecordOptions(default_record=True)
+    recorded = rooms_pb2.RecordOptions(default_record=True)
     assert refusal(
         create, biz_name="", creator_uid="", session_id=alice, record=recorded, engine=Engine.P2P
     ) == (-202, "P2P_NOT_RECORDED")
@@ -90,7 +91,7 @@ def test_a_join_must_ask_for_the_rooms_engine_or_none(world: World) -> None:
     assert world.manager.join_room(bob, room_id, rtoken, None).engine is Engine.P2P
 
     sfu = world.manager.create_room(
-        biz_name="", creator_uid="", session_id=world.connect("carol"), record=RecordOptions()
+        biz_name="", creator_uid="", session_id=world.connect("carol"), record=rooms_pb2.RecordOptions()
     )
     dave = world.connect("dave")
     assert refusal(world.manager.join_room, dave, sfu.room_id, sfu.rtoken, Engine.P2P) == (
@@ -108,7 +109,7 @@ def test_a_p2p_room_holds_two_but_a_uid_may_take_its_own_place(world: World) -> 
     bob_again = world.connect("bob")
     world.manager.join_room(bob_again, room_id, rtoken, Engine.P2P)
     assert set(world.manager.get_room(room_id).participants) == {"alice", "bob"}
-    assert isinstance(world.pushes(bob)[-1], pushes.LeftRoom)
+    assert isinstance(world.pushes(bob)[-1], delivery_pb2.LeftRoom)
 
 
 def test_relay_media_is_refused_in_a_p2p_room_and_never_places_it(world: World) -> None:
@@ -128,7 +129,7 @@ def test_relay_media_is_refused_in_a_p2p_room_and_never_places_it(world: World) 
 
 def test_a_data_channel_in_an_sfu_publish_is_minus_203(world: World) -> None:
     alice = world.connect("alice")
-    world.manager.create_room(biz_name="", creator_uid="", session_id=alice, record=RecordOptions())
+    world.manager.create_room(biz_name="", creator_uid="", session_id=alice, record=rooms_pb2.RecordOptions())
     assert refusal(world.manager.start_publish, alice, 1, "", data_channel=True) == (
         -203,
         "DATA_CHANNEL_NOT_P2P",
@@ -140,8 +141,8 @@ def test_a_data_channel_in_an_sfu_publish_is_minus_203(world: World) -> None:
 def test_signals_go_to_the_other_participant_in_the_order_sent(world: World) -> None:
     room_id, _, (alice, bob) = p2p_room(world, "alice", "bob")
     candidates = [
-        P2PSignal(
-            P2PSignalType.CANDIDATE,
+        rooms_pb2.P2PSignal(
+            type=P2PSignalType.CANDIDATE,
             candidate=f"candidate:{n} 1 udp 1 127.0.0.1 {5000 + n} typ host",
             sdp_mid="0",
         )
@@ -150,7 +151,10 @@ def test_signals_go_to_the_other_participant_in_the_order_sent(world: World) -> 
     for signal in [OFFER, *candidates]:
         world.manager.send_p2p_signal(alice, "bob", signal)
     received = world.pushes(bob)
-    assert received == [pushes.P2PSignalReceived(room_id, "alice", s) for s in [OFFER, *candidates]]
+    assert received == [
+        delivery_pb2.P2PSignalReceived(room_id=room_id, sender="alice", signal=s)
+        for s in [OFFER, *candidates]
+    ]
     assert world.pushes(alice) == []
     # Signals are not facts.
     assert world.take_outcome().changes == []
@@ -164,14 +168,9 @@ def test_signals_outside_a_p2p_pair_are_refused(world: World) -> None:
     loner = world.connect("loner")
     assert refusal(send, loner, "bob", OFFER) == (-91010, "NOT_IN_ROOM")
     sfu_alice, sfu_bob = world.connect("sfu_alice"), world.connect("sfu_bob")
-    sfu = world.manager.create_room(biz_name="", creator_uid="", session_id=sfu_alice, record=RecordOptions())
+    sfu = world.manager.create_room(
+        biz_name="", creator_uid="", session_id=sfu_alice, record=rooms_pb2.RecordOptions()
+    )
     world.manager.join_room(sfu_bob, sfu.room_id, sfu.rtoken)
     assert refusal(send, sfu_alice, "sfu_bob", OFFER) == (-91040, "NOT_P2P_ROOM")
     assert world.pushes(bob) == []
-
-
-def test_a_data_channel_is_an_m_application_line() -> None:
-    assert offers_data_channel(
-        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
-    )
-    assert not offers_data_channel("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=application-x\r\n")

@@ -3,17 +3,21 @@ subscriptions, and what each operation pushes, reports and orders of the relay."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
 from datetime import UTC, datetime
 
 import pytest
+from parley.relay.v1 import media_pb2
+from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
-from services.rooms import changes, pushes
-from services.rooms.changes import RecordOptions, Track
-from services.rooms.manager import Outcome, RoomManager, RoomRules, StopFeed, StopSubscription
+from services.rooms import pushes
+from services.rooms.manager import RoomManager, RoomRules
+from services.rooms.outcome import Outcome, StopFeed, StopSubscription
 from services.rooms.pushes import ExitType, InviteReply, MediaCloseCode
 from services.rooms.sessions import Attachment
+from services.rooms.state import RoomState
+from services.rooms.store import InProcessRoomStore, RoomStore
 from tests.clock import FakeClock
 
 RELAY = "relay:1"
@@ -27,16 +31,34 @@ RULES = RoomRules(
     # Gateways do not heartbeat here; tests/unit/rooms/test_sessions.py covers leases.
     gateway_lease_s=10_000,
 )
-AUDIO_VIDEO = (Track("audio", "audio/opus"), Track("video", "video/VP8"))
+AUDIO_VIDEO = (
+    media_pb2.Track(kind=media_pb2.MEDIA_KIND_AUDIO, codec="audio/opus"),
+    media_pb2.Track(kind=media_pb2.MEDIA_KIND_VIDEO, codec="video/VP8"),
+)
+
+
+class CopyingRoomStore(InProcessRoomStore):
+    """Hands out and keeps copies of the records, as a replicated store would: the room manager must
+    save what it changes and rely on no record staying the same object."""
+
+    def load(self, room_id: str) -> RoomState | None:
+        return copy.deepcopy(super().load(room_id))
+
+    def save(self, state: RoomState) -> None:
+        super().save(copy.deepcopy(state))
 
 
 class World:
     """A room manager, its clock, and the pushes it has queued, per session."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: RoomStore | None = None) -> None:
         self.clock = FakeClock()
         self.manager = RoomManager(
-            RULES, relay_address=RELAY, clock=self.clock, now=lambda: datetime(2026, 1, 1, tzinfo=UTC)
+            RULES,
+            relay_address=RELAY,
+            clock=self.clock,
+            now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+            store=store,
         )
         self._queued: dict[str, list[pushes.Push]] = {}
 
@@ -61,16 +83,11 @@ def kinds(items: list[object]) -> list[str]:
     return [type(item).__name__ for item in items]
 
 
-@pytest.fixture
-def world() -> Iterator[World]:
-    yield World()
-
-
 def room_with(world: World, *uids: str) -> tuple[str, str, list[str]]:
     """A room created by the first uid and joined by the others; pushes and outcome so far are taken."""
     sessions = [world.connect(uid) for uid in uids]
     room = world.manager.create_room(
-        biz_name="", creator_uid="", session_id=sessions[0], record=RecordOptions()
+        biz_name="", creator_uid="", session_id=sessions[0], record=rooms_pb2.RecordOptions()
     )
     for session in sessions[1:]:
         world.manager.join_room(session, room.room_id, room.rtoken)
@@ -82,18 +99,26 @@ def room_with(world: World, *uids: str) -> tuple[str, str, list[str]]:
 
 def test_a_joiner_gets_the_attendance_and_the_others_hear_of_it(world: World) -> None:
     alice = world.connect("alice")
-    room = world.manager.create_room(biz_name="", creator_uid="", session_id=alice, record=RecordOptions())
+    room = world.manager.create_room(
+        biz_name="", creator_uid="", session_id=alice, record=rooms_pb2.RecordOptions()
+    )
     assert (room.biz_name, room.creator_uid) == ("biz", "alice")
     assert kinds(world.take_outcome().changes) == ["RoomCreated", "ParticipantJoined"]
     bob = world.connect("bob")
     world.manager.join_room(bob, room.room_id, room.rtoken)
 
-    assert world.pushes(alice) == [pushes.NewJoinerIn(room.room_id, "bob")]
+    assert world.pushes(alice) == [delivery_pb2.NewJoinerIn(room_id=room.room_id, uid="bob")]
     assert world.pushes(bob) == [
-        pushes.AttendanceList(room.room_id, (pushes.ParticipantInfo(uid="alice", feeds=()),))
+        delivery_pb2.AttendanceList(
+            room_id=room.room_id, participants=(rooms_pb2.Participant(uid="alice", feeds=()),)
+        )
     ]
     joined = world.take_outcome().changes
-    assert joined == [changes.ParticipantJoined(room.room_id, "biz", "bob", bob, joined[0].joined_at)]  # type: ignore[union-attr]
+    assert joined == [
+        events_pb2.ParticipantJoined(
+            room_id=room.room_id, biz_name="biz", uid="bob", session_id=bob, joined_at=joined[0].joined_at
+        )
+    ]  # type: ignore[union-attr]
 
 
 def test_join_refusals(world: World) -> None:
@@ -119,10 +144,10 @@ def test_the_same_uid_joining_from_another_session_replaces_the_first(world: Wor
     bob_again = world.connect("bob")
     world.manager.join_room(bob_again, room_id, rtoken)
 
-    assert world.pushes(bob) == [pushes.LeftRoom(room_id, pushes.LeaveType.REMOVED)]
+    assert world.pushes(bob) == [delivery_pb2.LeftRoom(room_id=room_id, leave_type=pushes.LeaveType.REMOVED)]
     assert world.pushes(alice) == [
-        pushes.PeerLeft(room_id, "bob", ExitType.ABNORMAL),
-        pushes.NewJoinerIn(room_id, "bob"),
+        delivery_pb2.PeerLeft(room_id=room_id, uid="bob", exit_type=ExitType.ABNORMAL),
+        delivery_pb2.NewJoinerIn(room_id=room_id, uid="bob"),
     ]
     assert kinds(world.pushes(bob_again)) == ["AttendanceList"]
     # The replaced session is in no room.
@@ -150,22 +175,28 @@ def test_an_empty_room_is_destroyed_after_its_grace_unless_someone_joins(world: 
 
 def test_a_room_an_app_created_waits_for_its_first_participant_as_long(world: World) -> None:
     room = world.manager.create_room(
-        biz_name="biz", creator_uid="backend", session_id="", record=RecordOptions()
+        biz_name="biz", creator_uid="backend", session_id="", record=rooms_pb2.RecordOptions()
     )
     assert room.participants == {}
     world.clock.now += 60
     world.manager.sweep()
     assert kinds(world.take_outcome().changes) == ["RoomCreated", "RoomDestroyed"]
     with pytest.raises(ParleyError) as missing:
-        world.manager.create_room(biz_name="", creator_uid="x", session_id="", record=RecordOptions())
+        world.manager.create_room(
+            biz_name="", creator_uid="x", session_id="", record=rooms_pb2.RecordOptions()
+        )
     assert missing.value.kind.reason == "INVALID_ARGUMENT"
 
 
 def test_text_goes_to_the_peers_named_or_to_everyone_else(world: World) -> None:
     room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
     msg_id = world.manager.send_text(alice, [], "all")
-    assert world.pushes(bob) == [pushes.TextReceived(room_id, "alice", "all", msg_id)]
-    assert world.pushes(carol) == [pushes.TextReceived(room_id, "alice", "all", msg_id)]
+    assert world.pushes(bob) == [
+        delivery_pb2.TextReceived(room_id=room_id, uid="alice", text="all", msg_id=msg_id)
+    ]
+    assert world.pushes(carol) == [
+        delivery_pb2.TextReceived(room_id=room_id, uid="alice", text="all", msg_id=msg_id)
+    ]
     assert world.pushes(alice) == []
     world.manager.send_text(alice, ["carol"], "only you")
     assert world.pushes(bob) == [] and kinds(world.pushes(carol)) == ["TextReceived"]
@@ -180,16 +211,20 @@ def test_invitations_online_offline_replied_and_abandoned(world: World) -> None:
     bob = world.connect("bob")
     bob_phone = world.connect("bob", gateway="gw2")
     world.manager.invite(alice, ["bob", "nobody"], "x")
-    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "nobody", InviteReply.OFFLINE)]
+    assert world.pushes(alice) == [
+        delivery_pb2.InviteReplied(room_id=room_id, invitee="nobody", reply=InviteReply.OFFLINE)
+    ]
     # Every session of the invitee hears it, wherever it is connected.
     assert (
         world.pushes(bob)
         == world.pushes(bob_phone)
-        == [pushes.InviteRequested(room_id, rtoken, "alice", "x")]
+        == [delivery_pb2.InviteRequested(room_id=room_id, rtoken=rtoken, inviter="alice", extra="x")]
     )
 
     world.manager.reply_invite(bob_phone, room_id, InviteReply.REJECT, "")
-    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "bob", InviteReply.REJECT)]
+    assert world.pushes(alice) == [
+        delivery_pb2.InviteReplied(room_id=room_id, invitee="bob", reply=InviteReply.REJECT)
+    ]
     with pytest.raises(ParleyError) as answered:
         world.manager.reply_invite(bob, room_id, InviteReply.ANSWER, "")
     assert (answered.value.code, answered.value.kind.reason) == (-601, "INVITATION_NOT_FOUND")
@@ -199,13 +234,15 @@ def test_invitations_online_offline_replied_and_abandoned(world: World) -> None:
     world.manager.close_session(bob, f"c_{bob}")
     assert world.pushes(alice) == []
     world.manager.close_session(bob_phone, f"c_{bob_phone}")
-    assert world.pushes(alice) == [pushes.InviteReplied(room_id, "bob", InviteReply.OFFLINE)]
+    assert world.pushes(alice) == [
+        delivery_pb2.InviteReplied(room_id=room_id, invitee="bob", reply=InviteReply.OFFLINE)
+    ]
     carol = world.connect("carol")
     world.manager.invite(alice, ["carol"], "")
     world.manager.join_room(carol, room_id, rtoken)
     world.manager.close_session(carol, f"c_{carol}")
     assert InviteReply.OFFLINE not in [
-        p.reply for p in world.pushes(alice) if isinstance(p, pushes.InviteReplied)
+        p.reply for p in world.pushes(alice) if isinstance(p, delivery_pb2.InviteReplied)
     ]
 
     with pytest.raises(ParleyError) as self_invite:
@@ -240,7 +277,9 @@ def test_a_session_that_does_not_come_back_leaves_with_exit_type_2(world: World)
     world.manager.detach_session(bob, f"c_{bob}")
     world.clock.now += 15
     world.manager.sweep()
-    assert world.pushes(alice) == [pushes.PeerLeft(room_id, "bob", ExitType.ABNORMAL)]
+    assert world.pushes(alice) == [
+        delivery_pb2.PeerLeft(room_id=room_id, uid="bob", exit_type=ExitType.ABNORMAL)
+    ]
     left = world.take_outcome().changes
     assert kinds(left) == ["ParticipantLeft"] and left[0].exit_type == ExitType.ABNORMAL  # type: ignore[union-attr]
     with pytest.raises(ParleyError):
@@ -256,7 +295,9 @@ def test_disconnect_leaves_normally_and_an_old_connection_cannot_end_a_resumed_s
     world.manager.sweep()
     assert world.pushes(alice) == []
     world.manager.close_session(bob, "c_new")
-    assert world.pushes(alice) == [pushes.PeerLeft(room_id, "bob", ExitType.NORMAL)]
+    assert world.pushes(alice) == [
+        delivery_pb2.PeerLeft(room_id=room_id, uid="bob", exit_type=ExitType.NORMAL)
+    ]
 
 
 def publish(world: World, session: str, media_type: int = 1) -> str:
@@ -276,12 +317,16 @@ def subscribe(world: World, session: str, feed_id: str) -> str:
 def test_publishing_and_subscribing_are_told_and_reported(world: World) -> None:
     room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
     feed_id = publish(world, alice)
-    feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
-    assert world.pushes(bob) == world.pushes(carol) == [pushes.NewPublish(room_id, feed)]
+    feed = rooms_pb2.FeedRef(uid="alice", feed_id=feed_id, tag="cam", media_type=1)
+    assert world.pushes(bob) == world.pushes(carol) == [delivery_pb2.NewPublish(room_id=room_id, feed=feed)]
     subscription_id = subscribe(world, bob, feed_id)
-    assert world.pushes(alice) == world.pushes(carol) == [pushes.NewSubscribe(room_id, "bob", feed)]
+    assert (
+        world.pushes(alice)
+        == world.pushes(carol)
+        == [delivery_pb2.NewSubscribe(room_id=room_id, subscriber="bob", feed=feed)]
+    )
     world.manager.unsubscribe(bob, feed_id)
-    assert world.pushes(alice) == [pushes.Unsubscribed(room_id, "bob", feed)]
+    assert world.pushes(alice) == [delivery_pb2.Unsubscribed(room_id=room_id, subscriber="bob", feed=feed)]
     outcome = world.take_outcome()
     assert kinds(outcome.changes) == ["FeedPublished", "SubscriptionStarted", "SubscriptionEnded"]
     assert outcome.changes[2].code == MediaCloseCode.STOPPED  # type: ignore[union-attr]
@@ -291,8 +336,10 @@ def test_publishing_and_subscribing_are_told_and_reported(world: World) -> None:
     world.pushes(alice)
     world.manager.unpublish(alice, feed_id)
     assert world.pushes(bob) == [
-        pushes.Unpublished(room_id, feed),
-        pushes.MediaClosed(room_id, MediaCloseCode.PEER_UNPUBLISHED, feed_id, second),
+        delivery_pb2.Unpublished(room_id=room_id, feed=feed),
+        delivery_pb2.MediaClosed(
+            room_id=room_id, code=MediaCloseCode.PEER_UNPUBLISHED, feed_id=feed_id, subscription_id=second
+        ),
     ]
     outcome = world.take_outcome()
     assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [
@@ -314,8 +361,10 @@ def test_a_publisher_leaving_closes_its_subscribers_with_5002(world: World) -> N
 
     world.manager.leave_room(alice)
     assert world.pushes(bob) == [
-        pushes.PeerLeft(room_id, "alice", ExitType.NORMAL),
-        pushes.MediaClosed(room_id, MediaCloseCode.PEER_LEFT, feed_id, subscription_id),
+        delivery_pb2.PeerLeft(room_id=room_id, uid="alice", exit_type=ExitType.NORMAL),
+        delivery_pb2.MediaClosed(
+            room_id=room_id, code=MediaCloseCode.PEER_LEFT, feed_id=feed_id, subscription_id=subscription_id
+        ),
     ]
     outcome = world.take_outcome()
     assert [(type(c).__name__, getattr(c, "code", None)) for c in outcome.changes] == [

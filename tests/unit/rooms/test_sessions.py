@@ -3,7 +3,9 @@ it is detached; what a failed delivery, a heartbeat, a lapsed lease and a resume
 
 from __future__ import annotations
 
-from services.rooms.pushes import NewJoinerIn, Push, SessionTakenOver
+from parley.rooms.v1 import delivery_pb2
+
+from services.rooms.pushes import Push
 from services.rooms.sessions import BACKLOG_LIMIT, Attachment, HeldConnection, SessionBook
 from tests.clock import FakeClock
 
@@ -21,7 +23,7 @@ def on(gateway: str, connection: str) -> Attachment:
 
 
 def note(n: int) -> Push:
-    return NewJoinerIn("room", f"u{n}")
+    return delivery_pb2.NewJoinerIn(room_id="room", uid=f"u{n}")
 
 
 def taken(book: SessionBook, gateway: str) -> list[tuple[str, Push]]:
@@ -73,7 +75,7 @@ def test_a_resume_while_the_old_connection_stands_takes_it_over() -> None:
     alice = book.open("s1", "biz", "alice", on("gw1", "c1"))
     book.push(alice, note(1))
     book.resume("s1", "biz", "alice", on("gw2", "c2"))
-    assert taken(book, "gw1") == [("c1", SessionTakenOver())]
+    assert taken(book, "gw1") == [("c1", delivery_pb2.SessionTakenOver())]
     assert taken(book, "gw2") == [("c2", note(1))]
     # The old connection ending late changes nothing.
     assert book.detach("s1", "c1") is False and alice.attached

@@ -6,18 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from parley.relay.v1 import media_pb2
+from parley.rooms.v1 import delivery_pb2, rooms_pb2
 from test_room_manager import AUDIO_VIDEO, RELAY, World, kinds, publish, room_with, subscribe
 
 from services.core.errors import ParleyError
-from services.rooms import pushes
-from services.rooms.changes import Track
-from services.rooms.manager import MuteTarget
 from services.rooms.pushes import MediaCloseCode
-
-
-@pytest.fixture
-def world() -> World:
-    return World()
+from services.rooms.room import MuteTarget
 
 
 def change_codes(changes: Sequence[object]) -> list[tuple[str, int | None]]:
@@ -46,17 +41,21 @@ def test_a_feed_the_relay_closed_ends_as_an_unpublish_told_with_the_relays_code(
     world: World, code: MediaCloseCode
 ) -> None:
     room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
-    feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
+    feed = rooms_pb2.FeedRef(uid="alice", feed_id=feed_id, tag="cam", media_type=1)
     world.take_outcome()
 
     world.manager.stream_closed(room_id, feed_id, "", "alice", code)
 
-    assert world.pushes(alice) == [pushes.MediaClosed(room_id, code, feed_id, "")]
-    assert world.pushes(bob) == [
-        pushes.Unpublished(room_id, feed),
-        pushes.MediaClosed(room_id, MediaCloseCode.PEER_UNPUBLISHED, feed_id, bobs),
+    assert world.pushes(alice) == [
+        delivery_pb2.MediaClosed(room_id=room_id, code=code, feed_id=feed_id, subscription_id="")
     ]
-    assert world.pushes(carol) == [pushes.Unpublished(room_id, feed)]
+    assert world.pushes(bob) == [
+        delivery_pb2.Unpublished(room_id=room_id, feed=feed),
+        delivery_pb2.MediaClosed(
+            room_id=room_id, code=MediaCloseCode.PEER_UNPUBLISHED, feed_id=feed_id, subscription_id=bobs
+        ),
+    ]
+    assert world.pushes(carol) == [delivery_pb2.Unpublished(room_id=room_id, feed=feed)]
     outcome = world.take_outcome()
     assert change_codes(outcome.changes) == [
         ("SubscriptionEnded", MediaCloseCode.PEER_UNPUBLISHED),
@@ -74,13 +73,21 @@ def test_a_feed_the_relay_closed_ends_as_an_unpublish_told_with_the_relays_code(
 
 def test_a_subscription_the_relay_closed_is_told_to_its_subscriber_and_to_the_others(world: World) -> None:
     room_id, feed_id, bobs, (alice, bob, carol) = alices_feed_watched_by_bob(world)
-    feed = pushes.FeedInfo("alice", feed_id, "cam", 1)
+    feed = rooms_pb2.FeedRef(uid="alice", feed_id=feed_id, tag="cam", media_type=1)
     world.take_outcome()
 
     world.manager.stream_closed(room_id, feed_id, bobs, "bob", MediaCloseCode.LINK_CLOSED)
 
-    assert world.pushes(bob) == [pushes.MediaClosed(room_id, MediaCloseCode.LINK_CLOSED, feed_id, bobs)]
-    assert world.pushes(alice) == world.pushes(carol) == [pushes.Unsubscribed(room_id, "bob", feed)]
+    assert world.pushes(bob) == [
+        delivery_pb2.MediaClosed(
+            room_id=room_id, code=MediaCloseCode.LINK_CLOSED, feed_id=feed_id, subscription_id=bobs
+        )
+    ]
+    assert (
+        world.pushes(alice)
+        == world.pushes(carol)
+        == [delivery_pb2.Unsubscribed(room_id=room_id, subscriber="bob", feed=feed)]
+    )
     outcome = world.take_outcome()
     assert change_codes(outcome.changes) == [("SubscriptionEnded", MediaCloseCode.LINK_CLOSED)]
     assert outcome.relay_orders == []
@@ -129,8 +136,12 @@ def test_a_weak_network_is_told_to_the_streams_owner_only(world: World) -> None:
     # A subscription that is not (or no longer) bob's is not his to hear of.
     world.manager.network_weak(room_id, feed_id, "sub_old", "bob", bps_send=0, bps_recv=1)
 
-    assert world.pushes(alice) == [pushes.NetworkWeak(room_id, feed_id, feed_id, 96_000, 0)]
-    assert world.pushes(bob) == [pushes.NetworkWeak(room_id, bobs, feed_id, 0, 64_000)]
+    assert world.pushes(alice) == [
+        delivery_pb2.NetworkWeak(room_id=room_id, sid=feed_id, feed_id=feed_id, bps_send=96_000, bps_recv=0)
+    ]
+    assert world.pushes(bob) == [
+        delivery_pb2.NetworkWeak(room_id=room_id, sid=bobs, feed_id=feed_id, bps_send=0, bps_recv=64_000)
+    ]
     assert world.pushes(carol) == []
     assert kinds(world.take_outcome().changes) == ["FeedPublished", "SubscriptionStarted"]
 
@@ -141,13 +152,25 @@ def test_mute_local_is_the_publishers_and_told_to_the_others_once_per_change(wor
     world.pushes(bob)
 
     assert world.manager.mute_local(alice, feed_id, "video", True) == MuteTarget(room_id, RELAY, "")
-    assert world.pushes(bob) == [pushes.RemoteMute(room_id, feed_id, "alice", False, True)]
+    assert world.pushes(bob) == [
+        delivery_pb2.RemoteMute(
+            room_id=room_id, feed_id=feed_id, uid="alice", audio_muted=False, video_muted=True
+        )
+    ]
     world.manager.mute_local(alice, feed_id, "video", True)
     assert world.pushes(bob) == []
     world.manager.mute_local(alice, feed_id, "audio", True)
-    assert world.pushes(bob) == [pushes.RemoteMute(room_id, feed_id, "alice", True, True)]
+    assert world.pushes(bob) == [
+        delivery_pb2.RemoteMute(
+            room_id=room_id, feed_id=feed_id, uid="alice", audio_muted=True, video_muted=True
+        )
+    ]
     world.manager.mute_local(alice, feed_id, "video", False)
-    assert world.pushes(bob) == [pushes.RemoteMute(room_id, feed_id, "alice", True, False)]
+    assert world.pushes(bob) == [
+        delivery_pb2.RemoteMute(
+            room_id=room_id, feed_id=feed_id, uid="alice", audio_muted=True, video_muted=False
+        )
+    ]
     assert world.pushes(alice) == []
 
     # A joiner learns of mutes in force after the attendance list.
@@ -160,7 +183,9 @@ def test_mute_local_is_the_publishers_and_told_to_the_others_once_per_change(wor
         (alice, "f_none", "video", "MUTE_FEED_UNKNOWN"),
     ]
     audio_only = world.manager.start_publish(alice, 2, "mic")
-    world.manager.complete_publish(alice, audio_only.feed_id, (Track("audio", "audio/opus"),))
+    world.manager.complete_publish(
+        alice, audio_only.feed_id, (media_pb2.Track(kind=media_pb2.MEDIA_KIND_AUDIO, codec="audio/opus"),)
+    )
     refusals.append((alice, audio_only.feed_id, "video", "MUTE_KIND_ABSENT"))
     for session, feed, kind, reason in refusals:
         with pytest.raises(ParleyError) as refused:

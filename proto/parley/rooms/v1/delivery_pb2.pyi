@@ -548,8 +548,7 @@ class CallIncoming(_message.Message):
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     sn: _builtins.str
-    media: _builtins.int
-    """1 audio only, 2 audio and video."""
+    media: _rooms_pb2.CallMedia.ValueType
     caller_camera_on: _builtins.bool
     callee_camera_on: _builtins.bool
     time_limit_s: _builtins.int
@@ -560,7 +559,7 @@ class CallIncoming(_message.Message):
         *,
         call_id: _builtins.str = ...,
         sn: _builtins.str = ...,
-        media: _builtins.int = ...,
+        media: _rooms_pb2.CallMedia.ValueType = ...,
         video: _rooms_pb2.VideoFormat | None = ...,
         caller_camera_on: _builtins.bool = ...,
         callee_camera_on: _builtins.bool = ...,

@@ -376,8 +376,7 @@ class CallStarted(_message.Message):
     biz_name: _builtins.str
     sn: _builtins.str
     open_id: _builtins.str
-    media: _builtins.int
-    """1 audio only, 2 audio and video."""
+    media: _rooms_pb2.CallMedia.ValueType
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -387,7 +386,7 @@ class CallStarted(_message.Message):
         biz_name: _builtins.str = ...,
         sn: _builtins.str = ...,
         open_id: _builtins.str = ...,
-        media: _builtins.int = ...,
+        media: _rooms_pb2.CallMedia.ValueType = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
