@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/authorisation_push.py
 	$(BIN)/python bench/room_join.py
 	$(BIN)/python bench/relay_vs_janus.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .parley .pytest_cache .mypy_cache .ruff_cache
