@@ -55,7 +55,8 @@ class AppDirectory:
                 licence_pb2.GetAppRequest(biz_name=biz_name), timeout=self._timeout_s
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() is grpc.StatusCode.NOT_FOUND:
+            # No such app (or a name no app can have): nothing to call back, and asking again will not help.
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 self._apps[biz_name] = (time.monotonic(), None)
                 return None
             raise from_rpc_error(error) from None

@@ -27,6 +27,8 @@ from services.webhooks.store import SEED_KINDS, AttemptRecord, Claim, WebhookSto
 log = structlog.get_logger(__name__)
 
 POLL_INTERVAL_S = 1.0
+# A stopping dispatcher waits this long for attempts being saved.
+CLOSE_TIMEOUT_S = 5.0
 # A rotation made on another replica signs here within this long (the old secret signs for 24 h anyway).
 SECRETS_TTL_S = 5.0
 
@@ -46,6 +48,12 @@ class GroupCommit:
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write(), name="webhook-group-commit")
         await asyncio.shield(saved)
+
+    async def close(self) -> None:
+        """Let the batch being written finish (its attempts happened), for a bounded time."""
+        if self._writing is not None:
+            with contextlib.suppress(Exception):  # a failed batch was told to its attempts
+                await asyncio.wait_for(asyncio.shield(self._writing), CLOSE_TIMEOUT_S)
 
     async def _write(self) -> None:
         while self._waiting:
@@ -114,6 +122,7 @@ class Dispatcher:
         for task in list(self._in_flight):
             task.cancel()
         await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self._saving.close()
 
     async def _run(self) -> None:
         last_scan = float("-inf")

@@ -86,6 +86,9 @@ class Intake:
             deleted = isinstance(event, licence_events.AppChanged) and event.deleted
             app = self._apps.learn(event.app, deleted=deleted)
         biz_name = bodies.biz_name_of(event)
+        if not biz_name:
+            log.warning("event_skipped", reason="no biz_name", ce_id=envelope.id, ce_type=envelope.type)
+            return
         if seed or app_fact:
             app = app if app_fact else await self._apps.get(biz_name)
         await self._write(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)

@@ -77,7 +77,7 @@ async def test_a_calls_room_and_recording_callbacks_reach_the_app_signed_with_th
             record_url=f"{receiver.url}/records",
         )
         facts = await platform.record(
-            (Topic.ROOM, Topic.RECORDING), [*ROOM_TYPES, recorder_pb2.RecordingEvent]
+            (Topic.ROOM, Topic.RECORDING), [*ROOM_TYPES, recorder_pb2.RecordingEvent], timeout_s=30
         )
         connections = Connections(app, response_timeout_s=30, push_timeout_s=30)
         pc = None
@@ -91,10 +91,10 @@ async def test_a_calls_room_and_recording_callbacks_reach_the_app_signed_with_th
             record_id = (await bob.ok("start_record", room_id=room_id))["record_id"]
             await wait_for_audio(bob, record_id)
             await alice.ok("stop_record", record_id=record_id)
-            await facts.wait_for(record_id, "RecordingEvent", event_code=99, timeout_s=30)
+            await facts.wait_for(record_id, "RecordingEvent", event_code=99)
             await bob.ok("leave_room")
             await alice.ok("leave_room")
-            await facts.wait_for(room_id, "RoomDestroyed", timeout_s=20)
+            await facts.wait_for(room_id, "RoomDestroyed")
         finally:
             if pc is not None:
                 await pc.close()
@@ -153,6 +153,16 @@ async def test_a_calls_room_and_recording_callbacks_reach_the_app_signed_with_th
         assert result["status"] == 2 and result["fileType"] == 1 and result["mediaType"] == 1
         assert result["filePath"] and result["recordStartTime"] > 0
         assert all("recordResult" not in b for b in record_bodies[:-1])
+
+        # Metrics: every callback delivered at the first attempt, its latency from the fact observed.
+        registry = platform["webhooks"].built.metrics.registry
+        for kind, count in (("room_status", len(room_facts)), ("record", len(record_facts))):
+            labels = {"kind": kind, "outcome": "delivered"}
+            assert registry.get_sample_value("parley_webhook_attempts_total", labels) == count
+            assert (
+                registry.get_sample_value("parley_webhook_event_to_delivery_seconds_count", {"kind": kind})
+                == count
+            )
 
         # A wrong secret does not verify.
         other = "whsec_" + "A" * 43 + "="
