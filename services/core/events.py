@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -145,7 +145,7 @@ class EventConsumer:
     def __init__(
         self,
         broker: KafkaBroker,
-        topic: Topic,
+        topic: Topic | Iterable[Topic],
         *,
         group_id: str,
         start_at: Literal["earliest", "latest"] = "earliest",
@@ -157,9 +157,11 @@ class EventConsumer:
         a record arrives, so it is also the latency a live consumer adds."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
         self._fallback: RawHandler | None = None
-        self._topic = topic
+        # Several topics share one Kafka consumer and one group join (the webhook dispatcher reads them all).
+        topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
+        self._topics = ",".join(t.value for t in topics)
         broker.subscriber(
-            topic.value,
+            *(t.value for t in topics),
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset=start_at,
@@ -186,14 +188,14 @@ class EventConsumer:
         raw_key = getattr(message.raw_message, "key", None)
         key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else None
         if not ce_type or "ce_id" not in headers:
-            log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topic.value, key=key)
+            log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topics, key=key)
             return
         envelope = Envelope(
             id=headers["ce_id"],
             type=ce_type,
             source=headers.get("ce_source", ""),
             time=headers.get("ce_time", ""),
-            topic=self._topic.value,
+            topic=str(getattr(message.raw_message, "topic", self._topics)),
             key=key,
         )
         route = self._handlers.get(ce_type)

@@ -26,10 +26,9 @@ from services.webhooks.sender import WebhookSender
 from services.webhooks.store import WebhookStore, outbox
 from services.webhooks.targets import TargetGuard
 
-# One group per topic, as the other services have: parley-webhooks-parley.room.v1, ...
 GROUP = "parley-webhooks"
-# The seed's callbacks wait on these: a fetch returns within this long even when the broker holds it.
-SEED_TOPICS_MAX_WAIT_MS = 20
+# Callbacks wait on the consumer: a fetch returns within this long even when the broker holds it.
+MAX_WAIT_MS = 20
 
 
 @dataclass(frozen=True)
@@ -61,18 +60,15 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     )
     intake = Intake(store, apps, policy, queued=dispatcher.offer)
 
-    # The dispatcher's own outcomes are not read back: an endpoint fed them would feed itself.
-    for topic in Topic:
-        if topic is Topic.WEBHOOK:
-            continue
-        seed_topic = topic in (Topic.ROOM, Topic.RECORDING)
-        consumer = EventConsumer(
-            runtime.broker,
-            topic,
-            group_id=f"{GROUP}-{topic.value}",
-            max_wait_ms=SEED_TOPICS_MAX_WAIT_MS if seed_topic else 500,
-        )
-        consumer.on_any(intake.on_event)
+    # Every topic but the dispatcher's own (an endpoint fed its outcomes would feed itself), through one
+    # consumer: one group to join at start, one to leave at stop.
+    facts_in = EventConsumer(
+        runtime.broker,
+        [topic for topic in Topic if topic is not Topic.WEBHOOK],
+        group_id=GROUP,
+        max_wait_ms=MAX_WAIT_MS,
+    )
+    facts_in.on_any(intake.on_event)
 
     runtime.grpc.add_servicer(
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
