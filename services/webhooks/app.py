@@ -46,7 +46,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     facts = Outbox(outbox, engine, runtime.events)
     store = WebhookStore(engine, facts)
     policy = RetryPolicy(settings.retry_delays_s())
-    metrics = WebhookMetrics()
+    metrics = WebhookMetrics(runtime.metrics)
     sender = WebhookSender(
         TargetGuard(settings.allowed_networks()),
         timeout_s=settings.attempt_timeout_s,
@@ -84,15 +84,12 @@ def build(runtime: ServiceRuntime) -> WebhookService:
 
     async def prepare() -> None:
         await upgrade_to_head(engine, "services.webhooks")
-        if settings.metrics_port:
-            metrics.serve(settings.metrics_host, settings.metrics_port)
 
     runtime.on_start(prepare)
     runtime.on_ready(facts.start)
     runtime.on_ready(dispatcher.start)
     # Stop hooks run in reverse: the dispatcher stops attempting, then the outcome facts are published.
     runtime.on_stop(engine.dispose)
-    runtime.on_stop(metrics.close)
     runtime.on_stop(facts.stop)
     runtime.on_stop(sender.close)
     runtime.on_stop(dispatcher.stop)

@@ -1,57 +1,35 @@
-"""Prometheus metrics of the dispatcher: deliveries by outcome, and latency from the event to the
-receiver's answer (PARLEY_WEBHOOKS__METRICS_PORT serves them on /metrics)."""
+"""The dispatcher's metrics, in its service's registry (services/core/metrics.py, served on /metrics):
+attempts by outcome and their duration through the shared `webhook_delivered` hook, and the latency from
+an event to its successful delivery, by endpoint kind."""
 
 from __future__ import annotations
 
-from typing import Any
+from prometheus_client import Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-
+from services.core.metrics import ServiceMetrics
 from services.webhooks.policy import Outcome
 from services.webhooks.sender import AttemptResult
 from services.webhooks.store import Claim
 
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 1800, 7200, 36000)
+# From seconds (a receiver that answers at once) to the hours a retry schedule spans.
+EVENT_TO_DELIVERY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 1800, 7200, 36000)
 
 
 class WebhookMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        """Each dispatcher its own registry, so several may run in one process (tests)."""
-        self.registry = registry or CollectorRegistry()
-        self._server: Any = None
-        self.attempts = Counter(
-            "parley_webhook_attempts",
-            "Delivery attempts, by endpoint kind and outcome (delivered, retrying, dead_lettered, "
-            "endpoint_disabled).",
-            ["kind", "outcome"],
-            registry=self.registry,
-        )
+    def __init__(self, service: ServiceMetrics) -> None:
+        self._service = service
         self.event_to_delivery = Histogram(
             "parley_webhook_event_to_delivery_seconds",
-            "From the event's ce_time to the receiver's successful answer.",
+            "From the event's ce_time to the receiver's successful answer, by endpoint kind",
             ["kind"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.attempt_latency = Histogram(
-            "parley_webhook_attempt_seconds",
-            "One HTTP attempt, connect to answer.",
-            buckets=LATENCY_BUCKETS[:10],
-            registry=self.registry,
+            buckets=EVENT_TO_DELIVERY_BUCKETS_S,
+            registry=service.registry,
         )
 
     def attempted(self, claim: Claim, outcome: Outcome, result: AttemptResult, now_epoch_s: float) -> None:
-        self.attempts.labels(claim.kind, outcome.value).inc()
-        self.attempt_latency.observe(result.latency_s)
+        """`outcome` counts on parley_webhook_deliveries_total: delivered, retrying (a retry is scheduled),
+        dead_lettered, endpoint_disabled."""
+        self._service.webhook_delivered(outcome.value, result.latency_s)
         if outcome is Outcome.DELIVERED:
-            self.event_to_delivery.labels(claim.kind).observe(
-                max(0.0, now_epoch_s - claim.event_time.timestamp())
-            )
-
-    def serve(self, host: str, port: int) -> None:
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+            latency = max(0.0, now_epoch_s - claim.event_time.timestamp())
+            self.event_to_delivery.labels(claim.kind).observe(latency)
