@@ -37,7 +37,7 @@ proto: install
 	$(BIN)/python proto/generate.py
 
 lint: install
-	$(BIN)/ruff check services tests bench proto/generate.py
+	$(BIN)/ruff check services tests bench sdk proto/generate.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
