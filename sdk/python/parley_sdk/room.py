@@ -214,6 +214,13 @@ class SessionListener:
     def on_push(self, event: str, data: dict[str, Any]) -> None:
         """Every protocol push of the session's connection, as it came (Parley's addition)."""
 
+    def on_call_incoming(self, call: dict[str, Any]) -> None:
+        """A device calls this user (protocol v1 on_call_incoming: call_id, sn, media, ...); answer with
+        `Session.answer_call`. Parley's addition, for users connected through the SDK."""
+
+    def on_call_end(self, call: dict[str, Any]) -> None:
+        """A call of this user ended (protocol v1 on_call_end: call_id, reason, by, keep_time_ms)."""
+
     def OnSessionEvent(self, event: RtcEvent) -> None:
         pass
 
@@ -320,6 +327,8 @@ class Session:
         self.uid = ""
         self.session_id = ""
         self.room_id = ""
+        self.rtoken = ""
+        self.record_id = ""
         self.auto_subscribe = True
         self.ice_servers: list[RTCIceServer] = []
         self._publication: _Stream | None = None
@@ -339,9 +348,10 @@ class Session:
         self.uid, self.session_id = uid, session_id
         self.ice_servers = [RTCIceServer(**server) for server in ice_servers]
 
-    async def _connect(
+    async def connect(
         self, uid: str, sign: str, biz_name: str, sub_biz: str, workspace_id: str
     ) -> Signalling:
+        """Connects as a user (protocol v1 user connect); `create_room` / `join_room` do it when needed."""
         if self._signalling is not None:
             return self._signalling
         try:
@@ -379,7 +389,7 @@ class Session:
 
     async def create_room(self, param: CreateRoomParam) -> str:
         """Creates a room; the room id (its rtoken is `self.rtoken`)."""
-        signalling = await self._connect(
+        signalling = await self.connect(
             param.uid, param.sign, param.biz_name, param.sub_biz, param.workspace_id
         )
         self.auto_subscribe = param.auto_subscribe
@@ -393,7 +403,7 @@ class Session:
 
     async def join_room(self, param: JoinRoomParam) -> str:
         if self._signalling is None:
-            await self._connect(param.uid, param.sign, param.biz_name, param.sub_biz, param.workspace_id)
+            await self.connect(param.uid, param.sign, param.biz_name, param.sub_biz, param.workspace_id)
         self.auto_subscribe = param.auto_subscribe
         params: dict[str, Any] = {"room_id": param.room_id, "rtoken": param.token}
         if param.engine is not None:
@@ -430,6 +440,21 @@ class Session:
 
     def get_session_id(self) -> str:
         return self.session_id
+
+    # --- calls from devices (protocol v1 "Calls"; Parley's addition to the seed's server SDK) ---
+
+    async def answer_call(self, call_id: str, *, auto_subscribe: bool = True) -> str:
+        """Answers a ringing call and joins its room; the room id. Publish to send media back."""
+        data = await self.signalling.request("answer_call", call_id=call_id)
+        return await self.join_room(
+            JoinRoomParam(data["room_id"], data["rtoken"], auto_subscribe=auto_subscribe)
+        )
+
+    async def reject_call(self, call_id: str) -> None:
+        await self.signalling.request("reject_call", call_id=call_id)
+
+    async def hang_up(self, call_id: str) -> None:
+        await self.signalling.request("hang_up", call_id=call_id)
 
     # --- media ---
 
@@ -612,6 +637,10 @@ class Session:
             self._listener.on_new_subscriber(self._feed(data["feed"], data["subscriber"]))
         elif event == "on_new_joiner_in":
             self._listener.on_new_joiner(UserInfo(data["participant"]))
+        elif event == "on_call_incoming":
+            self._listener.on_call_incoming(data)
+        elif event == "on_call_end":
+            self._listener.on_call_end(data)
         elif event == "on_receive_text_msg":
             self._listener.on_text(TextData(data["uid"], data["text"], data["msg_id"]))
 
