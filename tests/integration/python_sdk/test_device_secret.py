@@ -23,7 +23,7 @@ KILLS = 12
 WRITER = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("secret_store", sys.argv[2])
-store = importlib.util.module_from_spec(spec)
+store = sys.modules["secret_store"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(store)
 DataFolder, DeviceSecret = store.DataFolder, store.DeviceSecret
 folder = DataFolder(sys.argv[1])
