@@ -39,7 +39,9 @@ def test_a_writer_killed_at_any_moment_leaves_a_readable_secret(tmp_path: Path) 
     folder = DataFolder(tmp_path / "bell")
     previous = 0
     for _ in range(KILLS):
-        writer = subprocess.Popen([PYTHON, "-c", WRITER, str(folder.path), secret_store.__file__], stdout=subprocess.PIPE)
+        writer = subprocess.Popen(
+            [PYTHON, "-c", WRITER, str(folder.path), secret_store.__file__], stdout=subprocess.PIPE
+        )
         try:
             assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
             time.sleep(random.uniform(0.005, 0.15))
