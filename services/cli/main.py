@@ -10,10 +10,12 @@ from typing import Annotated
 
 import httpx
 import typer
+from parley_sdk import ProtocolError
 from rich.console import Console
 from rich.table import Table
 
 from services.cli import licence_commands
+from services.cli.demo import report, run_demo
 from services.cli.supervisor import Platform, PlatformOptions
 from services.core.config import ServiceName
 from services.core.embedded_broker import wait_for_broker
@@ -105,6 +107,31 @@ def up(
         typer.echo(f"parley: {error}", err=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    url: UrlOption = "http://127.0.0.1:8080",
+    seconds: Annotated[int, typer.Option(help="How long the call lasts (its time limit).")] = 20,
+    data_dir: Annotated[
+        Path,
+        typer.Option(help="Data folder of the platform (to start one; its recordings)."),
+    ] = Path(".parley"),
+    grpc_port_base: Annotated[
+        int, typer.Option(help="First of seven gRPC ports, for a platform the demo starts.")
+    ] = 50051,
+) -> None:
+    """A doorbell calls a phone user through the Python SDK: app, device, call, recording, usage, webhooks."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        result = asyncio.run(run_demo(url.rstrip("/"), seconds, data_dir, grpc_port_base, console))
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    except ProtocolError as error:
+        typer.echo(f"parley demo: {error}", err=True)
+        raise typer.Exit(1) from None
+    report(result, console)
 
 
 @app.command()
