@@ -53,8 +53,9 @@ def test_i420_planes_round_trip_without_stride_padding() -> None:
     video = VideoData.from_i420(frame, 16, 8, timestamp=40)
     assert (len(video.data_y), len(video.data_u), len(video.data_v)) == (128, 32, 32)
     assert video.i420() == frame
+    luma_with_padding = b"".join(frame[row * 16 : row * 16 + 16] + b"\xff" * 4 for row in range(8))
     padded = VideoData(
-        16, 8, data_y=b"".join(frame[row * 16 : row * 16 + 16] + b"\xff" * 4 for row in range(8)), stride_y=20,
+        16, 8, data_y=luma_with_padding, stride_y=20,
         data_u=video.data_u, stride_u=8, data_v=video.data_v, stride_v=8,
     )  # fmt: skip
     assert padded.i420() == frame
