@@ -78,7 +78,8 @@ async def test_the_doorbell_example_calls_its_owner_with_media_both_ways(
     )
     doorbell = await asyncio.create_subprocess_exec(
         PYTHON, str(EXAMPLES / "doorbell.py"), "--url", platform.http_url,
-        "--data-folder", str(tmp_path / "bell"), "--sn", sn, "--model-id", "M1", "--open-id", open_id, "--biz-name", app.biz_name, "--ticket", ticket,
+        "--data-folder", str(tmp_path / "bell"), "--sn", sn, "--model-id", "M1", "--open-id", open_id,
+        "--biz-name", app.biz_name, "--ticket", ticket,
         "--seconds", "6", "--ice-host", "127.0.0.1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
