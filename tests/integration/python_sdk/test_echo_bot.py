@@ -1,7 +1,7 @@
 """The echo bot example (a separate process, through parley_sdk's Engine and Session) hears a browser:
-headless Chromium joins the bot's room, publishes its fake microphone (a beep every second) and plays what
-the bot sends back; the bot receives the browser's audio as PCM, and the browser measures the energy of what it
-plays (`totalAudioEnergy` of its inbound audio, getStats)."""
+headless Chromium joins the bot's room, publishes its fake microphone (a beep every second) and plays
+what the bot sends back; the bot receives the browser's audio as PCM, and the browser measures the
+energy of what it plays (`totalAudioEnergy` of its inbound audio, getStats)."""
 
 from __future__ import annotations
 
