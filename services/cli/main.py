@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
@@ -12,14 +14,18 @@ import httpx
 import typer
 from parley_sdk import ProtocolError
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from services.cli import licence_commands
 from services.cli.demo import report, run_demo
-from services.cli.supervisor import Platform, PlatformOptions
-from services.core.config import ServiceName
+from services.cli.supervisor import Platform, PlatformOptions, Progress
+from services.core.config import ServiceName, Settings
+from services.core.db import create_engine
 from services.core.embedded_broker import wait_for_broker
 from services.core.errors import StartupError
+from services.core.kafka_security import client_options
+from services.core.migrations import migrating_services, upgrade_to_head
 from services.core.topics import Topic, ensure_topics
 
 app = typer.Typer(
@@ -33,12 +39,48 @@ app.command()(licence_commands.verify)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
 console = Console(soft_wrap=True)
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"parley {version('parley')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Parley: real-time audio and video calls for devices, phones and browsers."""
+
+
 UrlOption = Annotated[
     str, typer.Option("--url", envvar="PARLEY_URL", help="The gateway of a running platform.")
 ]
 
 
-async def _run_platform(platform: Platform) -> int:
+def _coloured(state: str, *, otherwise: str = "red") -> str:
+    colour = "green" if state == "SERVING" else otherwise
+    return f"[{colour}]{state}[/{colour}]"
+
+
+def _status_table(statuses: dict[ServiceName, str]) -> Table:
+    table = Table("service", "status", title="Waiting for the services to serve")
+    for name in ServiceName:
+        table.add_row(name.value, _coloured(statuses.get(name, "STARTING"), otherwise="yellow"))
+    return table
+
+
+def _live_progress(live: Live) -> Progress:
+    def show(statuses: dict[ServiceName, str]) -> None:
+        live.update(_status_table(statuses))
+
+    return show
+
+
+async def _run_platform(platform: Platform, live: Live | None) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -52,6 +94,8 @@ async def _run_platform(platform: Platform) -> int:
         typer.echo("parley: stopped during start-up", err=True)
         return 130
     stop_wait.cancel()
+    if live is not None:
+        live.stop()
     starting.result()
 
     console.print(f"[bold]Parley is up[/bold] (data in {platform.data_dir})")
@@ -62,7 +106,7 @@ async def _run_platform(platform: Platform) -> int:
             if service.name is ServiceName.GATEWAY
             else (f"grpc  {service.address}")
         )
-        console.print(f"  {service.name.value:<9} {where}")
+        console.print(f"  {service.name.value:<9} {where}  metrics {service.ops_url}/metrics")
     console.print(f"Health: {platform.http_url}/healthz   Logs: {platform.data_dir / 'logs'}   Ctrl-C stops.")
 
     while not stopping.is_set():
@@ -88,25 +132,66 @@ def up(
     kafka_bootstrap: Annotated[
         str | None, typer.Option(help="Use this Kafka cluster instead of the embedded broker.")
     ] = None,
+    ops_port_base: Annotated[
+        int,
+        typer.Option(help="First of six consecutive ports for the services' /metrics; 0 picks free ones."),
+    ] = 0,
 ) -> None:
     """Start the broker and all seven services on this machine; Ctrl-C stops them all."""
     # The broker's client logs every refused connection while the broker is still starting.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    platform = Platform(
-        PlatformOptions(
-            data_dir=data_dir,
-            http_port=http_port,
-            grpc_port_base=grpc_port_base,
-            kafka_port=kafka_port,
-            kafka_bootstrap=kafka_bootstrap,
-        )
+    options = PlatformOptions(
+        data_dir=data_dir,
+        http_port=http_port,
+        grpc_port_base=grpc_port_base,
+        kafka_port=kafka_port,
+        kafka_bootstrap=kafka_bootstrap,
+        ops_port_base=ops_port_base,
     )
+    # The live table is for a person at a terminal; scripts reading the output get the banner alone.
+    live = Live(_status_table({}), console=console, transient=True) if console.is_terminal else None
+    platform = Platform(options, progress=_live_progress(live) if live is not None else None)
+    if live is not None:
+        live.start()
+    message: str | None = None
     try:
-        code = asyncio.run(_run_platform(platform))
+        code = asyncio.run(_run_platform(platform, live))
+    except StartupError as error:
+        code = 2
+        message = f"parley: {error}"
+    finally:
+        # Stopping twice is harmless: _run_platform stops it before the banner.
+        if live is not None:
+            live.stop()
+    if message is not None:
+        typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring every service's tables to their latest schema in PARLEY_DATABASE_URL (the chart's pre-install
+    and pre-upgrade Job); the services also do it at start, which then finds nothing to do."""
+    settings = Settings()
+
+    async def run() -> list[str]:
+        done = []
+        for name in migrating_services():
+            engine = create_engine(settings.database_url_for(name))
+            try:
+                await upgrade_to_head(engine, f"services.{name.value}")
+            finally:
+                await engine.dispose()
+            done.append(name.value)
+        return done
+
+    try:
+        migrated = asyncio.run(run())
     except StartupError as error:
         typer.echo(f"parley: {error}", err=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(code)
+    for name in migrated:
+        console.print(f"  {name:<9} at head")
 
 
 @app.command()
@@ -138,13 +223,21 @@ def demo(
 def topics(
     kafka_bootstrap: Annotated[str, typer.Option(help="The Kafka cluster.")],
     partitions: Annotated[int, typer.Option(help="Partitions of each new topic.")] = 3,
+    replication_factor: Annotated[int, typer.Option(help="Copies of each new topic's partitions.")] = 1,
 ) -> None:
-    """Create the catalogue's topics that do not exist yet (an init step for a real Kafka cluster)."""
+    """Create the catalogue's topics that do not exist yet (an init step for a real Kafka cluster).
+    TLS and SASL as the services use them: PARLEY_KAFKA__SECURITY_PROTOCOL and the rest."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def create() -> list[str]:
-        await wait_for_broker(kafka_bootstrap, timeout_s=15)
-        return await ensure_topics(kafka_bootstrap, partitions=partitions)
+        options = client_options(Settings().kafka)
+        await wait_for_broker(kafka_bootstrap, timeout_s=15, client_options=options)
+        return await ensure_topics(
+            kafka_bootstrap,
+            partitions=partitions,
+            replication_factor=replication_factor,
+            client_options=options,
+        )
 
     try:
         created = asyncio.run(create())
@@ -156,7 +249,12 @@ def topics(
 
 
 @app.command()
-def status(url: UrlOption = "http://127.0.0.1:8080") -> None:
+def status(
+    url: UrlOption = "http://127.0.0.1:8080",
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print the gateway\'s report as JSON: {"status", "services"}.')
+    ] = False,
+) -> None:
     """Report each service of a running platform; exit 1 unless all are SERVING."""
     try:
         response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
@@ -164,9 +262,12 @@ def status(url: UrlOption = "http://127.0.0.1:8080") -> None:
     except (httpx.HTTPError, ValueError) as error:
         typer.echo(f"parley: no Parley gateway answers at {url} ({type(error).__name__})", err=True)
         raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(report))
+        raise typer.Exit(0 if response.status_code == 200 else 1)
     table = Table("service", "status")
     for name, state in report["services"].items():
-        table.add_row(name, f"[green]{state}[/green]" if state == "SERVING" else f"[red]{state}[/red]")
+        table.add_row(name, _coloured(state))
     console.print(table)
     raise typer.Exit(0 if response.status_code == 200 else 1)
 

@@ -27,9 +27,18 @@ class ServiceName(StrEnum):
 
 
 class KafkaSettings(BaseModel):
+    # host:port[,host:port...] of the Kafka brokers.
     bootstrap_servers: str = "127.0.0.1:9092"
     # How long a service waits for the broker before it gives up starting.
     connect_timeout_s: float = 15.0
+    # How clients reach the brokers (services/core/kafka_security.py): TLS with SSL and SASL_SSL, a SASL
+    # login with SASL_PLAINTEXT and SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM file of the CA that signed the brokers' certificates; none means the system's CAs.
+    ssl_ca_file: Path | None = None
 
 
 class GrpcEndpoints(BaseModel):
@@ -76,6 +85,7 @@ class ClientIceSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
+    # The HTTP API, /docs, /healthz, /livez, /readyz, /metrics and the WebSocket protocol (/ws/v1).
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Each /healthz probe of a service waits at most this long.
@@ -198,15 +208,27 @@ class RecorderSettings(BaseModel):
     start_timeout_s: float = Field(default=3.0, gt=0)
 
 
+class OpsSettings(BaseModel):
+    """The operations listener of each service: /livez, /readyz and /metrics (services/core/ops.py)."""
+
+    host: str = "127.0.0.1"
+    # None: no separate listener (the gateway still serves these paths on its HTTP port).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # Each readiness check (broker, database) may take this long before it counts as failed.
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_", env_nested_delimiter="__", extra="ignore")
 
     # "development" relaxes what a single machine cannot provide (a master key from a secret store);
     # `parley up` sets it. A service started on its own is in production unless told otherwise.
     environment: Literal["development", "production"] = "production"
+    # State of a service on its own machine: SQLite files (db/), recordings, a development master key.
     data_dir: Path = Path(".parley")
     # SQLAlchemy URL; empty means one SQLite file per service in the data folder.
     database_url: str = ""
+    # Python logging level names; json lines for log collectors, console for people.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     # Seconds a stopping service keeps serving calls already in flight.
@@ -219,6 +241,7 @@ class Settings(BaseSettings):
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"

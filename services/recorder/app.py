@@ -9,7 +9,7 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.channels import ChannelPool
 from services.core.config import ServiceName
-from services.core.db import create_engine
+from services.core.db import create_engine, database_answers
 from services.core.errors import StartupError
 from services.core.events import EventConsumer
 from services.core.migrations import upgrade_to_head
@@ -57,6 +57,8 @@ def build(runtime: ServiceRuntime) -> Recorder:
         await recorder.recover()
 
     runtime.on_start(prepare)
+    runtime.metrics.gauge("parley_recordings_active", "Recording jobs running", lambda: recorder.live_jobs)
+    runtime.readiness.add("database", lambda: database_answers(engine))
     runtime.on_ready(outbox.start)
     # Stop hooks run in reverse: live jobs end (their events staged), then the outbox publishes them.
     runtime.on_stop(engine.dispose)

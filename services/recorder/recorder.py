@@ -126,6 +126,10 @@ class Recorder:
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def live_jobs(self) -> int:
+        return len(self._live)
+
     # Jobs
 
     async def recover(self) -> None:

@@ -1,6 +1,6 @@
-"""Headless Chromium for browser tests, on loopback only: Selenium drives Debian's /usr/bin/chromium through
-/usr/bin/chromedriver, which `make install` installs (without them the tests fail rather than skip); and
-the small HTTP servers that serve the tests' pages."""
+"""Headless Chromium for the browser tests: Debian's /usr/bin/chromium through /usr/bin/chromedriver
+(`make install` installs both; without them the tests fail rather than skip), kept off every network
+but loopback; and the small HTTP servers that serve the tests' pages."""
 
 from __future__ import annotations
 
@@ -41,10 +41,6 @@ CHROMIUM_FLAGS = (
     "--disable-quic",
     "--no-first-run",
     "--disable-gpu",
-    # A test drives several tabs of one browser: those in the background keep their timers and media.
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
 )
 
 
