@@ -33,7 +33,7 @@ from parley_sdk import (
     VideoInfo,
 )
 from parley_sdk.operator import Operator
-from parley_sdk.sources import play, test_pattern, tone
+from parley_sdk.sources import pattern_frames, play, tone
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -199,14 +199,14 @@ async def _call(operator: Operator, seconds: int, data_dir: Path, console: Conso
         answered = time.monotonic()
         timeline.add("phone", f"answered, in room {room_id}")
         await session.publish(PublishParam(enable_audio=True, enable_video=True, tag="phone"))
-        pattern = test_pattern(WIDTH, HEIGHT, FPS)
+        pattern = pattern_frames(WIDTH, HEIGHT, FPS)
         feeding.append(
             asyncio.create_task(play(session, audio_format, tone(audio_format, 440, 0.4), pattern))
         )
         await asyncio.wait_for(doorbell.streaming.wait(), 30)
         bell = tone(audio_format, 880, 0.3) + bytes(audio_format.bytes_per_period * 70)
         feeding.append(
-            asyncio.create_task(play(device, audio_format, bell, test_pattern(WIDTH, HEIGHT, FPS)))
+            asyncio.create_task(play(device, audio_format, bell, pattern_frames(WIDTH, HEIGHT, FPS)))
         )
         record_id = await session.start_record()
         timeline.add("phone", f"recording started: {record_id}")

@@ -28,7 +28,7 @@ from parley_sdk import (
     VideoData,
     VideoInfo,
 )
-from parley_sdk.sources import energy, play, sound_file_pcm, test_pattern, tone
+from parley_sdk.sources import energy, pattern_frames, play, sound_file_pcm, tone
 
 WIDTH, HEIGHT, FPS = 320, 240, 15
 
@@ -94,7 +94,9 @@ async def ring(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with asyncio.timeout(args.answer_timeout_s):
             await bell.media_started.wait()
-        feeding = asyncio.create_task(play(device, audio_format, pcm, test_pattern(WIDTH, HEIGHT, FPS), FPS))
+        feeding = asyncio.create_task(
+            play(device, audio_format, pcm, pattern_frames(WIDTH, HEIGHT, FPS), FPS)
+        )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(args.seconds):
                 await device.call_ended.wait()

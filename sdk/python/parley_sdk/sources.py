@@ -17,7 +17,7 @@ import numpy as np
 from parley_sdk.media import AUDIO_PERIOD_S, AudioData, AudioFormat, VideoData
 
 
-def test_pattern(width: int = 320, height: int = 240, fps: int = 15) -> Iterator[VideoData]:
+def pattern_frames(width: int = 320, height: int = 240, fps: int = 15) -> Iterator[VideoData]:
     """Endless I420 frames: colour bars with a bright bar sweeping across, timestamps at `fps`."""
     columns = np.arange(width, dtype=np.uint16)
     bars = ((columns * 8 // width) * 32).astype(np.uint8)
