@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli import licence_commands
+from services.cli import licence_commands, recording_commands, webhook_commands
 from services.cli.demo import report, run_demo
 from services.cli.supervisor import Platform, PlatformOptions, Progress
 from services.core.config import ServiceName, Settings
@@ -34,8 +34,11 @@ app = typer.Typer(
 app.add_typer(licence_commands.apps, name="app")
 app.add_typer(licence_commands.licences, name="licence")
 app.add_typer(licence_commands.devices, name="device")
+app.add_typer(recording_commands.recordings, name="recordings")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
+app.add_typer(webhook_commands.webhooks, name="webhooks")
+licence_commands.apps.command("webhook-secret")(webhook_commands.webhook_secret)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
 console = Console(soft_wrap=True)
 

@@ -11,6 +11,7 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 
 from services.core.config import ServiceName
 from services.core.http_server import HttpServer
@@ -26,11 +27,13 @@ from services.gateway.licence_routes import licence_device_router, licence_opera
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
 from services.gateway.record_commands import RecordCommands
+from services.gateway.recording_routes import recording_routers
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
+from services.gateway.webhook_routes import webhook_router
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
@@ -49,6 +52,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
+    recorder = RecorderServiceStub(runtime.channel(ServiceName.RECORDER))
+    for router in recording_routers(recorder):
+        app.include_router(router, dependencies=operator)
+    webhooks = WebhookServiceStub(runtime.channel(ServiceName.WEBHOOKS))
+    app.include_router(webhook_router(webhooks), dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
@@ -88,11 +96,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ).commands()
     )
     commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
-    commands.extend(
-        RecordCommands(
-            RecorderServiceStub(runtime.channel(ServiceName.RECORDER)), timeout_s=settings.relay_timeout_s
-        ).commands()
-    )
+    commands.extend(RecordCommands(recorder, timeout_s=settings.relay_timeout_s).commands())
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),
