@@ -251,7 +251,8 @@ def report(result: dict[str, Any], console: Console) -> None:
     for file in result["files"]:
         seconds = (file.get("duration_ms") or 0) / 1000
         console.print(
-            f"  {file['absolute']}  ({file.get('uid') or 'all feeds'}, {seconds:.1f} s, {file.get('video_codec')})"
+            f"  {file['absolute']}  ({file.get('uid') or 'all feeds'}, {seconds:.1f} s,"
+            f" {file.get('video_codec')})"
         )
     if not result["files"]:
         console.print("  no files")
