@@ -101,7 +101,7 @@ docs: install
 	$(BIN)/python -m services.core.settings_doc --write docs/operations.md
 
 lint: install
-	$(BIN)/ruff check services tests bench proto/generate.py
+	$(BIN)/ruff check services tests bench sdk proto/generate.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
