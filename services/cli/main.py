@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli import licence_commands
+from services.cli import licence_commands, recording_commands
 from services.cli.supervisor import Platform, PlatformOptions, Progress
 from services.core.config import ServiceName, Settings
 from services.core.db import create_engine
@@ -32,6 +32,7 @@ app = typer.Typer(
 app.add_typer(licence_commands.apps, name="app")
 app.add_typer(licence_commands.licences, name="licence")
 app.add_typer(licence_commands.devices, name="device")
+app.add_typer(recording_commands.recordings, name="recordings")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".

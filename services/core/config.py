@@ -206,6 +206,21 @@ class RecorderSettings(BaseModel):
     connect_timeout_s: float = Field(default=15.0, gt=0)
     # How long the room manager waits for the recorder when a room is created with defaultRecord.
     start_timeout_s: float = Field(default=3.0, gt=0)
+    # An S3-compatible object store for finished files (`s3://bucket/prefix`); empty keeps them in the
+    # storage folder (docs/recording.md "Storage").
+    object_store_url: str = ""
+    # The store's endpoint when it is not AWS (`http://127.0.0.1:9000`); http is allowed only here.
+    object_store_endpoint: str = ""
+    # The store's region (AWS's default when empty).
+    object_store_region: str = ""
+    # The store's access key id; empty uses the environment's AWS credentials.
+    object_store_access_key_id: str = ""
+    # The secret of that access key (never logged).
+    object_store_secret_access_key: SecretStr = SecretStr("")
+    # Tries per upload (and per delete) before it counts as failed (100201).
+    upload_attempts: int = Field(default=5, ge=1)
+    # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
+    upload_wait_initial_s: float = Field(default=0.5, gt=0)
 
 
 class OpsSettings(BaseModel):

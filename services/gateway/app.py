@@ -26,6 +26,7 @@ from services.gateway.licence_routes import licence_device_router, licence_opera
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
 from services.gateway.record_commands import RecordCommands
+from services.gateway.recording_routes import recording_routers
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
@@ -49,6 +50,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
+    recorder = RecorderServiceStub(runtime.channel(ServiceName.RECORDER))
+    for router in recording_routers(recorder):
+        app.include_router(router, dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
@@ -88,11 +92,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ).commands()
     )
     commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
-    commands.extend(
-        RecordCommands(
-            RecorderServiceStub(runtime.channel(ServiceName.RECORDER)), timeout_s=settings.relay_timeout_s
-        ).commands()
-    )
+    commands.extend(RecordCommands(recorder, timeout_s=settings.relay_timeout_s).commands())
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),
