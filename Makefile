@@ -110,6 +110,7 @@ bench: install
 	$(BIN)/python bench/room_join.py
 	$(BIN)/python bench/relay_vs_janus.py
 	$(BIN)/python bench/recording.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .parley .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli import licence_commands, recording_commands
+from services.cli import licence_commands, recording_commands, webhook_commands
 from services.cli.supervisor import Platform, PlatformOptions, Progress
 from services.core.config import ServiceName, Settings
 from services.core.db import create_engine
@@ -35,6 +35,8 @@ app.add_typer(licence_commands.devices, name="device")
 app.add_typer(recording_commands.recordings, name="recordings")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
+app.add_typer(webhook_commands.webhooks, name="webhooks")
+licence_commands.apps.command("webhook-secret")(webhook_commands.webhook_secret)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
 console = Console(soft_wrap=True)
 

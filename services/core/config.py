@@ -223,6 +223,34 @@ class RecorderSettings(BaseModel):
     upload_wait_initial_s: float = Field(default=0.5, gt=0)
 
 
+class WebhooksSettings(BaseModel):
+    """The webhook dispatcher (docs/webhooks.md, settings `PARLEY_WEBHOOKS__*`)."""
+
+    # Seconds before each attempt of a delivery, comma-separated: the first is the delay after the event,
+    # each later one the wait after the failed attempt before it. After the last attempt: dead-lettered.
+    retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    # One attempt (connect, send, answer) may take this long.
+    attempt_timeout_s: float = Field(default=15.0, gt=0)
+    # A replica holds the delivery it is attempting this long; one that died frees it after this. Must
+    # exceed attempt_timeout_s.
+    lease_s: float = Field(default=30.0, gt=0)
+    # Callback targets in these networks (comma-separated CIDRs) are allowed even when private, loopback,
+    # link-local, CGNAT, multicast or a metadata address (tests: 127.0.0.1/32).
+    allowed_targets: str = ""
+    # Attempts in flight at once, across endpoints (one at a time per endpoint and room, always).
+    concurrency: int = Field(default=64, ge=1)
+    # How long an app's ids and callback URLs from the licence service are used before being asked again
+    # (licence facts update them sooner on the replica that reads them).
+    app_cache_ttl_s: float = Field(default=30.0, ge=0)
+
+    def retry_delays_s(self) -> list[float]:
+        delays = [float(part) for part in self.retry_schedule.split(",") if part.strip()]
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("PARLEY_WEBHOOKS__RETRY_SCHEDULE: comma-separated seconds, none below 0")
+        return delays
+
+    def allowed_networks(self) -> list[str]:
+        return [part.strip() for part in self.allowed_targets.split(",") if part.strip()]
 class OpsSettings(BaseModel):
     """The operations listener of each service: /livez, /readyz and /metrics (services/core/ops.py)."""
 
@@ -256,6 +284,7 @@ class Settings(BaseSettings):
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.

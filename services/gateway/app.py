@@ -11,6 +11,7 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 
 from services.core.config import ServiceName
 from services.core.http_server import HttpServer
@@ -32,6 +33,7 @@ from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
+from services.gateway.webhook_routes import webhook_router
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
@@ -53,6 +55,8 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     recorder = RecorderServiceStub(runtime.channel(ServiceName.RECORDER))
     for router in recording_routers(recorder):
         app.include_router(router, dependencies=operator)
+    webhooks = WebhookServiceStub(runtime.channel(ServiceName.WEBHOOKS))
+    app.include_router(webhook_router(webhooks), dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
