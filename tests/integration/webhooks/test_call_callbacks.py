@@ -150,7 +150,9 @@ async def test_a_calls_room_and_recording_callbacks_reach_the_app_signed_with_th
             assert RECORD_FIELDS <= set(body)
             assert (body["roomId"], body["recordId"], body["appId"]) == (room_id, record_id, app.app_id)
         result = record_bodies[-1]["recordResult"]
-        assert result["status"] == 2 and result["fileType"] == 1 and result["mediaType"] == 1
+        # The seed's default recording is one composite file (a picture and the mixed sound), even of an
+        # audio-only call: mediaType 0 (docs/recording.md).
+        assert result["status"] == 2 and result["fileType"] == 1 and result["mediaType"] == 0
         assert result["filePath"] and result["recordStartTime"] > 0
         assert all("recordResult" not in b for b in record_bodies[:-1])
 
