@@ -19,6 +19,8 @@ COPY pyproject.toml README.md requirements.lock ./
 RUN /opt/parley/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY proto/ proto/
 COPY services/ services/
+# The Python SDK: `parley demo` (services/cli) drives the platform through it.
+COPY sdk/python/parley_sdk/ sdk/python/parley_sdk/
 # Not editable, no extras: no code generator, no development broker (Tansu) in the image.
 RUN /opt/parley/bin/pip install --no-compile . \
     && /opt/parley/bin/python -m compileall -q /opt/parley/lib

@@ -1,6 +1,7 @@
 # Parley: `make run` starts the platform on this machine, `make test` runs every test.
-# Both install what they need first: Python packages into .venv, and headless Chromium with its driver
-# (Debian's packages) for the browser tests.
+# Both install what they need first: Python packages into .venv, headless Chromium with its driver
+# (Debian's packages) for the browser tests, and Debian's ffmpeg/ffprobe that the recording tests read
+# files with.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,9 +14,9 @@ DEV_LOCK := requirements-dev.lock
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install browser run test test-system proto lint lock docs bench image podman-tools clean
+.PHONY: install browser ffmpeg run test test-system proto lint lock docs bench image podman-tools clean
 
-install: $(STAMP) browser
+install: $(STAMP) browser ffmpeg
 
 # The relay's browser tests drive /usr/bin/chromium through /usr/bin/chromedriver; they fail without them.
 # The package lists are refreshed only when an install from the current ones fails.
@@ -24,6 +25,14 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  $(APT) install -y --no-install-recommends chromium chromium-driver \
 	  || { $(APT) update && $(APT) install -y --no-install-recommends chromium chromium-driver; }; \
+	fi
+
+# The recording tests check every file the recorder writes with ffprobe, and the recording bench runs
+# ffmpeg next to the recorder.
+ffmpeg:
+	@if [ ! -x /usr/bin/ffprobe ] || [ ! -x /usr/bin/ffmpeg ]; then \
+	  $(APT) install -y --no-install-recommends ffmpeg \
+	  || { $(APT) update && $(APT) install -y --no-install-recommends ffmpeg; }; \
 	fi
 
 # The lock first (exact versions, hashes checked), then the project itself; a dependency added to
@@ -92,7 +101,7 @@ docs: install
 	$(BIN)/python -m services.core.settings_doc --write docs/operations.md
 
 lint: install
-	$(BIN)/ruff check services tests bench proto/generate.py
+	$(BIN)/ruff check services tests bench sdk proto/generate.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
@@ -101,6 +110,8 @@ bench: install
 	$(BIN)/python bench/room_join.py
 	$(BIN)/python bench/relay_vs_janus.py
 	$(BIN)/python bench/billing_ingest.py
+	$(BIN)/python bench/recording.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .parley .pytest_cache .mypy_cache .ruff_cache

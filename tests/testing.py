@@ -172,12 +172,9 @@ async def recording_facts(
     `timeout_s` is how long `wait_for` waits."""
     facts = Facts(key, timeout_s)
     broker: KafkaBroker = create_broker(kafka, client_id="test-facts", tracer_provider=TracerProvider())
-    group = f"test-facts-{uuid.uuid4()}"
-    wanted = list(event_types)
-    for topic in topics:
-        consumer = EventConsumer(broker, topic, group_id=f"{group}-{topic.value}", max_wait_ms=50)
-        for event_type in wanted:
-            consumer.on(event_type)(facts.record)
+    consumer = EventConsumer(broker, list(topics), group_id=f"test-facts-{uuid.uuid4()}", max_wait_ms=50)
+    for event_type in event_types:
+        consumer.on(event_type)(facts.record)
     await broker.start()
     try:
         yield facts

@@ -12,11 +12,13 @@ from typing import Annotated
 
 import httpx
 import typer
+from parley_sdk import ProtocolError
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from services.cli import billing_commands, licence_commands
+from services.cli import billing_commands, licence_commands, recording_commands, webhook_commands
+from services.cli.demo import report, run_demo
 from services.cli.supervisor import Platform, PlatformOptions, Progress
 from services.core.config import ServiceName, Settings
 from services.core.db import create_engine
@@ -34,8 +36,11 @@ app.add_typer(licence_commands.licences, name="licence")
 app.add_typer(licence_commands.devices, name="device")
 app.add_typer(billing_commands.usage, name="usage")
 app.add_typer(billing_commands.billing, name="billing")
+app.add_typer(recording_commands.recordings, name="recordings")
 app.command()(licence_commands.sign)
 app.command()(licence_commands.verify)
+app.add_typer(webhook_commands.webhooks, name="webhooks")
+licence_commands.apps.command("webhook-secret")(webhook_commands.webhook_secret)
 # Lines are never wrapped: the banner is read by people and by scripts waiting for "Health:".
 console = Console(soft_wrap=True)
 
@@ -192,6 +197,31 @@ def migrate() -> None:
         raise typer.Exit(2) from None
     for name in migrated:
         console.print(f"  {name:<9} at head")
+
+
+@app.command()
+def demo(
+    url: UrlOption = "http://127.0.0.1:8080",
+    seconds: Annotated[int, typer.Option(help="How long the call lasts (its time limit).")] = 20,
+    data_dir: Annotated[
+        Path,
+        typer.Option(help="Data folder of the platform (to start one; its recordings)."),
+    ] = Path(".parley"),
+    grpc_port_base: Annotated[
+        int, typer.Option(help="First of seven gRPC ports, for a platform the demo starts.")
+    ] = 50051,
+) -> None:
+    """A doorbell calls a phone user through the Python SDK: app, device, call, recording, usage, webhooks."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        result = asyncio.run(run_demo(url.rstrip("/"), seconds, data_dir, grpc_port_base, console))
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    except ProtocolError as error:
+        typer.echo(f"parley demo: {error}", err=True)
+        raise typer.Exit(1) from None
+    report(result, console)
 
 
 @app.command()

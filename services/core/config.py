@@ -111,6 +111,11 @@ class GatewaySettings(BaseModel):
     relay_timeout_s: float = Field(default=15.0, gt=0)
     # STUN/TURN servers for clients' peer connections, in `connect`'s answer.
     client_ice: ClientIceSettings = Field(default_factory=ClientIceSettings)
+    # Web pages of other origins that may open /ws/v1 and load /sdk/parley.js (docs/web-sdk.md), as
+    # `scheme://host[:port]`, or "*" for any. None: pages served from a loopback host (127.0.0.0/8,
+    # ::1, localhost) only, besides the gateway's own origin. Clients that send no Origin (devices,
+    # server SDKs) are never refused.
+    allowed_origins: list[str] | None = None
 
 
 class RoomsSettings(BaseModel):
@@ -206,6 +211,21 @@ class RecorderSettings(BaseModel):
     connect_timeout_s: float = Field(default=15.0, gt=0)
     # How long the room manager waits for the recorder when a room is created with defaultRecord.
     start_timeout_s: float = Field(default=3.0, gt=0)
+    # An S3-compatible object store for finished files (`s3://bucket/prefix`); empty keeps them in the
+    # storage folder (docs/recording.md "Storage").
+    object_store_url: str = ""
+    # The store's endpoint when it is not AWS (`http://127.0.0.1:9000`); http is allowed only here.
+    object_store_endpoint: str = ""
+    # The store's region (AWS's default when empty).
+    object_store_region: str = ""
+    # The store's access key id; empty uses the environment's AWS credentials.
+    object_store_access_key_id: str = ""
+    # The secret of that access key (never logged).
+    object_store_secret_access_key: SecretStr = SecretStr("")
+    # Tries per upload (and per delete) before it counts as failed (100201).
+    upload_attempts: int = Field(default=5, ge=1)
+    # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
+    upload_wait_initial_s: float = Field(default=0.5, gt=0)
 
 
 class BillingSettings(BaseModel):
@@ -223,6 +243,36 @@ class BillingSettings(BaseModel):
     group_id: str = "parley-billing"
     # A replica that dies without leaving holds its partitions this long before the group moves them.
     session_timeout_ms: int = Field(default=6000, ge=1000)
+
+
+class WebhooksSettings(BaseModel):
+    """The webhook dispatcher (docs/webhooks.md, settings `PARLEY_WEBHOOKS__*`)."""
+
+    # Seconds before each attempt of a delivery, comma-separated: the first is the delay after the event,
+    # each later one the wait after the failed attempt before it. After the last attempt: dead-lettered.
+    retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    # One attempt (connect, send, answer) may take this long.
+    attempt_timeout_s: float = Field(default=15.0, gt=0)
+    # A replica holds the delivery it is attempting this long; one that died frees it after this. Must
+    # exceed attempt_timeout_s.
+    lease_s: float = Field(default=30.0, gt=0)
+    # Callback targets in these networks (comma-separated CIDRs) are allowed even when private, loopback,
+    # link-local, CGNAT, multicast or a metadata address (tests: 127.0.0.1/32).
+    allowed_targets: str = ""
+    # Attempts in flight at once, across endpoints (one at a time per endpoint and room, always).
+    concurrency: int = Field(default=64, ge=1)
+    # How long an app's ids and callback URLs from the licence service are used before being asked again
+    # (licence facts update them sooner on the replica that reads them).
+    app_cache_ttl_s: float = Field(default=30.0, ge=0)
+
+    def retry_delays_s(self) -> list[float]:
+        delays = [float(part) for part in self.retry_schedule.split(",") if part.strip()]
+        if not delays or any(delay < 0 for delay in delays):
+            raise ValueError("PARLEY_WEBHOOKS__RETRY_SCHEDULE: comma-separated seconds, none below 0")
+        return delays
+
+    def allowed_networks(self) -> list[str]:
+        return [part.strip() for part in self.allowed_targets.split(",") if part.strip()]
 
 
 class OpsSettings(BaseModel):
@@ -259,7 +309,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
-
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.

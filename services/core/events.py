@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -118,6 +118,8 @@ class EventPublisher:
 
 
 Handler = Callable[[Any, Envelope], Awaitable[None]]
+# Gets the serialised payload of any event type, for consumers that forward events they need not decode.
+RawHandler = Callable[[bytes, Envelope], Awaitable[None]]
 
 
 class RecentEventIds:
@@ -151,7 +153,7 @@ class EventConsumer:
     def __init__(
         self,
         broker: KafkaBroker,
-        topic: Topic,
+        topic: Topic | Iterable[Topic],
         *,
         group_id: str,
         start_at: Literal["earliest", "latest"] = "earliest",
@@ -162,9 +164,12 @@ class EventConsumer:
         `max_wait_ms` bounds how long a fetch waits for data: the broker may not answer a fetch early when
         a record arrives, so it is also the latency a live consumer adds."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
-        self._topic = topic
+        self._fallback: RawHandler | None = None
+        # Several topics share one Kafka consumer and one group join (the webhook dispatcher reads them all).
+        topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
+        self._topics = ",".join(t.value for t in topics)
         broker.subscriber(
-            topic.value,
+            *(t.value for t in topics),
             group_id=group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset=start_at,
@@ -180,16 +185,31 @@ class EventConsumer:
 
         return register
 
+    def on_any(self, handler: RawHandler) -> None:
+        """Handle every event whose type has no handler of its own, undecoded (the webhook dispatcher
+        forwards any event type to the endpoints that subscribed to it)."""
+        self._fallback = handler
+
     async def _on_message(self, message: KafkaMessage) -> None:
         headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in message.headers.items()}
         ce_type = headers.get("ce_type")
         raw_key = getattr(message.raw_message, "key", None)
         key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else None
         if not ce_type or "ce_id" not in headers:
-            log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topic.value, key=key)
+            log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topics, key=key)
             return
+        envelope = Envelope(
+            id=headers["ce_id"],
+            type=ce_type,
+            source=headers.get("ce_source", ""),
+            time=headers.get("ce_time", ""),
+            topic=str(getattr(message.raw_message, "topic", self._topics)),
+            key=key,
+        )
         route = self._handlers.get(ce_type)
         if route is None:
+            if self._fallback is not None:
+                await self._fallback(message.body, envelope)
             return
         event_type, handler = route
         event = event_type()
@@ -200,12 +220,4 @@ class EventConsumer:
                 "event_skipped", reason="undecodable payload", ce_id=headers["ce_id"], ce_type=ce_type
             )
             return
-        envelope = Envelope(
-            id=headers["ce_id"],
-            type=ce_type,
-            source=headers.get("ce_source", ""),
-            time=headers.get("ce_time", ""),
-            topic=self._topic.value,
-            key=key,
-        )
         await handler(event, envelope)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +76,31 @@ class Outbox:
             )
         )
         return event_id
+
+    async def stage_many(
+        self, connection: AsyncConnection, topic: Topic, events: Sequence[tuple[Message, str]]
+    ) -> None:
+        """`stage` for many (event, key) pairs at once: one statement, in their order."""
+        if not events:
+            return
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        now = datetime.now(UTC)
+        await connection.execute(
+            self._table.insert(),
+            [
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "topic": topic.value,
+                    "event_key": key,
+                    "event_type": event.DESCRIPTOR.full_name,
+                    "payload": event.SerializeToString(),
+                    "traceparent": carrier.get("traceparent", ""),
+                    "created_at": now,
+                }
+                for event, key in events
+            ],
+        )
 
     def notify(self) -> None:
         """Something was committed: publish now rather than at the next poll."""

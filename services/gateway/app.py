@@ -12,6 +12,7 @@ from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 
 from services.core.config import ServiceName
 from services.core.http_server import HttpServer
@@ -28,11 +29,14 @@ from services.gateway.licence_routes import licence_device_router, licence_opera
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
 from services.gateway.record_commands import RecordCommands
+from services.gateway.recording_routes import recording_routers
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
 from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
+from services.gateway.web_routes import OriginPolicy, web_router
+from services.gateway.webhook_routes import webhook_router
 from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
 
 
@@ -54,6 +58,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     app.include_router(
         billing_router(BillingServiceStub(runtime.channel(ServiceName.BILLING))), dependencies=operator
     )
+    recorder = RecorderServiceStub(runtime.channel(ServiceName.RECORDER))
+    for router in recording_routers(recorder):
+        app.include_router(router, dependencies=operator)
+    webhooks = WebhookServiceStub(runtime.channel(ServiceName.WEBHOOKS))
+    app.include_router(webhook_router(webhooks), dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
@@ -93,11 +102,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ).commands()
     )
     commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
-    commands.extend(
-        RecordCommands(
-            RecorderServiceStub(runtime.channel(ServiceName.RECORDER)), timeout_s=settings.relay_timeout_s
-        ).commands()
-    )
+    commands.extend(RecordCommands(recorder, timeout_s=settings.relay_timeout_s).commands())
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),
@@ -109,7 +114,11 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         burst=settings.ws_rate_burst,
         outbound_queue=settings.ws_outbound_queue,
     )
-    endpoint = WebSocketEndpoint(commands, sessions, limits, connection_ended=room_sessions.connection_ended)
+    origins = OriginPolicy(settings.allowed_origins)
+    app.include_router(web_router(origins))
+    endpoint = WebSocketEndpoint(
+        commands, sessions, limits, origins=origins, connection_ended=room_sessions.connection_ended
+    )
     app.add_api_websocket_route("/ws/v1", endpoint.serve)
     # /livez, /readyz and /metrics on the gateway's own port too (services/core/ops.py).
     app.router.routes.extend(ops_routes(runtime.metrics, runtime.readiness))
@@ -122,7 +131,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
     # one span open for a connection's whole life, with a child span for every frame.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,livez,readyz,metrics,ws/v1"
+        app,
+        tracer_provider=runtime.tracer_provider,
+        excluded_urls="healthz,livez,readyz,metrics,ws/v1,sdk,phone",
     )
     http = HttpServer(
         app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes

@@ -1,6 +1,7 @@
 """The call commands of protocol v1 (docs/protocol.md, "Calls"): a device calls a user of its app (seed
-000 doWxCloudVoipCallV2), the user answers or rejects, either hangs up, and a device asks whether it is
-busy. Calls live in the room manager; these commands check who may send them and pass them on.
+000 doWxCloudVoipCallV2) or a user calls a device (seed 003 initByCaller), the callee answers or
+rejects, either hangs up, and either asks whether it is busy. Calls live in the room manager, which
+checks who may answer; these commands parse and pass them on.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 
 from services.gateway.commands import Command
 from services.gateway.errors import CALL_WRONG_PARTY
-from services.gateway.protocol import CallRef, StartCall, parse_params
+from services.gateway.protocol import CallDevice, CallOptions, CallRef, StartCall, parse_params
 from services.gateway.room_commands import ask_rooms
 from services.gateway.room_sessions import RoomSessions
-from services.gateway.sessions import Device, Session, User
+from services.gateway.sessions import Device, Session
 
 MEDIA = {"audio": rooms_pb2.CALL_MEDIA_AUDIO, "video": rooms_pb2.CALL_MEDIA_VIDEO}
 
@@ -45,15 +46,21 @@ class CallCommands:
         }
 
     async def _call(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
-        device = session.identity
-        if not isinstance(device, Device):
-            raise CALL_WRONG_PARTY("only a device calls")
-        order = parse_params(StartCall, params)
+        caller = session.identity
+        order: CallOptions
+        if isinstance(caller, Device):
+            device_call = parse_params(StartCall, params)
+            order = device_call
+            callee = {"open_id": device_call.open_id, "model_id": device_call.model_id or caller.model_id}
+        elif "open_id" in params:
+            raise CALL_WRONG_PARTY("a user calls a device (sn), not another user")
+        else:
+            user_call = parse_params(CallDevice, params)
+            order = user_call
+            callee = {"sn": user_call.sn}
         video = order.video
         request = rooms_pb2.StartCallRequest(
             session_id=session.id,
-            open_id=order.open_id,
-            model_id=order.model_id or device.model_id,
             media=MEDIA[order.media],
             video=rooms_pb2.VideoFormat(width=video.width, height=video.height, fps=video.fps)
             if video is not None
@@ -61,6 +68,7 @@ class CallCommands:
             caller_camera_on=order.caller_camera_on,
             callee_camera_on=order.callee_camera_on,
             time_limit_s=order.time_limit_s or 0,
+            **callee,
         )
         started = await ask_rooms(
             self._room_sessions, session, lambda: self._rooms.StartCall(request, timeout=self._call_timeout_s)
@@ -68,7 +76,6 @@ class CallCommands:
         return {"call_id": started.call_id}
 
     async def _answer_call(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
-        self._require_user(session)
         call = parse_params(CallRef, params)
         answered = await ask_rooms(
             self._room_sessions,
@@ -80,7 +87,6 @@ class CallCommands:
         return {"call_id": call.call_id, "room_id": answered.room_id, "rtoken": answered.rtoken}
 
     async def _reject_call(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
-        self._require_user(session)
         call = parse_params(CallRef, params)
         await ask_rooms(
             self._room_sessions,
@@ -109,8 +115,3 @@ class CallCommands:
         )
         # Seed 000 isWxCloudVoipBusyV2: 1 busy, 0 free.
         return {"busy": int(answer.busy)}
-
-    @staticmethod
-    def _require_user(session: Session) -> None:
-        if not isinstance(session.identity, User):
-            raise CALL_WRONG_PARTY("only the called user answers or rejects a call")

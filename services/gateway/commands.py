@@ -232,7 +232,7 @@ class Commands:
             raise self._connect_failed(key, error) from None
         # The signature proves bizName + appId + workspaceId of the app; a client that names another appId
         # or workspace is configured for another app than the one it signs for.
-        if verified.app_id != params.sub_biz or verified.workspace_id != params.workspace_id:
+        if verified.app_id != params.sub_biz or params.workspace_id not in (None, verified.workspace_id):
             self._throttle.record_failure(key)
             raise SIGNATURE_WRONG_APP("sub_biz and workspace_id are not those of the app of biz_name")
         self._throttle.forget(key)

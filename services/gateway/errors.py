@@ -17,7 +17,7 @@ far from every code the seeds use.
 | -402   | JOIN_INVALID_PARAMS | `join_room` params missing or ill-typed                       | 002 6.3.4 |
 | -404   | JOIN_ROOM_TIMEOUT   | the room manager did not answer `join_room` in time           | 002 6.3.4 |
 | -503   | INVITE_INVALID_PARAMS | `invite` params missing or ill-typed                        | 002 6.3.4 |
-| -91023 | CALL_WRONG_PARTY    | `call` from a user, `answer_call` / `reject_call` from a device | Parley    |
+| -91023 | CALL_WRONG_PARTY    | `call` from a user naming an open_id (users call devices)     | Parley    |
 
 Commands also answer the codes of the services behind them unchanged: the licence service's (-102 for
 every signature failure, 9800105 for a device that cannot prove its secret, ...), the room manager's
@@ -73,11 +73,11 @@ INVITE_INVALID_PARAMS = ErrorKind(
     -503, "INVITE_INVALID_PARAMS", _Status.INVALID_ARGUMENT, "invalid invite params"
 )
 
-# Parley's own (docs/protocol.md, "Calls"): devices call and users answer, which only the gateway knows
-# (the session's identity); seed 000 has no code for it.
+# Parley's own (docs/protocol.md, "Calls"): devices call users and users call devices, never a user a
+# user; only the gateway knows the session's identity. Seed 000 has no code for it.
 CALL_WRONG_PARTY = ErrorKind(
     -91023,
     "CALL_WRONG_PARTY",
     _Status.PERMISSION_DENIED,
-    "devices call and users answer: this session cannot do that",
+    "users call devices (by sn), not other users",
 )

@@ -45,7 +45,9 @@ class UserConnect(BaseModel):
     uid: Uid
     biz_name: Name
     sub_biz: Name
-    workspace_id: Name
+    # The seed's Connect (002 6.3.2 config_param) has no workspaceId: the app of biz_name has one, and a
+    # client that sends none is given it. One that sends it is checked against it, as in v1.
+    workspace_id: Name | None = None
     sign: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     session_id: SessionId | None = None
 
@@ -163,21 +165,32 @@ class CallVideo(BaseModel):
     fps: Annotated[int, Field(ge=1, le=120)]
 
 
-class StartCall(BaseModel):
-    """`call`: seed 000 doWxCloudVoipCallV2, for a device session."""
+class CallOptions(BaseModel):
+    """What every `call` says, whoever calls."""
 
     model_config = _STRICT
 
-    # Not checked here: a malformed open_id is the licence service's -7, as the seed answers it.
-    open_id: Annotated[str, StringConstraints(max_length=256)]
     media: Literal["audio", "video"]
     video: CallVideo | None = None
     caller_camera_on: bool = False
     callee_camera_on: bool = False
     # Seed 003 initByCaller timeLimit: the call ends this long after it is answered.
     time_limit_s: Annotated[int, Field(ge=1, le=86400)] | None = None
+
+
+class StartCall(CallOptions):
+    """`call`: seed 000 doWxCloudVoipCallV2, for a device session."""
+
+    # Not checked here: a malformed open_id is the licence service's -7, as the seed answers it.
+    open_id: Annotated[str, StringConstraints(max_length=256)]
     # The device's own model by default; another one is -17, as the seed answers it.
     model_id: Name | None = None
+
+
+class CallDevice(CallOptions):
+    """`call` from a user: seed 003 initByCaller, a phone calls a device it is authorised for."""
+
+    sn: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class CallRef(BaseModel):

@@ -77,6 +77,9 @@ def call_incoming_data(incoming: delivery_pb2.CallIncoming) -> dict[str, Any]:
     return {
         "call_id": incoming.call_id,
         "sn": incoming.sn,
+        "open_id": incoming.open_id,
+        # "device" (seed 000: a device calls its user) or "user" (seed 003 initByCaller).
+        "caller": incoming.caller,
         "media": CALL_MEDIA.get(incoming.media, ""),
         "video": fields(incoming.video) if incoming.HasField("video") else None,
         "caller_camera_on": incoming.caller_camera_on,

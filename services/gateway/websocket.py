@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 from services.gateway.commands import Clock, Commands
 from services.gateway.protocol import CloseCode
 from services.gateway.sessions import Session, SessionTable
+from services.gateway.web_routes import OriginPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -62,15 +63,25 @@ class WebSocketEndpoint:
         sessions: SessionTable,
         limits: ConnectionLimits,
         *,
+        origins: OriginPolicy | None = None,
         connection_ended: ConnectionEnded | None = None,
     ) -> None:
-        """`connection_ended` hears of every connection that ends (the room manager keeps its session)."""
+        """`connection_ended` hears of every connection that ends (the room manager keeps its session);
+        `origins` decides which web pages may connect (all, without it)."""
         self._commands = commands
         self._sessions = sessions
         self._limits = limits
+        self._origins = origins
         self._connection_ended = connection_ended
 
     async def serve(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if self._origins is not None and not self._origins.admits(origin, websocket.headers.get("host")):
+            # Closing before the accept refuses the handshake with HTTP 403: a page of another site
+            # cannot use a visitor's browser as a client of this gateway.
+            log.info("ws_origin_refused", origin=origin)
+            await websocket.close(code=CloseCode.POLICY_VIOLATION)
+            return
         await websocket.accept()
         session = Session(outbound_limit=self._limits.outbound_queue)
         writer = asyncio.create_task(self._write(session, websocket))

@@ -20,6 +20,7 @@ from services.recorder import store
 from services.recorder.grpc_api import RecorderServicer
 from services.recorder.recorder import Recorder
 from services.recorder.rooms import RoomManagerRooms, consume_room_facts
+from services.recorder.storage import storage_for
 
 
 def build(runtime: ServiceRuntime) -> Recorder:
@@ -36,6 +37,7 @@ def build(runtime: ServiceRuntime) -> Recorder:
         lambda address: RelayServiceStub(relays.get(address)),
         settings,
         storage_dir,
+        storage_for(settings, storage_dir),
     )
     runtime.grpc.add_servicer(
         recorder_pb2_grpc.add_RecorderServiceServicer_to_server,

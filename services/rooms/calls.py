@@ -63,8 +63,10 @@ class CallRules:
 
 @dataclass(frozen=True)
 class CallOrder:
-    """What the device asked for (seed 000 doWxCloudVoipCallV2)."""
+    """What the caller asked for: a device calls a user by open_id (seed 000 doWxCloudVoipCallV2), or a
+    user calls a device by sn (seed 003 initByCaller)."""
 
+    # The user a device calls; "" when a user calls.
     open_id: str
     media: CallMedia
     video: rooms_pb2.VideoFormat | None
@@ -72,6 +74,8 @@ class CallOrder:
     callee_camera_on: bool
     # 0 for no limit (seed 003 initByCaller timeLimit).
     time_limit_s: int
+    # The device a user calls; "" when a device calls.
+    sn: str = ""
 
 
 @dataclass
@@ -79,7 +83,9 @@ class Call:
     call_id: str
     biz_name: str
     sn: str
-    device_session_id: str
+    open_id: str
+    caller: Side
+    caller_session_id: str
     order: CallOrder
     rang_at: float
     callee_session_id: str | None = None
@@ -87,8 +93,18 @@ class Call:
     room_id: str = ""
 
     @property
-    def open_id(self) -> str:
-        return self.order.open_id
+    def callee(self) -> Side:
+        return Side.USER if self.caller is Side.DEVICE else Side.DEVICE
+
+    @property
+    def callee_uid(self) -> str:
+        """The uid whose sessions ring: the user's open_id, or the device's sn."""
+        return self.open_id if self.caller is Side.DEVICE else self.sn
+
+    @property
+    def device_session_id(self) -> str | None:
+        """None while a user's call to a device rings."""
+        return self.caller_session_id if self.caller is Side.DEVICE else self.callee_session_id
 
 
 class Calls:
@@ -131,14 +147,36 @@ class Calls:
         return session
 
     def start(self, session_id: str, order: CallOrder) -> Call:
-        """Ring the user. The licence service has allowed the call."""
-        device = self.check_free(session_id)
-        if (device.biz_name, order.open_id) in self._lines:
-            raise CALL_BUSY(f"{order.open_id} is in a call")
-        callee_sessions = self._sessions.sessions_of(device.biz_name, order.open_id)
+        """Ring the callee: the user a device calls, or the device a user calls. The licence service has
+        allowed the call."""
+        caller = self.check_free(session_id)
+        if order.sn:
+            call = Call(
+                secrets.token_hex(8),
+                caller.biz_name,
+                order.sn,
+                caller.uid,
+                Side.USER,
+                session_id,
+                order,
+                self._clock(),
+            )
+        else:
+            call = Call(
+                secrets.token_hex(8),
+                caller.biz_name,
+                caller.uid,
+                order.open_id,
+                Side.DEVICE,
+                session_id,
+                order,
+                self._clock(),
+            )
+        if (call.biz_name, call.callee_uid) in self._lines:
+            raise CALL_BUSY(f"{call.callee_uid} is in a call")
+        callee_sessions = self._sessions.sessions_of(call.biz_name, call.callee_uid)
         if not callee_sessions:
-            raise CALLEE_OFFLINE(f"{order.open_id} is not connected")
-        call = Call(secrets.token_hex(8), device.biz_name, device.uid, session_id, order, self._clock())
+            raise CALLEE_OFFLINE(f"{call.callee_uid} is not connected")
         self._calls[call.call_id] = call
         self._lines[(call.biz_name, call.sn)] = call.call_id
         self._lines[(call.biz_name, call.open_id)] = call.call_id
@@ -150,6 +188,8 @@ class Calls:
             caller_camera_on=order.caller_camera_on,
             callee_camera_on=order.callee_camera_on,
             time_limit_s=order.time_limit_s,
+            open_id=call.open_id,
+            caller=call.caller,
         )
         for callee in callee_sessions:
             self._sessions.push(callee, ringing)
@@ -173,10 +213,10 @@ class Calls:
         call.room_id = room.room_id
         accepted = delivery_pb2.CallAccepted(call_id=call.call_id, room_id=room.room_id, rtoken=room.rtoken)
         elsewhere = delivery_pb2.CallClosed(
-            call_id=call.call_id, reason=EndReason.ANSWERED_ELSEWHERE, by=Side.USER, keep_time_ms=0
+            call_id=call.call_id, reason=EndReason.ANSWERED_ELSEWHERE, by=call.callee, keep_time_ms=0
         )
-        self._push(call.device_session_id, accepted)
-        for callee in self._sessions.sessions_of(call.biz_name, call.open_id):
+        self._push(call.caller_session_id, accepted)
+        for callee in self._sessions.sessions_of(call.biz_name, call.callee_uid):
             if callee.session_id == session_id:
                 self._sessions.push(callee, accepted)
             else:
@@ -195,31 +235,30 @@ class Calls:
 
     def reject(self, session_id: str, call_id: str) -> None:
         call = self._ringing_for(session_id, call_id)
-        self._end(call, EndReason.REJECTED, Side.USER, hang_up_command=False)
+        self._end(call, EndReason.REJECTED, call.callee, hang_up_command=False)
 
     def hang_up(self, session_id: str, call_id: str) -> None:
         call = self._calls.get(call_id)
         if call is None or session_id not in self._parties(call):
             raise CALL_NOT_FOUND(f"this session is in no call {call_id}")
-        side = Side.DEVICE if session_id == call.device_session_id else Side.USER
-        self._end(call, EndReason.HANG_UP, side, hang_up_command=True)
+        self._end(call, EndReason.HANG_UP, self._side_of(call, session_id), hang_up_command=True)
 
     def session_closed(self, session: ClientSession, *, network_lost: bool) -> None:
         """A session ended (and is gone from the session book): a `disconnect` hangs up its call; a lost
         network ends it without the hang-up command (seed 000, 注意事项 6)."""
         for call in list(self._calls.values()):
-            if session.session_id in (call.device_session_id, call.callee_session_id):
-                side = Side.DEVICE if session.session_id == call.device_session_id else Side.USER
+            if session.session_id in (call.caller_session_id, call.callee_session_id):
+                side = self._side_of(call, session.session_id)
                 if network_lost:
                     self._end(call, EndReason.NETWORK, side, hang_up_command=False)
                 else:
                     self._end(call, EndReason.HANG_UP, side, hang_up_command=True)
             elif (
                 call.answered_at is None
-                and (session.biz_name, session.uid) == (call.biz_name, call.open_id)
-                and not self._sessions.sessions_of(call.biz_name, call.open_id)
+                and (session.biz_name, session.uid) == (call.biz_name, call.callee_uid)
+                and not self._sessions.sessions_of(call.biz_name, call.callee_uid)
             ):
-                # The last ringing session of the user went away: nobody is left to answer.
+                # The last ringing session of the callee went away: nobody is left to answer.
                 self._end(call, EndReason.NO_ANSWER, Side.PLATFORM, hang_up_command=False)
 
     def sweep(self) -> None:
@@ -237,24 +276,28 @@ class Calls:
         if (
             call is None
             or call.answered_at is not None
-            or (session.biz_name, session.uid) != (call.biz_name, call.open_id)
+            or (session.biz_name, session.uid) != (call.biz_name, call.callee_uid)
         ):
-            raise CALL_NOT_FOUND(f"no call {call_id} is ringing for this user")
+            raise CALL_NOT_FOUND(f"no call {call_id} is ringing for this session")
         return call
 
+    @staticmethod
+    def _side_of(call: Call, session_id: str) -> Side:
+        return call.caller if session_id == call.caller_session_id else call.callee
+
     def _parties(self, call: Call) -> set[str]:
-        """The sessions a call concerns: the device's, and the user's that answered or are ringing."""
+        """The sessions a call concerns: the caller's, and the callee's that answered or are ringing."""
         if call.callee_session_id is not None:
-            return {call.device_session_id, call.callee_session_id}
-        ringing = {s.session_id for s in self._sessions.sessions_of(call.biz_name, call.open_id)}
-        return {call.device_session_id} | ringing
+            return {call.caller_session_id, call.callee_session_id}
+        ringing = {s.session_id for s in self._sessions.sessions_of(call.biz_name, call.callee_uid)}
+        return {call.caller_session_id} | ringing
 
     def _end(self, call: Call, reason: EndReason, by: Side, *, hang_up_command: bool) -> None:
         del self._calls[call.call_id]
         del self._lines[(call.biz_name, call.sn)]
         del self._lines[(call.biz_name, call.open_id)]
         keep_time_ms = 0 if call.answered_at is None else round((self._clock() - call.answered_at) * 1000)
-        if hang_up_command:
+        if hang_up_command and call.device_session_id is not None:
             # Before the close: the device tells a hang-up from a lost network by this command coming first.
             self._push(
                 call.device_session_id,

@@ -101,6 +101,15 @@ CALLEE_OFFLINE = ErrorKind(
 CALL_NOT_FOUND = ErrorKind(
     -91022, "CALL_NOT_FOUND", _Status.NOT_FOUND, "no such call is waiting for this session"
 )
+# Seed 000 doWxCloudVoipCall -14 "手机微信拨打硬件设备模式, voipToken 错误": a phone's call to a device whose
+# credential is not valid. Parley has no voipToken; the device's activation and registration stand for it,
+# so a user's call to a device the licence service answers -2 (DEVICE_ID_INVALID) for is -14.
+CALLED_DEVICE_INVALID = ErrorKind(
+    -14,
+    "CALLED_DEVICE_INVALID",
+    _Status.FAILED_PRECONDITION,
+    "the device called is not activated and registered",
+)
 # -91023 CALL_WRONG_PARTY is the gateway's (services/gateway/errors.py): only it knows who a session is.
 CALL_MEDIA_NOT_LICENSED = ErrorKind(
     -91024,

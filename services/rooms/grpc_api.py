@@ -16,7 +16,7 @@ from services.core.errors import INVALID_ARGUMENT, from_rpc_error, require_field
 from services.core.media.kinds import kind_name
 from services.rooms import messages
 from services.rooms.calls import CallMedia
-from services.rooms.errors import CALL_MEDIA_NOT_LICENSED
+from services.rooms.errors import CALL_MEDIA_NOT_LICENSED, CALLED_DEVICE_INVALID
 from services.rooms.manager import RoomManager
 from services.rooms.placement import RelayLoad
 from services.rooms.pushes import InviteReply, MediaCloseCode
@@ -42,6 +42,10 @@ def _load(message: rooms_pb2.RelayLoad) -> RelayLoad:
 
 def _relay(slot: MediaSlot) -> rooms_pb2.RelayRef:
     return rooms_pb2.RelayRef(address=slot.relay_address)
+
+
+# The licence service's DEVICE_ID_INVALID (seed 000 -2), by code: the room manager does not import it.
+DEVICE_ID_INVALID_CODE = -2
 
 
 class _ManagerApi:
@@ -272,19 +276,24 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
             raise INVALID_ARGUMENT("media is 1 (audio) or 2 (audio and video)")
         # A busy line is refused before the licence service is asked; `start` checks again, for calls
         # started while it answered.
-        device = self._manager.check_free(request.session_id)
+        caller = self._manager.check_free(request.session_id)
+        # A device calls a user (request.open_id), or a user calls a device (request.sn, seed 003
+        # initByCaller): either way the user must have authorised the device, as seed 000 checks.
+        sn, open_id = (request.sn, caller.uid) if request.sn else (caller.uid, request.open_id)
         try:
             licensed = await self._licence.CheckDeviceCall(
-                licence_pb2.CheckDeviceCallRequest(
-                    sn=device.uid, open_id=request.open_id, model_id=request.model_id
-                ),
+                licence_pb2.CheckDeviceCallRequest(sn=sn, open_id=open_id, model_id=request.model_id),
                 timeout=self._licence_timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error) from None
+            refused = from_rpc_error(error)
+            # -2 is seed 000's code for the calling device; a phone calling it has -14 instead.
+            if request.sn and refused.code == DEVICE_ID_INVALID_CODE:
+                raise CALLED_DEVICE_INVALID(refused.message) from None
+            raise refused from None
         # Seed 000 activates a device as an audio-call or a video-call device (voip_activate_type_e).
         if request.media == CallMedia.VIDEO and licensed.type == licence_pb2.LICENCE_TYPE_AUDIO_CALL:
-            raise CALL_MEDIA_NOT_LICENSED(f"device {device.uid} may place audio calls only")
+            raise CALL_MEDIA_NOT_LICENSED(f"device {sn} makes and takes audio calls only")
         with self._operation() as manager:
             call = manager.start_call(request.session_id, messages.call_order(request))
         return rooms_pb2.StartCallResponse(call_id=call.call_id)

@@ -27,7 +27,7 @@ def p2p_signal(message: rooms_pb2.P2PSignal) -> rooms_pb2.P2PSignal:
 
 
 def call_order(request: rooms_pb2.StartCallRequest) -> CallOrder:
-    """What the device asked for; `media` is one of CallMedia's (the handler checked)."""
+    """What the caller asked for; `media` is one of CallMedia's (the handler checked)."""
     return CallOrder(
         open_id=request.open_id,
         media=CallMedia(request.media),
@@ -35,4 +35,5 @@ def call_order(request: rooms_pb2.StartCallRequest) -> CallOrder:
         caller_camera_on=request.caller_camera_on,
         callee_camera_on=request.callee_camera_on,
         time_limit_s=request.time_limit_s,
+        sn=request.sn,
     )

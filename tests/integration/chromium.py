@@ -1,13 +1,19 @@
-"""Headless Chromium for the browser tests: Debian's /usr/bin/chromium through /usr/bin/chromedriver
-(`make install` installs both; without them the tests fail rather than skip), kept off every network
-but loopback."""
+"""Headless Chromium for browser tests, on loopback only: Selenium drives Debian's /usr/bin/chromium through
+/usr/bin/chromedriver, which `make install` installs (without them the tests fail rather than skip); and
+the small HTTP servers that serve the tests' pages."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
+import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.webdriver import WebDriver
+from starlette.types import ASGIApp
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -35,6 +41,10 @@ CHROMIUM_FLAGS = (
     "--disable-quic",
     "--no-first-run",
     "--disable-gpu",
+    # A test drives several tabs of one browser: those in the background keep their timers and media.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
 )
 
 
@@ -50,3 +60,30 @@ def start_chromium(user_data_dir: Path, *, script_timeout_s: float) -> WebDriver
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
     driver.set_script_timeout(script_timeout_s)
     return driver
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # pytest keeps its own SIGINT handling.
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[str]:
+    """`app` served on a free port of 127.0.0.1 (a secure context, where pages may call getUserMedia):
+    its base URL, `http://127.0.0.1:<port>`."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = _EmbeddedServer(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started and not task.done():
+                await asyncio.sleep(0.02)
+        assert server.started, "the page's HTTP server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

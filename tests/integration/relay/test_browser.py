@@ -10,17 +10,14 @@ without them these tests fail rather than skip. The page (browser/) is served by
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import uvicorn
 from parley.relay.v1 import media_pb2, relay_pb2
 from relay_clients import BIZ_NAME, HEIGHT, WIDTH, Publisher, Subscriber, publish, subscribe, wait_until
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -30,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tests.integration.chromium import start_chromium
+from tests.integration.chromium import serving, start_chromium
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +47,6 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     driver = start_chromium(tmp_path_factory.mktemp("chromium"), script_timeout_s=SCRIPT_TIMEOUT_S)
     yield driver
     driver.quit()
-
-
-class _EmbeddedServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # pytest keeps its own SIGINT handling.
-        yield
 
 
 def page_app(stub: Any) -> Starlette:
@@ -110,19 +100,8 @@ def page_app(stub: Any) -> Starlette:
 
 @pytest.fixture(scope="module")
 async def page_url(relay_service: Any) -> AsyncIterator[str]:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = _EmbeddedServer(
-        uvicorn.Config(page_app(relay_service.stub), log_config=None, lifespan="off", access_log=False)
-    )
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    await wait_until(lambda: server.started or task.done(), timeout_s=10)
-    assert server.started, "the page's HTTP server did not start"
-    # 127.0.0.1 is a secure context, so the page may call getUserMedia.
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    await task
+    async with serving(page_app(relay_service.stub)) as base_url:
+        yield f"{base_url}/"
 
 
 class Page:

@@ -156,6 +156,8 @@ async def test_ring_answer_and_hang_up_from_the_phone(platform: Platform, app: A
     assert await phone.event("on_call_incoming") == {
         "call_id": call_id,
         "sn": bell.uid,
+        "open_id": phone.uid,
+        "caller": "device",
         "media": "video",
         "video": {"width": 640, "height": 480, "fps": 15},
         "caller_camera_on": True,
@@ -258,7 +260,8 @@ async def test_offline_user_and_wrong_parties(platform: Platform, app: App, clie
     assert await refusal(bell, **video_call("away_user")) == (-91021, "CALLEE_OFFLINE")
     phone = await clients(gateway=1)
     assert (await phone.call("call", **video_call("away_user")))["code"] == -91023
-    assert (await bell.call("answer_call", call_id="nope"))["code"] == -91023
+    # A device answers only calls that ring for it (a user's, below).
+    assert (await bell.call("answer_call", call_id="nope"))["code"] == -91022
     assert (await phone.call("hang_up", call_id="nope"))["code"] == -91022
 
 
@@ -287,3 +290,50 @@ async def test_the_time_limit_ends_the_call(platform: Platform, app: App, client
         "on_call_answered",
         "on_call_command",
     ]
+
+
+async def test_a_phone_calls_a_device_and_the_device_answers_and_hangs_up(
+    platform: Platform, app: App, clients: Any
+) -> None:
+    """Seed 003 initByCaller: the user calls the device it authorised; the device rings, answers, and
+    both get the call's room; the device's hang-up reaches the phone with keep_time_ms."""
+    bell, phone = await call_pair(platform, app, clients)
+    call_id = (await phone.ok("call", sn=bell.uid, media="audio", time_limit_s=60))["call_id"]
+    incoming = await bell.event("on_call_incoming")
+    assert (incoming["call_id"], incoming["caller"], incoming["open_id"], incoming["sn"]) == (
+        call_id,
+        "user",
+        phone.uid,
+        bell.uid,
+    )
+    assert incoming["time_limit_s"] == 60
+    assert (await phone.ok("is_busy"))["busy"] == 1
+    answered = await bell.ok("answer_call", call_id=call_id)
+    assert await phone.event("on_call_answered") == answered == await bell.event("on_call_answered")
+    await asyncio.sleep(0.2)
+    await bell.ok("hang_up", call_id=call_id)
+    assert (await bell.event("on_call_command"))["command"] == HANG_UP
+    ended = await phone.event("on_call_end")
+    assert (ended["reason"], ended["by"]) == ("hang_up", "device") and ended["keep_time_ms"] >= 200
+    assert await bell.event("on_call_end") == ended
+
+
+async def test_a_device_rejects_a_phone_call_and_the_refusals_of_a_phone_call(
+    platform: Platform, app: App, clients: Any
+) -> None:
+    bell, phone = await call_pair(platform, app, clients)
+    call_id = (await phone.ok("call", sn=bell.uid, media="video"))["call_id"]
+    await bell.event("on_call_incoming")
+    await bell.ok("reject_call", call_id=call_id)
+    ended = await phone.event("on_call_end")
+    assert (ended["reason"], ended["by"], ended["keep_time_ms"]) == ("rejected", "device", 0)
+    # -14: seed 000's code for a phone's call to a device whose credential is not valid.
+    assert await refusal(phone, sn="prod1_nosuchdevice", media="video") == (-14, "CALLED_DEVICE_INVALID")
+    # -9: a user of the app who authorised another device, never this one; -20 one who authorised none.
+    stranger = await clients(gateway=1)
+    assert await refusal(stranger, sn=bell.uid, media="video") == (-20, "OPEN_ID_UNKNOWN")
+    other_sn, _ = await register_device(platform.licence, app)
+    await authorise(platform, app, other_sn, stranger.uid)
+    assert await refusal(stranger, sn=bell.uid, media="video") == (-9, "OPEN_ID_NOT_BOUND")
+    # Users call devices, not users.
+    assert await refusal(phone, open_id=stranger.uid, media="video") == (-91023, "CALL_WRONG_PARTY")

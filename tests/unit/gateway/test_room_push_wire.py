@@ -16,6 +16,7 @@ from services.gateway.room_pushes import event_of
 TEXT = 'hi \u00e9\U0001f600 "q"'
 FEED = r.FeedRef(uid="alice", feed_id="f1", tag="cam", media_type=1)
 FILE = recorder_pb2.RecordFile(
+    file_id="f0123456789abcdef",
     name="a.webm",
     path="rec/a.webm",
     feed_id="f1",
@@ -27,6 +28,7 @@ FILE = recorder_pb2.RecordFile(
     media_type=1,
     video_packets=40,
     audio_packets=75,
+    first_frame_ms=1767225600040,
     started_at=Timestamp(seconds=1767225600),
     ended_at=Timestamp(seconds=1767225601, nanos=500_000_000),
 )
@@ -109,17 +111,19 @@ WIRE: list[tuple[d.Push, str | None]] = [
                 video=r.VideoFormat(width=640, height=480, fps=15),
                 caller_camera_on=True,
                 time_limit_s=60,
+                open_id="alice",
+                caller="device",
             )
         ),
-        '{"event":"on_call_incoming","data":{"call_id":"c1","sn":"prod1_bell","media":"video","video":{"width":640,"height":480,"fps":15},"caller_camera_on":true,"callee_camera_on":false,"time_limit_s":60}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c1","sn":"prod1_bell","open_id":"alice","caller":"device","media":"video","video":{"width":640,"height":480,"fps":15},"caller_camera_on":true,"callee_camera_on":false,"time_limit_s":60}}',
     ),
     (
         d.Push(call_incoming=d.CallIncoming(call_id="c2", sn="prod1_bell", media=1)),
-        '{"event":"on_call_incoming","data":{"call_id":"c2","sn":"prod1_bell","media":"audio","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c2","sn":"prod1_bell","open_id":"","caller":"","media":"audio","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
     ),
     (
         d.Push(call_incoming=d.CallIncoming(call_id="c3", sn="prod1_bell", media=7)),
-        '{"event":"on_call_incoming","data":{"call_id":"c3","sn":"prod1_bell","media":"","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
+        '{"event":"on_call_incoming","data":{"call_id":"c3","sn":"prod1_bell","open_id":"","caller":"","media":"","video":null,"caller_camera_on":false,"callee_camera_on":false,"time_limit_s":null}}',
     ),
     (
         d.Push(call_accepted=d.CallAccepted(call_id="c1", room_id="r1", rtoken="tok")),
@@ -195,7 +199,7 @@ WIRE: list[tuple[d.Push, str | None]] = [
     ),
     (
         d.Push(remote_record_over=d.RemoteRecordOver(room_id="r1", record_id="rec1", status=2, files=[FILE])),
-        '{"event":"on_remote_record_over","data":{"room_id":"r1","record_id":"rec1","status":2,"files":[{"name":"a.webm","path":"rec/a.webm","feed_id":"f1","uid":"alice","size":2048,"duration_ms":1500,"video_codec":"vp8","audio_codec":"opus","media_type":1,"video_packets":40,"audio_packets":75,"started_at_ms":1767225600000,"ended_at_ms":1767225601500}]}}',
+        '{"event":"on_remote_record_over","data":{"room_id":"r1","record_id":"rec1","status":2,"files":[{"file_id":"f0123456789abcdef","name":"a.webm","path":"rec/a.webm","feed_id":"f1","uid":"alice","size":2048,"duration_ms":1500,"video_codec":"vp8","audio_codec":"opus","media_type":1,"video_packets":40,"audio_packets":75,"first_frame_ms":1767225600040,"started_at_ms":1767225600000,"ended_at_ms":1767225601500}]}}',
     ),
     (
         d.Push(remote_record_over=d.RemoteRecordOver(room_id="r1", record_id="rec1", status=3)),

@@ -37,6 +37,8 @@ def test_a_call_rings_every_session_of_the_user_and_the_first_answer_takes_it(wo
         caller_camera_on=True,
         callee_camera_on=False,
         time_limit_s=0,
+        open_id="alice",
+        caller="device",
     )
     assert world.pushes(phone) == world.pushes(tablet) == [incoming]
 
@@ -155,3 +157,61 @@ def test_the_calls_room_outlives_the_empty_room_grace_until_the_call_ends(world:
     world.manager.join_room(bell, room.room_id, room.rtoken)
     world.manager.calls.hang_up(bell, call.call_id)
     assert world.manager.rooms == 0
+
+
+# Seed 003 initByCaller: the user calls the device.
+USER_ORDER = CallOrder(
+    open_id="",
+    media=CallMedia.AUDIO,
+    video=None,
+    caller_camera_on=False,
+    callee_camera_on=False,
+    time_limit_s=0,
+    sn="prod1_bell",
+)
+
+
+def test_a_user_calls_a_device_which_rings_answers_and_hears_the_hang_up_command(world: World) -> None:
+    phone, bell = world.connect("alice"), world.connect("prod1_bell")
+    call = world.manager.calls.start(phone, USER_ORDER)
+    (incoming,) = world.pushes(bell)
+    assert (incoming.call_id, incoming.sn, incoming.open_id, incoming.caller) == (
+        call.call_id,
+        "prod1_bell",
+        "alice",
+        "user",
+    )
+    assert world.pushes(phone) == []
+    # The caller cannot answer its own call; the device can.
+    with pytest.raises(ParleyError) as refused:
+        world.manager.calls.answer(phone, call.call_id)
+    assert reason(refused) == "CALL_NOT_FOUND"
+    room = world.manager.calls.answer(bell, call.call_id)
+    accepted = delivery_pb2.CallAccepted(call_id=call.call_id, room_id=room.room_id, rtoken=room.rtoken)
+    assert world.pushes(phone) == world.pushes(bell) == [accepted]
+
+    world.clock.now += 5
+    world.manager.calls.hang_up(phone, call.call_id)
+    closed = delivery_pb2.CallClosed(call_id=call.call_id, reason="hang_up", by="user", keep_time_ms=5_000)
+    assert world.pushes(bell) == [
+        delivery_pb2.CallCommand(call_id=call.call_id, command=HANG_UP_COMMAND),
+        closed,
+    ]
+    assert world.pushes(phone) == [closed]
+
+
+def test_a_device_rejects_a_users_call_and_a_ringing_call_hung_up_by_the_user_sends_no_command(
+    world: World,
+) -> None:
+    phone, bell = world.connect("alice"), world.connect("prod1_bell")
+    call = world.manager.calls.start(phone, USER_ORDER)
+    world.pushes(bell)
+    world.manager.calls.reject(bell, call.call_id)
+    rejected = delivery_pb2.CallClosed(call_id=call.call_id, reason="rejected", by="device", keep_time_ms=0)
+    assert world.pushes(phone) == world.pushes(bell) == [rejected]
+
+    call = world.manager.calls.start(phone, USER_ORDER)
+    world.pushes(bell)
+    world.manager.calls.hang_up(phone, call.call_id)
+    # No device has taken the call yet: the ringing device hears the end, without the command.
+    assert [push.reason for push in world.pushes(bell)] == ["hang_up"]

@@ -546,12 +546,18 @@ class CallIncoming(_message.Message):
     CALLER_CAMERA_ON_FIELD_NUMBER: _builtins.int
     CALLEE_CAMERA_ON_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    OPEN_ID_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     sn: _builtins.str
     media: _rooms_pb2.CallMedia.ValueType
     caller_camera_on: _builtins.bool
     callee_camera_on: _builtins.bool
     time_limit_s: _builtins.int
+    open_id: _builtins.str
+    """The call's user: the callee of a device's call, the caller of a user's call to a device (seed 003)."""
+    caller: _builtins.str
+    """Who called: "device" or "user"."""
     @_builtins.property
     def video(self) -> _rooms_pb2.VideoFormat: ...
     def __init__(
@@ -564,10 +570,12 @@ class CallIncoming(_message.Message):
         caller_camera_on: _builtins.bool = ...,
         callee_camera_on: _builtins.bool = ...,
         time_limit_s: _builtins.int = ...,
+        open_id: _builtins.str = ...,
+        caller: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["video", b"video"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee_camera_on", b"callee_camera_on", "caller_camera_on", b"caller_camera_on", "media", b"media", "sn", b"sn", "time_limit_s", b"time_limit_s", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "callee_camera_on", b"callee_camera_on", "caller", b"caller", "caller_camera_on", b"caller_camera_on", "media", b"media", "open_id", b"open_id", "sn", b"sn", "time_limit_s", b"time_limit_s", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1194,6 +1194,7 @@ class StartCallRequest(_message.Message):
     CALLER_CAMERA_ON_FIELD_NUMBER: _builtins.int
     CALLEE_CAMERA_ON_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_S_FIELD_NUMBER: _builtins.int
+    SN_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     open_id: _builtins.str
     model_id: _builtins.str
@@ -1205,6 +1206,10 @@ class StartCallRequest(_message.Message):
     callee_camera_on: _builtins.bool
     time_limit_s: _builtins.int
     """The call ends this long after it was answered; 0 for no limit (seed 003 initByCaller timeLimit)."""
+    sn: _builtins.str
+    """Set when a user calls a device (seed 003 initByCaller): the device rung. open_id is then empty (the
+    caller is the session's user).
+    """
     @_builtins.property
     def video(self) -> Global___VideoFormat: ...
     def __init__(
@@ -1218,10 +1223,11 @@ class StartCallRequest(_message.Message):
         caller_camera_on: _builtins.bool = ...,
         callee_camera_on: _builtins.bool = ...,
         time_limit_s: _builtins.int = ...,
+        sn: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["video", b"video"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callee_camera_on", b"callee_camera_on", "caller_camera_on", b"caller_camera_on", "media", b"media", "model_id", b"model_id", "open_id", b"open_id", "session_id", b"session_id", "time_limit_s", b"time_limit_s", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callee_camera_on", b"callee_camera_on", "caller_camera_on", b"caller_camera_on", "media", b"media", "model_id", b"model_id", "open_id", b"open_id", "session_id", b"session_id", "sn", b"sn", "time_limit_s", b"time_limit_s", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

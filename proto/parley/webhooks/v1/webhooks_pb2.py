@@ -22,21 +22,52 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/webhooks/v1/webhooks.proto\x12\x12parley.webhooks.v1\"8\n\x15ListDeliveriesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"d\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\"J\n\x16ListDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.parley.webhooks.v1.Delivery2y\n\x0eWebhookService\x12g\n\x0eListDeliveries\x12).parley.webhooks.v1.ListDeliveriesRequest\x1a*.parley.webhooks.v1.ListDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/webhooks/v1/webhooks.proto\x12\x12parley.webhooks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x15ListDeliveriesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x04 \x01(\t\"\xa1\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x10\n\x08\x62iz_name\x18\x06 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x07 \x01(\t\x12\x12\n\nevent_type\x18\x08 \x01(\t\x12\x16\n\x0e\x62iz_request_id\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0c \x01(\t\x12\x17\n\x0flast_latency_ms\x18\r \x01(\x03\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cordering_key\x18\x10 \x01(\t\"J\n\x16ListDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.parley.webhooks.v1.Delivery\";\n\x12GetDeliveryRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"\x93\x01\n\x07\x41ttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlatency_ms\x18\x03 \x01(\x03\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"}\n\x0e\x44\x65liveryDetail\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.parley.webhooks.v1.Delivery\x12-\n\x08\x61ttempts\x18\x02 \x03(\x0b\x32\x1b.parley.webhooks.v1.Attempt\x12\x0c\n\x04\x62ody\x18\x03 \x01(\t\"?\n\x16RedeliverFailedRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"(\n\x17RedeliverFailedResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\"=\n\x14SendTestEventRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\xbb\x01\n\x08\x45ndpoint\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x05 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"(\n\x14ListEndpointsRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"H\n\x15ListEndpointsResponse\x12/\n\tendpoints\x18\x01 \x03(\x0b\x32\x1c.parley.webhooks.v1.Endpoint\"K\n\x15\x43reateEndpointRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x03 \x03(\t\"\x82\x01\n\x15UpdateEndpointRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x13\n\x0b\x65vent_types\x18\x04 \x03(\t\x12\x14\n\x07\x65nabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_enabled\"8\n\x0f\x45ndpointRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\"\x18\n\x16\x44\x65leteEndpointResponse\"$\n\x10GetSecretRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\"R\n\x06Secret\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x38\n\x14previous_valid_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x8c\x08\n\x0eWebhookService\x12g\n\x0eListDeliveries\x12).parley.webhooks.v1.ListDeliveriesRequest\x1a*.parley.webhooks.v1.ListDeliveriesResponse\x12Y\n\x0bGetDelivery\x12&.parley.webhooks.v1.GetDeliveryRequest\x1a\".parley.webhooks.v1.DeliveryDetail\x12Q\n\tRedeliver\x12&.parley.webhooks.v1.GetDeliveryRequest\x1a\x1c.parley.webhooks.v1.Delivery\x12j\n\x0fRedeliverFailed\x12*.parley.webhooks.v1.RedeliverFailedRequest\x1a+.parley.webhooks.v1.RedeliverFailedResponse\x12W\n\rSendTestEvent\x12(.parley.webhooks.v1.SendTestEventRequest\x1a\x1c.parley.webhooks.v1.Delivery\x12\x64\n\rListEndpoints\x12(.parley.webhooks.v1.ListEndpointsRequest\x1a).parley.webhooks.v1.ListEndpointsResponse\x12Y\n\x0e\x43reateEndpoint\x12).parley.webhooks.v1.CreateEndpointRequest\x1a\x1c.parley.webhooks.v1.Endpoint\x12Y\n\x0eUpdateEndpoint\x12).parley.webhooks.v1.UpdateEndpointRequest\x1a\x1c.parley.webhooks.v1.Endpoint\x12\x61\n\x0e\x44\x65leteEndpoint\x12#.parley.webhooks.v1.EndpointRequest\x1a*.parley.webhooks.v1.DeleteEndpointResponse\x12M\n\tGetSecret\x12$.parley.webhooks.v1.GetSecretRequest\x1a\x1a.parley.webhooks.v1.Secret\x12P\n\x0cRotateSecret\x12$.parley.webhooks.v1.GetSecretRequest\x1a\x1a.parley.webhooks.v1.Secretb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.webhooks.v1.webhooks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=57
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=113
-  _globals['_DELIVERY']._serialized_start=115
-  _globals['_DELIVERY']._serialized_end=215
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=217
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=291
-  _globals['_WEBHOOKSERVICE']._serialized_start=293
-  _globals['_WEBHOOKSERVICE']._serialized_end=414
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=90
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=183
+  _globals['_DELIVERY']._serialized_start=186
+  _globals['_DELIVERY']._serialized_end=603
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=605
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=679
+  _globals['_GETDELIVERYREQUEST']._serialized_start=681
+  _globals['_GETDELIVERYREQUEST']._serialized_end=740
+  _globals['_ATTEMPT']._serialized_start=743
+  _globals['_ATTEMPT']._serialized_end=890
+  _globals['_DELIVERYDETAIL']._serialized_start=892
+  _globals['_DELIVERYDETAIL']._serialized_end=1017
+  _globals['_REDELIVERFAILEDREQUEST']._serialized_start=1019
+  _globals['_REDELIVERFAILEDREQUEST']._serialized_end=1082
+  _globals['_REDELIVERFAILEDRESPONSE']._serialized_start=1084
+  _globals['_REDELIVERFAILEDRESPONSE']._serialized_end=1124
+  _globals['_SENDTESTEVENTREQUEST']._serialized_start=1126
+  _globals['_SENDTESTEVENTREQUEST']._serialized_end=1187
+  _globals['_ENDPOINT']._serialized_start=1190
+  _globals['_ENDPOINT']._serialized_end=1377
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=1379
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1419
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1421
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1493
+  _globals['_CREATEENDPOINTREQUEST']._serialized_start=1495
+  _globals['_CREATEENDPOINTREQUEST']._serialized_end=1570
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_start=1573
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_end=1703
+  _globals['_ENDPOINTREQUEST']._serialized_start=1705
+  _globals['_ENDPOINTREQUEST']._serialized_end=1761
+  _globals['_DELETEENDPOINTRESPONSE']._serialized_start=1763
+  _globals['_DELETEENDPOINTRESPONSE']._serialized_end=1787
+  _globals['_GETSECRETREQUEST']._serialized_start=1789
+  _globals['_GETSECRETREQUEST']._serialized_end=1825
+  _globals['_SECRET']._serialized_start=1827
+  _globals['_SECRET']._serialized_end=1909
+  _globals['_WEBHOOKSERVICE']._serialized_start=1912
+  _globals['_WEBHOOKSERVICE']._serialized_end=2948
 # @@protoc_insertion_point(module_scope)

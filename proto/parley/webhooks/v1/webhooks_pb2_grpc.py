@@ -39,13 +39,131 @@ class WebhookServiceStub:
                 request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesRequest.SerializeToString,
                 response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.GetDelivery = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/GetDelivery',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeliveryDetail.FromString,
+                _registered_method=True)
+        self.Redeliver = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/Redeliver',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.RedeliverFailed = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/RedeliverFailed',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedResponse.FromString,
+                _registered_method=True)
+        self.SendTestEvent = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/SendTestEvent',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.SendTestEventRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.ListEndpoints = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/ListEndpoints',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsResponse.FromString,
+                _registered_method=True)
+        self.CreateEndpoint = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/CreateEndpoint',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.CreateEndpointRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+                _registered_method=True)
+        self.UpdateEndpoint = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/UpdateEndpoint',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.UpdateEndpointRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+                _registered_method=True)
+        self.DeleteEndpoint = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/DeleteEndpoint',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.EndpointRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeleteEndpointResponse.FromString,
+                _registered_method=True)
+        self.GetSecret = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/GetSecret',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.FromString,
+                _registered_method=True)
+        self.RotateSecret = channel.unary_unary(
+                '/parley.webhooks.v1.WebhookService/RotateSecret',
+                request_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.SerializeToString,
+                response_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.FromString,
+                _registered_method=True)
 
 
 class WebhookServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ListDeliveries(self, request, context):
-        """Lists the delivery attempts of an app, newest first.
+        """Lists the deliveries of an app, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDelivery(self, request, context):
+        """One delivery with every attempt made.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redeliver(self, request, context):
+        """A dead-lettered (or still failing) delivery is tried again from the start of the schedule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverFailed(self, request, context):
+        """Every dead-lettered delivery of the app (of one endpoint when given) is tried again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendTestEvent(self, request, context):
+        """Queues a signed test event to an endpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEndpoint(self, request, context):
+        """Adds a CloudEvents endpoint subscribed to event types of the topic catalogue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateEndpoint(self, request, context):
+        """Re-enables an endpoint (disabled by a 410) or changes a CloudEvents endpoint's URL or event types.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSecret(self, request, context):
+        """The app's signing secret (`whsec_...`), created on first use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateSecret(self, request, context):
+        """A new secret; the previous one keeps signing beside it for 24 hours.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +176,56 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.ListDeliveries,
                     request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesRequest.FromString,
                     response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'GetDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDelivery,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeliveryDetail.SerializeToString,
+            ),
+            'Redeliver': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redeliver,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.SerializeToString,
+            ),
+            'RedeliverFailed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverFailed,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedResponse.SerializeToString,
+            ),
+            'SendTestEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestEvent,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.SendTestEventRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.SerializeToString,
+            ),
+            'ListEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEndpoints,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsResponse.SerializeToString,
+            ),
+            'CreateEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEndpoint,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.CreateEndpointRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.SerializeToString,
+            ),
+            'UpdateEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateEndpoint,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.UpdateEndpointRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.SerializeToString,
+            ),
+            'DeleteEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEndpoint,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.EndpointRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeleteEndpointResponse.SerializeToString,
+            ),
+            'GetSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSecret,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.SerializeToString,
+            ),
+            'RotateSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateSecret,
+                    request_deserializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.FromString,
+                    response_serializer=parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +255,276 @@ class WebhookService:
             '/parley.webhooks.v1.WebhookService/ListDeliveries',
             parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesRequest.SerializeToString,
             parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/GetDelivery',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeliveryDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redeliver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/Redeliver',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetDeliveryRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverFailed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/RedeliverFailed',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.RedeliverFailedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/SendTestEvent',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.SendTestEventRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/ListEndpoints',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.ListEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/CreateEndpoint',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.CreateEndpointRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/UpdateEndpoint',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.UpdateEndpointRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/DeleteEndpoint',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.EndpointRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.DeleteEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/GetSecret',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.webhooks.v1.WebhookService/RotateSecret',
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.GetSecretRequest.SerializeToString,
+            parley_dot_webhooks_dot_v1_dot_webhooks__pb2.Secret.FromString,
             options,
             channel_credentials,
             insecure,

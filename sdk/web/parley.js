@@ -1,0 +1,1 @@
+../../services/gateway/web/parley.js

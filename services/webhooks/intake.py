@@ -1,0 +1,198 @@
+"""Facts in, deliveries out: every event on the catalogue's topics becomes the deliveries it makes (a seed
+callback to the app's URL, CloudEvents to the endpoints subscribed to its type), written to the schedule
+before the event's offset is committed. An event handled twice writes nothing the second time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from google.protobuf.message import Message
+from parley.licence.v1 import events_pb2 as licence_events
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.core.events import Envelope
+from services.webhooks import bodies
+from services.webhooks.apps import AppDirectory, AppInfo
+from services.webhooks.policy import RetryPolicy
+from services.webhooks.store import (
+    CLOUDEVENTS,
+    SEED_KINDS,
+    NewDelivery,
+    WebhookStore,
+    endpoints,
+    seed_endpoint_id,
+)
+
+log = structlog.get_logger(__name__)
+
+# Other replicas' endpoint changes (and a 410's disabling) are seen within this long.
+SUBSCRIPTIONS_TTL_S = ENDPOINTS_TTL_S = 5.0
+APP_FACTS = {licence_events.AppCreated.DESCRIPTOR.full_name, licence_events.AppChanged.DESCRIPTOR.full_name}
+
+
+def event_time(envelope: Envelope, fallback: datetime) -> datetime:
+    try:
+        return datetime.fromisoformat(envelope.time.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return fallback
+
+
+class Intake:
+    def __init__(
+        self,
+        store: WebhookStore,
+        apps: AppDirectory,
+        policy: RetryPolicy,
+        *,
+        queued: Callable[[list[tuple[str, str]]], None],
+    ) -> None:
+        self._store = store
+        self._apps = apps
+        self._policy = policy
+        self._queued = queued
+        self._subscribed: set[str] = set()
+        self._seed_endpoints: dict[str, tuple[float, Row[Any] | None]] = {}
+        self._subscribed_at = float("-inf")
+
+    def endpoints_changed(self) -> None:
+        self._subscribed_at = float("-inf")
+        self._seed_endpoints.clear()
+
+    async def _subscribed_types(self) -> set[str]:
+        if time.monotonic() - self._subscribed_at > SUBSCRIPTIONS_TTL_S:
+            self._subscribed = await self._store.subscribed_types()
+            self._subscribed_at = time.monotonic()
+        return self._subscribed
+
+    async def on_event(self, payload: bytes, envelope: Envelope) -> None:
+        seed = envelope.type in bodies.ROOM_STATUS_TYPES or envelope.type == bodies.RECORDING_TYPE
+        app_fact = envelope.type in APP_FACTS
+        subscribed = envelope.type in await self._subscribed_types()
+        if not (seed or app_fact or subscribed):
+            return
+        event = bodies.decode(payload, envelope.type)
+        if event is None:
+            log.warning(
+                "event_skipped", reason="undecodable payload", ce_id=envelope.id, ce_type=envelope.type
+            )
+            return
+        app: AppInfo | None = None
+        if isinstance(event, licence_events.AppCreated | licence_events.AppChanged):
+            deleted = isinstance(event, licence_events.AppChanged) and event.deleted
+            app = self._apps.learn(event.app, deleted=deleted)
+        biz_name = bodies.biz_name_of(event)
+        if not biz_name:
+            log.warning("event_skipped", reason="no biz_name", ce_id=envelope.id, ce_type=envelope.type)
+            return
+        if seed or app_fact:
+            app = app if app_fact else await self._apps.get(biz_name)
+        await self._write(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)
+
+    async def _seed_endpoint(
+        self,
+        connection: AsyncConnection,
+        biz_name: str,
+        kind: str,
+        url: str,
+        now: datetime,
+        *,
+        fresh: bool = False,
+    ) -> Row[Any] | None:
+        """The app's seed endpoint as last written here, unless its URL changed or it is older than
+        ENDPOINTS_TTL_S (a 410 or an operator elsewhere may have disabled or enabled it)."""
+        key = seed_endpoint_id(biz_name, kind)
+        known = self._seed_endpoints.get(key)
+        if not fresh and known is not None and time.monotonic() - known[0] < ENDPOINTS_TTL_S:
+            if known[1] is not None and known[1].url == url:
+                return known[1]
+        row = await self._store.sync_seed_endpoint(connection, biz_name, kind, url, now)
+        self._seed_endpoints[key] = (time.monotonic(), row)
+        return row
+
+    async def _queue(
+        self,
+        connection: AsyncConnection,
+        delivery: NewDelivery,
+        written: list[tuple[str, str]],
+        **options: Any,
+    ) -> None:
+        if await self._store.enqueue(connection, delivery, **options) is not None:
+            written.append((delivery.endpoint_id, delivery.ordering_key))
+
+    async def _write(
+        self,
+        event: Message,
+        envelope: Envelope,
+        biz_name: str,
+        app: AppInfo | None,
+        *,
+        seed: bool,
+        subscribed: bool,
+        app_fact: bool,
+    ) -> None:
+        now = datetime.now(UTC)
+        happened = event_time(envelope, now)
+        first_attempt_at = self._policy.first_attempt_at(now)
+        written: list[tuple[str, str]] = []
+        async with self._store.begin() as connection:
+            if app_fact and app is not None:
+                for kind in SEED_KINDS:
+                    await self._seed_endpoint(connection, biz_name, kind, app.url(kind), now, fresh=True)
+            callback = bodies.seed_callback(event, envelope, app.ids) if seed and app is not None else None
+            if callback is not None and app is not None:
+                endpoint = await self._seed_endpoint(
+                    connection, biz_name, callback.kind, app.url(callback.kind), now
+                )
+                if endpoint is not None:
+                    delivery = NewDelivery(
+                        endpoint_id=endpoint.endpoint_id,
+                        biz_name=biz_name,
+                        ordering_key=callback.room_id,
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                        biz_request_id=envelope.id,
+                        body=bodies.encode(callback.body),
+                        event_time=happened,
+                    )
+                    await self._queue(
+                        connection,
+                        delivery,
+                        written,
+                        first_attempt_at=first_attempt_at,
+                        now=now,
+                        disabled_reason=""
+                        if endpoint.enabled
+                        else f"endpoint disabled: {endpoint.disabled_reason}",
+                    )
+            if subscribed and biz_name:
+                rows = await connection.execute(
+                    select(endpoints).where(
+                        endpoints.c.biz_name == biz_name, endpoints.c.kind == CLOUDEVENTS, endpoints.c.enabled
+                    )
+                )
+                body = bodies.encode(bodies.cloudevent(event, envelope))
+                for row in rows:
+                    if envelope.type not in row.event_types.split():
+                        continue
+                    delivery = NewDelivery(
+                        endpoint_id=row.endpoint_id,
+                        biz_name=biz_name,
+                        ordering_key=envelope.key or "",
+                        event_id=envelope.id,
+                        event_type=envelope.type,
+                        biz_request_id=envelope.id,
+                        body=body,
+                        event_time=happened,
+                    )
+                    await self._queue(
+                        connection, delivery, written, first_attempt_at=first_attempt_at, now=now
+                    )
+        if seed and app is None:
+            log.info("callback_skipped", reason="no such app", biz_name=biz_name, ce_id=envelope.id)
+        if written:
+            self._queued(written)

@@ -1,0 +1,68 @@
+"""What the webhook tests share: an app whose callback URLs point at a receiver, and a publisher of room
+facts straight onto Kafka (as the room manager would make them)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
+from parley.rooms.v1 import events_pb2 as room_events
+
+from services.core.events import EventPublisher, create_broker
+from services.core.timestamps import timestamp
+from services.core.topics import Topic
+from tests.integration.licence_helpers import App
+
+# The receivers listen on 127.0.0.1: the dispatcher refuses loopback unless it is allow-listed.
+LOOPBACK_ALLOWED = {"webhooks": {"allowed_targets": "127.0.0.1/32"}}
+
+
+async def create_app_with_callbacks(
+    licence: LicenceServiceStub, name: str, *, room_status_url: str = "", record_url: str = ""
+) -> App:
+    created = await licence.CreateApp(
+        licence_pb2.CreateAppRequest(
+            name=name,
+            settings=licence_pb2.AppSettings(
+                room_status_callback_url=room_status_url, record_callback_url=record_url
+            ),
+        ),
+        timeout=30,
+    )
+    return App(created.app.biz_name, created.app.app_id, created.app.workspace_id, created.private_key)
+
+
+class RoomFacts:
+    """Publishes room facts as the room manager does: keyed by room_id, each with a fresh ce_id."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self._events = EventPublisher(broker, source="//parley/rooms")
+
+    async def joined(self, biz_name: str, room_id: str, uid: str) -> str:
+        event = room_events.ParticipantJoined(
+            room_id=room_id,
+            biz_name=biz_name,
+            uid=uid,
+            session_id=f"s-{uid}",
+            joined_at=timestamp(datetime.now(UTC)),
+        )
+        return await self._events.publish(Topic.ROOM, event, key=room_id)
+
+    async def created(self, biz_name: str, room_id: str, uid: str) -> str:
+        event = room_events.RoomCreated(
+            room_id=room_id, biz_name=biz_name, creator_uid=uid, created_at=timestamp(datetime.now(UTC))
+        )
+        return await self._events.publish(Topic.ROOM, event, key=room_id)
+
+
+@pytest.fixture
+async def room_facts(kafka: str) -> AsyncIterator[RoomFacts]:
+    broker = create_broker(kafka, client_id="webhook-tests", tracer_provider=TracerProvider())
+    await broker.connect()
+    yield RoomFacts(broker)
+    await broker.stop()

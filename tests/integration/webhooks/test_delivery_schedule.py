@@ -1,0 +1,122 @@
+"""The delivery schedule on both databases (SQLite and PostgreSQL): the migrations make the tables the store
+declares; one delivery per (endpoint, event); only the oldest pending delivery of each (endpoint, room) is
+claimed; a lease keeps other replicas off until it runs out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.db import create_engine
+from services.core.events import EventPublisher, create_broker
+from services.core.migrations import upgrade_to_head
+from services.core.outbox import Outbox
+from services.webhooks.policy import Outcome
+from services.webhooks.store import AttemptRecord, Claim, NewDelivery, WebhookStore, metadata, outbox
+from tests.integration.schema_drift import schema_drift
+from tests.postgres import fresh_database_url
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}")
+        await upgrade_to_head(made, "services.webhooks")
+        yield made
+        await made.dispose()
+        return
+    async with fresh_database_url("webhooks") as url:
+        made = create_engine(url)
+        await upgrade_to_head(made, "services.webhooks")
+        yield made
+        await made.dispose()
+
+
+def store_on(engine: AsyncEngine) -> WebhookStore:
+    # The outbox is only written to here (no relay runs): its broker is never connected.
+    broker = create_broker("127.0.0.1:1", client_id="store-tests", tracer_provider=TracerProvider())
+    return WebhookStore(engine, Outbox(outbox, engine, EventPublisher(broker, source="//tests")))
+
+
+def delivery(event_id: str, room: str, endpoint_id: str = "ep_1") -> NewDelivery:
+    return NewDelivery(
+        endpoint_id=endpoint_id,
+        biz_name="biz1",
+        ordering_key=room,
+        event_id=event_id,
+        event_type="parley.rooms.v1.ParticipantJoined",
+        biz_request_id=event_id,
+        body="{}",
+        event_time=NOW,
+    )
+
+
+async def enqueue(store: WebhookStore, *deliveries: NewDelivery) -> list[str | None]:
+    async with store.begin() as connection:
+        return [await store.enqueue(connection, d, first_attempt_at=NOW, now=NOW) for d in deliveries]
+
+
+def delivered(claim: Claim) -> AttemptRecord:
+    return AttemptRecord(claim, 1, NOW, 5, 200, Outcome.DELIVERED, "", None)
+
+
+async def test_the_migrations_make_the_tables_the_store_declares(engine: AsyncEngine) -> None:
+    assert await schema_drift(engine, metadata, "webhook_") == []
+
+
+async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engine: AsyncEngine) -> None:
+    store = store_on(engine)
+    ids = await enqueue(
+        store,
+        delivery("a1", "A"),
+        delivery("a2", "A"),
+        delivery("b1", "B"),
+        delivery("a3", "A"),
+        delivery("a1x", "A", "ep_2"),
+    )
+    assert None not in ids
+    assert await enqueue(store, delivery("a1", "A")) == [None]  # the same event again: nothing new
+
+    first = await store.claim_due(NOW, 10, LEASE)
+    assert sorted(c.event_id for c in first) == ["a1", "a1x", "b1"]
+    # Leased: nobody claims them again, and nothing behind them is due.
+    assert await store.claim_due(NOW, 10, LEASE) == []
+    other_replica = store_on(engine)
+    assert await other_replica.claim_due(NOW, 10, LEASE) == []
+
+    a1 = next(c for c in first if c.event_id == "a1")
+    await store.record([delivered(a1)])
+    # The end of a1 makes a2 the head of room A: found without a scan, and leased once only.
+    (head,) = await store.claim_heads([("ep_1", "A"), ("ep_1", "B"), ("ep_2", "A")], NOW, LEASE)
+    assert head.event_id == "a2"
+    assert await store.claim_heads([("ep_1", "A")], NOW, LEASE) == []
+    assert await store.claim_due(NOW, 10, LEASE) == []
+
+    # A replica that died holding leases: once they run out, another one claims those deliveries.
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert sorted(c.event_id for c in await other_replica.claim_due(later, 10, LEASE)) == ["a1x", "a2", "b1"]
+
+
+async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> None:
+    store = store_on(engine)
+    await enqueue(store, delivery("c1", "C"), delivery("c2", "C"))
+    (c1,) = await store.claim_due(NOW, 10, LEASE)
+    retry_at = NOW + timedelta(minutes=5)
+    await store.record([AttemptRecord(c1, 1, NOW, 5, 500, Outcome.RETRYING, "HTTP 500", retry_at)])
+    assert await store.claim_due(NOW + timedelta(minutes=1), 10, LEASE) == []
+    (again,) = await store.claim_due(retry_at, 10, LEASE)
+    assert (again.event_id, again.attempts) == ("c1", 1)
+    await store.record([AttemptRecord(again, 2, retry_at, 5, 0, Outcome.DEAD_LETTERED, "timed out", None)])
+    # Dead-lettered: the room moves on.
+    assert [c.event_id for c in await store.claim_due(retry_at, 10, LEASE)] == ["c2"]
+    assert await store.redeliver("biz1", None, retry_at) == 1
