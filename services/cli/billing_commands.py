@@ -76,34 +76,31 @@ def _days_table(answer: dict[str, Any], *, detail: bool) -> Table:
     return table
 
 
-@usage.command("trend")
-def usage_trend(
-    biz_name: BizName,
-    range_name: RangeOption = "7d",
-    start: DateOption = "",
-    end: DateOption = "",
-    json_out: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-) -> None:
-    """The figures of each day."""
-    answer = _usage("trend", biz_name, "" if start or end else range_name, start, end, url, token)
-    print_json(answer) if json_out else console.print(_days_table(answer, detail=False))
+def _days_command(kind: str, *, detail: bool, doc: str) -> None:
+    """`parley usage trend` and `parley usage detail`: the same options, a table of days each."""
+
+    def command(
+        biz_name: BizName,
+        range_name: RangeOption = "7d",
+        start: DateOption = "",
+        end: DateOption = "",
+        json_out: JsonOption = False,
+        url: UrlOption = DEFAULT_URL,
+        token: TokenOption = None,
+    ) -> None:
+        answer = _usage(kind, biz_name, "" if start or end else range_name, start, end, url, token)
+        print_json(answer) if json_out else console.print(_days_table(answer, detail=detail))
+
+    command.__doc__ = doc
+    usage.command(kind)(command)
 
 
-@usage.command("detail")
-def usage_detail(
-    biz_name: BizName,
-    range_name: RangeOption = "7d",
-    start: DateOption = "",
-    end: DateOption = "",
-    json_out: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-) -> None:
-    """Each day's figures, whether the day is closed, and the adjustments late usage made to it."""
-    answer = _usage("detail", biz_name, "" if start or end else range_name, start, end, url, token)
-    print_json(answer) if json_out else console.print(_days_table(answer, detail=True))
+_days_command("trend", detail=False, doc="The figures of each day.")
+_days_command(
+    "detail",
+    detail=True,
+    doc="Each day's figures, whether the day is closed, and the adjustments late usage made to it.",
+)
 
 
 @billing.command("plan")
