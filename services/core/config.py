@@ -126,6 +126,11 @@ class RoomsSettings(BaseModel):
     licence_timeout_s: float = Field(default=5.0, gt=0)
     # Relays report their load every third of this; a relay silent for this long gets no new rooms.
     relay_lease_s: float = Field(default=15.0, gt=0)
+    # Where live room state is kept (docs/decisions.md): "memory" in this process (the embedded default,
+    # one room manager), or "redis" at `redis_url`, under `redis_prefix`, so it outlives the process.
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "parley:rooms:"
 
 
 class LicenceSettings(BaseModel):

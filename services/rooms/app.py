@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
+import redis.asyncio as redis
 import structlog
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
@@ -28,7 +30,9 @@ from services.rooms.facts import FactPublisher
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.recording_events import DefaultRecording, consume_recording_events
+from services.rooms.redis_store import RedisRoomStore
 from services.rooms.relay_orders import RelayOrders
+from services.rooms.store import InProcessRoomStore, RoomStore
 
 log = structlog.get_logger(__name__)
 
@@ -43,21 +47,40 @@ class Dispatcher:
 
     def __init__(self, manager: RoomManager, runtime: ServiceRuntime, channels: ChannelPool) -> None:
         self._manager = manager
+        self._store = manager.store
         self.facts = FactPublisher(runtime.events)
         self.deliveries = GatewayDelivery(
             manager.sessions, channels, timeout_s=PEER_CALL_TIMEOUT_S, changed=self
         )
         self.relay_orders = RelayOrders(channels, timeout_s=PEER_CALL_TIMEOUT_S)
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
+        # Taken together before any wait: the outcome is sent on once the state that caused it is durable.
         outcome = self._manager.outcome()
+        committing = self._store.commit()
+        try:
+            await committing
+        except Exception:
+            # The store keeps the writes for its next commit; what this outcome caused is still sent on,
+            # as the room manager already acts on the state it describes.
+            log.exception("room_store_commit_failed")
         self.deliveries.wake(outcome.gateways)
         self.facts.publish(outcome.changes)
         self.relay_orders.send(outcome.relay_orders)
 
 
+def _store(runtime: ServiceRuntime) -> RoomStore:
+    settings = runtime.settings.rooms
+    if settings.store == "memory":
+        return InProcessRoomStore()
+    client = redis.Redis.from_url(settings.redis_url)
+    runtime.on_stop(client.aclose)
+    return RedisRoomStore(client, prefix=settings.redis_prefix)
+
+
 def build(runtime: ServiceRuntime) -> RoomManager:
     settings = runtime.settings.rooms
+    store = _store(runtime)
     manager = RoomManager(
         RoomRules(
             session_grace_s=settings.session_grace_s,
@@ -71,6 +94,9 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             relay_lease_s=settings.relay_lease_s,
         ),
         relay_address=runtime.settings.grpc.address_of(ServiceName.RELAY),
+        # Times kept in a shared store are read by the next process: wall clock, not this one's monotonic.
+        clock=time.monotonic if settings.store == "memory" else time.time,
+        store=store,
     )
     channels = ChannelPool(runtime.tracer_provider)
     dispatch = Dispatcher(manager, runtime, channels)
@@ -113,7 +139,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
                 manager.sweep()
             except Exception:
                 log.exception("room_sweep_failed")
-            dispatch()
+            await dispatch()
 
     async def start() -> None:
         await dispatch.facts.start()
@@ -129,6 +155,8 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         await dispatch.facts.stop(runtime.settings.drain_timeout_s)
         await channels.close()
 
+    # The rooms a previous room manager left are served again before gRPC listens.
+    runtime.on_start(store.recover)
     runtime.on_ready(start)
     runtime.on_stop(stop)
     return manager

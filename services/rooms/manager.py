@@ -75,6 +75,10 @@ class RoomManager:
         )
 
     @property
+    def store(self) -> RoomStore:
+        return self._store
+
+    @property
     def rooms(self) -> int:
         return self._store.count()
 

@@ -1,0 +1,66 @@
+"""A room manager on the Redis store (real Redis, a key prefix of its own) killed with SIGKILL: the one
+started in its place serves the rooms it left, and their timers still run (an empty room is still
+destroyed after its grace, by the new process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from parley.rooms.v1 import rooms_pb2
+from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
+
+from services.core.config import ServiceName
+from tests.redis_keys import fresh_prefix, redis_url
+from tests.testing import Instance, start_platform
+
+EMPTY_ROOM_GRACE_S = 4.0
+
+
+async def test_a_killed_room_manager_s_rooms_and_timers_outlive_it(tmp_path: Path) -> None:
+    async with fresh_prefix() as (_, prefix):
+        settings = {
+            "rooms": {
+                "store": "redis",
+                "redis_url": redis_url(),
+                "redis_prefix": prefix,
+                "empty_room_grace_s": EMPTY_ROOM_GRACE_S,
+            }
+        }
+        async with start_platform(
+            tmp_path, Instance(ServiceName.ROOMS, process=True), settings=settings
+        ) as platform:
+            rooms = platform.stub(RoomServiceStub, ServiceName.ROOMS)
+            created = await rooms.CreateRoom(
+                rooms_pb2.CreateRoomRequest(biz_name="biz", creator_uid="alice"), timeout=5
+            )
+            empty_since = time.monotonic()
+            room = created.room
+
+            await platform.kill(ServiceName.ROOMS)
+            await platform.restart(ServiceName.ROOMS)
+            rooms = platform.stub(RoomServiceStub, ServiceName.ROOMS)
+
+            kept = await rooms.GetRoom(rooms_pb2.GetRoomRequest(room_id=room.room_id), timeout=5)
+            assert (kept.room_id, kept.rtoken, kept.biz_name, kept.creator_uid) == (
+                room.room_id,
+                room.rtoken,
+                "biz",
+                "alice",
+            )
+            assert time.monotonic() - empty_since < EMPTY_ROOM_GRACE_S, "restart too slow to tell"
+
+            deadline = empty_since + EMPTY_ROOM_GRACE_S + 10
+            while time.monotonic() < deadline:
+                try:
+                    await rooms.GetRoom(rooms_pb2.GetRoomRequest(room_id=room.room_id), timeout=5)
+                except grpc.aio.AioRpcError as error:
+                    assert error.code() is grpc.StatusCode.NOT_FOUND
+                    break
+                await asyncio.sleep(0.25)
+            else:
+                pytest.fail("the empty room outlived its grace after the restart")
+            assert time.monotonic() - empty_since >= EMPTY_ROOM_GRACE_S
