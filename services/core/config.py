@@ -131,6 +131,9 @@ class RoomsSettings(BaseModel):
     store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "parley:rooms:"
+    # On the Redis store, each room has one owning room manager, by a lease of this many seconds it renews
+    # every third of it; a room whose owner died is taken over by another within about this long.
+    room_lease_s: float = Field(default=10.0, gt=0)
 
 
 class LicenceSettings(BaseModel):

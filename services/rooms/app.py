@@ -26,11 +26,11 @@ from services.core.events import EventConsumer
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.rooms.delivery import GatewayDelivery
-from services.rooms.facts import FactPublisher
+from services.rooms.facts import FactRelay, stage
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.recording_events import DefaultRecording, consume_recording_events
-from services.rooms.redis_store import RedisRoomStore
+from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.relay_orders import RelayOrders
 from services.rooms.store import InProcessRoomStore, RoomStore
 
@@ -48,24 +48,28 @@ class Dispatcher:
     def __init__(self, manager: RoomManager, runtime: ServiceRuntime, channels: ChannelPool) -> None:
         self._manager = manager
         self._store = manager.store
-        self.facts = FactPublisher(runtime.events)
+        self.facts = FactRelay(self._store, runtime.events)
         self.deliveries = GatewayDelivery(
             manager.sessions, channels, timeout_s=PEER_CALL_TIMEOUT_S, changed=self
         )
         self.relay_orders = RelayOrders(channels, timeout_s=PEER_CALL_TIMEOUT_S)
 
     async def __call__(self) -> None:
-        # Taken together before any wait: the outcome is sent on once the state that caused it is durable.
+        # The outcome and the commit are taken together, before any wait: what an operation caused is sent
+        # on once the state that caused it is durable, and its facts are staged in the same commit.
         outcome = self._manager.outcome()
-        committing = self._store.commit()
         try:
-            await committing
+            await self._store.commit(stage(outcome.changes))
+        except RoomsFenced as fenced:
+            # Another room manager owns these rooms now: nothing of what this one did goes out.
+            log.warning("rooms_owned_elsewhere", room_ids=fenced.room_ids)
+            return
         except Exception:
-            # The store keeps the writes for its next commit; what this outcome caused is still sent on,
-            # as the room manager already acts on the state it describes.
+            # The store keeps the writes and facts for its next commit; the pushes and relay orders still
+            # go, as this room manager already acts on the state they describe.
             log.exception("room_store_commit_failed")
+        self.facts.notify()
         self.deliveries.wake(outcome.gateways)
-        self.facts.publish(outcome.changes)
         self.relay_orders.send(outcome.relay_orders)
 
 
@@ -75,7 +79,7 @@ def _store(runtime: ServiceRuntime) -> RoomStore:
         return InProcessRoomStore()
     client = redis.Redis.from_url(settings.redis_url)
     runtime.on_stop(client.aclose)
-    return RedisRoomStore(client, prefix=settings.redis_prefix)
+    return RedisRoomStore(client, prefix=settings.redis_prefix, room_lease_s=settings.room_lease_s)
 
 
 def build(runtime: ServiceRuntime) -> RoomManager:
@@ -132,6 +136,14 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     sweeper: list[asyncio.Task[None]] = []
 
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(settings.room_lease_s / 3)
+            try:
+                await store.keep()
+            except Exception as error:
+                log.warning("room_store_keep_failed", error=repr(error))
+
     async def sweep() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
@@ -144,6 +156,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     async def start() -> None:
         await dispatch.facts.start()
         sweeper.append(asyncio.create_task(sweep(), name="room-sweep"))
+        sweeper.append(asyncio.create_task(keep(), name="room-keep"))
 
     async def stop() -> None:
         for task in sweeper:

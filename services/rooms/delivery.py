@@ -33,7 +33,12 @@ _FIRST_PAUSE_S = 0.2
 
 class GatewayDelivery:
     def __init__(
-        self, book: SessionBook, channels: ChannelPool, *, timeout_s: float, changed: Callable[[], Awaitable[None]]
+        self,
+        book: SessionBook,
+        channels: ChannelPool,
+        *,
+        timeout_s: float,
+        changed: Callable[[], Awaitable[None]],
     ) -> None:
         """`changed` is called after the book changed because of a delivery's answer (sessions detached)."""
         self._book = book

@@ -373,8 +373,10 @@ class RoomManager:
             session.room_id = None
 
     def _end_session(self, session: ClientSession, exit_type: ExitType) -> None:
-        if session.room_id is not None:
-            with self._room_of(session, NOT_IN_ROOM) as room:
+        # A room no longer here (another room manager owns it now) is left by its owner's own rules.
+        room = self._load(session.room_id) if session.room_id is not None else None
+        if room is not None:
+            with self._saving(room):
                 self._leave(room, session.uid, exit_type)
         self.sessions.end(session.session_id)
         self.calls.session_closed(session, network_lost=exit_type is ExitType.ABNORMAL)

@@ -9,12 +9,16 @@ this process, the embedded default.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
+from itertools import islice
 from typing import Protocol
 
+from services.rooms.facts import FactOutbox, StagedFact
 from services.rooms.state import RoomState
 
 
-class RoomStore(Protocol):
+class RoomStore(FactOutbox, Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
 
     def save(self, state: RoomState) -> None: ...
@@ -33,10 +37,15 @@ class RoomStore(Protocol):
         """Take up the rooms a previous room manager left in the store (at start)."""
         ...
 
-    async def commit(self) -> None:
-        """Make what was saved and deleted since the last commit durable, in that order. The service calls
-        it after each operation, before it sends on what the operation caused: nothing is told that the
-        store could still lose. What was saved before the call is committed, whatever comes during it."""
+    async def keep(self) -> None:
+        """Keep this room manager's hold on its rooms, and take up those another left (run periodically)."""
+        ...
+
+    async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
+        """Make what was saved and deleted since the last commit durable, in that order, and stage `facts`
+        in the outbox with it, all or nothing (services/rooms/facts.py). The service calls it after each
+        operation, before it sends on what the operation caused: nothing is told that the store could
+        still lose. What was saved before the call is committed, whatever comes during it."""
         ...
 
 
@@ -71,6 +80,7 @@ class InProcessRoomStore:
     def __init__(self) -> None:
         self._rooms: dict[str, RoomState] = {}
         self._invitees = InviteeIndex()
+        self._outbox: deque[StagedFact] = deque()
 
     def load(self, room_id: str) -> RoomState | None:
         return self._rooms.get(room_id)
@@ -96,5 +106,16 @@ class InProcessRoomStore:
     async def recover(self) -> None:
         """Nothing outlives the process."""
 
-    async def commit(self) -> None:
-        """Saved is as durable as this store gets."""
+    async def keep(self) -> None:
+        """One room manager holds every room."""
+
+    async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
+        """Saved is as durable as this store gets; the facts wait here for the broker."""
+        self._outbox.extend(facts)
+
+    async def staged_facts(self, limit: int) -> list[StagedFact]:
+        return list(islice(self._outbox, limit))
+
+    async def facts_published(self, count: int) -> None:
+        for _ in range(count):
+            self._outbox.popleft()

@@ -32,9 +32,9 @@ class RecordingGateway(delivery_pb2_grpc.SessionDeliveryServicer):
         return delivery_pb2.DeliverResponse()
 
 
-
 async def nothing_changed() -> None:
     """The room manager's dispatch, which these tests do not need."""
+
 
 async def test_long_pushes_go_in_order_in_calls_under_the_grpc_message_limit() -> None:
     gateway = RecordingGateway()
