@@ -22,7 +22,7 @@ def build(runtime: ServiceRuntime) -> None:
     async def migrate() -> None:
         await upgrade_to_head(engine, "services.billing")
 
-    runtime.on_start(migrate)
+    runtime.on_migrate(migrate)
     runtime.on_stop(engine.dispose)
 
     rooms = EventConsumer(runtime.broker, Topic.ROOM, group_id="parley-billing")

@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli import licence_commands
-from services.cli.supervisor import Platform, PlatformOptions
+from services.cli.supervisor import Platform, PlatformOptions, migrate
 from services.core.config import ServiceName
 from services.core.embedded_broker import wait_for_broker
 from services.core.errors import StartupError
+from services.core.processes import inherit_env
 from services.core.topics import Topic, ensure_topics
 
 app = typer.Typer(
@@ -126,6 +127,23 @@ def topics(
         raise typer.Exit(2) from None
     for name in Topic:
         console.print(f"  {name.value:<22} {'created' if name.value in created else 'exists'}")
+
+
+@app.command("migrate")
+def migrate_command(
+    data_dir: Annotated[Path, typer.Option(help="State: databases, recordings, logs.")] = Path(".parley"),
+) -> None:
+    """Bring every service's database to its schema, once, under a lock (`parley up` does it first).
+    The services' databases are those their PARLEY_* settings name (SQLite files in the data folder by
+    default)."""
+    # Development unless the environment says otherwise, as `parley up`.
+    env = {"PARLEY_ENVIRONMENT": "development", **inherit_env(PARLEY_DATA_DIR=str(data_dir))}
+    try:
+        migrate(env, data_dir / "logs")
+    except StartupError as error:
+        typer.echo(f"parley: {error}", err=True)
+        raise typer.Exit(2) from None
+    console.print("Migrated.")
 
 
 @app.command()

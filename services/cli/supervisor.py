@@ -8,6 +8,7 @@ anything starts; anything that fails later stops what was already started. Each 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from services.core.rpc import check_health
 from services.core.topics import ensure_topics
 
 STOP_TIMEOUT_S = 8.0
+# One service's migrations, from an empty database.
+MIGRATE_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -115,6 +118,9 @@ class Platform:
             PARLEY_GATEWAY__HTTP_PORT=str(self.options.http_port),
             **{f"PARLEY_GRPC__{name.name}": endpoints.address_of(name) for name in ServiceName},
         )
+        await asyncio.to_thread(migrate, env, self.data_dir / "logs")
+        # Migrated once, above: the services do not each migrate again as they start.
+        env["PARLEY_MIGRATE_ON_START"] = "false"
         for name in ServiceName:
             log_path = self.data_dir / "logs" / f"{name.value}.log"
             process = spawn(python_module(f"services.{name.value}"), env=env, log_path=log_path)
@@ -163,3 +169,19 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+def migrate(env: dict[str, str], logs: Path) -> None:
+    """Bring every service's database to its schema, one service after the other
+    (`python -m services.<name> migrate`, services/core/migrations.py)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.find_spec("services")
+    packages = [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
+    for name in ServiceName:
+        # Found by folder, not imported: the command line imports no service's package.
+        if not any((package / name.value / "migrations").is_dir() for package in packages):
+            continue
+        log_path = logs / f"{name.value}-migrate.log"
+        process = spawn([*python_module(f"services.{name.value}"), "migrate"], env=env, log_path=log_path)
+        if process.wait(MIGRATE_TIMEOUT_S) != 0:
+            raise StartupError(f"{name.value} migrations failed: {tail(log_path) or process.returncode}")

@@ -225,6 +225,8 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     licence: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
+    # False where `parley migrate` runs once before the replicas start (services/core/migrations.py).
+    migrate_on_start: bool = True
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
