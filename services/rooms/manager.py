@@ -62,7 +62,14 @@ class RoomManager:
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
         self._store: RoomStore = store if store is not None else InProcessRoomStore()
         self._effects = QueuedEffects(self.sessions)
-        self._context = RoomContext(rules, self._effects, place=self.relays.place, clock=clock, now=now)
+        self._context = RoomContext(
+            rules,
+            self._effects,
+            place=self.relays.place,
+            relay_live=self.relays.is_live,
+            clock=clock,
+            now=now,
+        )
         self._invitations = Invitations(self.sessions, self._effects)
         self.calls = Calls(
             CallRules(ring_timeout_s=rules.call_ring_timeout_s),

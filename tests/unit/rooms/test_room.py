@@ -72,6 +72,7 @@ class Setting:
             RULES,
             self.effects,
             place=self.place,
+            relay_live=lambda address: True,
             clock=lambda: self.now,
             now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
         )
