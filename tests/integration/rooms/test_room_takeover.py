@@ -15,8 +15,8 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
 from services.core.topics import Topic
-from tests.integration.rooms.test_rooms_survive_restart import until_found
-from tests.redis_keys import fresh_prefix, redis_url
+from tests.integration.rooms.test_rooms_survive_restart import on_redis, until_found
+from tests.redis_keys import fresh_prefix
 from tests.testing import Instance, start_platform
 
 ROOM_LEASE_S = 1.0
@@ -25,15 +25,7 @@ EMPTY_ROOM_GRACE_S = 8.0
 
 async def test_the_other_room_manager_takes_over_the_rooms_of_one_killed(tmp_path: Path) -> None:
     async with fresh_prefix() as (_, prefix):
-        settings = {
-            "rooms": {
-                "store": "redis",
-                "redis_url": redis_url(),
-                "redis_prefix": prefix,
-                "room_lease_s": ROOM_LEASE_S,
-                "empty_room_grace_s": EMPTY_ROOM_GRACE_S,
-            }
-        }
+        settings = on_redis(prefix, room_lease_s=ROOM_LEASE_S, empty_room_grace_s=EMPTY_ROOM_GRACE_S)
         async with start_platform(
             tmp_path,
             Instance(ServiceName.ROOMS, process=True),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -27,15 +28,7 @@ ROOM_LEASE_S = 1.0
 
 async def test_a_killed_room_manager_s_rooms_and_timers_outlive_it(tmp_path: Path) -> None:
     async with fresh_prefix() as (_, prefix):
-        settings = {
-            "rooms": {
-                "store": "redis",
-                "redis_url": redis_url(),
-                "redis_prefix": prefix,
-                "empty_room_grace_s": EMPTY_ROOM_GRACE_S,
-                "room_lease_s": ROOM_LEASE_S,
-            }
-        }
+        settings = on_redis(prefix, empty_room_grace_s=EMPTY_ROOM_GRACE_S, room_lease_s=ROOM_LEASE_S)
         async with start_platform(
             tmp_path, Instance(ServiceName.ROOMS, process=True), settings=settings
         ) as platform:
@@ -85,3 +78,8 @@ async def until_found(rooms: RoomServiceStub, room_id: str, *, within_s: float) 
             if error.code() is not grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.1)
+
+
+def on_redis(prefix: str, **rules: float) -> dict[str, Any]:
+    """Platform settings putting room managers on the Redis store under `prefix`, with these rules."""
+    return {"rooms": {"store": "redis", "redis_url": redis_url(), "redis_prefix": prefix, **rules}}
