@@ -31,6 +31,7 @@ from machine import machine
 from platform_process import percentiles_ms, running_platform
 
 ROOM_SIZE = 8
+SETUP_CONCURRENCY = 10
 _request_ids = count()
 
 
@@ -75,9 +76,14 @@ async def burst(url: str, clients: int, run: int) -> dict[str, Any]:
             host = await connected_user(ws_url, http, app, f"host_{run}_{index}")
             hosts.append(host)
             rooms.append(await request(host, "create_room"))
-        joiners = await asyncio.gather(
-            *(connected_user(ws_url, http, app, f"user_{run}_{index}") for index in range(clients))
-        )
+        # Connecting is set-up, not measured: a few at a time, so that a loaded machine does not time it out.
+        connecting = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+        async def joiner(index: int) -> ClientConnection:
+            async with connecting:
+                return await connected_user(ws_url, http, app, f"user_{run}_{index}")
+
+        joiners = await asyncio.gather(*(joiner(index) for index in range(clients)))
 
     async def join(socket: ClientConnection, room: dict[str, Any]) -> float:
         started = time.perf_counter()
