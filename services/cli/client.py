@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import httpx
 import typer
@@ -22,17 +22,40 @@ class Gateway:
         try:
             response = self._client.request(method, path, json=body, params=params)
         except httpx.HTTPError as error:
-            typer.echo(f"parley: no Parley gateway answers at {self._url} ({type(error).__name__})", err=True)
-            raise typer.Exit(2) from None
-        if response.status_code >= 400:
-            try:
-                answer = response.json()
-                message = f"{answer['msg']} (code {answer['code']}, {answer['reason']})"
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {response.status_code}"
-            typer.echo(f"parley: {message}", err=True)
-            raise typer.Exit(1)
+            self._unreachable(error)
+        self._check(response)
         return response.json() if response.content else None
+
+    def download(self, path: str, into: BinaryIO) -> int:
+        """Stream the answer's body into `into`; the bytes written. Errors as `call`."""
+        written = 0
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                self._check(response)
+                for chunk in response.iter_bytes():
+                    into.write(chunk)
+                    written += len(chunk)
+        except httpx.HTTPError as error:
+            self._unreachable(error)
+        return written
+
+    def _unreachable(self, error: httpx.HTTPError) -> NoReturn:
+        typer.echo(f"parley: no Parley gateway answers at {self._url} ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            answer = response.json()
+            message = f"{answer['msg']} (code {answer['code']}, {answer['reason']})"
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {response.status_code}"
+        typer.echo(f"parley: {message}", err=True)
+        raise typer.Exit(1)
 
 
 def print_json(value: Any) -> None:

@@ -8,17 +8,24 @@ anything starts; anything that fails later stops what was already started. Each 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import random
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
 from services.core.config import GrpcEndpoints, ServiceName
-from services.core.embedded_broker import LOOPBACK, EmbeddedBroker, port_is_free, wait_for_broker
+from services.core.embedded_broker import (
+    LOOPBACK,
+    EmbeddedBroker,
+    port_is_free,
+    wait_for_broker,
+)
 from services.core.errors import StartupError
+from services.core.migrations import migrating_services
 from services.core.processes import inherit_env, python_module, spawn, stop, tail
 from services.core.rpc import check_health
 from services.core.topics import ensure_topics
@@ -37,6 +44,13 @@ class PlatformOptions:
     # An existing Kafka cluster instead of the embedded broker.
     kafka_bootstrap: str | None = None
     startup_timeout_s: float = 60.0
+    # First of six consecutive ports for the services' /metrics, /livez and /readyz (the gateway serves
+    # them on its HTTP port); 0 picks a free block at start (`ops_port_block`).
+    ops_port_base: int = 0
+
+    def ops_ports(self) -> dict[ServiceName, int]:
+        others = [name for name in ServiceName if name is not ServiceName.GATEWAY]
+        return {name: self.ops_port_base + index for index, name in enumerate(others)}
 
     def grpc_endpoints(self) -> GrpcEndpoints:
         return GrpcEndpoints(
@@ -53,7 +67,27 @@ class RunningService:
     address: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # Where /metrics, /livez and /readyz answer.
+    ops_url: str
     reported_exit: bool = field(default=False)
+
+
+# Called while `parley up` waits: each service's health status so far (SERVING, NOT_SERVING, UNREACHABLE).
+Progress = Callable[[dict[ServiceName, str]], None]
+
+
+# Below Linux's ephemeral range (32768-60999): a port picked here is not taken meanwhile by some process's
+# outgoing connection, as a free ephemeral port can be before the service binds it.
+OPS_PORT_RANGE = (20000, 32000)
+
+
+def ops_port_block(count: int) -> int:
+    low, high = OPS_PORT_RANGE
+    for _ in range(200):
+        base = random.randrange(low, high - count)
+        if all(port_is_free(LOOPBACK, base + offset) for offset in range(count)):
+            return base
+    raise StartupError(f"no {count} consecutive free ports for the services' metrics; pass --ops-port-base")
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -73,14 +107,17 @@ def check_ports(options: PlatformOptions) -> None:
     for name in ServiceName:
         port = int(endpoints.address_of(name).rsplit(":", 1)[1])
         wanted.append((port, f"{name.value} gRPC (--grpc-port-base)"))
+    for name, port in options.ops_ports().items():
+        wanted.append((port, f"{name.value} metrics (--ops-port-base)"))
     for port, what in wanted:
         if not port_is_free(LOOPBACK, port):
             raise StartupError(f"port {LOOPBACK}:{port} for {what} is in use")
 
 
 class Platform:
-    def __init__(self, options: PlatformOptions) -> None:
+    def __init__(self, options: PlatformOptions, progress: Progress | None = None) -> None:
         self.options = options
+        self._progress = progress
         self.data_dir = options.data_dir.resolve()
         self.broker: EmbeddedBroker | None = None
         self.bootstrap_servers = options.kafka_bootstrap or ""
@@ -100,6 +137,8 @@ class Platform:
 
     async def _start(self) -> None:
         prepare_data_dir(self.data_dir)
+        if not self.options.ops_port_base:
+            self.options.ops_port_base = ops_port_block(len(ServiceName) - 1)
         check_ports(self.options)
         if self.options.kafka_bootstrap:
             await wait_for_broker(self.options.kafka_bootstrap, timeout_s=10)
@@ -121,10 +160,17 @@ class Platform:
         await asyncio.to_thread(migrate, env, self.data_dir / "logs")
         # Migrated once, above: the services do not each migrate again as they start.
         env["PARLEY_MIGRATE_ON_START"] = "false"
+        ops_ports = self.options.ops_ports()
         for name in ServiceName:
             log_path = self.data_dir / "logs" / f"{name.value}.log"
-            process = spawn(python_module(f"services.{name.value}"), env=env, log_path=log_path)
-            self.services.append(RunningService(name, endpoints.address_of(name), process, log_path))
+            service_env = dict(env)
+            if name in ops_ports:
+                service_env["PARLEY_OPS__PORT"] = str(ops_ports[name])
+                ops_url = f"http://{LOOPBACK}:{ops_ports[name]}"
+            else:
+                ops_url = self.http_url
+            process = spawn(python_module(f"services.{name.value}"), env=service_env, log_path=log_path)
+            self.services.append(RunningService(name, endpoints.address_of(name), process, log_path, ops_url))
         await self._wait_until_serving()
 
     async def _wait_until_serving(self) -> None:
@@ -140,6 +186,10 @@ class Platform:
                 statuses = await asyncio.gather(
                     *(check_health(channels[service.name], timeout_s=1.0) for service in waiting)
                 )
+                if self._progress is not None:
+                    progress = {service.name: "SERVING" for service in self.services}
+                    progress.update({s.name: status for s, status in zip(waiting, statuses, strict=True)})
+                    self._progress(progress)
                 waiting = [s for s, status in zip(waiting, statuses, strict=True) if status != "SERVING"]
                 if waiting and time.monotonic() > deadline:
                     names = ", ".join(service.name.value for service in waiting)
@@ -175,12 +225,7 @@ def migrate(env: dict[str, str], logs: Path) -> None:
     """Bring every service's database to its schema, one service after the other
     (`python -m services.<name> migrate`, services/core/migrations.py)."""
     logs.mkdir(parents=True, exist_ok=True)
-    spec = importlib.util.find_spec("services")
-    packages = [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
-    for name in ServiceName:
-        # Found by folder, not imported: the command line imports no service's package.
-        if not any((package / name.value / "migrations").is_dir() for package in packages):
-            continue
+    for name in migrating_services():
         log_path = logs / f"{name.value}-migrate.log"
         process = spawn([*python_module(f"services.{name.value}"), "migrate"], env=env, log_path=log_path)
         if process.wait(MIGRATE_TIMEOUT_S) != 0:

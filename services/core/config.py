@@ -27,9 +27,18 @@ class ServiceName(StrEnum):
 
 
 class KafkaSettings(BaseModel):
+    # host:port[,host:port...] of the Kafka brokers.
     bootstrap_servers: str = "127.0.0.1:9092"
     # How long a service waits for the broker before it gives up starting.
     connect_timeout_s: float = 15.0
+    # How clients reach the brokers (services/core/kafka_security.py): TLS with SSL and SASL_SSL, a SASL
+    # login with SASL_PLAINTEXT and SASL_SSL.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # PEM file of the CA that signed the brokers' certificates; none means the system's CAs.
+    ssl_ca_file: Path | None = None
 
 
 class GrpcEndpoints(BaseModel):
@@ -76,6 +85,7 @@ class ClientIceSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
+    # The HTTP API, /docs, /healthz, /livez, /readyz, /metrics and the WebSocket protocol (/ws/v1).
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Each /healthz probe of a service waits at most this long.
@@ -204,6 +214,31 @@ class RecorderSettings(BaseModel):
     connect_timeout_s: float = Field(default=15.0, gt=0)
     # How long the room manager waits for the recorder when a room is created with defaultRecord.
     start_timeout_s: float = Field(default=3.0, gt=0)
+    # An S3-compatible object store for finished files (`s3://bucket/prefix`); empty keeps them in the
+    # storage folder (docs/recording.md "Storage").
+    object_store_url: str = ""
+    # The store's endpoint when it is not AWS (`http://127.0.0.1:9000`); http is allowed only here.
+    object_store_endpoint: str = ""
+    # The store's region (AWS's default when empty).
+    object_store_region: str = ""
+    # The store's access key id; empty uses the environment's AWS credentials.
+    object_store_access_key_id: str = ""
+    # The secret of that access key (never logged).
+    object_store_secret_access_key: SecretStr = SecretStr("")
+    # Tries per upload (and per delete) before it counts as failed (100201).
+    upload_attempts: int = Field(default=5, ge=1)
+    # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
+    upload_wait_initial_s: float = Field(default=0.5, gt=0)
+
+
+class OpsSettings(BaseModel):
+    """The operations listener of each service: /livez, /readyz and /metrics (services/core/ops.py)."""
+
+    host: str = "127.0.0.1"
+    # None: no separate listener (the gateway still serves these paths on its HTTP port).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    # Each readiness check (broker, database) may take this long before it counts as failed.
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -212,9 +247,11 @@ class Settings(BaseSettings):
     # "development" relaxes what a single machine cannot provide (a master key from a secret store);
     # `parley up` sets it. A service started on its own is in production unless told otherwise.
     environment: Literal["development", "production"] = "production"
+    # State of a service on its own machine: SQLite files (db/), recordings, a development master key.
     data_dir: Path = Path(".parley")
     # SQLAlchemy URL; empty means one SQLite file per service in the data folder.
     database_url: str = ""
+    # Python logging level names; json lines for log collectors, console for people.
     log_level: str = "INFO"
     log_format: Literal["console", "json"] = "console"
     # Seconds a stopping service keeps serving calls already in flight.
@@ -229,6 +266,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
     # The event loop `python -m services.<name>` runs on: uvloop (faster per packet and per call) or the
     # standard library's asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -15,8 +17,8 @@ from sqlalchemy.types import TypeDecorator
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+        return _traced(create_async_engine(url, pool_pre_ping=True))
+    engine = _traced(create_async_engine(url, connect_args={"timeout": 30}))
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -27,6 +29,26 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+def _traced(engine: AsyncEngine) -> AsyncEngine:
+    """A span per statement, under the request or event that ran it, to the process's tracer provider.
+
+    Per engine, not SQLAlchemyInstrumentor().instrument(): the instrumentor instruments once per process,
+    and tests run several services (several engines) in one process."""
+    EngineTracer(
+        trace.get_tracer(__name__),
+        engine.sync_engine,
+        metrics.get_meter(__name__).create_up_down_counter("db.client.connections.usage"),
+    )
+    return engine
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    """The readiness check of a service with a database (services/core/ops.py)."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return True
 
 
 def ensure_sqlite_folder(engine: AsyncEngine) -> None:

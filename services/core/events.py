@@ -21,6 +21,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.security import BaseSecurity
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.trace import TracerProvider
 
@@ -60,10 +61,17 @@ class StagedEvent:
     time: datetime
 
 
-def create_broker(bootstrap_servers: str, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
+def create_broker(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    tracer_provider: TracerProvider,
+    security: BaseSecurity | None = None,
+) -> KafkaBroker:
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
+        security=security,
         middlewares=(KafkaTelemetryMiddleware(tracer_provider=tracer_provider),),
         # The broker's own per-message log lines would duplicate ours.
         log_level=0,

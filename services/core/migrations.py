@@ -11,6 +11,8 @@ replicas starting together migrate one after the other, and the ones after the f
 from __future__ import annotations
 
 from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
@@ -19,11 +21,24 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.config import ServiceName
 from services.core.db import ensure_sqlite_folder
 from services.core.errors import StartupError
 
 # The advisory lock every service's migrations take on a PostgreSQL database ("parley" in ASCII).
 MIGRATION_LOCK = 0x7061726C6579
+
+
+def migrating_services() -> list[ServiceName]:
+    """The services that keep tables: those with a `migrations/` folder in their package (found without
+    importing the package)."""
+    found = []
+    for name in ServiceName:
+        spec = find_spec(f"services.{name.value}")
+        origin = spec.origin if spec is not None else None
+        if origin is not None and (Path(origin).parent / "migrations" / "env.py").is_file():
+            found.append(name)
+    return found
 
 
 def _config(package: str, connection: Connection | None = None) -> Config:

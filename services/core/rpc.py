@@ -25,9 +25,14 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _NOT_HEALTH = filters.negate(filters.service_name(HEALTH_SERVICE))
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Turns a `ParleyError` raised by a handler into its gRPC status with an ErrorInfo detail, and any
-    other exception into INTERNAL — logged here once, with no internals sent to the caller."""
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that wraps each unary method's behaviour with `wrap(method, behaviour)`."""
+
+    def wrap(self, method: str, behaviour: Unary) -> Unary:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -37,9 +42,18 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method
-        behaviour = handler.unary_unary
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap(handler_call_details.method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
+
+class ErrorMappingInterceptor(UnaryInterceptor):
+    """Turns a `ParleyError` raised by a handler into its gRPC status with an ErrorInfo detail, and any
+    other exception into INTERNAL — logged here once, with no internals sent to the caller."""
+
+    def wrap(self, method: str, behaviour: Unary) -> Unary:
         async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await behaviour(request, context)
@@ -53,19 +67,43 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 status = INTERNAL().to_status()
                 await context.abort(status.code, status.details, status.trailing_metadata)
 
-        return grpc.unary_unary_rpc_method_handler(
-            mapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return mapped
+
+
+class ProbingHealthServicer(HealthServicer):
+    """The standard health service, where some service names are answered by running a probe at each Check
+    (liveness and readiness, services/core/ops.py) instead of from a status set in advance."""
+
+    def __init__(self, probes: dict[str, Callable[[], Awaitable[bool]]]) -> None:
+        super().__init__()
+        self._probes = probes
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        probe = self._probes.get(request.service)
+        if probe is None:
+            return await super().Check(request, context)
+        answer = health_pb2.HealthCheckResponse
+        return answer(status=answer.SERVING if await probe() else answer.NOT_SERVING)
 
 
 class GrpcServer:
     """A service's gRPC server. Health reports NOT_SERVING until `mark_serving`, and again while draining."""
 
-    def __init__(self, listen_address: str, *, tracer_provider: TracerProvider) -> None:
+    def __init__(
+        self,
+        listen_address: str,
+        *,
+        tracer_provider: TracerProvider,
+        interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+    ) -> None:
         self.listen_address = listen_address
         self._tracer_provider = tracer_provider
+        self._interceptors = interceptors or []
+        self._probes: dict[str, Callable[[], Awaitable[bool]]] = {}
+        # Between `mark_serving` and `drain`: what the readiness probe asks first.
+        self.serving = False
         self._registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], Any]] = []
         self._service_names: list[str] = []
         self._server: grpc.aio.Server | None = None
@@ -77,6 +115,10 @@ class GrpcServer:
         self._registrations.append((register, servicer))
         self._service_names.append(service.full_name)
 
+    def add_probe(self, service_name: str, probe: Callable[[], Awaitable[bool]]) -> None:
+        """Answer health checks of `service_name` with `probe`, run at each check."""
+        self._probes[service_name] = probe
+
     async def start(self) -> None:
         """Listen; StartupError when the address cannot be bound. Health stays NOT_SERVING."""
         # Created here, not in __init__: an aio server belongs to the event loop that runs it.
@@ -85,10 +127,11 @@ class GrpcServer:
             options=[("grpc.so_reuseport", 0)],
             interceptors=[
                 aio_server_interceptor(tracer_provider=self._tracer_provider, filter_=_NOT_HEALTH),
+                *self._interceptors,
                 ErrorMappingInterceptor(),
             ],
         )
-        self._health = HealthServicer()
+        self._health = ProbingHealthServicer(self._probes)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         for register, servicer in self._registrations:
             register(servicer, self._server)
@@ -110,8 +153,10 @@ class GrpcServer:
         assert self._health is not None, "start() first"
         for name in ("", *self._service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.serving = True
 
     async def drain(self) -> None:
+        self.serving = False
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
 

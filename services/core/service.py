@@ -23,7 +23,11 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from services.core.config import ServiceName, Settings
 from services.core.errors import StartupError
 from services.core.events import EventPublisher, create_broker
+from services.core.http_server import HttpServer
+from services.core.kafka_security import broker_security
 from services.core.logs import configure_logging
+from services.core.metrics import GrpcMetricsInterceptor, ServiceMetrics, refresh_consumer_lag
+from services.core.ops import LIVENESS_SERVICE, READINESS_SERVICE, Readiness, ops_app
 from services.core.rpc import GrpcServer, open_channel
 from services.core.telemetry import create_tracer_provider
 
@@ -50,11 +54,26 @@ class ServiceRuntime:
             settings.kafka.bootstrap_servers,
             client_id=f"parley-{name.value}",
             tracer_provider=self.tracer_provider,
+            security=broker_security(settings.kafka),
         )
         self.events = EventPublisher(self.broker, source=f"//parley/{name.value}")
+        self.metrics = ServiceMetrics(name.value)
+        self.metrics.on_scrape(lambda: refresh_consumer_lag(self.metrics, self.broker))
         self.grpc = GrpcServer(
-            settings.grpc.listen or settings.grpc.address_of(name), tracer_provider=self.tracer_provider
+            settings.grpc.listen or settings.grpc.address_of(name),
+            tracer_provider=self.tracer_provider,
+            interceptors=[GrpcMetricsInterceptor(self.metrics)],
         )
+        self.readiness = Readiness(timeout_s=settings.ops.readiness_timeout_s)
+        self.readiness.add("serving", self._serving)
+        self.readiness.add("kafka", self._broker_answers)
+        self.grpc.add_probe(LIVENESS_SERVICE, self._alive)
+        self.grpc.add_probe(READINESS_SERVICE, self.readiness.ready)
+        self.ops_http: HttpServer | None = None
+        if settings.ops.port is not None:
+            self.ops_http = HttpServer(
+                ops_app(self.metrics, self.readiness), host=settings.ops.host, port=settings.ops.port
+            )
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
         self._migrate_hooks: list[Hook] = []
         self._start_hooks: list[Hook] = []
@@ -97,9 +116,22 @@ class ServiceRuntime:
             )
         return self._channels[service]
 
+    async def _alive(self) -> bool:
+        # Answering at all is the proof: the event loop runs.
+        return True
+
+    async def _serving(self) -> bool:
+        return self.grpc.serving
+
+    async def _broker_answers(self) -> bool:
+        return bool(await self.broker.ping(timeout=self.settings.ops.readiness_timeout_s))
+
     async def start(self) -> None:
         """Start every part, then report SERVING; on any failure undo what had started and re-raise."""
         try:
+            # First, so liveness answers while the rest starts (migrations may take a while).
+            if self.ops_http is not None:
+                await self.ops_http.start()
             if self.settings.migrate_on_start:
                 await self.migrate()
             for hook in self._start_hooks:
@@ -150,6 +182,8 @@ class ServiceRuntime:
 
     async def _release(self) -> None:
         await self.grpc.stop(0)
+        if self.ops_http is not None:
+            await self.ops_http.stop()
         for hook in reversed(self._stop_hooks):
             try:
                 await hook()

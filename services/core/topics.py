@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -20,11 +21,19 @@ class Topic(StrEnum):
 
 
 async def ensure_topics(
-    bootstrap_servers: str, *, partitions: int, request_timeout_s: float = 10.0
+    bootstrap_servers: str,
+    *,
+    partitions: int,
+    request_timeout_s: float = 10.0,
+    replication_factor: int = 1,
+    client_options: dict[str, Any] | None = None,
 ) -> list[str]:
-    """Create every catalogue topic that does not exist yet; return the names it created."""
+    """Create every catalogue topic that does not exist yet; return the names it created.
+    `client_options`: TLS/SASL for aiokafka (services/core/kafka_security.py)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(request_timeout_s * 1000)
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(request_timeout_s * 1000),
+        **(client_options or {}),
     )
     await admin.start()
     try:
@@ -33,7 +42,10 @@ async def ensure_topics(
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
+                    [
+                        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+                        for name in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 # Another process created them between our list and create: the outcome we wanted.

@@ -13,17 +13,20 @@ from parley.rooms.v1.room_sessions_pb2_grpc import RoomSessionServiceStub
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
+from services.core.http_server import HttpServer
+from services.core.metrics import HttpMetricsMiddleware
+from services.core.ops import ops_routes
 from services.core.service import ServiceRuntime
 from services.gateway.call_commands import CallCommands
 from services.gateway.commands import Commands, ConnectThrottle
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
-from services.gateway.http_server import HttpServer
 from services.gateway.ice_servers import IceServerGrant
 from services.gateway.licence_routes import licence_device_router, licence_operator_router
 from services.gateway.p2p_commands import P2PCommands
 from services.gateway.pushes import AuthorisationPushes
 from services.gateway.record_commands import RecordCommands
+from services.gateway.recording_routes import recording_routers
 from services.gateway.room_commands import RelayChannels, RoomCommands
 from services.gateway.room_pushes import SessionDeliveryServicer
 from services.gateway.room_sessions import RoomSessions
@@ -47,6 +50,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     app.include_router(licence_operator_router(licence), dependencies=operator)
     app.include_router(licence_device_router(licence, settings.operator_token))
+    recorder = RecorderServiceStub(runtime.channel(ServiceName.RECORDER))
+    for router in recording_routers(recorder):
+        app.include_router(router, dependencies=operator)
     sessions = SessionTable()
     heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
     room_sessions = RoomSessions(
@@ -86,11 +92,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
         ).commands()
     )
     commands.extend(P2PCommands(rooms, room_sessions, timeout_s=settings.rooms_timeout_s).commands())
-    commands.extend(
-        RecordCommands(
-            RecorderServiceStub(runtime.channel(ServiceName.RECORDER)), timeout_s=settings.relay_timeout_s
-        ).commands()
-    )
+    commands.extend(RecordCommands(recorder, timeout_s=settings.relay_timeout_s).commands())
     runtime.grpc.add_servicer(
         delivery_pb2_grpc.add_SessionDeliveryServicer_to_server,
         SessionDeliveryServicer(sessions),
@@ -104,12 +106,18 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     )
     endpoint = WebSocketEndpoint(commands, sessions, limits, connection_ended=room_sessions.connection_ended)
     app.add_api_websocket_route("/ws/v1", endpoint.serve)
+    # /livez, /readyz and /metrics on the gateway's own port too (services/core/ops.py).
+    app.router.routes.extend(ops_routes(runtime.metrics, runtime.readiness))
+    app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
+    runtime.metrics.gauge(
+        "parley_websocket_sessions", "WebSocket sessions connected to this gateway", lambda: len(sessions)
+    )
     pushes = AuthorisationPushes(sessions, runtime.broker, ready_timeout_s=settings.push_ready_timeout_s)
     runtime.on_ready(pushes.wait_until_positioned)
     # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
     # one span open for a connection's whole life, with a child span for every frame.
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,ws/v1"
+        app, tracer_provider=runtime.tracer_provider, excluded_urls="healthz,livez,readyz,metrics,ws/v1"
     )
     http = HttpServer(
         app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import grpc
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pydantic.alias_generators import to_camel
 
@@ -28,6 +31,10 @@ from services.core.errors import (
 from services.gateway.health import PlatformHealth
 
 log = structlog.get_logger(__name__)
+
+# Swagger UI's assets ship inside the package (swagger_ui/README.md): /docs must render without a CDN.
+SWAGGER_UI_ASSETS = Path(__file__).parent / "swagger_ui"
+SWAGGER_UI_PATH = "/docs/assets"
 
 
 class ApiModel(BaseModel):
@@ -67,7 +74,19 @@ def operator_only(operator_token: SecretStr | None) -> Any:
 
 def create_http_app(*, health: PlatformHealth) -> FastAPI:
     """The app with health and error handling; the routes of each area are included by the wiring."""
-    app = FastAPI(title="Parley gateway", version="1")
+    # FastAPI's own /docs and /redoc load their scripts from CDNs; /docs is served below from the package.
+    app = FastAPI(title="Parley gateway", version="1", docs_url=None, redoc_url=None)
+    app.mount(SWAGGER_UI_PATH, StaticFiles(directory=SWAGGER_UI_ASSETS), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER_UI_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI_PATH}/favicon-32x32.png",
+        )
 
     @app.exception_handler(ParleyError)
     async def on_domain_error(_: Request, error: ParleyError) -> JSONResponse:

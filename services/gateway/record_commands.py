@@ -26,13 +26,12 @@ from services.gateway.sessions import Device, Session, User
 _STRICT = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 RecordId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-# Seed 002 recordResult fileType: 1 local.
-_FILE_TYPE_LOCAL = 1
-_STATES = {
+RECORD_STATES = {
     recorder_pb2.RECORD_STATE_RECORDING: "recording",
     recorder_pb2.RECORD_STATE_PAUSED: "paused",
     recorder_pb2.RECORD_STATE_ENDED: "ended",
     recorder_pb2.RECORD_STATE_FAILED: "failed",
+    recorder_pb2.RECORD_STATE_UPLOADING: "uploading",
 }
 
 
@@ -53,12 +52,21 @@ class RecordCommand(BaseModel):
     record_id: RecordId
 
 
+class ChangeWatermark(BaseModel):
+    model_config = _STRICT
+
+    record_id: RecordId
+    # Seed 002 ChangeRemoteRecordWatermark overlaps (appendix 7); the recorder checks the entries.
+    overlaps: list[dict[str, Any]]
+
+
 def _ms(stamp: Timestamp, present: bool) -> int | None:
     return stamp.ToMilliseconds() if present else None
 
 
 def file_data(file: recorder_pb2.RecordFile) -> dict[str, Any]:
     return {
+        "file_id": file.file_id,
         "name": file.name,
         "path": file.path,
         "feed_id": file.feed_id,
@@ -70,6 +78,7 @@ def file_data(file: recorder_pb2.RecordFile) -> dict[str, Any]:
         "media_type": file.media_type,
         "video_packets": file.video_packets,
         "audio_packets": file.audio_packets,
+        "first_frame_ms": file.first_frame_ms,
         "started_at_ms": _ms(file.started_at, file.HasField("started_at")),
         "ended_at_ms": _ms(file.ended_at, file.HasField("ended_at")),
     }
@@ -81,10 +90,10 @@ def record_info_data(info: recorder_pb2.RecordInfo) -> dict[str, Any]:
         "record_id": info.record_id,
         "room_id": info.room_id,
         "status": info.status,
-        "state": _STATES.get(info.state, ""),
+        "state": RECORD_STATES.get(info.state, ""),
         "event_code": info.event_code,
-        "file_type": _FILE_TYPE_LOCAL,
-        "file_path": info.files[0].path.rsplit("/", 1)[0] if info.files else "",
+        "file_type": info.file_type,
+        "file_path": info.file_path,
         "record_third_id": info.record_third_id,
         "files": [file_data(file) for file in info.files],
         "failure_code": info.failure_code,
@@ -124,6 +133,7 @@ class RecordCommands:
             "pause_record": Command(self._pause),
             "resume_record": Command(self._resume),
             "get_record_info": Command(self._info),
+            "change_record_watermark": Command(self._watermark),
         }
 
     async def _start(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +164,22 @@ class RecordCommands:
 
     async def _resume(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         return record_info_data(await self._control(session, params, self._recorder.ResumeRecording))
+
+    async def _watermark(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
+        change = parse_params(ChangeWatermark, params)
+        biz_name, uid = _asker(session)
+        info = await self._call(
+            self._recorder.ChangeWatermark(
+                recorder_pb2.ChangeWatermarkRequest(
+                    record_id=change.record_id,
+                    biz_name=biz_name,
+                    uid=uid,
+                    overlaps_json=json.dumps(change.overlaps),
+                ),
+                timeout=self._timeout_s,
+            )
+        )
+        return {"record_id": info.record_id}
 
     async def _info(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:
         command = parse_params(RecordCommand, params)

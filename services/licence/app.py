@@ -6,7 +6,7 @@ from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1 import licence_pb2, licence_pb2_grpc
 
 from services.core.config import ServiceName
-from services.core.db import create_engine
+from services.core.db import create_engine, database_answers
 from services.core.events import Envelope, EventConsumer
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
@@ -28,6 +28,7 @@ def build(runtime: ServiceRuntime) -> Licensing:
         await upgrade_to_head(engine, "services.licence")
 
     runtime.on_migrate(migrate)
+    runtime.readiness.add("database", lambda: database_answers(engine))
     runtime.on_ready(outbox.start)
     runtime.on_stop(engine.dispose)
     runtime.on_stop(outbox.stop)

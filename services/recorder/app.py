@@ -9,7 +9,7 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.channels import ChannelPool
 from services.core.config import ServiceName
-from services.core.db import create_engine
+from services.core.db import create_engine, database_answers
 from services.core.errors import StartupError
 from services.core.events import EventConsumer
 from services.core.migrations import upgrade_to_head
@@ -20,6 +20,7 @@ from services.recorder import store
 from services.recorder.grpc_api import RecorderServicer
 from services.recorder.recorder import Recorder
 from services.recorder.rooms import RoomManagerRooms, consume_room_facts
+from services.recorder.storage import storage_for
 
 
 def build(runtime: ServiceRuntime) -> Recorder:
@@ -36,6 +37,7 @@ def build(runtime: ServiceRuntime) -> Recorder:
         lambda address: RelayServiceStub(relays.get(address)),
         settings,
         storage_dir,
+        storage_for(settings, storage_dir),
     )
     runtime.grpc.add_servicer(
         recorder_pb2_grpc.add_RecorderServiceServicer_to_server,
@@ -60,6 +62,8 @@ def build(runtime: ServiceRuntime) -> Recorder:
 
     runtime.on_migrate(migrate)
     runtime.on_start(prepare)
+    runtime.metrics.gauge("parley_recordings_active", "Recording jobs running", lambda: recorder.live_jobs)
+    runtime.readiness.add("database", lambda: database_answers(engine))
     runtime.on_ready(outbox.start)
     # Stop hooks run in reverse: live jobs end (their events staged), then the outbox publishes them.
     runtime.on_stop(engine.dispose)

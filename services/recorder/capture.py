@@ -1,10 +1,11 @@
-"""One feed received from its relay, as an internal subscriber, and written to its file without decoding.
+"""One feed received from its relay, as an internal subscriber, and handed to its sinks: its own files
+(single mode: remuxed, files.py) or the job's compositor (composite mode: compositor.py).
 
 The recorder sends the relay a recvonly offer (gRPC Subscribe, like a gateway does for a client) from an
 aiortc peer connection that gathers only on the configured address and names no STUN server. Each
 receiver's decoder queue is replaced by the relay's own `EncodedFrameTap` (services/core/media/frame_tap.py,
 docs/relay.md "How forwarding hooks into aiortc"): the receiver still does SRTP, NACKs, PLIs and the
-jitter buffer, and hands over each complete encoded frame, which goes straight into the file; its
+jitter buffer, and hands over each complete encoded frame, which goes straight to the sinks; its
 decoder thread ends before it creates a decoder.
 """
 
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import grpc
 import structlog
@@ -26,7 +27,7 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 
 from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
 from services.core.media.gathering import gathering_on
-from services.recorder.files import AUDIO_CODECS, VIDEO_CODECS, FeedFile, WriteFailed, container_for
+from services.recorder.files import AUDIO_CODECS, VIDEO_CODECS, WriteFailed
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,33 @@ class FeedSource:
     feed_id: str
     uid: str
     media_type: int
+    tag: str = ""
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return _MEDIA_KINDS.get(self.media_type, ("audio", "video"))
+
+
+class FrameSink(Protocol):
+    """Where a feed's encoded frames go: a file (files.FeedFile) or a compositor's input."""
+
+    @property
+    def waiting_for_keyframe(self) -> bool: ...
+
+    def write_video(self, rtp_timestamp: int, data: bytes) -> None: ...
+
+    def write_audio(self, rtp_timestamp: int, data: bytes) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# The sinks for a feed whose negotiated codecs are (video, audio) RTP names, "" for a kind it lacks;
+# raises OSError when a file cannot be created.
+SinkFactory = Callable[[str, str], list[FrameSink]]
 
 
 class SubscribeFailed(Exception):
@@ -65,7 +93,8 @@ class FeedCapture:
         room_id: str,
         biz_name: str,
         relay: RelayServiceStub,
-        path_without_suffix: Path,
+        kinds: tuple[str, ...],
+        make_sinks: SinkFactory,
         listen_address: str,
         rpc_timeout_s: float,
         connect_timeout_s: float,
@@ -76,7 +105,8 @@ class FeedCapture:
         self._room_id = room_id
         self._biz_name = biz_name
         self._relay = relay
-        self._path_without_suffix = path_without_suffix
+        self._kinds = kinds
+        self._make_sinks = make_sinks
         self._listen_address = listen_address
         self._rpc_timeout_s = rpc_timeout_s
         self._connect_timeout_s = connect_timeout_s
@@ -85,16 +115,17 @@ class FeedCapture:
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._subscription_id = ""
         self._open_tracks: set[str] = set()
-        self.file: FeedFile | None = None
+        self.sinks: list[FrameSink] = []
         self.video_codec = ""
         self.audio_codec = ""
         self.ended = False
         self._closed = False
+        self._writing = True
         self._requests: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
-        """Subscribe at the relay and create the file; raises SubscribeFailed or FileCreateFailed."""
-        kinds = _MEDIA_KINDS.get(self.source.media_type, ("audio", "video"))
+        """Subscribe at the relay and create the sinks; raises SubscribeFailed or FileCreateFailed."""
+        kinds = self._kinds
         for kind in kinds:
             transceiver = self._pc.addTransceiver(kind, direction="recvonly")
             tap_receiver(transceiver.receiver, kind, self._tap(kind))
@@ -131,13 +162,8 @@ class FeedCapture:
                 self.audio_codec = name
         if not self.video_codec and not self.audio_codec:
             raise SubscribeFailed(f"no track the recorder can write: {[t.codec for t in answer.tracks]}")
-        _, suffix = container_for(self.video_codec)
         try:
-            self.file = FeedFile(
-                self._path_without_suffix.with_name(self._path_without_suffix.name + suffix),
-                video_codec=self.video_codec,
-                audio_codec=self.audio_codec,
-            )
+            self.sinks = self._make_sinks(self.video_codec, self.audio_codec)
         except OSError as error:
             raise FileCreateFailed(f"{error.strerror or error}: {error.filename or ''}") from None
         self._open_tracks = {kind for kind in kinds}
@@ -145,17 +171,22 @@ class FeedCapture:
         await self._connected()
 
     def pause(self) -> None:
-        if self.file is not None:
-            self.file.pause()
+        for sink in self.sinks:
+            sink.pause()
 
     def resume(self) -> None:
-        if self.file is not None:
-            self.file.resume()
-            if self.file.waiting_for_keyframe:
-                self._request_keyframe()
+        for sink in self.sinks:
+            sink.resume()
+        if any(sink.waiting_for_keyframe for sink in self.sinks):
+            self._request_keyframe()
+
+    def stop_writing(self) -> None:
+        """Frames from now on are left out: the files end here, whenever the link winds down."""
+        self._writing = False
 
     async def close(self) -> None:
-        """Stop receiving, stop the subscription at the relay, finish the file; raises WriteFailed."""
+        """Stop receiving, stop the subscription at the relay, finish the sinks; raises WriteFailed (the
+        first a sink raised, after every sink was closed)."""
         if self._closed:
             return
         self._closed = True
@@ -175,8 +206,14 @@ class FeedCapture:
             except grpc.aio.AioRpcError as error:
                 # The feed may be gone with its subscriptions; the relay drops an orphan when it notices.
                 log.info("recorder_unsubscribe_failed", feed_id=self.source.feed_id, code=error.code().name)
-        if self.file is not None:
-            self.file.close()
+        failure: WriteFailed | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except WriteFailed as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
     async def _connected(self) -> None:
         connected = asyncio.Event()
@@ -196,13 +233,14 @@ class FeedCapture:
 
     def _tap(self, kind: str) -> EncodedFrameTap:
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-            if self.file is None or self._closed:
+            if self._closed or not self._writing:
                 return
             try:
-                if kind == "video":
-                    self.file.write_video(frame.timestamp, frame.data)
-                else:
-                    self.file.write_audio(frame.timestamp, frame.data)
+                for sink in self.sinks:
+                    if kind == "video":
+                        sink.write_video(frame.timestamp, frame.data)
+                    else:
+                        sink.write_audio(frame.timestamp, frame.data)
             except WriteFailed as error:
                 self._closed_by_failure(str(error))
 

@@ -13,12 +13,16 @@ used. What the seed has no code for takes Parley's own, -9103x (next to the room
 | -10361 | RESUME_ROOM_STATE     | resume by someone who is not in the job's room       | ResumeRemoteRecord |
 | -10362 | RESUME_RECORD_STATE   | resume of a job that is not paused                   | ResumeRemoteRecord |
 | -10353 | RECORD_INFO_PARAMS    | get_record_info without a record_id                  | GetRecordInfo      |
+| -10381 | WATERMARK_FAILED      | watermark change of a single-file job, bad overlaps  | ChangeRemote...    |
 | -91030 | RECORD_UNKNOWN        | no such recording (or one of another app)            | Parley             |
 | -91031 | RECORD_ROOM_NOT_FOUND | no such room to record (or another app's)            | Parley             |
 | -91032 | ALREADY_RECORDING     | the room has a recording that has not ended          | Parley             |
 | -91033 | RECORD_NOT_IN_ROOM    | start/stop by someone who is not in the room         | Parley             |
 | -91034 | RECORD_ENDED          | stop/pause/resume of a job that has ended or failed  | Parley             |
 | -91035 | RECORD_PARAM_INVALID  | recordParam or file_path is not acceptable           | Parley             |
+| -91036 | RECORD_FILE_UNKNOWN   | no such recording file (or one of another app)       | Parley             |
+| -91037 | RECORDING_BUSY        | delete of a file its recording is still writing      | Parley             |
+| -91038 | RECORD_STORAGE_FAILED | the storage refused a read or a delete               | Parley             |
 
 START_FAILED, whose code the room manager reports too, is in `services.core.shared_errors`.
 """
@@ -49,6 +53,10 @@ RESUME_RECORD_STATE = ErrorKind(
 RECORD_INFO_PARAMS = ErrorKind(
     -10353, "RECORD_INFO_PARAMS", _Status.INVALID_ARGUMENT, "record_id is required"
 )
+# 002 ChangeRemoteRecordWatermark: -10381 "变更服务端录制水印失败".
+WATERMARK_FAILED = ErrorKind(
+    -10381, "WATERMARK_FAILED", _Status.FAILED_PRECONDITION, "the watermark could not be changed"
+)
 
 # Parley's own: situations the seed has no code for.
 RECORD_UNKNOWN = ErrorKind(-91030, "RECORD_UNKNOWN", _Status.NOT_FOUND, "no such recording")
@@ -62,4 +70,11 @@ RECORD_NOT_IN_ROOM = ErrorKind(
 RECORD_ENDED = ErrorKind(-91034, "RECORD_ENDED", _Status.FAILED_PRECONDITION, "the recording has ended")
 RECORD_PARAM_INVALID = ErrorKind(
     -91035, "RECORD_PARAM_INVALID", _Status.INVALID_ARGUMENT, "invalid recording parameters"
+)
+RECORD_FILE_UNKNOWN = ErrorKind(-91036, "RECORD_FILE_UNKNOWN", _Status.NOT_FOUND, "no such recording file")
+RECORDING_BUSY = ErrorKind(
+    -91037, "RECORDING_BUSY", _Status.FAILED_PRECONDITION, "the recording is still writing its files"
+)
+RECORD_STORAGE_FAILED = ErrorKind(
+    -91038, "RECORD_STORAGE_FAILED", _Status.UNAVAILABLE, "the recording storage did not answer"
 )

@@ -8,7 +8,7 @@ import grpc
 from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
 
 from services.recorder.errors import RECORD_INFO_PARAMS
-from services.recorder.messages import record_info
+from services.recorder.messages import record_info, recording_file
 from services.recorder.recorder import Recorder
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -55,3 +55,49 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
         if not request.record_id:
             raise RECORD_INFO_PARAMS()
         return record_info(await self._recorder.info(request.record_id, biz_name=request.biz_name))
+
+    async def ChangeWatermark(
+        self, request: recorder_pb2.ChangeWatermarkRequest, context: Context
+    ) -> recorder_pb2.RecordInfo:
+        job = await self._recorder.change_watermark(
+            request.record_id, request.overlaps_json, biz_name=request.biz_name, uid=request.uid
+        )
+        return record_info(job)
+
+    async def ListRecordings(
+        self, request: recorder_pb2.ListRecordingsRequest, context: Context
+    ) -> recorder_pb2.ListRecordingsResponse:
+        page, total = await self._recorder.list_files(
+            request.biz_name,
+            start_ms=request.start_ms,
+            end_ms=request.end_ms,
+            record_id=request.record_id,
+            offset=request.offset,
+            limit=request.limit,
+        )
+        return recorder_pb2.ListRecordingsResponse(
+            recordings=[
+                recording_file(job, file, self._recorder.location_of(job, file)) for job, file in page
+            ],
+            total=total,
+        )
+
+    async def GetRecordingFile(
+        self, request: recorder_pb2.RecordingFileRequest, context: Context
+    ) -> recorder_pb2.RecordingFile:
+        job, file = await self._recorder.file(request.biz_name, request.file_id)
+        return recording_file(job, file, self._recorder.location_of(job, file))
+
+    async def ReadRecordingFile(
+        self, request: recorder_pb2.ReadRecordingFileRequest, context: Context
+    ) -> recorder_pb2.ReadRecordingFileResponse:
+        data = await self._recorder.read_file(
+            request.biz_name, request.file_id, request.offset, request.length
+        )
+        return recorder_pb2.ReadRecordingFileResponse(data=data)
+
+    async def DeleteRecordingFiles(
+        self, request: recorder_pb2.DeleteRecordingFilesRequest, context: Context
+    ) -> recorder_pb2.DeleteRecordingFilesResponse:
+        deleted = await self._recorder.delete_files(request.biz_name, list(request.file_ids))
+        return recorder_pb2.DeleteRecordingFilesResponse(deleted=deleted)

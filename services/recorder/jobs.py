@@ -3,12 +3,15 @@ the seed's event code) each one reports. No I/O here: `services/recorder/recorde
 transition with its event (store.py) before it answers.
 
 States: RECORDING <-> PAUSED, then ENDED (stopped; the result reports success) or FAILED (a failure
-that leaves nothing to record: storage that cannot be written, the process that died). A failure of one
+that leaves nothing to record: storage that cannot be written, the process that died). With an object
+store, a stopped job is UPLOADING (seed GetRecordInfo status 1) until its files are stored (ENDED) or
+the upload failed after its retries (FAILED, 100201). A failure of one
 feed (the relay refusing its subscription) is reported and the job goes on with the others.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -16,6 +19,7 @@ from enum import IntEnum
 from services.recorder.errors import (
     PAUSE_RECORD_STATE,
     RECORD_ENDED,
+    RECORDING_BUSY,
     RESUME_RECORD_STATE,
 )
 
@@ -31,17 +35,32 @@ class EventCode(IntEnum):
     ENDED = 11
     # "录制结果": sent with recordResult.
     RESULT = 99
+    # "录制警告".
+    WARNING = 50
     # "订阅流失败" (1000xx: failures while starting).
     SUBSCRIBE_FAILED = 100003
+    # "订阅路数缺失": fewer streams recorded than recordTotalStream by startTimeout.
+    STREAMS_MISSING = 100004
+    # "连接 mcu 失败": the composite's mixer (its encoders, its file) could not start.
+    MIXER_FAILED = 100005
+    # "实际自定义混流流数大于设置数目": a stream whose tag layoutParam / tagPositions leaves out.
+    TOO_MANY_MIXED = 100007
     # "录制文件创建失败" (1001xx: failures while recording).
     FILE_CREATE_FAILED = 100101
     # "录制子进程崩溃": the recorder stopped while the job was recording (found at its next start).
     PROCESS_CRASHED = 100105
     # "磁盘满或者写文件失败".
     WRITE_FAILED = 100106
+    # "上传文件失败" (1002xx: failures at the end).
+    UPLOAD_FAILED = 100201
+    # "流断开警告", "低帧率警告".
+    STREAM_DISCONNECTED = 500301
+    LOW_FRAME_RATE = 500302
     # Parley's own: the seed reports no event for pause and resume, yet they change the job's state.
     PAUSED = 910001
     RESUMED = 910002
+    # Parley's own: a finished file deleted through file management (seed 002 5.2 names no event).
+    FILE_DELETED = 910003
 
 
 class JobState(IntEnum):
@@ -51,12 +70,14 @@ class JobState(IntEnum):
     PAUSED = 2
     ENDED = 3
     FAILED = 4
+    UPLOADING = 5
 
 
 class ResultStatus(IntEnum):
     """Seed 002 recordResult / GetRecordInfo status."""
 
     RECORDING = 0
+    UPLOADING = 1
     SUCCEEDED = 2
     FAILED = 3
 
@@ -69,8 +90,9 @@ class MediaType(IntEnum):
     VIDEO = 2
 
 
-# Seed 002 recordResult fileType: 1 local (the recorder's storage folder).
+# Seed 002 recordResult fileType: 1 local (the recorder's storage folder), 2 an object store.
 FILE_TYPE_LOCAL = 1
+FILE_TYPE_OBJECT_STORE = 2
 
 
 @dataclass
@@ -91,6 +113,8 @@ class RecordFile:
     # Server time of the first frame written, ms since the epoch; 0 before one was.
     first_frame_ms: int = 0
     ended_at: datetime | None = None
+    # Its id in file management.
+    file_id: str = field(default_factory=lambda: f"f{secrets.token_hex(8)}")
 
     @property
     def media_type(self) -> MediaType:
@@ -130,6 +154,9 @@ class RecordJob:
     ended_at: datetime | None = None
     failure_code: int = 0
     failure_message: str = ""
+    # Seed 002 recordResult fileType and filePath: where the files are kept once the job has ended.
+    file_type: int = FILE_TYPE_LOCAL
+    location: str = ""
     # By file name, in the order they were opened.
     files: dict[str, RecordFile] = field(default_factory=dict)
 
@@ -143,6 +170,8 @@ class RecordJob:
             return ResultStatus.SUCCEEDED
         if self.state is JobState.FAILED:
             return ResultStatus.FAILED
+        if self.state is JobState.UPLOADING:
+            return ResultStatus.UPLOADING
         return ResultStatus.RECORDING
 
     def initialised(self) -> Transition:
@@ -166,17 +195,40 @@ class RecordJob:
         self.files[file.name] = file
         return self._apply(Transition(EventCode.STREAM_RECORDED, self.state, file.feed_id, file=file))
 
+    def delete_file(self, name: str) -> Transition:
+        """A finished job's file deleted through file management (its files no longer change)."""
+        if self.live or self.state is JobState.UPLOADING:
+            raise RECORDING_BUSY(f"the recording is {self.state.name.lower()}: its files are not finished")
+        file = self.files.pop(name)
+        return Transition(EventCode.FILE_DELETED, self.state, file.feed_id, file=file)
+
     def warn(self, code: EventCode, message: str, feed_id: str = "") -> Transition:
         """A warning or a failure of one feed: reported, and the job goes on."""
         return self._apply(Transition(code, self.state, feed_id, message))
 
-    def stop(self, now: datetime) -> list[Transition]:
+    def stop(self, now: datetime, *, upload: bool = False) -> list[Transition]:
+        """Ended (11); the result (99) follows at once, or once the files are uploaded."""
         if not self.live:
             raise RECORD_ENDED(f"the recording has {self.state.name.lower()} already")
         self.ended_at = now
+        if upload:
+            return [self._apply(Transition(EventCode.ENDED, JobState.UPLOADING))]
         return [
             self._apply(Transition(EventCode.ENDED, JobState.ENDED)),
             self._apply(Transition(EventCode.RESULT, JobState.ENDED, status=ResultStatus.SUCCEEDED)),
+        ]
+
+    def uploaded(self, file_type: int, location: str) -> list[Transition]:
+        self.file_type, self.location = file_type, location
+        return [self._apply(Transition(EventCode.RESULT, JobState.ENDED, status=ResultStatus.SUCCEEDED))]
+
+    def upload_failed(self, message: str) -> list[Transition]:
+        """100201 after the retries; the files stay in the local folder (fileType 1)."""
+        self.failure_code = EventCode.UPLOAD_FAILED
+        self.failure_message = message
+        return [
+            self._apply(Transition(EventCode.UPLOAD_FAILED, JobState.FAILED, message=message)),
+            self._apply(Transition(EventCode.RESULT, JobState.FAILED, status=ResultStatus.FAILED)),
         ]
 
     def fail(self, code: EventCode, message: str, now: datetime, feed_id: str = "") -> list[Transition]:

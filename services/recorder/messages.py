@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from parley.recorder.v1 import recorder_pb2
 
 from services.core.timestamps import timestamp
-from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, RecordFile, RecordJob, Transition
+from services.recorder.jobs import EventCode, RecordFile, RecordJob, Transition
+from services.recorder.params import parse_record_param
 
 
 def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
@@ -26,6 +27,8 @@ def file_message(file: RecordFile) -> recorder_pb2.RecordFile:
         ended_at=timestamp(file.ended_at) if file.ended_at else None,
         video_packets=file.video_packets,
         audio_packets=file.audio_packets,
+        first_frame_ms=file.first_frame_ms,
+        file_id=file.file_id,
     )
 
 
@@ -44,14 +47,16 @@ def record_info(job: RecordJob) -> recorder_pb2.RecordInfo:
         ended_at=timestamp(job.ended_at) if job.ended_at else None,
         failure_code=job.failure_code,
         failure_message=job.failure_message,
+        file_type=job.file_type,
+        file_path=job.location or job.folder,
     )
 
 
 def record_result(job: RecordJob, transition: Transition) -> recorder_pb2.RecordResult:
     return recorder_pb2.RecordResult(
         status=int(transition.status or 0),
-        file_type=FILE_TYPE_LOCAL,
-        file_path=job.folder,
+        file_type=job.file_type,
+        file_path=job.location or job.folder,
         record_start_time=job.record_start_ms(),
         media_type=int(job.result_media_type()),
         files=[file_message(file) for file in job.files.values()],
@@ -71,4 +76,18 @@ def recording_event(job: RecordJob, transition: Transition) -> recorder_pb2.Reco
         record_result=record_result(job, transition) if transition.code is EventCode.RESULT else None,
         record_third_id=job.record_third_id,
         time=timestamp(datetime.now(UTC)),
+        silent=parse_record_param(job.record_param_json).silent_record,
+    )
+
+
+def recording_file(job: RecordJob, file: RecordFile, location: str) -> recorder_pb2.RecordingFile:
+    return recorder_pb2.RecordingFile(
+        file_id=file.file_id,
+        record_id=job.record_id,
+        room_id=job.room_id,
+        biz_name=job.biz_name,
+        file_type=job.file_type,
+        file_path=location,
+        format=file.name.rsplit(".", 1)[-1],
+        file=file_message(file),
     )

@@ -33,7 +33,7 @@ class RoomManagerRooms:
             relay_address=room.relay_address,
             participants=frozenset(participant.uid for participant in room.participants),
             feeds=tuple(
-                FeedSource(feed.feed_id, feed.uid, feed.media_type)
+                FeedSource(feed.feed_id, feed.uid, feed.media_type, feed.tag)
                 for participant in room.participants
                 for feed in participant.feeds
             ),
@@ -41,16 +41,22 @@ class RoomManagerRooms:
 
 
 def consume_room_facts(feeds: EventConsumer, rooms: EventConsumer, recorder: Recorder) -> None:
-    """Feeds published after a recording started are recorded too; a feed that ends closes its file; a
-    room destroyed stops its recording."""
+    """Feeds published after a recording started are recorded too; a feed that ends closes its file; the
+    caller leaving (endType 0) or the room destroyed stops its recording."""
 
     @feeds.on(events_pb2.FeedPublished)
     async def published(event: events_pb2.FeedPublished, envelope: Envelope) -> None:
-        await recorder.feed_published(event.room_id, FeedSource(event.feed_id, event.uid, event.media_type))
+        await recorder.feed_published(
+            event.room_id, FeedSource(event.feed_id, event.uid, event.media_type, event.tag)
+        )
 
     @feeds.on(events_pb2.FeedUnpublished)
     async def unpublished(event: events_pb2.FeedUnpublished, envelope: Envelope) -> None:
         await recorder.feed_unpublished(event.room_id, event.feed_id)
+
+    @rooms.on(events_pb2.ParticipantLeft)
+    async def left(event: events_pb2.ParticipantLeft, envelope: Envelope) -> None:
+        await recorder.participant_left(event.room_id, event.uid)
 
     @rooms.on(events_pb2.RoomDestroyed)
     async def destroyed(event: events_pb2.RoomDestroyed, envelope: Envelope) -> None:

@@ -5,6 +5,7 @@ caller answers. `migrations/versions/` creates exactly these tables.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -52,6 +54,9 @@ jobs = Table(
     Column("failure_message", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+    # Seed 002 recordResult fileType / filePath once the files are kept (migration 0002).
+    Column("file_type", SmallInteger, nullable=False, server_default="1"),
+    Column("location", String(PATH), nullable=False, server_default=""),
 )
 
 files = Table(
@@ -71,6 +76,8 @@ files = Table(
     Column("first_frame_ms", BigInteger, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("ended_at", UtcDateTime, nullable=True),
+    # File management's id (migration 0002).
+    Column("file_id", String(NAME), nullable=False, unique=True),
 )
 
 outbox = outbox_table(metadata, "recorder_outbox")
@@ -92,6 +99,8 @@ def _job_values(job: RecordJob) -> dict[str, Any]:
         "failure_message": job.failure_message,
         "created_at": job.created_at,
         "ended_at": job.ended_at,
+        "file_type": job.file_type,
+        "location": job.location,
     }
 
 
@@ -109,6 +118,7 @@ def _file_values(file: RecordFile) -> dict[str, Any]:
         "first_frame_ms": file.first_frame_ms,
         "started_at": file.started_at,
         "ended_at": file.ended_at,
+        "file_id": file.file_id,
     }
 
 
@@ -127,6 +137,7 @@ def _file(row: Row[Any]) -> RecordFile:
         audio_packets=row.audio_packets,
         first_frame_ms=row.first_frame_ms,
         ended_at=row.ended_at,
+        file_id=row.file_id,
     )
 
 
@@ -145,6 +156,8 @@ def _job(row: Row[Any], file_rows: list[Row[Any]]) -> RecordJob:
         ended_at=row.ended_at,
         failure_code=row.failure_code,
         failure_message=row.failure_message,
+        file_type=row.file_type,
+        location=row.location,
     )
     for file_row in file_rows:
         job.files[file_row.name] = _file(file_row)
@@ -206,9 +219,87 @@ class JobStore:
                 return None
             return _job(row, await self._files_of(connection, row.record_id))
 
-    async def live_jobs(self) -> list[RecordJob]:
+    async def delete_file(self, job: RecordJob, name: str, transition: Transition) -> None:
+        """The file's row gone and its event staged, at once."""
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                files.delete().where(files.c.record_id == job.record_id, files.c.name == name)
+            )
+            await connection.execute(
+                jobs.update().where(jobs.c.record_id == job.record_id).values(**_job_values(job))
+            )
+            await self._stage(connection, job, [transition])
+        self._outbox.notify()
+
+    async def job_of_file(self, file_id: str) -> tuple[RecordJob, str] | None:
+        """The job a file belongs to, and the file's name."""
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(select(jobs).where(jobs.c.state.in_(LIVE_STATES)))).all()
+            name = (
+                await connection.execute(
+                    select(files.c.record_id, files.c.name).where(files.c.file_id == file_id)
+                )
+            ).first()
+        if name is None:
+            return None
+        job = await self.get(name.record_id)
+        return (job, name.name) if job is not None else None
+
+    async def finished_files(
+        self,
+        biz_name: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        record_id: str,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[tuple[RecordJob, RecordFile]], int]:
+        """An app's finished files (newest first) whose recording started in [start, end), a page of them
+        and how many there are."""
+        conditions = [jobs.c.biz_name == biz_name, files.c.ended_at.is_not(None)]
+        conditions.append(jobs.c.state.in_((int(JobState.ENDED), int(JobState.FAILED))))
+        if start is not None:
+            conditions.append(jobs.c.created_at >= start)
+        if end is not None:
+            conditions.append(jobs.c.created_at < end)
+        if record_id:
+            conditions.append(jobs.c.record_id == record_id)
+        joined = files.join(jobs, files.c.record_id == jobs.c.record_id)
+        async with self._engine.connect() as connection:
+            total = (
+                await connection.execute(select(func.count()).select_from(joined).where(*conditions))
+            ).scalar_one()
+            rows = (
+                await connection.execute(
+                    select(files.c.record_id, files.c.name)
+                    .select_from(joined)
+                    .where(*conditions)
+                    .order_by(jobs.c.created_at.desc(), files.c.name)
+                    .offset(offset)
+                    .limit(limit)
+                )
+            ).all()
+            page: list[tuple[RecordJob, RecordFile]] = []
+            loaded: dict[str, RecordJob] = {}
+            for row in rows:
+                if row.record_id not in loaded:
+                    job_row = (
+                        await connection.execute(select(jobs).where(jobs.c.record_id == row.record_id))
+                    ).one()
+                    loaded[row.record_id] = _job(job_row, await self._files_of(connection, row.record_id))
+                job = loaded[row.record_id]
+                page.append((job, job.files[row.name]))
+        return page, int(total)
+
+    async def live_jobs(self) -> list[RecordJob]:
+        return await self._jobs_in(LIVE_STATES)
+
+    async def uploading_jobs(self) -> list[RecordJob]:
+        return await self._jobs_in((int(JobState.UPLOADING),))
+
+    async def _jobs_in(self, states: tuple[int, ...]) -> list[RecordJob]:
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(select(jobs).where(jobs.c.state.in_(states)))).all()
             return [_job(row, await self._files_of(connection, row.record_id)) for row in rows]
 
     @staticmethod

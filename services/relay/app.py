@@ -16,6 +16,7 @@ from services.relay.metering import MeteringTicker
 from services.relay.quality import QualityWatch, WeakRules
 from services.relay.registration import Registration
 from services.relay.relay import Relay
+from services.relay.relay_metrics import RelayMetrics
 from services.relay.room_reports import RoomReports
 
 log = structlog.get_logger(__name__)
@@ -26,11 +27,15 @@ ROOMS_TIMEOUT_S = 2.0
 
 def build(runtime: ServiceRuntime) -> Relay:
     settings = runtime.settings.relay
-    ticker = MeteringTicker(runtime.events, interval_s=settings.metering_interval_s)
+    relay_metrics = RelayMetrics(runtime.metrics)
+    ticker = MeteringTicker(
+        runtime.events, interval_s=settings.metering_interval_s, on_tick=relay_metrics.ticked
+    )
     rooms = relay_reports_pb2_grpc.RelayReportServiceStub(runtime.channel(ServiceName.ROOMS))
     relay_id = settings.relay_id or uuid.uuid4().hex
     reports = RoomReports(rooms, relay_id=relay_id, timeout_s=ROOMS_TIMEOUT_S)
     relay = Relay(settings, ticker, reports)
+    relay_metrics.watch(relay)
     quality = QualityWatch(relay, reports, WeakRules.of(settings))
     runtime.grpc.add_servicer(
         relay_pb2_grpc.add_RelayServiceServicer_to_server,

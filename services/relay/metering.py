@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -124,9 +125,17 @@ class StreamMeter:
 class MeteringTicker:
     """Publishes the ticks of every registered meter each interval and final ticks as streams end."""
 
-    def __init__(self, events: EventPublisher, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        events: EventPublisher,
+        *,
+        interval_s: float,
+        on_tick: Callable[[metering_pb2.MeteringTick], None] | None = None,
+    ) -> None:
         self._events = events
         self._interval_s = interval_s
+        # Sees every tick once, as it is made (the relay's byte counters, services/relay/relay_metrics.py).
+        self._on_tick = on_tick
         self._meters: set[StreamMeter] = set()
         self._outbox: deque[metering_pb2.MeteringTick] = deque(maxlen=OUTBOX_LIMIT)
         self._wake = asyncio.Event()
@@ -175,6 +184,8 @@ class MeteringTicker:
             await self._publish_outbox()
 
     def _enqueue(self, tick: metering_pb2.MeteringTick) -> None:
+        if self._on_tick is not None:
+            self._on_tick(tick)
         if len(self._outbox) == self._outbox.maxlen:
             log.error("metering_outbox_full", dropped=self._outbox[0].tick_id)
         self._outbox.append(tick)

@@ -170,6 +170,13 @@ def build(runtime: ServiceRuntime) -> RoomManager:
 
     # The rooms a previous room manager left are served again before gRPC listens.
     runtime.on_start(store.recover)
+    runtime.metrics.gauge("parley_rooms", "Live rooms", lambda: manager.rooms)
+    runtime.metrics.gauge("parley_participants", "Participants in live rooms", lambda: manager.participants)
+    runtime.metrics.gauge(
+        "parley_client_sessions",
+        "Client sessions the room manager keeps (attached or in grace)",
+        lambda: len(manager.sessions),
+    )
     runtime.on_ready(start)
     runtime.on_stop(stop)
     return manager

@@ -90,6 +90,12 @@ class RoomManager:
         return self._store.count()
 
     @property
+    def participants(self) -> int:
+        """Participants of every live room (read per scrape of the metrics: one pass over the store)."""
+        states = (self._store.load(room_id) for room_id in self._store.room_ids())
+        return sum(len(state.participants) for state in states if state is not None)
+
+    @property
     def lease_s(self) -> float:
         return self._rules.gateway_lease_s
 

@@ -3,106 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
-import pytest
 
 from services.core.config import ServiceName
 from services.core.embedded_broker import EmbeddedBroker, free_port, free_port_block
-
-PARLEY = [sys.executable, "-m", "services.cli.main"]
-
-
-def processes_with_marker(marker: str) -> list[int]:
-    """Every live process whose environment carries `marker`: the platform and all it started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def run_parley(args: list[str], marker: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PARLEY, *args],
-        env={**os.environ, "PARLEY_TEST_MARKER": marker, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@dataclass
-class RunningPlatform:
-    process: subprocess.Popen[str]
-    url: str
-    data_dir: Path
-    marker: str
-    banner: str
-
-    def service_pid(self, name: ServiceName) -> int:
-        for pid in processes_with_marker(self.marker):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if f"services.{name.value}".encode() in cmdline:
-                return pid
-        raise LookupError(name)
-
-
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[RunningPlatform]:
-    marker = uuid.uuid4().hex
-    http_port = free_port()
-    process = subprocess.Popen(
-        [
-            *PARLEY,
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--http-port",
-            str(http_port),
-            "--grpc-port-base",
-            str(free_port_block(7)),
-        ],
-        env={**os.environ, "PARLEY_TEST_MARKER": marker},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("parley up exited:\n" + "".join(banner))
-        banner.append(line)
-        if line.startswith("Health:"):
-            break
-    yield RunningPlatform(
-        process, f"http://127.0.0.1:{http_port}", tmp_path / "data", marker, "".join(banner)
-    )
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    for pid in processes_with_marker(marker):
-        os.kill(pid, signal.SIGKILL)
+from tests.integration.cli.running import PARLEY, RunningPlatform, processes_with_marker, run_parley
 
 
 def test_up_prints_every_service_and_healthz_lists_all_seven(platform: RunningPlatform) -> None:
@@ -120,6 +35,20 @@ def test_up_prints_every_service_and_healthz_lists_all_seven(platform: RunningPl
     assert status.returncode == 0, status.stderr
     for name in ServiceName:
         assert name.value in status.stdout
+    as_json = subprocess.run(
+        [*PARLEY, "status", "--json", "--url", platform.url], capture_output=True, text=True, timeout=30
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {
+        "status": "SERVING",
+        "services": {name.value: "SERVING" for name in ServiceName},
+    }
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = subprocess.run([*PARLEY, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"parley {version('parley')}"
 
 
 def test_a_killed_service_turns_healthz_503_naming_it(platform: RunningPlatform) -> None:

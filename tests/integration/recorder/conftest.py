@@ -4,7 +4,8 @@ their own (tests/testing.py), real gRPC and real uvicorn; clients are plain WebS
 publishers real aiortc peers on 127.0.0.1 without STUN.
 
 The recorder's peer connections are counted, and every decoder and encoder aiortc creates is attributed:
-the recorder must create none (it writes what it receives, remuxed).
+the recorder must create none (it writes what it receives, remuxed, or decodes with PyAV on its
+compositor's thread).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from av import VideoFrame
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
 
@@ -114,14 +117,37 @@ async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
     await connections.close()
 
 
-class Publisher:
-    """A client's camera and microphone: aiortc's test tracks, encoded (VP8 and Opus unless told),
-    ICE on loopback."""
+class ColourTrack(VideoStreamTrack):
+    """A camera that sees one colour: composite tests find each participant in its cell by it."""
 
-    def __init__(self, *, video: str | None = "video/VP8", audio: str = "audio/opus") -> None:
+    def __init__(self, colour: tuple[int, int, int]) -> None:
+        super().__init__()
+        picture = np.zeros((480, 640, 3), dtype=np.uint8)
+        picture[:] = colour
+        self._yuv = VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p").to_ndarray()
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self._yuv, format="yuv420p")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class Publisher:
+    """A client's camera and microphone: aiortc's test tracks (or a camera of one colour), encoded (VP8
+    and Opus unless told), ICE on loopback."""
+
+    def __init__(
+        self,
+        *,
+        video: str | None = "video/VP8",
+        audio: str = "audio/opus",
+        colour: tuple[int, int, int] | None = None,
+    ) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.media_type = 1 if video else 2
-        tracks = [(AudioStreamTrack(), audio)] + ([(VideoStreamTrack(), video)] if video else [])
+        camera = ColourTrack(colour) if colour else VideoStreamTrack()
+        tracks = [(AudioStreamTrack(), audio)] + ([(camera, video)] if video else [])
         for track, mime in tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(

@@ -13,6 +13,8 @@ from typing import Any
 import av
 import pytest
 
+from tests.ffprobe import probe
+
 pytestmark = pytest.mark.integration
 
 PAUSE_S = 2.0
@@ -66,7 +68,12 @@ async def test_record_pause_resume_stop_gives_a_decodable_file_and_tells_the_roo
     await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
     feed_id = await publishers().publish(alice)
 
-    started = await bob.ok("start_record", room_id=room["room_id"], record_third_id="batch-1")
+    started = await bob.ok(
+        "start_record",
+        room_id=room["room_id"],
+        record_third_id="batch-1",
+        record_param={"mode": "single", "format": "webm"},
+    )
     record_id = started["record_id"]
     assert started == {"record_id": record_id, "record_third_id": "batch-1"}
     again = await alice.call("start_record", room_id=room["room_id"])
@@ -130,7 +137,9 @@ async def test_a_room_created_with_default_record_records_feeds_published_later(
     platform: Any, clients: Any, publishers: Any
 ) -> None:
     alice = await clients()
-    room = await alice.ok("create_room", ext={"defaultRecord": True})
+    room = await alice.ok(
+        "create_room", ext={"defaultRecord": True, "recordParam": {"mode": "single", "format": "mkv"}}
+    )
     record_id = room["record_id"]
     assert record_id
     assert (await alice.ok("get_record_info", record_id=record_id))["record_info"]["state"] == "recording"
@@ -193,21 +202,26 @@ async def test_bad_requests_are_refused_with_codes(platform: Any, clients: Any) 
     await alice.ok("stop_record", record_id=record_id)
 
 
-async def test_a_feed_the_recorder_cannot_write_is_reported_100003_and_the_recording_goes_on(
-    platform: Any, clients: Any, publishers: Any
-) -> None:
+async def test_a_g711_feed_is_recorded_not_dropped(platform: Any, clients: Any, publishers: Any) -> None:
     alice = await clients()
     room = await alice.ok("create_room")
-    # G.711 fits neither WebM nor Matroska: the recorder subscribes, finds nothing to write, and says so.
     g711 = await publishers(video=None, audio="audio/PCMU").publish(alice, tag="phone")
-    vp8 = await publishers().publish(alice)
-    record_id = (await alice.ok("start_record", room_id=room["room_id"]))["record_id"]
-
-    failed = await alice.event("on_remote_recording_failed")
-    assert (failed["record_id"], failed["feed_id"], failed["code"]) == (record_id, g711, 100003)
-    await wait_for_packets(alice, record_id, video=30, audio=50)
+    record_id = (
+        await alice.ok(
+            "start_record", room_id=room["room_id"], record_param={"mode": "single", "format": "mp4"}
+        )
+    )["record_id"]
+    await wait_for_packets(alice, record_id, video=0, audio=50)
     stopped = await alice.ok("stop_record", record_id=record_id)
-    assert [(f["feed_id"], f["audio_codec"]) for f in stopped["files"]] == [(vp8, "opus")]
-    assert stopped["status"] == 2
+    [file] = stopped["files"]
+    # MP4 takes no G.711: it is decoded and written as AAC.
+    assert (file["feed_id"], file["video_codec"], file["audio_codec"], file["media_type"]) == (
+        g711,
+        "",
+        "aac",
+        1,
+    )
+    found = probe(platform.storage_dir / file["path"])
+    assert found.codecs == {"audio": "aac"} and found.duration_s >= 0.8
     await platform.events.wait_for(record_id, event_code=99)
-    assert platform.events.values(record_id, "event_code") == [10, 100003, 0, 11, 99]
+    assert platform.events.values(record_id, "event_code") == [10, 0, 11, 99]

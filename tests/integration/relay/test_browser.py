@@ -23,7 +23,6 @@ import pytest
 import uvicorn
 from parley.relay.v1 import media_pb2, relay_pb2
 from relay_clients import BIZ_NAME, HEIGHT, WIDTH, Publisher, Subscriber, publish, subscribe, wait_until
-from selenium import webdriver
 from selenium.webdriver.chrome.webdriver import WebDriver
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,36 +30,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tests.integration.chromium import start_chromium
+
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PAGE = Path(__file__).parent / "browser"
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    # The tests may run as root, where Chromium refuses its sandbox.
-    "--no-sandbox",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    # Without it Chromium gathers no 127.0.0.1 candidate, the only address the relay listens on.
-    "--allow-loopback-in-peer-connection",
-    # Host candidates keep their address, never an mDNS .local name (which the relay's candidate filter
-    # cannot check and Chromium would announce by multicast), even on a page without camera permission.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    # The received audio plays, so Chromium decodes it as on a real page.
-    "--autoplay-policy=no-user-gesture-required",
-    # The machine reaches no network: Chromium's own services would only retry failed connections.
-    "--disable-background-networking",
-    # Names Chromium still looks up at start (update, sign-in and search hosts) fail at once, so the
-    # browser sends no DNS query off the machine; the page is addressed by IP.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-gpu",
-)
 
 # Generous: the 2-core machine may be busy with other tests. Typical times are printed.
 FIRST_FRAME_TIMEOUT_S = 20.0
@@ -73,16 +47,7 @@ def room() -> str:
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{', '.join(missing)} missing: `make install` installs chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    # Both paths given, so Selenium Manager never looks for (or downloads) a browser or driver.
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
-    driver.set_script_timeout(SCRIPT_TIMEOUT_S)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium"), script_timeout_s=SCRIPT_TIMEOUT_S)
     yield driver
     driver.quit()
 

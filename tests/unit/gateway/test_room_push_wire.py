@@ -16,6 +16,7 @@ from services.gateway.room_pushes import event_of
 TEXT = 'hi \u00e9\U0001f600 "q"'
 FEED = r.FeedRef(uid="alice", feed_id="f1", tag="cam", media_type=1)
 FILE = recorder_pb2.RecordFile(
+    file_id="f0123456789abcdef",
     name="a.webm",
     path="rec/a.webm",
     feed_id="f1",
@@ -27,6 +28,7 @@ FILE = recorder_pb2.RecordFile(
     media_type=1,
     video_packets=40,
     audio_packets=75,
+    first_frame_ms=1767225600040,
     started_at=Timestamp(seconds=1767225600),
     ended_at=Timestamp(seconds=1767225601, nanos=500_000_000),
 )
@@ -195,7 +197,7 @@ WIRE: list[tuple[d.Push, str | None]] = [
     ),
     (
         d.Push(remote_record_over=d.RemoteRecordOver(room_id="r1", record_id="rec1", status=2, files=[FILE])),
-        '{"event":"on_remote_record_over","data":{"room_id":"r1","record_id":"rec1","status":2,"files":[{"name":"a.webm","path":"rec/a.webm","feed_id":"f1","uid":"alice","size":2048,"duration_ms":1500,"video_codec":"vp8","audio_codec":"opus","media_type":1,"video_packets":40,"audio_packets":75,"started_at_ms":1767225600000,"ended_at_ms":1767225601500}]}}',
+        '{"event":"on_remote_record_over","data":{"room_id":"r1","record_id":"rec1","status":2,"files":[{"file_id":"f0123456789abcdef","name":"a.webm","path":"rec/a.webm","feed_id":"f1","uid":"alice","size":2048,"duration_ms":1500,"video_codec":"vp8","audio_codec":"opus","media_type":1,"video_packets":40,"audio_packets":75,"first_frame_ms":1767225600040,"started_at_ms":1767225600000,"ended_at_ms":1767225601500}]}}',
     ),
     (
         d.Push(remote_record_over=d.RemoteRecordOver(room_id="r1", record_id="rec1", status=3)),

@@ -4,13 +4,16 @@ encoder would."""
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
-from services.recorder.files import FeedFile, TrackClock, container_for
+from services.recorder.files import FORMATS, FeedFile, TrackClock
+from tests.ffprobe import probe
 
 WIDTH, HEIGHT = 320, 240
 
@@ -34,6 +37,7 @@ def test_a_pause_leaves_no_gap_and_timestamps_never_go_back() -> None:
     assert clock.pts(1920 + 480960) == 3841
 
 
+@functools.cache
 def encoded_frames(count: int) -> tuple[list[bytes], list[bytes]]:
     video = av.CodecContext.create("libvpx", "w")
     video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
@@ -102,33 +106,121 @@ def test_the_file_is_created_at_once_and_an_unwritable_folder_fails(tmp_path: Pa
     (tmp_path / "blocked").write_bytes(b"")
     with pytest.raises(OSError):
         FeedFile(tmp_path / "blocked" / "f.webm", video_codec="vp8", audio_codec="opus")
-    feed = FeedFile(tmp_path / "ok" / "f.mkv", video_codec="h264", audio_codec="")
+    feed = FeedFile(tmp_path / "ok" / "f.mkv", video_codec="h264", audio_codec="", fmt=FORMATS["mkv"])
     assert (tmp_path / "ok" / "f.mkv").exists()
     feed.close()
-    assert container_for("h264") == ("matroska", ".mkv") and container_for("vp8") == ("webm", ".webm")
-    assert container_for("") == ("webm", ".webm")
 
 
-def test_h264_annex_b_frames_are_remuxed_into_matroska_that_decodes(tmp_path: Path) -> None:
+@functools.cache
+def h264_frames(count: int) -> list[bytes]:
     encoder = av.CodecContext.create("libx264", "w")
     encoder.width, encoder.height, encoder.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     encoder.time_base = Fraction(1, 90000)
     # What a device sends over RTP: Annex B, parameter sets in the stream, no B-frames.
     encoder.options = {"tune": "zerolatency", "bframes": "0"}
+    encoder.gop_size = 30
     frames: list[bytes] = []
-    for index in range(20):
+    for index in range(count):
         picture = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
         for plane in picture.planes:
             plane.update(bytes([(index * 8) % 256]) * plane.buffer_size)
         picture.pts = index * 3000
         frames += [bytes(packet) for packet in encoder.encode(picture)]
-    frames += [bytes(packet) for packet in encoder.encode(None)]
-    feed = FeedFile(tmp_path / "device-f2.mkv", video_codec="h264", audio_codec="")
-    for index, frame in enumerate(frames):
-        feed.write_video(index * 3000, frame)
+    return frames + [bytes(packet) for packet in encoder.encode(None)]
+
+
+@functools.cache
+def g711_frames(codec: str, count: int) -> list[bytes]:
+    """20 ms frames of a 440 Hz tone at 8 kHz, as a G.711 phone sends them."""
+    encoder = av.CodecContext.create(codec, "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 8000, "mono", "s16"
+    encoder.time_base = Fraction(1, 8000)
+    frames: list[bytes] = []
+    for index in range(count):
+        sound = av.AudioFrame.from_ndarray(
+            (8000 * np.sin(2 * np.pi * 440 * (np.arange(160) + index * 160) / 8000)).astype("<i2")[None, :],
+            format="s16",
+            layout="mono",
+        )
+        sound.sample_rate = 8000
+        sound.pts = index * 160
+        frames += [bytes(packet) for packet in encoder.encode(sound)]
+    return frames
+
+
+# 2 s of media: 60 video frames at 30 fps, 100 audio frames of 20 ms.
+SECONDS = 2.0
+
+
+def feed_media(feed: FeedFile, video_codec: str, audio_codec: str, rounds: int = 1) -> tuple[int, int]:
+    """Writes `rounds` times 2 s of `video_codec` / `audio_codec` ("" for none) into `feed`, interleaved
+    as they arrive; the frames written of each."""
+    video = {"vp8": lambda: encoded_frames(60)[0], "h264": lambda: h264_frames(60), "": list}[video_codec]()
+    audio_rate = 8000 if audio_codec in ("pcmu", "pcma") else 48000
+    audio = {
+        "opus": lambda: encoded_frames(50)[1],
+        "pcmu": lambda: g711_frames("pcm_mulaw", 100),
+        "pcma": lambda: g711_frames("pcm_alaw", 100),
+        "": list,
+    }[audio_codec]()
+    step = audio_rate // 50
+    for round_ in range(rounds):
+        for index in range(100):
+            if index % 5 < 3 and video:
+                frame = index // 5 * 3 + index % 5
+                if frame < len(video):
+                    feed.write_video((round_ * 60 + frame) * 3000, video[frame])
+            if index < len(audio):
+                feed.write_audio((round_ * 100 + index) * step, audio[index])
+    return len(video) * rounds, len(audio) * rounds
+
+
+@pytest.mark.parametrize(
+    ("video", "audio", "fmt", "expected"),
+    [
+        # H.264 remuxed as it is; Opus transcoded to AAC for MP4 and FLV.
+        ("h264", "opus", "mp4", {"video": "h264", "audio": "aac"}),
+        ("h264", "opus", "flv", {"video": "h264", "audio": "aac"}),
+        # VP8 cannot go into MP4/FLV: transcoded to H.264.
+        ("vp8", "opus", "mp4", {"video": "h264", "audio": "aac"}),
+        ("vp8", "opus", "flv", {"video": "h264", "audio": "aac"}),
+        ("vp8", "opus", "webm", {"video": "vp8", "audio": "opus"}),
+        ("h264", "opus", "mkv", {"video": "h264", "audio": "opus"}),
+        # G.711 is recorded: AAC in MP4/FLV, Opus in WebM/Matroska.
+        ("h264", "pcmu", "mp4", {"video": "h264", "audio": "aac"}),
+        ("vp8", "pcma", "webm", {"video": "vp8", "audio": "opus"}),
+        ("", "pcmu", "flv", {"audio": "aac"}),
+        ("", "opus", "mp4", {"audio": "aac"}),
+    ],
+)
+def test_each_format_holds_the_feed_remuxed_or_transcoded_only_where_it_must(
+    tmp_path: Path, video: str, audio: str, fmt: str, expected: dict[str, str]
+) -> None:
+    path = tmp_path / f"f{FORMATS[fmt].suffix}"
+    feed = FeedFile(path, video_codec=video, audio_codec=audio, fmt=FORMATS[fmt])
+    written_video, _ = feed_media(feed, video, audio)
     feed.close()
-    assert feed.video_packets == len(frames)
-    with av.open(str(tmp_path / "device-f2.mkv")) as container:
-        assert [stream.codec_context.name for stream in container.streams] == ["h264"]
-        decoded = [frame for packet in container.demux() for frame in packet.decode()]
-    assert len(decoded) == len(frames) and {(f.width, f.height) for f in decoded} == {(WIDTH, HEIGHT)}
+    assert (feed.video_codec, feed.audio_codec) == (expected.get("video", ""), expected.get("audio", ""))
+    found = probe(path)
+    assert found.codecs == expected
+    assert abs(found.duration_s - SECONDS) < 0.5
+    assert found.size_bytes == path.stat().st_size > 0
+    if video:
+        assert (found.width, found.height) == (WIDTH, HEIGHT)
+        assert found.frames["video"] == written_video
+    if audio:
+        # Every 20 ms of sound is in the file, whatever the codec's frame size (AAC: 1024 samples).
+        assert found.frames["audio"] * {"aac": 1024, "opus": 960}[expected["audio"]] >= 0.9 * SECONDS * 48000
+
+
+def test_a_fragmented_mp4_cut_off_mid_recording_plays_up_to_the_cut(tmp_path: Path) -> None:
+    path = tmp_path / "f.mp4"
+    feed = FeedFile(path, video_codec="h264", audio_codec="opus", fmt=FORMATS["mp4"])
+    feed_media(feed, "h264", "opus", rounds=2)
+    # What a recorder killed now leaves on disk: no trailer, no flush of what the muxer still holds.
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes())
+    found = probe(cut)
+    assert found.codecs == {"video": "h264", "audio": "aac"}
+    assert found.frames["video"] >= 30 and found.duration_s >= 1.0
+    feed.close()

@@ -17,6 +17,7 @@ from services.rooms.outcome import RelayOrder, StopFeed, StopSubscription
 from services.rooms.p2p import Engine
 from services.rooms.pushes import ExitType, LeaveType, MediaCloseCode, Push
 from services.rooms.room import MediaSlot, MuteTarget, Room, RoomContext
+from tests.clock import FakeClock
 from tests.unit.rooms.test_room_manager import RELAY, RULES
 
 AUDIO = media_pb2.Track(kind=media_pb2.MEDIA_KIND_AUDIO, codec="audio/opus")
@@ -65,7 +66,7 @@ class Place:
 
 class Setting:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.clock = FakeClock()
         self.effects = Recorded()
         self.place = Place()
         self.context = RoomContext(
@@ -73,7 +74,7 @@ class Setting:
             self.effects,
             place=self.place,
             relay_live=lambda address: True,
-            clock=lambda: self.now,
+            clock=self.clock,
             now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
         )
 
@@ -120,14 +121,14 @@ def test_opening_a_room_reports_it_and_it_waits_empty_for_the_grace(setting: Set
         engine=Engine.SFU,
     )
     assert setting.effects.facts() == ["RoomCreated"]
-    assert not room.lapsed(setting.now + 59.9) and room.lapsed(setting.now + 60)
+    assert not room.lapsed(setting.clock.now + 59.9) and room.lapsed(setting.clock.now + 60)
     room.join("s_alice", "alice", room.rtoken, None)
-    assert not room.lapsed(setting.now + 1000)
-    setting.now += 5
+    assert not room.lapsed(setting.clock.now + 1000)
+    setting.clock.now += 5
     room.leave("alice", ExitType.NORMAL)
-    assert not room.lapsed(setting.now + 59.9) and room.lapsed(setting.now + 60)
+    assert not room.lapsed(setting.clock.now + 59.9) and room.lapsed(setting.clock.now + 60)
     room.state.held_by_call = True
-    assert not room.lapsed(setting.now + 1000)
+    assert not room.lapsed(setting.clock.now + 1000)
 
 
 def test_a_joiner_hears_who_is_there_and_the_others_hear_of_it(setting: Setting) -> None:
@@ -336,9 +337,9 @@ def test_negotiations_past_their_deadline_are_dropped(setting: Setting) -> None:
     feed_id = publish(room, "alice")
     pending = room.reserve_publish("s_alice", "alice", 2, "", data_channel=False)
     room.reserve_subscribe("s_bob", "bob", feed_id)
-    room.expire_negotiations(setting.now + 29.9)
+    room.expire_negotiations(setting.clock.now + 29.9)
     assert setting.effects.orders == []
-    room.expire_negotiations(setting.now + 30)
+    room.expire_negotiations(setting.clock.now + 30)
     assert setting.effects.orders == [StopFeed(RELAY, room.room_id, pending.feed_id)]
     assert refused(lambda: room.complete_subscribe("s_bob", feed_id, "sub_late", (AUDIO,))) == (
         -1081,

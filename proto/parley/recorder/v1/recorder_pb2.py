@@ -25,31 +25,49 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/recorder/v1/recorder.proto\x12\x12parley.recorder.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n\x14GetRecordInfoRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\"\x81\x03\n\nRecordInfo\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x12\n\nevent_code\x18\x03 \x01(\x05\x12\x10\n\x08\x62iz_name\x18\x04 \x01(\t\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.parley.recorder.v1.RecordState\x12\x0e\n\x06status\x18\x06 \x01(\x05\x12\x17\n\x0frecord_third_id\x18\x07 \x01(\t\x12\x14\n\x0crequested_by\x18\x08 \x01(\t\x12-\n\x05\x66iles\x18\t \x03(\x0b\x32\x1e.parley.recorder.v1.RecordFile\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x66\x61ilure_code\x18\x0c \x01(\x05\x12\x17\n\x0f\x66\x61ilure_message\x18\r \x01(\t\"\x8e\x01\n\x15StartRecordingRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x19\n\x11record_param_json\x18\x04 \x01(\t\x12\x17\n\x0frecord_third_id\x18\x05 \x01(\t\x12\x11\n\tfile_path\x18\x06 \x01(\t\"+\n\x16StartRecordingResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\"A\n\rRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\"\xb9\x02\n\nRecordFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x03\x12\x13\n\x0bvideo_codec\x18\x07 \x01(\t\x12\x13\n\x0b\x61udio_codec\x18\x08 \x01(\t\x12\x12\n\nmedia_type\x18\t \x01(\x05\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rvideo_packets\x18\x0c \x01(\x04\x12\x15\n\raudio_packets\x18\r \x01(\x04\"\xa2\x01\n\x0cRecordResult\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x11\n\tfile_type\x18\x02 \x01(\x05\x12\x11\n\tfile_path\x18\x03 \x01(\t\x12\x19\n\x11record_start_time\x18\x04 \x01(\x03\x12\x12\n\nmedia_type\x18\x05 \x01(\x05\x12-\n\x05\x66iles\x18\x06 \x03(\x0b\x32\x1e.parley.recorder.v1.RecordFile\"\xd6\x02\n\x0eRecordingEvent\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x03 \x01(\t\x12\x12\n\nevent_code\x18\x04 \x01(\x05\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.parley.recorder.v1.RecordState\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12,\n\x04\x66ile\x18\x08 \x01(\x0b\x32\x1e.parley.recorder.v1.RecordFile\x12\x37\n\rrecord_result\x18\t \x01(\x0b\x32 .parley.recorder.v1.RecordResult\x12\x17\n\x0frecord_third_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x91\x01\n\x0bRecordState\x12\x1c\n\x18RECORD_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECORD_STATE_RECORDING\x10\x01\x12\x17\n\x13RECORD_STATE_PAUSED\x10\x02\x12\x16\n\x12RECORD_STATE_ENDED\x10\x03\x12\x17\n\x13RECORD_STATE_FAILED\x10\x04\x32\xd4\x03\n\x0fRecorderService\x12g\n\x0eStartRecording\x12).parley.recorder.v1.StartRecordingRequest\x1a*.parley.recorder.v1.StartRecordingResponse\x12R\n\rStopRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12S\n\x0ePauseRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12T\n\x0fResumeRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12Y\n\rGetRecordInfo\x12(.parley.recorder.v1.GetRecordInfoRequest\x1a\x1e.parley.recorder.v1.RecordInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!parley/recorder/v1/recorder.proto\x12\x12parley.recorder.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\x15ListRecordingsRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x11\n\trecord_id\x18\x04 \x01(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x05\x12\r\n\x05limit\x18\x06 \x01(\x05\"^\n\x16ListRecordingsResponse\x12\x35\n\nrecordings\x18\x01 \x03(\x0b\x32!.parley.recorder.v1.RecordingFile\x12\r\n\x05total\x18\x02 \x01(\x05\"\xba\x01\n\rRecordingFile\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x04 \x01(\t\x12\x11\n\tfile_type\x18\x05 \x01(\x05\x12\x11\n\tfile_path\x18\x06 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\x12,\n\x04\x66ile\x18\x08 \x01(\x0b\x32\x1e.parley.recorder.v1.RecordFile\"9\n\x14RecordingFileRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\t\"]\n\x18ReadRecordingFileRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x0f\n\x07\x66ile_id\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\")\n\x19ReadRecordingFileResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"A\n\x1b\x44\x65leteRecordingFilesRequest\x12\x10\n\x08\x62iz_name\x18\x01 \x01(\t\x12\x10\n\x08\x66ile_ids\x18\x02 \x03(\t\"/\n\x1c\x44\x65leteRecordingFilesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\"a\n\x16\x43hangeWatermarkRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x15\n\roverlaps_json\x18\x04 \x01(\t\";\n\x14GetRecordInfoRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\"\xa7\x03\n\nRecordInfo\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x12\n\nevent_code\x18\x03 \x01(\x05\x12\x10\n\x08\x62iz_name\x18\x04 \x01(\t\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.parley.recorder.v1.RecordState\x12\x0e\n\x06status\x18\x06 \x01(\x05\x12\x17\n\x0frecord_third_id\x18\x07 \x01(\t\x12\x14\n\x0crequested_by\x18\x08 \x01(\t\x12-\n\x05\x66iles\x18\t \x03(\x0b\x32\x1e.parley.recorder.v1.RecordFile\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x66\x61ilure_code\x18\x0c \x01(\x05\x12\x17\n\x0f\x66\x61ilure_message\x18\r \x01(\t\x12\x11\n\tfile_type\x18\x0e \x01(\x05\x12\x11\n\tfile_path\x18\x0f \x01(\t\"\x8e\x01\n\x15StartRecordingRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x19\n\x11record_param_json\x18\x04 \x01(\t\x12\x17\n\x0frecord_third_id\x18\x05 \x01(\t\x12\x11\n\tfile_path\x18\x06 \x01(\t\"+\n\x16StartRecordingResponse\x12\x11\n\trecord_id\x18\x01 \x01(\t\"A\n\rRecordRequest\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\"\xe2\x02\n\nRecordFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x03\x12\x13\n\x0bvideo_codec\x18\x07 \x01(\t\x12\x13\n\x0b\x61udio_codec\x18\x08 \x01(\t\x12\x12\n\nmedia_type\x18\t \x01(\x05\x12.\n\nstarted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rvideo_packets\x18\x0c \x01(\x04\x12\x15\n\raudio_packets\x18\r \x01(\x04\x12\x16\n\x0e\x66irst_frame_ms\x18\x0e \x01(\x03\x12\x0f\n\x07\x66ile_id\x18\x0f \x01(\t\"\xa2\x01\n\x0cRecordResult\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x11\n\tfile_type\x18\x02 \x01(\x05\x12\x11\n\tfile_path\x18\x03 \x01(\t\x12\x19\n\x11record_start_time\x18\x04 \x01(\x03\x12\x12\n\nmedia_type\x18\x05 \x01(\x05\x12-\n\x05\x66iles\x18\x06 \x03(\x0b\x32\x1e.parley.recorder.v1.RecordFile\"\xe6\x02\n\x0eRecordingEvent\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x10\n\x08\x62iz_name\x18\x03 \x01(\t\x12\x12\n\nevent_code\x18\x04 \x01(\x05\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.parley.recorder.v1.RecordState\x12\x0f\n\x07\x66\x65\x65\x64_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12,\n\x04\x66ile\x18\x08 \x01(\x0b\x32\x1e.parley.recorder.v1.RecordFile\x12\x37\n\rrecord_result\x18\t \x01(\x0b\x32 .parley.recorder.v1.RecordResult\x12\x17\n\x0frecord_third_id\x18\n \x01(\t\x12(\n\x04time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06silent\x18\x0c \x01(\x08*\xad\x01\n\x0bRecordState\x12\x1c\n\x18RECORD_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECORD_STATE_RECORDING\x10\x01\x12\x17\n\x13RECORD_STATE_PAUSED\x10\x02\x12\x16\n\x12RECORD_STATE_ENDED\x10\x03\x12\x17\n\x13RECORD_STATE_FAILED\x10\x04\x12\x1a\n\x16RECORD_STATE_UPLOADING\x10\x05\x32\xea\x07\n\x0fRecorderService\x12g\n\x0eStartRecording\x12).parley.recorder.v1.StartRecordingRequest\x1a*.parley.recorder.v1.StartRecordingResponse\x12R\n\rStopRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12S\n\x0ePauseRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12T\n\x0fResumeRecording\x12!.parley.recorder.v1.RecordRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12Y\n\rGetRecordInfo\x12(.parley.recorder.v1.GetRecordInfoRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12]\n\x0f\x43hangeWatermark\x12*.parley.recorder.v1.ChangeWatermarkRequest\x1a\x1e.parley.recorder.v1.RecordInfo\x12g\n\x0eListRecordings\x12).parley.recorder.v1.ListRecordingsRequest\x1a*.parley.recorder.v1.ListRecordingsResponse\x12_\n\x10GetRecordingFile\x12(.parley.recorder.v1.RecordingFileRequest\x1a!.parley.recorder.v1.RecordingFile\x12p\n\x11ReadRecordingFile\x12,.parley.recorder.v1.ReadRecordingFileRequest\x1a-.parley.recorder.v1.ReadRecordingFileResponse\x12y\n\x14\x44\x65leteRecordingFiles\x12/.parley.recorder.v1.DeleteRecordingFilesRequest\x1a\x30.parley.recorder.v1.DeleteRecordingFilesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'parley.recorder.v1.recorder_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDSTATE']._serialized_start=1623
-  _globals['_RECORDSTATE']._serialized_end=1768
-  _globals['_GETRECORDINFOREQUEST']._serialized_start=90
-  _globals['_GETRECORDINFOREQUEST']._serialized_end=149
-  _globals['_RECORDINFO']._serialized_start=152
-  _globals['_RECORDINFO']._serialized_end=537
-  _globals['_STARTRECORDINGREQUEST']._serialized_start=540
-  _globals['_STARTRECORDINGREQUEST']._serialized_end=682
-  _globals['_STARTRECORDINGRESPONSE']._serialized_start=684
-  _globals['_STARTRECORDINGRESPONSE']._serialized_end=727
-  _globals['_RECORDREQUEST']._serialized_start=729
-  _globals['_RECORDREQUEST']._serialized_end=794
-  _globals['_RECORDFILE']._serialized_start=797
-  _globals['_RECORDFILE']._serialized_end=1110
-  _globals['_RECORDRESULT']._serialized_start=1113
-  _globals['_RECORDRESULT']._serialized_end=1275
-  _globals['_RECORDINGEVENT']._serialized_start=1278
-  _globals['_RECORDINGEVENT']._serialized_end=1620
-  _globals['_RECORDERSERVICE']._serialized_start=1771
-  _globals['_RECORDERSERVICE']._serialized_end=2239
+  _globals['_RECORDSTATE']._serialized_start=2542
+  _globals['_RECORDSTATE']._serialized_end=2715
+  _globals['_LISTRECORDINGSREQUEST']._serialized_start=90
+  _globals['_LISTRECORDINGSREQUEST']._serialized_end=215
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_start=217
+  _globals['_LISTRECORDINGSRESPONSE']._serialized_end=311
+  _globals['_RECORDINGFILE']._serialized_start=314
+  _globals['_RECORDINGFILE']._serialized_end=500
+  _globals['_RECORDINGFILEREQUEST']._serialized_start=502
+  _globals['_RECORDINGFILEREQUEST']._serialized_end=559
+  _globals['_READRECORDINGFILEREQUEST']._serialized_start=561
+  _globals['_READRECORDINGFILEREQUEST']._serialized_end=654
+  _globals['_READRECORDINGFILERESPONSE']._serialized_start=656
+  _globals['_READRECORDINGFILERESPONSE']._serialized_end=697
+  _globals['_DELETERECORDINGFILESREQUEST']._serialized_start=699
+  _globals['_DELETERECORDINGFILESREQUEST']._serialized_end=764
+  _globals['_DELETERECORDINGFILESRESPONSE']._serialized_start=766
+  _globals['_DELETERECORDINGFILESRESPONSE']._serialized_end=813
+  _globals['_CHANGEWATERMARKREQUEST']._serialized_start=815
+  _globals['_CHANGEWATERMARKREQUEST']._serialized_end=912
+  _globals['_GETRECORDINFOREQUEST']._serialized_start=914
+  _globals['_GETRECORDINFOREQUEST']._serialized_end=973
+  _globals['_RECORDINFO']._serialized_start=976
+  _globals['_RECORDINFO']._serialized_end=1399
+  _globals['_STARTRECORDINGREQUEST']._serialized_start=1402
+  _globals['_STARTRECORDINGREQUEST']._serialized_end=1544
+  _globals['_STARTRECORDINGRESPONSE']._serialized_start=1546
+  _globals['_STARTRECORDINGRESPONSE']._serialized_end=1589
+  _globals['_RECORDREQUEST']._serialized_start=1591
+  _globals['_RECORDREQUEST']._serialized_end=1656
+  _globals['_RECORDFILE']._serialized_start=1659
+  _globals['_RECORDFILE']._serialized_end=2013
+  _globals['_RECORDRESULT']._serialized_start=2016
+  _globals['_RECORDRESULT']._serialized_end=2178
+  _globals['_RECORDINGEVENT']._serialized_start=2181
+  _globals['_RECORDINGEVENT']._serialized_end=2539
+  _globals['_RECORDERSERVICE']._serialized_start=2718
+  _globals['_RECORDERSERVICE']._serialized_end=3720
 # @@protoc_insertion_point(module_scope)

@@ -37,6 +37,8 @@ class _RecordStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordSta
     RECORD_STATE_ENDED: _RecordState.ValueType  # 3
     """Stopped, every file closed: the result (99) reported success."""
     RECORD_STATE_FAILED: _RecordState.ValueType  # 4
+    RECORD_STATE_UPLOADING: _RecordState.ValueType  # 5
+    """Stopped (11 reported), its files being uploaded to the object store; the result (99) follows."""
 
 class RecordState(_RecordState, metaclass=_RecordStateEnumTypeWrapper): ...
 
@@ -46,7 +48,260 @@ RECORD_STATE_PAUSED: RecordState.ValueType  # 2
 RECORD_STATE_ENDED: RecordState.ValueType  # 3
 """Stopped, every file closed: the result (99) reported success."""
 RECORD_STATE_FAILED: RecordState.ValueType  # 4
+RECORD_STATE_UPLOADING: RecordState.ValueType  # 5
+"""Stopped (11 reported), its files being uploaded to the object store; the result (99) follows."""
 Global___RecordState: _TypeAlias = RecordState  # noqa: Y015
+
+@_typing.final
+class ListRecordingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    START_MS_FIELD_NUMBER: _builtins.int
+    END_MS_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    start_ms: _builtins.int
+    """Files whose recording started in [start_ms, end_ms) (ms since the epoch); 0 leaves that end open."""
+    end_ms: _builtins.int
+    record_id: _builtins.str
+    """Only this recording's files; empty for all."""
+    offset: _builtins.int
+    limit: _builtins.int
+    """At most this many (1..100; 0 means 20)."""
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        start_ms: _builtins.int = ...,
+        end_ms: _builtins.int = ...,
+        record_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "end_ms", b"end_ms", "limit", b"limit", "offset", b"offset", "record_id", b"record_id", "start_ms", b"start_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordingsRequest: _TypeAlias = ListRecordingsRequest  # noqa: Y015
+
+@_typing.final
+class ListRecordingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDINGS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """How many match, all pages together."""
+    @_builtins.property
+    def recordings(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordingFile]: ...
+    def __init__(
+        self,
+        *,
+        recordings: _abc.Iterable[Global___RecordingFile] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recordings", b"recordings", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordingsResponse: _TypeAlias = ListRecordingsResponse  # noqa: Y015
+
+@_typing.final
+class RecordingFile(_message.Message):
+    """One finished file of a recording, as file management shows it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_PATH_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    FILE_FIELD_NUMBER: _builtins.int
+    file_id: _builtins.str
+    record_id: _builtins.str
+    room_id: _builtins.str
+    biz_name: _builtins.str
+    file_type: _builtins.int
+    """Seed 002 recordResult fileType: 1 local, 2 object store; file_path: the file's path in the storage
+    folder (1) or its URL in the store (2).
+    """
+    file_path: _builtins.str
+    format: _builtins.str
+    """"mp4", "flv", "webm", "mkv"."""
+    @_builtins.property
+    def file(self) -> Global___RecordFile: ...
+    def __init__(
+        self,
+        *,
+        file_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        room_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        file_type: _builtins.int = ...,
+        file_path: _builtins.str = ...,
+        format: _builtins.str = ...,
+        file: Global___RecordFile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file", b"file", "file_id", b"file_id", "file_path", b"file_path", "file_type", b"file_type", "format", b"format", "record_id", b"record_id", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingFile: _TypeAlias = RecordingFile  # noqa: Y015
+
+@_typing.final
+class RecordingFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    file_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_id", b"file_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordingFileRequest: _TypeAlias = RecordingFileRequest  # noqa: Y015
+
+@_typing.final
+class ReadRecordingFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LENGTH_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    file_id: _builtins.str
+    offset: _builtins.int
+    length: _builtins.int
+    """At most 1 MiB per call."""
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        length: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_id", b"file_id", "length", b"length", "offset", b"offset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadRecordingFileRequest: _TypeAlias = ReadRecordingFileRequest  # noqa: Y015
+
+@_typing.final
+class ReadRecordingFileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadRecordingFileResponse: _TypeAlias = ReadRecordingFileResponse  # noqa: Y015
+
+@_typing.final
+class DeleteRecordingFilesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    FILE_IDS_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    @_builtins.property
+    def file_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+        file_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "file_ids", b"file_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRecordingFilesRequest: _TypeAlias = DeleteRecordingFilesRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRecordingFilesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deleted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        deleted: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRecordingFilesResponse: _TypeAlias = DeleteRecordingFilesResponse  # noqa: Y015
+
+@_typing.final
+class ChangeWatermarkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    OVERLAPS_JSON_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    biz_name: _builtins.str
+    """The app and the participant asking, as in RecordRequest."""
+    uid: _builtins.str
+    overlaps_json: _builtins.str
+    """Seed 002 appendix 7 `overlaps`, as JSON text (a list)."""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        biz_name: _builtins.str = ...,
+        uid: _builtins.str = ...,
+        overlaps_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "overlaps_json", b"overlaps_json", "record_id", b"record_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangeWatermarkRequest: _TypeAlias = ChangeWatermarkRequest  # noqa: Y015
 
 @_typing.final
 class GetRecordInfoRequest(_message.Message):
@@ -88,6 +343,8 @@ class RecordInfo(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     FAILURE_CODE_FIELD_NUMBER: _builtins.int
     FAILURE_MESSAGE_FIELD_NUMBER: _builtins.int
+    FILE_TYPE_FIELD_NUMBER: _builtins.int
+    FILE_PATH_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     room_id: _builtins.str
     event_code: _builtins.int
@@ -95,8 +352,8 @@ class RecordInfo(_message.Message):
     biz_name: _builtins.str
     state: Global___RecordState.ValueType
     status: _builtins.int
-    """Seed 002 GetRecordInfo status: 0 recording, 2 succeeded, 3 failed (1 uploading is never used:
-    files stay in the local folder).
+    """Seed 002 GetRecordInfo status: 0 recording, 1 uploading (to the object store), 2 succeeded,
+    3 failed.
     """
     record_third_id: _builtins.str
     requested_by: _builtins.str
@@ -104,6 +361,9 @@ class RecordInfo(_message.Message):
     failure_code: _builtins.int
     """Why a failed job failed: its failure event code and message."""
     failure_message: _builtins.str
+    file_type: _builtins.int
+    """Seed 002 recordInfo fileType / filePath, as RecordResult's."""
+    file_path: _builtins.str
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordFile]: ...
     @_builtins.property
@@ -128,10 +388,12 @@ class RecordInfo(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         failure_code: _builtins.int = ...,
         failure_message: _builtins.str = ...,
+        file_type: _builtins.int = ...,
+        file_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "ended_at", b"ended_at", "event_code", b"event_code", "failure_code", b"failure_code", "failure_message", b"failure_message", "files", b"files", "record_id", b"record_id", "record_third_id", b"record_third_id", "requested_by", b"requested_by", "room_id", b"room_id", "state", b"state", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "created_at", b"created_at", "ended_at", b"ended_at", "event_code", b"event_code", "failure_code", b"failure_code", "failure_message", b"failure_message", "file_path", b"file_path", "file_type", b"file_type", "files", b"files", "record_id", b"record_id", "record_third_id", b"record_third_id", "requested_by", b"requested_by", "room_id", b"room_id", "state", b"state", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -240,6 +502,8 @@ class RecordFile(_message.Message):
     ENDED_AT_FIELD_NUMBER: _builtins.int
     VIDEO_PACKETS_FIELD_NUMBER: _builtins.int
     AUDIO_PACKETS_FIELD_NUMBER: _builtins.int
+    FIRST_FRAME_MS_FIELD_NUMBER: _builtins.int
+    FILE_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The file's name, and its path relative to the recorder's storage folder."""
     path: _builtins.str
@@ -256,6 +520,10 @@ class RecordFile(_message.Message):
     """Seed 002 recordResult mediaType: 0 audio and video, 1 audio only, 2 video only."""
     video_packets: _builtins.int
     audio_packets: _builtins.int
+    first_frame_ms: _builtins.int
+    """Server time of the file's first frame, in ms since the epoch (0 before one was written)."""
+    file_id: _builtins.str
+    """The file's id in file management (ListRecordings, ReadRecordingFile, DeleteRecordingFiles)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -278,10 +546,12 @@ class RecordFile(_message.Message):
         ended_at: _timestamp_pb2.Timestamp | None = ...,
         video_packets: _builtins.int = ...,
         audio_packets: _builtins.int = ...,
+        first_frame_ms: _builtins.int = ...,
+        file_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_codec", b"audio_codec", "audio_packets", b"audio_packets", "duration_ms", b"duration_ms", "ended_at", b"ended_at", "feed_id", b"feed_id", "file_id", b"file_id", "first_frame_ms", b"first_frame_ms", "media_type", b"media_type", "name", b"name", "path", b"path", "size_bytes", b"size_bytes", "started_at", b"started_at", "uid", b"uid", "video_codec", b"video_codec", "video_packets", b"video_packets"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -302,9 +572,9 @@ class RecordResult(_message.Message):
     status: _builtins.int
     """2 recorded and the files kept, 3 failed."""
     file_type: _builtins.int
-    """1 local (files stay in the recorder's storage folder)."""
+    """1 local (files stay in the recorder's storage folder), 2 an S3-compatible object store."""
     file_path: _builtins.str
-    """The job's folder, relative to the storage folder."""
+    """The job's folder: relative to the storage folder (1), or its URL in the object store (2)."""
     record_start_time: _builtins.int
     """Server time of the first frame recorded, in ms since the epoch (0 when nothing was recorded)."""
     media_type: _builtins.int
@@ -334,7 +604,8 @@ class RecordingEvent(_message.Message):
     """parley.recording.v1, keyed by record_id: every state change of a job, with the seed's event code
     (seed 002 recording callback): 10 initialised, 0 one stream's file completed, 11 ended, 99 the result,
     50 / 500301 warnings, 1000xx start failures, 1001xx failures while recording, and Parley's 910001
-    paused / 910002 resumed (the seed has no code for them).
+    paused / 910002 resumed / 910003 a file deleted through file management (the seed has no code for
+    them).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -350,6 +621,7 @@ class RecordingEvent(_message.Message):
     RECORD_RESULT_FIELD_NUMBER: _builtins.int
     RECORD_THIRD_ID_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    SILENT_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     room_id: _builtins.str
     biz_name: _builtins.str
@@ -360,6 +632,10 @@ class RecordingEvent(_message.Message):
     """The feed the event is about (0, 500301, 100003, ...); empty for the whole job."""
     message: _builtins.str
     record_third_id: _builtins.str
+    silent: _builtins.bool
+    """Seed 002 recordParam silentRecord (静默录制模式): the room's participants are not told of this
+    recording (no on_remote_record_over / on_remote_recording_failed); the app's callback still is.
+    """
     @_builtins.property
     def file(self) -> Global___RecordFile:
         """With 0: the stream's file."""
@@ -384,10 +660,11 @@ class RecordingEvent(_message.Message):
         record_result: Global___RecordResult | None = ...,
         record_third_id: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        silent: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file", "record_result", b"record_result", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "event_code", b"event_code", "feed_id", b"feed_id", "file", b"file", "message", b"message", "record_id", b"record_id", "record_result", b"record_result", "record_third_id", b"record_third_id", "room_id", b"room_id", "state", b"state", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name", "event_code", b"event_code", "feed_id", b"feed_id", "file", b"file", "message", b"message", "record_id", b"record_id", "record_result", b"record_result", "record_third_id", b"record_third_id", "room_id", b"room_id", "silent", b"silent", "state", b"state", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -59,6 +59,31 @@ class RecorderServiceStub:
                 request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.SerializeToString,
                 response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
                 _registered_method=True)
+        self.ChangeWatermark = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/ChangeWatermark',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+                _registered_method=True)
+        self.ListRecordings = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/ListRecordings',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsResponse.FromString,
+                _registered_method=True)
+        self.GetRecordingFile = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/GetRecordingFile',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFileRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFile.FromString,
+                _registered_method=True)
+        self.ReadRecordingFile = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/ReadRecordingFile',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileResponse.FromString,
+                _registered_method=True)
+        self.DeleteRecordingFiles = channel.unary_unary(
+                '/parley.recorder.v1.RecorderService/DeleteRecordingFiles',
+                request_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesRequest.SerializeToString,
+                response_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesResponse.FromString,
+                _registered_method=True)
 
 
 class RecorderServiceServicer:
@@ -98,6 +123,41 @@ class RecorderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ChangeWatermark(self, request, context):
+        """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+        (-10381 for a single-file recording or overlaps that are not acceptable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecordings(self, request, context):
+        """Recording file management (seed 002 5.2 录制文件管理): the files of an app's finished recordings, by
+        time range or record id, paged; read by byte range (downloads with HTTP range requests); deleted
+        from storage and listing, each with its event (910003).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecordingFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadRecordingFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRecordingFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecorderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +185,31 @@ def add_RecorderServiceServicer_to_server(servicer, server):
                     servicer.GetRecordInfo,
                     request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.FromString,
                     response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
+            'ChangeWatermark': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeWatermark,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.SerializeToString,
+            ),
+            'ListRecordings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecordings,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsResponse.SerializeToString,
+            ),
+            'GetRecordingFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecordingFile,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFileRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFile.SerializeToString,
+            ),
+            'ReadRecordingFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadRecordingFile,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileResponse.SerializeToString,
+            ),
+            'DeleteRecordingFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRecordingFiles,
+                    request_deserializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesRequest.FromString,
+                    response_serializer=parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +347,141 @@ class RecorderService:
             '/parley.recorder.v1.RecorderService/GetRecordInfo',
             parley_dot_recorder_dot_v1_dot_recorder__pb2.GetRecordInfoRequest.SerializeToString,
             parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeWatermark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/ChangeWatermark',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ChangeWatermarkRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecordings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/ListRecordings',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ListRecordingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecordingFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/GetRecordingFile',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFileRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.RecordingFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRecordingFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/ReadRecordingFile',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.ReadRecordingFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRecordingFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.recorder.v1.RecorderService/DeleteRecordingFiles',
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesRequest.SerializeToString,
+            parley_dot_recorder_dot_v1_dot_recorder__pb2.DeleteRecordingFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,18 @@ class RecorderServiceStub:
     ResumeRecording: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.RecordRequest, _recorder_pb2.RecordInfo]
     GetRecordInfo: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.GetRecordInfoRequest, _recorder_pb2.RecordInfo]
     """Answers the state of a recording job and its files (`get_record_info`)."""
+    ChangeWatermark: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.ChangeWatermarkRequest, _recorder_pb2.RecordInfo]
+    """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+    (-10381 for a single-file recording or overlaps that are not acceptable).
+    """
+    ListRecordings: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.ListRecordingsRequest, _recorder_pb2.ListRecordingsResponse]
+    """Recording file management (seed 002 5.2 录制文件管理): the files of an app's finished recordings, by
+    time range or record id, paged; read by byte range (downloads with HTTP range requests); deleted
+    from storage and listing, each with its event (910003).
+    """
+    GetRecordingFile: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.RecordingFileRequest, _recorder_pb2.RecordingFile]
+    ReadRecordingFile: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.ReadRecordingFileRequest, _recorder_pb2.ReadRecordingFileResponse]
+    DeleteRecordingFiles: _grpc.UnaryUnaryMultiCallable[_recorder_pb2.DeleteRecordingFilesRequest, _recorder_pb2.DeleteRecordingFilesResponse]
 
 @_typing.type_check_only
 class RecorderServiceAsyncStub(RecorderServiceStub):
@@ -58,6 +70,18 @@ class RecorderServiceAsyncStub(RecorderServiceStub):
     ResumeRecording: _aio.UnaryUnaryMultiCallable[_recorder_pb2.RecordRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
     GetRecordInfo: _aio.UnaryUnaryMultiCallable[_recorder_pb2.GetRecordInfoRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
     """Answers the state of a recording job and its files (`get_record_info`)."""
+    ChangeWatermark: _aio.UnaryUnaryMultiCallable[_recorder_pb2.ChangeWatermarkRequest, _recorder_pb2.RecordInfo]  # type: ignore[assignment]
+    """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+    (-10381 for a single-file recording or overlaps that are not acceptable).
+    """
+    ListRecordings: _aio.UnaryUnaryMultiCallable[_recorder_pb2.ListRecordingsRequest, _recorder_pb2.ListRecordingsResponse]  # type: ignore[assignment]
+    """Recording file management (seed 002 5.2 录制文件管理): the files of an app's finished recordings, by
+    time range or record id, paged; read by byte range (downloads with HTTP range requests); deleted
+    from storage and listing, each with its event (910003).
+    """
+    GetRecordingFile: _aio.UnaryUnaryMultiCallable[_recorder_pb2.RecordingFileRequest, _recorder_pb2.RecordingFile]  # type: ignore[assignment]
+    ReadRecordingFile: _aio.UnaryUnaryMultiCallable[_recorder_pb2.ReadRecordingFileRequest, _recorder_pb2.ReadRecordingFileResponse]  # type: ignore[assignment]
+    DeleteRecordingFiles: _aio.UnaryUnaryMultiCallable[_recorder_pb2.DeleteRecordingFilesRequest, _recorder_pb2.DeleteRecordingFilesResponse]  # type: ignore[assignment]
 
 class RecorderServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -98,5 +122,47 @@ class RecorderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_recorder_pb2.RecordInfo, _abc.Awaitable[_recorder_pb2.RecordInfo]]:
         """Answers the state of a recording job and its files (`get_record_info`)."""
+
+    @_abc_1.abstractmethod
+    def ChangeWatermark(
+        self,
+        request: _recorder_pb2.ChangeWatermarkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.RecordInfo, _abc.Awaitable[_recorder_pb2.RecordInfo]]:
+        """Seed 002 ChangeRemoteRecordWatermark: a composite recording's watermarks from its next picture on
+        (-10381 for a single-file recording or overlaps that are not acceptable).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRecordings(
+        self,
+        request: _recorder_pb2.ListRecordingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.ListRecordingsResponse, _abc.Awaitable[_recorder_pb2.ListRecordingsResponse]]:
+        """Recording file management (seed 002 5.2 录制文件管理): the files of an app's finished recordings, by
+        time range or record id, paged; read by byte range (downloads with HTTP range requests); deleted
+        from storage and listing, each with its event (910003).
+        """
+
+    @_abc_1.abstractmethod
+    def GetRecordingFile(
+        self,
+        request: _recorder_pb2.RecordingFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.RecordingFile, _abc.Awaitable[_recorder_pb2.RecordingFile]]: ...
+
+    @_abc_1.abstractmethod
+    def ReadRecordingFile(
+        self,
+        request: _recorder_pb2.ReadRecordingFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.ReadRecordingFileResponse, _abc.Awaitable[_recorder_pb2.ReadRecordingFileResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteRecordingFiles(
+        self,
+        request: _recorder_pb2.DeleteRecordingFilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_recorder_pb2.DeleteRecordingFilesResponse, _abc.Awaitable[_recorder_pb2.DeleteRecordingFilesResponse]]: ...
 
 def add_RecorderServiceServicer_to_server(servicer: RecorderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,4 +1,5 @@
-"""Uvicorn run inside the service's own event loop, on a socket bound before start-up reports success."""
+"""Uvicorn run inside the service's own event loop, on a socket bound before start-up reports success: the
+gateway's HTTP API and WebSocket protocol, and every service's operations endpoints (services/core/ops.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import socket
 from collections.abc import Generator
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from services.core.errors import StartupError
 
@@ -21,7 +22,7 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class HttpServer:
-    def __init__(self, app: FastAPI, *, host: str, port: int, ws_max_frame_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, host: str, port: int, ws_max_frame_bytes: int = 64 * 1024) -> None:
         self._app = app
         self.host = host
         self.port = port
