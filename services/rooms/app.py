@@ -79,6 +79,8 @@ def _store(runtime: ServiceRuntime) -> RoomStore:
         return InProcessRoomStore()
     client = redis.Redis.from_url(settings.redis_url)
     runtime.on_stop(client.aclose)
+    # On the Redis store the room manager serves only while the store answers (services/core/ops.py).
+    runtime.readiness.add("redis", client.ping)
     return RedisRoomStore(client, prefix=settings.redis_prefix, room_lease_s=settings.room_lease_s)
 
 
