@@ -52,7 +52,8 @@ async def test_replicas_migrating_at_once_migrate_one_after_the_other(tmp_path: 
 
 def test_parley_migrate_migrates_every_service_database(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "migrate", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "services.cli.main", "migrate"],
+        env={**os.environ, "PARLEY_ENVIRONMENT": "development", "PARLEY_DATA_DIR": str(tmp_path)},
         cwd=ROOT,
         capture_output=True,
         text=True,
