@@ -3,6 +3,7 @@ ports, in a temporary data folder) and latency percentiles."""
 
 from __future__ import annotations
 
+import os
 import signal
 import statistics
 import subprocess
@@ -18,8 +19,9 @@ from services.core.embedded_broker import free_port, free_port_block  # noqa: E4
 
 
 @contextmanager
-def running_platform() -> Iterator[str]:
-    """The gateway URL of a platform that runs until the block ends."""
+def running_platform(env: dict[str, str] | None = None) -> Iterator[str]:
+    """The gateway URL of a platform that runs until the block ends; `env` is added to its environment
+    (PARLEY_* settings of every service)."""
     http_port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         command = [
@@ -29,7 +31,12 @@ def running_platform() -> Iterator[str]:
             "--grpc-port-base", str(free_port_block(7)),
         ]  # fmt: skip
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
         )
         try:
             assert process.stdout is not None

@@ -1,10 +1,12 @@
 """Join latency and throughput (issue #4): N users connect over WebSocket and join rooms at once, on a real
 `parley up`. Each room is created by a host first; the joiners are spread over rooms of at most 8.
 
-    .venv/bin/python bench/room_join.py [--clients 10 50 100]
+    .venv/bin/python bench/room_join.py [--clients 10 50 100] [--stores memory redis]
 
 A join's latency is from sending `join_room` to its response; throughput is joins answered per second
-of the burst. Writes bench/results/room_join.json.
+of the burst. Writes bench/results/room_join.json; with `--stores`, the same bursts on a platform per
+room store (PARLEY_ROOMS__STORE; Redis at 127.0.0.1:6379 under a prefix of the run's own, deleted after)
+in one run, to bench/results/room_join_stores.json (issue #16).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -27,6 +31,7 @@ from machine import machine
 from platform_process import percentiles_ms, running_platform
 
 ROOM_SIZE = 8
+SETUP_CONCURRENCY = 10
 _request_ids = count()
 
 
@@ -71,9 +76,14 @@ async def burst(url: str, clients: int, run: int) -> dict[str, Any]:
             host = await connected_user(ws_url, http, app, f"host_{run}_{index}")
             hosts.append(host)
             rooms.append(await request(host, "create_room"))
-        joiners = await asyncio.gather(
-            *(connected_user(ws_url, http, app, f"user_{run}_{index}") for index in range(clients))
-        )
+        # Connecting is set-up, not measured: a few at a time, so that a loaded machine does not time it out.
+        connecting = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+        async def joiner(index: int) -> ClientConnection:
+            async with connecting:
+                return await connected_user(ws_url, http, app, f"user_{run}_{index}")
+
+        joiners = await asyncio.gather(*(joiner(index) for index in range(clients)))
 
     async def join(socket: ClientConnection, room: dict[str, Any]) -> float:
         started = time.perf_counter()
@@ -99,19 +109,42 @@ async def measure(url: str, sizes: list[int]) -> list[dict[str, Any]]:
     return [await burst(url, clients, run) for run, clients in enumerate(sizes)]
 
 
+def on_store(store: str, sizes: list[int]) -> list[dict[str, Any]]:
+    prefix = f"bench:{uuid.uuid4().hex}:"
+    env = {"PARLEY_ROOMS__STORE": store, "PARLEY_ROOMS__REDIS_PREFIX": prefix}
+    try:
+        with running_platform(env) as url:
+            return asyncio.run(measure(url, sizes))
+    finally:
+        if store == "redis":
+            client = redis.Redis()
+            for key in client.scan_iter(match=f"{prefix}*"):
+                client.delete(key)
+            client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--stores", nargs="+", choices=["memory", "redis"])
     args = parser.parse_args()
-    with running_platform() as url:
-        bursts = asyncio.run(measure(url, args.clients))
-    result = {
+    result: dict[str, Any] = {
         "benchmark": "join_room latency and throughput, N users joining at once",
         "machine": machine(),
         "room_size": ROOM_SIZE,
-        "bursts": bursts,
     }
-    out = Path(__file__).resolve().parent / "results" / "room_join.json"
+    if args.stores:
+        result["note"] = (
+            "one room manager per platform; wall-clock latency on a 2-core machine shared with other "
+            "work, so compare stores within this run only"
+        )
+        result["by_store"] = {store: on_store(store, args.clients) for store in args.stores}
+        name = "room_join_stores.json"
+    else:
+        with running_platform() as url:
+            result["bursts"] = asyncio.run(measure(url, args.clients))
+        name = "room_join.json"
+    out = Path(__file__).resolve().parent / "results" / name
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

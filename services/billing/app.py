@@ -101,7 +101,7 @@ def build(runtime: ServiceRuntime) -> Billing:
     async def migrate() -> None:
         await upgrade_to_head(engine, "services.billing")
 
-    runtime.on_start(migrate)
+    runtime.on_migrate(migrate)
     for part in (outbox, consumer, rater, closer):
         runtime.on_ready(part.start)
     runtime.on_stop(engine.dispose)

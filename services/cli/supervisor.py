@@ -25,11 +25,14 @@ from services.core.embedded_broker import (
     wait_for_broker,
 )
 from services.core.errors import StartupError
+from services.core.migrations import migrating_services
 from services.core.processes import inherit_env, python_module, spawn, stop, tail
 from services.core.rpc import check_health
 from services.core.topics import ensure_topics
 
 STOP_TIMEOUT_S = 8.0
+# One service's migrations, from an empty database.
+MIGRATE_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -154,6 +157,9 @@ class Platform:
             PARLEY_GATEWAY__HTTP_PORT=str(self.options.http_port),
             **{f"PARLEY_GRPC__{name.name}": endpoints.address_of(name) for name in ServiceName},
         )
+        await asyncio.to_thread(migrate, env, self.data_dir / "logs")
+        # Migrated once, above: the services do not each migrate again as they start.
+        env["PARLEY_MIGRATE_ON_START"] = "false"
         ops_ports = self.options.ops_ports()
         for name in ServiceName:
             log_path = self.data_dir / "logs" / f"{name.value}.log"
@@ -213,3 +219,14 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+def migrate(env: dict[str, str], logs: Path) -> None:
+    """Bring every service's database to its schema, one service after the other
+    (`python -m services.<name> migrate`, services/core/migrations.py)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in migrating_services():
+        log_path = logs / f"{name.value}-migrate.log"
+        process = spawn([*python_module(f"services.{name.value}"), "migrate"], env=env, log_path=log_path)
+        if process.wait(MIGRATE_TIMEOUT_S) != 0:
+            raise StartupError(f"{name.value} migrations failed: {tail(log_path) or process.returncode}")

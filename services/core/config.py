@@ -141,6 +141,14 @@ class RoomsSettings(BaseModel):
     licence_timeout_s: float = Field(default=5.0, gt=0)
     # Relays report their load every third of this; a relay silent for this long gets no new rooms.
     relay_lease_s: float = Field(default=15.0, gt=0)
+    # Where live room state is kept (docs/decisions.md): "memory" in this process (the embedded default,
+    # one room manager), or "redis" at `redis_url`, under `redis_prefix`, so it outlives the process.
+    store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "parley:rooms:"
+    # On the Redis store, each room has one owning room manager, by a lease of this many seconds it renews
+    # every third of it; a room whose owner died is taken over by another within about this long.
+    room_lease_s: float = Field(default=10.0, gt=0)
 
 
 class LicenceSettings(BaseModel):
@@ -306,6 +314,8 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     licence: LicenceSettings = Field(default_factory=LicenceSettings)
     rooms: RoomsSettings = Field(default_factory=RoomsSettings)
+    # False where `parley migrate` runs once before the replicas start (services/core/migrations.py).
+    migrate_on_start: bool = True
     relay: RelaySettings = Field(default_factory=RelaySettings)
     recorder: RecorderSettings = Field(default_factory=RecorderSettings)
     billing: BillingSettings = Field(default_factory=BillingSettings)

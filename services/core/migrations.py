@@ -1,7 +1,11 @@
-"""Alembic, run from code: every service migrates its own tables to head when it starts.
+"""Alembic, run from code: every service migrates its own tables to head, from `parley migrate` (which
+`parley up` runs first: `python -m services.<name> migrate` per service) and when it starts, unless
+`PARLEY_MIGRATE_ON_START=false` (replicas of a deployment whose migrations ran once before them).
 
 Each service keeps its migrations in `services/<name>/migrations/` with a two-line `env.py` that calls
 `run_env(metadata)`, and its own version table, so several services may share one PostgreSQL database.
+On PostgreSQL a migration runs under a transaction-scoped advisory lock, one for the whole database:
+replicas starting together migrate one after the other, and the ones after the first find nothing to do.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.config import ServiceName
 from services.core.db import ensure_sqlite_folder
 from services.core.errors import StartupError
+
+# The advisory lock every service's migrations take on a PostgreSQL database ("parley" in ASCII).
+MIGRATION_LOCK = 0x7061726C6579
 
 
 def migrating_services() -> list[ServiceName]:
@@ -47,6 +54,8 @@ async def upgrade_to_head(engine: AsyncEngine, package: str) -> None:
     try:
         ensure_sqlite_folder(engine)
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await connection.run_sync(lambda sync: command.upgrade(_config(package, sync), "head"))
     except (OperationalError, OSError) as error:
         where = engine.url.render_as_string(hide_password=True)

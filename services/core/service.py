@@ -75,11 +75,21 @@ class ServiceRuntime:
                 ops_app(self.metrics, self.readiness), host=settings.ops.host, port=settings.ops.port
             )
         self._channels: dict[ServiceName, grpc.aio.Channel] = {}
+        self._migrate_hooks: list[Hook] = []
         self._start_hooks: list[Hook] = []
         self._ready_hooks: list[Hook] = []
         self._consumers: asyncio.Task[None] | None = None
         self._drain_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
+
+    def on_migrate(self, hook: Hook) -> None:
+        """Run `hook` to bring the service's database to its schema: at start (unless
+        `PARLEY_MIGRATE_ON_START=false`), and alone for `python -m services.<name> migrate`."""
+        self._migrate_hooks.append(hook)
+
+    async def migrate(self) -> None:
+        for hook in self._migrate_hooks:
+            await hook()
 
     def on_start(self, hook: Hook) -> None:
         """Run `hook` before the broker's consumers start (prepare storage, open listeners)."""
@@ -122,6 +132,8 @@ class ServiceRuntime:
             # First, so liveness answers while the rest starts (migrations may take a while).
             if self.ops_http is not None:
                 await self.ops_http.start()
+            if self.settings.migrate_on_start:
+                await self.migrate()
             for hook in self._start_hooks:
                 await hook()
             await self._connect_broker()
@@ -212,6 +224,10 @@ def run_service(name: ServiceName, build: Build) -> None:
     async def serve() -> None:
         runtime = ServiceRuntime(name, settings)
         build(runtime)
+        if sys.argv[1:] == ["migrate"]:
+            # `parley migrate`: the schema only, then exit.
+            await runtime.migrate()
+            return
         await runtime.serve_until_signalled()
 
     try:

@@ -27,7 +27,7 @@ def build(runtime: ServiceRuntime) -> Licensing:
     async def migrate() -> None:
         await upgrade_to_head(engine, "services.licence")
 
-    runtime.on_start(migrate)
+    runtime.on_migrate(migrate)
     runtime.readiness.add("database", lambda: database_answers(engine))
     runtime.on_ready(outbox.start)
     runtime.on_stop(engine.dispose)

@@ -50,14 +50,17 @@ def build(runtime: ServiceRuntime) -> Recorder:
         recorder,
     )
 
+    async def migrate() -> None:
+        await upgrade_to_head(engine, "services.recorder")
+
     async def prepare() -> None:
         try:
             storage_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StartupError(f"recordings folder {storage_dir} is not usable: {error.strerror}") from None
-        await upgrade_to_head(engine, "services.recorder")
         await recorder.recover()
 
+    runtime.on_migrate(migrate)
     runtime.on_start(prepare)
     runtime.metrics.gauge("parley_recordings_active", "Recording jobs running", lambda: recorder.live_jobs)
     runtime.readiness.add("database", lambda: database_answers(engine))

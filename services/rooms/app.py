@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 
+import redis.asyncio as redis
 import structlog
 from parley.billing.v1 import events_pb2 as billing_events
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
@@ -26,11 +28,13 @@ from services.core.events import Envelope, EventConsumer
 from services.core.service import ServiceRuntime
 from services.core.topics import Topic
 from services.rooms.delivery import GatewayDelivery
-from services.rooms.facts import FactPublisher
+from services.rooms.facts import FactRelay, stage
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.recording_events import DefaultRecording, consume_recording_events
+from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.relay_orders import RelayOrders
+from services.rooms.store import InProcessRoomStore, RoomStore
 
 log = structlog.get_logger(__name__)
 
@@ -45,21 +49,46 @@ class Dispatcher:
 
     def __init__(self, manager: RoomManager, runtime: ServiceRuntime, channels: ChannelPool) -> None:
         self._manager = manager
-        self.facts = FactPublisher(runtime.events)
+        self._store = manager.store
+        self.facts = FactRelay(self._store, runtime.events)
         self.deliveries = GatewayDelivery(
             manager.sessions, channels, timeout_s=PEER_CALL_TIMEOUT_S, changed=self
         )
         self.relay_orders = RelayOrders(channels, timeout_s=PEER_CALL_TIMEOUT_S)
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
+        # The outcome and the commit are taken together, before any wait: what an operation caused is sent
+        # on once the state that caused it is durable, and its facts are staged in the same commit.
         outcome = self._manager.outcome()
+        try:
+            await self._store.commit(stage(outcome.changes))
+        except RoomsFenced as fenced:
+            # Another room manager owns these rooms now: nothing of what this one did goes out.
+            log.warning("rooms_owned_elsewhere", room_ids=fenced.room_ids)
+            return
+        except Exception:
+            # The store keeps the writes and facts for its next commit; the pushes and relay orders still
+            # go, as this room manager already acts on the state they describe.
+            log.exception("room_store_commit_failed")
+        self.facts.notify()
         self.deliveries.wake(outcome.gateways)
-        self.facts.publish(outcome.changes)
         self.relay_orders.send(outcome.relay_orders)
+
+
+def _store(runtime: ServiceRuntime) -> RoomStore:
+    settings = runtime.settings.rooms
+    if settings.store == "memory":
+        return InProcessRoomStore()
+    client = redis.Redis.from_url(settings.redis_url)
+    runtime.on_stop(client.aclose)
+    # On the Redis store the room manager serves only while the store answers (services/core/ops.py).
+    runtime.readiness.add("redis", client.ping)
+    return RedisRoomStore(client, prefix=settings.redis_prefix, room_lease_s=settings.room_lease_s)
 
 
 def build(runtime: ServiceRuntime) -> RoomManager:
     settings = runtime.settings.rooms
+    store = _store(runtime)
     manager = RoomManager(
         RoomRules(
             session_grace_s=settings.session_grace_s,
@@ -73,6 +102,9 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             relay_lease_s=settings.relay_lease_s,
         ),
         relay_address=runtime.settings.grpc.address_of(ServiceName.RELAY),
+        # Times kept in a shared store are read by the next process: wall clock, not this one's monotonic.
+        clock=time.monotonic if settings.store == "memory" else time.time,
+        store=store,
     )
     channels = ChannelPool(runtime.tracer_provider)
     dispatch = Dispatcher(manager, runtime, channels)
@@ -116,6 +148,14 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     sweeper: list[asyncio.Task[None]] = []
 
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(settings.room_lease_s / 3)
+            try:
+                await store.keep()
+            except Exception as error:
+                log.warning("room_store_keep_failed", error=repr(error))
+
     async def sweep() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
@@ -123,11 +163,12 @@ def build(runtime: ServiceRuntime) -> RoomManager:
                 manager.sweep()
             except Exception:
                 log.exception("room_sweep_failed")
-            dispatch()
+            await dispatch()
 
     async def start() -> None:
         await dispatch.facts.start()
         sweeper.append(asyncio.create_task(sweep(), name="room-sweep"))
+        sweeper.append(asyncio.create_task(keep(), name="room-keep"))
 
     async def stop() -> None:
         for task in sweeper:
@@ -139,6 +180,8 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         await dispatch.facts.stop(runtime.settings.drain_timeout_s)
         await channels.close()
 
+    # The rooms a previous room manager left are served again before gRPC listens.
+    runtime.on_start(store.recover)
     runtime.metrics.gauge("parley_rooms", "Live rooms", lambda: manager.rooms)
     runtime.metrics.gauge("parley_participants", "Participants in live rooms", lambda: manager.participants)
     runtime.metrics.gauge(

@@ -11,7 +11,7 @@ date when they resume, or when the gateway's next heartbeat shows the connection
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import structlog
@@ -33,7 +33,12 @@ _FIRST_PAUSE_S = 0.2
 
 class GatewayDelivery:
     def __init__(
-        self, book: SessionBook, channels: ChannelPool, *, timeout_s: float, changed: Callable[[], None]
+        self,
+        book: SessionBook,
+        channels: ChannelPool,
+        *,
+        timeout_s: float,
+        changed: Callable[[], Awaitable[None]],
     ) -> None:
         """`changed` is called after the book changed because of a delivery's answer (sessions detached)."""
         self._book = book
@@ -72,7 +77,7 @@ class GatewayDelivery:
                 await wakeup.wait()
                 continue
             await self._send(gateway_id, batch)
-            self._changed()
+            await self._changed()
 
     async def _send(self, gateway_id: str, batch: list[Outbound]) -> None:
         calls = _calls_within(batch, CALL_BYTES_LIMIT)

@@ -1,73 +1,142 @@
-"""Publishes the room manager's changes on their topics, keyed by room (calls by call), in the order
-they happened.
+"""The room manager's facts, staged with the state change that caused them and published from there.
 
-Rooms are live state (docs/decisions.md), so there is no outbox: a change is true once the room manager
-has made it, and its fact follows. One worker publishes them one at a time, so the facts of a room keep
-their order across concurrent requests; each is published in the trace of the request that caused it.
-A broker that refuses is retried with a growing pause; a fact still refused after that is logged and
-dropped rather than holding back every later one.
+The service stages an operation's facts in its room store's outbox in the same commit as the state
+(`RoomStore.commit`): a fact is as durable as the change it reports, and keeps the `ce_id` it was given
+there through every retry and every room manager that publishes it. `FactRelay` publishes what is staged,
+in order, one at a time so that the facts of a room (keyed by room, calls by call) keep their order, each
+in the trace of the request that caused it, and removes it once the broker acknowledged it. A broker that
+refuses is retried with a growing pause, without end: a fact is never dropped, and the ones after it wait
+(they are of the same rooms and would otherwise overtake it). A fact published before its removal reached
+the store is published again after a crash, with the same `ce_id`, which consumers drop as a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 from opentelemetry import context as otel_context
+from opentelemetry import propagate
 
-from services.core.events import EventPublisher
-from services.core.serial_worker import SerialWorker
+from services.core.events import EventPublisher, StagedEvent
 from services.rooms.changes import Change, change_key, change_topic
 
 log = structlog.get_logger(__name__)
 
-_ATTEMPTS = 5
+BATCH = 100
 _FIRST_PAUSE_S = 0.2
+_LONGEST_PAUSE_S = 5.0
+# How often the outbox is looked at without being told something was staged (another replica's facts).
+POLL_INTERVAL_S = 1.0
 
 
-class FactPublisher:
-    def __init__(self, events: EventPublisher) -> None:
-        self._events = events
-        self._worker: SerialWorker[tuple[Change, otel_context.Context]] = SerialWorker(
-            self._publish_in_context, name="room-facts"
+@dataclass(frozen=True)
+class StagedFact:
+    event: StagedEvent
+    # The W3C trace context of the request that caused it ("" outside a trace).
+    traceparent: str
+
+
+def stage(changes: list[Change]) -> list[StagedFact]:
+    """The facts of these changes, each given its identity now, in the current trace."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    now = datetime.now(UTC)
+    return [
+        StagedFact(
+            StagedEvent(
+                event_id=str(uuid.uuid4()),
+                topic=change_topic(change),
+                key=change_key(change),
+                event_type=change.DESCRIPTOR.full_name,
+                payload=change.SerializeToString(),
+                time=now,
+            ),
+            carrier.get("traceparent", ""),
         )
+        for change in changes
+    ]
 
-    def publish(self, changes: list[Change]) -> None:
-        context = otel_context.get_current()
-        for change in changes:
-            self._worker.put((change, context))
+
+class FactOutbox(Protocol):
+    """A room store's outbox (services/rooms/store.py)."""
+
+    async def staged_facts(self, limit: int) -> list[StagedFact]:
+        """The oldest staged facts, in order; none while another room manager publishes them."""
+        ...
+
+    async def facts_published(self, count: int) -> None:
+        """The first `count` of what `staged_facts` returned were published."""
+        ...
+
+
+class FactRelay:
+    def __init__(self, outbox: FactOutbox, events: EventPublisher) -> None:
+        self._outbox = outbox
+        self._events = events
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Something was staged: publish now rather than at the next poll."""
+        self._wake.set()
 
     async def start(self) -> None:
-        self._worker.start()
+        self._task = asyncio.create_task(self._relay(), name="room-facts")
 
     async def stop(self, timeout_s: float) -> None:
-        """Publish what is queued (for at most `timeout_s`), then stop."""
-        await self._worker.stop(timeout_s)
-
-    async def _publish_in_context(self, item: tuple[Change, otel_context.Context]) -> None:
-        change, context = item
-        token = otel_context.attach(context)
+        """Publish what is staged (for at most `timeout_s`), then stop; the rest waits in the outbox."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
         try:
-            await self._publish(change)
+            await asyncio.wait_for(self.publish_staged(), timeout_s)
+        except Exception:
+            log.warning("room_facts_left_staged", exc_info=True)
+
+    async def publish_staged(self) -> int:
+        """Publish every staged fact in order; return how many were published."""
+        published = 0
+        while batch := await self._outbox.staged_facts(BATCH):
+            done = 0
+            try:
+                for fact in batch:
+                    await self._publish(fact)
+                    done += 1
+            finally:
+                # What went out before a refusal is not published twice.
+                if done:
+                    await self._outbox.facts_published(done)
+            published += done
+        return published
+
+    async def _publish(self, fact: StagedFact) -> None:
+        carrier = {"traceparent": fact.traceparent} if fact.traceparent else {}
+        token = otel_context.attach(propagate.extract(carrier))
+        try:
+            await self._events.publish_serialized(fact.event)
         finally:
             otel_context.detach(token)
 
-    async def _publish(self, change: Change) -> None:
-        topic, key = change_topic(change), change_key(change)
+    async def _relay(self) -> None:
         pause_s = _FIRST_PAUSE_S
-        for attempt in range(1, _ATTEMPTS + 1):
+        while True:
             try:
-                await self._events.publish(topic, change, key=key)
-                return
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.publish_staged()
+                pause_s = _FIRST_PAUSE_S
             except Exception as error:
-                log.warning(
-                    "room_fact_publish_failed",
-                    event=change.DESCRIPTOR.full_name,
-                    key=key,
-                    attempt=attempt,
-                    error=repr(error),
-                )
-                if attempt < _ATTEMPTS:
-                    await asyncio.sleep(pause_s)
-                    pause_s *= 2
-        log.error("room_fact_dropped", event=change.DESCRIPTOR.full_name, key=key)
+                log.warning("room_facts_publish_failed", error=repr(error), retry_in_s=pause_s)
+                await asyncio.sleep(pause_s)
+                pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
+                self._wake.set()

@@ -3,8 +3,8 @@ messages, call the manager, send on what it caused."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeAlias
 
 import grpc
@@ -51,25 +51,29 @@ DEVICE_ID_INVALID_CODE = -2
 class _ManagerApi:
     """What the room manager's servicers share: the manager, and sending on what an operation caused."""
 
-    def __init__(self, manager: RoomManager, dispatch: Callable[[], None]) -> None:
+    def __init__(self, manager: RoomManager, dispatch: Callable[[], Awaitable[None]]) -> None:
         """`dispatch` sends on what an operation caused (pushes, facts, relay orders), failed or not: an
         operation that fails halfway has still done what it did."""
         self._manager = manager
         self._dispatch = dispatch
 
-    @contextmanager
-    def _operation(self) -> Iterator[RoomManager]:
+    @asynccontextmanager
+    async def _operation(self) -> AsyncIterator[RoomManager]:
         try:
             yield self._manager
         finally:
-            self._dispatch()
+            await self._dispatch()
 
 
 class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
     """The public room API (rooms.proto RoomService): apps' backends through the gateway, the recorder."""
 
     def __init__(
-        self, manager: RoomManager, dispatch: Callable[[], None], *, recording: DefaultRecording | None = None
+        self,
+        manager: RoomManager,
+        dispatch: Callable[[], Awaitable[None]],
+        *,
+        recording: DefaultRecording | None = None,
     ) -> None:
         super().__init__(manager, dispatch)
         # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
@@ -78,7 +82,7 @@ class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
     async def CreateRoom(
         self, request: rooms_pb2.CreateRoomRequest, context: Context
     ) -> rooms_pb2.CreateRoomResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             room = manager.create_room(
                 biz_name=request.biz_name,
                 creator_uid=request.creator_uid,
@@ -101,7 +105,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     def __init__(
         self,
         manager: RoomManager,
-        dispatch: Callable[[], None],
+        dispatch: Callable[[], Awaitable[None]],
         licence: LicenceServiceStub,
         *,
         licence_timeout_s: float,
@@ -114,7 +118,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         self, request: rooms_pb2.OpenSessionRequest, context: Context
     ) -> rooms_pb2.OpenSessionResponse:
         require_fields(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.open_session(
                 request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
             )
@@ -124,7 +128,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         self, request: rooms_pb2.ResumeSessionRequest, context: Context
     ) -> rooms_pb2.ResumeSessionResponse:
         require_fields(session_id=request.session_id, biz_name=request.biz_name, uid=request.uid)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             room_id = manager.resume_session(
                 request.session_id, request.biz_name, request.uid, _attachment(request.attachment)
             )
@@ -133,14 +137,14 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     async def DetachSession(
         self, request: rooms_pb2.DetachSessionRequest, context: Context
     ) -> rooms_pb2.DetachSessionResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.detach_session(request.session_id, request.connection_id)
         return rooms_pb2.DetachSessionResponse()
 
     async def CloseSession(
         self, request: rooms_pb2.CloseSessionRequest, context: Context
     ) -> rooms_pb2.CloseSessionResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.close_session(request.session_id, request.connection_id)
         return rooms_pb2.CloseSessionResponse()
 
@@ -149,14 +153,14 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     ) -> rooms_pb2.GatewayHeartbeatResponse:
         require_fields(gateway_id=request.gateway_id, gateway_address=request.gateway_address)
         held = [HeldConnection(c.session_id, c.connection_id, c.biz_name, c.uid) for c in request.connections]
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.heartbeat(request.gateway_id, request.gateway_address, held)
         return rooms_pb2.GatewayHeartbeatResponse(lease_s=manager.lease_s)
 
     async def JoinRoom(
         self, request: rooms_pb2.JoinRoomRequest, context: Context
     ) -> rooms_pb2.JoinRoomResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             room = manager.join_room(
                 request.session_id,
                 request.room_id,
@@ -168,20 +172,20 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     async def LeaveRoom(
         self, request: rooms_pb2.LeaveRoomRequest, context: Context
     ) -> rooms_pb2.LeaveRoomResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.leave_room(request.session_id)
         return rooms_pb2.LeaveRoomResponse()
 
     async def SendText(
         self, request: rooms_pb2.SendTextRequest, context: Context
     ) -> rooms_pb2.SendTextResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             msg_id = manager.send_text(request.session_id, list(request.peers), request.text)
         return rooms_pb2.SendTextResponse(msg_id=msg_id)
 
     async def Invite(self, request: rooms_pb2.InviteRequest, context: Context) -> rooms_pb2.InviteResponse:
         require_fields(uids=",".join(request.uids))
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.invite(request.session_id, list(request.uids), request.extra)
         return rooms_pb2.InviteResponse()
 
@@ -190,7 +194,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     ) -> rooms_pb2.ReplyInviteResponse:
         if request.reply not in tuple(InviteReply):
             raise INVALID_ARGUMENT("reply is 0 (answer), 1 (offline) or 2 (reject)")
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.reply_invite(
                 request.session_id, request.room_id, InviteReply(request.reply), request.inviter
             )
@@ -201,7 +205,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     ) -> rooms_pb2.StartPublishResponse:
         if request.media_type not in (1, 2, 3):
             raise INVALID_ARGUMENT("media_type is 1 (audio and video), 2 (audio) or 3 (video)")
-        with self._operation() as manager:
+        async with self._operation() as manager:
             slot = manager.start_publish(
                 request.session_id, request.media_type, request.tag, data_channel=request.data_channel
             )
@@ -216,28 +220,28 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     async def CompletePublish(
         self, request: rooms_pb2.CompletePublishRequest, context: Context
     ) -> rooms_pb2.CompletePublishResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.complete_publish(request.session_id, request.feed_id, messages.tracks(request.tracks))
         return rooms_pb2.CompletePublishResponse()
 
     async def CancelPublish(
         self, request: rooms_pb2.CancelPublishRequest, context: Context
     ) -> rooms_pb2.CancelPublishResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.cancel_publish(request.session_id, request.feed_id)
         return rooms_pb2.CancelPublishResponse()
 
     async def Unpublish(
         self, request: rooms_pb2.UnpublishRequest, context: Context
     ) -> rooms_pb2.UnpublishResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.unpublish(request.session_id, request.feed_id)
         return rooms_pb2.UnpublishResponse()
 
     async def StartSubscribe(
         self, request: rooms_pb2.StartSubscribeRequest, context: Context
     ) -> rooms_pb2.StartSubscribeResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             slot = manager.start_subscribe(
                 request.session_id, request.feed_id, audio=request.audio, video=request.video
             )
@@ -249,7 +253,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         self, request: rooms_pb2.CompleteSubscribeRequest, context: Context
     ) -> rooms_pb2.CompleteSubscribeResponse:
         require_fields(subscription_id=request.subscription_id)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.complete_subscribe(
                 request.session_id, request.feed_id, request.subscription_id, messages.tracks(request.tracks)
             )
@@ -258,14 +262,14 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     async def CancelSubscribe(
         self, request: rooms_pb2.CancelSubscribeRequest, context: Context
     ) -> rooms_pb2.CancelSubscribeResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.cancel_subscribe(request.session_id, request.feed_id)
         return rooms_pb2.CancelSubscribeResponse()
 
     async def Unsubscribe(
         self, request: rooms_pb2.UnsubscribeRequest, context: Context
     ) -> rooms_pb2.UnsubscribeResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.unsubscribe(request.session_id, request.feed_id)
         return rooms_pb2.UnsubscribeResponse()
 
@@ -294,24 +298,24 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         # Seed 000 activates a device as an audio-call or a video-call device (voip_activate_type_e).
         if request.media == CallMedia.VIDEO and licensed.type == licence_pb2.LICENCE_TYPE_AUDIO_CALL:
             raise CALL_MEDIA_NOT_LICENSED(f"device {sn} makes and takes audio calls only")
-        with self._operation() as manager:
+        async with self._operation() as manager:
             call = manager.start_call(request.session_id, messages.call_order(request))
         return rooms_pb2.StartCallResponse(call_id=call.call_id)
 
     async def AnswerCall(
         self, request: rooms_pb2.CallRequest, context: Context
     ) -> rooms_pb2.AnswerCallResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             room = manager.answer_call(request.session_id, request.call_id)
         return rooms_pb2.AnswerCallResponse(room_id=room.room_id, rtoken=room.rtoken)
 
     async def RejectCall(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.reject_call(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
     async def HangUp(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.hang_up(request.session_id, request.call_id)
         return rooms_pb2.CallResponse()
 
@@ -323,7 +327,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     ) -> rooms_pb2.SendP2PSignalResponse:
         require_fields(to=request.to)
         signal = messages.p2p_signal(request.signal)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.send_p2p_signal(request.session_id, request.to, signal)
         return rooms_pb2.SendP2PSignalResponse()
 
@@ -331,7 +335,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         self, request: rooms_pb2.MuteLocalRequest, context: Context
     ) -> rooms_pb2.MuteLocalResponse:
         kind = kind_name(request.kind)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             target = manager.mute_local(request.session_id, request.feed_id, kind, request.muted)
         return rooms_pb2.MuteLocalResponse(
             room_id=target.room_id, relay=rooms_pb2.RelayRef(address=target.relay_address)
@@ -341,7 +345,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         self, request: rooms_pb2.MuteRemoteRequest, context: Context
     ) -> rooms_pb2.MuteRemoteResponse:
         kind = kind_name(request.kind)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             target = manager.mute_remote(request.session_id, request.feed_id, kind, request.muted)
         return rooms_pb2.MuteRemoteResponse(
             room_id=target.room_id,
@@ -375,7 +379,7 @@ class RelayReportServicer(_ManagerApi, relay_reports_pb2_grpc.RelayReportService
         require_fields(room_id=stream.room_id, feed_id=stream.feed_id)
         if request.code not in tuple(MediaCloseCode):
             raise INVALID_ARGUMENT(f"code {request.code} is not an on_media_close code (5001-5012)")
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.stream_closed(
                 stream.room_id,
                 stream.feed_id,
@@ -390,7 +394,7 @@ class RelayReportServicer(_ManagerApi, relay_reports_pb2_grpc.RelayReportService
     ) -> rooms_pb2.ReportNetworkWeakResponse:
         stream = request.stream
         require_fields(room_id=stream.room_id, feed_id=stream.feed_id)
-        with self._operation() as manager:
+        async with self._operation() as manager:
             manager.network_weak(
                 stream.room_id,
                 stream.feed_id,

@@ -67,7 +67,14 @@ class RoomManager:
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
         self._store: RoomStore = store if store is not None else InProcessRoomStore()
         self._effects = QueuedEffects(self.sessions)
-        self._context = RoomContext(rules, self._effects, place=self.relays.place, clock=clock, now=now)
+        self._context = RoomContext(
+            rules,
+            self._effects,
+            place=self.relays.place,
+            relay_live=self.relays.is_live,
+            clock=clock,
+            now=now,
+        )
         self._invitations = Invitations(self.sessions, self._effects)
         self.calls = Calls(
             CallRules(ring_timeout_s=rules.call_ring_timeout_s),
@@ -78,6 +85,10 @@ class RoomManager:
             clock=clock,
             now=now,
         )
+
+    @property
+    def store(self) -> RoomStore:
+        return self._store
 
     @property
     def rooms(self) -> int:
@@ -405,8 +416,10 @@ class RoomManager:
             session.room_id = None
 
     def _end_session(self, session: ClientSession, exit_type: ExitType) -> None:
-        if session.room_id is not None:
-            with self._room_of(session, NOT_IN_ROOM) as room:
+        # A room no longer here (another room manager owns it now) is left by its owner's own rules.
+        room = self._load(session.room_id) if session.room_id is not None else None
+        if room is not None:
+            with self._saving(room):
                 self._leave(room, session.uid, exit_type)
         self.sessions.end(session.session_id)
         if session.opened_at is not None:

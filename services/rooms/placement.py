@@ -1,5 +1,7 @@
 """Which media relay serves a room: relays register and report their load, a room is placed on the
-least-loaded live relay that is not draining when it first needs media, and stays there for its life.
+least-loaded live relay that is not draining when it first needs media, and stays there while that relay
+lives. A room whose relay stopped reporting (it died) is placed again on its next publish or subscribe
+(`Room` first ends the streams it had there: docs/protocol.md, "A relay that dies").
 
 Without a live relay to choose (none registered yet, or all draining or silent) a room goes to the
 configured relay address, so a single machine works before its relay's registration arrives.
@@ -60,9 +62,10 @@ class RelayPlacement:
         relay.load, relay.last_report, relay.fresh_rooms = load, self._clock(), 0
 
     def place(self, room_id: str) -> str:
-        """The address of the relay serving `room_id`, choosing one the first time."""
+        """The address of the relay serving `room_id`, choosing one the first time (and again when the
+        one chosen is gone)."""
         address = self._rooms.get(room_id)
-        if address is not None:
+        if address is not None and self.is_live(address):
             return address
         self._expire()
         candidates = [relay for relay in self._relays.values() if not relay.load.draining]
@@ -75,6 +78,12 @@ class RelayPlacement:
             address = self.fallback
         self._rooms[room_id] = address
         return address
+
+    def is_live(self, address: str) -> bool:
+        """False for a relay that stopped reporting while others report: its rooms move. While no relay
+        reports, nothing better is known than the address a room has."""
+        self._expire()
+        return not self._relays or any(relay.address == address for relay in self._relays.values())
 
     def release(self, room_id: str) -> None:
         self._rooms.pop(room_id, None)

@@ -9,7 +9,7 @@ into pushes: the result (99) into `on_remote_record_over`, and a failure (1000xx
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import structlog
@@ -41,7 +41,7 @@ class DefaultRecording:
         self,
         manager: RoomManager,
         recorder: RecorderServiceStub,
-        dispatch: Callable[[], None],
+        dispatch: Callable[[], Awaitable[None]],
         *,
         timeout_s: float,
     ) -> None:
@@ -73,7 +73,7 @@ class DefaultRecording:
             )
             if room.record.record_strong_depend:
                 self._manager.discard_room(room.room_id)
-                self._dispatch()
+                await self._dispatch()
                 raise CREATE_ROOM_RECORD_FAILED(f"the recording could not start: {refusal.message}") from None
             # A recorder that is not there is the seed's "the server failed to start recording".
             code = START_FAILED.code if refusal.kind in (UNAVAILABLE, INTERNAL) else refusal.code
@@ -81,13 +81,13 @@ class DefaultRecording:
                 room.room_id,
                 delivery_pb2.RemoteRecordingFailed(room_id=room.room_id, code=code, msg=refusal.message),
             )
-            self._dispatch()
+            await self._dispatch()
             return ""
         return str(started.record_id)
 
 
 def consume_recording_events(
-    consumer: EventConsumer, manager: RoomManager, dispatch: Callable[[], None]
+    consumer: EventConsumer, manager: RoomManager, dispatch: Callable[[], Awaitable[None]]
 ) -> None:
     # Delivery is at least once: an event seen lately (by ce_id) is not pushed again.
     recent = RecentEventIds()
@@ -118,4 +118,4 @@ def consume_recording_events(
             )
         else:
             return
-        dispatch()
+        await dispatch()

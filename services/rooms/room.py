@@ -67,6 +67,8 @@ class RoomContext:
     effects: Effects
     # The relay address of a room being placed (by room id).
     place: Callable[[str], str]
+    # Whether the relay at an address is still there (services/rooms/placement.py).
+    relay_live: Callable[[str], bool]
     clock: Callable[[], float]
     now: Callable[[], datetime]
 
@@ -605,9 +607,20 @@ class Room:
         return [(feed, feed.subscriptions[uid]) for feed in feeds if uid in feed.subscriptions]
 
     def _place(self) -> str:
+        if self.state.relay_address and not self._context.relay_live(self.state.relay_address):
+            self._leave_dead_relay()
         if not self.state.relay_address:
             self.state.relay_address = self._context.place(self.room_id)
         return self.state.relay_address
+
+    def _leave_dead_relay(self) -> None:
+        """The room's relay died: every stream there ended with it. Each publisher is told as if the relay
+        had closed its feed (5009), its subscribers as if it unpublished (5006 and `on_unpublish`), so the
+        publishers republish and the subscribers subscribe again, on the relay placed next."""
+        for feed_id in [*self.state.negotiations.publishing, *self.state.feeds]:
+            self._feed_closed(feed_id, MediaCloseCode.CLOSED_BY_SERVER)
+        self.state.negotiations.subscribing.clear()
+        self.state.relay_address = ""
 
     def _deadline(self) -> float:
         return self._context.clock() + self._rules.negotiation_timeout_s

@@ -9,12 +9,16 @@ this process, the embedded default.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Sequence
+from itertools import islice
 from typing import Protocol
 
+from services.rooms.facts import FactOutbox, StagedFact
 from services.rooms.state import RoomState
 
 
-class RoomStore(Protocol):
+class RoomStore(FactOutbox, Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
 
     def save(self, state: RoomState) -> None: ...
@@ -29,36 +33,33 @@ class RoomStore(Protocol):
         """The rooms (sorted) where an invitation to the user waits for an answer."""
         ...
 
+    async def recover(self) -> None:
+        """Take up the rooms a previous room manager left in the store (at start)."""
+        ...
 
-class InProcessRoomStore:
+    async def keep(self) -> None:
+        """Keep this room manager's hold on its rooms, and take up those another left (run periodically)."""
+        ...
+
+    async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
+        """Make what was saved and deleted since the last commit durable, in that order, and stage `facts`
+        in the outbox with it, all or nothing (services/rooms/facts.py). The service calls it after each
+        operation, before it sends on what the operation caused: nothing is told that the store could
+        still lose. What was saved before the call is committed, whatever comes during it."""
+        ...
+
+
+class InviteeIndex:
+    """(biz_name, invitee uid) -> rooms with an invitation waiting, kept from the records saved."""
+
     def __init__(self) -> None:
-        self._rooms: dict[str, RoomState] = {}
-        # (biz_name, invitee uid) -> rooms with an invitation waiting, kept from the records saved.
         self._invited: dict[tuple[str, str], set[str]] = {}
         self._invitees: dict[str, set[str]] = {}
 
-    def load(self, room_id: str) -> RoomState | None:
-        return self._rooms.get(room_id)
-
-    def save(self, state: RoomState) -> None:
-        self._rooms[state.room_id] = state
-        self._index_invitees(state.biz_name, state.room_id, set(state.invitations))
-
-    def delete(self, room_id: str) -> None:
-        state = self._rooms.pop(room_id, None)
-        if state is not None:
-            self._index_invitees(state.biz_name, room_id, set())
-
-    def room_ids(self) -> list[str]:
-        return list(self._rooms)
-
-    def count(self) -> int:
-        return len(self._rooms)
-
-    def invited_to(self, biz_name: str, uid: str) -> list[str]:
+    def rooms_of(self, biz_name: str, uid: str) -> list[str]:
         return sorted(self._invited.get((biz_name, uid), ()))
 
-    def _index_invitees(self, biz_name: str, room_id: str, invitees: set[str]) -> None:
+    def index(self, biz_name: str, room_id: str, invitees: set[str]) -> None:
         before = self._invitees.get(room_id, set())
         for uid in before - invitees:
             rooms = self._invited[(biz_name, uid)]
@@ -71,3 +72,50 @@ class InProcessRoomStore:
             self._invitees[room_id] = invitees
         else:
             self._invitees.pop(room_id, None)
+
+
+class InProcessRoomStore:
+    """The embedded default: the records live in this process and die with it."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, RoomState] = {}
+        self._invitees = InviteeIndex()
+        self._outbox: deque[StagedFact] = deque()
+
+    def load(self, room_id: str) -> RoomState | None:
+        return self._rooms.get(room_id)
+
+    def save(self, state: RoomState) -> None:
+        self._rooms[state.room_id] = state
+        self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
+
+    def delete(self, room_id: str) -> None:
+        state = self._rooms.pop(room_id, None)
+        if state is not None:
+            self._invitees.index(state.biz_name, room_id, set())
+
+    def room_ids(self) -> list[str]:
+        return list(self._rooms)
+
+    def count(self) -> int:
+        return len(self._rooms)
+
+    def invited_to(self, biz_name: str, uid: str) -> list[str]:
+        return self._invitees.rooms_of(biz_name, uid)
+
+    async def recover(self) -> None:
+        """Nothing outlives the process."""
+
+    async def keep(self) -> None:
+        """One room manager holds every room."""
+
+    async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
+        """Saved is as durable as this store gets; the facts wait here for the broker."""
+        self._outbox.extend(facts)
+
+    async def staged_facts(self, limit: int) -> list[StagedFact]:
+        return list(islice(self._outbox, limit))
+
+    async def facts_published(self, count: int) -> None:
+        for _ in range(count):
+            self._outbox.popleft()

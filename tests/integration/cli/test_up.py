@@ -124,25 +124,28 @@ def test_a_broker_that_does_not_answer_stops_startup_with_one_line(tmp_path: Pat
     assert processes_with_marker(marker) == []
 
 
-def test_a_service_failing_during_startup_takes_the_half_started_platform_down(tmp_path: Path) -> None:
+def failed_start_up(tmp_path: Path, **env: str) -> str:
+    """The one line `parley up` fails with in this environment; no process of it is left."""
     marker = uuid.uuid4().hex
-    result = run_parley(
-        [
-            "up",
-            "--data-dir",
-            str(tmp_path),
-            "--http-port",
-            str(free_port()),
-            "--grpc-port-base",
-            str(free_port_block(7)),
-        ],
-        marker,
-        PARLEY_DATABASE_URL="sqlite+aiosqlite:////dev/null/parley.db",
-    )
+    ports = ["--http-port", str(free_port()), "--grpc-port-base", str(free_port_block(7))]
+    result = run_parley(["up", "--data-dir", str(tmp_path), *ports], marker, **env)
     assert result.returncode == 2
-    line = only_line(result.stderr)
-    assert "stopped during start-up" in line and "cannot open the database" in line
     assert processes_with_marker(marker) == []
+    return only_line(result.stderr)
+
+
+def test_a_service_failing_during_startup_takes_the_half_started_platform_down(tmp_path: Path) -> None:
+    # The recorder cannot make its recordings folder: it stops while the others are starting.
+    line = failed_start_up(tmp_path, PARLEY_RECORDER__STORAGE_DIR="/dev/null/recordings")
+    assert "stopped during start-up" in line and "recordings folder" in line
+
+
+def test_a_database_that_cannot_be_opened_stops_startup_before_any_service_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """`parley up` migrates first (`parley migrate`): a database it cannot open stops it there."""
+    line = failed_start_up(tmp_path, PARLEY_DATABASE_URL="sqlite+aiosqlite:////dev/null/parley.db")
+    assert "migrations failed" in line and "cannot open the database" in line
 
 
 async def test_topics_creates_the_catalogue_on_a_cluster_once(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ undone (-302) or kept with its creator told (on_remote_recording_failed). The re
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +49,7 @@ def room_of_alice(strong: bool) -> tuple[RoomManager, Any]:
 async def test_the_recording_starts_with_the_room_and_its_record_id_is_answered() -> None:
     manager, room = room_of_alice(strong=True)
     recorder = Recorder(answer="r42")
-    started = await DefaultRecording(manager, recorder, lambda: None, timeout_s=1).start(room)  # type: ignore[arg-type]
+    started = await DefaultRecording(manager, recorder, dispatched_once([]), timeout_s=1).start(room)  # type: ignore[arg-type]
     assert started == "r42"
     [request] = recorder.requests
     assert (request.room_id, request.biz_name, request.uid, request.record_param_json) == (
@@ -59,10 +60,19 @@ async def test_the_recording_starts_with_the_room_and_its_record_id_is_answered(
     )
 
 
+def dispatched_once(dispatched: list[None]) -> Callable[[], Awaitable[None]]:
+    """A dispatch that notes each time it is called."""
+
+    async def dispatch() -> None:
+        dispatched.append(None)
+
+    return dispatch
+
+
 async def test_a_room_that_depends_on_its_recording_is_undone_with_302() -> None:
     manager, room = room_of_alice(strong=True)
     dispatched: list[None] = []
-    recording = DefaultRecording(manager, Recorder(answer=None), lambda: dispatched.append(None), timeout_s=1)  # type: ignore[arg-type]
+    recording = DefaultRecording(manager, Recorder(answer=None), dispatched_once(dispatched), timeout_s=1)  # type: ignore[arg-type]
     with pytest.raises(ParleyError) as refused:
         await recording.start(room)
     assert (refused.value.code, refused.value.kind.reason) == (-302, "CREATE_ROOM_RECORD_FAILED")
@@ -72,7 +82,7 @@ async def test_a_room_that_depends_on_its_recording_is_undone_with_302() -> None
 
 async def test_a_room_that_does_not_depend_on_it_is_kept_and_its_creator_told() -> None:
     manager, room = room_of_alice(strong=False)
-    recording = DefaultRecording(manager, Recorder(answer=None), lambda: None, timeout_s=1)  # type: ignore[arg-type]
+    recording = DefaultRecording(manager, Recorder(answer=None), dispatched_once([]), timeout_s=1)  # type: ignore[arg-type]
     assert await recording.start(room) == ""
     assert manager.rooms == 1
     told = [item.push for item in manager.sessions.take("gw1", limit=100)]

@@ -32,6 +32,10 @@ class RecordingGateway(delivery_pb2_grpc.SessionDeliveryServicer):
         return delivery_pb2.DeliverResponse()
 
 
+async def nothing_changed() -> None:
+    """The room manager's dispatch, which these tests do not need."""
+
+
 async def test_long_pushes_go_in_order_in_calls_under_the_grpc_message_limit() -> None:
     gateway = RecordingGateway()
     server = grpc.aio.server()
@@ -40,7 +44,7 @@ async def test_long_pushes_go_in_order_in_calls_under_the_grpc_message_limit() -
     await server.start()
     channels = ChannelPool(TracerProvider())
     book = SessionBook(grace_s=15, lease_s=15, clock=lambda: 0.0)
-    delivery = GatewayDelivery(book, channels, timeout_s=10, changed=lambda: None)
+    delivery = GatewayDelivery(book, channels, timeout_s=10, changed=nothing_changed)
     try:
         session = book.open("s1", "biz", "alice", Attachment("gw1", f"127.0.0.1:{port}", "c1"))
         # The longest text a client may send (8192 characters), 4 bytes each in UTF-8, a full batch of them.

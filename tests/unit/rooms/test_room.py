@@ -73,6 +73,7 @@ class Setting:
             RULES,
             self.effects,
             place=self.place,
+            relay_live=lambda address: True,
             clock=self.clock,
             now=lambda: datetime(2026, 1, 1, tzinfo=UTC),
         )

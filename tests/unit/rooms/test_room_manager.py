@@ -14,6 +14,7 @@ from services.core.errors import ParleyError
 from services.rooms import pushes
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.outcome import Outcome, StopFeed, StopSubscription
+from services.rooms.placement import RelayLoad
 from services.rooms.pushes import ExitType, InviteReply, MediaCloseCode
 from services.rooms.sessions import Attachment
 from services.rooms.state import RoomState
@@ -483,3 +484,50 @@ def test_an_app_in_arrears_can_neither_create_nor_join_a_room_until_it_is_out(wo
     )
     world.manager.set_account_status("biz", in_arrears=False)
     world.manager.join_room(bob, room_id, rtoken)
+
+
+def test_a_room_whose_relay_died_moves_to_a_live_one_on_its_next_publish(world: World) -> None:
+    """docs/protocol.md, "A relay that dies": the streams there end (the publisher told 5009, its
+    subscribers 5006 and on_unpublish), and the publish that found it out goes to a live relay."""
+    manager = world.manager
+    manager.register_relay("a", "relay:a", 10, RelayLoad())
+    manager.register_relay("b", "relay:b", 10, RelayLoad())
+    room_id, _, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
+    slot = manager.start_publish(alice, 1, "cam")
+    assert slot.relay_address == "relay:a"
+    manager.complete_publish(alice, slot.feed_id, AUDIO_VIDEO)
+    subscription_id = subscribe(world, bob, slot.feed_id)
+    for session in (alice, bob, carol):
+        world.pushes(session)
+    world.take_outcome()
+
+    # Relay a stops reporting; b goes on. Until a's lease runs out the room stays there.
+    world.clock.advance(RULES.relay_lease_s - 1)
+    manager.report_relay_load("b", RelayLoad())
+    assert manager.start_publish(carol, 1, "mic").relay_address == "relay:a"
+    manager.cancel_publish(carol, manager.start_publish(carol, 2, "cam2").feed_id)
+    world.take_outcome()
+    world.clock.advance(2)
+
+    moved = manager.start_publish(carol, 1, "cam3")
+    assert moved.relay_address == "relay:b"
+    feed = rooms_pb2.FeedRef(uid="alice", feed_id=slot.feed_id, tag="cam", media_type=1)
+    assert world.pushes(alice) == [
+        delivery_pb2.MediaClosed(room_id=room_id, code=5009, feed_id=slot.feed_id, subscription_id="")
+    ]
+    assert world.pushes(bob) == [
+        delivery_pb2.Unpublished(room_id=room_id, feed=feed),
+        delivery_pb2.MediaClosed(
+            room_id=room_id, code=5006, feed_id=slot.feed_id, subscription_id=subscription_id
+        ),
+    ]
+    outcome = world.take_outcome()
+    assert [(type(c).__name__, c.code) for c in outcome.changes] == [  # type: ignore[union-attr]
+        ("SubscriptionEnded", 5006),
+        ("FeedUnpublished", 5009),
+    ]
+    # Nothing is ordered of the dead relay.
+    assert [order for order in outcome.relay_orders if order.relay_address == "relay:a"] == []
+    assert manager.get_room(room_id).relay_address == "relay:b"
+    # The publisher republishes on the new relay.
+    assert manager.start_publish(alice, 1, "cam").relay_address == "relay:b"

@@ -1,0 +1,273 @@
+"""One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
+127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
+to what was saved (never the saved object's later changes), forget what was deleted, count and list its
+rooms, index waiting invitations, and commit. A durable store is also read back by the next room manager
+on the same store after a commit, and only what was committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+import redis.asyncio as redis
+from parley.rooms.v1 import events_pb2
+
+from services.rooms.facts import StagedFact, stage
+from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.state import RoomState
+from services.rooms.store import InProcessRoomStore, RoomStore
+from tests.clock import FakeClock
+from tests.redis_keys import RedisLink, fresh_prefix
+from tests.unit.rooms.test_room_codec import a_full_room
+
+# Short leases, so that the tests see them run out.
+LEASE_S = 0.3
+
+
+@dataclass
+class Stores:
+    first: RoomStore
+    # Another room manager's store on the same data (None where nothing outlives the process).
+    next: Callable[[], RoomStore] | None
+
+
+@pytest.fixture(params=["in_process", "redis"])
+async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+    if request.param == "in_process":
+        yield Stores(InProcessRoomStore(), None)
+        return
+    async with fresh_prefix() as (client, prefix):
+
+        def store() -> RoomStore:
+            return RedisRoomStore(client, prefix=prefix, room_lease_s=LEASE_S, publisher_lease_s=LEASE_S)
+
+        yield Stores(store(), store)
+
+
+def facts(*room_ids: str) -> list[StagedFact]:
+    return stage([events_pb2.RoomCreated(room_id=room_id, biz_name="biz") for room_id in room_ids])
+
+
+def room_ids_of(staged: list[StagedFact]) -> list[str]:
+    return [events_pb2.RoomCreated.FromString(fact.event.payload).room_id for fact in staged]
+
+
+def room(room_id: str, *, invitee: str = "", biz_name: str = "biz") -> RoomState:
+    state = a_full_room()
+    state.room_id, state.biz_name = room_id, biz_name
+    state.invitations = {invitee: {"alice": ""}} if invitee else {}
+    return state
+
+
+async def test_a_saved_room_loads_equal(stores: Stores) -> None:
+    store = stores.first
+    store.save(room("r1"))
+    await store.commit()
+    assert store.load("r1") == room("r1")
+    assert store.load("r2") is None
+    assert (store.count(), store.room_ids()) == (1, ["r1"])
+
+
+async def test_a_room_changed_and_saved_again_loads_changed(stores: Stores) -> None:
+    store = stores.first
+    store.save(room("r1"))
+    state = store.load("r1")
+    assert state is not None
+    state.rtoken = "t2"
+    store.save(state)
+    await store.commit()
+    loaded = store.load("r1")
+    assert loaded is not None and loaded.rtoken == "t2"
+
+
+async def test_a_deleted_room_is_gone(stores: Stores) -> None:
+    store = stores.first
+    store.save(room("r1"))
+    store.save(room("r2"))
+    await store.commit()
+    store.delete("r1")
+    store.delete("never-there")
+    await store.commit()
+    assert store.load("r1") is None
+    assert (store.count(), store.room_ids()) == (1, ["r2"])
+
+
+async def test_waiting_invitations_are_indexed_by_app_and_user(stores: Stores) -> None:
+    store = stores.first
+    store.save(room("r2", invitee="carol"))
+    store.save(room("r1", invitee="carol"))
+    store.save(room("r3", invitee="carol", biz_name="other"))
+    assert store.invited_to("biz", "carol") == ["r1", "r2"]
+    store.save(room("r2"))
+    store.delete("r1")
+    assert store.invited_to("biz", "carol") == []
+    assert store.invited_to("other", "carol") == ["r3"]
+
+
+async def test_the_next_room_manager_reads_back_what_was_committed(stores: Stores) -> None:
+    if stores.next is None:
+        pytest.skip("the in-process store dies with its process: nothing to read back")
+    store = stores.first
+    store.save(room("r1", invitee="carol"))
+    store.save(room("r2"))
+    store.save(room("r3"))
+    await store.commit()
+    store.delete("r3")
+    await store.commit()
+    store.save(room("uncommitted"))
+
+    after = stores.next()
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.recover()
+    assert sorted(after.room_ids()) == ["r1", "r2"]
+    assert after.load("r1") == room("r1", invitee="carol")
+    assert after.invited_to("biz", "carol") == ["r1"]
+
+
+async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:
+    await stores.first.recover()
+    assert stores.first.count() == 0
+
+
+async def test_facts_are_staged_in_order_and_removed_once_published(stores: Stores) -> None:
+    store = stores.first
+    await store.commit(facts("r1", "r2"))
+    await store.commit(facts("r3"))
+    staged = await store.staged_facts(2)
+    assert room_ids_of(staged) == ["r1", "r2"]
+    # Reading does not remove.
+    assert (await store.staged_facts(10))[:2] == staged
+    await store.facts_published(2)
+    assert room_ids_of(await store.staged_facts(10)) == ["r3"]
+    await store.facts_published(1)
+    assert await store.staged_facts(10) == []
+
+
+async def test_a_staged_fact_keeps_its_identity_and_trace(stores: Stores) -> None:
+    store = stores.first
+    [fact] = facts("r1")
+    fact = StagedFact(fact.event, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await store.commit([fact])
+    assert await store.staged_facts(1) == [fact]
+
+
+async def test_the_next_room_manager_publishes_the_facts_left_staged(stores: Stores) -> None:
+    if stores.next is None:
+        pytest.skip("the in-process store dies with its process: nothing to read back")
+    store = stores.first
+    await store.commit(facts("r1", "r2"))
+    staged = await store.staged_facts(10)
+    await store.facts_published(1)
+
+    after = stores.next()
+    # The publisher's lease is the first store's until it runs out: one publisher at a time.
+    assert await after.staged_facts(10) == []
+    await asyncio.sleep(LEASE_S + 0.1)
+    assert await after.staged_facts(10) == staged[1:]
+
+
+async def test_a_publisher_whose_lease_ran_out_removes_nothing(stores: Stores) -> None:
+    if stores.next is None:
+        pytest.skip("one in-process store, one publisher")
+    stalled, after = stores.first, stores.next()
+    await stalled.commit(facts("r1", "r2"))
+    assert len(await stalled.staged_facts(10)) == 2
+    await asyncio.sleep(LEASE_S + 0.1)
+    assert room_ids_of(await after.staged_facts(10)) == ["r1", "r2"]
+
+    await stalled.facts_published(2)
+    assert room_ids_of(await after.staged_facts(10)) == ["r1", "r2"]
+    await after.facts_published(1)
+    assert room_ids_of(await after.staged_facts(10)) == ["r2"]
+
+
+# Ownership: one room manager per room, by a lease with an epoch (services/rooms/redis_store.py).
+
+
+def durable(stores: Stores) -> Callable[[], RoomStore]:
+    if stores.next is None:
+        pytest.skip("the in-process store has one owner, its process")
+    return stores.next
+
+
+async def test_a_room_held_by_its_owner_is_not_taken_over(stores: Stores) -> None:
+    after = durable(stores)()
+    owner = stores.first
+    owner.save(room("r1"))
+    await owner.commit()
+    for _ in range(3):
+        await asyncio.sleep(LEASE_S / 3)
+        await owner.keep()
+        await after.keep()
+    assert (owner.room_ids(), after.room_ids()) == (["r1"], [])
+
+
+async def test_a_room_whose_owner_is_gone_is_taken_over_and_the_old_owner_is_fenced(stores: Stores) -> None:
+    after = durable(stores)()
+    old = stores.first
+    old.save(room("r1"))
+    old.save(room("r2"))
+    await old.commit()
+    assert isinstance(old, RedisRoomStore) and isinstance(after, RedisRoomStore)
+    first_epoch = old.owns("r1")
+    assert first_epoch is not None
+
+    # The old owner stops renewing (cut off, or stalled); its leases run out and the other takes over.
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.keep()
+    assert sorted(after.room_ids()) == ["r1", "r2"]
+    assert (after.owns("r1") or 0) > first_epoch
+
+    # The old owner comes back and writes: nothing of it is written, its facts are not staged, it forgets.
+    changed = old.load("r1")
+    assert changed is not None
+    changed.rtoken = "from the old owner"
+    old.save(changed)
+    with pytest.raises(RoomsFenced) as fenced:
+        await old.commit(facts("r1"))
+    assert fenced.value.room_ids == ["r1"]
+    assert old.load("r1") is None and "r1" not in old.room_ids()
+    assert await after.staged_facts(10) == []
+    reread = stores.next()
+    await asyncio.sleep(LEASE_S + 0.1)
+    await reread.recover()
+    kept = reread.load("r1")
+    assert kept is not None and kept.rtoken == room("r1").rtoken
+
+
+async def test_an_owner_that_cannot_renew_lets_its_rooms_go_once_its_leases_may_have_run_out(
+    stores: Stores,
+) -> None:
+    durable(stores)
+    assert isinstance(stores.first, RedisRoomStore)
+    clock = FakeClock()
+    link = RedisLink()
+    await link.open()
+    async with fresh_prefix() as (_, prefix):
+        client = redis.Redis.from_url(link.url)
+        store = RedisRoomStore(client, prefix=prefix, room_lease_s=10, clock=clock)
+        store.save(room("r1"))
+        await store.commit()
+        await store.keep()
+        clock.advance(9.9)
+        assert store.room_ids() == ["r1"]
+        await link.cut()
+        with pytest.raises(redis.ConnectionError):
+            await store.keep()
+        clock.advance(0.2)
+        assert store.load("r1") is None and store.room_ids() == []
+        await client.aclose()
+
+
+async def test_a_deleted_room_is_taken_over_by_nobody(stores: Stores) -> None:
+    after = durable(stores)()
+    store = stores.first
+    store.save(room("r1"))
+    await store.commit()
+    store.delete("r1")
+    await store.commit()
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.keep()
+    assert after.room_ids() == []
