@@ -3,6 +3,7 @@ facts straight onto Kafka (as the room manager would make them)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -62,7 +63,15 @@ class RoomFacts:
 
 @pytest.fixture
 async def room_facts(kafka: str) -> AsyncIterator[RoomFacts]:
+    async with room_facts_on(kafka) as facts:
+        yield facts
+
+
+@contextlib.asynccontextmanager
+async def room_facts_on(kafka: str) -> AsyncIterator[RoomFacts]:
     broker = create_broker(kafka, client_id="webhook-tests", tracer_provider=TracerProvider())
     await broker.connect()
-    yield RoomFacts(broker)
-    await broker.stop()
+    try:
+        yield RoomFacts(broker)
+    finally:
+        await broker.stop()
