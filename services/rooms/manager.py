@@ -6,6 +6,11 @@ takes with `outcome()` after every operation and sends on.
 
 Timed rules (a session's grace, an empty room's grace, a negotiation's timeout, a gateway's lease, a call's
 ringing and time limit) are applied by `sweep()`, which the service calls a few times a second.
+
+With a shared store a room manager may take over the rooms and calls of one that died (services/rooms/
+redis_store.py): their sessions come back as their gateways report them (a gateway's heartbeat reopens a
+session it holds), and the sweep seats each in the room it is a participant of. A participant or a call's
+party whose session does not come back within the session grace is gone, as if its session had lapsed here.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ class RoomManager:
         self._now = now
         # Apps whose prepaid account ran out (billing's AccountStatusChanged): no new rooms, no joining.
         self._in_arrears: set[str] = set()
+        # Sessions a room or a call here names and this room manager does not know (a room or call taken
+        # over from one that died, whose sessions have not come back yet): since when.
+        self._absent: dict[str, float] = {}
         # `relay_address` serves the rooms placed while no relay has registered.
         self.relays = RelayPlacement(fallback=relay_address, lease_s=rules.relay_lease_s, clock=clock)
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
@@ -79,6 +87,7 @@ class RoomManager:
         self.calls = Calls(
             CallRules(ring_timeout_s=rules.call_ring_timeout_s),
             self.sessions,
+            self._store,
             open_room=self._open_call_room,
             close_room=self.discard_room,
             record=self._effects.record,
@@ -366,8 +375,14 @@ class RoomManager:
     def sweep(self) -> None:
         for session in self.sessions.lapsed():
             self._end_session(session, ExitType.ABNORMAL)
-        self.calls.sweep()
         now = self._clock()
+        named: set[str] = set()
+
+        def gone(session_id: str) -> bool:
+            named.add(session_id)
+            return self._gone(session_id, now)
+
+        self.calls.sweep(gone)
         for room_id in self._store.room_ids():
             room = self._load(room_id)
             if room is None:
@@ -375,8 +390,15 @@ class RoomManager:
             with self._saving(room):
                 if room.lapsed(now):
                     self._destroy(room)
-                else:
-                    room.expire_negotiations(now)
+                    continue
+                room.expire_negotiations(now)
+                for participant in list(room.participants.values()):
+                    if gone(participant.session_id):
+                        self._leave(room, participant.uid, ExitType.ABNORMAL)
+                    else:
+                        self._seat(room.room_id, participant.session_id)
+        for session_id in set(self._absent) - named:
+            del self._absent[session_id]
 
     # Session routing
 
@@ -406,6 +428,21 @@ class RoomManager:
         negotiations there (and one that ended left its room)."""
         session = self.sessions.find(session_id)
         return self._load(session.room_id) if session is not None and session.room_id is not None else None
+
+    def _gone(self, session_id: str, now: float) -> bool:
+        """Whether a session a room or call here names is gone: unknown to this room manager for the
+        session grace (it was another's, which died, and its gateway has not brought it back)."""
+        if self.sessions.find(session_id) is not None:
+            self._absent.pop(session_id, None)
+            return False
+        return now - self._absent.setdefault(session_id, now) >= self._rules.session_grace_s
+
+    def _seat(self, room_id: str, session_id: str) -> None:
+        """A session that came back (reopened by its gateway after a takeover) is in the room it is a
+        participant of."""
+        session = self.sessions.find(session_id)
+        if session is not None and session.room_id is None:
+            session.room_id = room_id
 
     def _leave(self, room: Room, uid: str, exit_type: ExitType) -> None:
         self._unseat(room.leave(uid, exit_type).session_id)

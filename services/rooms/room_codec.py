@@ -1,4 +1,5 @@
-"""A room's record (services/rooms/state.py) as JSON, the form a shared store keeps it in.
+"""A room's record (services/rooms/state.py) and a device call's (services/rooms/calls.py) as JSON, the
+form a shared store keeps them in.
 
 Explicit fields rather than pickle: a record read from a shared store must not be able to run code in the
 room manager, and a field added to a record must be added here (tests/unit/rooms/test_room_codec.py
@@ -17,6 +18,7 @@ from typing import Any
 from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import rooms_pb2
 
+from services.rooms.calls import Call, CallMedia, CallOrder, Side
 from services.rooms.negotiations import Negotiation, Negotiations
 from services.rooms.p2p import Engine
 from services.rooms.state import Feed, Participant, RoomState, Subscription
@@ -81,11 +83,68 @@ def decode(data: bytes | str) -> RoomState:
     )
 
 
+def encode_call(call: Call) -> bytes:
+    order = call.order
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "call_id": call.call_id,
+            "biz_name": call.biz_name,
+            "sn": call.sn,
+            "open_id": call.open_id,
+            "caller": call.caller.value,
+            "caller_session_id": call.caller_session_id,
+            "order": {
+                "open_id": order.open_id,
+                "media": int(order.media),
+                "video": _b64(order.video.SerializeToString()) if order.video is not None else None,
+                "caller_camera_on": order.caller_camera_on,
+                "callee_camera_on": order.callee_camera_on,
+                "time_limit_s": order.time_limit_s,
+                "sn": order.sn,
+            },
+            "rang_at": call.rang_at,
+            "callee_session_id": call.callee_session_id,
+            "answered_at": call.answered_at,
+            "room_id": call.room_id,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_call(data: bytes | str) -> Call:
+    raw = json.loads(data)
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"call record format {raw.get('format')!r}, this room manager reads {FORMAT}")
+    order = raw["order"]
+    return Call(
+        call_id=raw["call_id"],
+        biz_name=raw["biz_name"],
+        sn=raw["sn"],
+        open_id=raw["open_id"],
+        caller=Side(raw["caller"]),
+        caller_session_id=raw["caller_session_id"],
+        order=CallOrder(
+            open_id=order["open_id"],
+            media=CallMedia(order["media"]),
+            video=rooms_pb2.VideoFormat.FromString(_unb64(order["video"])) if order["video"] is not None else None,
+            caller_camera_on=order["caller_camera_on"],
+            callee_camera_on=order["callee_camera_on"],
+            time_limit_s=order["time_limit_s"],
+            sn=order["sn"],
+        ),
+        rang_at=raw["rang_at"],
+        callee_session_id=raw["callee_session_id"],
+        answered_at=raw["answered_at"],
+        room_id=raw["room_id"],
+    )
+
+
 def record_fields() -> set[str]:
     """The fields of every record the codec writes, to check none is forgotten."""
     return {
         f"{record.__name__}.{f.name}"
-        for record in (RoomState, Participant, Feed, Subscription, Negotiation, Negotiations)
+        for record in (RoomState, Participant, Feed, Subscription, Negotiation, Negotiations, Call, CallOrder)
         for f in fields(record)
     }
 

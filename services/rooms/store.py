@@ -4,7 +4,7 @@ Every operation of the room manager loads the rooms it acts on, applies the rule
 is done (also when a rule refused halfway: what it did stays done). Nothing relies on a record staying the
 same Python object between operations, so a store may hand out copies: a replicated store (Redis, with
 one owning replica per room) keeps each room's record under its key. `InProcessRoomStore` keeps them in
-this process, the embedded default.
+this process, the embedded default. Device calls are kept the same way (`CallBook`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Protocol
 
+from services.rooms.calls import Call, CallBook, LineIndex
 from services.rooms.facts import FactOutbox, StagedFact
 from services.rooms.state import RoomState
 
 
-class RoomStore(FactOutbox, Protocol):
+class RoomStore(CallBook, FactOutbox, Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
 
     def save(self, state: RoomState) -> None: ...
@@ -34,11 +35,12 @@ class RoomStore(FactOutbox, Protocol):
         ...
 
     async def recover(self) -> None:
-        """Take up the rooms a previous room manager left in the store (at start)."""
+        """Take up the rooms and calls a previous room manager left in the store (at start)."""
         ...
 
     async def keep(self) -> None:
-        """Keep this room manager's hold on its rooms, and take up those another left (run periodically)."""
+        """Keep this room manager's hold on its rooms and calls, and take up those another left (run
+        periodically)."""
         ...
 
     async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
@@ -81,6 +83,8 @@ class InProcessRoomStore:
         self._rooms: dict[str, RoomState] = {}
         self._invitees = InviteeIndex()
         self._outbox: deque[StagedFact] = deque()
+        self._calls: dict[str, Call] = {}
+        self._lines = LineIndex()
 
     def load(self, room_id: str) -> RoomState | None:
         return self._rooms.get(room_id)
@@ -102,6 +106,24 @@ class InProcessRoomStore:
 
     def invited_to(self, biz_name: str, uid: str) -> list[str]:
         return self._invitees.rooms_of(biz_name, uid)
+
+    def load_call(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def save_call(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        self._lines.index(call)
+
+    def delete_call(self, call_id: str) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is not None:
+            self._lines.forget(call)
+
+    def call_ids(self) -> list[str]:
+        return list(self._calls)
+
+    def call_on_line(self, biz_name: str, uid: str) -> str | None:
+        return self._lines.on_line(biz_name, uid)
 
     async def recover(self) -> None:
         """Nothing outlives the process."""

@@ -1,7 +1,7 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, and commit. A durable store is also read back by the next room manager
+rooms, index waiting invitations, keep device calls and index their lines, and commit. A durable store is also read back by the next room manager
 on the same store after a commit, and only what was committed."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import pytest
 import redis.asyncio as redis
 from parley.rooms.v1 import events_pb2
 
+from services.rooms.calls import Call
 from services.rooms.facts import StagedFact, stage
 from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
 from tests.clock import FakeClock
 from tests.redis_keys import RedisLink, fresh_prefix
-from tests.unit.rooms.test_room_codec import a_full_room
+from tests.unit.rooms.test_room_codec import a_full_call, a_full_room
 
 # Short leases, so that the tests see them run out.
 LEASE_S = 0.3
@@ -124,6 +125,86 @@ async def test_the_next_room_manager_reads_back_what_was_committed(stores: Store
     assert sorted(after.room_ids()) == ["r1", "r2"]
     assert after.load("r1") == room("r1", invitee="carol")
     assert after.invited_to("biz", "carol") == ["r1"]
+
+
+def call(call_id: str, *, sn: str = "sn1", open_id: str = "alice") -> Call:
+    made = a_full_call()
+    made.call_id, made.sn, made.open_id = call_id, sn, open_id
+    return made
+
+
+async def test_a_saved_call_loads_equal_and_holds_both_lines(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    await store.commit()
+    assert store.load_call("c1") == call("c1")
+    assert store.load_call("c2") is None
+    assert store.call_ids() == ["c1"]
+    assert store.call_on_line("biz", "sn1") == store.call_on_line("biz", "alice") == "c1"
+    assert store.call_on_line("other", "sn1") is None and store.call_on_line("biz", "bob") is None
+    assert store.room_ids() == [] and store.count() == 0
+
+
+async def test_a_call_changed_and_saved_again_loads_changed(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    ringing = store.load_call("c1")
+    assert ringing is not None
+    ringing.answered_at = 1_800_000_000.0
+    store.save_call(ringing)
+    await store.commit()
+    assert store.load_call("c1") == ringing
+
+
+async def test_a_deleted_call_frees_its_lines(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    store.save_call(call("c2", sn="sn2", open_id="bob"))
+    await store.commit()
+    store.delete_call("c1")
+    await store.commit()
+    assert store.load_call("c1") is None and store.call_ids() == ["c2"]
+    assert store.call_on_line("biz", "sn1") is None and store.call_on_line("biz", "alice") is None
+    assert store.call_on_line("biz", "bob") == "c2"
+
+
+async def test_the_next_room_manager_reads_back_the_calls_committed(stores: Stores) -> None:
+    after = durable(stores)()
+    store = stores.first
+    store.save_call(call("c1"))
+    store.save_call(call("c2", sn="sn2", open_id="bob"))
+    store.save(room("r1"))
+    await store.commit()
+    store.delete_call("c2")
+    await store.commit()
+    store.save_call(call("uncommitted", sn="sn3", open_id="carol"))
+
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.recover()
+    assert (after.call_ids(), after.room_ids()) == (["c1"], ["r1"])
+    assert after.load_call("c1") == call("c1")
+    assert after.call_on_line("biz", "sn1") == "c1" and after.call_on_line("biz", "carol") is None
+
+
+async def test_a_call_whose_owner_is_gone_is_taken_over_and_the_old_owner_is_fenced(stores: Stores) -> None:
+    after = durable(stores)()
+    old = stores.first
+    old.save_call(call("c1"))
+    await old.commit()
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.keep()
+    assert after.call_ids() == ["c1"] and after.load_call("c1") == call("c1")
+
+    ended_late = old.load_call("c1")
+    assert ended_late is not None
+    old.delete_call("c1")
+    with pytest.raises(RoomsFenced) as fenced:
+        await old.commit()
+    assert fenced.value.room_ids == ["c1"]
+    assert old.call_ids() == [] and old.call_on_line("biz", "sn1") is None
+    # The call is still there, held by the room manager that took it over.
+    await after.keep()
+    assert after.load_call("c1") == call("c1")
 
 
 async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:

@@ -1,4 +1,4 @@
-"""A room's record survives the JSON form a shared store keeps it in, every field of it."""
+"""A room's record and a call's survive the JSON form a shared store keeps them in, every field of them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import rooms_pb2
 
 from services.rooms import room_codec
+from services.rooms.calls import Call, CallMedia, CallOrder, Side
 from services.rooms.negotiations import Negotiation, Negotiations
 from services.rooms.p2p import Engine
 from services.rooms.state import Feed, Participant, RoomState, Subscription
@@ -56,6 +57,31 @@ def a_full_room() -> RoomState:
     )
 
 
+def a_full_call() -> Call:
+    """A call with every field away from its default."""
+    return Call(
+        call_id="c1",
+        biz_name="biz",
+        sn="sn1",
+        open_id="alice",
+        caller=Side.USER,
+        caller_session_id="s_alice",
+        order=CallOrder(
+            open_id="bob",
+            media=CallMedia.VIDEO,
+            video=rooms_pb2.VideoFormat(width=640, height=480),
+            caller_camera_on=True,
+            callee_camera_on=True,
+            time_limit_s=30,
+            sn="sn1",
+        ),
+        rang_at=1_700_000_000.5,
+        callee_session_id="s_sn1",
+        answered_at=1_700_000_003.25,
+        room_id="r1",
+    )
+
+
 def test_a_record_comes_back_equal() -> None:
     state = a_full_room()
     assert room_codec.decode(room_codec.encode(state)) == state
@@ -73,6 +99,8 @@ def test_every_field_is_away_from_its_default_in_the_full_room() -> None:
         state.feeds["f1"].subscriptions["bob"],
         state.negotiations.publishing["f2"],
         state.negotiations.subscribing[("s_alice", "f3")],
+        a_full_call(),
+        a_full_call().order,
     ]
     set_somewhere = {
         f"{type(record).__name__}.{f.name}"
@@ -81,6 +109,17 @@ def test_every_field_is_away_from_its_default_in_the_full_room() -> None:
         if getattr(record, f.name) not in (None, "", 0, 0.0, False, {}, set(), ())
     }
     assert room_codec.record_fields() == set_somewhere
+
+
+def test_a_call_comes_back_equal() -> None:
+    call = a_full_call()
+    assert room_codec.decode_call(room_codec.encode_call(call)) == call
+
+
+def test_a_call_without_video_comes_back_equal() -> None:
+    call = a_full_call()
+    call.order = CallOrder("bob", CallMedia.AUDIO, None, False, False, 0)
+    assert room_codec.decode_call(room_codec.encode_call(call)) == call
 
 
 def test_a_record_of_another_format_is_refused() -> None:

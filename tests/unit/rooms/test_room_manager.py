@@ -12,6 +12,7 @@ from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
 from services.rooms import pushes
+from services.rooms.calls import Call
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.outcome import Outcome, StopFeed, StopSubscription
 from services.rooms.placement import RelayLoad
@@ -47,6 +48,12 @@ class CopyingRoomStore(InProcessRoomStore):
 
     def save(self, state: RoomState) -> None:
         super().save(copy.deepcopy(state))
+
+    def load_call(self, call_id: str) -> Call | None:
+        return copy.deepcopy(super().load_call(call_id))
+
+    def save_call(self, call: Call) -> None:
+        super().save_call(copy.deepcopy(call))
 
 
 class World:
