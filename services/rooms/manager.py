@@ -68,8 +68,9 @@ class RoomManager:
         # Apps whose prepaid account ran out (billing's AccountStatusChanged): no new rooms, no joining.
         self._in_arrears: set[str] = set()
         # Sessions a room or a call here names and this room manager does not know (a room or call taken
-        # over from one that died, whose sessions have not come back yet): since when.
-        self._absent: dict[str, float] = {}
+        # over from one that died, whose sessions have not come back yet): since when, and the room it is
+        # a participant of ("" for a call's side only).
+        self._absent: dict[str, tuple[float, str]] = {}
         # `relay_address` serves the rooms placed while no relay has registered.
         self.relays = RelayPlacement(fallback=relay_address, lease_s=rules.relay_lease_s, clock=clock)
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
@@ -121,6 +122,7 @@ class RoomManager:
     def open_session(self, session_id: str, biz_name: str, uid: str, attachment: Attachment) -> None:
         retried = self.sessions.find(session_id) is not None
         session = self.sessions.open(session_id, biz_name, uid, attachment)
+        self._seat_returned()
         if not retried:
             session.opened_at = self._now()
             self._effects.record(
@@ -147,6 +149,7 @@ class RoomManager:
 
     def heartbeat(self, gateway_id: str, address: str, held: Iterable[HeldConnection]) -> None:
         self.sessions.heartbeat(gateway_id, address, held)
+        self._seat_returned()
 
     def set_account_status(self, biz_name: str, in_arrears: bool) -> None:
         """Billing's word on an app's account: rooms already open go on, new ones wait for a top-up."""
@@ -378,9 +381,9 @@ class RoomManager:
         now = self._clock()
         named: set[str] = set()
 
-        def gone(session_id: str) -> bool:
+        def gone(session_id: str, room_id: str = "") -> bool:
             named.add(session_id)
-            return self._gone(session_id, now)
+            return self._gone(session_id, room_id, now)
 
         self.calls.sweep(gone)
         for room_id in self._store.room_ids():
@@ -393,7 +396,7 @@ class RoomManager:
                     continue
                 room.expire_negotiations(now)
                 for participant in list(room.participants.values()):
-                    if gone(participant.session_id):
+                    if gone(participant.session_id, room.room_id):
                         self._leave(room, participant.uid, ExitType.ABNORMAL)
                     else:
                         self._seat(room.room_id, participant.session_id)
@@ -429,13 +432,25 @@ class RoomManager:
         session = self.sessions.find(session_id)
         return self._load(session.room_id) if session is not None and session.room_id is not None else None
 
-    def _gone(self, session_id: str, now: float) -> bool:
+    def _gone(self, session_id: str, room_id: str, now: float) -> bool:
         """Whether a session a room or call here names is gone: unknown to this room manager for the
         session grace (it was another's, which died, and its gateway has not brought it back)."""
         if self.sessions.find(session_id) is not None:
             self._absent.pop(session_id, None)
             return False
-        return now - self._absent.setdefault(session_id, now) >= self._rules.session_grace_s
+        since, _ = self._absent.setdefault(session_id, (now, room_id))
+        if room_id:
+            self._absent[session_id] = (since, room_id)
+        return now - since >= self._rules.session_grace_s
+
+    def _seat_returned(self) -> None:
+        """Seat the absent sessions that came back (without waiting for the sweep: their next request may
+        already be for their room)."""
+        for session_id, (_, room_id) in list(self._absent.items()):
+            if self.sessions.find(session_id) is not None:
+                del self._absent[session_id]
+                if room_id:
+                    self._seat(room_id, session_id)
 
     def _seat(self, room_id: str, session_id: str) -> None:
         """A session that came back (reopened by its gateway after a takeover) is in the room it is a

@@ -8,7 +8,7 @@ from __future__ import annotations
 from parley.rooms.v1 import delivery_pb2, events_pb2
 
 from services.rooms.calls import HANG_UP_COMMAND, CallMedia, CallOrder
-from services.rooms.sessions import HeldConnection
+from services.rooms.sessions import Attachment, HeldConnection
 from tests.unit.rooms.test_room_manager import RULES, CopyingRoomStore, World, kinds, room_with
 
 
@@ -106,3 +106,17 @@ def test_a_call_whose_side_does_not_come_back_ends_after_the_grace_as_a_lost_net
     ]
     assert not after.manager.calls.is_busy(bell)
     assert after.manager.rooms == 0
+
+
+def test_a_session_its_gateway_opens_again_is_seated_at_once() -> None:
+    """The gateway reopens a session the room manager does not know on its next request, which may be for
+    the room: it is seated then, not at the next sweep."""
+    world = World(CopyingRoomStore())
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    after = taken_over(world)
+    after.manager.sweep()
+    after.manager.open_session(alice, "biz", "alice", Attachment("gw1", "gw1:1", f"c_{alice}"))
+    after.manager.open_session(bob, "biz", "bob", Attachment("gw2", "gw2:1", f"c_{bob}"))
+    after.manager.send_text(alice, ["bob"], "at once")
+    assert kinds(after.pushes(bob)) == ["TextReceived"]
+    assert sorted(after.manager.get_room(room_id).participants) == ["alice", "bob"]
