@@ -83,7 +83,13 @@ def _store(runtime: ServiceRuntime) -> RoomStore:
     runtime.on_stop(client.aclose)
     # On the Redis store the room manager serves only while the store answers (services/core/ops.py).
     runtime.readiness.add("redis", client.ping)
-    return RedisRoomStore(client, prefix=settings.redis_prefix, room_lease_s=settings.room_lease_s)
+    # The outbox's publisher holds its lease as long as a room's: a dead room manager's facts go out within it.
+    return RedisRoomStore(
+        client,
+        prefix=settings.redis_prefix,
+        room_lease_s=settings.room_lease_s,
+        publisher_lease_s=settings.room_lease_s,
+    )
 
 
 def build(runtime: ServiceRuntime) -> RoomManager:
