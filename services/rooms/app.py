@@ -83,7 +83,8 @@ def _store(runtime: ServiceRuntime) -> RoomStore:
     runtime.on_stop(client.aclose)
     # On the Redis store the room manager serves only while the store answers (services/core/ops.py).
     runtime.readiness.add("redis", client.ping)
-    # The outbox's publisher holds its lease as long as a room's: a dead room manager's facts go out within it.
+    # The outbox's publisher holds its lease as long as a room does: a dead room manager's facts go out
+    # within a lease.
     return RedisRoomStore(
         client,
         prefix=settings.redis_prefix,

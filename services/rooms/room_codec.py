@@ -127,7 +127,9 @@ def decode_call(data: bytes | str) -> Call:
         order=CallOrder(
             open_id=order["open_id"],
             media=CallMedia(order["media"]),
-            video=rooms_pb2.VideoFormat.FromString(_unb64(order["video"])) if order["video"] is not None else None,
+            video=rooms_pb2.VideoFormat.FromString(_unb64(order["video"]))
+            if order["video"] is not None
+            else None,
             caller_camera_on=order["caller_camera_on"],
             callee_camera_on=order["callee_camera_on"],
             time_limit_s=order["time_limit_s"],

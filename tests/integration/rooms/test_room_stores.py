@@ -1,8 +1,8 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, keep device calls and index their lines, and commit. A durable store is also read back by the next room manager
-on the same store after a commit, and only what was committed."""
+rooms, index waiting invitations, keep device calls and index their lines, and commit. A durable store is
+also read back by the next room manager on the same store after a commit, and only what was committed."""
 
 from __future__ import annotations
 

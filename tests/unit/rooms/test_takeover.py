@@ -101,7 +101,10 @@ def test_a_call_whose_side_does_not_come_back_ends_after_the_grace_as_a_lost_net
     after.manager.sweep()
     assert after.pushes(bell) == [
         delivery_pb2.CallClosed(
-            call_id=call.call_id, reason="network", by="user", keep_time_ms=round(RULES.session_grace_s * 1000)
+            call_id=call.call_id,
+            reason="network",
+            by="user",
+            keep_time_ms=round(RULES.session_grace_s * 1000),
         )
     ]
     assert not after.manager.calls.is_busy(bell)
