@@ -115,6 +115,12 @@ class RoomManager:
         return self._rules.gateway_lease_s
 
     def outcome(self) -> Outcome:
+        """What the last operations caused; the sessions they changed are saved in the store with it."""
+        for session_id, session in self.sessions.changed().items():
+            if session is None:
+                self._store.delete_session(session_id)
+            else:
+                self._store.save_session(session)
         return self._effects.take()
 
     # Sessions
@@ -189,7 +195,7 @@ class RoomManager:
         with self._saving(room):
             if session is not None:
                 room.admit(session.session_id, session.uid)
-                session.room_id = room.room_id
+                self.sessions.seat(session, room.room_id)
         return room
 
     def get_room(self, room_id: str) -> Room:
@@ -212,7 +218,7 @@ class RoomManager:
             replaced = room.join(session_id, session.uid, rtoken, engine)
             if replaced is not None:
                 self._unseat(replaced.session_id)
-            session.room_id = room.room_id
+            self.sessions.seat(session, room.room_id)
         return room
 
     def leave_room(self, session_id: str) -> None:
@@ -376,6 +382,9 @@ class RoomManager:
     # Time
 
     def sweep(self) -> None:
+        for taken in self._store.taken_sessions():
+            self.sessions.adopt(taken)
+        self._seat_returned()
         for session in self.sessions.lapsed():
             self._end_session(session, ExitType.ABNORMAL)
         now = self._clock()
@@ -457,7 +466,7 @@ class RoomManager:
         participant of."""
         session = self.sessions.find(session_id)
         if session is not None and session.room_id is None:
-            session.room_id = room_id
+            self.sessions.seat(session, room_id)
 
     def _leave(self, room: Room, uid: str, exit_type: ExitType) -> None:
         self._unseat(room.leave(uid, exit_type).session_id)
@@ -465,7 +474,7 @@ class RoomManager:
     def _unseat(self, session_id: str) -> None:
         session = self.sessions.find(session_id)
         if session is not None:
-            session.room_id = None
+            self.sessions.seat(session, None)
 
     def _end_session(self, session: ClientSession, exit_type: ExitType) -> None:
         # A room no longer here (another room manager owns it now) is left by its owner's own rules.

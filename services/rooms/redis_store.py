@@ -1,6 +1,6 @@
 """Live room state in Redis, so that it outlives the room manager that made it, with one owning room
-manager per room at a time (docs/decisions.md). Device calls are records of the same kind beside the rooms,
-each with its own lease: what is said of rooms below holds for calls.
+manager per room at a time (docs/decisions.md). Device calls and client sessions are records of the same kind
+beside the rooms, each with its own lease: what is said of rooms below holds for them.
 
 The rules stay synchronous and never wait on the network in the middle of an operation: this store keeps
 the records of the rooms this room manager owns as encoded JSON in memory (every load decodes a fresh
@@ -23,7 +23,7 @@ room manager at a time: the one holding `outbox:publisher`, a lease it renews wh
 that the facts of a room keep their order. Only the holder removes what it published, checked in the
 same script, so a publisher that stalled past its lease cannot remove facts another one has not sent.
 
-A record's name is its kind and its id, `room:<id>` or `call:<id>`. Keys, under the store's prefix:
+A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the store's prefix:
 `<name>` the record (services/rooms/room_codec.py), `records` the set of names, `lease:<name>`,
 `epoch:<name>`, `outbox` and `outbox:publisher`.
 """
@@ -44,6 +44,7 @@ from services.core.events import StagedEvent
 from services.core.topics import Topic
 from services.rooms import room_codec
 from services.rooms.calls import Call, LineIndex
+from services.rooms.sessions import ClientSession
 from services.rooms.facts import StagedFact
 from services.rooms.state import RoomState
 from services.rooms.store import InviteeIndex
@@ -149,6 +150,7 @@ class RoomsFenced(Exception):
 
 _ROOM = "room:"
 _CALL = "call:"
+_SESSION = "session:"
 
 
 class RedisRoomStore:
@@ -181,6 +183,8 @@ class RedisRoomStore:
         self._held_until = float("inf")
         self._invitees = InviteeIndex()
         self._lines = LineIndex()
+        # Sessions taken over, for the room manager's session book (`taken_sessions`).
+        self._taken_sessions: list[ClientSession] = []
         # Name -> its record to write, or None to delete it; in the order of the operations.
         self._pending: dict[str, bytes | None] = {}
         # Facts whose commit failed: staged ahead of the next commit's.
@@ -228,6 +232,16 @@ class RedisRoomStore:
 
     def call_on_line(self, biz_name: str, uid: str) -> str | None:
         return self._lines.on_line(biz_name, uid)
+
+    def save_session(self, session: ClientSession) -> None:
+        self._keep_record(_SESSION + session.session_id, room_codec.encode_session(session))
+
+    def delete_session(self, session_id: str) -> None:
+        self._drop_record(_SESSION + session_id)
+
+    def taken_sessions(self) -> list[ClientSession]:
+        taken, self._taken_sessions = self._taken_sessions, []
+        return taken
 
     def owns(self, room_id: str) -> int | None:
         """The epoch at which this room manager owns the room, None when it does not (yet)."""
@@ -301,14 +315,14 @@ class RedisRoomStore:
         if name.startswith(_ROOM):
             state = room_codec.decode(data)
             self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
-        else:
+        elif name.startswith(_CALL):
             self._lines.index(room_codec.decode_call(data))
 
     def _unindex(self, name: str, data: bytes) -> None:
         if name.startswith(_ROOM):
             state = room_codec.decode(data)
             self._invitees.index(state.biz_name, state.room_id, set())
-        else:
+        elif name.startswith(_CALL):
             self._lines.forget(room_codec.decode_call(data))
 
     async def _write(self, writes: dict[str, bytes | None], facts: list[StagedFact]) -> None:
@@ -335,6 +349,8 @@ class RedisRoomStore:
         self._records[name] = data
         self._epochs[name] = epoch
         self._index(name, data)
+        if name.startswith(_SESSION):
+            self._taken_sessions.append(room_codec.decode_session(data))
 
     def _let_go(self, names: list[str]) -> None:
         for name in names:

@@ -1,5 +1,6 @@
-"""A room's record (services/rooms/state.py) and a device call's (services/rooms/calls.py) as JSON, the
-form a shared store keeps them in.
+"""A room's record (services/rooms/state.py), a device call's (services/rooms/calls.py) and a client
+session's (services/rooms/sessions.py: who, on which connection, in which room, not its backlog) as JSON,
+the form a shared store keeps them in.
 
 Explicit fields rather than pickle: a record read from a shared store must not be able to run code in the
 room manager, and a field added to a record must be added here (tests/unit/rooms/test_room_codec.py
@@ -21,6 +22,7 @@ from parley.rooms.v1 import rooms_pb2
 from services.rooms.calls import Call, CallMedia, CallOrder, Side
 from services.rooms.negotiations import Negotiation, Negotiations
 from services.rooms.p2p import Engine
+from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import Feed, Participant, RoomState, Subscription
 
 # Raised when a stored record cannot be read; bump it when a change is not backward compatible.
@@ -139,6 +141,40 @@ def decode_call(data: bytes | str) -> Call:
         callee_session_id=raw["callee_session_id"],
         answered_at=raw["answered_at"],
         room_id=raw["room_id"],
+    )
+
+
+def encode_session(session: ClientSession) -> bytes:
+    attachment = session.attachment
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "session_id": session.session_id,
+            "biz_name": session.biz_name,
+            "uid": session.uid,
+            "attachment": [attachment.gateway_id, attachment.gateway_address, attachment.connection_id],
+            "attached_at": session.attached_at,
+            "detached_at": session.detached_at,
+            "room_id": session.room_id,
+            "opened_at": session.opened_at.isoformat() if session.opened_at is not None else None,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_session(data: bytes | str) -> ClientSession:
+    raw = json.loads(data)
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"session record format {raw.get('format')!r}, this room manager reads {FORMAT}")
+    return ClientSession(
+        session_id=raw["session_id"],
+        biz_name=raw["biz_name"],
+        uid=raw["uid"],
+        attachment=Attachment(*raw["attachment"]),
+        attached_at=raw["attached_at"],
+        detached_at=raw["detached_at"],
+        room_id=raw["room_id"],
+        opened_at=datetime.fromisoformat(raw["opened_at"]) if raw["opened_at"] is not None else None,
     )
 
 

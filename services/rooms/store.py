@@ -4,7 +4,8 @@ Every operation of the room manager loads the rooms it acts on, applies the rule
 is done (also when a rule refused halfway: what it did stays done). Nothing relies on a record staying the
 same Python object between operations, so a store may hand out copies: a replicated store (Redis, with
 one owning replica per room) keeps each room's record under its key. `InProcessRoomStore` keeps them in
-this process, the embedded default. Device calls are kept the same way (`CallBook`).
+this process, the embedded default. Device calls are kept the same way (`CallBook`), and what a client
+session is (`SessionRecords`: its backlog is the process's).
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from typing import Protocol
 
 from services.rooms.calls import Call, CallBook, LineIndex
 from services.rooms.facts import FactOutbox, StagedFact
+from services.rooms.sessions import ClientSession
 from services.rooms.state import RoomState
 
 
-class RoomStore(CallBook, FactOutbox, Protocol):
+class SessionRecords(Protocol):
+    def save_session(self, session: ClientSession) -> None: ...
+
+    def delete_session(self, session_id: str) -> None: ...
+
+    def taken_sessions(self) -> list[ClientSession]:
+        """The sessions of a room manager that died, taken over since the last call (with its rooms)."""
+        ...
+
+
+class RoomStore(CallBook, SessionRecords, FactOutbox, Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
 
     def save(self, state: RoomState) -> None: ...
@@ -124,6 +136,15 @@ class InProcessRoomStore:
 
     def call_on_line(self, biz_name: str, uid: str) -> str | None:
         return self._lines.on_line(biz_name, uid)
+
+    def save_session(self, session: ClientSession) -> None:
+        """The session book (services/rooms/sessions.py) is in this process already."""
+
+    def delete_session(self, session_id: str) -> None:
+        """Nothing was kept."""
+
+    def taken_sessions(self) -> list[ClientSession]:
+        return []
 
     async def recover(self) -> None:
         """Nothing outlives the process."""

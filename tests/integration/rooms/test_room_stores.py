@@ -1,12 +1,13 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, keep device calls and index their lines, and commit. A durable store is
+rooms, index waiting invitations, keep device calls and index their lines, keep sessions, and commit. A durable store is
 also read back by the next room manager on the same store after a commit, and only what was committed."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import redis.asyncio as redis
 from parley.rooms.v1 import events_pb2
 
 from services.rooms.calls import Call
+from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.facts import StagedFact, stage
 from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.state import RoomState
@@ -205,6 +207,38 @@ async def test_a_call_whose_owner_is_gone_is_taken_over_and_the_old_owner_is_fen
     # The call is still there, held by the room manager that took it over.
     await after.keep()
     assert after.load_call("c1") == call("c1")
+
+
+def session(session_id: str, room_id: str | None = "r1") -> ClientSession:
+    return ClientSession(
+        session_id,
+        "biz",
+        f"u_{session_id}",
+        Attachment("gw1", "127.0.0.1:7", f"c_{session_id}"),
+        attached_at=1_700_000_000.0,
+        room_id=room_id,
+        opened_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_the_next_room_manager_takes_over_the_sessions_committed(stores: Stores) -> None:
+    after = durable(stores)()
+    store = stores.first
+    store.save_session(session("s1"))
+    store.save_session(session("s2", room_id=None))
+    store.save_session(session("s3"))
+    await store.commit()
+    store.delete_session("s3")
+    await store.commit()
+    store.save_session(session("uncommitted"))
+    assert store.taken_sessions() == []
+
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.recover()
+    taken = sorted(after.taken_sessions(), key=lambda s: s.session_id)
+    assert taken == [session("s1"), session("s2", room_id=None)]
+    assert after.taken_sessions() == []
+    assert after.room_ids() == [] and after.call_ids() == []
 
 
 async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:

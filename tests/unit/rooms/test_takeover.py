@@ -1,15 +1,63 @@
-"""A room manager that takes over the rooms and calls of one that died (two managers on one store, the second
-knowing none of the first's sessions): the sessions its gateways bring back are seated in their rooms and
-their calls go on, timers and all; participants and call sides whose sessions never come back are gone
-after the session grace, as if their sessions had lapsed there."""
+"""A room manager that takes over the rooms and calls of one that died (two managers on one store). With the
+sessions' records taken over too, it serves them at once; without them (the records lost), the sessions its
+gateways bring back are seated in their rooms and their calls go on, timers and all; participants and call
+sides whose sessions never come back are gone after the session grace, as if their sessions had lapsed."""
 
 from __future__ import annotations
+
+import copy
 
 from parley.rooms.v1 import delivery_pb2, events_pb2
 
 from services.rooms.calls import HANG_UP_COMMAND, CallMedia, CallOrder
-from services.rooms.sessions import Attachment, HeldConnection
+from services.rooms.sessions import Attachment, ClientSession, HeldConnection
 from tests.unit.rooms.test_room_manager import RULES, CopyingRoomStore, World, kinds, room_with
+
+
+class HandingOverStore(CopyingRoomStore):
+    """Keeps the sessions' records, and hands them to the next room manager on `hand_over`, as the Redis
+    store does when their owner's leases ran out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sessions: dict[str, ClientSession] = {}
+        self._handed: list[ClientSession] = []
+
+    def save_session(self, session: ClientSession) -> None:
+        self._sessions[session.session_id] = copy.deepcopy(session)
+
+    def delete_session(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def taken_sessions(self) -> list[ClientSession]:
+        handed, self._handed = self._handed, []
+        return handed
+
+    def hand_over(self) -> None:
+        self._handed = copy.deepcopy(list(self._sessions.values()))
+
+
+def test_the_sessions_taken_over_are_served_at_once_and_lapse_when_their_gateway_is_gone() -> None:
+    store = HandingOverStore()
+    world = World(store)
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    after = taken_over(world)
+    store.hand_over()
+    after.manager.sweep()
+    after.manager.send_text(alice, ["bob"], "no heartbeat needed")
+    assert kinds(after.pushes(bob)) == ["TextReceived"]
+    # Gateway gw1 never reaches this room manager: its sessions are detached at the end of its lease, and
+    # end after their grace, reported once, with the time they were opened at.
+    after.clock.now += RULES.gateway_lease_s
+    after.manager.sweep()
+    assert sorted(after.manager.get_room(room_id).participants) == ["alice", "bob"]
+    after.clock.now += RULES.session_grace_s
+    after.manager.sweep()
+    assert after.manager.rooms == 1 and after.manager.get_room(room_id).participants == {}
+    closed = [f for f in after.take_outcome().changes if isinstance(f, events_pb2.ParticipantLeft)]
+    assert sorted(f.uid for f in closed) == ["alice", "bob"]
+    assert sorted(f.session_id for f in after.session_facts) == sorted([alice, bob])
+    assert all(f.opened_at.seconds for f in after.session_facts)
 
 
 def taken_over(world: World) -> World:
