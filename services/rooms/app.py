@@ -160,6 +160,8 @@ def build(runtime: ServiceRuntime) -> RoomManager:
             await asyncio.sleep(settings.room_lease_s / 3)
             try:
                 await store.keep()
+                relays = manager.relays
+                relays.learn(await store.share_relays(relays.heard(), relays.lease_s))
             except Exception as error:
                 log.warning("room_store_keep_failed", error=repr(error))
 

@@ -25,7 +25,8 @@ same script, so a publisher that stalled past its lease cannot remove facts anot
 
 A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the store's prefix:
 `<name>` the record (services/rooms/room_codec.py), `records` the set of names, `lease:<name>`,
-`epoch:<name>`, `outbox` and `outbox:publisher`.
+`epoch:<name>`, `outbox` and `outbox:publisher`; `relays`, a hash of the relays' last reports by relay id
+(`share_relays`), which every room manager writes what it heard to and reads the others' from.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from services.core.events import StagedEvent
 from services.core.topics import Topic
 from services.rooms import room_codec
 from services.rooms.calls import Call, LineIndex
+from services.rooms.placement import RelayNode
 from services.rooms.sessions import ClientSession
 from services.rooms.facts import StagedFact
 from services.rooms.state import RoomState
@@ -286,6 +288,19 @@ class RedisRoomStore:
                 self._pending = writes | self._pending
                 self._unstaged = staged + self._unstaged
                 raise
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        key = self._key("relays")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for relay in heard:
+                pipe.hset(key, relay.relay_id, room_codec.encode_relay(relay))
+            pipe.hgetall(key)
+            replies = await pipe.execute()
+        relays = [room_codec.decode_relay(data) for data in replies[-1].values()]
+        stale = [relay.relay_id for relay in relays if relay.last_report + lease_s < time.time()]
+        if stale:
+            await self._redis.hdel(key, *stale)
+        return [relay for relay in relays if relay.relay_id not in stale]
 
     async def staged_facts(self, limit: int) -> list[StagedFact]:
         entries = await self._staged_facts_script(

@@ -22,6 +22,7 @@ from parley.rooms.v1 import rooms_pb2
 from services.rooms.calls import Call, CallMedia, CallOrder, Side
 from services.rooms.negotiations import Negotiation, Negotiations
 from services.rooms.p2p import Engine
+from services.rooms.placement import RelayLoad, RelayNode
 from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import Feed, Participant, RoomState, Subscription
 
@@ -175,6 +176,30 @@ def decode_session(data: bytes | str) -> ClientSession:
         detached_at=raw["detached_at"],
         room_id=raw["room_id"],
         opened_at=datetime.fromisoformat(raw["opened_at"]) if raw["opened_at"] is not None else None,
+    )
+
+
+def encode_relay(relay: RelayNode) -> bytes:
+    """A relay's last report (its rooms placed since are the room manager's own count)."""
+    load = relay.load
+    return json.dumps(
+        [
+            relay.relay_id,
+            relay.address,
+            relay.capacity,
+            load.publications,
+            load.subscriptions,
+            load.draining,
+            relay.last_report,
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_relay(data: bytes | str) -> RelayNode:
+    relay_id, address, capacity, publications, subscriptions, draining, last_report = json.loads(data)
+    return RelayNode(
+        relay_id, address, capacity, RelayLoad(publications, subscriptions, draining), last_report
     )
 
 

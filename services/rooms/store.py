@@ -17,6 +17,7 @@ from typing import Protocol
 
 from services.rooms.calls import Call, CallBook, LineIndex
 from services.rooms.facts import FactOutbox, StagedFact
+from services.rooms.placement import RelayNode
 from services.rooms.sessions import ClientSession
 from services.rooms.state import RoomState
 
@@ -53,6 +54,11 @@ class RoomStore(CallBook, SessionRecords, FactOutbox, Protocol):
     async def keep(self) -> None:
         """Keep this room manager's hold on its rooms and calls, and take up those another left (run
         periodically)."""
+        ...
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        """Tell the other room managers of the relays heard here; the relays they heard from within the
+        lease (services/rooms/placement.py)."""
         ...
 
     async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
@@ -144,6 +150,10 @@ class InProcessRoomStore:
         """Nothing was kept."""
 
     def taken_sessions(self) -> list[ClientSession]:
+        return []
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        """No other room manager to tell."""
         return []
 
     async def recover(self) -> None:

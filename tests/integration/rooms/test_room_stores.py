@@ -1,12 +1,13 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, keep device calls and index their lines, keep sessions, and commit. A durable store is
+rooms, index waiting invitations, keep device calls and index their lines, keep sessions, share relays, and commit. A durable store is
 also read back by the next room manager on the same store after a commit, and only what was committed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from parley.rooms.v1 import events_pb2
 from services.rooms.calls import Call
 from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.facts import StagedFact, stage
+from services.rooms.placement import RelayLoad, RelayNode
 from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
@@ -239,6 +241,30 @@ async def test_the_next_room_manager_takes_over_the_sessions_committed(stores: S
     assert taken == [session("s1"), session("s2", room_id=None)]
     assert after.taken_sessions() == []
     assert after.room_ids() == [] and after.call_ids() == []
+
+
+async def test_relays_heard_by_one_room_manager_are_shared_with_the_others(stores: Stores) -> None:
+    other = durable(stores)()
+    now = time.time()
+    heard = [
+        RelayNode("a", "a:1", 100, RelayLoad(publications=3), now),
+        RelayNode("b", "b:1", 10, RelayLoad(), now),
+    ]
+    assert await stores.first.share_relays(heard, lease_s=15) == heard
+    assert sorted(await other.share_relays([], lease_s=15), key=lambda r: r.relay_id) == heard
+    newer = RelayNode("a", "a:2", 100, RelayLoad(subscriptions=4, draining=True), now + 1)
+    await other.share_relays([newer], lease_s=15)
+    assert await stores.first.share_relays([], lease_s=15) == [newer, heard[1]]
+    # One that reported longer than a lease ago is gone.
+    stale = RelayNode("c", "c:1", 10, RelayLoad(), now - 20)
+    assert stale not in await other.share_relays([stale], lease_s=15)
+
+
+async def test_the_in_process_store_shares_relays_with_nobody(stores: Stores) -> None:
+    if stores.next is not None:
+        pytest.skip("a shared store")
+    heard = [RelayNode("a", "a:1", 100, RelayLoad(), time.time())]
+    assert await stores.first.share_relays(heard, lease_s=15) == []
 
 
 async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:
