@@ -23,8 +23,8 @@ room manager at a time: the one holding `outbox:publisher`, a lease it renews wh
 that the facts of a room keep their order. Only the holder removes what it published, checked in the
 same script, so a publisher that stalled past its lease cannot remove facts another one has not sent.
 
-A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the store's prefix:
-`<name>` the record (services/rooms/room_codec.py), `records` the set of names, `lease:<name>`,
+A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
+store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names, `lease:<name>`,
 `epoch:<name>`, `outbox` and `outbox:publisher`; `relays`, a hash of the relays' last reports by relay id
 (`share_relays`), which every room manager writes what it heard to and reads the others' from.
 """
@@ -45,9 +45,9 @@ from services.core.events import StagedEvent
 from services.core.topics import Topic
 from services.rooms import room_codec
 from services.rooms.calls import Call, LineIndex
+from services.rooms.facts import StagedFact
 from services.rooms.placement import RelayNode
 from services.rooms.sessions import ClientSession
-from services.rooms.facts import StagedFact
 from services.rooms.state import RoomState
 from services.rooms.store import InviteeIndex
 

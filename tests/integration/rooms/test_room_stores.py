@@ -1,26 +1,27 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, keep device calls and index their lines, keep sessions, share relays, and commit. A durable store is
-also read back by the next room manager on the same store after a commit, and only what was committed."""
+rooms, index waiting invitations, keep device calls and index their lines, keep sessions, share relays,
+and commit. A durable store is also read back by the next room manager on the same store after a commit,
+and only what was committed."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as redis
 from parley.rooms.v1 import events_pb2
 
 from services.rooms.calls import Call
-from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.facts import StagedFact, stage
 from services.rooms.placement import RelayLoad, RelayNode
 from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
 from tests.clock import FakeClock
