@@ -24,9 +24,10 @@ that the facts of a room keep their order. Only the holder removes what it publi
 same script, so a publisher that stalled past its lease cannot remove facts another one has not sent.
 
 A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
-store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names, `lease:<name>`,
-`epoch:<name>`, `outbox` and `outbox:publisher`; `relays`, a hash of the relays' last reports by relay id
-(`share_relays`), which every room manager writes what it heard to and reads the others' from.
+store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names,
+`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`; `relays`, a hash of the relays' last
+reports by relay id (`share_relays`), which every room manager writes what it heard to and reads the
+others' from.
 """
 
 from __future__ import annotations
