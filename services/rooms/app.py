@@ -32,7 +32,7 @@ from services.rooms.facts import FactRelay, stage
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.recording_events import DefaultRecording, consume_recording_events
-from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.redis_store import LeadershipLost, RedisRoomStore, RoomsFenced
 from services.rooms.relay_orders import RelayOrders
 from services.rooms.store import InProcessRoomStore, RoomStore
 
@@ -156,14 +156,25 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     sweeper: list[asyncio.Task[None]] = []
 
     async def keep() -> None:
+        kept_at = time.monotonic()
         while True:
             await asyncio.sleep(settings.room_lease_s / 3)
             try:
                 await store.keep()
+                kept_at = time.monotonic()
                 relays = manager.relays
                 relays.learn(await store.share_relays(relays.heard(), relays.lease_s))
+            except LeadershipLost:
+                log.error("room_manager_leadership_lost", reason="another room manager leads")
+                runtime.request_stop()
+                return
             except Exception as error:
                 log.warning("room_store_keep_failed", error=repr(error))
+                if time.monotonic() - kept_at > settings.room_lease_s:
+                    # Another room manager may lead by now: serving on would split the rooms' clients.
+                    log.error("room_manager_leadership_lost", reason="store unreachable for a lease")
+                    runtime.request_stop()
+                    return
 
     async def sweep() -> None:
         while True:
@@ -189,8 +200,11 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         await dispatch.facts.stop(runtime.settings.drain_timeout_s)
         await channels.close()
 
-    # The rooms a previous room manager left are served again before gRPC listens.
+    # A standby room manager waits here until it leads; then the rooms a previous room manager left are
+    # served again, before gRPC listens.
+    runtime.on_start(store.lead)
     runtime.on_start(store.recover)
+    runtime.on_stop(store.resign)
     runtime.metrics.gauge("parley_rooms", "Live rooms", lambda: manager.rooms)
     runtime.metrics.gauge("parley_participants", "Participants in live rooms", lambda: manager.participants)
     runtime.metrics.gauge(

@@ -23,9 +23,14 @@ room manager at a time: the one holding `outbox:publisher`, a lease it renews wh
 that the facts of a room keep their order. Only the holder removes what it published, checked in the
 same script, so a publisher that stalled past its lease cannot remove facts another one has not sent.
 
+One room manager leads at a time (`leader`, a lease like the others): the rest stand by without serving
+(`lead` waits for the lease at start, before gRPC listens), so every gateway, relay and recorder reaches
+the one room manager that owns every room; a standby takes the lease, and then every record, once the
+leader is gone. A leader that finds the lease gone (it was cut off for longer than a lease) stops.
+
 A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
 store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names,
-`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`; `relays`, a hash of the relays' last
+`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`; `leader` (below); `relays`, a hash of the relays' last
 reports by relay id (`share_relays`), which every room manager writes what it heard to and reads the
 others' from.
 """
@@ -137,8 +142,24 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
 return 1
 """
+# Takes or keeps the room managers' leadership (KEYS[1]) for ARGV[1], for ARGV[2] ms; 0 when another has it.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# Gives up the leadership (KEYS[1]) if ARGV[1] holds it.
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 ROOM_LEASE_S = 10.0
 PUBLISHER_LEASE_S = 10.0
+
+
+class LeadershipLost(Exception):
+    """Another room manager leads now: this one must stop serving."""
 
 
 class RoomsFenced(Exception):
@@ -178,6 +199,9 @@ class RedisRoomStore:
         self._take_over_script = client.register_script(_TAKE_OVER)
         self._staged_facts_script = client.register_script(_STAGED_FACTS)
         self._facts_published_script = client.register_script(_FACTS_PUBLISHED)
+        self._lead_script = client.register_script(_LEAD)
+        self._resign_script = client.register_script(_RESIGN)
+        self._leading = False
         # The records this room manager owns, by name (`room:<id>`, `call:<id>`).
         self._records: dict[str, bytes] = {}
         # The epoch of each record this room manager owns (one saved but not yet committed has none).
@@ -253,6 +277,17 @@ class RedisRoomStore:
     def owns_call(self, call_id: str) -> int | None:
         return self._epochs.get(_CALL + call_id)
 
+    async def lead(self) -> None:
+        """Wait until this room manager leads: the others stand by, not serving, until the leader is gone."""
+        while not await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
+            await asyncio.sleep(self._room_lease_s / 3)
+        self._leading = True
+
+    async def resign(self) -> None:
+        if self._leading:
+            self._leading = False
+            await self._resign_script(keys=[self._key("leader")], args=[self._owner])
+
     async def recover(self) -> None:
         await self._take_over()
 
@@ -260,6 +295,12 @@ class RedisRoomStore:
         """Renew the leases of the rooms and calls this room manager owns, forget those it lost, and take
         over those nobody holds (their owner died)."""
         started = self._clock()
+        if self._leading and not await self._lead_script(
+            keys=[self._key("leader")], args=[self._owner, self._lease_ms()]
+        ):
+            self._leading = False
+            self._let_go(list(self._epochs))
+            raise LeadershipLost()
         held = [f"{name}:{epoch}" for name, epoch in self._epochs.items()]
         if held:
             lost = await self._renew_script(args=[self._prefix, self._owner, self._lease_ms(), *held])

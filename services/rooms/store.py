@@ -47,6 +47,15 @@ class RoomStore(CallBook, SessionRecords, FactOutbox, Protocol):
         """The rooms (sorted) where an invitation to the user waits for an answer."""
         ...
 
+    async def lead(self) -> None:
+        """Return once this room manager may serve: the leader of the room managers on the store (at start,
+        before gRPC listens; docs/decisions.md)."""
+        ...
+
+    async def resign(self) -> None:
+        """Let another room manager lead at once (at a graceful stop)."""
+        ...
+
     async def recover(self) -> None:
         """Take up the rooms and calls a previous room manager left in the store (at start)."""
         ...
@@ -155,6 +164,12 @@ class InProcessRoomStore:
     async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
         """No other room manager to tell."""
         return []
+
+    async def lead(self) -> None:
+        """The only room manager there is."""
+
+    async def resign(self) -> None:
+        """Nobody to hand over to."""
 
     async def recover(self) -> None:
         """Nothing outlives the process."""
