@@ -146,8 +146,9 @@ class RoomsSettings(BaseModel):
     store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "parley:rooms:"
-    # On the Redis store, each room has one owning room manager, by a lease of this many seconds it renews
-    # every third of it; a room whose owner died is taken over by another within about this long.
+    # On the Redis store, one room manager leads and owns every room, call and session, by leases of this
+    # many seconds it renews every third of it; the others stand by, not serving, and one takes over within
+    # about this long once the leader died.
     room_lease_s: float = Field(default=10.0, gt=0)
 
 
