@@ -30,9 +30,9 @@ leader is gone. A leader that finds the lease gone (it was cut off for longer th
 
 A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
 store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names,
-`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`; `leader` (below); `relays`, a hash of the relays' last
-reports by relay id (`share_relays`), which every room manager writes what it heard to and reads the
-others' from.
+`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`, `leader` (above), and `relays`, a hash
+of the relays' last reports by relay id (`share_relays`), which every room manager writes what it heard
+to and reads the others' from.
 """
 
 from __future__ import annotations
@@ -279,9 +279,12 @@ class RedisRoomStore:
 
     async def lead(self) -> None:
         """Wait until this room manager leads: the others stand by, not serving, until the leader is gone."""
-        while not await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
+        while True:
+            if await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
+                self._leading = True
+                return
+            # Polled: the leader's lease runs out in Redis, which tells nobody.
             await asyncio.sleep(self._room_lease_s / 3)
-        self._leading = True
 
     async def resign(self) -> None:
         if self._leading:

@@ -2,8 +2,8 @@
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
 rooms, index waiting invitations, keep device calls and index their lines, keep sessions, share relays,
-and commit. A durable store is also read back by the next room manager on the same store after a commit,
-and only what was committed."""
+let one room manager lead, and commit. A durable store is also read back by the next room manager on the
+same store after a commit, and only what was committed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from parley.rooms.v1 import events_pb2
 from services.rooms.calls import Call
 from services.rooms.facts import StagedFact, stage
 from services.rooms.placement import RelayLoad, RelayNode
-from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.redis_store import LeadershipLost, RedisRoomStore, RoomsFenced
 from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
@@ -266,6 +266,49 @@ async def test_the_in_process_store_shares_relays_with_nobody(stores: Stores) ->
         pytest.skip("a shared store")
     heard = [RelayNode("a", "a:1", 100, RelayLoad(), time.time())]
     assert await stores.first.share_relays(heard, lease_s=15) == []
+
+
+async def test_one_room_manager_leads_and_the_next_waits_until_it_is_gone(stores: Stores) -> None:
+    standby = durable(stores)()
+    leader = stores.first
+    await leader.lead()
+    leader.save(room("r1"))
+    await leader.commit()
+    waiting = asyncio.create_task(standby.lead())
+    try:
+        for _ in range(3):
+            await asyncio.sleep(LEASE_S / 3)
+            await leader.keep()
+        assert not waiting.done()
+        # The leader stops renewing (it died, or is cut off): the standby leads once the lease ran out.
+        async with asyncio.timeout(30):
+            await waiting
+    finally:
+        waiting.cancel()
+    await standby.recover()
+    assert standby.room_ids() == ["r1"]
+    # The old leader finds out at its next renewal, and lets go of everything.
+    with pytest.raises(LeadershipLost):
+        await leader.keep()
+    assert leader.room_ids() == []
+
+
+async def test_a_leader_that_resigns_hands_over_at_once(stores: Stores) -> None:
+    standby = durable(stores)()
+    leader = stores.first
+    await leader.lead()
+    waiting = asyncio.create_task(standby.lead())
+    await leader.resign()
+    async with asyncio.timeout(30):
+        await waiting
+
+
+async def test_the_in_process_store_leads_alone(stores: Stores) -> None:
+    if stores.next is not None:
+        pytest.skip("a shared store")
+    await stores.first.lead()
+    await stores.first.keep()
+    await stores.first.resign()
 
 
 async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:
