@@ -98,6 +98,26 @@ class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
         return self._manager.get_room(request.room_id).message()
 
+    async def ListRooms(
+        self, request: rooms_pb2.ListRoomsRequest, context: Context
+    ) -> rooms_pb2.ListRoomsResponse:
+        rooms = self._manager.list_rooms(request.biz_name)
+        return rooms_pb2.ListRoomsResponse(rooms=[room.message() for room in rooms])
+
+    async def RemoveParticipant(
+        self, request: rooms_pb2.RemoveParticipantRequest, context: Context
+    ) -> rooms_pb2.RemoveParticipantResponse:
+        async with self._operation() as manager:
+            manager.remove_participant(request.room_id, request.uid)
+        return rooms_pb2.RemoveParticipantResponse()
+
+    async def CloseRoom(
+        self, request: rooms_pb2.GetRoomRequest, context: Context
+    ) -> rooms_pb2.CloseRoomResponse:
+        async with self._operation() as manager:
+            manager.close_room(request.room_id)
+        return rooms_pb2.CloseRoomResponse()
+
 
 class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionServiceServicer):
     """What signalling gateways call for the sessions they hold (room_sessions.proto RoomSessionService)."""
