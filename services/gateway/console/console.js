@@ -198,7 +198,7 @@
 
   const card = (title, ...children) => h("section", { class: "card" }, h("h2", {}, title), ...children);
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
-  const minutes = (ms) => (ms / 60000).toFixed(1);
+  const minutes = (ms) => (ms / 60000).toFixed(2);
 
   function needApp() {
     if (currentApp()) return false;
@@ -908,26 +908,42 @@
     await load(custom);
   }
 
+  // One point a day, labelled with its date (at most ~10 labels); redrawn to the card's width on resize.
+  let trendChart = null;
+
   function drawTrend(where, days, tab) {
+    if (trendChart) trendChart.destroy();
+    trendChart = null;
     if (!days.length) {
       where.append(h("p", { class: "empty" }, "No days to draw."));
       return;
     }
-    const xs = days.map((day) => Date.parse(`${day.date}T00:00:00Z`) / 1000);
+    const xs = days.map((_, index) => index);
+    const every = Math.ceil(days.length / 10);
     const data = [xs, ...tab.series.map(([, value]) => days.map(value))];
-    const width = Math.max(280, where.clientWidth || page.clientWidth - 40);
-    new uPlot(
+    trendChart = new uPlot(
       {
-        width,
+        width: Math.max(260, where.clientWidth),
         height: 240,
-        scales: { x: { time: true } },
-        series: [{}, ...tab.series.map(([label], index) => ({ label, stroke: COLOURS[index % COLOURS.length], width: 2, points: { show: true } }))],
-        axes: [{}, { size: 60 }],
+        scales: { x: { time: false } },
+        series: [
+          { label: "Day", value: (_, index) => (index == null ? "--" : days[index].date) },
+          ...tab.series.map(([label], index) => ({ label, stroke: COLOURS[index % COLOURS.length], width: 2, points: { show: true } })),
+        ],
+        axes: [
+          { splits: () => xs.filter((index) => index % every === 0), values: (_, splits) => splits.map((index) => days[index].date.slice(5)) },
+          { size: 60 },
+        ],
       },
       data,
       where,
     );
   }
+
+  window.addEventListener("resize", () => {
+    const where = document.getElementById("usage-chart");
+    if (trendChart && where) trendChart.setSize({ width: Math.max(260, where.clientWidth), height: 240 });
+  });
 
   // ---- Webhooks --------------------------------------------------------------------------------------
 

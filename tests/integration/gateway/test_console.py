@@ -367,6 +367,9 @@ async def test_console_walks_every_page(platform: Platform, chromium: WebDriver,
             assert await console.run(console.find, "#usage-detail tbody tr")
             await console.shot(f"07-usage-{tab}")
         await console.run(chromium.set_window_size, 390, 844)
+        await console.open("usage")
+        await console.until("the chart", lambda: console.find("#usage-chart canvas"))
+        assert await console.run(console.script, "return document.body.scrollWidth <= window.innerWidth")
         await console.shot("08-usage-phone")
         await console.run(chromium.set_window_size, 1280, 900)
 
