@@ -30,6 +30,11 @@
     return element;
   }
 
+  // replaceChildren, leaving out the null and false of optional parts.
+  function put(element, ...children) {
+    element.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  }
+
   class ApiError extends Error {
     constructor(status, body) {
       super(body.msg || `HTTP ${status}`);
@@ -220,7 +225,7 @@
   // ---- Sign-in ---------------------------------------------------------------------------------------
 
   function showLogin(error) {
-    page.replaceChildren(
+    put(page,
       h("h1", {}, "Sign in"),
       card(
         "Operator token",
@@ -260,7 +265,7 @@
   async function loadApps(selected) {
     apps = await api("GET", "/v1/apps");
     const keep = selected || picker.value || sessionStorage.getItem(APP_KEY);
-    picker.replaceChildren(
+    put(picker,
       ...(apps.length ? [] : [h("option", { value: "" }, "no apps yet")]),
       ...apps.map((app) => h("option", { value: app.bizName }, `${app.name} (${app.bizName})`)),
     );
@@ -365,9 +370,9 @@
         "div",
         { class: "actions" },
         actionButton("Reveal key", async () => {
-          if (revealedKeys.has(app.bizName)) keyOut.replaceChildren(keyPanel(app.bizName, false));
+          if (revealedKeys.has(app.bizName)) put(keyOut, keyPanel(app.bizName, false));
           else
-            keyOut.replaceChildren(
+            put(keyOut,
               h("div", { class: "notice" }, "The private key is answered only when it is made: rotate the key to get a new one (the old one stops signing)."),
             );
         }, { id: "reveal-key", class: "quiet" }),
@@ -375,7 +380,7 @@
           if (!confirm(`Replace the key pair of ${app.name}? Signatures made with the old key stop working.`)) return;
           const rotated = await api("POST", appPath("/rotate-key"));
           revealedKeys.set(app.bizName, rotated.privateKey);
-          keyOut.replaceChildren(keyPanel(app.bizName, true));
+          put(keyOut, keyPanel(app.bizName, true));
         }, { class: "quiet" }),
         actionButton("Delete app", async () => {
           if (!confirm(`Delete ${app.name} (${app.bizName})? Its devices can no longer connect.`)) return;
@@ -424,8 +429,8 @@
             if (!requireFields(element, ["uid"])) return;
             const uid = element.elements.uid.value.trim();
             const answer = await api("POST", appPath("/signatures"), { uid, ttl: element.elements.ttl.value });
-            issued.replaceChildren(
-              h("p", {}, `For ${uid}, valid until ${new Date(answer.expireTime * 1000).toLocaleString()}:`),
+            put(issued,
+              h("p", {}, `For ${uid}, valid until ${new Date(answer.expireTime).toLocaleString()}:`),
               h("div", { class: "secret", id: "signature-out" }, answer.signature),
             );
             const verify = document.getElementById("verify");
@@ -445,19 +450,19 @@
             h("button", { type: "submit" }, "Verify"),
           ],
           async (element) => {
-            verdict.replaceChildren();
+            put(verdict);
             if (!requireFields(element, ["uid", "signature"])) return;
             try {
               const answer = await api("POST", appPath("/signatures/verify"), {
                 uid: element.elements.uid.value.trim(),
                 signature: element.elements.signature.value.trim(),
               });
-              verdict.replaceChildren(
-                h("div", { class: "notice ok", id: "verdict" }, `Valid: app ${answer.appId}, until ${new Date(answer.expireTime * 1000).toLocaleString()}.`),
+              put(verdict,
+                h("div", { class: "notice ok", id: "verdict" }, `Valid: app ${answer.appId}, until ${new Date(answer.expireTime).toLocaleString()}.`),
               );
             } catch (error) {
               if (!(error instanceof ApiError) || needsSignIn(error)) throw error;
-              verdict.replaceChildren(h("div", { class: "notice bad", id: "verdict" }, `Invalid: ${error.message} (code ${error.code}).`));
+              put(verdict, h("div", { class: "notice bad", id: "verdict" }, `Invalid: ${error.message} (code ${error.code}).`));
             }
           },
         ),
@@ -473,10 +478,10 @@
   async function renderDevices() {
     page.append(h("h1", {}, "Devices"));
     if (needApp()) return;
-    const pools = await api("GET", appPath("/licences"));
-    page.append(
-      card(
-        "Licence pools",
+    const poolsBox = h("div");
+    async function showPools() {
+      const pools = await api("GET", appPath("/licences"));
+      put(poolsBox,
         table(
           [
             { label: "Product (modelId)", cell: (pool) => pool.modelId },
@@ -488,6 +493,13 @@
           "No licences yet: add some below, then activate devices against them.",
           { id: "pools" },
         ),
+      );
+    }
+    await showPools();
+    page.append(
+      card(
+        "Licence pools",
+        poolsBox,
         form(
           { id: "add-licences" },
           [
@@ -503,7 +515,7 @@
               type: element.elements.type.value,
               count: Number(element.elements.count.value),
             });
-            await route();
+            await showPools();
           },
         ),
       ),
@@ -528,7 +540,7 @@
               sns.length === 1
                 ? [{ sn: sns[0], code: 0, msg: "", activation: await api("POST", appPath("/devices"), { ...body, sn: sns[0] }) }]
                 : await api("POST", appPath("/devices/batch"), { ...body, sns });
-            activated.replaceChildren(
+            put(activated,
               table(
                 [
                   { label: "sn", cell: (result) => result.sn },
@@ -540,6 +552,7 @@
                 { id: "activations" },
               ),
             );
+            await showPools();
           },
         ),
         activated,
@@ -560,7 +573,7 @@
               api("GET", `/v1/devices/${sn}/registration`),
               api("GET", `/v1/devices/${sn}/users?limit=10`),
             ]);
-            found.replaceChildren(
+            put(found,
               h(
                 "p",
                 { id: "device-found" },
@@ -694,7 +707,7 @@
           await search(params);
         }, { class: "danger" }),
       );
-      results.replaceChildren(
+      put(results,
         h("p", { class: "muted" }, `${answer.total} file(s)`),
         answer.recordings.length ? batch : null,
         table(
@@ -721,7 +734,7 @@
                   "div",
                   { class: "actions" },
                   actionButton("Play", async () => {
-                    player.replaceChildren(
+                    put(player,
                       h("h2", {}, `Playing ${item.fileId}`),
                       h("video", { controls: true, preload: "metadata", src: await fileUrl(item), id: "video" }),
                     );
@@ -730,7 +743,7 @@
                   actionButton("Delete", async () => {
                     if (!confirm(`Delete ${item.fileId}?`)) return;
                     await api("DELETE", appPath(`/recordings/${encodeURIComponent(item.fileId)}`));
-                    player.replaceChildren();
+                    put(player);
                     await search(params);
                   }, { class: "danger" }),
                 ),
@@ -872,12 +885,12 @@
         ]);
       } catch (error) {
         if (error instanceof ApiError && error.status === 400) return showError(where, error);
-        body.replaceChildren();
+        put(body);
         return unavailable(body, "Usage", error);
       }
       const tab = USAGE_TABS[usageTab];
       const chart = h("div", { class: "chart", id: "usage-chart" });
-      body.replaceChildren(
+      put(body,
         card(
           `${tab.label}, ${overview.start} to ${overview.end}`,
           h(
@@ -959,7 +972,7 @@
     }
     const secretOut = h("div");
     const showSecret = (secret) =>
-      secretOut.replaceChildren(
+      put(secretOut,
         h("div", { class: "secret", id: "webhook-secret" }, secret.secret),
         secret.previousValidUntil ? h("p", { class: "muted" }, `The previous secret also signs until ${when(secret.previousValidUntil)}.`) : null,
       );
@@ -1055,7 +1068,7 @@
                   { class: "actions" },
                   actionButton("Attempts", async () => {
                     const detail = await api("GET", appPath(`/deliveries/${delivery.deliveryId}`));
-                    attempts.replaceChildren(
+                    put(attempts,
                       h("h2", {}, `Delivery ${detail.deliveryId}`),
                       table(
                         [
@@ -1181,7 +1194,7 @@
   async function route() {
     const name = location.hash.slice(1) in PAGES ? location.hash.slice(1) : "apps";
     document.querySelectorAll("#nav a").forEach((link) => link.classList.toggle("active", link.hash === `#${name}`));
-    page.replaceChildren();
+    put(page);
     page.dataset.page = name;
     page.dataset.ready = "";
     try {
