@@ -402,3 +402,29 @@ def value_at(answer: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         value = value[part]
     return value
+
+
+async def test_with_an_operator_token_the_console_asks_for_it(chromium: WebDriver, tmp_path: Path) -> None:
+    token = "console-test-token"
+    (tmp_path / "platform").mkdir()
+    async with start_platform(
+        tmp_path / "platform",
+        ServiceName.LICENCE,
+        ServiceName.GATEWAY,
+        settings={"gateway": {"operator_token": token}},
+    ) as platform:
+        console = Console(chromium, platform.http_url, tmp_path)
+        await console.run(chromium.get, f"{platform.http_url}/console#apps")
+        await console.until("the sign-in form", lambda: console.find("#login"))
+        await console.fill("login", token="wrong")
+        await console.submit("login")
+        await console.until("the refusal", lambda: "refused" in console.text("#page"))
+        await console.fill("login", token=token)
+        await console.submit("login")
+        await console.until("the apps page", lambda: console.ready("apps") and not console.find("#login"))
+        assert "No apps yet" in await console.run(console.text, "#page")
+        await console.shot("11-signed-in")
+        async with httpx.AsyncClient(base_url=platform.http_url) as http:
+            assert (await http.get("/v1/apps")).status_code == 401
+        await console.collect_requests()
+        assert not off_machine(console.requested), off_machine(console.requested)
