@@ -1105,11 +1105,14 @@
 
   // ---- Billing ---------------------------------------------------------------------------------------
 
+  // The statement's month, kept while the page is open (YYYY-MM; empty: this month).
+  let billingMonth = "";
+
   async function renderBilling() {
     page.append(h("h1", {}, "Billing"));
     if (needApp()) return;
     let plan, account, statement;
-    const month = new Date().toISOString().slice(0, 7);
+    const month = billingMonth || new Date().toISOString().slice(0, 7);
     try {
       [plan, account, statement] = await Promise.all([
         api("GET", appPath("/price-plan")),
@@ -1135,6 +1138,15 @@
           { id: "statement" },
         ),
         h("p", {}, `Total: ${statement.total} (${statement.currency} minor units)`),
+        form(
+          { id: "statement-month" },
+          [field("Month", "month", h("input", { type: "month", value: month })), h("button", { type: "submit" }, "Show")],
+          async (element) => {
+            if (!requireFields(element, ["month"])) return;
+            billingMonth = element.elements.month.value;
+            await route();
+          },
+        ),
       ),
       card(
         "Price plan",
@@ -1156,6 +1168,18 @@
       card(
         "Account",
         h("p", { id: "account" }, `${account.mode}${account.mode === "prepaid" ? ` in ${account.unit}` : ""}; balance ${account.balance}${account.inArrears ? " — in arrears" : ""}.`),
+        form(
+          { id: "account-mode" },
+          [
+            field("Mode", "mode", Object.assign(select([["postpaid", "post-paid"], ["prepaid", "prepaid"]]), { value: account.mode })),
+            field("Prepaid in", "unit", Object.assign(select([["money", "money"], ["minutes", "minutes"]]), { value: account.unit })),
+            h("button", { type: "submit" }, "Change"),
+          ],
+          async (element) => {
+            await api("PUT", appPath("/account"), { mode: element.elements.mode.value, unit: element.elements.unit.value });
+            await route();
+          },
+        ),
         form(
           { id: "top-up" },
           [field(account.unit === "minutes" ? "Top up (ms)" : "Top up (minor units)", "amount", h("input", { type: "number", min: "1" })), h("button", { type: "submit" }, "Top up")],

@@ -383,6 +383,10 @@ async def test_console_walks_every_page(platform: Platform, chromium: WebDriver,
         await console.shot("09-webhooks")
         await console.open("billing")
         assert await console.run(console.find, "#price-plan")
+        await console.fill("account-mode", mode="prepaid", unit="minutes")
+        await console.submit("account-mode")
+        await console.until("the prepaid account", lambda: "prepaid in minutes" in console.text("#account"))
+        assert (await http.get(f"/v1/apps/{biz_name}/account")).json()["mode"] == "prepaid"
         await console.shot("10-billing")
 
         # Deleting the app leaves the empty state again.
