@@ -8,9 +8,6 @@
   const page = document.getElementById("page");
   const picker = document.getElementById("app-picker");
   const signOut = document.getElementById("sign-out");
-  // Private keys answered by create or rotate, kept in this page's memory only: the licence service keeps
-  // the key sealed and answers it only then, so "Reveal key" works until the page is closed.
-  const revealedKeys = new Map();
   let apps = [];
 
   // ---- DOM and API helpers ----------------------------------------------------------------------------
@@ -300,15 +297,18 @@
     };
   }
 
-  function keyPanel(bizName, fresh) {
-    const key = revealedKeys.get(bizName);
+  function keyPanel(privateKey, fresh) {
     return h(
       "div",
       { class: "key-panel" },
-      fresh
-        ? h("div", { class: "notice" }, "The private key is shown now; copy it into your backend. Reveal key shows it again while this page stays open.")
-        : null,
-      h("div", { class: "secret", id: "private-key" }, key),
+      h(
+        "div",
+        { class: "notice" },
+        fresh
+          ? "The app's private key: copy it into your backend, which signs its users with it. Reveal key shows it again."
+          : "The app's private key: keep it on your backend only.",
+      ),
+      h("div", { class: "secret", id: "private-key" }, privateKey),
     );
   }
 
@@ -324,10 +324,9 @@
           async (element) => {
             if (!requireFields(element, ["name"])) return;
             const app = await api("POST", "/v1/apps", { name: element.elements.name.value.trim(), settings: settingsOf(element) });
-            revealedKeys.set(app.bizName, app.privateKey);
             await loadApps(app.bizName);
             await route();
-            document.querySelector("#app-detail > h2").after(keyPanel(app.bizName, true));
+            document.querySelector("#app-detail > h2").after(keyPanel(app.privateKey, true));
           },
         ),
         created,
@@ -370,22 +369,18 @@
         "div",
         { class: "actions" },
         actionButton("Reveal key", async () => {
-          if (revealedKeys.has(app.bizName)) put(keyOut, keyPanel(app.bizName, false));
-          else
-            put(keyOut,
-              h("div", { class: "notice" }, "The private key is answered only when it is made: rotate the key to get a new one (the old one stops signing)."),
-            );
+          if (!confirm(`Show the private key of ${app.name}? Anyone who sees it can sign for the app.`)) return;
+          const revealed = await api("POST", appPath("/reveal-key"));
+          put(keyOut, keyPanel(revealed.privateKey, false));
         }, { id: "reveal-key", class: "quiet" }),
         actionButton("Rotate key", async () => {
           if (!confirm(`Replace the key pair of ${app.name}? Signatures made with the old key stop working.`)) return;
           const rotated = await api("POST", appPath("/rotate-key"));
-          revealedKeys.set(app.bizName, rotated.privateKey);
-          put(keyOut, keyPanel(app.bizName, true));
+          put(keyOut, keyPanel(rotated.privateKey, true));
         }, { class: "quiet" }),
         actionButton("Delete app", async () => {
           if (!confirm(`Delete ${app.name} (${app.bizName})? Its devices can no longer connect.`)) return;
           await api("DELETE", appPath(""));
-          revealedKeys.delete(app.bizName);
           await loadApps();
           await route();
         }, { class: "danger", id: "delete-app" }),

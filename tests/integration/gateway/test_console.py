@@ -193,12 +193,16 @@ async def test_console_walks_every_page(platform: Platform, chromium: WebDriver,
         await console.submit("app-settings")
         await console.until("the renamed app", lambda: "Console doorbells 2" in console.text("#apps-table"))
         assert (await http.get(f"/v1/apps/{biz_name}")).json()["name"] == "Console doorbells 2"
-        # A fresh page keeps no key; "Reveal key" says how to get one.
-        await console.open("apps")
-        await console.press("Reveal key")
-        assert "rotate" in (
-            await console.until("the reveal notice", lambda: console.text("#app-detail .notice"))
+        # Rotate: a new key; a fresh page reveals it again (the seed's 查看密钥).
+        await console.press("Rotate key")
+        rotated_key = await console.until(
+            "the rotated key", lambda: (key := console.text("#private-key")) != private_key and key
         )
+        await console.open("apps")
+        assert not await console.run(console.find, "#private-key")
+        await console.press("Reveal key")
+        assert await console.until("the revealed key", lambda: console.text("#private-key")) == rotated_key
+        private_key = rotated_key
         app = App(biz_name, listed["appId"], listed["workspaceId"], private_key)
 
         # Signature tool: a 3-day signature verifies; a changed one fails with the reason and code.
