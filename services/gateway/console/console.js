@@ -98,12 +98,13 @@
     form.querySelectorAll(".field-error, .form-error").forEach((slot) => (slot.textContent = ""));
   }
 
-  // The API names the field first ("name: String should have at least 1 character"); the message goes
-  // next to that field when the form has it, else under the form.
+  // The API names the field first, as the request has it ("name: String should have at least 1
+  // character") or as the service does ("record_callback_url must be an http or https URL"); the message
+  // goes next to that field when the form has it, else under the form.
   function showError(form, error) {
     const message = error instanceof ApiError ? `${error.message} (${error.code})` : String(error.message || error);
-    const match = /^([\w.]+): /.exec(error.message || "");
-    const name = match && match[1].split(".").pop();
+    const match = /^([A-Za-z_][\w.]*)\b/.exec(error.message || "");
+    const name = match && match[1].split(".").pop().replace(/_([a-z])/g, (_, letter) => letter.toUpperCase());
     const wrap = name && form.querySelector(`.field[data-field="${name}"]`);
     if (wrap) {
       wrap.classList.add("invalid");

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -128,13 +129,19 @@ class Console:
         )
 
     async def press(self, label: str, within: str = "#page") -> None:
-        def press() -> None:
-            buttons = self.driver.find_elements(By.CSS_SELECTOR, f"{within} button")
-            matching = [button for button in buttons if button.text == label]
-            assert matching, f"no button {label!r} in {within}"
-            matching[0].click()
+        """Click the button labelled `label` in `within`, once the page has drawn it."""
 
-        await self.run(press)
+        def press() -> bool:
+            try:
+                buttons = self.driver.find_elements(By.CSS_SELECTOR, f"{within} button")
+                matching = [button for button in buttons if button.text == label]
+                if matching:
+                    matching[0].click()
+                return bool(matching)
+            except StaleElementReferenceException:
+                return False  # the page redrew meanwhile: look again
+
+        await self.until(f"the button {label!r} in {within}", press)
 
     async def shot(self, name: str) -> None:
         """The whole page, not only what the window shows."""
@@ -189,6 +196,14 @@ async def test_console_walks_every_page(platform: Platform, chromium: WebDriver,
         listed = (await http.get(f"/v1/apps/{biz_name}")).json()
         assert listed["name"] == "Console doorbells"
         await console.shot("02-apps-created")
+        # The licence service's refusal shows next to the field it names.
+        await console.fill("app-settings", recordCallbackUrl="ftp://example.com/hook")
+        await console.submit("app-settings")
+        refusal = await console.until(
+            "the refusal", lambda: console.text('#app-settings [data-field="recordCallbackUrl"] .field-error')
+        )
+        assert "must be an http or https URL" in refusal, refusal
+        await console.fill("app-settings", recordCallbackUrl="")
         await console.fill("app-settings", name="Console doorbells 2")
         await console.submit("app-settings")
         await console.until("the renamed app", lambda: "Console doorbells 2" in console.text("#apps-table"))
@@ -308,6 +323,15 @@ async def test_console_walks_every_page(platform: Platform, chromium: WebDriver,
         assert len(files) == 1 and files[0]["recordId"] == record_id, files
         file_id = files[0]["fileId"]
         row_css = f'#recordings tr[data-key="{file_id}"]'
+        # Found by its record id (the seed's media id) too.
+        await console.fill("recording-query", recordId=record_id)
+        await console.submit("recording-query")
+        await console.until(
+            "the file by record id",
+            lambda: (
+                console.find(row_css) and console.find("#recording-query button[type=submit]")[0].is_enabled()
+            ),
+        )
         await console.press("Play", row_css)
         duration = await console.until(
             "the player's duration",
