@@ -139,6 +139,8 @@ class RoomsSettings(BaseModel):
     call_ring_timeout_s: float = Field(default=30.0, gt=0)
     # How long the room manager waits for the licence service's word on a device's call.
     licence_timeout_s: float = Field(default=5.0, gt=0)
+    # How long an app's autoRecord setting from the licence service is used before being asked again.
+    app_settings_ttl_s: float = Field(default=30.0, ge=0)
     # Relays report their load every third of this; a relay silent for this long gets no new rooms.
     relay_lease_s: float = Field(default=15.0, gt=0)
     # Where live room state is kept (docs/decisions.md): "memory" in this process (the embedded default,
@@ -234,6 +236,14 @@ class RecorderSettings(BaseModel):
     upload_attempts: int = Field(default=5, ge=1)
     # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
     upload_wait_initial_s: float = Field(default=0.5, gt=0)
+    # Warnings while recording (seed 002 recording callback, docs/recording.md "Warnings"): a stream that
+    # delivers nothing for this long is 500301 (stream disconnected).
+    stall_warning_s: float = Field(default=5.0, gt=0)
+    # Video slower than this many frames a second over `frame_rate_window_s` is 500302 (low frame rate).
+    low_frame_rate_fps: float = Field(default=5.0, ge=0)
+    frame_rate_window_s: float = Field(default=5.0, gt=0)
+    # Less free space than this in the storage folder is 50 (recording warning); 0 turns the check off.
+    low_disk_warning_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
 
 
 class BillingSettings(BaseModel):

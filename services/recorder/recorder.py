@@ -12,6 +12,8 @@ import asyncio
 import json
 import re
 import secrets
+import shutil
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from services.recorder.errors import (
     WATERMARK_FAILED,
 )
 from services.recorder.files import FORMATS, FeedFile, WriteFailed
+from services.recorder.health import FeedHealth, HealthRules, StorageHealth
 from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, JobState, RecordFile, RecordJob, Transition
 from services.recorder.layout import in_layout
 from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
@@ -87,6 +90,8 @@ class LiveJob:
     feeds_seen: set[str] = field(default_factory=set)
     # One change of the job at a time: captures start and end concurrently with stop/pause/resume.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The warnings' state of each connected feed, by feed_id (services/recorder/health.py).
+    health: dict[str, FeedHealth] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -124,6 +129,12 @@ class Recorder:
         self._live: dict[str, LiveJob] = {}
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._health_rules = HealthRules(
+            stall_s=settings.stall_warning_s,
+            low_fps=settings.low_frame_rate_fps,
+            window_s=settings.frame_rate_window_s,
+            min_free_bytes=settings.low_disk_warning_bytes,
+        )
 
     @property
     def live_jobs(self) -> int:
@@ -205,6 +216,7 @@ class Recorder:
                 await self._store.save(job, [])
         if options.record_total_stream:
             self._spawn(self._check_streams(live))
+        self._spawn(self._watch(live))
         for feed in room.feeds:
             self._spawn(self._add_feed(live, feed, room.relay_address))
         return job
@@ -436,6 +448,7 @@ class Recorder:
                 # The job stopped (or the feed ended) while the capture started.
                 return
             self._update_files(job, capture)
+            live.health[feed.feed_id] = FeedHealth(self._health_rules, since=time.monotonic())
             if job.state is JobState.PAUSED:
                 capture.pause()
             await self._store.save(job, [])
@@ -452,6 +465,46 @@ class Recorder:
                 f"after {live.options.start_timeout_s:g} s"
             )
             await self._fail(live, EventCode.STREAMS_MISSING, message)
+
+    async def _watch(self, live: LiveJob) -> None:
+        """Seed 002's warnings while the job lives: 500301 / 500302 per feed, 50 for the storage folder."""
+        rules = self._health_rules
+        storage = StorageHealth(rules)
+        tick_s = min(1.0, rules.stall_s / 4, rules.window_s / 4)
+        while live.job.live:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            warnings: list[tuple[EventCode, str, str]] = []
+            for feed_id, capture in list(live.captures.items()):
+                health = live.health.get(feed_id)
+                if health is not None:
+                    checked = health.check(now, capture.frames, capture.video_frames)
+                    warnings += [(code, message, feed_id) for code, message in checked]
+            if rules.min_free_bytes:
+                free = await asyncio.to_thread(self._free_bytes)
+                warnings += [(code, message, "") for code, message in storage.check(free)]
+            if not warnings:
+                continue
+            async with live.lock:
+                if not live.job.live:
+                    return
+                for code, message, feed_id in warnings:
+                    log.warning(
+                        "recording_warning",
+                        record_id=live.job.record_id,
+                        code=code,
+                        feed_id=feed_id,
+                        msg=message,
+                    )
+                transitions = [live.job.warn(code, message, feed_id) for code, message, feed_id in warnings]
+                await self._store.save(live.job, transitions)
+
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self._storage_dir).free
+        except OSError:
+            # A folder that cannot be read is reported by the writes that fail (100101 / 100106).
+            return self._health_rules.min_free_bytes
 
     async def _capture_failed(
         self, live: LiveJob, capture: FeedCapture, code: EventCode, message: str
@@ -505,6 +558,7 @@ class Recorder:
         ended = _now()
         for capture in closing:
             live.captures.pop(capture.source.feed_id, None)
+            live.health.pop(capture.source.feed_id, None)
             try:
                 await capture.close()
             except WriteFailed as error:

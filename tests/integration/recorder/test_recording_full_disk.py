@@ -68,7 +68,7 @@ async def test_a_full_disk_fails_the_recording_with_100106(
         )
     )["record_id"]
     failed = await alice.event("on_remote_recording_failed")
-    assert (failed["record_id"], failed["code"]) == (record_id, 100106)
+    assert (failed["record_id"], failed["code"], failed["event_code"]) == (record_id, -12482, 100106)
     await facts.wait_for(record_id, event_code=99)
     assert facts.values(record_id, "event_code") == [10, 100106, 99]
     info = (await alice.ok("get_record_info", record_id=record_id))["record_info"]

@@ -109,7 +109,7 @@ async def test_an_object_store_that_refuses_uploads_gives_100201_after_the_retri
     assert (info["status"], info["state"], info["failure_code"]) == (3, "failed", 100201)
     assert [event.event_code for event in facts.events(record_id)] == [10, 0, 11, 100201, 99]
     failure = await alice.event("on_remote_recording_failed")
-    assert (failure["record_id"], failure["code"]) == (record_id, 100201)
+    assert (failure["record_id"], failure["code"], failure["event_code"]) == (record_id, -12482, 100201)
 
 
 async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
