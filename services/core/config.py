@@ -207,6 +207,11 @@ class RelaySettings(BaseModel):
     flood_window_s: float = Field(default=2.0, gt=0)
 
 
+def cidr_list(text: str) -> list[str]:
+    """A setting's comma-separated CIDRs (the SSRF guard's allow-lists, services/core/ssrf.py)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class RecorderSettings(BaseModel):
     """Cloud recording (docs/recording.md, settings `PARLEY_RECORDER__*`)."""
 
@@ -244,6 +249,16 @@ class RecorderSettings(BaseModel):
     frame_rate_window_s: float = Field(default=5.0, gt=0)
     # Less free space than this in the storage folder is 50 (recording warning); 0 turns the check off.
     low_disk_warning_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Watermark images given by http(s) URL are fetched through the SSRF guard (services/core/ssrf.py):
+    # these networks (comma-separated CIDRs) are allowed even when private, loopback, link-local, CGNAT,
+    # multicast or a metadata address (tests: 127.0.0.1/32).
+    image_allowed_targets: str = ""
+    # How long a watermark image may take to come, and how large it may be.
+    image_fetch_timeout_s: float = Field(default=5.0, gt=0)
+    image_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+
+    def image_allowed_networks(self) -> list[str]:
+        return cidr_list(self.image_allowed_targets)
 
 
 class BillingSettings(BaseModel):
@@ -290,7 +305,7 @@ class WebhooksSettings(BaseModel):
         return delays
 
     def allowed_networks(self) -> list[str]:
-        return [part.strip() for part in self.allowed_targets.split(",") if part.strip()]
+        return cidr_list(self.allowed_targets)
 
 
 class OpsSettings(BaseModel):

@@ -9,6 +9,7 @@ media with the previous process and is failed with 100105, its files kept as far
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
@@ -26,6 +27,7 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from services.core.config import RecorderSettings
 from services.core.errors import ErrorKind, ParleyError
 from services.core.shared_errors import START_FAILED
+from services.core.ssrf import TargetGuard
 from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, FrameSink, SubscribeFailed
 from services.recorder.compositor import Compositor, CompositorFailed, SplitFile
 from services.recorder.errors import (
@@ -34,6 +36,7 @@ from services.recorder.errors import (
     RECORD_ENDED,
     RECORD_FILE_UNKNOWN,
     RECORD_NOT_IN_ROOM,
+    RECORD_PARAM_INVALID,
     RECORD_ROOM_NOT_FOUND,
     RECORD_STORAGE_FAILED,
     RECORD_UNKNOWN,
@@ -43,6 +46,7 @@ from services.recorder.errors import (
 )
 from services.recorder.files import FORMATS, FeedFile, WriteFailed
 from services.recorder.health import FeedHealth, HealthRules, StorageHealth
+from services.recorder.images import ImageFetcher
 from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, JobState, RecordFile, RecordJob, Transition
 from services.recorder.layout import in_layout
 from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
@@ -129,6 +133,11 @@ class Recorder:
         self._live: dict[str, LiveJob] = {}
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._images = ImageFetcher(
+            TargetGuard(settings.image_allowed_networks()),
+            timeout_s=settings.image_fetch_timeout_s,
+            max_bytes=settings.image_max_bytes,
+        )
         self._health_rules = HealthRules(
             stall_s=settings.stall_warning_s,
             low_fps=settings.low_frame_rate_fps,
@@ -181,6 +190,9 @@ class Recorder:
     ) -> RecordJob:
         options = parse_record_param(record_param_json)
         check_folder(file_path, "file_path")
+        if options.mode is Mode.COMPOSITE:
+            overlays = await self._images.fetched(options.overlays, RECORD_PARAM_INVALID)
+            options = dataclasses.replace(options, overlays=overlays)
         try:
             room = await self._rooms.get(room_id)
         except ParleyError as error:
@@ -288,6 +300,7 @@ class Recorder:
             overlays = parse_overlaps(json.loads(overlaps_json or "[]"))
         except (ParleyError, json.JSONDecodeError) as error:
             raise WATERMARK_FAILED(f"overlaps not acceptable: {getattr(error, 'message', error)}") from None
+        overlays = await self._images.fetched(overlays, WATERMARK_FAILED)
         live.compositor.set_overlays(overlays)
         log.info("recording_watermark_changed", record_id=record_id, overlays=len(overlays))
         return live.job
@@ -361,6 +374,7 @@ class Recorder:
             for task in stuck:
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
+        await self._images.close()
 
     # Facts of the room manager (parley.feed.v1, parley.room.v1)
 

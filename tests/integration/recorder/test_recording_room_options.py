@@ -1,12 +1,14 @@
 """Recordings a room asks for when it is made (seed 002 InitRoomConfig `record_third_id`, `filePath`) and
 those its app asks for (the app's autoRecord, seed 002 功能配置 "云端自动录制"): for a room made with
-create_room and for a device's call once answered; and the warnings of a running recording (seed 002
-recording callback 50, 500301, 500302) from publishers that go silent or send few pictures. The real
-licence service, room manager, relay and recorder; publishers are aiortc peers on 127.0.0.1."""
+create_room and for a device's call once answered; the warnings of a running recording (seed 002
+recording callback 50, 500301, 500302) from publishers that go silent or send few pictures; and a
+watermark image by http URL, fetched from a real HTTP server through the SSRF guard. The real licence
+service, room manager, relay and recorder; publishers are aiortc peers on 127.0.0.1."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from fractions import Fraction
 from typing import Any
 
@@ -15,10 +17,12 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamT
 from av import VideoFrame
 from av.frame import Frame
 from parley.licence.v1 import licence_pb2
+from PIL import Image
 
 from tests.integration.licence_helpers import App, register_device
 from tests.integration.protocol_client import Connections
 from tests.integration.recorder.conftest import until_media
+from tests.pictures import colour_at, near, pictures
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +34,8 @@ PLATFORM_SETTINGS = {
         "low_frame_rate_fps": 5.0,
         "frame_rate_window_s": 2.0,
         "low_disk_warning_bytes": 1 << 62,
+        # The test's image server on 127.0.0.1 is allowed; other loopback addresses stay refused.
+        "image_allowed_targets": "127.0.0.1/32",
     },
     "rooms": {"empty_room_grace_s": 1.0},
 }
@@ -213,3 +219,67 @@ async def test_a_camera_sending_few_pictures_warns_500302(
     codes = platform.events.values(record_id, "event_code")
     # Its sound never stopped: the stream was slow, not disconnected.
     assert codes.count(500302) == 1 and 500301 not in codes
+
+
+class ImageServer:
+    """A plain HTTP/1.1 server on 127.0.0.1 (port 0) serving one PNG at /mark.png, 404 elsewhere."""
+
+    def __init__(self, png: bytes) -> None:
+        self.png = png
+        self.paths: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ImageServer:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        path = request.split(b" ")[1].decode()
+        self.paths.append(path)
+        body, status = (self.png, b"200 OK") if path == "/mark.png" else (b"", b"404 Not Found")
+        headers = b"Content-Type: image/png\r\nContent-Length: %d\r\nConnection: close\r\n" % len(body)
+        writer.write(b"HTTP/1.1 " + status + b"\r\n" + headers + b"\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+
+async def test_a_watermark_image_by_http_url_is_fetched_through_the_ssrf_guard_and_drawn(
+    platform: Any, clients: Any, publishers: Any
+) -> None:
+    red, blue = (220, 30, 30), (30, 30, 220)
+    png = io.BytesIO()
+    Image.new("RGBA", (48, 48), (*blue, 255)).save(png, format="PNG")
+    alice = await clients()
+    room = await alice.ok("create_room")
+    await publishers(colour=red).publish(alice)
+    async with ImageServer(png.getvalue()) as server:
+
+        def mark(host: str, path: str = "/mark.png") -> dict[str, Any]:
+            url = f"http://{host}:{server.port}{path}"
+            return {"enable": True, "type": 3, "url": url, "xPosition": 16, "yPosition": 16}
+
+        # Loopback outside the allow-list is refused before any connection; so is a URL with no image.
+        for refused in (mark("127.0.0.2"), mark("127.0.0.1", "/missing.png")):
+            answer = await alice.call(
+                "start_record", room_id=room["room_id"], record_param={"overlaps": [refused]}
+            )
+            assert answer["code"] == -91035, answer
+        assert server.paths == ["/missing.png"]
+        started = await alice.ok(
+            "start_record", room_id=room["room_id"], record_param={"overlaps": [mark("127.0.0.1")]}
+        )
+    record_id = started["record_id"]
+    await until_media(alice, record_id, packets=25)
+    stopped = await alice.ok("stop_record", record_id=record_id)
+    assert server.paths == ["/missing.png", "/mark.png"]
+    [file] = stopped["files"]
+    last = pictures(platform.storage_dir / file["path"])[-1]
+    assert near(colour_at(last, 40, 40), blue) and near(colour_at(last, 320, 180), red)
