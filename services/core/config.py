@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -257,8 +257,40 @@ class RecorderSettings(BaseModel):
     image_fetch_timeout_s: float = Field(default=5.0, gt=0)
     image_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
 
+    # Retention (docs/recording.md "Retention"): files of recordings that started more than this many days
+    # ago are deleted (event 910003 each); 0 keeps them. `app_retention_days` sets an app's own,
+    # `bizName=days` separated by commas (0 keeps that app's files).
+    retention_days: float = Field(default=0.0, ge=0)
+    app_retention_days: str = ""
+    # How often the recorder looks for expired files.
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
     def image_allowed_networks(self) -> list[str]:
         return cidr_list(self.image_allowed_targets)
+
+    @field_validator("app_retention_days")
+    @classmethod
+    def _app_retention_days_read(cls, value: str) -> str:
+        _retention_by_app(value)
+        return value
+
+    def retention_by_app(self) -> dict[str, float]:
+        return _retention_by_app(self.app_retention_days)
+
+
+def _retention_by_app(text: str) -> dict[str, float]:
+    by_app: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        biz_name, _, days = part.partition("=")
+        try:
+            by_app[biz_name.strip()] = float(days)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not bizName=days") from None
+    if any(days < 0 or not biz_name for biz_name, days in by_app.items()):
+        raise ValueError("each entry is a bizName and 0 or more days")
+    return by_app
 
 
 class BillingSettings(BaseModel):

@@ -15,9 +15,9 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -351,13 +351,64 @@ class Recorder:
             if job.live or job.state is JobState.UPLOADING:
                 raise RECORDING_BUSY(f"recording {job.record_id} is {job.state.name.lower()}")
         for job, file in found:
-            try:
-                await self._storage_of(job).delete(file.path)
-            except StorageFailed as error:
-                raise RECORD_STORAGE_FAILED(str(error)) from None
-            await self._store.delete_file(job, file.name, job.delete_file(file.name))
-            log.info("recording_file_deleted", record_id=job.record_id, file_id=file.file_id)
+            await self._delete(job, file, "")
         return [file.file_id for _, file in found]
+
+    async def _delete(self, job: RecordJob, file: RecordFile, reason: str) -> None:
+        try:
+            await self._storage_of(job).delete(file.path)
+        except StorageFailed as error:
+            raise RECORD_STORAGE_FAILED(str(error)) from None
+        await self._store.delete_file(job, file.name, job.delete_file(file.name, reason))
+        log.info("recording_file_deleted", record_id=job.record_id, file_id=file.file_id, reason=reason)
+
+    # Retention
+
+    async def expire(self, now: datetime) -> int:
+        """Delete the finished files of recordings that started before their app's retention (the
+        global one, or the app's own), each with its event 910003; how many were deleted."""
+        by_app = self._settings.retention_by_app()
+        deleted = 0
+        for biz_name, days in by_app.items():
+            deleted += await self._expire_older(biz_name, days, now, other_than=())
+        deleted += await self._expire_older(None, self._settings.retention_days, now, other_than=by_app)
+        return deleted
+
+    async def _expire_older(
+        self, biz_name: str | None, days: float, now: datetime, *, other_than: Collection[str]
+    ) -> int:
+        if not days:
+            return 0
+        cutoff = now - timedelta(days=days)
+        reason = f"retention: the recording started more than {days:g} days ago"
+        deleted = 0
+        while True:
+            page, _ = await self._store.finished_files(
+                biz_name,
+                start=None,
+                end=cutoff,
+                record_id="",
+                offset=0,
+                limit=MAX_PAGE,
+                other_than=other_than,
+            )
+            if not page:
+                return deleted
+            for job, file in page:
+                await self._delete(job, file, reason)
+                deleted += 1
+
+    async def keep_retention(self) -> None:
+        """Expire files every `retention_interval_s` until cancelled; a storage that fails is tried
+        again at the next pass."""
+        while True:
+            try:
+                deleted = await self.expire(_now())
+                if deleted:
+                    log.info("recording_retention", deleted=deleted)
+            except ParleyError as error:
+                log.warning("recording_retention_failed", code=error.code, msg=error.message)
+            await asyncio.sleep(self._settings.retention_interval_s)
 
     def _storage_of(self, job: RecordJob) -> Storage:
         return self._storage if job.file_type == self._storage.file_type else self._local
