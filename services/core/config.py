@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -237,6 +237,11 @@ class RecorderSettings(BaseModel):
     object_store_access_key_id: str = ""
     # The secret of that access key (never logged).
     object_store_secret_access_key: SecretStr = SecretStr("")
+    # Encryption at rest in the object store, by the store itself (S3 server-side encryption): "AES256"
+    # (keys the store manages, SSE-S3), "aws:kms" or "aws:kms:dsse" (with `object_store_kms_key_id`, or the
+    # store's default key); empty sends no encryption header (the bucket's default applies).
+    object_store_encryption: Literal["", "AES256", "aws:kms", "aws:kms:dsse"] = ""
+    object_store_kms_key_id: str = ""
     # Tries per upload (and per delete) before it counts as failed (100201).
     upload_attempts: int = Field(default=5, ge=1)
     # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
@@ -267,6 +272,12 @@ class RecorderSettings(BaseModel):
 
     def image_allowed_networks(self) -> list[str]:
         return cidr_list(self.image_allowed_targets)
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> RecorderSettings:
+        if self.object_store_kms_key_id and not self.object_store_encryption.startswith("aws:kms"):
+            raise ValueError("object_store_kms_key_id needs object_store_encryption aws:kms or aws:kms:dsse")
+        return self
 
     @field_validator("app_retention_days")
     @classmethod
