@@ -188,7 +188,8 @@ class JobStore:
                     await connection.execute(select(files.c.name).where(files.c.record_id == job.record_id))
                 ).scalars()
             )
-            for file in job.files.values():
+            # A copy: while this waits on the database, a capture that starts may add its file to the job.
+            for file in list(job.files.values()):
                 if file.name in stored:
                     await connection.execute(
                         files.update()
