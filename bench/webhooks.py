@@ -39,13 +39,16 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from parley.licence.v1 import licence_pb2  # noqa: E402
 from parley.rooms.v1 import events_pb2 as room_events  # noqa: E402
 from platform_process import percentiles_ms  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from services.cli.webhook_commands import read_body  # noqa: E402
 from services.core.config import ServiceName  # noqa: E402
+from services.core.db import create_engine  # noqa: E402
 from services.core.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
 from services.core.events import EventPublisher, create_broker  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
 from services.core.topics import Topic, ensure_topics  # noqa: E402
+from services.webhooks.store import deliveries  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "webhooks.json"
@@ -89,6 +92,29 @@ class Receiver:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
+    """Where the time went, from the dispatcher's schedule: the fact's time (ce_time) to its delivery
+    written (Kafka and the intake), and written to answered (claiming, the attempt, saving it)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(deliveries.c.event_time, deliveries.c.created_at, deliveries.c.delivered_at).where(
+                        deliveries.c.event_id.in_(list(sent))
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return {
+        "fact_to_scheduled_ms": percentiles_ms([(r.created_at - r.event_time).total_seconds() for r in rows]),
+        "scheduled_to_delivered_ms": percentiles_ms(
+            [(r.delivered_at - r.created_at).total_seconds() for r in rows if r.delivered_at]
+        ),
+    }
 
 
 async def publish_room(
@@ -178,6 +204,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
             cpu = cpu_seconds(pid) - cpu_before
+            stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
         broker.stop()
     server.should_exit = True
@@ -198,6 +225,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
         "deliveries_per_s": round(len(sent) / drained_s, 1),
         "requests": receiver.requests - len(warm),
         "fact_to_receiver_ms": percentiles_ms(latencies),
+        **stages,
         "dispatcher_cpu_s": round(cpu, 2),
         "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / len(sent), 3),
     }

@@ -11,7 +11,7 @@ from parley.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 from services.core.config import ServiceName
 from services.core.db import create_engine
-from services.core.events import EventConsumer
+from services.core.events import EventBatchConsumer
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
@@ -62,13 +62,14 @@ def build(runtime: ServiceRuntime) -> WebhookService:
 
     # Every topic but the dispatcher's own (an endpoint fed its outcomes would feed itself), through one
     # consumer: one group to join at start, one to leave at stop.
-    facts_in = EventConsumer(
+    # Batches: one transaction and one offset commit for what one fetch brought.
+    EventBatchConsumer(
         runtime.broker,
         [topic for topic in Topic if topic is not Topic.WEBHOOK],
+        intake.on_events,
         group_id=GROUP,
         max_wait_ms=MAX_WAIT_MS,
     )
-    facts_in.on_any(intake.on_event)
 
     runtime.grpc.add_servicer(
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,

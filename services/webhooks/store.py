@@ -152,6 +152,8 @@ class NewDelivery:
     biz_request_id: str
     body: str
     event_time: datetime
+    # Why the endpoint takes nothing now: the delivery is written dead-lettered at once.
+    disabled_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -390,44 +392,56 @@ class WebhookStore:
     # The schedule
 
     async def enqueue(
+        self, connection: AsyncConnection, delivery: NewDelivery, *, first_attempt_at: datetime, now: datetime
+    ) -> str | None:
+        """Write a delivery in the caller's transaction; its id, or None when this (endpoint, event) is
+        known already (the event came again)."""
+        written = await self.enqueue_many(connection, [delivery], first_attempt_at=first_attempt_at, now=now)
+        return written[0].delivery_id if written else None
+
+    async def enqueue_many(
         self,
         connection: AsyncConnection,
-        delivery: NewDelivery,
+        new: Sequence[NewDelivery],
         *,
         first_attempt_at: datetime,
         now: datetime,
-        disabled_reason: str = "",
-    ) -> str | None:
-        """Write a delivery in the caller's transaction; its id, or None when this (endpoint, event) is
-        known already (the event came again). To a disabled endpoint it is written dead-lettered at once."""
-        delivery_id = str(uuid.uuid4())
-        values = {
-            "delivery_id": delivery_id,
-            "endpoint_id": delivery.endpoint_id,
-            "biz_name": delivery.biz_name,
-            "ordering_key": delivery.ordering_key,
-            "event_id": delivery.event_id,
-            "event_type": delivery.event_type,
-            "biz_request_id": delivery.biz_request_id,
-            "body": delivery.body,
-            "status": DEAD if disabled_reason else PENDING,
-            "attempts": 0,
-            "next_attempt_at": first_attempt_at,
-            "event_time": delivery.event_time,
-            "created_at": now,
-            "last_status": 0,
-            "last_error": disabled_reason,
-            "last_latency_ms": 0,
-        }
-        # One statement: the unique (endpoint, event) makes a repeated event insert nothing.
+    ) -> list[Row[Any]]:
+        """Write deliveries in the caller's transaction, in their order, in one statement; the
+        (delivery_id, endpoint_id, ordering_key) of those written. An (endpoint, event) known already (the
+        event came again) writes nothing; to a disabled endpoint a delivery is written dead-lettered."""
+        if not new:
+            return []
+        values = [
+            {
+                "delivery_id": str(uuid.uuid4()),
+                "endpoint_id": delivery.endpoint_id,
+                "biz_name": delivery.biz_name,
+                "ordering_key": delivery.ordering_key,
+                "event_id": delivery.event_id,
+                "event_type": delivery.event_type,
+                "biz_request_id": delivery.biz_request_id,
+                "body": delivery.body,
+                "status": DEAD if delivery.disabled_reason else PENDING,
+                "attempts": 0,
+                "next_attempt_at": first_attempt_at,
+                "event_time": delivery.event_time,
+                "created_at": now,
+                "last_status": 0,
+                "last_error": delivery.disabled_reason,
+                "last_latency_ms": 0,
+            }
+            for delivery in new
+        ]
+        # The unique (endpoint, event) makes a repeated event insert nothing. Many rows go as multi-row
+        # INSERTs in pages (SQLAlchemy's "insertmanyvalues"), RETURNING only what was inserted.
         insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         statement = (
             insert(deliveries)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+            .returning(deliveries.c.delivery_id, deliveries.c.endpoint_id, deliveries.c.ordering_key)
         )
-        result = await connection.execute(statement)
-        return delivery_id if result.rowcount else None
+        return list(await connection.execute(statement, values))
 
     def begin(self) -> Any:
         return self._engine.begin()
