@@ -33,8 +33,8 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -479,23 +479,25 @@ class WebhookStore:
         what new deliveries or the end of the ones before them made ready, found without a scan."""
         if not queues:
             return []
-        # One indexed lookup per queue (SQLite scans for a row-value IN with GROUP BY).
-        firsts = [
-            select(deliveries.c.id)
+        # Two INs (a row-value IN makes SQLite scan) walk the queue index; a pair asked for by neither
+        # is dropped here. The statement's shape is always the same, so SQLAlchemy compiles it once.
+        wanted = set(queues)
+        heads = (
+            select(deliveries.c.endpoint_id, deliveries.c.ordering_key, func.min(deliveries.c.id).label("id"))
             .where(
-                deliveries.c.endpoint_id == endpoint_id,
-                deliveries.c.ordering_key == ordering_key,
+                deliveries.c.endpoint_id.in_({endpoint_id for endpoint_id, _ in queues}),
+                deliveries.c.ordering_key.in_({ordering_key for _, ordering_key in queues}),
                 deliveries.c.status == PENDING,
             )
-            .order_by(deliveries.c.id)
-            .limit(1)
-            .subquery()
-            for endpoint_id, ordering_key in queues
-        ]
-        heads = union_all(*(select(first.c.id) for first in firsts))
+            .group_by(deliveries.c.endpoint_id, deliveries.c.ordering_key)
+        )
         # Read first, write only when there is something to lease: most looks find a queue still busy.
         async with self._engine.connect() as connection:
-            ids = list(await connection.scalars(heads))
+            ids = [
+                row.id
+                for row in await connection.execute(heads)
+                if (row.endpoint_id, row.ordering_key) in wanted
+            ]
         if not ids:
             return []
         async with self._engine.begin() as connection:
