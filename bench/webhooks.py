@@ -3,6 +3,8 @@ rooms, delivered as seed room-status callbacks to a local receiver.
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--rooms 100] [--seconds 10] [--database-url URL]
 
+`--database-url postgresql`: a fresh schema on the test PostgreSQL (tests/postgres.py); default SQLite.
+
 Runs a Tansu broker, the licence service and the webhook dispatcher as processes (tests/testing.py's
 platform), and in this process a uvicorn receiver answering `{bizRequestId, code: 0}` and the publisher.
 Latency is from the moment the broker acknowledged a fact to the moment the receiver answered it (one
@@ -49,6 +51,7 @@ from services.core.events import EventPublisher, create_broker  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
 from services.core.topics import Topic, ensure_topics  # noqa: E402
 from services.webhooks.store import deliveries  # noqa: E402
+from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "webhooks.json"
@@ -231,6 +234,14 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
     }
 
 
+async def measure(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+    """`run` on `database_url`; "postgresql" means a fresh schema on the test server (tests/postgres.py)."""
+    if database_url != "postgresql":
+        return await run(rate, rooms, seconds, database_url)
+    async with fresh_database_url("webhooks_bench") as url:
+        return await run(rate, rooms, seconds, url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -241,7 +252,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
-    result = asyncio.run(run(args.rate, args.rooms, args.seconds, args.database_url))
+    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url))
     print(json.dumps(result, indent=2))
     existing = json.loads(args.output.read_text()) if args.output.exists() else {}
     existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms"] = result
