@@ -22,6 +22,7 @@ from services.webhooks.grpc_api import WebhookServicer
 from services.webhooks.intake import Intake
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import RetryPolicy
+from services.webhooks.pruning import Pruner
 from services.webhooks.sender import WebhookSender
 from services.webhooks.store import WebhookStore, outbox
 from services.webhooks.targets import TargetGuard
@@ -89,9 +90,12 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     runtime.on_start(prepare)
     runtime.on_ready(facts.start)
     runtime.on_ready(dispatcher.start)
+    pruner = Pruner(store, settings.retention_s)
+    runtime.on_ready(pruner.start)
     # Stop hooks run in reverse: the dispatcher stops attempting, then the outcome facts are published.
     runtime.on_stop(engine.dispose)
     runtime.on_stop(facts.stop)
     runtime.on_stop(sender.close)
     runtime.on_stop(dispatcher.stop)
+    runtime.on_stop(pruner.stop)
     return WebhookService(store, dispatcher, metrics)

@@ -108,6 +108,7 @@ deliveries = Table(
     Index("ix_webhook_deliveries_pending", "status", "id"),
     Index("ix_webhook_deliveries_queue", "endpoint_id", "ordering_key", "status", "id"),
     Index("ix_webhook_deliveries_app", "biz_name", "id"),
+    Index("ix_webhook_deliveries_delivered", "status", "delivered_at"),
 )
 
 attempts = Table(
@@ -629,6 +630,22 @@ class WebhookStore:
                 status=DEAD, last_error=f"endpoint disabled: {reason}", lease_until=None, lease_owner=None
             )
         )
+
+    async def prune(self, delivered_before: datetime, limit: int) -> int:
+        """Delete up to `limit` deliveries delivered before `delivered_before`, with their attempts; how
+        many. Dead-lettered ones stay: an operator may still redeliver them."""
+        async with self._engine.begin() as connection:
+            old = list(
+                await connection.scalars(
+                    select(deliveries.c.delivery_id)
+                    .where(deliveries.c.status == DELIVERED, deliveries.c.delivered_at < delivered_before)
+                    .limit(limit)
+                )
+            )
+            if old:
+                await connection.execute(delete(attempts).where(attempts.c.delivery_id.in_(old)))
+                await connection.execute(delete(deliveries).where(deliveries.c.delivery_id.in_(old)))
+            return len(old)
 
     # What operators see and do
 

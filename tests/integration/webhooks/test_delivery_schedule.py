@@ -18,11 +18,13 @@ from services.core.events import EventPublisher, create_broker
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.webhooks.policy import Outcome
+from services.webhooks.pruning import Pruner
 from services.webhooks.store import (
     AttemptRecord,
     Claim,
     NewDelivery,
     WebhookStore,
+    attempts,
     deliveries,
     metadata,
     outbox,
@@ -129,6 +131,30 @@ async def test_a_batch_is_written_in_its_order_and_only_its_new_deliveries_come_
     async with engine.connect() as connection:
         order = list(await connection.scalars(select(deliveries.c.event_id).order_by(deliveries.c.id)))
     assert order == [f"e{index}" for index in range(1500)]
+
+
+async def test_pruning_deletes_what_was_delivered_before_the_retention_and_keeps_dead_letters(
+    engine: AsyncEngine,
+) -> None:
+    store = store_on(engine)
+    await enqueue(
+        store, delivery("old", "P"), delivery("new", "Q"), delivery("dead", "R"), delivery("due", "S")
+    )
+    old, new, dead, _ = await store.claim_due(NOW, 10, LEASE)
+    await store.record(
+        [
+            delivered(old),
+            AttemptRecord(new, 1, NOW + timedelta(days=2), 5, 200, Outcome.DELIVERED, "", None),
+            AttemptRecord(dead, 1, NOW, 5, 500, Outcome.DEAD_LETTERED, "HTTP 500", None),
+        ]
+    )
+    pruner = Pruner(store, retention_s=timedelta(days=30).total_seconds())
+    assert await pruner.prune(NOW + timedelta(days=31)) == 1
+    async with engine.connect() as connection:
+        left = set(await connection.scalars(select(deliveries.c.event_id)))
+        left_attempts = set(await connection.scalars(select(attempts.c.delivery_id)))
+    assert left == {"new", "dead", "due"}
+    assert left_attempts == {new.delivery_id, dead.delivery_id}
 
 
 async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> None:
