@@ -215,8 +215,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
     latencies = [receiver.answered[event_id] - at for event_id, at in sent.items()]
     return {
         "machine": machine(),
-        "note": "2 cores shared with 6 other sessions' work; dispatcher, licence, broker, receiver and "
-        "publisher on the same 2 cores",
+        "note": "2 cores shared with other sessions' work (machine.load_average); dispatcher, licence, "
+        "broker, receiver and publisher on the same 2 cores",
         "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
         "rate_asked_per_s": rate,
         "rooms": rooms,
