@@ -31,7 +31,7 @@ from services.rooms.delivery import GatewayDelivery
 from services.rooms.facts import FactRelay, stage
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
-from services.rooms.recording_events import DefaultRecording, consume_recording_events
+from services.rooms.recording_events import AutoRecordApps, DefaultRecording, consume_recording_events
 from services.rooms.redis_store import RedisRoomStore, RoomsFenced
 from services.rooms.relay_orders import RelayOrders
 from services.rooms.store import InProcessRoomStore, RoomStore
@@ -108,11 +108,13 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     channels = ChannelPool(runtime.tracer_provider)
     dispatch = Dispatcher(manager, runtime, channels)
+    licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     recording = DefaultRecording(
         manager,
         RecorderServiceStub(runtime.channel(ServiceName.RECORDER)),
         dispatch,
         timeout_s=runtime.settings.recorder.start_timeout_s,
+        apps=AutoRecordApps(licence, ttl_s=settings.app_settings_ttl_s, timeout_s=settings.licence_timeout_s),
     )
     consume_recording_events(
         EventConsumer(runtime.broker, Topic.RECORDING, group_id="parley-rooms-recording"), manager, dispatch
@@ -136,8 +138,9 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         RoomSessionServicer(
             manager,
             dispatch,
-            LicenceServiceStub(runtime.channel(ServiceName.LICENCE)),
+            licence,
             licence_timeout_s=settings.licence_timeout_s,
+            recording=recording,
         ),
         room_sessions_pb2.DESCRIPTOR.services_by_name["RoomSessionService"],
     )

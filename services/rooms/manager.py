@@ -186,6 +186,30 @@ class RoomManager:
             raise NOT_FOUND(f"room {room_id} does not exist")
         return room
 
+    def list_rooms(self, biz_name: str) -> list[Room]:
+        """The live rooms of an app (every app's when `biz_name` is empty), oldest first."""
+        rooms = [room for room in map(self._load, self._store.room_ids()) if room is not None]
+        return sorted(
+            (room for room in rooms if not biz_name or room.biz_name == biz_name),
+            key=lambda room: room.state.created_at,
+        )
+
+    def remove_participant(self, room_id: str, uid: str) -> None:
+        """An operator takes `uid` out of the room (Room.remove)."""
+        room = self.get_room(room_id)
+        if uid not in room.participants:
+            raise NOT_FOUND(f"{uid} is not in room {room_id}")
+        with self._saving(room):
+            self._unseat(room.remove(uid).session_id)
+
+    def close_room(self, room_id: str) -> None:
+        """An operator closes the room: everyone is taken out (Room.remove), then it is destroyed."""
+        room = self.get_room(room_id)
+        with self._saving(room):
+            for uid in list(room.participants):
+                self._unseat(room.remove(uid).session_id)
+            self._destroy(room)
+
     def join_room(self, session_id: str, room_id: str, rtoken: str, engine: int | None = None) -> Room:
         """`engine` is what the joiner expects; None joins whatever the room has."""
         session = self.sessions.get(session_id)
