@@ -341,6 +341,10 @@ class WebhooksSettings(BaseModel):
     # How long an app's ids and callback URLs from the licence service are used before being asked again
     # (licence facts update them sooner on the replica that reads them).
     app_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # Delivered deliveries and their attempts are deleted this long after delivery (dead-lettered ones
+    # stay for redelivery); 0 keeps them. Keep it above the topics' retention: an event read again after
+    # its delivery was deleted is delivered again.
+    retention_s: float = Field(default=30 * 24 * 3600.0, ge=0)
 
     def retry_delays_s(self) -> list[float]:
         delays = [float(part) for part in self.retry_schedule.split(",") if part.strip()]
