@@ -169,6 +169,10 @@ class RelaySettings(BaseModel):
     # The public address of a 1:1 NAT in front of the relay (mediasoup's announcedIp): host candidates
     # on `listen_address` are announced with this address instead, ports unchanged.
     announced_address: str | None = None
+    # One UDP port for the media of every peer connection (LiveKit's rtc.udp_port, mediasoup's
+    # WebRtcServer), demultiplexed by ICE username then remote address; 0 lets the kernel pick it. None:
+    # a port per peer connection. Needs a listen_address that is not a wildcard, and BUNDLE from clients.
+    udp_port: int | None = Field(default=None, ge=0, le=65535)
     # STUN/TURN servers for the relay's own gathering. Empty means host candidates only (no STUN).
     ice_servers: list[IceServerSettings] = Field(default_factory=list)
     # ICE candidates outside these networks are stripped from every SDP the relay receives and sends
