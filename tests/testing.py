@@ -19,7 +19,7 @@ What it starts:
 - `Instance(name, process=True)` runs that one as a real OS process (`python -m services.<name>` with
   `PARLEY_*` variables, log in `<data_dir>/logs/<key>.log`), for tests that SIGKILL a service and start it
   again: `await platform.kill("billing")`, `await platform.restart("billing")`.
-- Settings: loopback listeners and free ports, a licence master key, ICE candidates on 127.0.0.0/8;
+- Settings: loopback listeners and free ports, licence and webhooks master keys, ICE candidates on 127.0.0.0/8;
   `settings=` is laid over them for every instance, `Instance(settings=)` for that instance only (nested
   mappings, merged key by key). Databases are SQLite files in the data folder unless `database_url` is
   given (`tests/postgres.py`'s `fresh_database_url` makes one in a fresh PostgreSQL schema).
@@ -436,6 +436,7 @@ def _settings_tree(
             "grpc": {name.value: f"127.0.0.1:{free_port()}" for name in ServiceName},
             "gateway": {"http_port": 0},
             "licence": {"master_key": MASTER_KEY},
+            "webhooks": {"master_key": MASTER_KEY},
             "relay": {"listen_address": "127.0.0.1", "candidate_networks": ["127.0.0.0/8"]},
             "recorder": {"listen_address": "127.0.0.1"},
         },

@@ -184,7 +184,7 @@ def migrate() -> None:
         for name in migrating_services():
             engine = create_engine(settings.database_url_for(name))
             try:
-                await upgrade_to_head(engine, f"services.{name.value}")
+                await upgrade_to_head(engine, f"services.{name.value}", settings)
             finally:
                 await engine.dispose()
             done.append(name.value)

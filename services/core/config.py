@@ -349,6 +349,9 @@ class WebhooksSettings(BaseModel):
     # stay for redelivery); 0 keeps them. Keep it above the topics' retention: an event read again after
     # its delivery was deleted is delivered again.
     retention_s: float = Field(default=30 * 24 * 3600.0, ge=0)
+    # Base64 of at least 32 random bytes; seals every app's signing secret at rest. Required in
+    # production; in development `parley up` keeps one in the data folder.
+    master_key: SecretStr | None = None
 
     def retry_delays_s(self) -> list[float]:
         delays = [float(part) for part in self.retry_schedule.split(",") if part.strip()]

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.config import ServiceName
+from services.core.config import ServiceName, Settings
 from services.core.db import ensure_sqlite_folder
 from services.core.errors import StartupError
 
@@ -41,22 +41,25 @@ def migrating_services() -> list[ServiceName]:
     return found
 
 
-def _config(package: str, connection: Connection | None = None) -> Config:
+def _config(package: str, connection: Connection | None = None, settings: Settings | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(resources.files(package) / "migrations"))
     config.attributes["connection"] = connection
+    # For a migration that needs configuration, such as the master key to seal rows kept in plain text.
+    config.attributes["settings"] = settings
     config.attributes["version_table"] = f"alembic_version_{package.rsplit('.', 1)[-1]}"
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine, package: str) -> None:
-    """Apply every migration of `package` (for example "services.billing") that the database lacks."""
+async def upgrade_to_head(engine: AsyncEngine, package: str, settings: Settings | None = None) -> None:
+    """Apply every migration of `package` (for example "services.billing") that the database lacks;
+    `settings` reach the migrations that need them (`migration_settings`)."""
     try:
         ensure_sqlite_folder(engine)
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync), "head"))
+            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync, settings), "head"))
     except (OperationalError, OSError) as error:
         where = engine.url.render_as_string(hide_password=True)
         reason = getattr(error, "orig", None) or getattr(error, "strerror", None) or error
@@ -76,3 +79,11 @@ def run_env(metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def migration_settings() -> Settings:
+    """In a migration: the settings `upgrade_to_head` was given."""
+    settings = context.config.attributes.get("settings")
+    if settings is None:
+        raise RuntimeError("this migration needs the settings: pass them to upgrade_to_head")
+    return settings

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from typing import cast
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.core.errors import INVALID_ARGUMENT
+from services.core.sealing import SealingKey
 from services.licence.errors import PRIVATE_KEY_UNREADABLE
 
 KEY_SIZE_BITS = 2048
@@ -64,49 +61,19 @@ def load_public_key(encoded: str) -> rsa.RSAPublicKey:
 
 
 class MasterKey:
-    """Seals app private keys for storage: AES-256-GCM under a key derived from the master secret.
+    """Seals app private keys for storage (`services.core.sealing.SealingKey`, envelope `v1:...`).
 
-    The envelope is `v1:<Base64 nonce>:<Base64 ciphertext and tag>`. The version names both the format
-    and the HKDF `info`, so a later scheme can read old rows and derive an unrelated key. The app id is
-    the associated data: a sealed key copied onto another app's row does not open there.
+    The app id is the associated data: a sealed key copied onto another app's row does not open there.
     """
 
-    VERSION = "v1"
-    MIN_SECRET_BYTES = 32
-    NONCE_BYTES = 12
-
     def __init__(self, secret: bytes) -> None:
-        # HKDF extracts from a secret that is already random; it does not stretch a password.
-        if len(secret) < self.MIN_SECRET_BYTES:
-            raise ValueError(f"the master secret must be at least {self.MIN_SECRET_BYTES} random bytes")
-        derived = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=f"parley/licence/app-private-key/{self.VERSION}".encode(),
-        ).derive(secret)
-        self._aead = AESGCM(derived)
+        self._key = SealingKey(secret, purpose="licence/app-private-key", unreadable=PRIVATE_KEY_UNREADABLE)
 
     def seal(self, private_key: rsa.RSAPrivateKey, *, app_id: str) -> str:
-        der = _pkcs8_der(private_key)
-        # A random 96-bit nonce is safe for far more than the 2^32 seals one key may do: apps are few.
-        nonce = os.urandom(self.NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, der, app_id.encode("utf-8"))
-        return ":".join((self.VERSION, _b64(nonce), _b64(sealed)))
+        return self._key.seal(_pkcs8_der(private_key), context=app_id)
 
     def open(self, envelope: str, *, app_id: str) -> rsa.RSAPrivateKey:
-        version, _, rest = envelope.partition(":")
-        if version != self.VERSION:
-            raise PRIVATE_KEY_UNREADABLE(f"unknown private key envelope version {version!r}")
-        try:
-            nonce_b64, sealed_b64 = rest.split(":")
-            der = self._aead.decrypt(
-                base64.b64decode(nonce_b64, validate=True),
-                base64.b64decode(sealed_b64, validate=True),
-                app_id.encode("utf-8"),
-            )
-        except (ValueError, binascii.Error, InvalidTag) as error:
-            raise PRIVATE_KEY_UNREADABLE() from error
+        der = self._key.open(envelope, context=app_id)
         # Only seal() makes envelopes, from RSA keys, and the GCM tag vouches that this is one of them.
         return cast(rsa.RSAPrivateKey, serialization.load_der_private_key(der, password=None))
 

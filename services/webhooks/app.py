@@ -21,6 +21,7 @@ from services.webhooks.apps import AppDirectory
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.grpc_api import WebhookServicer
 from services.webhooks.intake import Intake
+from services.webhooks.master_key import load_sealing_key
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import RetryPolicy
 from services.webhooks.pruning import Pruner
@@ -45,7 +46,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     settings = runtime.settings.webhooks
     engine = create_engine(runtime.settings.database_url_for(ServiceName.WEBHOOKS))
     facts = Outbox(outbox, engine, runtime.events)
-    store = WebhookStore(engine, facts)
+    store = WebhookStore(engine, facts, load_sealing_key(runtime.settings))
     policy = RetryPolicy(settings.retry_delays_s())
     metrics = WebhookMetrics(runtime.metrics)
     sender = WebhookSender(
@@ -85,7 +86,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     )
 
     async def prepare() -> None:
-        await upgrade_to_head(engine, "services.webhooks")
+        await upgrade_to_head(engine, "services.webhooks", runtime.settings)
 
     runtime.on_start(prepare)
     runtime.on_ready(facts.start)

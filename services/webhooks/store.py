@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.core.db import UtcDateTime
 from services.core.errors import INVALID_ARGUMENT, NOT_FOUND
 from services.core.outbox import Outbox, outbox_table
+from services.core.sealing import SealingKey
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from services.webhooks.policy import Outcome
@@ -72,8 +73,9 @@ signing_secrets = Table(
     "webhook_secrets",
     metadata,
     Column("biz_name", String(128), primary_key=True),
-    Column("secret", String(128), nullable=False),
-    Column("previous_secret", String(128), nullable=True),
+    # SealingKey envelopes (`v1:...`) of the `whsec_` secrets, with the biz_name as associated data.
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
     Column("previous_valid_until", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -137,6 +139,11 @@ _STATUS_OF = {
     Outcome.DEAD_LETTERED: DEAD,
     Outcome.ENDPOINT_DISABLED: DEAD,
 }
+
+
+def seal_secret(key: SealingKey, secret: str, biz_name: str) -> str:
+    """The stored form of an app's signing secret (also what the migration 0003 writes)."""
+    return key.seal(secret.encode("utf-8"), context=biz_name)
 
 
 def seed_endpoint_id(biz_name: str, kind: str) -> str:
@@ -211,9 +218,11 @@ def _fact(record: AttemptRecord) -> events_pb2.DeliveryAttempted:
 
 
 class WebhookStore:
-    def __init__(self, engine: AsyncEngine, outbox_: Outbox) -> None:
+    def __init__(self, engine: AsyncEngine, outbox_: Outbox, sealing_key: SealingKey) -> None:
         self._engine = engine
         self._outbox = outbox_
+        # Signing secrets are written sealed and opened as they are read: the rows hold no secret.
+        self._sealing_key = sealing_key
 
     # Endpoints
 
@@ -351,7 +360,7 @@ class WebhookStore:
         async with self._engine.connect() as connection:
             row = await self._secret_row(connection, biz_name)
         if row is not None:
-            return SigningSecrets(row.secret, row.previous_secret, row.previous_valid_until)
+            return self._opened(row)
         async with self._engine.begin() as connection:
             row = await self._secret_row(connection, biz_name)
             if row is None:
@@ -359,14 +368,14 @@ class WebhookStore:
                     async with connection.begin_nested():
                         await connection.execute(
                             signing_secrets.insert().values(
-                                biz_name=biz_name, secret=new_secret(), created_at=now
+                                biz_name=biz_name, secret=self._sealed(new_secret(), biz_name), created_at=now
                             )
                         )
                 except IntegrityError:
                     pass  # another replica created it first: use theirs
                 row = await self._secret_row(connection, biz_name)
             assert row is not None
-            return SigningSecrets(row.secret, row.previous_secret, row.previous_valid_until)
+            return self._opened(row)
 
     async def rotate_secret(self, biz_name: str, now: datetime) -> SigningSecrets:
         current = await self.secrets(biz_name, now)
@@ -376,13 +385,23 @@ class WebhookStore:
                 update(signing_secrets)
                 .where(signing_secrets.c.biz_name == biz_name)
                 .values(
-                    secret=rotated.current,
-                    previous_secret=rotated.previous,
+                    secret=self._sealed(rotated.current, biz_name),
+                    previous_secret=self._sealed(rotated.previous, biz_name) if rotated.previous else None,
                     previous_valid_until=rotated.previous_valid_until,
                     created_at=now,
                 )
             )
         return rotated
+
+    def _sealed(self, secret: str, biz_name: str) -> str:
+        return seal_secret(self._sealing_key, secret, biz_name)
+
+    def _opened(self, row: Row[Any]) -> SigningSecrets:
+        def opened(sealed: str) -> str:
+            return self._sealing_key.open(sealed, context=row.biz_name).decode("utf-8")
+
+        previous = opened(row.previous_secret) if row.previous_secret else None
+        return SigningSecrets(opened(row.secret), previous, row.previous_valid_until)
 
     @staticmethod
     async def _secret_row(connection: AsyncConnection, biz_name: str) -> Row[Any] | None:
