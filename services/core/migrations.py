@@ -51,15 +51,18 @@ def _config(package: str, connection: Connection | None = None, settings: Settin
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine, package: str, settings: Settings | None = None) -> None:
+async def upgrade_to_head(
+    engine: AsyncEngine, package: str, settings: Settings | None = None, *, revision: str = "head"
+) -> None:
     """Apply every migration of `package` (for example "services.billing") that the database lacks;
-    `settings` reach the migrations that need them (`migration_settings`)."""
+    `settings` reach the migrations that need them (`migration_settings`). Tests stop at an older
+    `revision` to write rows as it had them."""
     try:
         ensure_sqlite_folder(engine)
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync, settings), "head"))
+            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync, settings), revision))
     except (OperationalError, OSError) as error:
         where = engine.url.render_as_string(hide_password=True)
         reason = getattr(error, "orig", None) or getattr(error, "strerror", None) or error

@@ -13,10 +13,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.config import Settings, WebhooksSettings
 from services.core.db import create_engine
 from services.core.events import EventPublisher, create_broker
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
+from services.webhooks.master_key import load_sealing_key
 from services.webhooks.policy import Outcome
 from services.webhooks.pruning import Pruner
 from services.webhooks.store import (
@@ -31,11 +33,13 @@ from services.webhooks.store import (
 )
 from tests.integration.schema_drift import schema_drift
 from tests.postgres import fresh_database_url
+from tests.testing import MASTER_KEY
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
+SETTINGS = Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,7 +60,9 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 def store_on(engine: AsyncEngine) -> WebhookStore:
     # The outbox is only written to here (no relay runs): its broker is never connected.
     broker = create_broker("127.0.0.1:1", client_id="store-tests", tracer_provider=TracerProvider())
-    return WebhookStore(engine, Outbox(outbox, engine, EventPublisher(broker, source="//tests")))
+    return WebhookStore(
+        engine, Outbox(outbox, engine, EventPublisher(broker, source="//tests")), load_sealing_key(SETTINGS)
+    )
 
 
 def delivery(event_id: str, room: str, endpoint_id: str = "ep_1") -> NewDelivery:

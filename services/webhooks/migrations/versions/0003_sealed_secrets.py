@@ -27,17 +27,16 @@ secrets = sa.table(
 
 
 def upgrade() -> None:
+    plain = [row for row in _rows() if not SealingKey.is_envelope(row.secret)]
+    # The key first, before any change: SQLite does not roll back the table rebuild of a failed migration.
+    # A new database, or one sealed already, needs none here (the service asks for it anyway).
+    key = load_sealing_key(migration_settings()) if plain else None
     with op.batch_alter_table("webhook_secrets") as batch:
         batch.alter_column("secret", type_=sa.Text(), existing_type=sa.String(128), existing_nullable=False)
         batch.alter_column(
             "previous_secret", type_=sa.Text(), existing_type=sa.String(128), existing_nullable=True
         )
-    plain = [row for row in _rows() if not SealingKey.is_envelope(row.secret)]
-    if not plain:
-        # A new database, or one sealed already: no key needed here (the service asks for it anyway).
-        return
-    key = load_sealing_key(migration_settings())
-    for row in plain:
+    for row in plain if key is not None else []:
         _write(row.biz_name, *(seal_secret(key, value, row.biz_name) if value else None for value in row[1:]))
 
 
