@@ -71,6 +71,7 @@ def one_node_values(kafka: str, database_url: str, ports: dict[str, int]) -> dic
         "secrets": {
             "databaseUrl": database_url,
             "licenceMasterKey": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "webhooksMasterKey": base64.b64encode(secrets.token_bytes(32)).decode(),
         },
         "migrations": {"enabled": False},
         "extraEnv": {

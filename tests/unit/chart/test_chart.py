@@ -26,6 +26,7 @@ REQUIRED = {
     "secrets": {
         "databaseUrl": "postgresql+asyncpg://parley:secret@postgres:5432/parley",
         "licenceMasterKey": "c2VhbGluZyBrZXkgb2YgYXQgbGVhc3QgMzIgcmFuZG9tIGJ5dGVz",
+        "webhooksMasterKey": "d2ViaG9va3Mga2V5IG9mIGF0IGxlYXN0IDMyIHJhbmRvbSBieXRlcw==",
     },
 }
 PRODUCTION = {
@@ -197,7 +198,14 @@ def test_migrations_hook_before_install_and_upgrade(
         return
     (job,) = jobs
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["services.cli.main", "migrate"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["services.cli.main", "migrate"]
+    # Migration 0003 seals the webhook secrets an earlier version kept in plain text with this key.
+    env = {item["name"]: item for item in container["env"]}
+    assert env["PARLEY_WEBHOOKS__MASTER_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    if name == "default":
+        hook_secret = next(s for s in of_kind(objects, "Secret") if s["metadata"]["name"] == "parley-migrate")
+        assert hook_secret["stringData"]["PARLEY_WEBHOOKS__MASTER_KEY"] == REQUIRED["secrets"]["webhooksMasterKey"]
 
 
 def test_production_values_render_their_options() -> None:
@@ -221,6 +229,9 @@ def test_the_charts_topics_are_the_catalogues() -> None:
 def test_missing_required_values_stop_the_render_with_their_name() -> None:
     with pytest.raises(HelmRenderError, match=r"kafka\.bootstrapServers"):
         render({"secrets": REQUIRED["secrets"]})
+    without_webhooks_key = {k: v for k, v in REQUIRED["secrets"].items() if k != "webhooksMasterKey"}
+    with pytest.raises(HelmRenderError, match=r"secrets\.webhooksMasterKey is required in production"):
+        render({**REQUIRED, "secrets": without_webhooks_key})
 
 
 def test_a_broken_template_fails_the_render(tmp_path: Path) -> None:
