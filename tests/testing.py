@@ -19,10 +19,10 @@ What it starts:
 - `Instance(name, process=True)` runs that one as a real OS process (`python -m services.<name>` with
   `PARLEY_*` variables, log in `<data_dir>/logs/<key>.log`), for tests that SIGKILL a service and start it
   again: `await platform.kill("billing")`, `await platform.restart("billing")`.
-- Settings: loopback listeners and free ports, licence and webhooks master keys, ICE candidates on 127.0.0.0/8;
-  `settings=` is laid over them for every instance, `Instance(settings=)` for that instance only (nested
-  mappings, merged key by key). Databases are SQLite files in the data folder unless `database_url` is
-  given (`tests/postgres.py`'s `fresh_database_url` makes one in a fresh PostgreSQL schema).
+- Settings: loopback listeners and free ports, licence and webhooks master keys, ICE candidates on
+  127.0.0.0/8; `settings=` is laid over them for every instance, `Instance(settings=)` for that instance
+  only (nested mappings, merged key by key). Databases are SQLite files in the data folder unless
+  `database_url` is given (`tests/postgres.py`'s `fresh_database_url` makes one in a fresh PostgreSQL schema).
 - A second instance of a service (two gateways, two relays) gets a gRPC port of its own and the key
   `<name>-2`, `<name>-3`, ...; the other services reach the first one. `await platform.start(Instance(...))`
   adds one during a test, `await platform.stop(key)` stops one early.

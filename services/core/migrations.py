@@ -62,7 +62,9 @@ async def upgrade_to_head(
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await connection.run_sync(lambda sync: command.upgrade(_config(package, sync, settings), revision))
+            await connection.run_sync(
+                lambda sync: command.upgrade(_config(package, sync, settings), revision)
+            )
     except (OperationalError, OSError) as error:
         where = engine.url.render_as_string(hide_password=True)
         reason = getattr(error, "orig", None) or getattr(error, "strerror", None) or error

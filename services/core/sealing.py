@@ -89,7 +89,8 @@ def load_master_secret(
         return secret
     if settings.environment != "development":
         raise StartupError(
-            f"{setting} is required outside development (Base64 of 32 random bytes: `openssl rand -base64 32`)"
+            f"{setting} is required outside development "
+            "(Base64 of 32 random bytes: `openssl rand -base64 32`)"
         )
     path = settings.data_dir / development_file
     try:

@@ -1,6 +1,7 @@
 """Signing secrets sealed at rest: the database holds envelopes, never a `whsec_` secret, while deliveries
 still verify at a real receiver with the secret the operator reads; the migration 0003 seals the secrets
-earlier versions kept in plain text, and a store with another master key refuses to sign with them."""
+earlier versions kept in plain text (and its downgrade opens them again), and a store with another master
+key refuses to sign with them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from opentelemetry.sdk.trace import TracerProvider
 from parley.webhooks.v1 import webhooks_pb2
 from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
@@ -20,7 +22,7 @@ from services.core.config import ServiceName, Settings, WebhooksSettings
 from services.core.db import create_engine
 from services.core.errors import ParleyError, StartupError
 from services.core.events import EventPublisher, create_broker
-from services.core.migrations import upgrade_to_head
+from services.core.migrations import _config, upgrade_to_head
 from services.core.outbox import Outbox
 from services.webhooks.errors import SECRET_UNREADABLE
 from services.webhooks.master_key import load_sealing_key
@@ -60,7 +62,9 @@ def store_on(engine: AsyncEngine, settings: Settings) -> WebhookStore:
 
 async def secret_rows(engine: AsyncEngine) -> list[tuple[str, str, str | None]]:
     async with engine.connect() as connection:
-        query = select(signing_secrets.c.biz_name, signing_secrets.c.secret, signing_secrets.c.previous_secret)
+        query = select(
+            signing_secrets.c.biz_name, signing_secrets.c.secret, signing_secrets.c.previous_secret
+        )
         return [tuple(row) for row in await connection.execute(query.order_by(signing_secrets.c.biz_name))]
 
 
@@ -113,6 +117,13 @@ async def test_the_migration_seals_the_secrets_kept_in_plain_text(unmigrated: As
     assert caught.value.kind is SECRET_UNREADABLE
     assert "PARLEY_WEBHOOKS__MASTER_KEY" in caught.value.message
 
+    # A downgrade gives the code before 0003 its plain secrets back.
+    async with unmigrated.begin() as connection:
+        await connection.run_sync(
+            lambda sync: command.downgrade(_config("services.webhooks", sync, SETTINGS), "0002")
+        )
+    assert await secret_rows(unmigrated) == [("b_rotated", current, previous), ("b_single", only, None)]
+
 
 async def test_the_database_holds_no_plain_secret_while_deliveries_verify(tmp_path: Path) -> None:
     receiver = Receiver()
@@ -153,7 +164,9 @@ async def test_the_database_holds_no_plain_secret_while_deliveries_verify(tmp_pa
             finally:
                 await engine.dispose()
             assert biz_name == app.biz_name
-            assert stored.startswith("v1:") and stored_previous is not None and stored_previous.startswith("v1:")
+            assert (
+                stored.startswith("v1:") and stored_previous is not None and stored_previous.startswith("v1:")
+            )
             for plain in (secret, rotated, secret.removeprefix("whsec_"), rotated.removeprefix("whsec_")):
                 assert plain not in stored and plain not in stored_previous
     finally:

@@ -205,7 +205,10 @@ def test_migrations_hook_before_install_and_upgrade(
     assert env["PARLEY_WEBHOOKS__MASTER_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
     if name == "default":
         hook_secret = next(s for s in of_kind(objects, "Secret") if s["metadata"]["name"] == "parley-migrate")
-        assert hook_secret["stringData"]["PARLEY_WEBHOOKS__MASTER_KEY"] == REQUIRED["secrets"]["webhooksMasterKey"]
+        assert (
+            hook_secret["stringData"]["PARLEY_WEBHOOKS__MASTER_KEY"]
+            == REQUIRED["secrets"]["webhooksMasterKey"]
+        )
 
 
 def test_production_values_render_their_options() -> None:

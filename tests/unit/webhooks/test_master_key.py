@@ -17,7 +17,9 @@ from services.webhooks.signing import new_secret
 
 
 def configured(secret: bytes, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, webhooks=WebhooksSettings(master_key=base64.b64encode(secret).decode()))
+    return Settings(
+        data_dir=tmp_path, webhooks=WebhooksSettings(master_key=base64.b64encode(secret).decode())
+    )
 
 
 def test_production_refuses_to_start_without_a_master_key(tmp_path: Path) -> None:
@@ -47,4 +49,3 @@ def test_another_master_key_opens_no_secret_and_says_which_setting(tmp_path: Pat
         load_sealing_key(configured(b"b" * 32, tmp_path)).open(sealed, context="b_1")
     assert caught.value.kind is SECRET_UNREADABLE
     assert "PARLEY_WEBHOOKS__MASTER_KEY" in caught.value.message
-

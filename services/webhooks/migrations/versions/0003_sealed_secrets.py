@@ -5,6 +5,9 @@ Revision ID: 0003
 Revises: 0002
 """
 
+from collections.abc import Callable
+from functools import partial
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -26,8 +29,11 @@ secrets = sa.table(
 )
 
 
+Row = tuple[str, str, str | None]
+
+
 def upgrade() -> None:
-    plain = [row for row in _rows() if not SealingKey.is_envelope(row.secret)]
+    plain = [row for row in _rows() if not SealingKey.is_envelope(row[1])]
     # The key first, before any change: SQLite does not roll back the table rebuild of a failed migration.
     # A new database, or one sealed already, needs none here (the service asks for it anyway).
     key = load_sealing_key(migration_settings()) if plain else None
@@ -36,18 +42,18 @@ def upgrade() -> None:
         batch.alter_column(
             "previous_secret", type_=sa.Text(), existing_type=sa.String(128), existing_nullable=True
         )
-    for row in plain if key is not None else []:
-        _write(row.biz_name, *(seal_secret(key, value, row.biz_name) if value else None for value in row[1:]))
+    if key is not None:
+        for row in plain:
+            _write(row, partial(seal_secret, key))
 
 
 def downgrade() -> None:
     # The code before 0003 signs with what the row holds: give it the secrets back in plain text.
-    sealed = [row for row in _rows() if SealingKey.is_envelope(row.secret)]
+    sealed = [row for row in _rows() if SealingKey.is_envelope(row[1])]
     if sealed:
         key = load_sealing_key(migration_settings())
         for row in sealed:
-            opened = (key.open(value, context=row.biz_name).decode() if value else None for value in row[1:])
-            _write(row.biz_name, *opened)
+            _write(row, partial(_opened, key))
     with op.batch_alter_table("webhook_secrets") as batch:
         batch.alter_column("secret", type_=sa.String(128), existing_type=sa.Text(), existing_nullable=False)
         batch.alter_column(
@@ -55,13 +61,22 @@ def downgrade() -> None:
         )
 
 
-def _rows() -> list[sa.Row[tuple[str, str, str | None]]]:
-    return list(op.get_bind().execute(sa.select(secrets.c.biz_name, secrets.c.secret, secrets.c.previous_secret)))
+def _opened(key: SealingKey, envelope: str, biz_name: str) -> str:
+    return key.open(envelope, context=biz_name).decode("utf-8")
 
 
-def _write(biz_name: str, secret: str | None, previous_secret: str | None) -> None:
+def _rows() -> list[Row]:
+    query = sa.select(secrets.c.biz_name, secrets.c.secret, secrets.c.previous_secret)
+    return [(row.biz_name, row.secret, row.previous_secret) for row in op.get_bind().execute(query)]
+
+
+def _write(row: Row, change: Callable[[str, str], str]) -> None:
+    """`change(value, biz_name)` on both secrets of the row."""
+    biz_name, secret, previous = row
     op.get_bind().execute(
         sa.update(secrets)
         .where(secrets.c.biz_name == biz_name)
-        .values(secret=secret, previous_secret=previous_secret)
+        .values(
+            secret=change(secret, biz_name), previous_secret=change(previous, biz_name) if previous else None
+        )
     )
