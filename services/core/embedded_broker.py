@@ -4,6 +4,7 @@ bound to 127.0.0.1 only. It keeps nothing across a restart, so it is for develop
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import subprocess
 import time
@@ -38,17 +39,26 @@ def _tansu_binary() -> str:
         raise StartupError(f"Tansu {TANSU_VERSION} broker binary not found: {error}") from None
 
 
+# Ports are picked below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): a port
+# from that range, free when probed, can be handed to any outgoing connection before the process it was
+# picked for binds it. Below the range only other deliberate picks compete, and a random pick makes two
+# of them meeting rare.
+PICKABLE_PORTS = range(20000, 32768)
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    for _ in range(200):
+        port = random.choice(PICKABLE_PORTS)
+        if port_is_free(host, port):
+            return port
+    raise RuntimeError(f"no free port on {host} in {PICKABLE_PORTS}")
 
 
 def free_port_block(count: int, host: str = LOOPBACK) -> int:
     """The first of `count` consecutive free ports (for `parley up --grpc-port-base` in tests and benches)."""
     for _ in range(200):
-        base = free_port(host)
-        if base + count < 65535 and all(port_is_free(host, base + i) for i in range(count)):
+        base = random.choice(PICKABLE_PORTS[: -count])
+        if all(port_is_free(host, base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports on {host}")
 
