@@ -81,6 +81,9 @@ class Instance:
     process: bool = False
     # How the test names it; by default the service's name, then `<name>-2`, `<name>-3`, ...
     key: str | None = None
+    # A process that is not waited for to serve: a standby room manager serves only once it leads
+    # (`Platform.until_serving` waits for it).
+    standby: bool = False
 
 
 @dataclass
@@ -97,6 +100,7 @@ class RunningService:
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     stopped: bool = False
+    standby: bool = False
 
     @property
     def grpc_address(self) -> str:
@@ -319,7 +323,7 @@ class Platform:
         if instance.process and instance.name is ServiceName.GATEWAY:
             own["gateway"] = {"http_port": free_port()}
         merged = _merge(_merge(self._base, own), instance.settings)
-        service = RunningService(key, instance.name, Settings(**merged))
+        service = RunningService(key, instance.name, Settings(**merged), standby=instance.standby)
         if instance.process:
             (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
             service.env = inherit_env(**_as_env(merged))
@@ -341,7 +345,12 @@ class Platform:
         assert service.log_path is not None
         module = python_module(f"services.{service.name.value}")
         service.process = spawn(module, env=service.env, log_path=service.log_path)
-        await self._wait_until_serving(service)
+        if not service.standby:
+            await self._wait_until_serving(service)
+
+    async def until_serving(self, key: str | ServiceName) -> None:
+        """Return once a service started as a process serves (a standby, once it took over)."""
+        await self._wait_until_serving(self[key])
 
     async def _wait_until_serving(self, service: RunningService) -> None:
         assert service.process is not None and service.log_path is not None

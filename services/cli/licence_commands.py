@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -46,7 +46,16 @@ def app_show(biz_name: BizName, url: UrlOption = DEFAULT_URL, token: TokenOption
 @apps.command("rotate-key")
 def app_rotate_key(biz_name: BizName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
     """A new key pair; signatures of the old key stop verifying."""
-    app = Gateway(url, token).call("POST", f"/v1/apps/{biz_name}/rotate-key")
+    _print_key(Gateway(url, token).call("POST", f"/v1/apps/{biz_name}/rotate-key"))
+
+
+@apps.command("reveal-key")
+def app_reveal_key(biz_name: BizName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """The app's current private key again (the seed's 查看密钥)."""
+    _print_key(Gateway(url, token).call("POST", f"/v1/apps/{biz_name}/reveal-key"))
+
+
+def _print_key(app: dict[str, Any]) -> None:
     print_json({key: app[key] for key in ("bizName", "appId", "workspaceId", "privateKey")})
 
 

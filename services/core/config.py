@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -139,6 +139,8 @@ class RoomsSettings(BaseModel):
     call_ring_timeout_s: float = Field(default=30.0, gt=0)
     # How long the room manager waits for the licence service's word on a device's call.
     licence_timeout_s: float = Field(default=5.0, gt=0)
+    # How long an app's autoRecord setting from the licence service is used before being asked again.
+    app_settings_ttl_s: float = Field(default=30.0, ge=0)
     # Relays report their load every third of this; a relay silent for this long gets no new rooms.
     relay_lease_s: float = Field(default=15.0, gt=0)
     # Where live room state is kept (docs/decisions.md): "memory" in this process (the embedded default,
@@ -146,8 +148,9 @@ class RoomsSettings(BaseModel):
     store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "parley:rooms:"
-    # On the Redis store, each room has one owning room manager, by a lease of this many seconds it renews
-    # every third of it; a room whose owner died is taken over by another within about this long.
+    # On the Redis store, one room manager leads and owns every room, call and session, by leases of this
+    # many seconds it renews every third of it; the others stand by, not serving, and one takes over within
+    # about this long once the leader died.
     room_lease_s: float = Field(default=10.0, gt=0)
 
 
@@ -205,6 +208,11 @@ class RelaySettings(BaseModel):
     flood_window_s: float = Field(default=2.0, gt=0)
 
 
+def cidr_list(text: str) -> list[str]:
+    """A setting's comma-separated CIDRs (the SSRF guard's allow-lists, services/core/ssrf.py)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class RecorderSettings(BaseModel):
     """Cloud recording (docs/recording.md, settings `PARLEY_RECORDER__*`)."""
 
@@ -230,10 +238,71 @@ class RecorderSettings(BaseModel):
     object_store_access_key_id: str = ""
     # The secret of that access key (never logged).
     object_store_secret_access_key: SecretStr = SecretStr("")
+    # Encryption at rest in the object store, by the store itself (S3 server-side encryption): "AES256"
+    # (keys the store manages, SSE-S3), "aws:kms" or "aws:kms:dsse" (with `object_store_kms_key_id`, or the
+    # store's default key); empty sends no encryption header (the bucket's default applies).
+    object_store_encryption: Literal["", "AES256", "aws:kms", "aws:kms:dsse"] = ""
+    object_store_kms_key_id: str = ""
     # Tries per upload (and per delete) before it counts as failed (100201).
     upload_attempts: int = Field(default=5, ge=1)
     # The first wait between tries, in seconds; then exponential with jitter, at most 10 s (stamina).
     upload_wait_initial_s: float = Field(default=0.5, gt=0)
+    # Warnings while recording (seed 002 recording callback, docs/recording.md "Warnings"): a stream that
+    # delivers nothing for this long is 500301 (stream disconnected).
+    stall_warning_s: float = Field(default=5.0, gt=0)
+    # Video slower than this many frames a second over `frame_rate_window_s` is 500302 (low frame rate).
+    low_frame_rate_fps: float = Field(default=5.0, ge=0)
+    frame_rate_window_s: float = Field(default=5.0, gt=0)
+    # Less free space than this in the storage folder is 50 (recording warning); 0 turns the check off.
+    low_disk_warning_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Watermark images given by http(s) URL are fetched through the SSRF guard (services/core/ssrf.py):
+    # these networks (comma-separated CIDRs) are allowed even when private, loopback, link-local, CGNAT,
+    # multicast or a metadata address (tests: 127.0.0.1/32).
+    image_allowed_targets: str = ""
+    # How long a watermark image may take to come, and how large it may be.
+    image_fetch_timeout_s: float = Field(default=5.0, gt=0)
+    image_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+
+    # Retention (docs/recording.md "Retention"): files of recordings that started more than this many days
+    # ago are deleted (event 910003 each); 0 keeps them. `app_retention_days` sets an app's own,
+    # `bizName=days` separated by commas (0 keeps that app's files).
+    retention_days: float = Field(default=0.0, ge=0)
+    app_retention_days: str = ""
+    # How often the recorder looks for expired files.
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
+    def image_allowed_networks(self) -> list[str]:
+        return cidr_list(self.image_allowed_targets)
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> RecorderSettings:
+        if self.object_store_kms_key_id and not self.object_store_encryption.startswith("aws:kms"):
+            raise ValueError("object_store_kms_key_id needs object_store_encryption aws:kms or aws:kms:dsse")
+        return self
+
+    @field_validator("app_retention_days")
+    @classmethod
+    def _app_retention_days_read(cls, value: str) -> str:
+        _retention_by_app(value)
+        return value
+
+    def retention_by_app(self) -> dict[str, float]:
+        return _retention_by_app(self.app_retention_days)
+
+
+def _retention_by_app(text: str) -> dict[str, float]:
+    by_app: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        biz_name, _, days = part.partition("=")
+        try:
+            by_app[biz_name.strip()] = float(days)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not bizName=days") from None
+    if any(days < 0 or not biz_name for biz_name, days in by_app.items()):
+        raise ValueError("each entry is a bizName and 0 or more days")
+    return by_app
 
 
 class BillingSettings(BaseModel):
@@ -280,7 +349,7 @@ class WebhooksSettings(BaseModel):
         return delays
 
     def allowed_networks(self) -> list[str]:
-        return [part.strip() for part in self.allowed_targets.split(",") if part.strip()]
+        return cidr_list(self.allowed_targets)
 
 
 class OpsSettings(BaseModel):

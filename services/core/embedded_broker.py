@@ -57,7 +57,7 @@ def free_port(host: str = LOOPBACK) -> int:
 def free_port_block(count: int, host: str = LOOPBACK) -> int:
     """The first of `count` consecutive free ports (for `parley up --grpc-port-base` in tests and benches)."""
     for _ in range(200):
-        base = random.choice(PICKABLE_PORTS[: -count])
+        base = random.choice(PICKABLE_PORTS[:-count])
         if all(port_is_free(host, base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports on {host}")

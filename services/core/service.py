@@ -81,6 +81,7 @@ class ServiceRuntime:
         self._consumers: asyncio.Task[None] | None = None
         self._drain_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
+        self._stop_requested = asyncio.Event()
 
     def on_migrate(self, hook: Hook) -> None:
         """Run `hook` to bring the service's database to its schema: at start (unless
@@ -201,13 +202,27 @@ class ServiceRuntime:
             log.exception("broker_stop_failed")
         self.tracer_provider.shutdown()
 
+    def request_stop(self) -> None:
+        """Stop as SIGTERM would (drain, then stop): for a service that must not go on serving."""
+        self._stop_requested.set()
+
     async def serve_until_signalled(self) -> None:
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await self.start()
-        await stop.wait()
+            loop.add_signal_handler(signum, self._stop_requested.set)
+        starting = asyncio.create_task(self.start(), name="service-start")
+        stopping = asyncio.create_task(self._stop_requested.wait(), name="service-stop-requested")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            # Asked to stop while still starting (a start hook may wait, e.g. a standby room manager for its
+            # turn): `start` undoes what had started.
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return
+        if starting.exception() is not None:
+            stopping.cancel()
+        starting.result()
+        await stopping
         await self.drain()
         await self.stop()
 

@@ -22,6 +22,7 @@ from services.core.service import ServiceRuntime
 from services.gateway.billing_routes import billing_router
 from services.gateway.call_commands import CallCommands
 from services.gateway.commands import Commands, ConnectThrottle
+from services.gateway.console_routes import CONSOLE_ASSETS_PATH, console_assets, console_router
 from services.gateway.health import PlatformHealth
 from services.gateway.http_api import create_http_app, operator_only
 from services.gateway.ice_servers import IceServerGrant
@@ -116,6 +117,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     )
     origins = OriginPolicy(settings.allowed_origins)
     app.include_router(web_router(origins))
+    # The console's page and assets are public; every API call it makes is an operator's (docs/console.md).
+    app.include_router(console_router())
+    app.mount(CONSOLE_ASSETS_PATH, console_assets(), name="console-assets")
     endpoint = WebSocketEndpoint(
         commands, sessions, limits, origins=origins, connection_ended=room_sessions.connection_ended
     )
@@ -133,7 +137,7 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=runtime.tracer_provider,
-        excluded_urls="healthz,livez,readyz,metrics,ws/v1,sdk,phone",
+        excluded_urls="healthz,livez,readyz,metrics,ws/v1,sdk,phone,console",
     )
     http = HttpServer(
         app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes

@@ -261,6 +261,13 @@ def licence_operator_router(licence: LicenceServiceStub) -> APIRouter:
         )
         return AppWithKeyOut.with_key(answer)
 
+    @router.post("/apps/{biz_name}/reveal-key", summary="The app's current private key again (查看密钥)")
+    async def reveal_key(biz_name: str) -> AppWithKeyOut:
+        answer = await licence.RevealAppKey(
+            licence_pb2.GetAppRequest(biz_name=biz_name), timeout=RPC_TIMEOUT_S
+        )
+        return AppWithKeyOut.with_key(answer)
+
     @router.delete("/apps/{biz_name}", status_code=204, summary="Delete a call app")
     async def delete_app(biz_name: str) -> None:
         await licence.DeleteApp(licence_pb2.GetAppRequest(biz_name=biz_name), timeout=RPC_TIMEOUT_S)

@@ -12,7 +12,7 @@ import json
 from enum import IntEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from services.core.errors import ErrorKind, ParleyError
 from services.gateway.errors import INVALID_PARAMS, MALFORMED_MESSAGE
@@ -73,6 +73,19 @@ class RecordExt(BaseModel):
     record_strong_depend: bool = Field(default=True, alias="recordStrongDepend")
     # Appendix 7's recordParam object, kept as given for the recorder.
     record_param: dict[str, Any] | None = Field(default=None, alias="recordParam")
+    # The app's batch id for this recording, echoed in its events and callbacks (the seed spells it so).
+    record_third_id: Annotated[str, StringConstraints(max_length=255)] = Field(
+        default="", alias="record_third_id"
+    )
+    # The recording's folder in the recorder's storage; the recorder checks it (-91035).
+    file_path: Annotated[str, StringConstraints(max_length=200)] = Field(default="", alias="filePath")
+
+    @model_validator(mode="after")
+    def _file_path_needs_default_record(self) -> RecordExt:
+        # Seed 002 InitRoomConfig: "若指定 filePath, 则需指定 defaultRecord 为 true".
+        if self.file_path and not self.default_record:
+            raise ValueError("filePath needs defaultRecord true")
+        return self
 
 
 # Seed 002 config_param `engine`: 0 ALIPAY (Parley's relay, default), 1 ALIYUN, 2 P2P. The room manager

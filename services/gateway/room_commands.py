@@ -174,6 +174,8 @@ class RoomCommands:
             default_record=ext.default_record,
             record_strong_depend=ext.record_strong_depend,
             record_param_json=json.dumps(ext.record_param) if ext.record_param is not None else "",
+            record_third_id=ext.record_third_id,
+            file_path=ext.file_path,
         )
         created = await self._ask(
             session,
@@ -187,6 +189,7 @@ class RoomCommands:
             "room_id": created.room.room_id,
             "rtoken": created.room.rtoken,
             "record_id": created.record_id,
+            "record_third_id": ext.record_third_id,
         }
 
     async def _join_room(self, session: Session, params: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,13 @@ class Apps:
             await unit.stage(AppChanged(rotated, key_rotated=True))
         return rotated, keys.export_private_key(private_key)
 
+    async def reveal_key(self, biz_name: str) -> tuple[AppRecord, str]:
+        """The app and its current private key (Base64 PKCS#8 DER), as create_app answered it: the
+        operator's 查看密钥 (seed 002 5.1)."""
+        sealed = await self._sealed(biz_name)
+        private_key = self._master_key.open(sealed.private_key_sealed, app_id=sealed.app.app_id)
+        return sealed.app, keys.export_private_key(private_key)
+
     async def delete_app(self, biz_name: str) -> AppRecord:
         """Delete the app with everything under it: licence pools (used or not), activations, snTickets,
         registrations, users and authorisations. Its devices can no longer call (-2) and their sns may be
@@ -126,10 +133,7 @@ class Apps:
         return app
 
     async def issue_signature(self, biz_name: str, uid: str, ttl: str) -> signatures.TemporarySignature:
-        async with self._store.reading() as reads:
-            sealed = await reads.find_sealed_app(biz_name)
-        if sealed is None:
-            raise APP_NOT_FOUND(f"no app has bizName {biz_name!r}")
+        sealed = await self._sealed(biz_name)
         app = sealed.app
         private_key = self._master_key.open(sealed.private_key_sealed, app_id=app.app_id)
         return signatures.sign_temporary(
@@ -141,6 +145,13 @@ class Apps:
             ttl=ttl,
             now_ms=_epoch_ms(self._clock()),
         )
+
+    async def _sealed(self, biz_name: str) -> SealedApp:
+        async with self._store.reading() as reads:
+            sealed = await reads.find_sealed_app(biz_name)
+        if sealed is None:
+            raise APP_NOT_FOUND(f"no app has bizName {biz_name!r}")
+        return sealed
 
     async def verify_signature(self, biz_name: str, uid: str, signature: str) -> VerifiedSignature:
         """Raises -102 with a reason saying which check failed; an unknown bizName is one of them."""

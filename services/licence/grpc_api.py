@@ -56,6 +56,12 @@ class LicenceServicer(licence_pb2_grpc.LicenceServiceServicer):
         message = messages.app_message(app)
         return licence_pb2.AppWithKey(app=message, private_key=private_key)
 
+    async def RevealAppKey(
+        self, request: licence_pb2.GetAppRequest, context: Context
+    ) -> licence_pb2.AppWithKey:
+        app, private_key = await self._licensing.apps.reveal_key(request.biz_name)
+        return licence_pb2.AppWithKey(app=messages.app_message(app), private_key=private_key)
+
     async def DeleteApp(
         self, request: licence_pb2.GetAppRequest, context: Context
     ) -> licence_pb2.DeleteAppResponse:

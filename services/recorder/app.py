@@ -1,7 +1,10 @@
 """Wires the recorder together: jobs in its database with their events in its outbox, the API behind
-gRPC, the room manager's facts that add and end feeds, and the storage folder for files."""
+gRPC, the room manager's facts that add and end feeds, the storage folder for files, and retention."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
 from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
@@ -60,14 +63,28 @@ def build(runtime: ServiceRuntime) -> Recorder:
             raise StartupError(f"recordings folder {storage_dir} is not usable: {error.strerror}") from None
         await recorder.recover()
 
+    retention: list[asyncio.Task[None]] = []
+
+    async def start_retention() -> None:
+        retention.append(asyncio.create_task(recorder.keep_retention(), name="recording-retention"))
+
+    async def stop_retention() -> None:
+        for task in retention:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     runtime.on_migrate(migrate)
     runtime.on_start(prepare)
     runtime.metrics.gauge("parley_recordings_active", "Recording jobs running", lambda: recorder.live_jobs)
     runtime.readiness.add("database", lambda: database_answers(engine))
     runtime.on_ready(outbox.start)
+    # After the outbox: retention's events are staged in it.
+    runtime.on_ready(start_retention)
     # Stop hooks run in reverse: live jobs end (their events staged), then the outbox publishes them.
     runtime.on_stop(engine.dispose)
     runtime.on_stop(relays.close)
     runtime.on_stop(outbox.stop)
     runtime.on_stop(recorder.shutdown)
+    runtime.on_stop(stop_retention)
     return recorder

@@ -119,6 +119,9 @@ class FeedCapture:
         self.video_codec = ""
         self.audio_codec = ""
         self.ended = False
+        # Frames received, also while paused (the health of the link, not of the file): health.py.
+        self.frames = 0
+        self.video_frames = 0
         self._closed = False
         self._writing = True
         self._requests: set[asyncio.Future[None]] = set()
@@ -235,6 +238,9 @@ class FeedCapture:
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             if self._closed or not self._writing:
                 return
+            self.frames += 1
+            if kind == "video":
+                self.video_frames += 1
             try:
                 for sink in self.sinks:
                     if kind == "video":

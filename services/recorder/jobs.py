@@ -195,12 +195,13 @@ class RecordJob:
         self.files[file.name] = file
         return self._apply(Transition(EventCode.STREAM_RECORDED, self.state, file.feed_id, file=file))
 
-    def delete_file(self, name: str) -> Transition:
-        """A finished job's file deleted through file management (its files no longer change)."""
+    def delete_file(self, name: str, reason: str = "") -> Transition:
+        """A finished job's file deleted through file management or by retention (its files no longer
+        change); `reason` is the event's message."""
         if self.live or self.state is JobState.UPLOADING:
             raise RECORDING_BUSY(f"the recording is {self.state.name.lower()}: its files are not finished")
         file = self.files.pop(name)
-        return Transition(EventCode.FILE_DELETED, self.state, file.feed_id, file=file)
+        return Transition(EventCode.FILE_DELETED, self.state, file.feed_id, reason, file=file)
 
     def warn(self, code: EventCode, message: str, feed_id: str = "") -> Transition:
         """A warning or a failure of one feed: reported, and the job goes on."""

@@ -54,6 +54,10 @@ class Rect:
     height: int
 
 
+# An image overlap's url: fetched through the SSRF guard (services/recorder/images.py), or given inline.
+IMAGE_URL_SCHEMES = ("http://", "https://", "data:image/")
+
+
 @dataclass(frozen=True)
 class Overlay:
     """One entry of seed 002 `overlaps`: type 1 timestamp, 2 text, 3 image; `tag` empty for the whole
@@ -148,8 +152,8 @@ def parse_overlaps(value: Any) -> tuple[Overlay, ...]:
         size: Any = entry.get("fontSize", 16)
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (x, y, size)):
             raise RECORD_PARAM_INVALID("an overlap's xPosition, yPosition and fontSize are whole numbers")
-        if entry["type"] == 3 and not str(entry.get("url", "")).startswith("data:image/"):
-            raise RECORD_PARAM_INVALID("an image overlap's url is a data:image/ URL (docs/recording.md)")
+        if entry["type"] == 3 and not str(entry.get("url", "")).startswith(IMAGE_URL_SCHEMES):
+            raise RECORD_PARAM_INVALID("an image overlap's url is an http(s) or data:image/ URL")
         overlays.append(
             Overlay(
                 type=entry["type"],

@@ -9,12 +9,15 @@ media with the previous process and is failed with 100105, its files kept as far
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -24,6 +27,7 @@ from parley.relay.v1.relay_pb2_grpc import RelayServiceStub
 from services.core.config import RecorderSettings
 from services.core.errors import ErrorKind, ParleyError
 from services.core.shared_errors import START_FAILED
+from services.core.ssrf import TargetGuard
 from services.recorder.capture import FeedCapture, FeedSource, FileCreateFailed, FrameSink, SubscribeFailed
 from services.recorder.compositor import Compositor, CompositorFailed, SplitFile
 from services.recorder.errors import (
@@ -32,6 +36,7 @@ from services.recorder.errors import (
     RECORD_ENDED,
     RECORD_FILE_UNKNOWN,
     RECORD_NOT_IN_ROOM,
+    RECORD_PARAM_INVALID,
     RECORD_ROOM_NOT_FOUND,
     RECORD_STORAGE_FAILED,
     RECORD_UNKNOWN,
@@ -40,6 +45,8 @@ from services.recorder.errors import (
     WATERMARK_FAILED,
 )
 from services.recorder.files import FORMATS, FeedFile, WriteFailed
+from services.recorder.health import FeedHealth, HealthRules, StorageHealth
+from services.recorder.images import ImageFetcher
 from services.recorder.jobs import FILE_TYPE_LOCAL, EventCode, JobState, RecordFile, RecordJob, Transition
 from services.recorder.layout import in_layout
 from services.recorder.params import Mode, RecordOptions, check_folder, parse_overlaps, parse_record_param
@@ -87,6 +94,8 @@ class LiveJob:
     feeds_seen: set[str] = field(default_factory=set)
     # One change of the job at a time: captures start and end concurrently with stop/pause/resume.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The warnings' state of each connected feed, by feed_id (services/recorder/health.py).
+    health: dict[str, FeedHealth] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -124,6 +133,17 @@ class Recorder:
         self._live: dict[str, LiveJob] = {}
         self._starting = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._images = ImageFetcher(
+            TargetGuard(settings.image_allowed_networks()),
+            timeout_s=settings.image_fetch_timeout_s,
+            max_bytes=settings.image_max_bytes,
+        )
+        self._health_rules = HealthRules(
+            stall_s=settings.stall_warning_s,
+            low_fps=settings.low_frame_rate_fps,
+            window_s=settings.frame_rate_window_s,
+            min_free_bytes=settings.low_disk_warning_bytes,
+        )
 
     @property
     def live_jobs(self) -> int:
@@ -170,6 +190,9 @@ class Recorder:
     ) -> RecordJob:
         options = parse_record_param(record_param_json)
         check_folder(file_path, "file_path")
+        if options.mode is Mode.COMPOSITE:
+            overlays = await self._images.fetched(options.overlays, RECORD_PARAM_INVALID)
+            options = dataclasses.replace(options, overlays=overlays)
         try:
             room = await self._rooms.get(room_id)
         except ParleyError as error:
@@ -205,6 +228,7 @@ class Recorder:
                 await self._store.save(job, [])
         if options.record_total_stream:
             self._spawn(self._check_streams(live))
+        self._spawn(self._watch(live))
         for feed in room.feeds:
             self._spawn(self._add_feed(live, feed, room.relay_address))
         return job
@@ -276,6 +300,7 @@ class Recorder:
             overlays = parse_overlaps(json.loads(overlaps_json or "[]"))
         except (ParleyError, json.JSONDecodeError) as error:
             raise WATERMARK_FAILED(f"overlaps not acceptable: {getattr(error, 'message', error)}") from None
+        overlays = await self._images.fetched(overlays, WATERMARK_FAILED)
         live.compositor.set_overlays(overlays)
         log.info("recording_watermark_changed", record_id=record_id, overlays=len(overlays))
         return live.job
@@ -326,13 +351,64 @@ class Recorder:
             if job.live or job.state is JobState.UPLOADING:
                 raise RECORDING_BUSY(f"recording {job.record_id} is {job.state.name.lower()}")
         for job, file in found:
-            try:
-                await self._storage_of(job).delete(file.path)
-            except StorageFailed as error:
-                raise RECORD_STORAGE_FAILED(str(error)) from None
-            await self._store.delete_file(job, file.name, job.delete_file(file.name))
-            log.info("recording_file_deleted", record_id=job.record_id, file_id=file.file_id)
+            await self._delete(job, file, "")
         return [file.file_id for _, file in found]
+
+    async def _delete(self, job: RecordJob, file: RecordFile, reason: str) -> None:
+        try:
+            await self._storage_of(job).delete(file.path)
+        except StorageFailed as error:
+            raise RECORD_STORAGE_FAILED(str(error)) from None
+        await self._store.delete_file(job, file.name, job.delete_file(file.name, reason))
+        log.info("recording_file_deleted", record_id=job.record_id, file_id=file.file_id, reason=reason)
+
+    # Retention
+
+    async def expire(self, now: datetime) -> int:
+        """Delete the finished files of recordings that started before their app's retention (the
+        global one, or the app's own), each with its event 910003; how many were deleted."""
+        by_app = self._settings.retention_by_app()
+        deleted = 0
+        for biz_name, days in by_app.items():
+            deleted += await self._expire_older(biz_name, days, now, other_than=())
+        deleted += await self._expire_older(None, self._settings.retention_days, now, other_than=by_app)
+        return deleted
+
+    async def _expire_older(
+        self, biz_name: str | None, days: float, now: datetime, *, other_than: Collection[str]
+    ) -> int:
+        if not days:
+            return 0
+        cutoff = now - timedelta(days=days)
+        reason = f"retention: the recording started more than {days:g} days ago"
+        deleted = 0
+        while True:
+            page, _ = await self._store.finished_files(
+                biz_name,
+                start=None,
+                end=cutoff,
+                record_id="",
+                offset=0,
+                limit=MAX_PAGE,
+                other_than=other_than,
+            )
+            if not page:
+                return deleted
+            for job, file in page:
+                await self._delete(job, file, reason)
+                deleted += 1
+
+    async def keep_retention(self) -> None:
+        """Expire files every `retention_interval_s` until cancelled; a storage that fails is tried
+        again at the next pass."""
+        while True:
+            try:
+                deleted = await self.expire(_now())
+                if deleted:
+                    log.info("recording_retention", deleted=deleted)
+            except ParleyError as error:
+                log.warning("recording_retention_failed", code=error.code, msg=error.message)
+            await asyncio.sleep(self._settings.retention_interval_s)
 
     def _storage_of(self, job: RecordJob) -> Storage:
         return self._storage if job.file_type == self._storage.file_type else self._local
@@ -349,6 +425,7 @@ class Recorder:
             for task in stuck:
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
+        await self._images.close()
 
     # Facts of the room manager (parley.feed.v1, parley.room.v1)
 
@@ -436,6 +513,7 @@ class Recorder:
                 # The job stopped (or the feed ended) while the capture started.
                 return
             self._update_files(job, capture)
+            live.health[feed.feed_id] = FeedHealth(self._health_rules, since=time.monotonic())
             if job.state is JobState.PAUSED:
                 capture.pause()
             await self._store.save(job, [])
@@ -452,6 +530,46 @@ class Recorder:
                 f"after {live.options.start_timeout_s:g} s"
             )
             await self._fail(live, EventCode.STREAMS_MISSING, message)
+
+    async def _watch(self, live: LiveJob) -> None:
+        """Seed 002's warnings while the job lives: 500301 / 500302 per feed, 50 for the storage folder."""
+        rules = self._health_rules
+        storage = StorageHealth(rules)
+        tick_s = min(1.0, rules.stall_s / 4, rules.window_s / 4)
+        while live.job.live:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            warnings: list[tuple[EventCode, str, str]] = []
+            for feed_id, capture in list(live.captures.items()):
+                health = live.health.get(feed_id)
+                if health is not None:
+                    checked = health.check(now, capture.frames, capture.video_frames)
+                    warnings += [(code, message, feed_id) for code, message in checked]
+            if rules.min_free_bytes:
+                free = await asyncio.to_thread(self._free_bytes)
+                warnings += [(code, message, "") for code, message in storage.check(free)]
+            if not warnings:
+                continue
+            async with live.lock:
+                if not live.job.live:
+                    return
+                for code, message, feed_id in warnings:
+                    log.warning(
+                        "recording_warning",
+                        record_id=live.job.record_id,
+                        code=code,
+                        feed_id=feed_id,
+                        msg=message,
+                    )
+                transitions = [live.job.warn(code, message, feed_id) for code, message, feed_id in warnings]
+                await self._store.save(live.job, transitions)
+
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self._storage_dir).free
+        except OSError:
+            # A folder that cannot be read is reported by the writes that fail (100101 / 100106).
+            return self._health_rules.min_free_bytes
 
     async def _capture_failed(
         self, live: LiveJob, capture: FeedCapture, code: EventCode, message: str
@@ -505,6 +623,7 @@ class Recorder:
         ended = _now()
         for capture in closing:
             live.captures.pop(capture.source.feed_id, None)
+            live.health.pop(capture.source.feed_id, None)
             try:
                 await capture.close()
             except WriteFailed as error:

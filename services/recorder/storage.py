@@ -113,6 +113,12 @@ class ObjectStorage:
         if settings.object_store_access_key_id:
             config["access_key_id"] = settings.object_store_access_key_id
             config["secret_access_key"] = settings.object_store_secret_access_key.get_secret_value()
+        # Encryption at rest is the store's (SSE): every object is put with the header, and the store
+        # decrypts on reads for whoever may read the object; Parley holds no key.
+        if settings.object_store_encryption:
+            config["server_side_encryption"] = settings.object_store_encryption
+        if settings.object_store_kms_key_id:
+            config["sse_kms_key_id"] = settings.object_store_kms_key_id
         # Retries are stamina's (counted, logged, the same for every call); obstore's own are off.
         self._store = S3Store.from_url(
             self._url,

@@ -5,6 +5,7 @@ caller answers. `migrations/versions/` creates exactly these tables.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.core.db import UtcDateTime
 from services.core.outbox import Outbox, outbox_table
@@ -186,7 +188,8 @@ class JobStore:
                     await connection.execute(select(files.c.name).where(files.c.record_id == job.record_id))
                 ).scalars()
             )
-            for file in job.files.values():
+            # A copy: while this waits on the database, a capture that starts may add its file to the job.
+            for file in list(job.files.values()):
                 if file.name in stored:
                     await connection.execute(
                         files.update()
@@ -246,17 +249,22 @@ class JobStore:
 
     async def finished_files(
         self,
-        biz_name: str,
+        biz_name: str | None,
         *,
         start: datetime | None,
         end: datetime | None,
         record_id: str,
         offset: int,
         limit: int,
+        other_than: Collection[str] = (),
     ) -> tuple[list[tuple[RecordJob, RecordFile]], int]:
         """An app's finished files (newest first) whose recording started in [start, end), a page of them
-        and how many there are."""
-        conditions = [jobs.c.biz_name == biz_name, files.c.ended_at.is_not(None)]
+        and how many there are; `biz_name` None: every app's but those `other_than` names."""
+        conditions: list[ColumnElement[bool]] = [files.c.ended_at.is_not(None)]
+        if biz_name is not None:
+            conditions.append(jobs.c.biz_name == biz_name)
+        if other_than:
+            conditions.append(jobs.c.biz_name.not_in(list(other_than)))
         conditions.append(jobs.c.state.in_((int(JobState.ENDED), int(JobState.FAILED))))
         if start is not None:
             conditions.append(jobs.c.created_at >= start)

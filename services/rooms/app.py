@@ -31,8 +31,8 @@ from services.rooms.delivery import GatewayDelivery
 from services.rooms.facts import FactRelay, stage
 from services.rooms.grpc_api import RelayReportServicer, RoomServicer, RoomSessionServicer
 from services.rooms.manager import RoomManager, RoomRules
-from services.rooms.recording_events import DefaultRecording, consume_recording_events
-from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.recording_events import AutoRecordApps, DefaultRecording, consume_recording_events
+from services.rooms.redis_store import LeadershipLost, RedisRoomStore, RoomsFenced
 from services.rooms.relay_orders import RelayOrders
 from services.rooms.store import InProcessRoomStore, RoomStore
 
@@ -83,7 +83,14 @@ def _store(runtime: ServiceRuntime) -> RoomStore:
     runtime.on_stop(client.aclose)
     # On the Redis store the room manager serves only while the store answers (services/core/ops.py).
     runtime.readiness.add("redis", client.ping)
-    return RedisRoomStore(client, prefix=settings.redis_prefix, room_lease_s=settings.room_lease_s)
+    # The outbox's publisher holds its lease as long as a room does: a dead room manager's facts go out
+    # within a lease.
+    return RedisRoomStore(
+        client,
+        prefix=settings.redis_prefix,
+        room_lease_s=settings.room_lease_s,
+        publisher_lease_s=settings.room_lease_s,
+    )
 
 
 def build(runtime: ServiceRuntime) -> RoomManager:
@@ -108,11 +115,13 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     channels = ChannelPool(runtime.tracer_provider)
     dispatch = Dispatcher(manager, runtime, channels)
+    licence = LicenceServiceStub(runtime.channel(ServiceName.LICENCE))
     recording = DefaultRecording(
         manager,
         RecorderServiceStub(runtime.channel(ServiceName.RECORDER)),
         dispatch,
         timeout_s=runtime.settings.recorder.start_timeout_s,
+        apps=AutoRecordApps(licence, ttl_s=settings.app_settings_ttl_s, timeout_s=settings.licence_timeout_s),
     )
     consume_recording_events(
         EventConsumer(runtime.broker, Topic.RECORDING, group_id="parley-rooms-recording"), manager, dispatch
@@ -136,8 +145,9 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         RoomSessionServicer(
             manager,
             dispatch,
-            LicenceServiceStub(runtime.channel(ServiceName.LICENCE)),
+            licence,
             licence_timeout_s=settings.licence_timeout_s,
+            recording=recording,
         ),
         room_sessions_pb2.DESCRIPTOR.services_by_name["RoomSessionService"],
     )
@@ -149,12 +159,25 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     sweeper: list[asyncio.Task[None]] = []
 
     async def keep() -> None:
+        kept_at = time.monotonic()
         while True:
             await asyncio.sleep(settings.room_lease_s / 3)
             try:
                 await store.keep()
+                kept_at = time.monotonic()
+                relays = manager.relays
+                relays.learn(await store.share_relays(relays.heard(), relays.lease_s))
+            except LeadershipLost:
+                log.error("room_manager_leadership_lost", reason="another room manager leads")
+                runtime.request_stop()
+                return
             except Exception as error:
                 log.warning("room_store_keep_failed", error=repr(error))
+                if time.monotonic() - kept_at > settings.room_lease_s:
+                    # Another room manager may lead by now: serving on would split the rooms' clients.
+                    log.error("room_manager_leadership_lost", reason="store unreachable for a lease")
+                    runtime.request_stop()
+                    return
 
     async def sweep() -> None:
         while True:
@@ -180,8 +203,11 @@ def build(runtime: ServiceRuntime) -> RoomManager:
         await dispatch.facts.stop(runtime.settings.drain_timeout_s)
         await channels.close()
 
-    # The rooms a previous room manager left are served again before gRPC listens.
+    # A standby room manager waits here until it leads; then the rooms a previous room manager left are
+    # served again, before gRPC listens.
+    runtime.on_start(store.lead)
     runtime.on_start(store.recover)
+    runtime.on_stop(store.resign)
     runtime.metrics.gauge("parley_rooms", "Live rooms", lambda: manager.rooms)
     runtime.metrics.gauge("parley_participants", "Participants in live rooms", lambda: manager.participants)
     runtime.metrics.gauge(

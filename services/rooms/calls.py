@@ -7,6 +7,10 @@ room the room manager makes for it (both sides are given its id and rtoken and j
 How a call ends decides what the device hears (seed 000, 注意事项 5 and 6): a hang-up (by either side,
 or the time limit) sends it IV_AVT_COMMAND_CALL_HANG_UP before the call closes; a side whose network went
 away (its session ended after the grace) closes the call without that command.
+
+Calls are kept in a `CallBook`, the room store (services/rooms/store.py): with a shared store a call is a
+record with its own lease, like a room, so that when its room manager dies another takes it over and its
+timers (ringing, the time limit), which are times in the record, fire there.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
@@ -107,11 +111,47 @@ class Call:
         return self.caller_session_id if self.caller is Side.DEVICE else self.callee_session_id
 
 
+class CallBook(Protocol):
+    """Where calls are kept between operations (the room store); as with rooms, a call changed is saved."""
+
+    def load_call(self, call_id: str) -> Call | None: ...
+
+    def save_call(self, call: Call) -> None: ...
+
+    def delete_call(self, call_id: str) -> None: ...
+
+    def call_ids(self) -> list[str]: ...
+
+    def call_on_line(self, biz_name: str, uid: str) -> str | None:
+        """The call a device (by sn) or a user (by open_id) is in: one at a time."""
+        ...
+
+
+class LineIndex:
+    """(biz_name, sn or open_id) -> the call that party is in, kept from the calls saved."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[str, str], str] = {}
+
+    def on_line(self, biz_name: str, uid: str) -> str | None:
+        return self._lines.get((biz_name, uid))
+
+    def index(self, call: Call) -> None:
+        self._lines[(call.biz_name, call.sn)] = call.call_id
+        self._lines[(call.biz_name, call.open_id)] = call.call_id
+
+    def forget(self, call: Call) -> None:
+        for line in ((call.biz_name, call.sn), (call.biz_name, call.open_id)):
+            if self._lines.get(line) == call.call_id:
+                del self._lines[line]
+
+
 class Calls:
     def __init__(
         self,
         rules: CallRules,
         sessions: SessionBook,
+        book: CallBook,
         *,
         open_room: Callable[[str, str], Room],
         close_room: Callable[[str], None],
@@ -128,21 +168,16 @@ class Calls:
         self._record = record
         self._clock = clock
         self._now = now
-        self._calls: dict[str, Call] = {}
-        # (biz_name, sn or open_id) -> the call that party is in: one call at a time per device and user.
-        self._lines: dict[tuple[str, str], str] = {}
-
-    def __len__(self) -> int:
-        return len(self._calls)
+        self._book = book
 
     def is_busy(self, session_id: str) -> bool:
         session = self._sessions.get(session_id)
-        return (session.biz_name, session.uid) in self._lines
+        return self._book.call_on_line(session.biz_name, session.uid) is not None
 
     def check_free(self, session_id: str) -> ClientSession:
         """The calling device's session, unless it is in a call already."""
         session = self._sessions.get(session_id)
-        if (session.biz_name, session.uid) in self._lines:
+        if self._book.call_on_line(session.biz_name, session.uid) is not None:
             raise CALL_BUSY("this device is in a call; hang up first")
         return session
 
@@ -172,14 +207,12 @@ class Calls:
                 order,
                 self._clock(),
             )
-        if (call.biz_name, call.callee_uid) in self._lines:
+        if self._book.call_on_line(call.biz_name, call.callee_uid) is not None:
             raise CALL_BUSY(f"{call.callee_uid} is in a call")
         callee_sessions = self._sessions.sessions_of(call.biz_name, call.callee_uid)
         if not callee_sessions:
             raise CALLEE_OFFLINE(f"{call.callee_uid} is not connected")
-        self._calls[call.call_id] = call
-        self._lines[(call.biz_name, call.sn)] = call.call_id
-        self._lines[(call.biz_name, call.open_id)] = call.call_id
+        self._book.save_call(call)
         ringing = delivery_pb2.CallIncoming(
             call_id=call.call_id,
             sn=call.sn,
@@ -211,6 +244,7 @@ class Calls:
         call.answered_at = self._clock()
         room = self._open_room(call.biz_name, call.sn)
         call.room_id = room.room_id
+        self._book.save_call(call)
         accepted = delivery_pb2.CallAccepted(call_id=call.call_id, room_id=room.room_id, rtoken=room.rtoken)
         elsewhere = delivery_pb2.CallClosed(
             call_id=call.call_id, reason=EndReason.ANSWERED_ELSEWHERE, by=call.callee, keep_time_ms=0
@@ -238,7 +272,7 @@ class Calls:
         self._end(call, EndReason.REJECTED, call.callee, hang_up_command=False)
 
     def hang_up(self, session_id: str, call_id: str) -> None:
-        call = self._calls.get(call_id)
+        call = self._book.load_call(call_id)
         if call is None or session_id not in self._parties(call):
             raise CALL_NOT_FOUND(f"this session is in no call {call_id}")
         self._end(call, EndReason.HANG_UP, self._side_of(call, session_id), hang_up_command=True)
@@ -246,7 +280,7 @@ class Calls:
     def session_closed(self, session: ClientSession, *, network_lost: bool) -> None:
         """A session ended (and is gone from the session book): a `disconnect` hangs up its call; a lost
         network ends it without the hang-up command (seed 000, 注意事项 6)."""
-        for call in list(self._calls.values()):
+        for call in self._calls():
             if session.session_id in (call.caller_session_id, call.callee_session_id):
                 side = self._side_of(call, session.session_id)
                 if network_lost:
@@ -261,10 +295,15 @@ class Calls:
                 # The last ringing session of the callee went away: nobody is left to answer.
                 self._end(call, EndReason.NO_ANSWER, Side.PLATFORM, hang_up_command=False)
 
-    def sweep(self) -> None:
+    def sweep(self, gone: Callable[[str], bool]) -> None:
+        """Ring timeouts and time limits; and calls a side of which is `gone` (its session was another room
+        manager's, which died, and did not come back within the grace): as if its network went away."""
         now = self._clock()
-        for call in list(self._calls.values()):
-            if call.answered_at is None:
+        for call in self._calls():
+            lost = [sid for sid in (call.caller_session_id, call.callee_session_id) if sid and gone(sid)]
+            if lost:
+                self._end(call, EndReason.NETWORK, self._side_of(call, lost[0]), hang_up_command=False)
+            elif call.answered_at is None:
                 if call.rang_at + self._rules.ring_timeout_s <= now:
                     self._end(call, EndReason.NO_ANSWER, Side.PLATFORM, hang_up_command=False)
             elif call.order.time_limit_s and call.answered_at + call.order.time_limit_s <= now:
@@ -272,7 +311,7 @@ class Calls:
 
     def _ringing_for(self, session_id: str, call_id: str) -> Call:
         session = self._sessions.get(session_id)
-        call = self._calls.get(call_id)
+        call = self._book.load_call(call_id)
         if (
             call is None
             or call.answered_at is not None
@@ -280,6 +319,11 @@ class Calls:
         ):
             raise CALL_NOT_FOUND(f"no call {call_id} is ringing for this session")
         return call
+
+    def _calls(self) -> list[Call]:
+        """The calls kept (in a shared store: those this room manager owns)."""
+        calls = (self._book.load_call(call_id) for call_id in self._book.call_ids())
+        return [call for call in calls if call is not None]
 
     @staticmethod
     def _side_of(call: Call, session_id: str) -> Side:
@@ -293,9 +337,7 @@ class Calls:
         return {call.caller_session_id} | ringing
 
     def _end(self, call: Call, reason: EndReason, by: Side, *, hang_up_command: bool) -> None:
-        del self._calls[call.call_id]
-        del self._lines[(call.biz_name, call.sn)]
-        del self._lines[(call.biz_name, call.open_id)]
+        self._book.delete_call(call.call_id)
         keep_time_ms = 0 if call.answered_at is None else round((self._clock() - call.answered_at) * 1000)
         if hang_up_command and call.device_session_id is not None:
             # Before the close: the device tells a hang-up from a lost network by this command coming first.

@@ -76,7 +76,8 @@ class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
         recording: DefaultRecording | None = None,
     ) -> None:
         super().__init__(manager, dispatch)
-        # Starts the recording of a room created with defaultRecord (services/rooms/recording_events.py).
+        # Starts the recording of a room created with defaultRecord or of an app with autoRecord
+        # (services/rooms/recording_events.py).
         self._recording = recording
 
     async def CreateRoom(
@@ -91,12 +92,32 @@ class RoomServicer(_ManagerApi, rooms_pb2_grpc.RoomServiceServicer):
                 engine=request.engine,
             )
         record_id = ""
-        if room.record.default_record and self._recording is not None:
+        if self._recording is not None and await self._recording.wanted(room):
             record_id = await self._recording.start(room)
         return rooms_pb2.CreateRoomResponse(room=room.message(), record_id=record_id)
 
     async def GetRoom(self, request: rooms_pb2.GetRoomRequest, context: Context) -> rooms_pb2.Room:
         return self._manager.get_room(request.room_id).message()
+
+    async def ListRooms(
+        self, request: rooms_pb2.ListRoomsRequest, context: Context
+    ) -> rooms_pb2.ListRoomsResponse:
+        rooms = self._manager.list_rooms(request.biz_name)
+        return rooms_pb2.ListRoomsResponse(rooms=[room.message() for room in rooms])
+
+    async def RemoveParticipant(
+        self, request: rooms_pb2.RemoveParticipantRequest, context: Context
+    ) -> rooms_pb2.RemoveParticipantResponse:
+        async with self._operation() as manager:
+            manager.remove_participant(request.room_id, request.uid)
+        return rooms_pb2.RemoveParticipantResponse()
+
+    async def CloseRoom(
+        self, request: rooms_pb2.GetRoomRequest, context: Context
+    ) -> rooms_pb2.CloseRoomResponse:
+        async with self._operation() as manager:
+            manager.close_room(request.room_id)
+        return rooms_pb2.CloseRoomResponse()
 
 
 class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionServiceServicer):
@@ -109,10 +130,13 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
         licence: LicenceServiceStub,
         *,
         licence_timeout_s: float,
+        recording: DefaultRecording | None = None,
     ) -> None:
         super().__init__(manager, dispatch)
         self._licence = licence
         self._licence_timeout_s = licence_timeout_s
+        # Records an answered call's room when its app has autoRecord.
+        self._recording = recording
 
     async def OpenSession(
         self, request: rooms_pb2.OpenSessionRequest, context: Context
@@ -307,6 +331,10 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
     ) -> rooms_pb2.AnswerCallResponse:
         async with self._operation() as manager:
             room = manager.answer_call(request.session_id, request.call_id)
+        # Seed 002 云端自动录制 records a call from when it connects. The call is already answered: a
+        # recording that cannot start is told to the room rather than undoing the call.
+        if self._recording is not None and await self._recording.wanted(room):
+            await self._recording.start(room, strong_depend=False)
         return rooms_pb2.AnswerCallResponse(room_id=room.room_id, rtoken=room.rtoken)
 
     async def RejectCall(self, request: rooms_pb2.CallRequest, context: Context) -> rooms_pb2.CallResponse:

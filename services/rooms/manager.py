@@ -6,6 +6,12 @@ takes with `outcome()` after every operation and sends on.
 
 Timed rules (a session's grace, an empty room's grace, a negotiation's timeout, a gateway's lease, a call's
 ringing and time limit) are applied by `sweep()`, which the service calls a few times a second.
+
+With a shared store a room manager may take over the rooms, calls and sessions of one that died
+(services/rooms/redis_store.py); a session whose record it did not get comes back as its gateway reports it
+(a heartbeat or a request reopens it) and is seated in the room it is a participant of. A participant or a
+call's party whose session does not come back within the session grace is gone, as if its session had
+lapsed here.
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ class RoomManager:
         self._now = now
         # Apps whose prepaid account ran out (billing's AccountStatusChanged): no new rooms, no joining.
         self._in_arrears: set[str] = set()
+        # Sessions a room or a call here names and this room manager does not know (a room or call taken
+        # over from one that died, whose sessions have not come back yet): since when, and the room it is
+        # a participant of ("" for a call's side only).
+        self._absent: dict[str, tuple[float, str]] = {}
         # `relay_address` serves the rooms placed while no relay has registered.
         self.relays = RelayPlacement(fallback=relay_address, lease_s=rules.relay_lease_s, clock=clock)
         self.sessions = SessionBook(grace_s=rules.session_grace_s, lease_s=rules.gateway_lease_s, clock=clock)
@@ -79,6 +89,7 @@ class RoomManager:
         self.calls = Calls(
             CallRules(ring_timeout_s=rules.call_ring_timeout_s),
             self.sessions,
+            self._store,
             open_room=self._open_call_room,
             close_room=self.discard_room,
             record=self._effects.record,
@@ -105,6 +116,12 @@ class RoomManager:
         return self._rules.gateway_lease_s
 
     def outcome(self) -> Outcome:
+        """What the last operations caused; the sessions they changed are saved in the store with it."""
+        for session_id, session in self.sessions.changed().items():
+            if session is None:
+                self._store.delete_session(session_id)
+            else:
+                self._store.save_session(session)
         return self._effects.take()
 
     # Sessions
@@ -112,6 +129,7 @@ class RoomManager:
     def open_session(self, session_id: str, biz_name: str, uid: str, attachment: Attachment) -> None:
         retried = self.sessions.find(session_id) is not None
         session = self.sessions.open(session_id, biz_name, uid, attachment)
+        self._seat_returned()
         if not retried:
             session.opened_at = self._now()
             self._effects.record(
@@ -138,6 +156,7 @@ class RoomManager:
 
     def heartbeat(self, gateway_id: str, address: str, held: Iterable[HeldConnection]) -> None:
         self.sessions.heartbeat(gateway_id, address, held)
+        self._seat_returned()
 
     def set_account_status(self, biz_name: str, in_arrears: bool) -> None:
         """Billing's word on an app's account: rooms already open go on, new ones wait for a top-up."""
@@ -177,7 +196,7 @@ class RoomManager:
         with self._saving(room):
             if session is not None:
                 room.admit(session.session_id, session.uid)
-                session.room_id = room.room_id
+                self.sessions.seat(session, room.room_id)
         return room
 
     def get_room(self, room_id: str) -> Room:
@@ -185,6 +204,30 @@ class RoomManager:
         if room is None:
             raise NOT_FOUND(f"room {room_id} does not exist")
         return room
+
+    def list_rooms(self, biz_name: str) -> list[Room]:
+        """The live rooms of an app (every app's when `biz_name` is empty), oldest first."""
+        rooms = [room for room in map(self._load, self._store.room_ids()) if room is not None]
+        return sorted(
+            (room for room in rooms if not biz_name or room.biz_name == biz_name),
+            key=lambda room: room.state.created_at,
+        )
+
+    def remove_participant(self, room_id: str, uid: str) -> None:
+        """An operator takes `uid` out of the room (Room.remove)."""
+        room = self.get_room(room_id)
+        if uid not in room.participants:
+            raise NOT_FOUND(f"{uid} is not in room {room_id}")
+        with self._saving(room):
+            self._unseat(room.remove(uid).session_id)
+
+    def close_room(self, room_id: str) -> None:
+        """An operator closes the room: everyone is taken out (Room.remove), then it is destroyed."""
+        room = self.get_room(room_id)
+        with self._saving(room):
+            for uid in list(room.participants):
+                self._unseat(room.remove(uid).session_id)
+            self._destroy(room)
 
     def join_room(self, session_id: str, room_id: str, rtoken: str, engine: int | None = None) -> Room:
         """`engine` is what the joiner expects; None joins whatever the room has."""
@@ -200,7 +243,7 @@ class RoomManager:
             replaced = room.join(session_id, session.uid, rtoken, engine)
             if replaced is not None:
                 self._unseat(replaced.session_id)
-            session.room_id = room.room_id
+            self.sessions.seat(session, room.room_id)
         return room
 
     def leave_room(self, session_id: str) -> None:
@@ -364,10 +407,19 @@ class RoomManager:
     # Time
 
     def sweep(self) -> None:
+        for taken in self._store.taken_sessions():
+            self.sessions.adopt(taken)
+        self._seat_returned()
         for session in self.sessions.lapsed():
             self._end_session(session, ExitType.ABNORMAL)
-        self.calls.sweep()
         now = self._clock()
+        named: set[str] = set()
+
+        def gone(session_id: str, room_id: str = "") -> bool:
+            named.add(session_id)
+            return self._gone(session_id, room_id, now)
+
+        self.calls.sweep(gone)
         for room_id in self._store.room_ids():
             room = self._load(room_id)
             if room is None:
@@ -375,8 +427,15 @@ class RoomManager:
             with self._saving(room):
                 if room.lapsed(now):
                     self._destroy(room)
-                else:
-                    room.expire_negotiations(now)
+                    continue
+                room.expire_negotiations(now)
+                for participant in list(room.participants.values()):
+                    if gone(participant.session_id, room.room_id):
+                        self._leave(room, participant.uid, ExitType.ABNORMAL)
+                    else:
+                        self._seat(room.room_id, participant.session_id)
+        for session_id in set(self._absent) - named:
+            del self._absent[session_id]
 
     # Session routing
 
@@ -407,13 +466,40 @@ class RoomManager:
         session = self.sessions.find(session_id)
         return self._load(session.room_id) if session is not None and session.room_id is not None else None
 
+    def _gone(self, session_id: str, room_id: str, now: float) -> bool:
+        """Whether a session a room or call here names is gone: unknown to this room manager for the
+        session grace (it was another's, which died, and its gateway has not brought it back)."""
+        if self.sessions.find(session_id) is not None:
+            self._absent.pop(session_id, None)
+            return False
+        since, _ = self._absent.setdefault(session_id, (now, room_id))
+        if room_id:
+            self._absent[session_id] = (since, room_id)
+        return now - since >= self._rules.session_grace_s
+
+    def _seat_returned(self) -> None:
+        """Seat the absent sessions that came back (without waiting for the sweep: their next request may
+        already be for their room)."""
+        for session_id, (_, room_id) in list(self._absent.items()):
+            if self.sessions.find(session_id) is not None:
+                del self._absent[session_id]
+                if room_id:
+                    self._seat(room_id, session_id)
+
+    def _seat(self, room_id: str, session_id: str) -> None:
+        """A session that came back (reopened by its gateway after a takeover) is in the room it is a
+        participant of."""
+        session = self.sessions.find(session_id)
+        if session is not None and session.room_id is None:
+            self.sessions.seat(session, room_id)
+
     def _leave(self, room: Room, uid: str, exit_type: ExitType) -> None:
         self._unseat(room.leave(uid, exit_type).session_id)
 
     def _unseat(self, session_id: str) -> None:
         session = self.sessions.find(session_id)
         if session is not None:
-            session.room_id = None
+            self.sessions.seat(session, None)
 
     def _end_session(self, session: ClientSession, exit_type: ExitType) -> None:
         # A room no longer here (another room manager owns it now) is left by its owner's own rules.

@@ -5,6 +5,9 @@ lives. A room whose relay stopped reporting (it died) is placed again on its nex
 
 Without a live relay to choose (none registered yet, or all draining or silent) a room goes to the
 configured relay address, so a single machine works before its relay's registration arrives.
+
+A relay reports to one room manager; with several, each shares what it heard (`heard`) through the room
+store and takes in what the others heard (`learn`), so every room manager places rooms on every live relay.
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ class RelayPlacement:
         self._clock = clock
         self._relays: dict[str, RelayNode] = {}
         self._rooms: dict[str, str] = {}
+        # Relays that registered or reported here since `heard` was last called.
+        self._heard: set[str] = set()
 
     def register(self, relay_id: str, address: str, capacity: int, load: RelayLoad) -> None:
         """A relay (new, or again after the lease ran out or the room manager restarted) serves."""
         self._relays[relay_id] = RelayNode(relay_id, address, max(capacity, 1), load, self._clock())
+        self._heard.add(relay_id)
 
     def report(self, relay_id: str, load: RelayLoad) -> None:
         self._expire()
@@ -60,6 +66,23 @@ class RelayPlacement:
         if relay is None:
             raise NOT_FOUND(f"relay {relay_id} is not registered")
         relay.load, relay.last_report, relay.fresh_rooms = load, self._clock(), 0
+        self._heard.add(relay_id)
+
+    def heard(self) -> list[RelayNode]:
+        """The relays heard from here since the last call, as last heard."""
+        heard, self._heard = self._heard, set()
+        return [self._relays[relay_id] for relay_id in sorted(heard) if relay_id in self._relays]
+
+    def learn(self, relays: list[RelayNode]) -> None:
+        """What other room managers heard: a relay's newer report replaces what is known here."""
+        for relay in relays:
+            known = self._relays.get(relay.relay_id)
+            if known is None or relay.last_report > known.last_report:
+                fresh_rooms = known.fresh_rooms if known is not None else 0
+                self._relays[relay.relay_id] = RelayNode(
+                    relay.relay_id, relay.address, relay.capacity, relay.load, relay.last_report, fresh_rooms
+                )
+        self._expire()
 
     def place(self, room_id: str) -> str:
         """The address of the relay serving `room_id`, choosing one the first time (and again when the

@@ -1,5 +1,6 @@
 """Cloud recording as the room manager sees it: starting the recording of a room created with
-defaultRecord (seed 002 InitRoomConfig), and telling a room's participants what became of its recordings.
+defaultRecord (seed 002 InitRoomConfig) or of an app that records every call (its autoRecord setting, seed
+002 功能配置 "云端自动录制"), and telling a room's participants what became of its recordings.
 
 The recorder reports every state change of a job on parley.recording.v1 (services/recorder). The room
 manager knows who is in the room and which gateway holds their sessions, so it turns two of those facts
@@ -9,10 +10,13 @@ into pushes: the result (99) into `on_remote_record_over`, and a failure (1000xx
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
 import structlog
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
 from parley.recorder.v1.recorder_pb2_grpc import RecorderServiceStub
 from parley.rooms.v1 import delivery_pb2
@@ -22,6 +26,7 @@ from services.core.events import Envelope, EventConsumer, RecentEventIds
 from services.core.shared_errors import START_FAILED
 from services.rooms.errors import CREATE_ROOM_RECORD_FAILED
 from services.rooms.manager import RoomManager
+from services.rooms.p2p import Engine
 from services.rooms.room import Room
 
 log = structlog.get_logger(__name__)
@@ -29,13 +34,68 @@ log = structlog.get_logger(__name__)
 # Seed 002 recording event codes: 99 the result; 1000xx, 1001xx, 1002xx failures.
 RESULT = 99
 
+# Seed 002 OnRemoteRecordingFailed `code`: "-12481 eventCode 值为 1, -12482 eventCode 值为 2". The seed's
+# recording callback numbers its failure stages (1000xx "录制启动阶段失败", 1001xx "录制过程中失败", 1002xx
+# "录制结束阶段失败"); Parley reads eventCode 1 as the starting stage and 2 as any later one, so a client
+# tells a recording that never started from one that broke off. The push's event_code has the exact code.
+FAILED_STARTING = -12481
+FAILED_RECORDING = -12482
+
 
 def is_failure(code: int) -> bool:
     return 100000 <= code < 100300
 
 
+def push_code(event_code: int) -> int:
+    return FAILED_STARTING if event_code < 100100 else FAILED_RECORDING
+
+
+class AutoRecordApps:
+    """Which apps have autoRecord, asked of the licence service (GetApp) and kept for `ttl_s`.
+
+    When the licence service does not answer, the last answer for the app is used; an app never answered
+    is taken as not recording, and that is logged: the room is not refused for a setting that could not
+    be read (its users could not have connected without the licence service either).
+    """
+
+    def __init__(
+        self,
+        licence: LicenceServiceStub,
+        *,
+        ttl_s: float,
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._licence = licence
+        self._ttl_s = ttl_s
+        self._timeout_s = timeout_s
+        self._clock = clock
+        # biz_name -> (when asked, autoRecord)
+        self._known: dict[str, tuple[float, bool]] = {}
+
+    async def auto_record(self, biz_name: str) -> bool:
+        known = self._known.get(biz_name)
+        if known is not None and self._clock() - known[0] < self._ttl_s:
+            return known[1]
+        try:
+            app = await self._licence.GetApp(
+                licence_pb2.GetAppRequest(biz_name=biz_name), timeout=self._timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                self._known[biz_name] = (self._clock(), False)
+                return False
+            log.warning(
+                "auto_record_unknown", biz_name=biz_name, code=error.code().name, stale=known is not None
+            )
+            return known[1] if known is not None else False
+        self._known[biz_name] = (self._clock(), app.settings.auto_record)
+        return app.settings.auto_record
+
+
 class DefaultRecording:
-    """Starts the recording of a room created with defaultRecord; `dispatch` sends on what it caused."""
+    """Starts the recording a room wants from its start (defaultRecord, or its app's autoRecord);
+    `dispatch` sends on what it caused."""
 
     def __init__(
         self,
@@ -44,21 +104,37 @@ class DefaultRecording:
         dispatch: Callable[[], Awaitable[None]],
         *,
         timeout_s: float,
+        apps: AutoRecordApps | None = None,
     ) -> None:
         self._manager = manager
         self._recorder = recorder
         self._dispatch = dispatch
         self._timeout_s = timeout_s
+        self._apps = apps
 
-    async def start(self, room: Room) -> str:
+    async def wanted(self, room: Room) -> bool:
+        """Whether the room is recorded from its start: it asked (defaultRecord), or its app records every
+        call. A P2P room's media never reaches the platform: autoRecord cannot apply to it (and
+        defaultRecord was refused at create_room, -202)."""
+        if room.record.default_record:
+            return True
+        if room.engine == Engine.P2P or self._apps is None:
+            return False
+        return await self._apps.auto_record(room.biz_name)
+
+    async def start(self, room: Room, *, strong_depend: bool | None = None) -> str:
         """The record_id; when the recorder refuses or does not answer, a room with recordStrongDepend is
-        undone (-302), and any other room is kept, its participants told the recording failed."""
+        undone (-302), and any other room is kept, its participants told the recording failed.
+        `strong_depend` overrides the room's recordStrongDepend (an answered call is not undone)."""
+        strong = room.record.record_strong_depend if strong_depend is None else strong_depend
         try:
             started = await self._recorder.StartRecording(
                 recorder_pb2.StartRecordingRequest(
                     room_id=room.room_id,
                     biz_name=room.biz_name,
                     record_param_json=room.record.record_param_json,
+                    record_third_id=room.record.record_third_id,
+                    file_path=room.record.file_path,
                 ),
                 timeout=self._timeout_s,
             )
@@ -67,11 +143,11 @@ class DefaultRecording:
             log.warning(
                 "default_record_failed",
                 room_id=room.room_id,
-                strong_depend=room.record.record_strong_depend,
+                strong_depend=strong,
                 code=refusal.code,
                 msg=refusal.message,
             )
-            if room.record.record_strong_depend:
+            if strong:
                 self._manager.discard_room(room.room_id)
                 await self._dispatch()
                 raise CREATE_ROOM_RECORD_FAILED(f"the recording could not start: {refusal.message}") from None
@@ -112,8 +188,9 @@ def consume_recording_events(
                     room_id=event.room_id,
                     record_id=event.record_id,
                     feed_id=event.feed_id,
-                    code=event.event_code,
+                    code=push_code(event.event_code),
                     msg=event.message,
+                    event_code=event.event_code,
                 ),
             )
         else:

@@ -1,5 +1,6 @@
 """Live room state in Redis, so that it outlives the room manager that made it, with one owning room
-manager per room at a time (docs/decisions.md).
+manager per room at a time (docs/decisions.md). Device calls and client sessions are records of the same kind
+beside the rooms, each with its own lease: what is said of rooms below holds for them.
 
 The rules stay synchronous and never wait on the network in the middle of an operation: this store keeps
 the records of the rooms this room manager owns as encoded JSON in memory (every load decodes a fresh
@@ -22,8 +23,16 @@ room manager at a time: the one holding `outbox:publisher`, a lease it renews wh
 that the facts of a room keep their order. Only the holder removes what it published, checked in the
 same script, so a publisher that stalled past its lease cannot remove facts another one has not sent.
 
-Keys, under the store's prefix: `room:<id>` the record (services/rooms/room_codec.py), `rooms` the set of
-room ids, `lease:<id>`, `epoch:<id>`, `outbox` and `outbox:publisher`.
+One room manager leads at a time (`leader`, a lease like the others): the rest stand by without serving
+(`lead` waits for the lease at start, before gRPC listens), so every gateway, relay and recorder reaches
+the one room manager that owns every room; a standby takes the lease, and then every record, once the
+leader is gone. A leader that finds the lease gone (it was cut off for longer than a lease) stops.
+
+A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
+store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names,
+`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`, `leader` (above), and `relays`, a hash
+of the relays' last reports by relay id (`share_relays`), which every room manager writes what it heard
+to and reads the others' from.
 """
 
 from __future__ import annotations
@@ -41,13 +50,16 @@ import redis.asyncio as redis
 from services.core.events import StagedEvent
 from services.core.topics import Topic
 from services.rooms import room_codec
+from services.rooms.calls import Call, LineIndex
 from services.rooms.facts import StagedFact
+from services.rooms.placement import RelayNode
+from services.rooms.sessions import ClientSession
 from services.rooms.state import RoomState
 from services.rooms.store import InviteeIndex
 
-# ARGV: prefix, owner, lease ms, number of writes, then per write: room id, the epoch held ("0": a new
-# room, to lease), the record ("": delete); then the facts to stage. Returns {0, fenced room ids...} and
-# writes nothing when a room is leased to another owner or epoch, else {1, new room id, its epoch, ...}.
+# ARGV: prefix, owner, lease ms, number of writes, then per write: record name, the epoch held ("0": a new
+# record, to lease), the record ("": delete); then the facts to stage. Returns {0, fenced names...} and
+# writes nothing when a record is leased to another owner or epoch, else {1, new name, its epoch, ...}.
 _COMMIT = """
 local prefix, owner, lease_ms, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local fenced = {}
@@ -63,8 +75,8 @@ local leased = {1}
 for i = 0, count - 1 do
   local room, epoch, record = ARGV[5 + i * 3], ARGV[6 + i * 3], ARGV[7 + i * 3]
   if record == '' then
-    redis.call('DEL', prefix .. 'room:' .. room, prefix .. 'lease:' .. room, prefix .. 'epoch:' .. room)
-    redis.call('SREM', prefix .. 'rooms', room)
+    redis.call('DEL', prefix .. room, prefix .. 'lease:' .. room, prefix .. 'epoch:' .. room)
+    redis.call('SREM', prefix .. 'records', room)
   else
     if epoch == '0' then
       epoch = tostring(redis.call('INCR', prefix .. 'epoch:' .. room))
@@ -72,8 +84,8 @@ for i = 0, count - 1 do
       table.insert(leased, epoch)
     end
     redis.call('SET', prefix .. 'lease:' .. room, owner .. ':' .. epoch, 'PX', lease_ms)
-    redis.call('SET', prefix .. 'room:' .. room, record)
-    redis.call('SADD', prefix .. 'rooms', room)
+    redis.call('SET', prefix .. room, record)
+    redis.call('SADD', prefix .. 'records', room)
   end
 end
 for i = 5 + count * 3, #ARGV do
@@ -81,8 +93,8 @@ for i = 5 + count * 3, #ARGV do
 end
 return leased
 """
-# ARGV: prefix, owner, lease ms, then "<room id>:<epoch>" of each room held. Renews the leases still
-# held; returns the room ids no longer held.
+# ARGV: prefix, owner, lease ms, then "<name>:<epoch>" of each record held. Renews the leases still
+# held; returns the names no longer held.
 _RENEW = """
 local prefix, owner, lease_ms = ARGV[1], ARGV[2], ARGV[3]
 local lost = {}
@@ -97,15 +109,15 @@ for i = 4, #ARGV do
 end
 return lost
 """
-# ARGV: prefix, owner, lease ms. Leases every room nobody holds to `owner` at its next epoch; returns
-# {room id, epoch, record, ...} of those.
+# ARGV: prefix, owner, lease ms. Leases every record nobody holds to `owner` at its next epoch; returns
+# {name, epoch, record, ...} of those.
 _TAKE_OVER = """
 local prefix, owner, lease_ms = ARGV[1], ARGV[2], ARGV[3]
 local taken = {}
-for _, room in ipairs(redis.call('SMEMBERS', prefix .. 'rooms')) do
-  local record = redis.call('GET', prefix .. 'room:' .. room)
+for _, room in ipairs(redis.call('SMEMBERS', prefix .. 'records')) do
+  local record = redis.call('GET', prefix .. room)
   if not record then
-    redis.call('SREM', prefix .. 'rooms', room)
+    redis.call('SREM', prefix .. 'records', room)
   elseif redis.call('EXISTS', prefix .. 'lease:' .. room) == 0 then
     local epoch = tostring(redis.call('INCR', prefix .. 'epoch:' .. room))
     redis.call('SET', prefix .. 'lease:' .. room, owner .. ':' .. epoch, 'PX', lease_ms)
@@ -130,17 +142,39 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
 return 1
 """
+# Takes or keeps the room managers' leadership (KEYS[1]) for ARGV[1], for ARGV[2] ms; 0 when another has it.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# Gives up the leadership (KEYS[1]) if ARGV[1] holds it.
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 ROOM_LEASE_S = 10.0
 PUBLISHER_LEASE_S = 10.0
 
 
+class LeadershipLost(Exception):
+    """Another room manager leads now: this one must stop serving."""
+
+
 class RoomsFenced(Exception):
-    """Rooms this room manager wrote are leased to another (or to a later epoch of itself): it no longer
-    owns them, wrote nothing of the commit, and has forgotten them."""
+    """Rooms or calls this room manager wrote are leased to another (or to a later epoch of itself): it no
+    longer owns them, wrote nothing of the commit, and has forgotten them."""
 
     def __init__(self, room_ids: list[str]) -> None:
-        super().__init__(f"rooms owned elsewhere now: {', '.join(room_ids)}")
+        super().__init__(f"owned elsewhere now: {', '.join(room_ids)}")
+        # The ids of the rooms and calls (facts are keyed by them: services/rooms/changes.py).
         self.room_ids = room_ids
+
+
+_ROOM = "room:"
+_CALL = "call:"
+_SESSION = "session:"
 
 
 class RedisRoomStore:
@@ -165,13 +199,20 @@ class RedisRoomStore:
         self._take_over_script = client.register_script(_TAKE_OVER)
         self._staged_facts_script = client.register_script(_STAGED_FACTS)
         self._facts_published_script = client.register_script(_FACTS_PUBLISHED)
-        self._rooms: dict[str, bytes] = {}
-        # The epoch of each room this room manager owns (a room saved but not yet committed has none).
+        self._lead_script = client.register_script(_LEAD)
+        self._resign_script = client.register_script(_RESIGN)
+        self._leading = False
+        # The records this room manager owns, by name (`room:<id>`, `call:<id>`).
+        self._records: dict[str, bytes] = {}
+        # The epoch of each record this room manager owns (one saved but not yet committed has none).
         self._epochs: dict[str, int] = {}
         # Until when (by `clock`) the leases renewed last are surely still this room manager's.
         self._held_until = float("inf")
         self._invitees = InviteeIndex()
-        # Room id -> its record to write, or None to delete it; in the order of the operations.
+        self._lines = LineIndex()
+        # Sessions taken over, for the room manager's session book (`taken_sessions`).
+        self._taken_sessions: list[ClientSession] = []
+        # Name -> its record to write, or None to delete it; in the order of the operations.
         self._pending: dict[str, bytes | None] = {}
         # Facts whose commit failed: staged ahead of the next commit's.
         self._unstaged: list[StagedFact] = []
@@ -180,47 +221,93 @@ class RedisRoomStore:
 
     def load(self, room_id: str) -> RoomState | None:
         self._let_go_if_stale()
-        data = self._rooms.get(room_id)
+        data = self._records.get(_ROOM + room_id)
         return room_codec.decode(data) if data is not None else None
 
     def save(self, state: RoomState) -> None:
-        data = room_codec.encode(state)
-        self._rooms[state.room_id] = data
-        self._pending[state.room_id] = data
+        self._keep_record(_ROOM + state.room_id, room_codec.encode(state))
         self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
 
     def delete(self, room_id: str) -> None:
-        data = self._rooms.pop(room_id, None)
-        if data is None:
-            return
-        self._pending[room_id] = None
-        self._invitees.index(room_codec.decode(data).biz_name, room_id, set())
+        self._drop_record(_ROOM + room_id)
 
     def room_ids(self) -> list[str]:
         self._let_go_if_stale()
-        return list(self._rooms)
+        return _ids(self._records, _ROOM)
 
     def count(self) -> int:
-        return len(self._rooms)
+        return len(_ids(self._records, _ROOM))
 
     def invited_to(self, biz_name: str, uid: str) -> list[str]:
         return self._invitees.rooms_of(biz_name, uid)
 
+    def load_call(self, call_id: str) -> Call | None:
+        self._let_go_if_stale()
+        data = self._records.get(_CALL + call_id)
+        return room_codec.decode_call(data) if data is not None else None
+
+    def save_call(self, call: Call) -> None:
+        self._keep_record(_CALL + call.call_id, room_codec.encode_call(call))
+        self._lines.index(call)
+
+    def delete_call(self, call_id: str) -> None:
+        self._drop_record(_CALL + call_id)
+
+    def call_ids(self) -> list[str]:
+        self._let_go_if_stale()
+        return _ids(self._records, _CALL)
+
+    def call_on_line(self, biz_name: str, uid: str) -> str | None:
+        return self._lines.on_line(biz_name, uid)
+
+    def save_session(self, session: ClientSession) -> None:
+        self._keep_record(_SESSION + session.session_id, room_codec.encode_session(session))
+
+    def delete_session(self, session_id: str) -> None:
+        self._drop_record(_SESSION + session_id)
+
+    def taken_sessions(self) -> list[ClientSession]:
+        taken, self._taken_sessions = self._taken_sessions, []
+        return taken
+
     def owns(self, room_id: str) -> int | None:
         """The epoch at which this room manager owns the room, None when it does not (yet)."""
-        return self._epochs.get(room_id)
+        return self._epochs.get(_ROOM + room_id)
+
+    def owns_call(self, call_id: str) -> int | None:
+        return self._epochs.get(_CALL + call_id)
+
+    async def lead(self) -> None:
+        """Wait until this room manager leads: the others stand by, not serving, until the leader is gone."""
+        while True:
+            if await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
+                self._leading = True
+                return
+            # Polled: the leader's lease runs out in Redis, which tells nobody.
+            await asyncio.sleep(self._room_lease_s / 3)
+
+    async def resign(self) -> None:
+        if self._leading:
+            self._leading = False
+            await self._resign_script(keys=[self._key("leader")], args=[self._owner])
 
     async def recover(self) -> None:
         await self._take_over()
 
     async def keep(self) -> None:
-        """Renew the leases of the rooms this room manager owns, forget those it lost, and take over the
-        rooms nobody holds (their owner died)."""
+        """Renew the leases of the rooms and calls this room manager owns, forget those it lost, and take
+        over those nobody holds (their owner died)."""
         started = self._clock()
-        held = [f"{room_id}:{epoch}" for room_id, epoch in self._epochs.items()]
+        if self._leading and not await self._lead_script(
+            keys=[self._key("leader")], args=[self._owner, self._lease_ms()]
+        ):
+            self._leading = False
+            self._let_go(list(self._epochs))
+            raise LeadershipLost()
+        held = [f"{name}:{epoch}" for name, epoch in self._epochs.items()]
         if held:
             lost = await self._renew_script(args=[self._prefix, self._owner, self._lease_ms(), *held])
-            self._let_go([_text(room_id) for room_id in lost])
+            self._let_go([_text(name) for name in lost])
         self._held_until = started + self._room_lease_s
         await self._take_over()
 
@@ -233,18 +320,32 @@ class RedisRoomStore:
         async with self._commit_lock:
             try:
                 await self._write(writes, staged)
-            except RoomsFenced as fenced:
-                lost = set(fenced.room_ids)
-                self._let_go(fenced.room_ids)
-                # The other rooms' writes and facts go with the next commit; the lost rooms' are dropped.
-                self._pending = {r: d for r, d in writes.items() if r not in lost} | self._pending
-                self._unstaged = [f for f in staged if f.event.key not in lost] + self._unstaged
-                raise
+            except _Fenced as fenced:
+                lost = set(fenced.names)
+                self._let_go(fenced.names)
+                # The other records' writes and facts go with the next commit; the lost ones' are dropped.
+                self._pending = {n: d for n, d in writes.items() if n not in lost} | self._pending
+                lost_ids = {_id_of(name) for name in lost}
+                self._unstaged = [f for f in staged if f.event.key not in lost_ids] + self._unstaged
+                raise RoomsFenced([_id_of(name) for name in fenced.names]) from None
             except Exception:
                 # The next commit writes them again, under what was saved since.
                 self._pending = writes | self._pending
                 self._unstaged = staged + self._unstaged
                 raise
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        key = self._key("relays")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for relay in heard:
+                pipe.hset(key, relay.relay_id, room_codec.encode_relay(relay))
+            pipe.hgetall(key)
+            replies = await pipe.execute()
+        relays = [room_codec.decode_relay(data) for data in replies[-1].values()]
+        stale = [relay.relay_id for relay in relays if relay.last_report + lease_s < time.time()]
+        if stale:
+            await self._redis.hdel(key, *stale)
+        return [relay for relay in relays if relay.relay_id not in stale]
 
     async def staged_facts(self, limit: int) -> list[StagedFact]:
         entries = await self._staged_facts_script(
@@ -258,36 +359,66 @@ class RedisRoomStore:
             keys=[self._key("outbox:publisher"), self._key("outbox")], args=[self._owner, count]
         )
 
+    def _keep_record(self, name: str, data: bytes) -> None:
+        self._records[name] = data
+        self._pending[name] = data
+
+    def _drop_record(self, name: str) -> None:
+        data = self._records.pop(name, None)
+        if data is None:
+            return
+        self._pending[name] = None
+        self._unindex(name, data)
+
+    def _index(self, name: str, data: bytes) -> None:
+        """Index a record read back from Redis (a call's lines never change, a room's invitations do)."""
+        if name.startswith(_ROOM):
+            state = room_codec.decode(data)
+            self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
+        elif name.startswith(_CALL):
+            self._lines.index(room_codec.decode_call(data))
+
+    def _unindex(self, name: str, data: bytes) -> None:
+        if name.startswith(_ROOM):
+            state = room_codec.decode(data)
+            self._invitees.index(state.biz_name, state.room_id, set())
+        elif name.startswith(_CALL):
+            self._lines.forget(room_codec.decode_call(data))
+
     async def _write(self, writes: dict[str, bytes | None], facts: list[StagedFact]) -> None:
         args: list[str | bytes | int] = [self._prefix, self._owner, self._lease_ms(), len(writes)]
-        for room_id, data in writes.items():
-            args += [room_id, self._epochs.get(room_id, 0), b"" if data is None else data]
+        for name, data in writes.items():
+            args += [name, self._epochs.get(name, 0), b"" if data is None else data]
         args += [_fact(fact) for fact in facts]
         reply = await self._commit_script(args=args)
         if int(reply[0]) == 0:
-            raise RoomsFenced([_text(room_id) for room_id in reply[1:]])
+            raise _Fenced([_text(name) for name in reply[1:]])
         leased = reply[1:]
-        for room_id, epoch in zip(leased[::2], leased[1::2], strict=True):
-            self._epochs[_text(room_id)] = int(epoch)
-        for room_id, data in writes.items():
+        for name, epoch in zip(leased[::2], leased[1::2], strict=True):
+            self._epochs[_text(name)] = int(epoch)
+        for name, data in writes.items():
             if data is None:
-                self._epochs.pop(room_id, None)
+                self._epochs.pop(name, None)
 
     async def _take_over(self) -> None:
         taken = await self._take_over_script(args=[self._prefix, self._owner, self._lease_ms()])
-        for epoch, data in zip(taken[1::3], taken[2::3], strict=True):
-            state = room_codec.decode(data)
-            self._rooms[state.room_id] = _bytes(data)
-            self._epochs[state.room_id] = int(epoch)
-            self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
+        for name, epoch, data in zip(taken[::3], taken[1::3], taken[2::3], strict=True):
+            self._keep_taken(_text(name), int(epoch), _bytes(data))
 
-    def _let_go(self, room_ids: list[str]) -> None:
-        for room_id in room_ids:
-            self._epochs.pop(room_id, None)
-            self._pending.pop(room_id, None)
-            data = self._rooms.pop(room_id, None)
+    def _keep_taken(self, name: str, epoch: int, data: bytes) -> None:
+        self._records[name] = data
+        self._epochs[name] = epoch
+        self._index(name, data)
+        if name.startswith(_SESSION):
+            self._taken_sessions.append(room_codec.decode_session(data))
+
+    def _let_go(self, names: list[str]) -> None:
+        for name in names:
+            self._epochs.pop(name, None)
+            self._pending.pop(name, None)
+            data = self._records.pop(name, None)
             if data is not None:
-                self._invitees.index(room_codec.decode(data).biz_name, room_id, set())
+                self._unindex(name, data)
 
     def _let_go_if_stale(self) -> None:
         """Cut off from Redis past its leases, this room manager may have been replaced: it stops."""
@@ -299,6 +430,19 @@ class RedisRoomStore:
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}{name}"
+
+
+class _Fenced(Exception):
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+
+def _ids(records: dict[str, bytes], kind: str) -> list[str]:
+    return [name[len(kind) :] for name in records if name.startswith(kind)]
+
+
+def _id_of(name: str) -> str:
+    return name.split(":", 1)[1]
 
 
 # The client is not told to decode responses, so replies are bytes; its type stubs allow str as well.

@@ -208,10 +208,7 @@ class Room:
         if previous is None and len(self.participants) >= self._rules.max_participants:
             raise ROOM_FULL(f"the room has its {self._rules.max_participants} participants")
         if previous is not None:
-            self.leave(uid, ExitType.ABNORMAL)
-            self._effects.push(
-                previous.session_id, delivery_pb2.LeftRoom(room_id=self.room_id, leave_type=LeaveType.REMOVED)
-            )
+            self.remove(uid)
         self.admit(session_id, uid)
         self._effects.push(
             session_id,
@@ -268,6 +265,16 @@ class Room:
         )
         if not self.participants:
             self.state.empty_since = self._context.clock()
+        return participant
+
+    def remove(self, uid: str) -> Participant:
+        """The participant is taken out without asking (an operator's kick, or its uid joined from another
+        session): its session hears seed 002 OnLeaveRoom leaveType 3 (被踢出房间), the others that it left
+        abnormally (OnParticipantLeaveRoom's exitType has only 1 and 2)."""
+        participant = self.leave(uid, ExitType.ABNORMAL)
+        self._effects.push(
+            participant.session_id, delivery_pb2.LeftRoom(room_id=self.room_id, leave_type=LeaveType.REMOVED)
+        )
         return participant
 
     def leave_all(self) -> list[Participant]:

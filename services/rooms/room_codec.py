@@ -1,4 +1,6 @@
-"""A room's record (services/rooms/state.py) as JSON, the form a shared store keeps it in.
+"""A room's record (services/rooms/state.py), a device call's (services/rooms/calls.py) and a client
+session's (services/rooms/sessions.py: who, on which connection, in which room, not its backlog) as JSON,
+the form a shared store keeps them in.
 
 Explicit fields rather than pickle: a record read from a shared store must not be able to run code in the
 room manager, and a field added to a record must be added here (tests/unit/rooms/test_room_codec.py
@@ -17,8 +19,11 @@ from typing import Any
 from parley.relay.v1 import media_pb2
 from parley.rooms.v1 import rooms_pb2
 
+from services.rooms.calls import Call, CallMedia, CallOrder, Side
 from services.rooms.negotiations import Negotiation, Negotiations
 from services.rooms.p2p import Engine
+from services.rooms.placement import RelayLoad, RelayNode
+from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import Feed, Participant, RoomState, Subscription
 
 # Raised when a stored record cannot be read; bump it when a change is not backward compatible.
@@ -81,11 +86,128 @@ def decode(data: bytes | str) -> RoomState:
     )
 
 
+def encode_call(call: Call) -> bytes:
+    order = call.order
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "call_id": call.call_id,
+            "biz_name": call.biz_name,
+            "sn": call.sn,
+            "open_id": call.open_id,
+            "caller": call.caller.value,
+            "caller_session_id": call.caller_session_id,
+            "order": {
+                "open_id": order.open_id,
+                "media": int(order.media),
+                "video": _b64(order.video.SerializeToString()) if order.video is not None else None,
+                "caller_camera_on": order.caller_camera_on,
+                "callee_camera_on": order.callee_camera_on,
+                "time_limit_s": order.time_limit_s,
+                "sn": order.sn,
+            },
+            "rang_at": call.rang_at,
+            "callee_session_id": call.callee_session_id,
+            "answered_at": call.answered_at,
+            "room_id": call.room_id,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_call(data: bytes | str) -> Call:
+    raw = json.loads(data)
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"call record format {raw.get('format')!r}, this room manager reads {FORMAT}")
+    order = raw["order"]
+    return Call(
+        call_id=raw["call_id"],
+        biz_name=raw["biz_name"],
+        sn=raw["sn"],
+        open_id=raw["open_id"],
+        caller=Side(raw["caller"]),
+        caller_session_id=raw["caller_session_id"],
+        order=CallOrder(
+            open_id=order["open_id"],
+            media=CallMedia(order["media"]),
+            video=rooms_pb2.VideoFormat.FromString(_unb64(order["video"]))
+            if order["video"] is not None
+            else None,
+            caller_camera_on=order["caller_camera_on"],
+            callee_camera_on=order["callee_camera_on"],
+            time_limit_s=order["time_limit_s"],
+            sn=order["sn"],
+        ),
+        rang_at=raw["rang_at"],
+        callee_session_id=raw["callee_session_id"],
+        answered_at=raw["answered_at"],
+        room_id=raw["room_id"],
+    )
+
+
+def encode_session(session: ClientSession) -> bytes:
+    attachment = session.attachment
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "session_id": session.session_id,
+            "biz_name": session.biz_name,
+            "uid": session.uid,
+            "attachment": [attachment.gateway_id, attachment.gateway_address, attachment.connection_id],
+            "attached_at": session.attached_at,
+            "detached_at": session.detached_at,
+            "room_id": session.room_id,
+            "opened_at": session.opened_at.isoformat() if session.opened_at is not None else None,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_session(data: bytes | str) -> ClientSession:
+    raw = json.loads(data)
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"session record format {raw.get('format')!r}, this room manager reads {FORMAT}")
+    return ClientSession(
+        session_id=raw["session_id"],
+        biz_name=raw["biz_name"],
+        uid=raw["uid"],
+        attachment=Attachment(*raw["attachment"]),
+        attached_at=raw["attached_at"],
+        detached_at=raw["detached_at"],
+        room_id=raw["room_id"],
+        opened_at=datetime.fromisoformat(raw["opened_at"]) if raw["opened_at"] is not None else None,
+    )
+
+
+def encode_relay(relay: RelayNode) -> bytes:
+    """A relay's last report (its rooms placed since are the room manager's own count)."""
+    load = relay.load
+    return json.dumps(
+        [
+            relay.relay_id,
+            relay.address,
+            relay.capacity,
+            load.publications,
+            load.subscriptions,
+            load.draining,
+            relay.last_report,
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_relay(data: bytes | str) -> RelayNode:
+    relay_id, address, capacity, publications, subscriptions, draining, last_report = json.loads(data)
+    return RelayNode(
+        relay_id, address, capacity, RelayLoad(publications, subscriptions, draining), last_report
+    )
+
+
 def record_fields() -> set[str]:
     """The fields of every record the codec writes, to check none is forgotten."""
     return {
         f"{record.__name__}.{f.name}"
-        for record in (RoomState, Participant, Feed, Subscription, Negotiation, Negotiations)
+        for record in (RoomState, Participant, Feed, Subscription, Negotiation, Negotiations, Call, CallOrder)
         for f in fields(record)
     }
 

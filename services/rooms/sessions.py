@@ -7,6 +7,10 @@ them from there in batches. When the connection drops the session is detached: p
 backlog (with what was still queued for it) until the client resumes on any gateway, which is sent the
 backlog first, or until the grace ends and the session with it. A gateway that stops heartbeating has
 lost its connections: its sessions are detached the same way.
+
+What a session is (its user, its connection, its room, when it was opened and detached) is kept in the room
+store too (`changed`, services/rooms/store.py), so that a room manager taking over from one that died knows
+its sessions (`adopt`); their backlogs and queued pushes are this process's only.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class SessionBook:
         self._by_user: dict[tuple[str, str], set[str]] = {}
         self._gateways: dict[str, Gateway] = {}
         self._ready: set[str] = set()
+        # Sessions changed since `changed` was last called (None: ended).
+        self._changed: dict[str, ClientSession | None] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -112,10 +118,34 @@ class SessionBook:
         if known is not None:
             raise SESSION_UNKNOWN(f"session {session_id} belongs to someone else")
         session = ClientSession(session_id, biz_name, uid, attachment, attached_at=self._clock())
-        self._sessions[session_id] = session
-        self._by_user.setdefault((biz_name, uid), set()).add(session_id)
-        self._gateway(attachment)
+        self._add(session)
         return session
+
+    def adopt(self, session: ClientSession) -> None:
+        """A session of a room manager that died, taken over with its record; one already known here (its
+        gateway brought it back first) stays as it is, and is written again as this room manager's."""
+        known = self._sessions.get(session.session_id)
+        if known is not None:
+            self._changed[known.session_id] = known
+            return
+        session.attached_at = self._clock()
+        self._add(session)
+
+    def seat(self, session: ClientSession, room_id: str | None) -> None:
+        """The session is in `room_id` now (None: in no room)."""
+        session.room_id = room_id
+        self._changed[session.session_id] = session
+
+    def changed(self) -> dict[str, ClientSession | None]:
+        """The sessions changed since the last call, by id (None for those that ended)."""
+        changed, self._changed = self._changed, {}
+        return changed
+
+    def _add(self, session: ClientSession) -> None:
+        self._sessions[session.session_id] = session
+        self._by_user.setdefault((session.biz_name, session.uid), set()).add(session.session_id)
+        self._gateway(session.attachment)
+        self._changed[session.session_id] = session
 
     def resume(self, session_id: str, biz_name: str, uid: str, attachment: Attachment) -> ClientSession:
         session = self._sessions.get(session_id)
@@ -138,6 +168,7 @@ class SessionBook:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return None
+        self._changed[session_id] = None
         self._take_queued(session)
         sessions = self._by_user[(session.biz_name, session.uid)]
         sessions.discard(session_id)
@@ -262,6 +293,7 @@ class SessionBook:
         session.attachment = attachment
         session.attached_at = self._clock()
         session.detached_at = None
+        self._changed[session.session_id] = session
         backlog = list(session.backlog)
         session.backlog.clear()
         for push in backlog:
@@ -270,6 +302,7 @@ class SessionBook:
     def _detach(self, session: ClientSession) -> None:
         session.backlog.extend(self._take_queued(session))
         session.detached_at = self._clock()
+        self._changed[session.session_id] = session
         if len(session.backlog) > BACKLOG_LIMIT:
             session.overflowed = True
 

@@ -4,7 +4,8 @@ Every operation of the room manager loads the rooms it acts on, applies the rule
 is done (also when a rule refused halfway: what it did stays done). Nothing relies on a record staying the
 same Python object between operations, so a store may hand out copies: a replicated store (Redis, with
 one owning replica per room) keeps each room's record under its key. `InProcessRoomStore` keeps them in
-this process, the embedded default.
+this process, the embedded default. Device calls are kept the same way (`CallBook`), and what a client
+session is (`SessionRecords`: its backlog is the process's).
 """
 
 from __future__ import annotations
@@ -14,11 +15,24 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Protocol
 
+from services.rooms.calls import Call, CallBook, LineIndex
 from services.rooms.facts import FactOutbox, StagedFact
+from services.rooms.placement import RelayNode
+from services.rooms.sessions import ClientSession
 from services.rooms.state import RoomState
 
 
-class RoomStore(FactOutbox, Protocol):
+class SessionRecords(Protocol):
+    def save_session(self, session: ClientSession) -> None: ...
+
+    def delete_session(self, session_id: str) -> None: ...
+
+    def taken_sessions(self) -> list[ClientSession]:
+        """The sessions of a room manager that died, taken over since the last call (with its rooms)."""
+        ...
+
+
+class RoomStore(CallBook, SessionRecords, FactOutbox, Protocol):
     def load(self, room_id: str) -> RoomState | None: ...
 
     def save(self, state: RoomState) -> None: ...
@@ -33,12 +47,27 @@ class RoomStore(FactOutbox, Protocol):
         """The rooms (sorted) where an invitation to the user waits for an answer."""
         ...
 
+    async def lead(self) -> None:
+        """Return once this room manager may serve: the leader of the room managers on the store (at start,
+        before gRPC listens; docs/decisions.md)."""
+        ...
+
+    async def resign(self) -> None:
+        """Let another room manager lead at once (at a graceful stop)."""
+        ...
+
     async def recover(self) -> None:
-        """Take up the rooms a previous room manager left in the store (at start)."""
+        """Take up the rooms and calls a previous room manager left in the store (at start)."""
         ...
 
     async def keep(self) -> None:
-        """Keep this room manager's hold on its rooms, and take up those another left (run periodically)."""
+        """Keep this room manager's hold on its rooms and calls, and take up those another left (run
+        periodically)."""
+        ...
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        """Tell the other room managers of the relays heard here; the relays they heard from within the
+        lease (services/rooms/placement.py)."""
         ...
 
     async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
@@ -81,6 +110,8 @@ class InProcessRoomStore:
         self._rooms: dict[str, RoomState] = {}
         self._invitees = InviteeIndex()
         self._outbox: deque[StagedFact] = deque()
+        self._calls: dict[str, Call] = {}
+        self._lines = LineIndex()
 
     def load(self, room_id: str) -> RoomState | None:
         return self._rooms.get(room_id)
@@ -102,6 +133,43 @@ class InProcessRoomStore:
 
     def invited_to(self, biz_name: str, uid: str) -> list[str]:
         return self._invitees.rooms_of(biz_name, uid)
+
+    def load_call(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def save_call(self, call: Call) -> None:
+        self._calls[call.call_id] = call
+        self._lines.index(call)
+
+    def delete_call(self, call_id: str) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is not None:
+            self._lines.forget(call)
+
+    def call_ids(self) -> list[str]:
+        return list(self._calls)
+
+    def call_on_line(self, biz_name: str, uid: str) -> str | None:
+        return self._lines.on_line(biz_name, uid)
+
+    def save_session(self, session: ClientSession) -> None:
+        """The session book (services/rooms/sessions.py) is in this process already."""
+
+    def delete_session(self, session_id: str) -> None:
+        """Nothing was kept."""
+
+    def taken_sessions(self) -> list[ClientSession]:
+        return []
+
+    async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
+        """No other room manager to tell."""
+        return []
+
+    async def lead(self) -> None:
+        """The only room manager there is."""
+
+    async def resign(self) -> None:
+        """Nobody to hand over to."""
 
     async def recover(self) -> None:
         """Nothing outlives the process."""

@@ -15,6 +15,7 @@ from services.core.events import EventConsumer
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
+from services.core.ssrf import TargetGuard
 from services.core.topics import Topic
 from services.webhooks.apps import AppDirectory
 from services.webhooks.dispatcher import Dispatcher
@@ -24,7 +25,6 @@ from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import RetryPolicy
 from services.webhooks.sender import WebhookSender
 from services.webhooks.store import WebhookStore, outbox
-from services.webhooks.targets import TargetGuard
 
 GROUP = "parley-webhooks"
 # Callbacks wait on the consumer: a fetch returns within this long even when the broker holds it.

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 import httpcore
 import httpx
 
-from services.webhooks.targets import PinnedBackend, TargetGuard, TargetRefused
+from services.core.ssrf import PinnedBackend, TargetGuard, TargetRefused
 
 # Enough of an answer to read `{"bizRequestId": ..., "code": 0}`; the rest is not read.
 MAX_ANSWER_BYTES = 64 * 1024

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
@@ -48,7 +49,9 @@ CHROMIUM_FLAGS = (
 )
 
 
-def start_chromium(user_data_dir: Path, *, script_timeout_s: float) -> WebDriver:
+def start_chromium(user_data_dir: Path, *, script_timeout_s: float, log_network: bool = False) -> WebDriver:
+    """Chromium with its own profile in `user_data_dir`; `log_network` keeps DevTools' performance log,
+    where every request the browser makes shows (`requested_urls`), failed and blocked ones too."""
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
     assert not missing, f"{', '.join(missing)} missing: `make install` installs chromium and chromium-driver"
     options = webdriver.ChromeOptions()
@@ -57,9 +60,21 @@ def start_chromium(user_data_dir: Path, *, script_timeout_s: float) -> WebDriver
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={user_data_dir}")
+    if log_network:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(str(CHROMEDRIVER)))
     driver.set_script_timeout(script_timeout_s)
     return driver
+
+
+def requested_urls(driver: WebDriver) -> list[str]:
+    """The URLs the browser asked for since the last call (`log_network` drivers only)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 class _EmbeddedServer(uvicorn.Server):

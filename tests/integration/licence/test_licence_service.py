@@ -79,6 +79,12 @@ async def test_a_signature_made_with_openssl_verifies_and_tampered_ones_say_why(
     assert created.returncode == 0, created.stderr
     app = json.loads(created.stdout)
     assert set(app) == {"bizName", "appId", "workspaceId", "privateKey"}
+    # The operator's 查看密钥 answers the same key.
+    revealed = await asyncio.to_thread(
+        parley, "app", "reveal-key", "--biz-name", app["bizName"], "--url", gateway_url
+    )
+    assert revealed.returncode == 0, revealed.stderr
+    assert json.loads(revealed.stdout) == app
 
     expire = int(time.time() * 1000) + 3_600_000
     prefix = app["bizName"] + app["appId"] + app["workspaceId"]

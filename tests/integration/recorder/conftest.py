@@ -10,6 +10,7 @@ compositor's thread).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 from av import VideoFrame
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.recorder.v1 import recorder_pb2
@@ -62,8 +63,9 @@ class Platform:
     ws_url: str
     licence: LicenceServiceStub
     storage_dir: Path
-    # Every event on parley.recording.v1, by record_id.
+    # Every event on parley.recording.v1, by record_id, and the same by room_id.
     events: Facts
+    by_room: Facts
     guard: CodecGuard
 
 
@@ -76,8 +78,12 @@ def codec_guard() -> Iterator[CodecGuard]:
 
 @pytest.fixture(scope="module")
 async def platform(
-    tmp_path_factory: pytest.TempPathFactory, codec_guard: CodecGuard
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, codec_guard: CodecGuard
 ) -> AsyncIterator[Platform]:
+    # A module may lay settings of its own over these (PLATFORM_SETTINGS), e.g. shorter warning times.
+    settings = {"rooms": {"session_grace_s": 2.0, "empty_room_grace_s": 30.0}}
+    for service, values in getattr(request.module, "PLATFORM_SETTINGS", {}).items():
+        settings[service] = {**settings.get(service, {}), **values}
     async with start_platform(
         tmp_path_factory.mktemp("recorder"),
         ServiceName.LICENCE,
@@ -85,9 +91,12 @@ async def platform(
         ServiceName.RELAY,
         ServiceName.RECORDER,
         ServiceName.GATEWAY,
-        settings={"rooms": {"session_grace_s": 2.0, "empty_room_grace_s": 30.0}},
+        settings=settings,
     ) as running:
         events = await running.record([Topic.RECORDING], [recorder_pb2.RecordingEvent], timeout_s=30)
+        by_room = await running.record(
+            [Topic.RECORDING], [recorder_pb2.RecordingEvent], key=lambda event: event.room_id, timeout_s=30
+        )
         # The recorder follows feeds through parley.feed.v1 and the room manager pushes from
         # parley.recording.v1: both must be reading before the tests make facts.
         await running.consumers_joined(ServiceName.ROOMS, ServiceName.RECORDER)
@@ -96,6 +105,7 @@ async def platform(
             licence=running.licence,
             storage_dir=running.settings.recordings_dir(),
             events=events,
+            by_room=by_room,
             guard=codec_guard,
         )
 
@@ -115,6 +125,16 @@ async def clients(platform: Platform, app: App) -> AsyncIterator[Any]:
 
     yield open_client
     await connections.close()
+
+
+async def until_media(client: Any, record_id: str, packets: int) -> None:
+    """Until the recording's first file has that many video packets (get_record_info counts them live)."""
+    async with asyncio.timeout(30):
+        while True:
+            files = (await client.ok("get_record_info", record_id=record_id))["record_info"]["files"]
+            if files and files[0]["video_packets"] >= packets:
+                return
+            await asyncio.sleep(0.1)
 
 
 class ColourTrack(VideoStreamTrack):
@@ -143,11 +163,13 @@ class Publisher:
         video: str | None = "video/VP8",
         audio: str = "audio/opus",
         colour: tuple[int, int, int] | None = None,
+        camera: MediaStreamTrack | None = None,
+        microphone: MediaStreamTrack | None = None,
     ) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.media_type = 1 if video else 2
-        camera = ColourTrack(colour) if colour else VideoStreamTrack()
-        tracks = [(AudioStreamTrack(), audio)] + ([(camera, video)] if video else [])
+        camera = camera or (ColourTrack(colour) if colour else VideoStreamTrack())
+        tracks = [(microphone or AudioStreamTrack(), audio)] + ([(camera, video)] if video else [])
         for track, mime in tracks:
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(

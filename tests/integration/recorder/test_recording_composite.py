@@ -11,6 +11,7 @@ import pytest
 
 from services.recorder.params import Rect
 from tests.ffprobe import probe
+from tests.integration.recorder.conftest import until_media
 from tests.pictures import bright_pixels, colour_at, near, pictures
 
 pytestmark = pytest.mark.integration
@@ -28,15 +29,6 @@ async def call(clients: Any, publishers: Any) -> tuple[Any, Any, dict[str, Any]]
     await publishers(colour=RED).publish(alice, tag="left")
     await publishers(video="video/H264", colour=BLUE).publish(bob, tag="right")
     return alice, bob, room
-
-
-async def until_media(client: Any, record_id: str, packets: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            files = (await client.ok("get_record_info", record_id=record_id))["record_info"]["files"]
-            if files and files[0]["video_packets"] >= packets:
-                return
-            await asyncio.sleep(0.1)
 
 
 async def test_a_grid_with_watermarks_changed_while_recording(

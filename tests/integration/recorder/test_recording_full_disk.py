@@ -68,8 +68,11 @@ async def test_a_full_disk_fails_the_recording_with_100106(
         )
     )["record_id"]
     failed = await alice.event("on_remote_recording_failed")
-    assert (failed["record_id"], failed["code"]) == (record_id, 100106)
+    assert (failed["record_id"], failed["code"], failed["event_code"]) == (record_id, -12482, 100106)
     await facts.wait_for(record_id, event_code=99)
-    assert facts.values(record_id, "event_code") == [10, 100106, 99]
+    codes = facts.values(record_id, "event_code")
+    # The small disk is short of space from the start: warning 50 comes once, if the recorder looked
+    # (once a second) before the disk filled.
+    assert [code for code in codes if code != 50] == [10, 100106, 99] and codes.count(50) <= 1
     info = (await alice.ok("get_record_info", record_id=record_id))["record_info"]
     assert (info["state"], info["status"], info["failure_code"]) == ("failed", 3, 100106)

@@ -55,7 +55,7 @@ async def test_fewer_streams_than_record_total_stream_fail_with_100004(
         )
     )["record_id"]
     failed = await alice.event("on_remote_recording_failed")
-    assert (failed["record_id"], failed["code"]) == (record_id, 100004)
+    assert (failed["record_id"], failed["code"], failed["event_code"]) == (record_id, -12481, 100004)
     assert "1 of at least 2 streams" in failed["msg"]
     # The composite so far is kept and listed in the result.
     result = (await platform.events.wait_for(record_id, event_code=99)).record_result

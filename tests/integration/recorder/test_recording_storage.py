@@ -1,7 +1,9 @@
 """Recordings kept in an S3-compatible object store (moto's server mode, its own process on loopback):
 a stopped job uploads its files (status 1 while it does), reports fileType 2 with the store's URL, and
 leaves no local copy; an object store that refuses uploads gives 100201 after the retries, and the files
-stay in the local folder. The platform here is tests/testing.py's, with the recorder pointed at moto."""
+stay in the local folder. The platform here is tests/testing.py's, with the recorder pointed at moto.
+With PARLEY_RECORDER__OBJECT_STORE_ENCRYPTION every file is put with S3 server-side encryption, which the
+server records on the object; reads (ranges) and deletes work as without it."""
 
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import httpx
 import pytest
 from parley.recorder.v1 import recorder_pb2
 
-from services.core.config import ServiceName
+from services.core.config import RecorderSettings, ServiceName
 from services.core.topics import Topic
+from services.recorder.storage import FileMissing, ObjectStorage
 from tests.ffprobe import probe
 from tests.s3 import S3Server, s3_server
 from tests.testing import Facts, Platform, start_platform
@@ -109,7 +112,7 @@ async def test_an_object_store_that_refuses_uploads_gives_100201_after_the_retri
     assert (info["status"], info["state"], info["failure_code"]) == (3, "failed", 100201)
     assert [event.event_code for event in facts.events(record_id)] == [10, 0, 11, 100201, 99]
     failure = await alice.event("on_remote_recording_failed")
-    assert (failure["record_id"], failure["code"]) == (record_id, 100201)
+    assert (failure["record_id"], failure["code"], failure["event_code"]) == (record_id, -12482, 100201)
 
 
 async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
@@ -135,3 +138,36 @@ async def test_files_in_the_object_store_are_listed_read_by_range_and_deleted(
     assert s3.client().list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
     event = await facts.wait_for(record_id, event_code=910003)
     assert event.file.file_id == item["fileId"]
+
+
+@pytest.mark.parametrize(
+    ("encryption", "kms_key_id"), [("AES256", ""), ("aws:kms", "alias/parley-recordings"), ("", "")]
+)
+async def test_files_are_put_with_the_stores_encryption_and_read_back(
+    s3: S3Server, tmp_path: Path, encryption: str, kms_key_id: str
+) -> None:
+    settings = RecorderSettings(
+        **s3.recorder_settings(
+            f"s3://{BUCKET}/sealed", object_store_encryption=encryption, object_store_kms_key_id=kms_key_id
+        )
+    )
+    storage = ObjectStorage(settings)
+    local = tmp_path / "a.mp4"
+    local.write_bytes(bytes(range(256)) * 4)
+    key = f"biz/room/r-{encryption.replace(':', '-') or 'plain'}/a.mp4"
+    await storage.keep(local, key)
+
+    head = s3.client().head_object(Bucket=BUCKET, Key=f"sealed/{key}")
+    assert head.get("ServerSideEncryption", "") == encryption
+    assert head.get("SSEKMSKeyId", "").endswith(kms_key_id)
+    assert not local.exists()
+    assert await storage.size(key) == 1024
+    assert await storage.read(key, 250, 260) == bytes(range(250, 256)) + bytes(range(4))
+    await storage.delete(key)
+    with pytest.raises(FileMissing):
+        await storage.size(key)
+
+
+def test_a_kms_key_without_kms_encryption_is_refused() -> None:
+    with pytest.raises(ValueError, match="aws:kms"):
+        RecorderSettings(object_store_kms_key_id="alias/x", object_store_encryption="AES256")

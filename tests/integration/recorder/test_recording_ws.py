@@ -170,7 +170,11 @@ async def test_storage_that_cannot_be_written_fails_the_recording_with_100101(
     record_id = started["record_id"]
 
     failed = await alice.event("on_remote_recording_failed")
-    assert (failed["record_id"], failed["code"]) == (record_id, 100101) and failed["msg"]
+    assert (failed["record_id"], failed["code"], failed["event_code"]) == (
+        record_id,
+        -12482,
+        100101,
+    ) and failed["msg"]
     over = await alice.event("on_remote_record_over")
     assert (over["record_id"], over["status"], over["files"]) == (record_id, 3, [])
     info = (await alice.ok("get_record_info", record_id=record_id))["record_info"]

@@ -4,7 +4,7 @@ with 100105 at start-up, its files kept."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,3 +126,54 @@ async def test_jobs_left_live_by_a_previous_process_fail_with_100105(
     assert kept.size_bytes == 10 and kept.ended_at is not None
     assert [e.event_code for e in await staged(engine)] == [10, 100105, 99]
     assert await store.live_jobs() == []
+
+
+async def finished_job(
+    store: JobStore, storage: Path, record_id: str, biz_name: str, age_days: float
+) -> Path:
+    """A stopped job of `biz_name` that started `age_days` before NOW, with one file on disk."""
+    job = new_job(record_id)
+    job.biz_name, job.folder = biz_name, f"{biz_name}/room/{record_id}"
+    job.created_at = NOW - timedelta(days=age_days)
+    await store.create(job, job.initialised())
+    path = storage / job.folder / "a.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x" * 10)
+    file = RecordFile(name="a.mp4", path=f"{job.folder}/a.mp4", feed_id="", uid="", started_at=job.created_at)
+    job.file_opened(file)
+    await store.save(job, [job.file_closed(file, job.created_at), *job.stop(job.created_at)])
+    return path
+
+
+async def test_retention_deletes_files_older_than_the_apps_own_or_the_global_days(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    store = job_store(engine)
+    storage = tmp_path / "recordings"
+    paths = {
+        record_id: await finished_job(store, storage, record_id, biz, age)
+        for record_id, biz, age in [
+            ("old", "biz", 40),
+            ("young", "biz", 10),
+            ("kept_long", "archive", 400),
+            ("short_lived", "brief", 3),
+            ("fresh", "brief", 1),
+        ]
+    }
+    settings = RecorderSettings(retention_days=30, app_retention_days="archive=0, brief=2")
+    recorder = Recorder(store, NoRooms(), lambda address: None, settings, storage)  # type: ignore[arg-type,return-value]
+    assert await recorder.expire(NOW) == 2
+    gone = {record_id for record_id, path in paths.items() if not path.exists()}
+    assert gone == {"old", "short_lived"}
+    for record_id in ("old", "short_lived"):
+        job = await store.get(record_id)
+        assert job is not None and job.files == {}
+    deletions = [e for e in await staged(engine) if e.event_code == EventCode.FILE_DELETED]
+    assert sorted(e.record_id for e in deletions) == ["old", "short_lived"]
+    assert all(e.file.name == "a.mp4" and "retention" in e.message for e in deletions)
+    assert await recorder.expire(NOW) == 0
+
+
+def test_an_app_retention_that_cannot_be_read_is_refused() -> None:
+    with pytest.raises(ValueError, match="bizName=days"):
+        RecorderSettings(app_retention_days="archive:30")

@@ -1,26 +1,32 @@
 """One suite for every room store (services/rooms/store.py): the in-process one and Redis (real Redis at
 127.0.0.1:6379, a key prefix per test). What a store must do for the room manager: hand out records equal
 to what was saved (never the saved object's later changes), forget what was deleted, count and list its
-rooms, index waiting invitations, and commit. A durable store is also read back by the next room manager
-on the same store after a commit, and only what was committed."""
+rooms, index waiting invitations, keep device calls and index their lines, keep sessions, share relays,
+let one room manager lead, and commit. A durable store is also read back by the next room manager on the
+same store after a commit, and only what was committed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as redis
 from parley.rooms.v1 import events_pb2
 
+from services.rooms.calls import Call
 from services.rooms.facts import StagedFact, stage
-from services.rooms.redis_store import RedisRoomStore, RoomsFenced
+from services.rooms.placement import RelayLoad, RelayNode
+from services.rooms.redis_store import LeadershipLost, RedisRoomStore, RoomsFenced
+from services.rooms.sessions import Attachment, ClientSession
 from services.rooms.state import RoomState
 from services.rooms.store import InProcessRoomStore, RoomStore
 from tests.clock import FakeClock
 from tests.redis_keys import RedisLink, fresh_prefix
-from tests.unit.rooms.test_room_codec import a_full_room
+from tests.unit.rooms.test_room_codec import a_full_call, a_full_room
 
 # Short leases, so that the tests see them run out.
 LEASE_S = 0.3
@@ -124,6 +130,185 @@ async def test_the_next_room_manager_reads_back_what_was_committed(stores: Store
     assert sorted(after.room_ids()) == ["r1", "r2"]
     assert after.load("r1") == room("r1", invitee="carol")
     assert after.invited_to("biz", "carol") == ["r1"]
+
+
+def call(call_id: str, *, sn: str = "sn1", open_id: str = "alice") -> Call:
+    made = a_full_call()
+    made.call_id, made.sn, made.open_id = call_id, sn, open_id
+    return made
+
+
+async def test_a_saved_call_loads_equal_and_holds_both_lines(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    await store.commit()
+    assert store.load_call("c1") == call("c1")
+    assert store.load_call("c2") is None
+    assert store.call_ids() == ["c1"]
+    assert store.call_on_line("biz", "sn1") == store.call_on_line("biz", "alice") == "c1"
+    assert store.call_on_line("other", "sn1") is None and store.call_on_line("biz", "bob") is None
+    assert store.room_ids() == [] and store.count() == 0
+
+
+async def test_a_call_changed_and_saved_again_loads_changed(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    ringing = store.load_call("c1")
+    assert ringing is not None
+    ringing.answered_at = 1_800_000_000.0
+    store.save_call(ringing)
+    await store.commit()
+    assert store.load_call("c1") == ringing
+
+
+async def test_a_deleted_call_frees_its_lines(stores: Stores) -> None:
+    store = stores.first
+    store.save_call(call("c1"))
+    store.save_call(call("c2", sn="sn2", open_id="bob"))
+    await store.commit()
+    store.delete_call("c1")
+    await store.commit()
+    assert store.load_call("c1") is None and store.call_ids() == ["c2"]
+    assert store.call_on_line("biz", "sn1") is None and store.call_on_line("biz", "alice") is None
+    assert store.call_on_line("biz", "bob") == "c2"
+
+
+async def test_the_next_room_manager_reads_back_the_calls_committed(stores: Stores) -> None:
+    after = durable(stores)()
+    store = stores.first
+    store.save_call(call("c1"))
+    store.save_call(call("c2", sn="sn2", open_id="bob"))
+    store.save(room("r1"))
+    await store.commit()
+    store.delete_call("c2")
+    await store.commit()
+    store.save_call(call("uncommitted", sn="sn3", open_id="carol"))
+
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.recover()
+    assert (after.call_ids(), after.room_ids()) == (["c1"], ["r1"])
+    assert after.load_call("c1") == call("c1")
+    assert after.call_on_line("biz", "sn1") == "c1" and after.call_on_line("biz", "carol") is None
+
+
+async def test_a_call_whose_owner_is_gone_is_taken_over_and_the_old_owner_is_fenced(stores: Stores) -> None:
+    after = durable(stores)()
+    old = stores.first
+    old.save_call(call("c1"))
+    await old.commit()
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.keep()
+    assert after.call_ids() == ["c1"] and after.load_call("c1") == call("c1")
+
+    ended_late = old.load_call("c1")
+    assert ended_late is not None
+    old.delete_call("c1")
+    with pytest.raises(RoomsFenced) as fenced:
+        await old.commit()
+    assert fenced.value.room_ids == ["c1"]
+    assert old.call_ids() == [] and old.call_on_line("biz", "sn1") is None
+    # The call is still there, held by the room manager that took it over.
+    await after.keep()
+    assert after.load_call("c1") == call("c1")
+
+
+def session(session_id: str, room_id: str | None = "r1") -> ClientSession:
+    return ClientSession(
+        session_id,
+        "biz",
+        f"u_{session_id}",
+        Attachment("gw1", "127.0.0.1:7", f"c_{session_id}"),
+        attached_at=1_700_000_000.0,
+        room_id=room_id,
+        opened_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_the_next_room_manager_takes_over_the_sessions_committed(stores: Stores) -> None:
+    after = durable(stores)()
+    store = stores.first
+    store.save_session(session("s1"))
+    store.save_session(session("s2", room_id=None))
+    store.save_session(session("s3"))
+    await store.commit()
+    store.delete_session("s3")
+    await store.commit()
+    store.save_session(session("uncommitted"))
+    assert store.taken_sessions() == []
+
+    await asyncio.sleep(LEASE_S + 0.1)
+    await after.recover()
+    taken = sorted(after.taken_sessions(), key=lambda s: s.session_id)
+    assert taken == [session("s1"), session("s2", room_id=None)]
+    assert after.taken_sessions() == []
+    assert after.room_ids() == [] and after.call_ids() == []
+
+
+async def test_relays_heard_by_one_room_manager_are_shared_with_the_others(stores: Stores) -> None:
+    other = durable(stores)()
+    now = time.time()
+    heard = [
+        RelayNode("a", "a:1", 100, RelayLoad(publications=3), now),
+        RelayNode("b", "b:1", 10, RelayLoad(), now),
+    ]
+    assert await stores.first.share_relays(heard, lease_s=15) == heard
+    assert sorted(await other.share_relays([], lease_s=15), key=lambda r: r.relay_id) == heard
+    newer = RelayNode("a", "a:2", 100, RelayLoad(subscriptions=4, draining=True), now + 1)
+    await other.share_relays([newer], lease_s=15)
+    assert await stores.first.share_relays([], lease_s=15) == [newer, heard[1]]
+    # One that reported longer than a lease ago is gone.
+    stale = RelayNode("c", "c:1", 10, RelayLoad(), now - 20)
+    assert stale not in await other.share_relays([stale], lease_s=15)
+
+
+async def test_the_in_process_store_shares_relays_with_nobody(stores: Stores) -> None:
+    if stores.next is not None:
+        pytest.skip("a shared store")
+    heard = [RelayNode("a", "a:1", 100, RelayLoad(), time.time())]
+    assert await stores.first.share_relays(heard, lease_s=15) == []
+
+
+async def test_one_room_manager_leads_and_the_next_waits_until_it_is_gone(stores: Stores) -> None:
+    standby = durable(stores)()
+    leader = stores.first
+    await leader.lead()
+    leader.save(room("r1"))
+    await leader.commit()
+    waiting = asyncio.create_task(standby.lead())
+    try:
+        for _ in range(3):
+            await asyncio.sleep(LEASE_S / 3)
+            await leader.keep()
+        assert not waiting.done()
+        # The leader stops renewing (it died, or is cut off): the standby leads once the lease ran out.
+        async with asyncio.timeout(30):
+            await waiting
+    finally:
+        waiting.cancel()
+    await standby.recover()
+    assert standby.room_ids() == ["r1"]
+    # The old leader finds out at its next renewal, and lets go of everything.
+    with pytest.raises(LeadershipLost):
+        await leader.keep()
+    assert leader.room_ids() == []
+
+
+async def test_a_leader_that_resigns_hands_over_at_once(stores: Stores) -> None:
+    standby = durable(stores)()
+    leader = stores.first
+    await leader.lead()
+    waiting = asyncio.create_task(standby.lead())
+    await leader.resign()
+    async with asyncio.timeout(30):
+        await waiting
+
+
+async def test_the_in_process_store_leads_alone(stores: Stores) -> None:
+    if stores.next is not None:
+        pytest.skip("a shared store")
+    await stores.first.lead()
+    await stores.first.keep()
+    await stores.first.resign()
 
 
 async def test_recovering_an_empty_store_finds_no_room(stores: Stores) -> None:

@@ -14,7 +14,7 @@ async def test_two_users_on_two_gateways_meet_in_a_room_talk_and_leave(platform:
         "create_room",
         ext={"defaultRecord": True, "recordStrongDepend": False, "recordParam": {"fileType": "MP4"}},
     )
-    assert set(created) == {"room_id", "rtoken", "record_id"}
+    assert set(created) == {"room_id", "rtoken", "record_id", "record_third_id"}
     # No recorder runs here (tests/integration/recorder has one): the room does not depend on it, so it is
     # created, record_id stays empty and the creator hears that recording failed; the options are kept.
     assert created["record_id"] == ""

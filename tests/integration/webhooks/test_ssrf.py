@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from services.core.embedded_broker import free_port
+from services.core.ssrf import TargetGuard
 from services.webhooks.sender import WebhookSender
-from services.webhooks.targets import TargetGuard
 from tests.integration.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.integration

@@ -208,10 +208,10 @@ WIRE: list[tuple[d.Push, str | None]] = [
     (
         d.Push(
             remote_recording_failed=d.RemoteRecordingFailed(
-                room_id="r1", record_id="rec1", feed_id="f1", code=100003, msg="refused"
+                room_id="r1", record_id="rec1", feed_id="f1", code=-12481, msg="refused", event_code=100003
             )
         ),
-        '{"event":"on_remote_recording_failed","data":{"room_id":"r1","record_id":"rec1","feed_id":"f1","code":100003,"msg":"refused"}}',
+        '{"event":"on_remote_recording_failed","data":{"room_id":"r1","record_id":"rec1","feed_id":"f1","code":-12481,"msg":"refused","event_code":100003}}',
     ),
     # Not events: the gateway closes the connection (4002) on the first; the second is a push of a newer
     # room manager, which it does not know.

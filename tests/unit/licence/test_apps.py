@@ -124,6 +124,15 @@ async def test_rotating_the_key_stops_the_old_signatures_at_once(
     assert store.facts[-1] == AppChanged(rotated, key_rotated=True)
 
 
+async def test_the_key_is_revealed_again_as_it_was_answered(licensing: Licensing) -> None:
+    app, created_key = await licensing.apps.create_app("Doorbells", AppSettings())
+    assert await licensing.apps.reveal_key(app.biz_name) == (app, created_key)
+    rotated, rotated_key = await licensing.apps.rotate_key(app.biz_name)
+    assert await licensing.apps.reveal_key(app.biz_name) == (rotated, rotated_key)
+    with refused(errors.APP_NOT_FOUND):
+        await licensing.apps.reveal_key("biz_missing")
+
+
 async def test_signatures_verify_for_their_uid_and_app_until_they_expire(
     licensing: Licensing, app: AppRecord, clock: FakeClock
 ) -> None:

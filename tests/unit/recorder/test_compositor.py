@@ -191,7 +191,7 @@ def test_layouts() -> None:
         ('{"width": "wide"}', "width"),
         ('{"mediaType": 3}', "mediaType"),
         ('{"overlaps": [{"enable": true, "type": 9}]}', "overlap"),
-        ('{"overlaps": [{"enable": true, "type": 3, "url": "http://169.254.169.254/x.png"}]}', "data:image"),
+        ('{"overlaps": [{"enable": true, "type": 3, "url": "ftp://example.com/x.png"}]}', "http(s)"),
         ('{"splitFilePath": "../up"}', "splitFilePath"),
         ('{"splitType": 1, "mediaType": 1}', "splitType"),
         ('{"tagPositions": [{"tag": "a", "position": {"xPosition": 0}}]}', "tagPositions"),

@@ -10,12 +10,13 @@ from typing import Any
 
 import grpc
 import pytest
+from parley.licence.v1 import licence_pb2
 from parley.recorder.v1 import recorder_pb2
 from parley.rooms.v1 import delivery_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
 from services.rooms.manager import RoomManager
-from services.rooms.recording_events import DefaultRecording
+from services.rooms.recording_events import AutoRecordApps, DefaultRecording
 from services.rooms.sessions import Attachment
 from tests.unit.rooms.test_room_manager import RELAY, RULES
 
@@ -91,3 +92,56 @@ async def test_a_room_that_does_not_depend_on_it_is_kept_and_its_creator_told() 
             room_id=room.room_id, record_id="", feed_id="", code=-10311, msg="connection refused"
         )
     ]
+
+
+class Licence:
+    """GetApp of a licence service: the app's autoRecord, or an error of that status."""
+
+    def __init__(self, auto_record: bool) -> None:
+        self.auto_record = auto_record
+        self.failure: grpc.StatusCode | None = None
+        self.asked = 0
+
+    async def GetApp(self, request: licence_pb2.GetAppRequest, **call: Any) -> licence_pb2.App:
+        self.asked += 1
+        if self.failure is not None:
+            raise grpc.aio.AioRpcError(self.failure, grpc.aio.Metadata(), grpc.aio.Metadata(), "no")
+        return licence_pb2.App(
+            biz_name=request.biz_name, settings=licence_pb2.AppSettings(auto_record=self.auto_record)
+        )
+
+
+async def test_auto_record_is_asked_once_per_ttl_and_the_last_answer_outlives_an_outage() -> None:
+    licence = Licence(auto_record=True)
+    clock = [0.0]
+    apps = AutoRecordApps(licence, ttl_s=30, timeout_s=1, clock=lambda: clock[0])  # type: ignore[arg-type]
+    assert await apps.auto_record("biz") and await apps.auto_record("biz")
+    assert licence.asked == 1
+    clock[0] = 31.0
+    licence.failure = grpc.StatusCode.UNAVAILABLE
+    assert await apps.auto_record("biz")
+    # Never answered: not recorded rather than refused; an unknown app records nothing.
+    assert not await apps.auto_record("other")
+    licence.failure = grpc.StatusCode.NOT_FOUND
+    assert not await apps.auto_record("gone")
+
+
+async def test_a_room_of_an_app_with_auto_record_is_wanted_unless_p2p() -> None:
+    manager, _ = room_of_alice(strong=True)
+    recording = DefaultRecording(
+        manager,
+        Recorder(answer="r1"),  # type: ignore[arg-type]
+        dispatched_once([]),
+        timeout_s=1,
+        apps=AutoRecordApps(Licence(auto_record=True), ttl_s=30, timeout_s=1),  # type: ignore[arg-type]
+    )
+    manager.open_session("s2", "biz", "bob", Attachment("gw1", "gw1:1", "c2"))
+    plain = manager.create_room(
+        biz_name="", creator_uid="", session_id="s2", record=rooms_pb2.RecordOptions()
+    )
+    assert await recording.wanted(plain)
+    manager.open_session("s3", "biz", "carol", Attachment("gw1", "gw1:1", "c3"))
+    p2p = manager.create_room(
+        biz_name="", creator_uid="", session_id="s3", record=rooms_pb2.RecordOptions(), engine=2
+    )
+    assert not await recording.wanted(p2p)

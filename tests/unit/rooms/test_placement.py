@@ -97,3 +97,25 @@ def test_reports_keep_a_relay_placeable(placement: RelayPlacement, clock: FakeCl
         clock.now += LEASE_S / 3
         placement.report("a", RelayLoad())
     assert placement.place("r1") == "a:1"
+
+
+def test_what_one_room_manager_heard_places_rooms_at_another(clock: FakeClock) -> None:
+    """Relays report to one room manager; the others learn of them through the store."""
+    heard_here = RelayPlacement(fallback=FALLBACK, lease_s=LEASE_S, clock=clock)
+    elsewhere = RelayPlacement(fallback=FALLBACK, lease_s=LEASE_S, clock=clock)
+    heard_here.register("a", "a:1", 100, RelayLoad(publications=50))
+    heard_here.register("b", "b:1", 100, RelayLoad(publications=1))
+    shared = heard_here.heard()
+    assert [relay.relay_id for relay in shared] == ["a", "b"] and heard_here.heard() == []
+    elsewhere.learn(shared)
+    assert elsewhere.place("r1") == "b:1"
+    # A newer report wins; an older one changes nothing.
+    clock.now += 1
+    heard_here.report("b", RelayLoad(publications=99))
+    elsewhere.learn(heard_here.heard())
+    elsewhere.learn(shared)
+    assert elsewhere.place("r2") == "a:1"
+    # A relay nobody heard from within the lease is gone everywhere.
+    clock.now += LEASE_S + 1
+    elsewhere.learn(shared)
+    assert elsewhere.live() == {}

@@ -12,6 +12,7 @@ from parley.rooms.v1 import delivery_pb2, events_pb2, rooms_pb2
 
 from services.core.errors import ParleyError
 from services.rooms import pushes
+from services.rooms.calls import Call
 from services.rooms.manager import RoomManager, RoomRules
 from services.rooms.outcome import Outcome, StopFeed, StopSubscription
 from services.rooms.placement import RelayLoad
@@ -47,6 +48,12 @@ class CopyingRoomStore(InProcessRoomStore):
 
     def save(self, state: RoomState) -> None:
         super().save(copy.deepcopy(state))
+
+    def load_call(self, call_id: str) -> Call | None:
+        return copy.deepcopy(super().load_call(call_id))
+
+    def save_call(self, call: Call) -> None:
+        super().save_call(copy.deepcopy(call))
 
 
 class World:
@@ -161,6 +168,52 @@ def test_the_same_uid_joining_from_another_session_replaces_the_first(world: Wor
     # The replaced session is in no room.
     with pytest.raises(ParleyError):
         world.manager.leave_room(bob)
+
+
+def test_an_operator_kicks_a_participant_and_closes_a_room(world: World) -> None:
+    room_id, rtoken, (alice, bob, carol) = room_with(world, "alice", "bob", "carol")
+    world.manager.remove_participant(room_id, "bob")
+
+    assert world.pushes(bob) == [delivery_pb2.LeftRoom(room_id=room_id, leave_type=pushes.LeaveType.REMOVED)]
+    assert world.pushes(alice) == [
+        delivery_pb2.PeerLeft(room_id=room_id, uid="bob", exit_type=ExitType.ABNORMAL)
+    ]
+    assert kinds(world.take_outcome().changes) == ["ParticipantLeft"]
+    assert sorted(world.manager.get_room(room_id).participants) == ["alice", "carol"]
+    # The kicked session is in no room, and may join again.
+    world.manager.join_room(bob, room_id, rtoken)
+    with pytest.raises(ParleyError) as absent:
+        world.manager.remove_participant(room_id, "dave")
+    assert absent.value.kind.reason == "NOT_FOUND"
+    world.pushes(alice)
+    world.take_outcome()
+
+    world.manager.close_room(room_id)
+    for session in (alice, bob, carol):
+        assert world.pushes(session)[-1] == delivery_pb2.LeftRoom(
+            room_id=room_id, leave_type=pushes.LeaveType.REMOVED
+        )
+    assert kinds(world.take_outcome().changes) == ["ParticipantLeft"] * 3 + ["RoomDestroyed"]
+    with pytest.raises(ParleyError):
+        world.manager.get_room(room_id)
+    with pytest.raises(ParleyError) as gone:
+        world.manager.close_room(room_id)
+    assert gone.value.kind.reason == "NOT_FOUND"
+    with pytest.raises(ParleyError):
+        world.manager.leave_room(alice)
+
+
+def test_rooms_are_listed_by_app(world: World) -> None:
+    first, _, _ = room_with(world, "alice")
+    second = world.manager.create_room(
+        biz_name="biz", creator_uid="backend", session_id="", record=rooms_pb2.RecordOptions()
+    )
+    other = world.manager.create_room(
+        biz_name="other", creator_uid="backend", session_id="", record=rooms_pb2.RecordOptions()
+    )
+    assert [room.room_id for room in world.manager.list_rooms("biz")] == [first, second.room_id]
+    assert [room.room_id for room in world.manager.list_rooms("other")] == [other.room_id]
+    assert len(world.manager.list_rooms("")) == 3
 
 
 def test_an_empty_room_is_destroyed_after_its_grace_unless_someone_joins(world: World) -> None:

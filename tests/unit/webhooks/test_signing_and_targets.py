@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.core.ssrf import TargetGuard
 from services.webhooks.signing import SigningSecrets, new_secret, signed_headers
-from services.webhooks.targets import TargetGuard
 
 BODY = b'{"bizRequestId":"e1","eventCode":1}'
 

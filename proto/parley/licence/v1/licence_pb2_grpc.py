@@ -59,6 +59,11 @@ class LicenceServiceStub:
                 request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
                 response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
                 _registered_method=True)
+        self.RevealAppKey = channel.unary_unary(
+                '/parley.licence.v1.LicenceService/RevealAppKey',
+                request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+                response_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+                _registered_method=True)
         self.DeleteApp = channel.unary_unary(
                 '/parley.licence.v1.LicenceService/DeleteApp',
                 request_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
@@ -171,6 +176,13 @@ class LicenceServiceServicer:
 
     def RotateAppKey(self, request, context):
         """A new key pair; signatures made with the old key stop verifying at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealAppKey(self, request, context):
+        """The app's current private key again (seed 002 5.1 查看密钥), unsealed for an operator who asks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -304,6 +316,11 @@ def add_LicenceServiceServicer_to_server(servicer, server):
             ),
             'RotateAppKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RotateAppKey,
+                    request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.FromString,
+                    response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.SerializeToString,
+            ),
+            'RevealAppKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealAppKey,
                     request_deserializer=parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.FromString,
                     response_serializer=parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.SerializeToString,
             ),
@@ -521,6 +538,33 @@ class LicenceService:
             request,
             target,
             '/parley.licence.v1.LicenceService/RotateAppKey',
+            parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
+            parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealAppKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.licence.v1.LicenceService/RevealAppKey',
             parley_dot_licence_dot_v1_dot_licence__pb2.GetAppRequest.SerializeToString,
             parley_dot_licence_dot_v1_dot_licence__pb2.AppWithKey.FromString,
             options,

@@ -42,6 +42,8 @@ class LicenceServiceStub:
     UpdateApp: _grpc.UnaryUnaryMultiCallable[_licence_pb2.UpdateAppRequest, _licence_pb2.App]
     RotateAppKey: _grpc.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.AppWithKey]
     """A new key pair; signatures made with the old key stop verifying at once."""
+    RevealAppKey: _grpc.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.AppWithKey]
+    """The app's current private key again (seed 002 5.1 查看密钥), unsealed for an operator who asks."""
     DeleteApp: _grpc.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.DeleteAppResponse]
     IssueSignature: _grpc.UnaryUnaryMultiCallable[_licence_pb2.IssueSignatureRequest, _licence_pb2.Signature]
     """Signatures (seed 002 section 4; temporary signatures section 5.3)."""
@@ -77,6 +79,8 @@ class LicenceServiceAsyncStub(LicenceServiceStub):
     UpdateApp: _aio.UnaryUnaryMultiCallable[_licence_pb2.UpdateAppRequest, _licence_pb2.App]  # type: ignore[assignment]
     RotateAppKey: _aio.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.AppWithKey]  # type: ignore[assignment]
     """A new key pair; signatures made with the old key stop verifying at once."""
+    RevealAppKey: _aio.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.AppWithKey]  # type: ignore[assignment]
+    """The app's current private key again (seed 002 5.1 查看密钥), unsealed for an operator who asks."""
     DeleteApp: _aio.UnaryUnaryMultiCallable[_licence_pb2.GetAppRequest, _licence_pb2.DeleteAppResponse]  # type: ignore[assignment]
     IssueSignature: _aio.UnaryUnaryMultiCallable[_licence_pb2.IssueSignatureRequest, _licence_pb2.Signature]  # type: ignore[assignment]
     """Signatures (seed 002 section 4; temporary signatures section 5.3)."""
@@ -139,6 +143,14 @@ class LicenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_licence_pb2.AppWithKey, _abc.Awaitable[_licence_pb2.AppWithKey]]:
         """A new key pair; signatures made with the old key stop verifying at once."""
+
+    @_abc_1.abstractmethod
+    def RevealAppKey(
+        self,
+        request: _licence_pb2.GetAppRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_licence_pb2.AppWithKey, _abc.Awaitable[_licence_pb2.AppWithKey]]:
+        """The app's current private key again (seed 002 5.1 查看密钥), unsealed for an operator who asks."""
 
     @_abc_1.abstractmethod
     def DeleteApp(

@@ -794,8 +794,11 @@ Global___RemoteRecordOver: _TypeAlias = RemoteRecordOver  # noqa: Y015
 
 @_typing.final
 class RemoteRecordingFailed(_message.Message):
-    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg): `code` is the recorder's failure event
-    code (100003, 100101, ...), `feed_id` empty when the whole recording failed.
+    """Seed 002 OnRemoteRecordingFailed (recordId, feedId, code, msg): `code` is the seed's -12481 for a
+    failure while the recording starts (event 1000xx) and -12482 for one while it records or ends (1001xx,
+    1002xx); `event_code` is the recorder's event code itself (100003, 100101, ...). A recording that a room
+    wanted from its creation and that could not start at all has the start's code instead (-10311, or the
+    recorder's refusal) and no event_code. `feed_id` is empty when the whole recording failed.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -805,11 +808,13 @@ class RemoteRecordingFailed(_message.Message):
     FEED_ID_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     MSG_FIELD_NUMBER: _builtins.int
+    EVENT_CODE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     record_id: _builtins.str
     feed_id: _builtins.str
     code: _builtins.int
     msg: _builtins.str
+    event_code: _builtins.int
     def __init__(
         self,
         *,
@@ -818,10 +823,11 @@ class RemoteRecordingFailed(_message.Message):
         feed_id: _builtins.str = ...,
         code: _builtins.int = ...,
         msg: _builtins.str = ...,
+        event_code: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "feed_id", b"feed_id", "msg", b"msg", "record_id", b"record_id", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_code", b"event_code", "feed_id", b"feed_id", "msg", b"msg", "record_id", b"record_id", "room_id", b"room_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -89,20 +89,30 @@ class RecordOptions(_message.Message):
     DEFAULT_RECORD_FIELD_NUMBER: _builtins.int
     RECORD_STRONG_DEPEND_FIELD_NUMBER: _builtins.int
     RECORD_PARAM_JSON_FIELD_NUMBER: _builtins.int
+    RECORD_THIRD_ID_FIELD_NUMBER: _builtins.int
+    FILE_PATH_FIELD_NUMBER: _builtins.int
     default_record: _builtins.bool
     record_strong_depend: _builtins.bool
     record_param_json: _builtins.str
     """The seed's recordParam object, as JSON text; empty when none was given."""
+    record_third_id: _builtins.str
+    """Seed 002 InitRoomConfig record_third_id: the app's batch id, returned in the recording's events."""
+    file_path: _builtins.str
+    """Seed 002 InitRoomConfig filePath: the recording's folder inside the recorder's storage (only with
+    default_record, as the seed requires).
+    """
     def __init__(
         self,
         *,
         default_record: _builtins.bool = ...,
         record_strong_depend: _builtins.bool = ...,
         record_param_json: _builtins.str = ...,
+        record_third_id: _builtins.str = ...,
+        file_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_record", b"default_record", "record_param_json", b"record_param_json", "record_strong_depend", b"record_strong_depend"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_record", b"default_record", "file_path", b"file_path", "record_param_json", b"record_param_json", "record_strong_depend", b"record_strong_depend", "record_third_id", b"record_third_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -186,6 +196,97 @@ class GetRoomRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRoomRequest: _TypeAlias = GetRoomRequest  # noqa: Y015
+
+@_typing.final
+class ListRoomsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BIZ_NAME_FIELD_NUMBER: _builtins.int
+    biz_name: _builtins.str
+    def __init__(
+        self,
+        *,
+        biz_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["biz_name", b"biz_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoomsRequest: _TypeAlias = ListRoomsRequest  # noqa: Y015
+
+@_typing.final
+class ListRoomsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Room]: ...
+    def __init__(
+        self,
+        *,
+        rooms: _abc.Iterable[Global___Room] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoomsResponse: _TypeAlias = ListRoomsResponse  # noqa: Y015
+
+@_typing.final
+class RemoveParticipantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    UID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    uid: _builtins.str
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        uid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "uid", b"uid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveParticipantRequest: _TypeAlias = RemoveParticipantRequest  # noqa: Y015
+
+@_typing.final
+class RemoveParticipantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveParticipantResponse: _TypeAlias = RemoveParticipantResponse  # noqa: Y015
+
+@_typing.final
+class CloseRoomResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseRoomResponse: _TypeAlias = CloseRoomResponse  # noqa: Y015
 
 @_typing.final
 class Room(_message.Message):

@@ -44,6 +44,21 @@ class RoomServiceStub:
                 request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
                 response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.FromString,
                 _registered_method=True)
+        self.ListRooms = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/ListRooms',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsResponse.FromString,
+                _registered_method=True)
+        self.RemoveParticipant = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/RemoveParticipant',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantResponse.FromString,
+                _registered_method=True)
+        self.CloseRoom = channel.unary_unary(
+                '/parley.rooms.v1.RoomService/CloseRoom',
+                request_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
+                response_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseRoomResponse.FromString,
+                _registered_method=True)
 
 
 class RoomServiceServicer:
@@ -65,6 +80,29 @@ class RoomServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRooms(self, request, context):
+        """The live rooms of an app (every app's when biz_name is empty), oldest first: an operator's console.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveParticipant(self, request, context):
+        """An operator takes a participant out of a room: its session hears OnLeaveRoom with leaveType 3
+        (被踢出房间), the others that it left abnormally. NOT_FOUND when the room or the participant is not there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseRoom(self, request, context):
+        """An operator closes a room: every participant is taken out as by RemoveParticipant, then the room is
+        destroyed (RoomDestroyed). NOT_FOUND when the room is not there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +115,21 @@ def add_RoomServiceServicer_to_server(servicer, server):
                     servicer.GetRoom,
                     request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.FromString,
                     response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.SerializeToString,
+            ),
+            'ListRooms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRooms,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsResponse.SerializeToString,
+            ),
+            'RemoveParticipant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveParticipant,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantResponse.SerializeToString,
+            ),
+            'CloseRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseRoom,
+                    request_deserializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.FromString,
+                    response_serializer=parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseRoomResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +186,87 @@ class RoomService:
             '/parley.rooms.v1.RoomService/GetRoom',
             parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
             parley_dot_rooms_dot_v1_dot_rooms__pb2.Room.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRooms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/ListRooms',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.ListRoomsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveParticipant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/RemoveParticipant',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.RemoveParticipantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/parley.rooms.v1.RoomService/CloseRoom',
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.GetRoomRequest.SerializeToString,
+            parley_dot_rooms_dot_v1_dot_rooms__pb2.CloseRoomResponse.FromString,
             options,
             channel_credentials,
             insecure,

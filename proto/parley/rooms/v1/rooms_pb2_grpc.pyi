@@ -48,6 +48,16 @@ class RoomServiceStub:
     """
     GetRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.GetRoomRequest, _rooms_pb2.Room]
     """Answers a live room, or NOT_FOUND."""
+    ListRooms: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]
+    """The live rooms of an app (every app's when biz_name is empty), oldest first: an operator's console."""
+    RemoveParticipant: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.RemoveParticipantRequest, _rooms_pb2.RemoveParticipantResponse]
+    """An operator takes a participant out of a room: its session hears OnLeaveRoom with leaveType 3
+    (被踢出房间), the others that it left abnormally. NOT_FOUND when the room or the participant is not there.
+    """
+    CloseRoom: _grpc.UnaryUnaryMultiCallable[_rooms_pb2.GetRoomRequest, _rooms_pb2.CloseRoomResponse]
+    """An operator closes a room: every participant is taken out as by RemoveParticipant, then the room is
+    destroyed (RoomDestroyed). NOT_FOUND when the room is not there.
+    """
 
 @_typing.type_check_only
 class RoomServiceAsyncStub(RoomServiceStub):
@@ -59,6 +69,16 @@ class RoomServiceAsyncStub(RoomServiceStub):
     """
     GetRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.GetRoomRequest, _rooms_pb2.Room]  # type: ignore[assignment]
     """Answers a live room, or NOT_FOUND."""
+    ListRooms: _aio.UnaryUnaryMultiCallable[_rooms_pb2.ListRoomsRequest, _rooms_pb2.ListRoomsResponse]  # type: ignore[assignment]
+    """The live rooms of an app (every app's when biz_name is empty), oldest first: an operator's console."""
+    RemoveParticipant: _aio.UnaryUnaryMultiCallable[_rooms_pb2.RemoveParticipantRequest, _rooms_pb2.RemoveParticipantResponse]  # type: ignore[assignment]
+    """An operator takes a participant out of a room: its session hears OnLeaveRoom with leaveType 3
+    (被踢出房间), the others that it left abnormally. NOT_FOUND when the room or the participant is not there.
+    """
+    CloseRoom: _aio.UnaryUnaryMultiCallable[_rooms_pb2.GetRoomRequest, _rooms_pb2.CloseRoomResponse]  # type: ignore[assignment]
+    """An operator closes a room: every participant is taken out as by RemoveParticipant, then the room is
+    destroyed (RoomDestroyed). NOT_FOUND when the room is not there.
+    """
 
 class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -79,5 +99,33 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_rooms_pb2.Room, _abc.Awaitable[_rooms_pb2.Room]]:
         """Answers a live room, or NOT_FOUND."""
+
+    @_abc_1.abstractmethod
+    def ListRooms(
+        self,
+        request: _rooms_pb2.ListRoomsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.ListRoomsResponse, _abc.Awaitable[_rooms_pb2.ListRoomsResponse]]:
+        """The live rooms of an app (every app's when biz_name is empty), oldest first: an operator's console."""
+
+    @_abc_1.abstractmethod
+    def RemoveParticipant(
+        self,
+        request: _rooms_pb2.RemoveParticipantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.RemoveParticipantResponse, _abc.Awaitable[_rooms_pb2.RemoveParticipantResponse]]:
+        """An operator takes a participant out of a room: its session hears OnLeaveRoom with leaveType 3
+        (被踢出房间), the others that it left abnormally. NOT_FOUND when the room or the participant is not there.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseRoom(
+        self,
+        request: _rooms_pb2.GetRoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rooms_pb2.CloseRoomResponse, _abc.Awaitable[_rooms_pb2.CloseRoomResponse]]:
+        """An operator closes a room: every participant is taken out as by RemoveParticipant, then the room is
+        destroyed (RoomDestroyed). NOT_FOUND when the room is not there.
+        """
 
 def add_RoomServiceServicer_to_server(servicer: RoomServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

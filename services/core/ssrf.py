@@ -1,4 +1,5 @@
-"""The SSRF guard: which addresses a customer's URL may make the dispatcher connect to.
+"""The SSRF guard: which addresses a customer's URL may make Parley connect to (the webhook dispatcher's
+callbacks, the recorder's watermark images).
 
 A URL names a host; the host resolves to addresses; only the address is judged, so every spelling of
 loopback (`[::1]`, `0x7f000001`, `2130706433`, a name that resolves to 127.0.0.1) is caught the same way.
@@ -21,7 +22,7 @@ from httpcore._backends.base import SOCKET_OPTION
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Networks a customer's callback must not reach unless an operator allow-lists them: private, loopback,
+# Networks a customer's URL must not reach unless an operator allow-lists them: private, loopback,
 # link-local (which holds the cloud metadata address 169.254.169.254), CGNAT, multicast, unspecified,
 # reserved and the other special-purpose ranges, for both families; and the cloud metadata addresses that
 # live outside them (AWS's IPv6 fd00:ec2::254 is in fc00::/7 already).
@@ -70,7 +71,8 @@ def _unmapped(address: IpAddress) -> IpAddress:
 
 class TargetGuard:
     def __init__(self, allowed: Iterable[str] = ()) -> None:
-        """`allowed`: CIDRs (PARLEY_WEBHOOKS__ALLOWED_TARGETS) admitted even inside a blocked network."""
+        """`allowed`: CIDRs (PARLEY_WEBHOOKS__ALLOWED_TARGETS, PARLEY_RECORDER__IMAGE_ALLOWED_TARGETS)
+        admitted even inside a blocked network."""
         self._allowed = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in allowed)
 
     def refusal(self, address: str) -> str | None:
@@ -131,7 +133,7 @@ class PinnedBackend(AsyncNetworkBackend):
         timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         socket_options: Iterable[SOCKET_OPTION] | None = None,
     ) -> AsyncNetworkStream:
-        raise TargetRefused("unix sockets are not webhook targets")
+        raise TargetRefused("unix sockets are not allowed targets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
