@@ -3,6 +3,8 @@ rooms, delivered as seed room-status callbacks to a local receiver.
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--rooms 100] [--seconds 10] [--database-url URL]
 
+`--database-url postgresql`: a fresh schema on the test PostgreSQL (tests/postgres.py); default SQLite.
+
 Runs a Tansu broker, the licence service and the webhook dispatcher as processes (tests/testing.py's
 platform), and in this process a uvicorn receiver answering `{bizRequestId, code: 0}` and the publisher.
 Latency is from the moment the broker acknowledged a fact to the moment the receiver answered it (one
@@ -39,13 +41,17 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from parley.licence.v1 import licence_pb2  # noqa: E402
 from parley.rooms.v1 import events_pb2 as room_events  # noqa: E402
 from platform_process import percentiles_ms  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from services.cli.webhook_commands import read_body  # noqa: E402
 from services.core.config import ServiceName  # noqa: E402
+from services.core.db import create_engine  # noqa: E402
 from services.core.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
 from services.core.events import EventPublisher, create_broker  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
 from services.core.topics import Topic, ensure_topics  # noqa: E402
+from services.webhooks.store import deliveries  # noqa: E402
+from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "webhooks.json"
@@ -89,6 +95,29 @@ class Receiver:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
+    """Where the time went, from the dispatcher's schedule: the fact's time (ce_time) to its delivery
+    written (Kafka and the intake), and written to answered (claiming, the attempt, saving it)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(deliveries.c.event_time, deliveries.c.created_at, deliveries.c.delivered_at).where(
+                        deliveries.c.event_id.in_(list(sent))
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return {
+        "fact_to_scheduled_ms": percentiles_ms([(r.created_at - r.event_time).total_seconds() for r in rows]),
+        "scheduled_to_delivered_ms": percentiles_ms(
+            [(r.delivered_at - r.created_at).total_seconds() for r in rows if r.delivered_at]
+        ),
+    }
 
 
 async def publish_room(
@@ -178,6 +207,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
             cpu = cpu_seconds(pid) - cpu_before
+            stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
         broker.stop()
     server.should_exit = True
@@ -185,8 +215,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
     latencies = [receiver.answered[event_id] - at for event_id, at in sent.items()]
     return {
         "machine": machine(),
-        "note": "2 cores shared with 6 other sessions' work; dispatcher, licence, broker, receiver and "
-        "publisher on the same 2 cores",
+        "note": "2 cores shared with other sessions' work (machine.load_average); dispatcher, licence, "
+        "broker, receiver and publisher on the same 2 cores",
         "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
         "rate_asked_per_s": rate,
         "rooms": rooms,
@@ -198,9 +228,18 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
         "deliveries_per_s": round(len(sent) / drained_s, 1),
         "requests": receiver.requests - len(warm),
         "fact_to_receiver_ms": percentiles_ms(latencies),
+        **stages,
         "dispatcher_cpu_s": round(cpu, 2),
         "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / len(sent), 3),
     }
+
+
+async def measure(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+    """`run` on `database_url`; "postgresql" means a fresh schema on the test server (tests/postgres.py)."""
+    if database_url != "postgresql":
+        return await run(rate, rooms, seconds, database_url)
+    async with fresh_database_url("webhooks_bench") as url:
+        return await run(rate, rooms, seconds, url)
 
 
 def main() -> None:
@@ -213,7 +252,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
-    result = asyncio.run(run(args.rate, args.rooms, args.seconds, args.database_url))
+    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url))
     print(json.dumps(result, indent=2))
     existing = json.loads(args.output.read_text()) if args.output.exists() else {}
     existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms"] = result

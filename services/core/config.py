@@ -169,6 +169,10 @@ class RelaySettings(BaseModel):
     # The public address of a 1:1 NAT in front of the relay (mediasoup's announcedIp): host candidates
     # on `listen_address` are announced with this address instead, ports unchanged.
     announced_address: str | None = None
+    # One UDP port for the media of every peer connection (LiveKit's rtc.udp_port, mediasoup's
+    # WebRtcServer), demultiplexed by ICE username then remote address; 0 lets the kernel pick it. None:
+    # a port per peer connection. Needs a listen_address that is not a wildcard, and BUNDLE from clients.
+    udp_port: int | None = Field(default=None, ge=0, le=65535)
     # STUN/TURN servers for the relay's own gathering. Empty means host candidates only (no STUN).
     ice_servers: list[IceServerSettings] = Field(default_factory=list)
     # ICE candidates outside these networks are stripped from every SDP the relay receives and sends
@@ -341,6 +345,10 @@ class WebhooksSettings(BaseModel):
     # How long an app's ids and callback URLs from the licence service are used before being asked again
     # (licence facts update them sooner on the replica that reads them).
     app_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # Delivered deliveries and their attempts are deleted this long after delivery (dead-lettered ones
+    # stay for redelivery); 0 keeps them. Keep it above the topics' retention: an event read again after
+    # its delivery was deleted is delivered again.
+    retention_s: float = Field(default=30 * 24 * 3600.0, ge=0)
 
     def retry_delays_s(self) -> list[float]:
         delays = [float(part) for part in self.retry_schedule.split(",") if part.strip()]

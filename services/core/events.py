@@ -9,20 +9,23 @@ name, `ce_source`, `ce_time`, `ce_specversion`), and FastStream's telemetry midd
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.security import BaseSecurity
 from google.protobuf.message import DecodeError, Message
+from opentelemetry import context, propagate
 from opentelemetry.trace import TracerProvider
 
 from services.core.topics import Topic
@@ -100,6 +103,9 @@ class EventPublisher:
 
     async def publish_serialized(self, event: StagedEvent) -> None:
         """Publish an event serialised earlier, keeping its id and time (the outbox's replays)."""
+        await self._send(event, confirm=True)
+
+    async def _send(self, event: StagedEvent, *, confirm: bool) -> Any:
         headers = {
             "ce_id": event.event_id,
             "ce_type": event.event_type,
@@ -108,18 +114,60 @@ class EventPublisher:
             "ce_specversion": SPEC_VERSION,
             "content-type": CONTENT_TYPE,
         }
-        await self._broker.publish(
+        return await self._broker.publish(
             event.payload,
             event.topic.value,
             key=event.key.encode(),
             headers=headers,
             correlation_id=event.event_id,
+            no_confirm=not confirm,
         )
+
+    async def publish_many(self, events: Sequence[tuple[StagedEvent, Mapping[str, str]]]) -> None:
+        """Publish events serialised earlier, in their order, each under the trace context its carrier
+        holds, waiting for the broker's acknowledgements together rather than one after another."""
+        confirmations = []
+        for event, carrier in events:
+            token = context.attach(propagate.extract(carrier))
+            try:
+                # Handed to the producer in order; it keeps one request in flight per partition.
+                confirmations.append(await self._send(event, confirm=False))
+            finally:
+                context.detach(token)
+        # Every confirmation is awaited, so none fails unobserved; the first failure is raised.
+        for outcome in await asyncio.gather(*confirmations, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """An event as it came: its serialised payload, undecoded, and its CloudEvents attributes."""
+
+    payload: bytes
+    envelope: Envelope
 
 
 Handler = Callable[[Any, Envelope], Awaitable[None]]
-# Gets the serialised payload of any event type, for consumers that forward events they need not decode.
-RawHandler = Callable[[bytes, Envelope], Awaitable[None]]
+# Gets every event of a batch undecoded, for consumers that forward events they need not decode.
+BatchHandler = Callable[[list[RawEvent]], Awaitable[None]]
+
+
+def _envelope(headers: Mapping[str, str], raw_key: object, topic: str) -> Envelope | None:
+    """The event's CloudEvents attributes; None (logged) when it has none."""
+    key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else None
+    ce_type = headers.get("ce_type")
+    if not ce_type or "ce_id" not in headers:
+        log.warning("event_skipped", reason="no CloudEvents headers", topic=topic, key=key)
+        return None
+    return Envelope(
+        id=headers["ce_id"],
+        type=ce_type,
+        source=headers.get("ce_source", ""),
+        time=headers.get("ce_time", ""),
+        topic=topic,
+        key=key,
+    )
 
 
 class RecentEventIds:
@@ -164,7 +212,6 @@ class EventConsumer:
         `max_wait_ms` bounds how long a fetch waits for data: the broker may not answer a fetch early when
         a record arrives, so it is also the latency a live consumer adds."""
         self._handlers: dict[str, tuple[type[Message], Handler]] = {}
-        self._fallback: RawHandler | None = None
         # Several topics share one Kafka consumer and one group join (the webhook dispatcher reads them all).
         topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
         self._topics = ",".join(t.value for t in topics)
@@ -185,31 +232,14 @@ class EventConsumer:
 
         return register
 
-    def on_any(self, handler: RawHandler) -> None:
-        """Handle every event whose type has no handler of its own, undecoded (the webhook dispatcher
-        forwards any event type to the endpoints that subscribed to it)."""
-        self._fallback = handler
-
     async def _on_message(self, message: KafkaMessage) -> None:
         headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in message.headers.items()}
-        ce_type = headers.get("ce_type")
-        raw_key = getattr(message.raw_message, "key", None)
-        key = raw_key.decode(errors="replace") if isinstance(raw_key, bytes) else None
-        if not ce_type or "ce_id" not in headers:
-            log.warning("event_skipped", reason="no CloudEvents headers", topic=self._topics, key=key)
+        topic = str(getattr(message.raw_message, "topic", self._topics))
+        envelope = _envelope(headers, getattr(message.raw_message, "key", None), topic)
+        if envelope is None:
             return
-        envelope = Envelope(
-            id=headers["ce_id"],
-            type=ce_type,
-            source=headers.get("ce_source", ""),
-            time=headers.get("ce_time", ""),
-            topic=str(getattr(message.raw_message, "topic", self._topics)),
-            key=key,
-        )
-        route = self._handlers.get(ce_type)
+        route = self._handlers.get(envelope.type)
         if route is None:
-            if self._fallback is not None:
-                await self._fallback(message.body, envelope)
             return
         event_type, handler = route
         event = event_type()
@@ -217,7 +247,57 @@ class EventConsumer:
             event.ParseFromString(message.body)
         except DecodeError:
             log.warning(
-                "event_skipped", reason="undecodable payload", ce_id=headers["ce_id"], ce_type=ce_type
+                "event_skipped", reason="undecodable payload", ce_id=envelope.id, ce_type=envelope.type
             )
             return
         await handler(event, envelope)
+
+
+class EventBatchConsumer:
+    """Hands the events of its topics to one handler in batches, undecoded, for one consumer group: what
+    one fetch returned, up to `max_records`. For a consumer that must keep up with every fact of the
+    platform (the webhook dispatcher): it writes a batch in one transaction and commits its offsets once,
+    where `EventConsumer` commits after every event.
+
+    Acknowledgement is explicit as in `EventConsumer`: the offsets are committed after the handler returns;
+    a handler that raises gets the whole batch again (handlers are idempotent on `Envelope.id`). Events
+    without CloudEvents headers are logged and left out.
+    """
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        topics: Iterable[Topic],
+        handler: BatchHandler,
+        *,
+        group_id: str,
+        start_at: Literal["earliest", "latest"] = "earliest",
+        max_wait_ms: int = 500,
+        max_records: int = 500,
+    ) -> None:
+        """`max_wait_ms` as in `EventConsumer`; a batch is what has arrived when it is up, or earlier."""
+        self._handler = handler
+        names = [t.value for t in topics]
+        broker.subscriber(
+            *names,
+            group_id=group_id,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=max_wait_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset=start_at,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+            fetch_max_wait_ms=max_wait_ms,
+        )(self._on_batch)
+
+    async def _on_batch(self, message: KafkaMessage) -> None:
+        records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
+        events = []
+        for record in records:
+            headers = {k: v.decode(errors="replace") for k, v in record.headers}
+            envelope = _envelope(headers, record.key, record.topic)
+            if envelope is not None:
+                events.append(RawEvent(record.value or b"", envelope))
+        if events:
+            await self._handler(events)

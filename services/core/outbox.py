@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from google.protobuf.message import Message
-from opentelemetry import context, propagate
+from opentelemetry import propagate
 from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, Row, String, Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -122,7 +122,8 @@ class Outbox:
             log.warning("outbox_left_pending", exc_info=True)
 
     async def publish_pending(self) -> int:
-        """Publish every staged event in order; return how many were published."""
+        """Publish every staged event in order; return how many were published. A batch of rows is
+        published together and deleted in one statement once the broker has acknowledged all of it."""
         published = 0
         while True:
             async with self._engine.connect() as connection:
@@ -131,28 +132,12 @@ class Outbox:
                 ).all()
             if not rows:
                 return published
-            for row in rows:
-                await self._publish_row(row)
-                async with self._engine.begin() as connection:
-                    await connection.execute(delete(self._table).where(self._table.c.id == row.id))
-                published += 1
-
-    async def _publish_row(self, row: Row[Any]) -> None:
-        staged = StagedEvent(
-            event_id=row.event_id,
-            topic=Topic(row.topic),
-            key=row.event_key,
-            event_type=row.event_type,
-            payload=row.payload,
-            # SQLite hands back naive datetimes; they were written in UTC.
-            time=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
-        )
-        carrier = {"traceparent": row.traceparent} if row.traceparent else {}
-        token = context.attach(propagate.extract(carrier))
-        try:
-            await self._publisher.publish_serialized(staged)
-        finally:
-            context.detach(token)
+            await self._publisher.publish_many([(_staged(row), _carrier(row)) for row in rows])
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    delete(self._table).where(self._table.c.id.in_([r.id for r in rows]))
+                )
+            published += len(rows)
 
     async def _relay(self) -> None:
         while True:
@@ -168,3 +153,20 @@ class Outbox:
             except Exception:
                 # The broker or the database is away; the rows wait and the next round tries again.
                 log.warning("outbox_publish_failed", exc_info=True)
+
+
+def _staged(row: Row[Any]) -> StagedEvent:
+    return StagedEvent(
+        event_id=row.event_id,
+        topic=Topic(row.topic),
+        key=row.event_key,
+        event_type=row.event_type,
+        payload=row.payload,
+        # SQLite hands back naive datetimes; they were written in UTC.
+        time=row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC),
+    )
+
+
+def _carrier(row: Row[Any]) -> dict[str, str]:
+    """The trace context of the request that staged the event."""
+    return {"traceparent": row.traceparent} if row.traceparent else {}

@@ -78,6 +78,7 @@ def build(runtime: ServiceRuntime) -> Relay:
         # The relay's own closes (5009) reach the room manager if it is still there.
         await reports.stop(ROOMS_TIMEOUT_S)
 
+    runtime.on_start(relay.open)
     runtime.on_ready(start)
     runtime.on_drain(drain)
     runtime.on_stop(close_streams)

@@ -2,8 +2,9 @@
 
 A `FeedTrack` receives encoded frames from its receiver's tap, reads key frames and picture size from
 them, counts them for metering, and hands each frame to every subscriber's `ForwardedTrack`. All of it
-runs on the event loop inside aiortc's packet handling, so per frame it makes one `av.Packet` that all
-subscribers share and per subscriber it only appends to a queue: no awaiting on the media path.
+runs on the event loop inside aiortc's packet handling, so per frame it makes one `av.Packet` and one
+list of RTP payloads (packetized once for every subscriber: the payloads depend only on the codec) that
+all subscribers share, and each subscriber's sender sends them from there: no awaiting on the media path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from services.relay.close_codes import CloseCode
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.keyframes import KeyframeRequester
 from services.relay.metering import StreamMeter, resolution_tier
+from services.relay.packetizer import packetizer_for
 from services.relay.peer import Peer
 
 
@@ -51,6 +53,8 @@ class FeedTrack:
         self._time_base = Fraction(1, codec.clockRate)
         self._h264 = H264ParameterSets() if codec.mimeType.lower() == "video/h264" else None
         self._subscribers: set[ForwardedTrack] = set()
+        # One VP8 picture id sequence for the feed: each subscriber starts at a key frame, wherever it is.
+        self._packetizer = packetizer_for(codec)
         self.keyframes = KeyframeRequester(self._send_pli, interval_s=keyframe_interval_s)
         self.ended = False
         # The publisher muted this kind (muteLocalAudio / muteLocalVideo): nothing is forwarded or metered.
@@ -83,8 +87,9 @@ class FeedTrack:
         packet.pts = frame.timestamp
         packet.time_base = self._time_base
         packet.is_keyframe = info.keyframe
+        payloads = self._packetizer.packetize(data)
         for subscriber in tuple(self._subscribers):
-            subscriber.push(packet)
+            subscriber.push(packet, payloads)
 
     def on_end(self) -> None:
         """The publisher's stream ended (RTCP BYE, or its peer closed): so do the subscribers' tracks."""

@@ -4,11 +4,17 @@ Video starts at a key frame: frames before it could not be decoded, and a decode
 errors and asks for a key frame anyway. A subscriber whose sender falls a full queue behind (a slow
 socket, a busy loop) loses its backlog rather than the relay buffering without bound: audio drops its
 oldest frame, video drops everything queued and waits for the next key frame, which it asks for.
+
+A frame normally leaves at once: once its sender runs, the sender is the track's `sink`, and `push`
+hands it each frame while nothing is queued, inside the publisher's fan-out, with no task wake-up per
+frame per subscriber. The queue holds frames only before the sender starts (and after it failed), and
+its end marker ends the sender's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -16,6 +22,10 @@ from av.packet import Packet
 from parley.relay.v1 import media_pb2
 
 from services.relay.metering import StreamMeter
+
+# A frame and its RTP payloads when the feed packetized it for all its subscribers (None: not packetized).
+Frame = tuple[Packet, list[bytes] | None]
+FrameSink = Callable[[Packet, list[bytes] | None], None]
 
 # About a second of media at 30 frames/s (video) or 20 ms frames (audio).
 QUEUE_FRAMES = {"audio": 50, "video": 30}
@@ -38,7 +48,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.kind = kind
         self._source = source
         self.meter = meter
-        self._queue: asyncio.Queue[Packet | None] = asyncio.Queue(maxsize=QUEUE_FRAMES[kind])
+        self._queue: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=QUEUE_FRAMES[kind])
+        # Takes each frame as it is pushed while nothing is queued (the running sender).
+        self.sink: FrameSink | None = None
         self._awaiting_keyframe = True
         self._finished = False
         # The subscriber muted this kind (muteRemoteAudio / muteRemoteVideo): nothing is queued.
@@ -47,8 +59,9 @@ class ForwardedTrack(MediaStreamTrack):
         self.bytes_forwarded = 0
         self.frames_dropped = 0
 
-    def push(self, packet: Packet) -> None:
-        """A frame from the publisher; called on the media path, never waits."""
+    def push(self, packet: Packet, payloads: list[bytes] | None = None) -> None:
+        """A frame from the publisher, with its RTP payloads when the feed made them; called on the media
+        path, never waits."""
         if self._finished or self.paused:
             return
         if self._queue.full():
@@ -59,8 +72,14 @@ class ForwardedTrack(MediaStreamTrack):
                 self.frames_dropped += 1
                 return
             self._awaiting_keyframe = False
-            packet = self._source.decodable_alone(packet)
-        self._queue.put_nowait(packet)
+            completed = self._source.decodable_alone(packet)
+            if completed is not packet:
+                packet, payloads = completed, None
+        if self.sink is not None and self._queue.empty():
+            self._count(packet)
+            self.sink(packet, payloads)
+            return
+        self._queue.put_nowait((packet, payloads))
 
     def set_paused(self, paused: bool) -> None:
         """Stop forwarding at once (what is queued is dropped), or resume, video at a key frame."""
@@ -93,16 +112,24 @@ class ForwardedTrack(MediaStreamTrack):
         self._source.request_keyframe()
 
     async def recv(self) -> Packet:
+        packet, _ = await self.next_frame()
+        return packet
+
+    async def next_frame(self) -> Frame:
+        """The next queued frame with its payloads, if the feed packetized it."""
         if self.readyState != "live":
             raise MediaStreamError
-        packet = await self._queue.get()
-        if packet is None:
+        frame = await self._queue.get()
+        if frame is None:
             self.stop()
             raise MediaStreamError
+        self._count(frame[0])
+        return frame
+
+    def _count(self, packet: Packet) -> None:
         self.frames_forwarded += 1
         self.bytes_forwarded += packet.size
         self.meter.add(packet.size, self._source.tier)
-        return packet
 
     def _fall_behind(self) -> None:
         if self.kind == "audio":

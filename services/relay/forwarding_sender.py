@@ -7,7 +7,12 @@ forwarded frame itself, so no encoder exists on the forwarding path.
 
 It overrides the RTP loop (`_run_rtp`) too, the per-packet part of every subscriber's stream: the stock
 loop builds an `RtpPacket` per packet and reads the clock twice per packet; this one writes each frame's
-packets as bytes with one clock reading per frame (`services/relay/rtp_writer.py`). What subscribers see
+packets as bytes with one clock reading per frame (`services/relay/rtp_writer.py`). Frames are sent
+synchronously from the feed's fan-out (the sender is its track's `sink`), with the payloads the feed cut
+once for all its subscribers: no task wake-up per frame and no coroutine chain per packet (aiortc's
+`_send_rtp` → ICE transport → aioice `Connection.sendto` → `StunProtocol.send_data`); each packet is
+protected with the DTLS transport's SRTP session and written to the nominated pair's socket, as that
+chain does. The loop itself only sends what was queued before the sender started. What subscribers see
 is the stock sender's: a random first sequence number and timestamp offset, the marker bit on a frame's
 last packet, the negotiated mid and abs-send-time extensions, SRTP through the DTLS transport. The
 stock sender's state that its other tasks read is kept up to date once per frame: the packet and octet
@@ -26,16 +31,17 @@ tests/unit/relay/test_forwarding_sender.py against the installed aiortc.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from aiortc import RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender, random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
 from aiortc.utils import random32, uint32_add
+from av.packet import Packet
 
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.packetizer import Packetizer, packetizer_for
@@ -53,6 +59,11 @@ RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
 OCTET_COUNT = "_RTCRtpSender__octet_count"
 PACKET_COUNT = "_RTCRtpSender__packet_count"
 SENDER_STATE = (RTP_STARTED, RTP_EXITED, RTP_HISTORY, NTP_TIMESTAMP, RTP_TIMESTAMP, OCTET_COUNT, PACKET_COUNT)
+# The DTLS transport's counters that its `_send_rtp` keeps (its getStats reads them).
+DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+# aioice's RTP/RTCP component (aiortc multiplexes RTCP on it).
+ICE_COMPONENT = 1
 
 
 class ForwardingSender(RTCRtpSender):
@@ -63,6 +74,10 @@ class ForwardingSender(RTCRtpSender):
         self._extensions = HeaderExtensionsMap()
         self._mid: str | None = None
         self._writer: RtpStreamWriter | None = None
+        # The negotiated codec, set when RTP starts, before the sender becomes its track's sink.
+        self._codec = cast(RTCRtpCodecParameters, None)
+        self._sequence_number = 0
+        self._timestamp_origin = 0
         self.keyframe_requests = 0
         self.retransmitted_packets = 0
 
@@ -74,13 +89,19 @@ class ForwardingSender(RTCRtpSender):
         await super().send(parameters)
 
     async def _next_encoded_frame(self, codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
-        packet = await self._forwarded.recv()
+        packet, payloads = await self._forwarded.next_frame()
         if not self._enabled:
             return None
-        if self._packetizer is None:
-            # The negotiated codec, known once RTP starts: the feed's codec under this peer's payload type.
-            self._packetizer = packetizer_for(codec)
-        payloads = self._packetizer.packetize(bytes(packet))
+        return self._encoded(packet, payloads, codec)
+
+    def _encoded(
+        self, packet: Packet, payloads: list[bytes] | None, codec: RTCRtpCodecParameters
+    ) -> RTCEncodedFrame:
+        if payloads is None:
+            if self._packetizer is None:
+                # The negotiated codec: the feed's codec under this peer's payload type.
+                self._packetizer = packetizer_for(codec)
+            payloads = self._packetizer.packetize(bytes(packet))
         # No audio level header extension: measuring the level would take decoding. aiortc annotates the
         # field as int but passes None itself for frames without one.
         return RTCEncodedFrame(payloads, packet.pts or 0, None)  # type: ignore[arg-type]
@@ -90,32 +111,72 @@ class ForwardingSender(RTCRtpSender):
         state[RTP_STARTED].set()
         # A negotiated codec always has its payload type (the stock loop relies on it too).
         payload_type = cast(int, codec.payloadType)
-        writer = self._writer = RtpStreamWriter(self._ssrc, payload_type, self._extensions, self._mid)
-        sequence_number = random_sequence_number()
-        timestamp_origin = random32()
+        self._writer = RtpStreamWriter(self._ssrc, payload_type, self._extensions, self._mid)
+        self._codec = codec
+        self._sequence_number = random_sequence_number()
+        self._timestamp_origin = random32()
         try:
+            # From now on the track hands frames over as they come, once the frames queued before now
+            # (and any queued while the sink could not send) have gone through this loop.
+            self._forwarded.sink = self._send_now
             while True:
                 frame = await self._next_encoded_frame(codec)
-                if frame is None:
-                    continue
-                timestamp = uint32_add(timestamp_origin, frame.timestamp)
-                ntp = ntp_now()
-                packets = writer.frame(frame.payloads, timestamp, sequence_number, ntp)
-                send_rtp = self.transport._send_rtp
-                for packet in packets:
-                    await send_rtp(packet)
-                sequence_number = (sequence_number + len(packets)) & 0xFFFF
-                state[NTP_TIMESTAMP] = ntp
-                state[RTP_TIMESTAMP] = timestamp
-                state[OCTET_COUNT] += sum(map(len, frame.payloads))
-                state[PACKET_COUNT] += len(packets)
+                if frame is not None:
+                    self._send_frame(frame)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
             # `stop()` waits for RTP_EXITED: never leave without setting it.
             log.exception("subscriber_rtp_failed")
+        self._forwarded.sink = None
         self._forwarded.stop()
         state[RTP_EXITED].set()
+
+    def _send_now(self, packet: Packet, payloads: list[bytes] | None) -> None:
+        """The track's sink: send a frame now, inside the publisher's fan-out (never raise into it)."""
+        if not self._enabled:
+            return
+        try:
+            self._send_frame(self._encoded(packet, payloads, self._codec))
+        except ConnectionError:
+            # Closing: frames queue from now on, and the RTP loop ends on the next one.
+            self._forwarded.sink = None
+        except Exception:
+            log.exception("subscriber_rtp_failed")
+            self._forwarded.sink = None
+
+    def _send_frame(self, frame: RTCEncodedFrame) -> None:
+        timestamp = uint32_add(self._timestamp_origin, frame.timestamp)
+        ntp = ntp_now()
+        assert self._writer is not None
+        packets = self._writer.frame(frame.payloads, timestamp, self._sequence_number, ntp)
+        self._send_packets(packets)
+        self._sequence_number = (self._sequence_number + len(packets)) & 0xFFFF
+        state = vars(self)
+        state[NTP_TIMESTAMP] = ntp
+        state[RTP_TIMESTAMP] = timestamp
+        state[OCTET_COUNT] += sum(map(len, frame.payloads))
+        state[PACKET_COUNT] += len(packets)
+
+    def _send_packets(self, packets: list[bytes]) -> None:
+        """What the DTLS transport's `_send_rtp` does per packet, for a frame's packets at once."""
+        dtls: Any = self.transport
+        if dtls._state != State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        pair = dtls.transport._connection._nominated.get(ICE_COMPONENT)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        protect = dtls._tx_srtp.protect
+        sendto = pair.protocol.transport.sendto
+        address = pair.remote_addr
+        sent = 0
+        for packet in packets:
+            data = protect(packet)
+            sendto(data, address)
+            sent += len(data)
+        counters = vars(dtls)
+        counters[DTLS_TX_BYTES] += sent
+        counters[DTLS_TX_PACKETS] += len(packets)
 
     async def _retransmit(self, sequence_number: int) -> None:
         packet = self._writer.sent(sequence_number) if self._writer else None

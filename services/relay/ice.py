@@ -13,6 +13,9 @@ Candidates in SDP are filtered as text in both directions, so a peer's candidate
 peer can still send connectivity checks from another of its sockets (Chromium pairs every socket it has
 with the relay's address); `refuse_outside_checks` leaves those unanswered, since answering would teach
 the relay a peer-reflexive candidate outside the allowed networks and send media there.
+
+With `udp_port` set, every peer connection's host candidate is on one shared socket (services/relay/
+udp_mux.py) instead of a socket of its own; STUN-derived and TURN candidates are gathered as before.
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 
 from services.core.config import RelaySettings
 from services.core.errors import StartupError
 from services.core.media.gathering import gathering_on
+from services.relay.errors import SDP_MALFORMED
+from services.relay.udp_mux import UdpMux
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +86,10 @@ class IcePolicy:
             if size
         ]
         self._capped_buffer_logged = False
+        self._udp_port = settings.udp_port
+        if self._udp_port is not None and self._host_addresses is None:
+            raise StartupError("relay ICE settings: udp_port needs a listen_address that is no wildcard")
+        self._mux: UdpMux | None = None
         self._ice_servers = [
             RTCIceServer(
                 urls=server.urls,
@@ -88,6 +98,49 @@ class IcePolicy:
             )
             for server in settings.ice_servers
         ]
+
+    async def open(self) -> None:
+        """Bind the shared UDP socket when the relay has one port for all its peers."""
+        if self._udp_port is None or self._mux is not None:
+            return
+        mux = UdpMux()
+        try:
+            self._size_socket(await mux.open(self._listen, self._udp_port))
+        except OSError as error:
+            mux.close()
+            raise StartupError(f"relay UDP port {self._listen}:{self._udp_port}: {error}") from None
+        self._mux = mux
+
+    def close(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
+            self._mux = None
+
+    @property
+    def udp_address(self) -> tuple[str, int] | None:
+        """The shared socket's address, when the relay has one."""
+        return self._mux.address if self._mux is not None else None
+
+    def share_port(self, pc: RTCPeerConnection) -> None:
+        """Put `pc`'s host candidate on the shared socket (call after the offer, before the answer)."""
+        if self._udp_port is None:
+            return
+        assert self._mux is not None, "IcePolicy.open() first"
+        mux = self._mux
+        connections = {_connection(transceiver) for transceiver in pc.getTransceivers()}
+        if len(connections) != 1:
+            raise SDP_MALFORMED("the relay's one UDP port needs every m-line in one BUNDLE group")
+        [connection] = connections
+        # The answer's ice-ufrag is read from the connection: it must be unique before createAnswer.
+        connection._local_username = mux.new_ufrag()
+        gather_elsewhere = connection.get_component_candidates
+
+        # aioice's signature, timeout included (it bounds the STUN/TURN queries).
+        async def get_component_candidates(component: int, addresses: list[str], timeout: int = 5) -> Any:  # noqa: ASYNC109
+            # No host sockets of its own: the shared one, then whatever its STUN/TURN servers give.
+            return [mux.attach(connection, component), *await gather_elsewhere(component, [], timeout)]
+
+        connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
     def configuration(self) -> RTCConfiguration:
         # An explicit empty list: aiortc falls back to a public STUN server when given none.
@@ -114,8 +167,7 @@ class IcePolicy:
         if self._every_address_allowed:
             return
         for transceiver in pc.getTransceivers():
-            # aiortc keeps the aioice connection private on its gatherer; there is no public hook.
-            connection = transceiver.receiver.transport.transport.iceGatherer._connection
+            connection = _connection(transceiver)
             if getattr(connection, _GUARDED, False):
                 continue
             answer_check = connection.request_received
@@ -139,23 +191,24 @@ class IcePolicy:
         if not self._socket_buffers:
             return
         for transceiver in pc.getTransceivers():
-            connection = transceiver.receiver.transport.transport.iceGatherer._connection
-            for protocol in connection._protocols:
+            for protocol in _connection(transceiver)._protocols:
                 sock = protocol.transport.get_extra_info("socket")
-                if sock is None:
-                    continue
-                for option, size in self._socket_buffers:
-                    sock.setsockopt(socket.SOL_SOCKET, option, size)
-                    # Linux reports twice what it granted, and grants at most net.core.[rw]mem_max.
-                    if sock.getsockopt(socket.SOL_SOCKET, option) < size and not self._capped_buffer_logged:
-                        self._capped_buffer_logged = True
-                        log.warning(
-                            "udp_buffer_capped",
-                            option="SO_RCVBUF" if option == socket.SO_RCVBUF else "SO_SNDBUF",
-                            requested=size,
-                            granted=sock.getsockopt(socket.SOL_SOCKET, option) // 2,
-                            hint="raise net.core.rmem_max / net.core.wmem_max",
-                        )
+                if sock is not None:
+                    self._size_socket(sock)
+
+    def _size_socket(self, sock: socket.socket) -> None:
+        for option, size in self._socket_buffers:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            # Linux reports twice what it granted, and grants at most net.core.[rw]mem_max.
+            if sock.getsockopt(socket.SOL_SOCKET, option) < size and not self._capped_buffer_logged:
+                self._capped_buffer_logged = True
+                log.warning(
+                    "udp_buffer_capped",
+                    option="SO_RCVBUF" if option == socket.SO_RCVBUF else "SO_SNDBUF",
+                    requested=size,
+                    granted=sock.getsockopt(socket.SOL_SOCKET, option) // 2,
+                    hint="raise net.core.rmem_max / net.core.wmem_max",
+                )
 
     def incoming(self, sdp: str) -> str:
         """A peer's SDP without the candidates the relay must not try."""
@@ -183,3 +236,9 @@ class IcePolicy:
         elif content.startswith("c=IN ") and content.split(" ")[2:] == [self._listen]:
             return f"c=IN {'IP6' if ':' in self._announced else 'IP4'} {self._announced}"
         return content
+
+
+def _connection(transceiver: Any) -> Connection:
+    # aiortc keeps the aioice connection private on its gatherer; there is no public hook.
+    connection: Connection = transceiver.receiver.transport.transport.iceGatherer._connection
+    return connection

@@ -55,6 +55,7 @@ class Peer:
 
     async def answer(self) -> str:
         """The relay's answer, with its candidates gathered; the connect timeout starts here."""
+        self._ice.share_port(self.pc)
         answer = await self.pc.createAnswer()
         self._ice.refuse_outside_checks(self.pc)
         with self._ice.gathering():

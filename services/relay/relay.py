@@ -265,12 +265,22 @@ class Relay:
             kind=kind,
         )
 
+    async def open(self) -> None:
+        """Open the relay's shared UDP port, if it has one (before it takes any stream)."""
+        await self._ice.open()
+
+    @property
+    def udp_address(self) -> tuple[str, int] | None:
+        """The one UDP address all this relay's media uses, or None with a port per peer connection."""
+        return self._ice.udp_address
+
     async def close(self) -> None:
         """Close everything (the relay is stopping): subscriptions first, so none reads as 'feed stopped'."""
         await asyncio.gather(*(s.close(CloseCode.RELAY_SHUTDOWN) for s in list(self.subscriptions.values())))
         await asyncio.gather(*(f.close(CloseCode.RELAY_SHUTDOWN) for f in list(self.feeds.values())))
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._ice.close()
 
     async def emptied(self) -> None:
         """Return once this relay carries no feed and no subscription (a draining relay may exit then)."""

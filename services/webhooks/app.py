@@ -11,7 +11,7 @@ from parley.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 from services.core.config import ServiceName
 from services.core.db import create_engine
-from services.core.events import EventConsumer
+from services.core.events import EventBatchConsumer
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
@@ -23,6 +23,7 @@ from services.webhooks.grpc_api import WebhookServicer
 from services.webhooks.intake import Intake
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import RetryPolicy
+from services.webhooks.pruning import Pruner
 from services.webhooks.sender import WebhookSender
 from services.webhooks.store import WebhookStore, outbox
 
@@ -62,13 +63,14 @@ def build(runtime: ServiceRuntime) -> WebhookService:
 
     # Every topic but the dispatcher's own (an endpoint fed its outcomes would feed itself), through one
     # consumer: one group to join at start, one to leave at stop.
-    facts_in = EventConsumer(
+    # Batches: one transaction and one offset commit for what one fetch brought.
+    EventBatchConsumer(
         runtime.broker,
         [topic for topic in Topic if topic is not Topic.WEBHOOK],
+        intake.on_events,
         group_id=GROUP,
         max_wait_ms=MAX_WAIT_MS,
     )
-    facts_in.on_any(intake.on_event)
 
     runtime.grpc.add_servicer(
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
@@ -88,9 +90,12 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     runtime.on_start(prepare)
     runtime.on_ready(facts.start)
     runtime.on_ready(dispatcher.start)
+    pruner = Pruner(store, settings.retention_s)
+    runtime.on_ready(pruner.start)
     # Stop hooks run in reverse: the dispatcher stops attempting, then the outcome facts are published.
     runtime.on_stop(engine.dispose)
     runtime.on_stop(facts.stop)
     runtime.on_stop(sender.close)
     runtime.on_stop(dispatcher.stop)
+    runtime.on_stop(pruner.stop)
     return WebhookService(store, dispatcher, metrics)

@@ -197,7 +197,9 @@ class Dispatcher:
             secrets = await self._secrets(claim.biz_name, started_at)
             body = claim.body.encode()
             headers = signed_headers(secrets, claim.biz_request_id, body, started_at)
-            result = await self._sender.post(claim.url, body, headers)
+            result = await self._sender.post(
+                claim.url, body, headers, lane=f"{claim.endpoint_id} {claim.ordering_key}"
+            )
             verdict = self._policy.judge(
                 result,
                 claim.biz_request_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ from parley.licence.v1 import events_pb2 as licence_events
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core.events import Envelope
+from services.core.events import Envelope, RawEvent
 from services.webhooks import bodies
 from services.webhooks.apps import AppDirectory, AppInfo
 from services.webhooks.policy import RetryPolicy
@@ -33,6 +34,20 @@ log = structlog.get_logger(__name__)
 # Other replicas' endpoint changes (and a 410's disabling) are seen within this long.
 SUBSCRIPTIONS_TTL_S = ENDPOINTS_TTL_S = 5.0
 APP_FACTS = {licence_events.AppCreated.DESCRIPTOR.full_name, licence_events.AppChanged.DESCRIPTOR.full_name}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A fact that makes deliveries, decoded, with what the intake learned of it."""
+
+    event: Message
+    envelope: Envelope
+    biz_name: str
+    app: AppInfo | None
+    # A seed callback (room status, recording), an app's own change, a type some endpoint subscribed to.
+    seed: bool
+    subscribed: bool
+    app_fact: bool
 
 
 def event_time(envelope: Envelope, fallback: datetime) -> datetime:
@@ -69,18 +84,42 @@ class Intake:
             self._subscribed_at = time.monotonic()
         return self._subscribed
 
-    async def on_event(self, payload: bytes, envelope: Envelope) -> None:
+    async def on_events(self, events: list[RawEvent]) -> None:
+        """Write the deliveries a batch of facts makes in one transaction (the batch's offsets are
+        committed once it is written), then offer their queues to the dispatcher."""
+        facts = [fact for fact in [await self._read(event) for event in events] if fact is not None]
+        if not facts:
+            return
+        now = datetime.now(UTC)
+        try:
+            async with self._store.begin() as connection:
+                new: list[NewDelivery] = []
+                for fact in facts:
+                    new.extend(await self._deliveries(connection, fact, now))
+                written = await self._store.enqueue_many(
+                    connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
+                )
+        except BaseException:
+            # Endpoints remembered from a transaction that did not commit may not exist.
+            self._seed_endpoints.clear()
+            raise
+        if written:
+            self._queued([(row.endpoint_id, row.ordering_key) for row in written])
+
+    async def _read(self, raw: RawEvent) -> Fact | None:
+        """The fact decoded with the app it concerns, or None when it makes no delivery."""
+        envelope = raw.envelope
         seed = envelope.type in bodies.ROOM_STATUS_TYPES or envelope.type == bodies.RECORDING_TYPE
         app_fact = envelope.type in APP_FACTS
         subscribed = envelope.type in await self._subscribed_types()
         if not (seed or app_fact or subscribed):
-            return
-        event = bodies.decode(payload, envelope.type)
+            return None
+        event = bodies.decode(raw.payload, envelope.type)
         if event is None:
             log.warning(
                 "event_skipped", reason="undecodable payload", ce_id=envelope.id, ce_type=envelope.type
             )
-            return
+            return None
         app: AppInfo | None = None
         if isinstance(event, licence_events.AppCreated | licence_events.AppChanged):
             deleted = isinstance(event, licence_events.AppChanged) and event.deleted
@@ -88,10 +127,12 @@ class Intake:
         biz_name = bodies.biz_name_of(event)
         if not biz_name:
             log.warning("event_skipped", reason="no biz_name", ce_id=envelope.id, ce_type=envelope.type)
-            return
+            return None
         if seed or app_fact:
             app = app if app_fact else await self._apps.get(biz_name)
-        await self._write(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)
+        if seed and app is None:
+            log.info("callback_skipped", reason="no such app", biz_name=biz_name, ce_id=envelope.id)
+        return Fact(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)
 
     async def _seed_endpoint(
         self,
@@ -114,42 +155,23 @@ class Intake:
         self._seed_endpoints[key] = (time.monotonic(), row)
         return row
 
-    async def _queue(
-        self,
-        connection: AsyncConnection,
-        delivery: NewDelivery,
-        written: list[tuple[str, str]],
-        **options: Any,
-    ) -> None:
-        if await self._store.enqueue(connection, delivery, **options) is not None:
-            written.append((delivery.endpoint_id, delivery.ordering_key))
-
-    async def _write(
-        self,
-        event: Message,
-        envelope: Envelope,
-        biz_name: str,
-        app: AppInfo | None,
-        *,
-        seed: bool,
-        subscribed: bool,
-        app_fact: bool,
-    ) -> None:
-        now = datetime.now(UTC)
+    async def _deliveries(self, connection: AsyncConnection, fact: Fact, now: datetime) -> list[NewDelivery]:
+        """The deliveries `fact` makes, with the app's seed endpoints brought up to date on the way."""
+        event, envelope, biz_name, app = fact.event, fact.envelope, fact.biz_name, fact.app
+        seed, subscribed, app_fact = fact.seed, fact.subscribed, fact.app_fact
         happened = event_time(envelope, now)
-        first_attempt_at = self._policy.first_attempt_at(now)
-        written: list[tuple[str, str]] = []
-        async with self._store.begin() as connection:
-            if app_fact and app is not None:
-                for kind in SEED_KINDS:
-                    await self._seed_endpoint(connection, biz_name, kind, app.url(kind), now, fresh=True)
-            callback = bodies.seed_callback(event, envelope, app.ids) if seed and app is not None else None
-            if callback is not None and app is not None:
-                endpoint = await self._seed_endpoint(
-                    connection, biz_name, callback.kind, app.url(callback.kind), now
-                )
-                if endpoint is not None:
-                    delivery = NewDelivery(
+        new: list[NewDelivery] = []
+        if app_fact and app is not None:
+            for kind in SEED_KINDS:
+                await self._seed_endpoint(connection, biz_name, kind, app.url(kind), now, fresh=True)
+        callback = bodies.seed_callback(event, envelope, app.ids) if seed and app is not None else None
+        if callback is not None and app is not None:
+            endpoint = await self._seed_endpoint(
+                connection, biz_name, callback.kind, app.url(callback.kind), now
+            )
+            if endpoint is not None:
+                new.append(
+                    NewDelivery(
                         endpoint_id=endpoint.endpoint_id,
                         biz_name=biz_name,
                         ordering_key=callback.room_id,
@@ -158,28 +180,23 @@ class Intake:
                         biz_request_id=envelope.id,
                         body=bodies.encode(callback.body),
                         event_time=happened,
-                    )
-                    await self._queue(
-                        connection,
-                        delivery,
-                        written,
-                        first_attempt_at=first_attempt_at,
-                        now=now,
                         disabled_reason=""
                         if endpoint.enabled
                         else f"endpoint disabled: {endpoint.disabled_reason}",
                     )
-            if subscribed and biz_name:
-                rows = await connection.execute(
-                    select(endpoints).where(
-                        endpoints.c.biz_name == biz_name, endpoints.c.kind == CLOUDEVENTS, endpoints.c.enabled
-                    )
                 )
-                body = bodies.encode(bodies.cloudevent(event, envelope))
-                for row in rows:
-                    if envelope.type not in row.event_types.split():
-                        continue
-                    delivery = NewDelivery(
+        if subscribed and biz_name:
+            rows = await connection.execute(
+                select(endpoints).where(
+                    endpoints.c.biz_name == biz_name, endpoints.c.kind == CLOUDEVENTS, endpoints.c.enabled
+                )
+            )
+            body = bodies.encode(bodies.cloudevent(event, envelope))
+            for row in rows:
+                if envelope.type not in row.event_types.split():
+                    continue
+                new.append(
+                    NewDelivery(
                         endpoint_id=row.endpoint_id,
                         biz_name=biz_name,
                         ordering_key=envelope.key or "",
@@ -189,10 +206,5 @@ class Intake:
                         body=body,
                         event_time=happened,
                     )
-                    await self._queue(
-                        connection, delivery, written, first_attempt_at=first_attempt_at, now=now
-                    )
-        if seed and app is None:
-            log.info("callback_skipped", reason="no such app", biz_name=biz_name, ce_id=envelope.id)
-        if written:
-            self._queued(written)
+                )
+        return new

@@ -17,6 +17,10 @@ from services.core.ssrf import PinnedBackend, TargetGuard, TargetRefused
 # Enough of an answer to read `{"bizRequestId": ..., "code": 0}`; the rest is not read.
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "Parley-Webhooks/1"
+# httpcore's pool looks at every connection it holds each time a request comes or goes (and, for each idle
+# one, at all the others): with 64 connections to one busy receiver that was a fifth of the dispatcher's
+# CPU (bench/README.md). Pools of this many connections keep that small.
+CONNECTIONS_PER_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -52,13 +56,19 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 class WebhookSender:
     def __init__(self, guard: TargetGuard, *, timeout_s: float, max_connections: int) -> None:
         self._timeout_s = timeout_s
-        self._pool = httpcore.AsyncConnectionPool(
-            network_backend=PinnedBackend(guard),
-            max_connections=max_connections,
-            keepalive_expiry=30.0,
-        )
+        backend = PinnedBackend(guard)
+        pools = max(1, -(-max_connections // CONNECTIONS_PER_POOL))
+        self._pools = [
+            httpcore.AsyncConnectionPool(
+                network_backend=backend,
+                max_connections=-(-max_connections // pools),
+                keepalive_expiry=30.0,
+            )
+            for _ in range(pools)
+        ]
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, lane: str = "") -> AttemptResult:
+        """`lane` picks the connection pool: attempts of one lane (a delivery queue) share connections."""
         started = time.monotonic()
         try:
             target = httpx.URL(url)
@@ -75,7 +85,8 @@ class WebhookSender:
         ]
         try:
             async with asyncio.timeout(self._timeout_s):
-                async with self._pool.stream(
+                pool = self._pools[hash(lane) % len(self._pools)]
+                async with pool.stream(
                     "POST", str(target), headers=request_headers, content=body
                 ) as response:
                     answer = await self._read_capped(response)
@@ -117,4 +128,5 @@ class WebhookSender:
         return b"".join(chunks)[:MAX_ANSWER_BYTES]
 
     async def close(self) -> None:
-        await self._pool.aclose()
+        for pool in self._pools:
+            await pool.aclose()

@@ -33,8 +33,8 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -108,6 +108,7 @@ deliveries = Table(
     Index("ix_webhook_deliveries_pending", "status", "id"),
     Index("ix_webhook_deliveries_queue", "endpoint_id", "ordering_key", "status", "id"),
     Index("ix_webhook_deliveries_app", "biz_name", "id"),
+    Index("ix_webhook_deliveries_delivered", "status", "delivered_at"),
 )
 
 attempts = Table(
@@ -152,6 +153,8 @@ class NewDelivery:
     biz_request_id: str
     body: str
     event_time: datetime
+    # Why the endpoint takes nothing now: the delivery is written dead-lettered at once.
+    disabled_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -390,44 +393,56 @@ class WebhookStore:
     # The schedule
 
     async def enqueue(
+        self, connection: AsyncConnection, delivery: NewDelivery, *, first_attempt_at: datetime, now: datetime
+    ) -> str | None:
+        """Write a delivery in the caller's transaction; its id, or None when this (endpoint, event) is
+        known already (the event came again)."""
+        written = await self.enqueue_many(connection, [delivery], first_attempt_at=first_attempt_at, now=now)
+        return written[0].delivery_id if written else None
+
+    async def enqueue_many(
         self,
         connection: AsyncConnection,
-        delivery: NewDelivery,
+        new: Sequence[NewDelivery],
         *,
         first_attempt_at: datetime,
         now: datetime,
-        disabled_reason: str = "",
-    ) -> str | None:
-        """Write a delivery in the caller's transaction; its id, or None when this (endpoint, event) is
-        known already (the event came again). To a disabled endpoint it is written dead-lettered at once."""
-        delivery_id = str(uuid.uuid4())
-        values = {
-            "delivery_id": delivery_id,
-            "endpoint_id": delivery.endpoint_id,
-            "biz_name": delivery.biz_name,
-            "ordering_key": delivery.ordering_key,
-            "event_id": delivery.event_id,
-            "event_type": delivery.event_type,
-            "biz_request_id": delivery.biz_request_id,
-            "body": delivery.body,
-            "status": DEAD if disabled_reason else PENDING,
-            "attempts": 0,
-            "next_attempt_at": first_attempt_at,
-            "event_time": delivery.event_time,
-            "created_at": now,
-            "last_status": 0,
-            "last_error": disabled_reason,
-            "last_latency_ms": 0,
-        }
-        # One statement: the unique (endpoint, event) makes a repeated event insert nothing.
+    ) -> list[Row[Any]]:
+        """Write deliveries in the caller's transaction, in their order, in one statement; the
+        (delivery_id, endpoint_id, ordering_key) of those written. An (endpoint, event) known already (the
+        event came again) writes nothing; to a disabled endpoint a delivery is written dead-lettered."""
+        if not new:
+            return []
+        values = [
+            {
+                "delivery_id": str(uuid.uuid4()),
+                "endpoint_id": delivery.endpoint_id,
+                "biz_name": delivery.biz_name,
+                "ordering_key": delivery.ordering_key,
+                "event_id": delivery.event_id,
+                "event_type": delivery.event_type,
+                "biz_request_id": delivery.biz_request_id,
+                "body": delivery.body,
+                "status": DEAD if delivery.disabled_reason else PENDING,
+                "attempts": 0,
+                "next_attempt_at": first_attempt_at,
+                "event_time": delivery.event_time,
+                "created_at": now,
+                "last_status": 0,
+                "last_error": delivery.disabled_reason,
+                "last_latency_ms": 0,
+            }
+            for delivery in new
+        ]
+        # The unique (endpoint, event) makes a repeated event insert nothing. Many rows go as multi-row
+        # INSERTs in pages (SQLAlchemy's "insertmanyvalues"), RETURNING only what was inserted.
         insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         statement = (
             insert(deliveries)
-            .values(**values)
             .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+            .returning(deliveries.c.delivery_id, deliveries.c.endpoint_id, deliveries.c.ordering_key)
         )
-        result = await connection.execute(statement)
-        return delivery_id if result.rowcount else None
+        return list(await connection.execute(statement, values))
 
     def begin(self) -> Any:
         return self._engine.begin()
@@ -465,23 +480,25 @@ class WebhookStore:
         what new deliveries or the end of the ones before them made ready, found without a scan."""
         if not queues:
             return []
-        # One indexed lookup per queue (SQLite scans for a row-value IN with GROUP BY).
-        firsts = [
-            select(deliveries.c.id)
+        # Two INs (a row-value IN makes SQLite scan) walk the queue index; a pair asked for by neither
+        # is dropped here. The statement's shape is always the same, so SQLAlchemy compiles it once.
+        wanted = set(queues)
+        heads = (
+            select(deliveries.c.endpoint_id, deliveries.c.ordering_key, func.min(deliveries.c.id).label("id"))
             .where(
-                deliveries.c.endpoint_id == endpoint_id,
-                deliveries.c.ordering_key == ordering_key,
+                deliveries.c.endpoint_id.in_({endpoint_id for endpoint_id, _ in queues}),
+                deliveries.c.ordering_key.in_({ordering_key for _, ordering_key in queues}),
                 deliveries.c.status == PENDING,
             )
-            .order_by(deliveries.c.id)
-            .limit(1)
-            .subquery()
-            for endpoint_id, ordering_key in queues
-        ]
-        heads = union_all(*(select(first.c.id) for first in firsts))
+            .group_by(deliveries.c.endpoint_id, deliveries.c.ordering_key)
+        )
         # Read first, write only when there is something to lease: most looks find a queue still busy.
         async with self._engine.connect() as connection:
-            ids = list(await connection.scalars(heads))
+            ids = [
+                row.id
+                for row in await connection.execute(heads)
+                if (row.endpoint_id, row.ordering_key) in wanted
+            ]
         if not ids:
             return []
         async with self._engine.begin() as connection:
@@ -613,6 +630,22 @@ class WebhookStore:
                 status=DEAD, last_error=f"endpoint disabled: {reason}", lease_until=None, lease_owner=None
             )
         )
+
+    async def prune(self, delivered_before: datetime, limit: int) -> int:
+        """Delete up to `limit` deliveries delivered before `delivered_before`, with their attempts; how
+        many. Dead-lettered ones stay: an operator may still redeliver them."""
+        async with self._engine.begin() as connection:
+            old = list(
+                await connection.scalars(
+                    select(deliveries.c.delivery_id)
+                    .where(deliveries.c.status == DELIVERED, deliveries.c.delivered_at < delivered_before)
+                    .limit(limit)
+                )
+            )
+            if old:
+                await connection.execute(delete(attempts).where(attempts.c.delivery_id.in_(old)))
+                await connection.execute(delete(deliveries).where(deliveries.c.delivery_id.in_(old)))
+            return len(old)
 
     # What operators see and do
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from faststream.kafka import KafkaBroker
@@ -12,8 +13,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.sdk.trace import TracerProvider
 from parley.rooms.v1 import events_pb2
 
-from services.core.events import Envelope, EventConsumer, EventPublisher, create_broker
+from services.core.events import (
+    Envelope,
+    EventBatchConsumer,
+    EventConsumer,
+    EventPublisher,
+    RawEvent,
+    create_broker,
+)
 from services.core.topics import Topic
+from tests.testing import running_broker
 
 
 @pytest.fixture
@@ -95,3 +104,39 @@ async def test_an_undecodable_event_is_skipped_and_the_next_one_still_arrives(br
         Topic.ROOM, room_created(room_id), key=room_id
     )
     await wait_for(lambda: room_id in received)
+
+
+async def test_a_batch_consumer_gets_events_undecoded_in_order_and_a_failed_batch_again(
+    tmp_path: Path,
+) -> None:
+    # A broker of its own: the group starts at the earliest offset and would read every test's facts.
+    async with running_broker(tmp_path / "broker.log") as kafka:
+        broker = create_broker(kafka, client_id="events-test", tracer_provider=TracerProvider())
+        handled: list[list[RawEvent]] = []
+        failed: list[list[RawEvent]] = []
+
+        async def handle(events: list[RawEvent]) -> None:
+            if not failed:
+                failed.append(events)
+                raise ConnectionError("database briefly unavailable")
+            handled.append(events)
+
+        EventBatchConsumer(broker, [Topic.ROOM], handle, group_id=f"test-{uuid.uuid4()}", max_wait_ms=50)
+        try:
+            await broker.start()
+            await broker.publish(b"no headers at all", Topic.ROOM.value, key=b"room-1")
+            publisher = EventPublisher(broker, source="//parley/test")
+            ids = [
+                await publisher.publish(Topic.ROOM, room_created(f"room-1-{index}"), key="room-1")
+                for index in range(5)
+            ]
+            await wait_for(lambda: [e.envelope.id for batch in handled for e in batch] == ids, timeout_s=90)
+        finally:
+            await broker.stop()
+    # The failed batch came again, whole: nothing after it was committed.
+    assert {e.envelope.id for e in failed[0]} <= set(ids)
+    first = handled[0][0]
+    assert (first.envelope.type, first.envelope.key) == ("parley.rooms.v1.RoomCreated", "room-1")
+    event = events_pb2.RoomCreated()
+    event.ParseFromString(first.payload)
+    assert event.room_id == "room-1-0"

@@ -69,16 +69,21 @@ class RelayUnderTest:
     platform: Platform
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[None, 0], ids=["port per peer", "one UDP port"])
 async def relay_service(
-    codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayUnderTest]:
-    """The relay in this process as its own service, listening and gathering on loopback only."""
+    """The relay in this process as its own service, listening and gathering on loopback only; every test
+    runs with both media socket modes (`udp_port`: a port per peer connection, one port for all)."""
     async with start_platform(
         tmp_path_factory.mktemp("relay"),
         ServiceName.RELAY,
         settings={
-            "relay": {"metering_interval_s": METERING_INTERVAL_S, "connect_timeout_s": CONNECT_TIMEOUT_S}
+            "relay": {
+                "metering_interval_s": METERING_INTERVAL_S,
+                "connect_timeout_s": CONNECT_TIMEOUT_S,
+                "udp_port": request.param,
+            }
         },
     ) as platform:
         yield RelayUnderTest(

@@ -4,10 +4,11 @@ facts straight onto Kafka (as the room manager would make them)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1 import licence_pb2
@@ -18,9 +19,38 @@ from services.core.events import EventPublisher, create_broker
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from tests.integration.licence_helpers import App
+from tests.integration.webhooks.receiver import Receiver
 
 # The receivers listen on 127.0.0.1: the dispatcher refuses loopback unless it is allow-listed.
 LOOPBACK_ALLOWED = {"webhooks": {"allowed_targets": "127.0.0.1/32"}}
+
+# Retries come quickly here, and never run out while the receiver misbehaves.
+FAST_RETRIES = {
+    "retry_schedule": ",".join(["0"] + ["0.3"] * 400),
+    "attempt_timeout_s": 1.0,
+    "lease_s": 1.5,
+}
+
+
+def check_order(receiver: Receiver, expected: dict[str, list[str]]) -> int:
+    """Every expected bizRequestId acknowledged; per room, the requests go through the events in order,
+    and a request for the next event only ever follows the acknowledgement of the one before. Returns how
+    many acknowledgements repeated one already given (a dispatcher killed between the receiver's answer
+    and saving it sends that one again: at least once; receivers deduplicate on webhook-id)."""
+    position = {
+        event_id: (room, index) for room, ids in expected.items() for index, event_id in enumerate(ids)
+    }
+    assert receiver.acknowledged_ids() == set(position)
+    by_room: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    for request in receiver.requests:
+        room, index = position[request.headers["webhook-id"]]
+        by_room[room].append((index, request.acknowledged))
+    for room, sequence in by_room.items():
+        assert sequence[0][0] == 0, f"room {room} did not start with its first event"
+        for (before, acknowledged), (index, _) in itertools.pairwise(sequence):
+            if index != before:
+                assert (index, acknowledged) == (before + 1, True), f"room {room} out of order: {sequence}"
+    return len(receiver.acknowledged()) - len(receiver.acknowledged_ids())
 
 
 async def create_app_with_callbacks(
@@ -59,12 +89,6 @@ class RoomFacts:
             room_id=room_id, biz_name=biz_name, creator_uid=uid, created_at=timestamp(datetime.now(UTC))
         )
         return await self._events.publish(Topic.ROOM, event, key=room_id)
-
-
-@pytest.fixture
-async def room_facts(kafka: str) -> AsyncIterator[RoomFacts]:
-    async with room_facts_on(kafka) as facts:
-        yield facts
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.db import create_engine
@@ -17,7 +18,17 @@ from services.core.events import EventPublisher, create_broker
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.webhooks.policy import Outcome
-from services.webhooks.store import AttemptRecord, Claim, NewDelivery, WebhookStore, metadata, outbox
+from services.webhooks.pruning import Pruner
+from services.webhooks.store import (
+    AttemptRecord,
+    Claim,
+    NewDelivery,
+    WebhookStore,
+    attempts,
+    deliveries,
+    metadata,
+    outbox,
+)
 from tests.integration.schema_drift import schema_drift
 from tests.postgres import fresh_database_url
 
@@ -105,6 +116,45 @@ async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engi
     # A replica that died holding leases: once they run out, another one claims those deliveries.
     later = NOW + LEASE + timedelta(seconds=1)
     assert sorted(c.event_id for c in await other_replica.claim_due(later, 10, LEASE)) == ["a1x", "a2", "b1"]
+
+
+async def test_a_batch_is_written_in_its_order_and_only_its_new_deliveries_come_back(
+    engine: AsyncEngine,
+) -> None:
+    store = store_on(engine)
+    await enqueue(store, delivery("e0", "A"))
+    # More rows than one multi-row INSERT holds, one of them known already and one repeated in the batch.
+    batch = [delivery(f"e{index}", "A") for index in range(1500)] + [delivery("e7", "A")]
+    async with store.begin() as connection:
+        written = await store.enqueue_many(connection, batch, first_attempt_at=NOW, now=NOW)
+    assert len(written) == 1499 and {row.ordering_key for row in written} == {"A"}
+    async with engine.connect() as connection:
+        order = list(await connection.scalars(select(deliveries.c.event_id).order_by(deliveries.c.id)))
+    assert order == [f"e{index}" for index in range(1500)]
+
+
+async def test_pruning_deletes_what_was_delivered_before_the_retention_and_keeps_dead_letters(
+    engine: AsyncEngine,
+) -> None:
+    store = store_on(engine)
+    await enqueue(
+        store, delivery("old", "P"), delivery("new", "Q"), delivery("dead", "R"), delivery("due", "S")
+    )
+    old, new, dead, _ = await store.claim_due(NOW, 10, LEASE)
+    await store.record(
+        [
+            delivered(old),
+            AttemptRecord(new, 1, NOW + timedelta(days=2), 5, 200, Outcome.DELIVERED, "", None),
+            AttemptRecord(dead, 1, NOW, 5, 500, Outcome.DEAD_LETTERED, "HTTP 500", None),
+        ]
+    )
+    pruner = Pruner(store, retention_s=timedelta(days=30).total_seconds())
+    assert await pruner.prune(NOW + timedelta(days=31)) == 1
+    async with engine.connect() as connection:
+        left = set(await connection.scalars(select(deliveries.c.event_id)))
+        left_attempts = set(await connection.scalars(select(attempts.c.delivery_id)))
+    assert left == {"new", "dead", "due"}
+    assert left_attempts == {new.delivery_id, dead.delivery_id}
 
 
 async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> None:

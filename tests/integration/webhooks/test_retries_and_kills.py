@@ -6,10 +6,8 @@ is SIGKILLed 20 times (runs about a minute: each restart is a new Python process
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,13 @@ from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 from standardwebhooks.webhooks import Webhook
 
 from services.core.config import ServiceName
-from tests.integration.webhooks.conftest import LOOPBACK_ALLOWED, RoomFacts, create_app_with_callbacks
+from tests.integration.webhooks.conftest import (
+    FAST_RETRIES,
+    LOOPBACK_ALLOWED,
+    check_order,
+    create_app_with_callbacks,
+    room_facts_on,
+)
 from tests.integration.webhooks.receiver import Receiver
 from tests.testing import Instance, start_platform
 
@@ -28,43 +32,17 @@ pytestmark = pytest.mark.integration
 ROOMS = 6
 EVENTS_PER_ROOM = 12
 KILLS = 20
-# Retries come quickly here, and never run out while the receiver misbehaves.
-FAST_RETRIES = {
-    "retry_schedule": ",".join(["0"] + ["0.3"] * 400),
-    "attempt_timeout_s": 1.0,
-    "lease_s": 1.5,
-}
 
 
-def check_order(receiver: Receiver, expected: dict[str, list[str]]) -> int:
-    """Every expected bizRequestId acknowledged; per room, the requests go through the events in order,
-    and a request for the next event only ever follows the acknowledgement of the one before. Returns how
-    many acknowledgements repeated one already given (a dispatcher killed between the receiver's answer
-    and saving it sends that one again: at least once; receivers deduplicate on webhook-id)."""
-    position = {
-        event_id: (room, index) for room, ids in expected.items() for index, event_id in enumerate(ids)
-    }
-    assert receiver.acknowledged_ids() == set(position)
-    by_room: dict[str, list[tuple[int, bool]]] = defaultdict(list)
-    for request in receiver.requests:
-        room, index = position[request.headers["webhook-id"]]
-        by_room[room].append((index, request.acknowledged))
-    for room, sequence in by_room.items():
-        assert sequence[0][0] == 0, f"room {room} did not start with its first event"
-        for (before, acknowledged), (index, _) in itertools.pairwise(sequence):
-            if index != before:
-                assert (index, acknowledged) == (before + 1, True), f"room {room} out of order: {sequence}"
-    return len(receiver.acknowledged()) - len(receiver.acknowledged_ids())
-
-
-async def test_a_failing_receiver_gets_every_event_in_order_once_it_answers_right(
-    kafka: str, tmp_path: Path, room_facts: RoomFacts
-) -> None:
+async def test_a_failing_receiver_gets_every_event_in_order_once_it_answers_right(tmp_path: Path) -> None:
     receiver = Receiver()  # down: not started
     settings = {"webhooks": {**LOOPBACK_ALLOWED["webhooks"], **FAST_RETRIES}}
-    async with start_platform(
-        kafka, tmp_path, ServiceName.LICENCE, ServiceName.WEBHOOKS, settings=settings
-    ) as platform:
+    # A broker of its own: on the session's broker the dispatcher would first read every fact earlier
+    # tests left on its topics.
+    async with (
+        start_platform(tmp_path, ServiceName.LICENCE, ServiceName.WEBHOOKS, settings=settings) as platform,
+        room_facts_on(platform.kafka) as room_facts,
+    ):
         await platform.consumers_joined(ServiceName.WEBHOOKS)
         app = await create_app_with_callbacks(
             platform.licence, "retries", room_status_url=f"{receiver.url}/rooms"
@@ -110,15 +88,16 @@ async def test_a_failing_receiver_gets_every_event_in_order_once_it_answers_righ
         assert {"connect failed", "HTTP 500", "the answer's code is 1, not 0"} <= errors
 
 
-async def test_sigkilling_the_dispatcher_20_times_loses_and_reorders_nothing(
-    kafka: str, tmp_path: Path, room_facts: RoomFacts
-) -> None:
+async def test_sigkilling_the_dispatcher_20_times_loses_and_reorders_nothing(tmp_path: Path) -> None:
     receiver = Receiver(delay_s=0.02)
     settings = {"webhooks": {**LOOPBACK_ALLOWED["webhooks"], **FAST_RETRIES}}
     rng = random.Random(14)
-    async with start_platform(
-        kafka, tmp_path, ServiceName.LICENCE, Instance(ServiceName.WEBHOOKS, process=True), settings=settings
-    ) as platform:
+    async with (
+        start_platform(
+            tmp_path, ServiceName.LICENCE, Instance(ServiceName.WEBHOOKS, process=True), settings=settings
+        ) as platform,
+        room_facts_on(platform.kafka) as room_facts,
+    ):
         app = await create_app_with_callbacks(platform.licence, "kills", room_status_url=receiver.url)
         rooms = [f"room-{uuid.uuid4().hex[:6]}" for _ in range(ROOMS)]
         expected: dict[str, list[str]] = {room: [] for room in rooms}

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from aiortc import RTCRtpReceiver
 from aiortc.codecs import CODECS
+from aiortc.codecs.vpx import vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpreceiver import RTCRtpSynchronizationSource
@@ -65,9 +66,15 @@ async def test_frames_reach_every_subscriber_with_key_frames_counted_and_the_siz
     assert (track.frames, track.key_frames, track.bytes) == (2, 1, len(key) + len(delta))
     assert (track.size, track.tier) == ((1280, 720), media_pb2.RESOLUTION_TIER_720P)
 
+    # The frames were cut into RTP payloads once, for both subscribers.
+    track.on_frame(VP8, JitterFrame(delta, 6000))
+    (_, first_payloads), (_, second_payloads) = [await s.next_frame() for s in (first, second)]
+    assert first_payloads is second_payloads
+    assert b"".join(vp8_depayload(payload) for payload in cast(list[bytes], first_payloads)) == delta
+
     # The publisher's stream ends: so do the subscribers' tracks, after what they had queued.
     track.on_end()
-    track.on_frame(VP8, JitterFrame(delta, 6000))
+    track.on_frame(VP8, JitterFrame(delta, 9000))
     with pytest.raises(MediaStreamError):
         await first.recv()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import aiortc.rtcrtpsender
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.codecs import CODECS
 from aiortc.codecs.vpx import vp8_depayload
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
     RTCRtcpParameters,
     RTCRtpCodecParameters,
@@ -23,6 +25,9 @@ from fake_source import FakeSource, meter, packet
 
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import (
+    DTLS_TX_BYTES,
+    DTLS_TX_PACKETS,
+    ICE_COMPONENT,
     NTP_TIMESTAMP,
     RTP_TIMESTAMP,
     SENDER_STATE,
@@ -95,13 +100,21 @@ async def test_pli_and_fir_from_a_subscriber_become_requests_to_the_publisher(
 
 
 class RecordingTransport:
-    """What a sender needs of its DTLS transport; keeps the RTP and RTCP it is given, unprotected."""
+    """What a sender needs of its DTLS transport; keeps the RTP and RTCP it is given, unprotected: RTCP and
+    retransmissions through `_send_rtp`, forwarded frames through its SRTP session and the nominated ICE
+    pair's socket (`ForwardingSender._send_packets`)."""
 
     state = "connected"
+    _state = State.CONNECTED
     _stats_id = "transport"
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        vars(self)[DTLS_TX_BYTES] = vars(self)[DTLS_TX_PACKETS] = 0
+        self._tx_srtp = SimpleNamespace(protect=lambda data: data)
+        socket = SimpleNamespace(sendto=lambda data, address: self.sent.append(data))
+        pair = SimpleNamespace(protocol=SimpleNamespace(transport=socket), remote_addr=("127.0.0.1", 9))
+        self.transport = SimpleNamespace(_connection=SimpleNamespace(_nominated={ICE_COMPONENT: pair}))
 
     def _register_rtp_sender(self, sender: object, parameters: object) -> None: ...
 
@@ -138,6 +151,12 @@ SEND_PARAMETERS = RTCRtpSendParameters(
 
 def test_the_stock_sender_state_the_forwarding_sender_keeps_up_to_date_exists() -> None:
     assert set(SENDER_STATE) <= set(vars(RTCRtpSender("video", RecordingTransport())))  # type: ignore[arg-type]
+
+
+async def test_the_dtls_and_ice_state_the_forwarding_sender_sends_with_exists(pc: RTCPeerConnection) -> None:
+    dtls = pc.addTransceiver("video", direction="sendonly").sender.transport
+    assert {DTLS_TX_BYTES, DTLS_TX_PACKETS, "_state", "_tx_srtp"} <= set(vars(dtls))
+    assert isinstance(dtls.transport._connection._nominated, dict)
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
@@ -183,6 +202,11 @@ async def test_forwarded_frames_leave_as_the_stock_sender_sends_them_and_nacks_a
         assert (stats.packetsSent, stats.bytesSent) == (len(sent), sum(len(p.payload) for p in sent))
         state = vars(sender)
         assert state[RTP_TIMESTAMP] == frames[1][0].timestamp and state[NTP_TIMESTAMP] > 0
+        # Once the sender runs, a pushed frame leaves inside `push`: no task wake-up per frame.
+        before = len(transport.sent)
+        track.push(packet(delta, pts=9000))
+        assert len(transport.sent) > before
+        assert vars(transport)[DTLS_TX_PACKETS] == len(transport.sent)
 
         lost = frames[1][0]
         transport.sent.clear()

@@ -137,6 +137,7 @@ def test_host_candidates_on_the_listen_address_are_announced_with_the_nat_addres
         RelaySettings(listen_address="localhost"),
         RelaySettings(announced_address="relay.example"),
         RelaySettings(candidate_networks=["127.0.0.0/33"]),
+        RelaySettings(listen_address="0.0.0.0", udp_port=0),
     ],
 )
 def test_unusable_ice_settings_stop_start_up_with_one_line(settings: RelaySettings) -> None:
