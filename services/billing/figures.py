@@ -37,10 +37,6 @@ class Role(IntEnum):
     SUBSCRIPTION = 2
 
 
-_ROLES = {role.value: role for role in Role}
-_TIER_LIST = tuple(Tier)
-
-
 @dataclass(frozen=True, slots=True)
 class StreamPiece:
     """One metering tick: `uid` published or subscribed `stream_id` over [start_ms, end_ms) in `tier`."""
@@ -55,8 +51,7 @@ class StreamPiece:
     @staticmethod
     def stored(uid: str, stream_id: str, role: int, tier: int, start_ms: int, end_ms: int) -> StreamPiece:
         """A piece from the ledger's columns."""
-        # Looked up, not Role(role) / Tier(tier): enum calls were a tenth of the ingest's rollup work.
-        return StreamPiece(uid, stream_id, _ROLES[role], _TIER_LIST[tier], start_ms, end_ms)
+        return StreamPiece(uid, stream_id, Role(role), Tier(tier), start_ms, end_ms)
 
 
 @dataclass(frozen=True, slots=True)

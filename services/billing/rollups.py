@@ -81,11 +81,6 @@ def piece_deltas(stored: Sequence[StreamPiece], new: Sequence[StreamPiece]) -> d
     subscribed_new = [p for p in new if p.role is Role.SUBSCRIPTION]
     for start, before, after in changes(subscribed_old, subscribed_new):
         row = out[start]
-        if not before and len(after) == 1:
-            # The common case, a piece of one track that nothing else covers: its length in its tier.
-            piece_start, piece_end, level = after[0]
-            row[level] += piece_end - piece_start
-            continue
         for tier, (was, now) in enumerate(
             zip(tiered_call_ms({"": before}), tiered_call_ms({"": after}), strict=True)
         ):
@@ -102,11 +97,7 @@ def piece_deltas(stored: Sequence[StreamPiece], new: Sequence[StreamPiece]) -> d
             "published_stream_ms" if role is Role.PUBLICATION else "subscribed_stream_ms"
         )
         for start, before, after in changes(old, added):
-            out[start][column] += (
-                after[0][1] - after[0][0]
-                if not before and len(after) == 1
-                else _covered(after) - _covered(before)
-            )
+            out[start][column] += _covered(after) - _covered(before)
     return out
 
 
