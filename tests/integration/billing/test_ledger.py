@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
-from alembic import command
 from parley.billing.v1 import events_pb2 as billing_events
 from parley.relay.v1 import media_pb2, metering_pb2
 from parley.rooms.v1 import events_pb2 as room_events
@@ -25,7 +23,7 @@ from services.billing.periods import day_window, to_ms, zone
 from services.billing.queries import figures_in, scanned_figures
 from services.billing.usage import UsageQuery, UsageStatistics
 from services.core.errors import ParleyError
-from services.core.migrations import _config, upgrade_to_head
+from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from tests.clock import FakeClock
 from tests.integration.billing.generator import generate, shuffled_with_duplicates
@@ -223,24 +221,3 @@ async def test_the_rollups_answer_what_a_scan_of_the_ledger_answers(
                 ), (biz_name, window)
             rolled = await figures_in(connection, biz_name, windows[0], now_ms)
             assert {"bizName": biz_name, **rolled.as_json()} == {"bizName": biz_name, **truth.as_json()}
-
-
-async def test_the_migration_fills_the_rollups_of_ticks_stored_before_them(billing: Billing) -> None:
-    scenario = generate(12, DAY, tag="fill")
-    batch = Batch()
-    for fact in scenario.facts:
-        batch.add(fact.ce_type, fact.payload)
-    await billing.ledger.apply(batch)
-
-    async def rollups_and_longest() -> tuple[list[Any], list[Any]]:
-        async with billing.engine.connect() as connection:
-            rows = await connection.execute(select(store.rollups).order_by("biz_name", "bucket_ms"))
-            longest = await connection.execute(select(store.apps.c.biz_name, store.apps.c.max_tick_ms))
-            return [tuple(row) for row in rows], sorted(tuple(row) for row in longest)
-
-    kept = await rollups_and_longest()
-    assert kept[0] and all(length > 0 for _, length in kept[1])
-    async with billing.engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.downgrade(_config("services.billing", sync), "0002"))
-    await upgrade_to_head(billing.engine, "services.billing")
-    assert await rollups_and_longest() == kept
