@@ -19,14 +19,12 @@ from services.billing.accounts import Accounts, PricePlan, Rating
 from services.billing.figures import Tier
 from services.billing.inputs import Batch
 from services.billing.ledger import UsageLedger
-from services.billing.periods import day_window, to_ms, zone
-from services.billing.queries import figures_in, scanned_figures
+from services.billing.periods import to_ms
 from services.billing.usage import UsageQuery, UsageStatistics
 from services.core.errors import ParleyError
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from tests.clock import FakeClock
-from tests.integration.billing.generator import generate, shuffled_with_duplicates
 
 pytestmark = pytest.mark.integration
 
@@ -187,37 +185,3 @@ async def test_ranges_the_seed_does_not_offer_are_refused_with_a_code(
     with pytest.raises(ParleyError) as refused:
         await billing.usage.overview(UsageQuery("any", range_name, start, end))
     assert (refused.value.code, refused.value.kind.reason) == (-92001, "USAGE_RANGE_INVALID")
-
-
-async def test_the_rollups_answer_what_a_scan_of_the_ledger_answers(
-    billing: Billing, clock: FakeClock
-) -> None:
-    """A generated day (SFU and P2P rooms) written in shuffled batches with redeliveries: every figure of
-    the statistics, from the rollups, equals the one computed from all the ticks, over a day, a span of
-    days, a quarter hour and a day of a zone 5:45 ahead of UTC; and the generator's ground truth."""
-    day = DAY - timedelta(days=1)
-    scenario = generate(11, day, tag="roll")
-    delivered = shuffled_with_duplicates(scenario.facts, seed=11)
-    for first in range(0, len(delivered), 500):
-        batch = Batch()
-        for fact in delivered[first : first + 500]:
-            batch.add(fact.ce_type, fact.payload)
-        await billing.ledger.apply(batch)
-    now_ms = to_ms(clock.utc())
-    windows = [
-        day_window(day, zone("UTC")),
-        (
-            day_window(day - timedelta(days=1), zone("UTC"))[0],
-            day_window(day + timedelta(days=1), zone("UTC"))[1],
-        ),
-        (at(day, 14), at(day, 14, 15)),
-        day_window(day, zone("Asia/Kathmandu")),
-    ]
-    async with billing.engine.connect() as connection:
-        for biz_name, truth in scenario.truth.items():
-            for window in windows:
-                assert await figures_in(connection, biz_name, window, now_ms) == await scanned_figures(
-                    connection, biz_name, window, now_ms
-                ), (biz_name, window)
-            rolled = await figures_in(connection, biz_name, windows[0], now_ms)
-            assert {"bizName": biz_name, **rolled.as_json()} == {"bizName": biz_name, **truth.as_json()}
