@@ -51,7 +51,7 @@ from services.billing.accounts import Rating  # noqa: E402
 from services.billing.consumer import ExactlyOnceConsumer  # noqa: E402
 from services.billing.inputs import Batch  # noqa: E402
 from services.billing.ledger import UsageLedger  # noqa: E402
-from services.billing.queries import lock_apps  # noqa: E402
+from services.billing.queries import lock_apps, upsert  # noqa: E402
 from services.core.embedded_broker import EmbeddedBroker  # noqa: E402
 from services.core.migrations import upgrade_to_head  # noqa: E402
 
@@ -286,12 +286,10 @@ async def naive(bootstrap: str, topic: str, url: str, count: int, rss_every_s: f
                 async with engine.begin() as connection:
                     await lock_apps(connection, batch.biz_names(), datetime.now(UTC))
                     await connection.execute(
-                        store.upsert(connection, store.ticks).on_conflict_do_nothing(
-                            index_elements=["tick_id"]
-                        ),
+                        upsert(connection, store.ticks).on_conflict_do_nothing(index_elements=["tick_id"]),
                         list(batch.ticks.values()),
                     )
-                    statement = store.upsert(connection, store.offsets)
+                    statement = upsert(connection, store.offsets)
                     stored = store.offsets.c.next_offset
                     await connection.execute(
                         statement.on_conflict_do_update(

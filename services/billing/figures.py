@@ -48,11 +48,6 @@ class StreamPiece:
     start_ms: int
     end_ms: int
 
-    @staticmethod
-    def stored(uid: str, stream_id: str, role: int, tier: int, start_ms: int, end_ms: int) -> StreamPiece:
-        """A piece from the ledger's columns."""
-        return StreamPiece(uid, stream_id, Role(role), Tier(tier), start_ms, end_ms)
-
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -140,18 +135,6 @@ class Figures:
         }
 
 
-# The figures that come from ticks alone, kept per quarter hour (services/billing/rollups.py).
-ROLLUP_COLUMNS = (
-    "call_audio_ms",
-    "call_360p_ms",
-    "call_540p_ms",
-    "call_720p_ms",
-    "call_1080p_ms",
-    "published_stream_ms",
-    "subscribed_stream_ms",
-)
-
-
 def billable_minutes(call_ms: int) -> int:
     """Post-paid per minute (seed 002 5.4): the call milliseconds rounded up to whole minutes."""
     return -(-call_ms // MINUTE_MS)
@@ -176,19 +159,6 @@ def merged(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def overlap(first: list[tuple[int, int]], second: list[tuple[int, int]]) -> int:
-    """How long two unions of disjoint sorted intervals (`merged`) overlap."""
-    total = i = j = 0
-    while i < len(first) and j < len(second):
-        start, end = max(first[i][0], second[j][0]), min(first[i][1], second[j][1])
-        total += max(0, end - start)
-        if first[i][1] < second[j][1]:
-            i += 1
-        else:
-            j += 1
-    return total
-
-
 def _length(intervals: list[tuple[int, int]]) -> int:
     return sum(end - start for start, end in intervals)
 
@@ -209,7 +179,7 @@ def peak_distinct(by_uid: dict[str, list[tuple[int, int]]]) -> int:
     return peak(interval for intervals in by_uid.values() for interval in merged(intervals))
 
 
-def tiered_call_ms(by_uid: dict[str, list[tuple[int, int, Tier]]]) -> list[int]:
+def _tiered_call_ms(by_uid: dict[str, list[tuple[int, int, Tier]]]) -> list[int]:
     """Per uid, each instant they receive at least one stream counts once, in the highest tier received."""
     totals = [0] * len(Tier)
     for pieces in by_uid.values():
@@ -231,7 +201,7 @@ def tiered_call_ms(by_uid: dict[str, list[tuple[int, int, Tier]]]) -> list[int]:
     return totals
 
 
-def p2p_call_intervals(
+def _p2p_call_intervals(
     participants: list[Span], window: tuple[int, int], now_ms: int
 ) -> Iterator[tuple[str, tuple[int, int]]]:
     """P2P rooms send no media through the platform: a participant is in a call while at least one other
@@ -276,7 +246,7 @@ def compute(inputs: UsageInputs, window: tuple[int, int], now_ms: int) -> Figure
         else:
             subscribed[piece.stream_id].append(clipped)
             received[piece.uid].append((*clipped, piece.tier))
-    for uid, interval in p2p_call_intervals(inputs.participants, window, now_ms):
+    for uid, interval in _p2p_call_intervals(inputs.participants, window, now_ms):
         received[uid].append((*interval, Tier.AUDIO))
     # A stream with audio and video counts once: its tracks' pieces are joined per stream.
     figures.published_stream_ms = sum(_length(merged(pieces)) for pieces in published.values())
@@ -287,7 +257,7 @@ def compute(inputs: UsageInputs, window: tuple[int, int], now_ms: int) -> Figure
         figures.call_540p_ms,
         figures.call_720p_ms,
         figures.call_1080p_ms,
-    ) = tiered_call_ms(received)
+    ) = _tiered_call_ms(received)
     figures.billable_minutes = billable_minutes(sum(figures.call_ms()))
 
     room_intervals = []

@@ -25,11 +25,11 @@ import structlog
 from sqlalchemy import Row, case, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.billing import rollups, store
+from services.billing import store
 from services.billing.accounts import Rating
 from services.billing.inputs import TICK_COLUMNS, Batch
 from services.billing.periods import LOOKBACK_DAYS, day_of, day_window, days, to_ms, zone
-from services.billing.queries import day_figures, frozen_and_adjusted, lock_apps
+from services.billing.queries import day_figures, frozen_and_adjusted, lock_apps, upsert
 
 log = structlog.get_logger(__name__)
 
@@ -67,14 +67,12 @@ class UsageLedger:
         async with self._engine.begin() as connection:
             apps = await lock_apps(connection, batch.biz_names(), now)
             if batch.ticks:
-                # Before the insert: the rollups compare what is stored with what the batch adds.
-                await rollups.add_ticks(connection, apps, batch.ticks.values())
                 await connection.exec_driver_sql(
                     _insert_ticks(connection.dialect.paramstyle),
                     [tuple(row[column] for column in TICK_COLUMNS) for row in batch.ticks.values()],
                 )
             if batch.spans:
-                statement = store.upsert(connection, store.spans)
+                statement = upsert(connection, store.spans)
                 spans = store.spans.c
                 statement = statement.on_conflict_do_update(
                     index_elements=["span_id"],
@@ -87,7 +85,7 @@ class UsageLedger:
                 await connection.execute(statement, [asdict(fact) for fact in batch.spans.values()])
             await self._note_days(connection, apps, batch, now)
             if batch.offsets:
-                statement = store.upsert(connection, store.offsets)
+                statement = upsert(connection, store.offsets)
                 stored = store.offsets.c.next_offset
                 # Never backwards: a batch read before a rebalance may commit after the new owner's.
                 statement = statement.on_conflict_do_update(
@@ -207,7 +205,11 @@ def _insert_ticks(paramstyle: str) -> str:
     """The tick insert as the driver takes it, rows as tuples: SQLAlchemy's per-row parameter processing
     was a third of the consumer's CPU time (bench/billing_ingest.py), and ticks need no type conversion."""
     columns = list(TICK_COLUMNS)
-    marks = store.driver_marks(paramstyle, len(columns))
+    marks = (
+        [f"${n}" for n in range(1, len(columns) + 1)]
+        if paramstyle == "numeric_dollar"
+        else ["?"] * len(columns)
+    )
     return (
         f"INSERT INTO {store.ticks.name} ({', '.join(columns)}) VALUES ({', '.join(marks)}) "
         "ON CONFLICT (tick_id) DO NOTHING"

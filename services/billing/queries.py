@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
 
-from services.billing import rollups, store
-from services.billing.figures import (
-    ROLLUP_COLUMNS,
-    Figures,
-    Role,
-    Span,
-    StreamPiece,
-    UsageInputs,
-    billable_minutes,
-    compute,
-    merged,
-    overlap,
-    p2p_call_intervals,
-)
+from services.billing import store
+from services.billing.figures import Figures, Role, Span, StreamPiece, Tier, UsageInputs, compute
 from services.billing.periods import day_window, zone
 
 # A tick covers one metering interval (10 s by default); no tick is longer than this, so a window's
@@ -31,11 +20,16 @@ from services.billing.periods import day_window, zone
 MAX_TICK_MS = 3_600_000
 
 
-async def load_ticks(
-    connection: AsyncConnection, biz_name: str, window: tuple[int, int]
-) -> list[StreamPiece]:
+def upsert(connection: AsyncConnection, table: Any) -> Any:
+    """INSERT with ON CONFLICT for the connection's dialect (both spell it the same way)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement: Insert = dialect.insert(table)
+    return statement
+
+
+async def load_inputs(connection: AsyncConnection, biz_name: str, window: tuple[int, int]) -> UsageInputs:
     start, end = window
-    rows = await connection.execute(
+    tick_rows = await connection.execute(
         select(
             store.ticks.c.uid,
             store.ticks.c.stream_id,
@@ -50,12 +44,10 @@ async def load_ticks(
             store.ticks.c.end_ms > start,
         )
     )
-    return [StreamPiece.stored(*row) for row in rows]
-
-
-async def load_spans(connection: AsyncConnection, biz_name: str, window: tuple[int, int]) -> UsageInputs:
-    """The rooms, stays and sessions of the window (no ticks)."""
-    start, end = window
+    pieces = [
+        StreamPiece(uid, stream_id, Role(role), Tier(tier), start_ms, end_ms)
+        for uid, stream_id, role, tier, start_ms, end_ms in tick_rows
+    ]
     span_rows = await connection.execute(
         select(
             store.spans.c.kind,
@@ -71,60 +63,17 @@ async def load_spans(connection: AsyncConnection, biz_name: str, window: tuple[i
             or_(store.spans.c.end_ms.is_(None), store.spans.c.end_ms > start),
         )
     )
-    inputs = UsageInputs()
+    inputs = UsageInputs(pieces=pieces)
     by_kind = {"room": inputs.rooms, "participant": inputs.participants, "session": inputs.sessions}
     for kind, uid, room_id, start_ms, end_ms, engine in span_rows:
         by_kind[kind].append(Span(uid, room_id, start_ms, end_ms, engine))
     return inputs
 
 
-async def scanned_figures(
-    connection: AsyncConnection, biz_name: str, window: tuple[int, int], now_ms: int
-) -> Figures:
-    """The figures computed from every tick of the window (what the rollups must add up to)."""
-    inputs = await load_spans(connection, biz_name, window)
-    inputs.pieces.extend(await load_ticks(connection, biz_name, window))
-    return compute(inputs, window, now_ms)
-
-
 async def figures_in(
     connection: AsyncConnection, biz_name: str, window: tuple[int, int], now_ms: int
 ) -> Figures:
-    """The figures of the window: those of ticks from the quarter-hour rollups, the rest from the spans."""
-    if not rollups.aligned(window):
-        return await scanned_figures(connection, biz_name, window, now_ms)
-    inputs = await load_spans(connection, biz_name, window)
-    # Without ticks, compute() counts call time in P2P rooms only, all of it as audio.
-    figures = compute(inputs, window, now_ms)
-    totals = await rollups.totals(connection, biz_name, window)
-    for name, value in zip(ROLLUP_COLUMNS, totals, strict=True):
-        setattr(figures, name, getattr(figures, name) + value)
-    # An instant a uid is in a P2P call and receives a stream counts once, in the stream's tier.
-    figures.call_audio_ms -= await _p2p_time_receiving(connection, biz_name, inputs, window, now_ms)
-    figures.billable_minutes = billable_minutes(sum(figures.call_ms()))
-    return figures
-
-
-async def _p2p_time_receiving(
-    connection: AsyncConnection, biz_name: str, inputs: UsageInputs, window: tuple[int, int], now_ms: int
-) -> int:
-    in_p2p: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for uid, interval in p2p_call_intervals(inputs.participants, window, now_ms):
-        in_p2p[uid].append(interval)
-    if not in_p2p:
-        return 0
-    reach = (
-        await connection.execute(select(store.apps.c.max_tick_ms).where(store.apps.c.biz_name == biz_name))
-    ).scalar_one_or_none() or 0
-    calls = {uid: merged(intervals) for uid, intervals in in_p2p.items()}
-    ranges = [
-        (biz_name, uid, start - reach, end) for uid, intervals in calls.items() for start, end in intervals
-    ]
-    received: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for _, _, uid, piece in await rollups.stored_ticks(connection, ranges):
-        if piece.role is Role.SUBSCRIPTION:
-            received[uid].append((piece.start_ms, piece.end_ms))
-    return sum(overlap(calls[uid], merged(intervals)) for uid, intervals in received.items())
+    return compute(await load_inputs(connection, biz_name, window), window, now_ms)
 
 
 async def day_figures(connection: AsyncConnection, app: Row[Any], day: date, now_ms: int) -> Figures:
@@ -173,7 +122,6 @@ def new_app(biz_name: str, now: datetime) -> dict[str, Any]:
         "closed_through": None,
         "prepaid_since": None,
         "updated_at": now,
-        "max_tick_ms": 0,
     }
 
 
@@ -185,7 +133,7 @@ async def lock_apps(
     if not names:
         return {}
     await connection.execute(
-        store.upsert(connection, store.apps).on_conflict_do_nothing(index_elements=["biz_name"]),
+        upsert(connection, store.apps).on_conflict_do_nothing(index_elements=["biz_name"]),
         [new_app(name, now) for name in names],
     )
     rows = await connection.execute(

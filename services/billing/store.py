@@ -21,11 +21,9 @@ from sqlalchemy import (
     Table,
     event,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.billing.figures import ROLLUP_COLUMNS, Figures
+from services.billing.figures import Figures
 from services.core.db import UtcDateTime, create_engine
 from services.core.outbox import outbox_table
 
@@ -60,18 +58,6 @@ ticks = Table(
     Column("end_ms", BigInteger, nullable=False),
     Column("bytes", BigInteger, nullable=False),
     Index("ix_billing_ticks_biz_start", "biz_name", "start_ms"),
-    # Where a new tick's neighbours of the same uid are (services/billing/rollups.py).
-    Index("ix_billing_ticks_biz_uid_start", "biz_name", "uid", "start_ms"),
-)
-
-# Per app and quarter hour (bucket_ms: its start, epoch ms), the figures that come from ticks; kept in the
-# transaction that writes the ticks (services/billing/rollups.py).
-rollups = Table(
-    "billing_rollups",
-    metadata,
-    Column("biz_name", String(128), primary_key=True),
-    Column("bucket_ms", BigInteger, primary_key=True),
-    *[Column(name, BigInteger, nullable=False) for name in ROLLUP_COLUMNS],
 )
 
 # Rooms, participants' stays and client sessions: one row per natural id, its ends filled in by whichever
@@ -110,8 +96,6 @@ apps = Table(
     Column("closed_through", Date, nullable=True),
     Column("prepaid_since", Date, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
-    # The longest tick stored for the app: how far before a tick its overlapping neighbours can start.
-    Column("max_tick_ms", BigInteger, nullable=False, server_default="0"),
 )
 
 days = Table(
@@ -148,19 +132,6 @@ entries = Table(
 )
 
 outbox = outbox_table(metadata, "billing_outbox")
-
-
-def upsert(connection: AsyncConnection, table: Any) -> Any:
-    """INSERT with ON CONFLICT for the connection's dialect (both spell it the same way)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement: Insert = dialect.insert(table)
-    return statement
-
-
-def driver_marks(paramstyle: str, count: int) -> list[str]:
-    """Parameter marks for SQL given to the driver itself (rows as tuples, no per-row processing by
-    SQLAlchemy): asyncpg numbers them, aiosqlite takes question marks."""
-    return [f"${n}" for n in range(1, count + 1)] if paramstyle == "numeric_dollar" else ["?"] * count
 
 
 def open_engine(url: str) -> AsyncEngine:
