@@ -3,35 +3,41 @@ with their offsets in one transaction per batch, on SQLite and PostgreSQL, besid
 commits one transaction per tick; and the consumer's memory over the whole run.
 
     .venv/bin/python bench/billing_ingest.py [--ticks 300000] [--naive-ticks 20000]
-                                             [--databases sqlite postgresql]
+                                             [--databases sqlite postgresql] [--out billing_ingest.json]
 
 The ticks (30 % of them published twice, like the tests' redeliveries) are published to a Tansu broker
-first; then each consumer reads them from the beginning, in this process pinned to one CPU, until the
+first, by a child process that makes them as it sends them (a stream shuffled within a window of
+`SHUFFLE_WINDOW` messages, so any count fits in bounded memory: `--ticks 10000000` is the memory check of
+the issue). Then each consumer reads them from the beginning, in this process pinned to one CPU, until the
 offsets in its database reach the end of the topic. Ticks per second are counted on the consumer's CPU
 time (time.process_time: the shared machine's other load does not count) and on wall time. RSS is sampled
-every second. Writes bench/results/billing_ingest.json.
+every second and kept as a series (every `--rss-every` seconds: seconds, messages stored, MB). Writes
+bench/results/<out>.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import random
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from parley.relay.v1 import media_pb2, metering_pb2
-from sqlalchemy import case, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -63,18 +69,25 @@ def rss_mb() -> float:
     return 0.0
 
 
-def ticks(count: int, seed: int) -> list[tuple[bytes, bytes]]:
-    """(key, payload) of `count` distinct ticks: streams of 360 ten-second ticks across 20 apps."""
+SHUFFLE_WINDOW = 200_000
+DUPLICATES = 0.3
+STREAMS_AT_ONCE = 200
+
+
+def ticks(count: int, seed: int) -> Iterator[tuple[bytes, bytes]]:
+    """(key, payload) of `count` distinct ticks, made as they are asked for: streams of 360 ten-second
+    ticks (an hour) across 20 apps, `STREAMS_AT_ONCE` streams an hour, each of a different user."""
     rng = random.Random(seed)
-    out = []
-    start = 1_796_000_000_000
+    made = 0
+    base = 1_796_000_000_000
     for stream in range(-(-count // 360)):
-        stream_id = str(uuid.uuid4())
+        stream_id = str(uuid.UUID(int=rng.getrandbits(128)))
         biz, room, uid = f"bench{stream % 20}", f"room{stream % 500}", f"user{stream % 2000}"
+        start = base + (stream // STREAMS_AT_ONCE) * 3_600_000
         video = stream % 3 != 0
         for sequence in range(1, 361):
-            if len(out) == count:
-                return out
+            if made == count:
+                return
             tick = metering_pb2.MeteringTick(
                 tick_id=f"{stream_id}:{'video' if video else 'audio'}:{sequence}",
                 biz_name=biz,
@@ -89,26 +102,69 @@ def ticks(count: int, seed: int) -> list[tuple[bytes, bytes]]:
                 bytes=rng.randrange(10_000, 2_000_000),
                 sequence=sequence,
             )
-            tick.start_time.FromMilliseconds(start + sequence * 10_000)
-            tick.end_time.FromMilliseconds(start + (sequence + 1) * 10_000)
-            out.append((room.encode(), tick.SerializeToString()))
-    return out
+            tick.start_time.FromMilliseconds(start + (sequence - 1) * 10_000)
+            tick.end_time.FromMilliseconds(start + sequence * 10_000)
+            made += 1
+            yield room.encode(), tick.SerializeToString()
 
 
-async def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+def shuffled_with_duplicates(
+    messages: Iterator[tuple[bytes, bytes]], seed: int
+) -> Iterator[tuple[bytes, bytes]]:
+    """The messages with `DUPLICATES` of them twice, in an order shuffled within a window of
+    `SHUFFLE_WINDOW` (a duplicate may come before its original): memory bounded by the window."""
+    rng = random.Random(seed)
+    window: list[tuple[bytes, bytes]] = []
+
+    def take() -> tuple[bytes, bytes]:
+        index = rng.randrange(len(window))
+        window[index], window[-1] = window[-1], window[index]
+        return window.pop()
+
+    for message in messages:
+        window.append(message)
+        if rng.random() < DUPLICATES:
+            window.append(message)
+        while len(window) >= SHUFFLE_WINDOW:
+            yield take()
+    while window:
+        yield take()
+
+
+async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
+    sent = 0
     try:
         headers = [("ce_type", CE_TYPE)]
         pending = []
         for key, payload in messages:
             pending.append(await producer.send(topic, payload, key=key, headers=headers))
+            sent += 1
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
+            if sent % 1_000_000 == 0:
+                print(f"published {sent}", flush=True)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+    return sent
+
+
+def publish_in_child(
+    bootstrap: str, topic: str, count: int, naive_count: int, naive_topic: str, sent: Any
+) -> None:
+    """Runs in a child process, so the consumer's RSS holds nothing of the producer's; puts how many
+    messages went to each topic on the `sent` queue."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def both() -> None:
+        sent.put(await publish(bootstrap, topic, shuffled_with_duplicates(ticks(count, seed=1), seed=1)))
+        naive = itertools.islice(shuffled_with_duplicates(ticks(naive_count, seed=2), seed=2), naive_count)
+        sent.put(await publish(bootstrap, naive_topic, naive))
+
+    asyncio.run(both())
 
 
 async def create_topic(bootstrap: str, name: str) -> None:
@@ -140,44 +196,42 @@ async def fresh_database(kind: str, folder: Path) -> tuple[str, Any]:
     return make_url(POSTGRES_ADMIN).set(username=role).render_as_string(hide_password=False), drop
 
 
-async def caught_up(ledger_engine: AsyncEngine, ends: dict[tuple[str, int], int]) -> bool:
+async def stored(ledger_engine: AsyncEngine) -> int:
+    """How many messages the database holds the offsets past (offsets are dense: a partition's next
+    offset is how many of its messages were read). The broker's end offsets are not used: Tansu answers
+    the base offset of a partition's last batch, plus one."""
     async with ledger_engine.connect() as connection:
-        stored = {
-            (r.topic, r.partition): r.next_offset for r in await connection.execute(select(store.offsets))
-        }
-    return all(stored.get(key, 0) >= end for key, end in ends.items())
+        total = select(func.coalesce(func.sum(store.offsets.c.next_offset), 0))
+        return int((await connection.execute(total)).scalar_one())
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[tuple[str, int], int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(partitions)).items()}
-    finally:
-        await consumer.stop()
-
-
-async def measure(
-    run: Any, engine: AsyncEngine, ends: dict[tuple[str, int], int], count: int
-) -> dict[str, Any]:
-    """CPU and wall time until the database holds the offsets of the topic's end; RSS every second."""
+async def measure(run: Any, engine: AsyncEngine, count: int, rss_every_s: float) -> dict[str, Any]:
+    """CPU and wall time until the database holds the offsets of the topic's end; RSS every second, kept
+    as a series every `rss_every_s`."""
     samples = [rss_mb()]
     cpu, wall = time.process_time(), time.monotonic()
+    series = [[0.0, 0, samples[0]]]
     task = asyncio.create_task(run())
     try:
-        next_sample = wall + 1
-        while not await caught_up(engine, ends):
+        next_sample, next_kept = wall + 1, wall + rss_every_s
+        while (done := await stored(engine)) < count:
             await asyncio.sleep(0.2)
-            if time.monotonic() >= next_sample:
+            now = time.monotonic()
+            if now >= next_sample:
                 samples.append(rss_mb())
                 next_sample += 1
+            if now >= next_kept:
+                series.append([round(now - wall, 1), done, round(samples[-1], 1)])
+                next_kept += rss_every_s
+                print(f"  {series[-1]}", flush=True)
+            if task.done():
+                task.result()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     samples.append(rss_mb())
+    series.append([round(wall, 1), count, round(samples[-1], 1)])
     return {
         "messages": count,
         "cpu_s": round(cpu, 2),
@@ -191,15 +245,17 @@ async def measure(
             "end": round(samples[-1], 1),
             "max": round(max(samples), 1),
         },
+        "rss_series": {"columns": ["seconds", "messages_stored", "rss_mb"], "rows": series},
     }
 
 
-async def exactly_once(bootstrap: str, topic: str, url: str, count: int) -> dict[str, Any]:
+async def exactly_once(
+    bootstrap: str, topic: str, url: str, count: int, rss_every_s: float
+) -> dict[str, Any]:
     engine = store.open_engine(url)
     await upgrade_to_head(engine, "services.billing")
     ledger = UsageLedger(engine, Rating(None), lateness=timedelta(days=3650))
     consumer = ExactlyOnceConsumer(bootstrap, ledger, group_id=f"bench-{uuid.uuid4()}", topics=[topic])
-    ends = await end_offsets(bootstrap, topic)
 
     async def run() -> None:
         await consumer.start()
@@ -209,16 +265,15 @@ async def exactly_once(bootstrap: str, topic: str, url: str, count: int) -> dict
             await consumer.stop()
 
     try:
-        return await measure(run, engine, ends, count)
+        return await measure(run, engine, count, rss_every_s)
     finally:
         await engine.dispose()
 
 
-async def naive(bootstrap: str, topic: str, url: str, count: int) -> dict[str, Any]:
+async def naive(bootstrap: str, topic: str, url: str, count: int, rss_every_s: float) -> dict[str, Any]:
     """One transaction per tick: the tick's row and its offset (still exactly once, just slow)."""
     engine = store.open_engine(url)
     await upgrade_to_head(engine, "services.billing")
-    ends = await end_offsets(bootstrap, topic)
 
     async def run() -> None:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"naive-{uuid.uuid4()}",
@@ -256,7 +311,7 @@ async def naive(bootstrap: str, topic: str, url: str, count: int) -> dict[str, A
             await consumer.stop()
 
     try:
-        return await measure(run, engine, ends, count)
+        return await measure(run, engine, count, rss_every_s)
     finally:
         await engine.dispose()
 
@@ -268,50 +323,64 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         broker = EmbeddedBroker(log_path=folder / "broker.log")
         await broker.start()
         try:
-            # The consumer alone on CPU 1; the broker and the rest of the machine elsewhere.
-            os.sched_setaffinity(0, {os.cpu_count() - 1 if os.cpu_count() else 0})
             results: dict[str, Any] = {
                 "machine": machine(),
                 "ticks": args.ticks,
-                "duplicates": 0.3,
+                "duplicates": DUPLICATES,
+                "shuffle_window": SHUFFLE_WINDOW,
                 "runs": {},
             }
-            rng = random.Random(1)
-            messages = ticks(args.ticks, seed=1)
-            messages += rng.sample(messages, int(len(messages) * 0.3))
-            rng.shuffle(messages)
             main_topic = f"bench.metering.{uuid.uuid4().hex[:8]}"
-            await create_topic(broker.bootstrap_servers, main_topic)
-            started = time.monotonic()
-            await publish(broker.bootstrap_servers, main_topic, messages)
-            print(f"published {len(messages)} messages in {time.monotonic() - started:.0f} s", flush=True)
-            naive_messages = messages[: args.naive_ticks]
             naive_topic = f"bench.naive.{uuid.uuid4().hex[:8]}"
-            await create_topic(broker.bootstrap_servers, naive_topic)
-            await publish(broker.bootstrap_servers, naive_topic, naive_messages)
+            for topic in (main_topic, naive_topic):
+                await create_topic(broker.bootstrap_servers, topic)
+            started = time.monotonic()
+            context = multiprocessing.get_context("spawn")
+            sent = context.Queue()
+            child = context.Process(
+                target=publish_in_child,
+                args=(broker.bootstrap_servers, main_topic, args.ticks, args.naive_ticks, naive_topic, sent),
+            )
+            child.start()
+            await asyncio.to_thread(child.join)
+            if child.exitcode != 0:
+                raise RuntimeError(f"the publisher failed ({child.exitcode})")
+            messages, naive_messages = sent.get(), sent.get()
+            results["messages"] = messages
+            results["publish_s"] = round(time.monotonic() - started)
+            print(f"published in {results['publish_s']} s", flush=True)
+            # The consumer alone on CPU 1; the broker and the rest of the machine elsewhere.
+            os.sched_setaffinity(0, {os.cpu_count() - 1 if os.cpu_count() else 0})
             for kind in args.databases:
                 url, drop = await fresh_database(kind, folder)
                 try:
-                    run = await exactly_once(broker.bootstrap_servers, main_topic, url, len(messages))
+                    run = await exactly_once(
+                        broker.bootstrap_servers, main_topic, url, messages, args.rss_every
+                    )
                 finally:
                     if drop:
                         await drop()
-                print(kind, "exactly-once batched", run, flush=True)
-                url, drop = await fresh_database(kind, folder)
-                try:
-                    slow = await naive(broker.bootstrap_servers, naive_topic, url, len(naive_messages))
-                finally:
-                    if drop:
-                        await drop()
-                print(kind, "naive one transaction per tick", slow, flush=True)
-                results["runs"][kind] = {"exactly_once_batched": run, "naive_transaction_per_tick": slow}
+                print(kind, "exactly-once batched", {k: v for k, v in run.items() if k != "rss_series"})
+                results["runs"][kind] = {"exactly_once_batched": run}
+                if args.naive_ticks:
+                    url, drop = await fresh_database(kind, folder)
+                    try:
+                        slow = await naive(
+                            broker.bootstrap_servers, naive_topic, url, naive_messages, args.rss_every
+                        )
+                    finally:
+                        if drop:
+                            await drop()
+                    print(kind, "naive one transaction per tick", slow, flush=True)
+                    results["runs"][kind]["naive_transaction_per_tick"] = slow
+            results["load_average_end"] = os.getloadavg()
         finally:
             broker.stop()
     return results
 
 
-def write(results: dict[str, Any]) -> None:
-    out = Path(__file__).resolve().parent / "results" / "billing_ingest.json"
+def write(results: dict[str, Any], name: str) -> None:
+    out = Path(__file__).resolve().parent / "results" / name
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 
@@ -323,6 +392,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--ticks", type=int, default=300_000, help="distinct ticks (30 %% more are duplicates)"
     )
-    parser.add_argument("--naive-ticks", type=int, default=20_000, help="messages the naive consumer reads")
+    parser.add_argument(
+        "--naive-ticks", type=int, default=20_000, help="messages the naive consumer reads (0: none)"
+    )
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
-    write(asyncio.run(main(parser.parse_args())))
+    parser.add_argument("--rss-every", type=float, default=5.0, help="seconds between kept RSS samples")
+    parser.add_argument("--out", default="billing_ingest.json", help="file name under bench/results")
+    arguments = parser.parse_args()
+    write(asyncio.run(main(arguments)), arguments.out)

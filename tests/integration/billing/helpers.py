@@ -68,10 +68,34 @@ async def end_offsets(kafka: str) -> dict[tuple[str, int], int]:
             for topic in TOPICS
             for partition in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
         ]
-        ends = await consumer.end_offsets(partitions)
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        return await _past_last_records(consumer, await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
+
+
+async def _past_last_records(
+    consumer: AIOKafkaConsumer, reported: dict[TopicPartition, int]
+) -> dict[tuple[str, int], int]:
+    """The offset after each partition's last record. Tansu answers a partition's end as the base offset of
+    its last record batch plus one, not past the batch's last record: a test that waited for that offset
+    could go on while the consumer still had most of the last batch to write. Reading from there gives the
+    whole last batch, and its last offset."""
+    ends = {(tp.topic, tp.partition): offset for tp, offset in reported.items()}
+    wanted = [tp for tp, offset in reported.items() if offset]
+    if not wanted:
+        return ends
+    consumer.assign(wanted)
+    for tp in wanted:
+        consumer.seek(tp, reported[tp] - 1)
+    async with asyncio.timeout(60):
+        while wanted:
+            for tp, records in (await consumer.getmany(*wanted, timeout_ms=1000)).items():
+                if records:
+                    ends[(tp.topic, tp.partition)] = max(
+                        ends[(tp.topic, tp.partition)], records[-1].offset + 1
+                    )
+                    wanted.remove(tp)
+    return ends
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

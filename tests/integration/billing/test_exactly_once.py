@@ -20,21 +20,19 @@ pytestmark = pytest.mark.integration
 PRICES = billing_pb2.TierPrices(audio=1, p360=2, p540=3, p720=5, p1080=8)
 
 
-async def test_a_shuffled_day_with_duplicates_counts_exactly_once(
-    kafka: str, tmp_path: Path, database_url: str
-) -> None:
+async def test_a_shuffled_day_with_duplicates_counts_exactly_once(tmp_path: Path, database_url: str) -> None:
     day = datetime.now(UTC).date() - timedelta(days=3)
     scenario = generate(7, day, tag=f"x{uuid.uuid4().hex[:6]}")
     # Days stay open for the whole test (late usage is test_ledger.py's); a consumer group of its own.
     settings = {"billing": {"lateness_s": 40 * 86_400, "group_id": f"billing-{uuid.uuid4()}"}}
     async with start_platform(
-        kafka, tmp_path, ServiceName.BILLING, database_url=database_url, settings=settings
+        tmp_path, ServiceName.BILLING, database_url=database_url, settings=settings
     ) as platform:
         stub = platform.stub(billing_pb2_grpc.BillingServiceStub, ServiceName.BILLING)
         for biz_name in scenario.truth:
             await stub.SetPricePlan(billing_pb2.PricePlan(biz_name=biz_name, currency="EUR", prices=PRICES))
-        await publish(kafka, shuffled_with_duplicates(scenario.facts, seed=7))
-        await wait_until_read(database_url, await end_offsets(kafka), timeout_s=120)
+        await publish(platform.kafka, shuffled_with_duplicates(scenario.facts, seed=7))
+        await wait_until_read(database_url, await end_offsets(platform.kafka), timeout_s=120)
 
         month = day.strftime("%Y-%m")
         for biz_name, truth in scenario.truth.items():

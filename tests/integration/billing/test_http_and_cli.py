@@ -26,11 +26,11 @@ FIGURES = [
 ]  # fmt: skip
 
 
-async def test_routes_and_commands(kafka: str, tmp_path: Path) -> None:
+async def test_routes_and_commands(tmp_path: Path) -> None:
     biz = f"http{uuid.uuid4().hex[:8]}"
     settings = {"billing": {"group_id": f"billing-{uuid.uuid4()}"}}
     async with start_platform(
-        kafka, tmp_path, ServiceName.BILLING, ServiceName.GATEWAY, settings=settings
+        tmp_path, ServiceName.BILLING, ServiceName.GATEWAY, settings=settings
     ) as platform:
         async with httpx.AsyncClient(base_url=platform.http_url, timeout=30) as http:
             overview = (await http.get(f"/v1/apps/{biz}/usage/overview", params={"range": "7d"})).json()

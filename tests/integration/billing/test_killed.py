@@ -35,7 +35,7 @@ SEED = 13
 
 
 @pytest.mark.timeout(900)
-async def test_killed_fifty_times_still_counts_exactly_once(kafka: str, tmp_path: Path) -> None:
+async def test_killed_fifty_times_still_counts_exactly_once(tmp_path: Path) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path}/billing.db"
     day = datetime.now(UTC).date() - timedelta(days=2)
     scenario = generate(SEED, day, tag=f"k{uuid.uuid4().hex[:6]}")
@@ -51,16 +51,14 @@ async def test_killed_fifty_times_still_counts_exactly_once(kafka: str, tmp_path
         }
     }
     started = time.monotonic()
-    async with start_platform(
-        kafka, tmp_path, billing, database_url=database_url, settings=settings
-    ) as platform:
+    async with start_platform(tmp_path, billing, database_url=database_url, settings=settings) as platform:
         service = platform[ServiceName.BILLING]
         assert service.log_path is not None
         rng = random.Random(SEED)
         chunk = -(-len(delivered) // KILLS)
         since = 0
         for kill in range(KILLS):
-            await publish(kafka, delivered[kill * chunk : (kill + 1) * chunk])
+            await publish(platform.kafka, delivered[kill * chunk : (kill + 1) * chunk])
             if kill % 4 == 3:
                 await asyncio.sleep(rng.uniform(0.1, 2.0))
             else:
@@ -74,7 +72,7 @@ async def test_killed_fifty_times_still_counts_exactly_once(kafka: str, tmp_path
                     python_module("services.billing"), env=service.env, log_path=service.log_path
                 )
         await platform.restart(ServiceName.BILLING)
-        await wait_until_read(database_url, await end_offsets(kafka), timeout_s=240)
+        await wait_until_read(database_url, await end_offsets(platform.kafka), timeout_s=240)
         stub = platform.stub(billing_pb2_grpc.BillingServiceStub, ServiceName.BILLING)
         for biz_name, truth in scenario.truth.items():
             assert await overview(stub, biz_name, day) == truth.as_json(), biz_name

@@ -103,21 +103,21 @@ async def until_received(
             await asyncio.sleep(0.1)
 
 
-async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path: Path) -> None:
+async def test_a_real_call_is_counted_as_a_person_counts_it(tmp_path: Path) -> None:
     settings = {
         "billing": {"group_id": f"billing-{uuid.uuid4()}"},
         "relay": {"metering_interval_s": 1.0},
         "rooms": {"empty_room_grace_s": 1.0},
     }
     async with (
-        start_platform(kafka, tmp_path, *CALL_SERVICES, settings=settings) as platform,
+        start_platform(tmp_path, *CALL_SERVICES, settings=settings) as platform,
         AsyncExitStack() as stack,
     ):
         app = await create_app(platform.licence, "billing-call")
         facts = await platform.record(
             [Topic.ROOM, Topic.SESSION], EVENTS, key=lambda event: str(event.biz_name)
         )
-        recorder = await stack.enter_async_context(recording_ticks(kafka, app.biz_name))
+        recorder = await stack.enter_async_context(recording_ticks(platform.kafka, app.biz_name))
         connections, peers = Connections(app), Peers()
         try:
             alice = await connections.open(platform.ws_url)
@@ -148,7 +148,7 @@ async def test_a_real_call_is_counted_as_a_person_counts_it(kafka: str, tmp_path
         await facts.wait_for(app.biz_name, "SessionClosed", uid=bob.uid)
         await facts.wait_for(app.biz_name, "RoomDestroyed")
         billing_url = platform[ServiceName.BILLING].settings.database_url_for(ServiceName.BILLING)
-        ends = await end_offsets(kafka)
+        ends = await end_offsets(platform.kafka)
         await wait_until_read(billing_url, ends, timeout_s=60)
         await recorder.until_read(ends)
 
