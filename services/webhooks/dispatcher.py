@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from services.core.errors import ParleyError
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import Outcome, RetryPolicy, Verdict
 from services.webhooks.sender import AttemptResult, WebhookSender
@@ -169,6 +170,19 @@ class Dispatcher:
         self._in_flight.add(task)
         task.add_done_callback(lambda done: self._attempt_done(done, claim))
 
+    async def _signed_post(self, claim: Claim, started_at: datetime) -> AttemptResult:
+        try:
+            secrets = await self._secrets(claim.biz_name, started_at)
+        except ParleyError as error:
+            # The secret does not open with the configured master key: nothing goes out unsigned; the
+            # attempt fails with the reason (never the secret), visible to the operator, and is retried.
+            return AttemptResult(0, b"", 0.0, error=error.message)
+        body = claim.body.encode()
+        headers = signed_headers(secrets, claim.biz_request_id, body, started_at)
+        return await self._sender.post(
+            claim.url, body, headers, lane=f"{claim.endpoint_id} {claim.ordering_key}"
+        )
+
     async def _secrets(self, biz_name: str, now: datetime) -> SigningSecrets:
         cached = self._secret_cache.get(biz_name)
         if cached is not None and time.monotonic() - cached[0] < SECRETS_TTL_S:
@@ -194,12 +208,7 @@ class Dispatcher:
             result = AttemptResult(0, b"", 0.0, error="endpoint disabled or deleted")
             verdict = Verdict(Outcome.DEAD_LETTERED, result.error)
         else:
-            secrets = await self._secrets(claim.biz_name, started_at)
-            body = claim.body.encode()
-            headers = signed_headers(secrets, claim.biz_request_id, body, started_at)
-            result = await self._sender.post(
-                claim.url, body, headers, lane=f"{claim.endpoint_id} {claim.ordering_key}"
-            )
+            result = await self._signed_post(claim, started_at)
             verdict = self._policy.judge(
                 result,
                 claim.biz_request_id,

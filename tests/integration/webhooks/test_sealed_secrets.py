@@ -1,7 +1,7 @@
 """Signing secrets sealed at rest: the database holds envelopes, never a `whsec_` secret, while deliveries
 still verify at a real receiver with the secret the operator reads; the migration 0003 seals the secrets
 earlier versions kept in plain text (and its downgrade opens them again), and a store with another master
-key refuses to sign with them."""
+key refuses to sign with them: the operator is told, and the delivery fails with the reason."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 from alembic import command
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,16 +21,17 @@ from standardwebhooks.webhooks import Webhook
 
 from services.core.config import ServiceName, Settings, WebhooksSettings
 from services.core.db import create_engine
-from services.core.errors import ParleyError, StartupError
+from services.core.errors import ParleyError, StartupError, from_rpc_error
 from services.core.events import EventPublisher, create_broker
 from services.core.migrations import _config, upgrade_to_head
 from services.core.outbox import Outbox
 from services.webhooks.errors import SECRET_UNREADABLE
 from services.webhooks.master_key import load_sealing_key
 from services.webhooks.signing import new_secret
-from services.webhooks.store import WebhookStore, outbox, signing_secrets
+from services.webhooks.store import WebhookStore, outbox, seal_secret, signing_secrets
 from tests.integration.webhooks.conftest import LOOPBACK_ALLOWED, create_app_with_callbacks, room_facts_on
 from tests.integration.webhooks.receiver import Receiver
+from tests.integration.webhooks.test_operator_api import until
 from tests.postgres import fresh_database_url
 from tests.testing import MASTER_KEY, start_platform
 
@@ -161,13 +163,35 @@ async def test_the_database_holds_no_plain_secret_while_deliveries_verify(tmp_pa
             engine = create_engine(database_url)
             try:
                 ((biz_name, stored, stored_previous),) = await secret_rows(engine)
+                assert biz_name == app.biz_name
+                assert stored.startswith("v1:") and stored_previous and stored_previous.startswith("v1:")
+                for plain in (secret, rotated, secret.removeprefix("whsec_"), rotated.removeprefix("whsec_")):
+                    assert plain not in stored and plain not in stored_previous
+
+                # A row sealed under another master key: the operator call and the delivery fail with
+                # the reason, and nothing reaches the receiver unsigned or signed with a wrong secret.
+                stranger = load_sealing_key(Settings(webhooks=WebhooksSettings(master_key=OTHER_KEY)))
+                async with engine.begin() as connection:
+                    await connection.execute(
+                        signing_secrets.update().values(
+                            secret=seal_secret(stranger, new_secret(), app.biz_name), previous_secret=None
+                        )
+                    )
             finally:
                 await engine.dispose()
-            assert biz_name == app.biz_name
-            assert (
-                stored.startswith("v1:") and stored_previous is not None and stored_previous.startswith("v1:")
-            )
-            for plain in (secret, rotated, secret.removeprefix("whsec_"), rotated.removeprefix("whsec_")):
-                assert plain not in stored and plain not in stored_previous
+            await platform.restart(ServiceName.WEBHOOKS)  # forgets the secrets it had opened
+            webhooks = platform.stub(WebhookServiceStub, ServiceName.WEBHOOKS)
+            with pytest.raises(grpc.RpcError) as refused:
+                await webhooks.GetSecret(request, timeout=10)
+            assert from_rpc_error(refused.value).kind == SECRET_UNREADABLE
+            third = await room_facts.joined(app.biz_name, "room-sealed", "carol")
+            listing = webhooks_pb2.ListDeliveriesRequest(biz_name=app.biz_name)
+
+            async def failed_for_the_key() -> bool:
+                found = (await webhooks.ListDeliveries(listing, timeout=10)).deliveries
+                return any(d.event_id == third and "MASTER_KEY" in d.last_error for d in found)
+
+            await until(failed_for_the_key)
+            assert third not in {r.headers["webhook-id"] for r in receiver.requests}
     finally:
         await receiver.stop()
