@@ -45,7 +45,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
 from faststream.kafka import KafkaBroker
@@ -399,7 +399,7 @@ async def running_broker(log_path: Path) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def start_platform(
-    data_dir: Path | str,
+    data_dir: Path,
     *services: ServiceName | Instance,
     kafka: str | None = None,
     settings: Mapping[str, Any] | None = None,
@@ -408,10 +408,6 @@ async def start_platform(
 ) -> AsyncIterator[Platform]:
     """Start a broker of its own (unless given `kafka`, one to share) and `services` (see `Platform.start`);
     stop them all when the block ends."""
-    if isinstance(data_dir, str):
-        # The first version took the broker first, start_platform(kafka, data_dir, *services); tests written
-        # against it on other branches (billing, webhooks, recording) keep the broker they pass.
-        kafka, data_dir, services = data_dir, cast(Path, services[0]), services[1:]
     async with AsyncExitStack() as stack:
         if kafka is None:
             kafka = await stack.enter_async_context(running_broker(data_dir / "broker.log"))

@@ -54,6 +54,10 @@ class RunningPlatform:
     marker: str
     banner: str
 
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1) + "/ws/v1"
+
     def service_pid(self, name: ServiceName) -> int:
         for pid in processes_with_marker(self.marker):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

@@ -1,4 +1,4 @@
-"""The operator console (/console, docs/console.md) in headless Chromium against a whole platform on
+"""The operator console (/console, docs/console.md) in headless Chromium against `parley up` on
 loopback, every page as an operator uses it: creates an app (its key shown once), renames it, generates
 and verifies a signature (and sees why a bad one fails), adds licences and activates a device, looks up a
 live room of an aiortc call with its participants and feeds, plays a recording with seeking, downloads and
@@ -12,7 +12,7 @@ import asyncio
 import base64
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,10 +27,11 @@ from selenium.webdriver.support.select import Select
 
 from services.core.config import ServiceName
 from tests.integration.chromium import requested_urls, start_chromium
+from tests.integration.cli.running import RunningPlatform, running_platform
 from tests.integration.licence_helpers import App
 from tests.integration.media_call import publish_and_subscribe
 from tests.integration.protocol_client import Connections
-from tests.testing import Platform, start_platform
+from tests.testing import start_platform
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +41,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    async with start_platform(
-        tmp_path_factory.mktemp("console"),
-        ServiceName.LICENCE,
-        ServiceName.ROOMS,
-        ServiceName.RELAY,
-        ServiceName.RECORDER,
-        ServiceName.BILLING,
-        ServiceName.WEBHOOKS,
-        ServiceName.GATEWAY,
-    ) as running:
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    """The platform as an operator runs it: `parley up`, every service its own process."""
+    with running_platform(tmp_path_factory.mktemp("console")) as running:
         yield running
 
 
@@ -171,8 +164,10 @@ def off_machine(urls: list[str]) -> list[str]:
     ]
 
 
-async def test_console_walks_every_page(platform: Platform, chromium: WebDriver, tmp_path: Path) -> None:
-    base = platform.http_url
+async def test_console_walks_every_page(
+    platform: RunningPlatform, chromium: WebDriver, tmp_path: Path
+) -> None:
+    base = platform.url
     console = Console(chromium, base, tmp_path)
     await console.run(
         chromium.execute_cdp_cmd,
