@@ -1,4 +1,5 @@
-# Parley: `make run` starts the platform on this machine, `make test` runs every test.
+# Parley: `make run` starts the platform on this machine, `make test` runs every test but the long kill
+# loops, which `make test-system` runs with the container image.
 # Both install what they need first: Python packages into .venv, headless Chromium with its driver
 # (Debian's packages) for the browser tests, and Debian's ffmpeg/ffprobe that the recording tests read
 # files with.
@@ -82,8 +83,10 @@ image: podman-tools $(IMAGE_WORK)/base.tar
 	  $(if $(PIP_CERT),--volume /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PIP_CERT=$(PIP_CERT)) \
 	  -t $(IMAGE) .
 
-# The chart run for real: the image's pods with podman kube play on this machine (tests/podman/).
+# The long kill loops (marked `system`: billing killed 50 times, the webhook dispatcher 20 times), then
+# the chart run for real: the image's pods with podman kube play on this machine (tests/podman/).
 test-system: install image
+	$(BIN)/python -m pytest -m system
 	PARLEY_IMAGE=$(IMAGE) CONTAINERS_CONF=$(CURDIR)/podman/containers.conf \
 	  $(BIN)/python -m pytest tests/podman -p no:cacheprovider
 
@@ -91,7 +94,7 @@ run: install
 	$(BIN)/parley up
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not system"
 
 proto: install
 	$(BIN)/python proto/generate.py

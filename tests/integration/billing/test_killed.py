@@ -28,7 +28,7 @@ from tests.integration.billing.generator import generate, shuffled_with_duplicat
 from tests.integration.billing.helpers import end_offsets, overview, publish, wait_until_read
 from tests.testing import Instance, start_platform
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.system]
 
 KILLS = 50
 SEED = 13

@@ -88,6 +88,7 @@ async def test_a_failing_receiver_gets_every_event_in_order_once_it_answers_righ
         assert {"connect failed", "HTTP 500", "the answer's code is 1, not 0"} <= errors
 
 
+@pytest.mark.system
 async def test_sigkilling_the_dispatcher_20_times_loses_and_reorders_nothing(tmp_path: Path) -> None:
     receiver = Receiver(delay_s=0.02)
     settings = {"webhooks": {**LOOPBACK_ALLOWED["webhooks"], **FAST_RETRIES}}
