@@ -189,6 +189,21 @@ class RecentEventIds:
         return True
 
 
+def _group_options(
+    group_id: str, start_at: Literal["earliest", "latest"], max_wait_ms: int
+) -> dict[str, Any]:
+    """How every consumer of the platform joins its group and acknowledges: one place, so the per-event and
+    the batch consumers cannot drift apart."""
+    return {
+        "group_id": group_id,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "auto_offset_reset": start_at,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        "fetch_max_wait_ms": max_wait_ms,
+    }
+
+
 class EventConsumer:
     """Routes the events of one topic to handlers by `ce_type`, for one consumer group.
 
@@ -215,15 +230,9 @@ class EventConsumer:
         # Several topics share one Kafka consumer and one group join (the webhook dispatcher reads them all).
         topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
         self._topics = ",".join(t.value for t in topics)
-        broker.subscriber(
-            *(t.value for t in topics),
-            group_id=group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset=start_at,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-            fetch_max_wait_ms=max_wait_ms,
-        )(self._on_message)
+        broker.subscriber(*(t.value for t in topics), **_group_options(group_id, start_at, max_wait_ms))(
+            self._on_message
+        )
 
     def on(self, event_type: type[EventT]) -> Callable[[Callable[[EventT, Envelope], Awaitable[None]]], Any]:
         def register(handler: Callable[[EventT, Envelope], Awaitable[None]]) -> Any:
@@ -280,15 +289,10 @@ class EventBatchConsumer:
         names = [t.value for t in topics]
         broker.subscriber(
             *names,
-            group_id=group_id,
             batch=True,
             max_records=max_records,
             batch_timeout_ms=max_wait_ms,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset=start_at,
-            session_timeout_ms=SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-            fetch_max_wait_ms=max_wait_ms,
+            **_group_options(group_id, start_at, max_wait_ms),
         )(self._on_batch)
 
     async def _on_batch(self, message: KafkaMessage) -> None:
