@@ -75,7 +75,7 @@ SETTINGS = {
     "webhooks": {**LOOPBACK_ALLOWED["webhooks"], **FAST_RETRIES, "attempt_timeout_s": 2.0, "lease_s": 6.0},
 }
 # What billing counts that does not depend on how long anything took.
-COUNTS = ("rooms", "onlineUsers", "callUsers")
+COUNTS = ("rooms", "peakRooms", "onlineUsers", "peakOnlineUsers", "callUsers", "peakCallUsers")
 
 
 @dataclass
@@ -217,7 +217,15 @@ async def replicated_platform(data_dir: Path) -> AsyncIterator[Platform]:
                 *(Instance(ServiceName.BILLING, process=True, settings=either) for _ in range(2)),
                 *(Instance(ServiceName.WEBHOOKS, process=True, settings=either) for _ in range(2)),
             )
+            # Rooms go to the configured relay until relays register: both must have, for a room on each.
+            await until(lambda: registered(platform), timeout_s=30)
             yield platform
+
+
+async def registered(platform: Platform) -> bool:
+    logs = [platform[key].log_path for key in ("relay", "relay-2")]
+    texts = await asyncio.gather(*(asyncio.to_thread(log.read_text) for log in logs if log is not None))
+    return all("relay_registered" in text for text in texts)
 
 
 async def run_script(data_dir: Path, *, kills: bool) -> Outcome:
@@ -324,6 +332,7 @@ async def calls(script: Script, rooms: RoomServiceStub) -> int:
         first.subscriber = await script.resumed(first.subscriber, 0)
         second.publisher = await script.resumed(second.publisher, 0)
         phone = await script.resumed(phone, 0)
+        await script.resumed(ringing_phone, 0)
     await all_flow([first, second])
 
     # The first room's relay: the other room goes on; the first is told, and set up on the live relay.
