@@ -16,7 +16,6 @@ counts are those of the baseline, and billing's stream time is exactly what the 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -61,16 +60,15 @@ RELAY_LEASE_S = 3.0
 RING_TIMEOUT_S = 8.0
 # From the answer; long enough that the takeover is long over when it fires.
 TIME_LIMIT_S = 30
+RULES = {
+    "room_lease_s": ROOM_LEASE_S,
+    "session_grace_s": SESSION_GRACE_S,
+    "gateway_lease_s": 3.0,
+    "relay_lease_s": RELAY_LEASE_S,
+    "call_ring_timeout_s": RING_TIMEOUT_S,
+    "empty_room_grace_s": 2.0,
+}
 SETTINGS = {
-    **on_redis(
-        "",
-        room_lease_s=ROOM_LEASE_S,
-        session_grace_s=SESSION_GRACE_S,
-        gateway_lease_s=3.0,
-        relay_lease_s=RELAY_LEASE_S,
-        call_ring_timeout_s=RING_TIMEOUT_S,
-        empty_room_grace_s=2.0,
-    ),
     "relay": {"metering_interval_s": 1.0},
     "webhooks": {**LOOPBACK_ALLOWED["webhooks"], **FAST_RETRIES, "attempt_timeout_s": 2.0, "lease_s": 6.0},
 }
@@ -99,12 +97,10 @@ class Script:
     kills: bool
     # Names the script gives uids and rooms, so that two runs' callbacks compare.
     names: dict[str, str] = field(default_factory=dict)
-    killed_at: dict[str, float] = field(default_factory=dict)
 
     async def kill(self, key: str) -> None:
         if self.kills:
             await self.platform.kill(key)
-            self.killed_at[key] = time.monotonic()
 
     async def user(self, name: str, gateway: int) -> Client:
         client = await self.connections.open(self.platform.gateways[gateway].ws_url)
@@ -197,7 +193,7 @@ async def replicated_platform(data_dir: Path) -> AsyncIterator[Platform]:
         fresh_prefix() as (_, prefix),
         fresh_database_url("replicas") as database_url,
     ):
-        settings = {**SETTINGS, "rooms": {**SETTINGS["rooms"], "redis_prefix": prefix}}
+        settings = {**SETTINGS, **on_redis(prefix, **RULES)}
         async with start_platform(
             data_dir,
             ServiceName.LICENCE,
