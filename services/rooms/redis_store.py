@@ -419,6 +419,11 @@ class RedisRoomStore:
             data = self._records.pop(name, None)
             if data is not None:
                 self._unindex(name, data)
+        # Facts of these records kept from a commit that failed (cut off from Redis) would otherwise be
+        # staged by the next commit, which writes none of the records and so is not fenced: another owner
+        # holds them now, and reports what happens to them.
+        lost_ids = {_id_of(name) for name in names}
+        self._unstaged = [fact for fact in self._unstaged if fact.event.key not in lost_ids]
 
     def _let_go_if_stale(self) -> None:
         """Cut off from Redis past its leases, this room manager may have been replaced: it stops."""

@@ -456,3 +456,35 @@ async def test_a_deleted_room_is_taken_over_by_nobody(stores: Stores) -> None:
     await asyncio.sleep(LEASE_S + 0.1)
     await after.keep()
     assert after.room_ids() == []
+
+
+async def test_facts_left_unstaged_by_a_cut_off_owner_are_not_staged_once_its_rooms_are_taken_over(
+    stores: Stores,
+) -> None:
+    durable(stores)
+    link = RedisLink()
+    await link.open()
+    async with fresh_prefix() as (client, prefix):
+        cut_off = redis.Redis.from_url(link.url)
+        old = RedisRoomStore(cut_off, prefix=prefix, room_lease_s=LEASE_S)
+        after = RedisRoomStore(client, prefix=prefix, room_lease_s=LEASE_S)
+        old.save(room("r1"))
+        await old.commit()
+        await old.keep()
+        # Cut off, the owner acts on its room: the commit fails and keeps the room's fact for the next one.
+        await link.cut()
+        changed = old.load("r1")
+        assert changed is not None
+        old.save(changed)
+        with pytest.raises(redis.ConnectionError):
+            await old.commit(facts("r1"))
+        # Its lease runs out, another takes the room over, and the owner lets the room go.
+        await asyncio.sleep(LEASE_S + 0.1)
+        await after.keep()
+        assert (after.room_ids(), old.room_ids()) == (["r1"], [])
+        # Back on the store, its next commit stages nothing of the room it lost.
+        await link.open()
+        await old.commit()
+        assert await after.staged_facts(10) == []
+        await cut_off.aclose()
+        await link.cut()
