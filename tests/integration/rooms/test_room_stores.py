@@ -293,6 +293,27 @@ async def test_one_room_manager_leads_and_the_next_waits_until_it_is_gone(stores
     assert leader.room_ids() == []
 
 
+async def test_a_room_manager_cut_off_from_the_store_stands_by_until_it_is_back(stores: Stores) -> None:
+    durable(stores)
+    link = RedisLink()
+    await link.open()
+    async with fresh_prefix() as (_, prefix):
+        cut_off = redis.Redis.from_url(link.url)
+        standby = RedisRoomStore(cut_off, prefix=prefix, room_lease_s=LEASE_S)
+        await link.cut()
+        waiting = asyncio.create_task(standby.lead())
+        try:
+            await asyncio.sleep(LEASE_S * 2)
+            assert not waiting.done()
+            await link.open()
+            async with asyncio.timeout(30):
+                await waiting
+        finally:
+            waiting.cancel()
+            await cut_off.aclose()
+            await link.cut()
+
+
 async def test_a_leader_that_resigns_hands_over_at_once(stores: Stores) -> None:
     standby = durable(stores)()
     leader = stores.first
