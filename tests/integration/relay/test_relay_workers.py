@@ -5,6 +5,9 @@ own UDP port (`udp_port` + the worker's index)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import socket
 import statistics
 import uuid
@@ -19,6 +22,7 @@ from relay_clients import TONE_HZ, Publisher, Subscriber, publish, subscribe, wa
 
 from services.core.config import ServiceName
 from services.core.embedded_broker import free_port
+from services.core.rpc import check_health
 from services.rooms.manager import RoomManager
 from tests.testing import Instance, Platform, start_platform
 
@@ -211,3 +215,46 @@ async def test_two_rooms_go_to_two_workers_and_both_forward(two_workers: TwoWork
         for call in calls:
             await call.publisher.close()
             await call.subscriber.close()
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def running(pid: int) -> bool:
+    """True for a process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_a_worker_that_dies_is_started_again_and_stopping_the_relay_stops_every_worker(
+    two_workers: TwoWorkers,
+) -> None:
+    node = two_workers
+    relay = node.platform["relay"]
+    assert relay.process is not None
+    [worker] = children_of(relay.process.pid)
+    address = node.manager.relays.live()[f"{NODE_ID}-1"].address
+
+    os.kill(worker, signal.SIGKILL)
+    # The killed worker is reaped and a new one started in its place.
+    pid = relay.process.pid
+    await wait_until(lambda: children_of(pid) not in ([], [worker]), timeout_s=10)
+    [restarted] = children_of(pid)
+    assert restarted != worker and running(restarted)
+    # Back at the same address and serving.
+    async with grpc.aio.insecure_channel(address) as channel:
+        await wait_until_serving(channel)
+
+    await node.platform.stop("relay")
+    assert not running(restarted)
+
+
+async def wait_until_serving(channel: grpc.aio.Channel) -> None:
+    async with asyncio.timeout(20):
+        while await check_health(channel, timeout_s=1.0) != "SERVING":
+            await asyncio.sleep(0.1)
