@@ -53,7 +53,8 @@ def build(runtime: ServiceRuntime) -> Relay:
     )
 
     # Worker 0 (this process) waits for the others in its start and passes its drain on to them.
-    workers = RelayWorkers(plan_workers(runtime.settings, relay_id, worker_count(settings.workers)))
+    count = worker_count(settings.workers)
+    workers = RelayWorkers(runtime.settings, relay_id, plan_workers(runtime.settings, relay_id, count))
     if workers.plans:
         runtime.readiness.add("relay_workers", workers.all_running)
 

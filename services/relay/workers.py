@@ -10,7 +10,8 @@ steering cannot keep a peer on the worker that holds its room (docs/decisions.md
 is on the ops port + i.
 
 Worker 0 serves only once every worker serves, counts them in its readiness, starts again a worker that
-exits while the relay is up, and on SIGTERM passes the signal on so all workers drain together.
+exits while the relay is up (as a new relay: `plan_worker`), and on SIGTERM passes the signal on so all
+workers drain together.
 """
 
 from __future__ import annotations
@@ -56,28 +57,35 @@ class WorkerPlan:
 def plan_workers(settings: Settings, relay_id: str, count: int) -> list[WorkerPlan]:
     """Workers 1..count-1 of the relay `relay_id` (worker 0 is this process)."""
     relay = settings.relay
-    listen_host = _host(settings.grpc.listen or settings.grpc.address_of(ServiceName.RELAY))
-    advertised_host = _host(relay.advertised_grpc_address or settings.grpc.address_of(ServiceName.RELAY))
     if relay.udp_port and relay.udp_port + count - 1 > 65535:
         raise StartupError(f"relay UDP ports {relay.udp_port}+{count - 1} workers run past 65535")
-    plans = []
-    for index in range(1, count):
-        port = free_port(listen_host)
-        env = {
-            "PARLEY_RELAY__WORKERS": "1",
-            "PARLEY_RELAY__RELAY_ID": f"{relay_id}-{index}",
-            "PARLEY_GRPC__LISTEN": f"{listen_host}:{port}",
-            "PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS": f"{advertised_host}:{port}",
-            # The relay has no database; worker 0's start-up already checked the rest.
-            "PARLEY_MIGRATE_ON_START": "false",
-        }
-        # Port 0 (the kernel picks) and none (a port per peer connection) hold for every worker as they are.
-        if relay.udp_port:
-            env["PARLEY_RELAY__UDP_PORT"] = str(relay.udp_port + index)
-        if settings.ops.port:
-            env["PARLEY_OPS__PORT"] = str(settings.ops.port + index)
-        plans.append(WorkerPlan(index, f"{relay_id}-{index}", f"{advertised_host}:{port}", env))
-    return plans
+    return [plan_worker(settings, relay_id, index) for index in range(1, count)]
+
+
+def plan_worker(settings: Settings, relay_id: str, index: int, restarts: int = 0) -> WorkerPlan:
+    """Worker `index`, started for the first time or again after `restarts` exits. A worker started again
+    is a new relay to the room manager (new id, new gRPC port): the old one's lease then lapses and the
+    rooms it held are placed again, their lost streams ended (docs/protocol.md, "A relay that dies"),
+    instead of staying on an address that has forgotten them."""
+    relay = settings.relay
+    listen_host = _host(settings.grpc.listen or settings.grpc.address_of(ServiceName.RELAY))
+    advertised_host = _host(relay.advertised_grpc_address or settings.grpc.address_of(ServiceName.RELAY))
+    worker_id = f"{relay_id}-{index}" if not restarts else f"{relay_id}-{index}r{restarts}"
+    port = free_port(listen_host)
+    env = {
+        "PARLEY_RELAY__WORKERS": "1",
+        "PARLEY_RELAY__RELAY_ID": worker_id,
+        "PARLEY_GRPC__LISTEN": f"{listen_host}:{port}",
+        "PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS": f"{advertised_host}:{port}",
+        # The relay has no database; worker 0's start-up already checked the rest.
+        "PARLEY_MIGRATE_ON_START": "false",
+    }
+    # Port 0 (the kernel picks) and none (a port per peer connection) hold for every worker as they are.
+    if relay.udp_port:
+        env["PARLEY_RELAY__UDP_PORT"] = str(relay.udp_port + index)
+    if settings.ops.port:
+        env["PARLEY_OPS__PORT"] = str(settings.ops.port + index)
+    return WorkerPlan(index, worker_id, f"{advertised_host}:{port}", env)
 
 
 def _host(address: str) -> str:
@@ -87,8 +95,11 @@ def _host(address: str) -> str:
 class RelayWorkers:
     """Workers 1..N-1 of this relay node, as child processes of worker 0."""
 
-    def __init__(self, plans: list[WorkerPlan]) -> None:
+    def __init__(self, settings: Settings, relay_id: str, plans: list[WorkerPlan]) -> None:
+        self._settings = settings
+        self._relay_id = relay_id
         self.plans = plans
+        self._restarts = dict.fromkeys((plan.index for plan in plans), 0)
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
@@ -111,7 +122,8 @@ class RelayWorkers:
                     if time.monotonic() > deadline:
                         raise StartupError(f"relay worker {plan.index} not serving after {timeout_s:.0f}s")
                     await asyncio.sleep(0.1)
-        self._watch = asyncio.create_task(self._restart_exited(), name="relay-workers-watch")
+        if self.plans:
+            self._watch = asyncio.create_task(self._restart_exited(), name="relay-workers-watch")
 
     async def all_running(self) -> bool:
         """Readiness: a worker that exited is being started again, and the node is short of it meanwhile."""
@@ -142,11 +154,15 @@ class RelayWorkers:
 
     async def _restart_exited(self) -> None:
         while not self._stopping:
-            for plan in self.plans:
+            for position, plan in enumerate(self.plans):
                 code = self._processes[plan.index].poll()
                 if code is not None and not self._stopping:
-                    # Its rooms move once the room manager's lease on it runs out; the worker comes back
-                    # at the same address and takes new rooms.
-                    log.warning("relay_worker_exited", index=plan.index, exit_code=code)
-                    self._spawn(plan)
+                    log.warning(
+                        "relay_worker_exited", index=plan.index, relay_id=plan.relay_id, exit_code=code
+                    )
+                    self._restarts[plan.index] += 1
+                    self.plans[position] = plan_worker(
+                        self._settings, self._relay_id, plan.index, self._restarts[plan.index]
+                    )
+                    self._spawn(self.plans[position])
             await asyncio.sleep(WATCH_INTERVAL_S)

@@ -5,7 +5,6 @@ own UDP port (`udp_port` + the worker's index)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -231,30 +230,30 @@ def running(pid: int) -> bool:
         return False
 
 
-async def test_a_worker_that_dies_is_started_again_and_stopping_the_relay_stops_every_worker(
+async def test_a_worker_that_dies_is_started_again_as_a_new_relay_and_stopping_the_relay_stops_every_worker(
     two_workers: TwoWorkers,
 ) -> None:
     node = two_workers
     relay = node.platform["relay"]
     assert relay.process is not None
-    [worker] = children_of(relay.process.pid)
-    address = node.manager.relays.live()[f"{NODE_ID}-1"].address
+    pid = relay.process.pid
+    [worker] = children_of(pid)
+    old_address = node.manager.relays.live()[f"{NODE_ID}-1"].address
 
     os.kill(worker, signal.SIGKILL)
     # The killed worker is reaped and a new one started in its place.
-    pid = relay.process.pid
     await wait_until(lambda: children_of(pid) not in ([], [worker]), timeout_s=10)
     [restarted] = children_of(pid)
     assert restarted != worker and running(restarted)
-    # Back at the same address and serving.
-    async with grpc.aio.insecure_channel(address) as channel:
-        await wait_until_serving(channel)
+    # A new relay to the room manager: the dead one's lease lapses (its rooms are placed again), the new
+    # one registers with an id and a gRPC address of its own.
+    await wait_until(
+        lambda: set(node.manager.relays.live()) == {NODE_ID, f"{NODE_ID}-1r1"}, timeout_s=RELAY_LEASE_S + 10
+    )
+    new_address = node.manager.relays.live()[f"{NODE_ID}-1r1"].address
+    assert new_address != old_address
+    async with grpc.aio.insecure_channel(new_address) as channel:
+        assert await check_health(channel, timeout_s=5.0) == "SERVING"
 
     await node.platform.stop("relay")
     assert not running(restarted)
-
-
-async def wait_until_serving(channel: grpc.aio.Channel) -> None:
-    async with asyncio.timeout(20):
-        while await check_health(channel, timeout_s=1.0) != "SERVING":
-            await asyncio.sleep(0.1)

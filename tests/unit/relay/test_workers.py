@@ -9,7 +9,7 @@ import pytest
 
 from services.core.config import Settings
 from services.core.errors import StartupError
-from services.relay.workers import plan_workers, worker_count
+from services.relay.workers import plan_worker, plan_workers, worker_count
 
 
 def node_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
@@ -68,3 +68,11 @@ def test_a_kernel_picked_or_per_connection_udp_port_is_left_to_each_worker(
 def test_udp_ports_past_the_last_port_stop_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(StartupError, match="65535"):
         plan_workers(node_settings(monkeypatch, PARLEY_RELAY__UDP_PORT="65535"), "node", 2)
+
+
+def test_a_worker_started_again_is_a_new_relay_on_the_same_udp_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = node_settings(monkeypatch, PARLEY_RELAY__UDP_PORT="40000")
+    first = plan_worker(settings, "node", 1)
+    again = plan_worker(settings, "node", 1, restarts=2)
+    assert (first.relay_id, again.relay_id) == ("node-1", "node-1r2")
+    assert first.env["PARLEY_RELAY__UDP_PORT"] == again.env["PARLEY_RELAY__UDP_PORT"] == "40001"
