@@ -9,6 +9,10 @@ and a room stays on one worker. With `udp_port` P, worker i has UDP port P + i: 
 steering cannot keep a peer on the worker that holds its room (docs/decisions.md). Its /metrics listener
 is on the ops port + i.
 
+Workers read their settings as any service does, from the `PARLEY_*` environment they inherit from
+worker 0, with their own id and ports laid over it; a relay built in a test's process from a `Settings`
+object passes on only what its environment holds, so tests start a multi-worker relay as a process.
+
 Worker 0 serves only once every worker serves, counts them in its readiness, starts again a worker that
 exits while the relay is up (as a new relay: `plan_worker`), and on SIGTERM passes the signal on so all
 workers drain together.
