@@ -238,12 +238,21 @@ def capacity_of(rss_without_streams: float, rows: list[dict[str, Any]]) -> dict[
     the rest of the core at that slope: measured only if the largest step used nearly the whole core, a
     projection otherwise (flagged)."""
     clean = [r for r in rows if r["loss_percent"] == 0]
+    if not clean:
+        return {"steps_at_zero_loss": 0}
+    largest = clean[-1]
+    # Growth from before the publisher joined: includes the publisher's peer and what the first call
+    # allocates once.
+    from_zero = round((largest["sfu_rss_mib"] - rss_without_streams) / largest["subscribers"], 3)
     if len(clean) < 2:
-        return {"steps_at_zero_loss": len(clean)}
+        return {
+            "steps_at_zero_loss": 1,
+            "most_subscribers_at_zero_loss_measured": largest["subscribers"],
+            "rss_mib_per_stream_from_zero": from_zero,
+        }
     streams = [r["subscribers"] for r in clean]
     cpu = statistics.linear_regression(streams, [r["sfu_cpu_percent"] / 100 for r in clean])
     rss = statistics.linear_regression(streams, [r["sfu_rss_mib"] for r in clean])
-    largest = clean[-1]
     return {
         "steps_at_zero_loss": len(clean),
         "most_subscribers_at_zero_loss_measured": largest["subscribers"],
@@ -253,11 +262,7 @@ def capacity_of(rss_without_streams: float, rows: list[dict[str, Any]]) -> dict[
         "subscriber_streams_per_core_at_zero_loss": round((1 - cpu.intercept) / cpu.slope, 1),
         "streams_per_core_projected": largest["sfu_cpu_percent"] < 95,
         "rss_mib_per_stream": round(rss.slope, 3),
-        # Growth from before the publisher joined: includes the publisher's peer and what the first call
-        # allocates once.
-        "rss_mib_per_stream_from_zero": round(
-            (largest["sfu_rss_mib"] - rss_without_streams) / largest["subscribers"], 3
-        ),
+        "rss_mib_per_stream_from_zero": from_zero,
     }
 
 
@@ -268,21 +273,39 @@ def both_sfus(folder: Path, parley_loop: str) -> tuple[ParleyRelay, JanusVideoRo
     return ParleyRelay(parley_folder, SFU_CPUS, parley_loop), JanusVideoRoom(janus_folder, SFU_CPUS)
 
 
-async def run_capacity(steps: list[int], window_s: float, folder: Path, parley_loop: str) -> dict[str, Any]:
-    """The subscriber ramp on each SFU in turn, each SFU freshly started (memory from zero streams)."""
+async def run_capacity(
+    steps: list[int], window_s: float, folder: Path, parley_loop: str, repeats: int
+) -> dict[str, Any]:
+    """The subscriber ramp on each SFU in turn, who goes first alternating between repeats; both SFUs are
+    freshly started, so the first repeat's memory is from zero streams of a new process."""
     clip = encode_clip()
     parley, janus = both_sfus(folder, parley_loop)
-    measured: dict[str, Any] = {}
+    ramps: dict[str, list[dict[str, Any]]] = {"parley": [], "janus": []}
     try:
         await parley.start()
         await janus.start()
-        sfus: tuple[Sfu, ...] = (parley, janus)
-        for room, sfu in enumerate(sfus, start=2000):
-            measured[sfu.name] = await ramp_subscribers(sfu, room, steps, clip, window_s)
+        room = 2000
+        for repeat in range(repeats):
+            sfus: tuple[Sfu, ...] = (parley, janus) if repeat % 2 == 0 else (janus, parley)
+            for sfu in sfus:
+                room += 1
+                ramps[sfu.name].append(
+                    {"repeat": repeat, **await ramp_subscribers(sfu, room, steps, clip, window_s)}
+                )
     finally:
         await parley.stop()
         await janus.stop()
-    return measured
+    return {name: {"ramps": mine, "median_over_repeats": ramp_medians(mine)} for name, mine in ramps.items()}
+
+
+def ramp_medians(ramps: list[dict[str, Any]]) -> dict[str, float | None]:
+    figures = (
+        "subscriber_streams_per_core_at_zero_loss",
+        "most_subscribers_at_zero_loss_measured",
+        "rss_mib_per_stream",
+        "rss_mib_per_stream_from_zero",
+    )
+    return {figure: median([ramp.get(figure) for ramp in ramps]) for figure in figures}
 
 
 async def run(
@@ -450,7 +473,7 @@ def capacity(args: argparse.Namespace) -> None:
     os.sched_setaffinity(0, GENERATOR_CPUS)
     load_average_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="relay-capacity-") as folder:
-        measured = uvloop.run(run_capacity(steps, args.window, Path(folder), args.parley_loop))
+        measured = uvloop.run(run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat))
     result = {
         "benchmark": "relay vs Janus VideoRoom: subscriber streams per core at 0 % loss, memory per stream",
         "machine": machine(),
@@ -460,6 +483,7 @@ def capacity(args: argparse.Namespace) -> None:
             "cpus": {"sfu": sorted(SFU_CPUS), "generator_and_broker": sorted(GENERATOR_CPUS)},
             "stream": "one subscriber of a 1.5 Mbit/s 640x480 VP8 feed at 30 frames/s, video only",
             "steps": steps,
+            "repeats": args.repeat,
             "window_s": args.window,
             "load_average_at_start": load_average_at_start,
         },
