@@ -12,6 +12,11 @@ with every run so a saturated generator is not mistaken for a slow SFU.
 
 Writes bench/results/relay_vs_janus.json. Issue #5: the figure that counts is Parley CPU per forwarded
 packet / Janus CPU per forwarded packet at 1 x 16.
+
+    .venv/bin/python bench/relay_vs_janus.py --capacity 8,16,24,32 [--window 10] [--repeat 2]
+
+instead ramps the subscribers of one publisher on each SFU (`ramp_subscribers`) for subscriber streams per
+core at 0 % loss and memory per stream (issue #12); writes bench/results/relay_capacity.json.
 """
 
 from __future__ import annotations
