@@ -12,6 +12,11 @@ with every run so a saturated generator is not mistaken for a slow SFU.
 
 Writes bench/results/relay_vs_janus.json. Issue #5: the figure that counts is Parley CPU per forwarded
 packet / Janus CPU per forwarded packet at 1 x 16.
+
+    .venv/bin/python bench/relay_vs_janus.py --capacity 8,16,24,32 [--window 10] [--repeat 2]
+
+instead ramps the subscribers of one publisher on each SFU (`ramp_subscribers`) for subscriber streams per
+core at 0 % loss and memory per stream (issue #12); writes bench/results/relay_capacity.json.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from relay.loadgen import Clip, Publisher, Subscriber, analyse, encode_clip, per
 from relay.sfus import JanusVideoRoom, ParleyRelay, Sfu  # noqa: E402
 
 SFU_CPUS = {1}
+DEFAULT_OUTPUT = HERE / "results" / "relay_vs_janus.json"
 GENERATOR_CPUS = {0}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -94,6 +100,71 @@ async def watch_loop_lag(lags: list[float]) -> None:
         lags.append((time.perf_counter() - before - 0.01) * 1000)
 
 
+async def measure_window(
+    sfu: Sfu,
+    peers: list[tuple[Publisher, list[Subscriber]]],
+    window_s: float,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """Once every subscriber receives and 3 s more: the SFU's CPU, what subscribers received, loss and
+    delay over a steady window of `window_s`, and whether the generator kept up."""
+    everyone = [s for _p, subs in peers for s in subs]
+    # Every subscriber receiving (its first key frame comes with the clip's next loop, <= 4 s).
+    started = await wait_until(lambda: all(len(s.arrivals.packets) > 50 for s in everyone), 30)
+    await asyncio.sleep(3)
+    me = os.getpid()
+    before = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+    t0 = time.perf_counter()
+    lags: list[float] = []
+    watcher = asyncio.create_task(watch_loop_lag(lags))
+    profiler = None
+    if profile is not None:
+        # Sampling pauses the relay briefly at every sample: a profiled run's figures are not results.
+        profiler = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"),
+            *(
+                "record",
+                "--nonblocking",
+                "--pid",
+                str(sfu.pid),
+                "--duration",
+                str(int(window_s)),
+                "--rate",
+                "250",
+            ),
+            *("--format", "raw", "--output", str(profile)),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    await asyncio.sleep(window_s)
+    t1 = time.perf_counter()
+    watcher.cancel()
+    after = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+    rss = rss_mib(sfu.pid)
+    await asyncio.sleep(0.5)
+    if profiler is not None:
+        await profiler.wait()
+    result = analyse(peers, t0, t1)
+    cpu = after[0] - before[0]
+    forwarded = result["forwarded_packets"]
+    result.update(
+        {
+            "all_subscribers_receiving": started,
+            "sfu_cpu_s": round(cpu, 3),
+            "sfu_cpu_s_from_stat": round(after[1] - before[1], 2),
+            "sfu_cpu_percent": round(100 * cpu / (t1 - t0), 1),
+            "sfu_cpu_us_per_forwarded_packet": round(cpu * 1e6 / forwarded, 2) if forwarded else None,
+            "sfu_rss_mib": rss,
+            "generator_cpu_percent": round(100 * (after[2] - before[2]) / (t1 - t0), 1),
+            "generator_loop_lag_ms_p50": round(percentile(lags, 0.5), 2),
+            "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
+            "udp_rcvbuf_errors": after[3] - before[3],
+        }
+    )
+    result["generator_saturated"] = generator_saturated(result)
+    return result
+
+
 async def run_config(
     sfu: Sfu,
     room: int,
@@ -115,70 +186,131 @@ async def run_config(
                 await sfu.subscribe(room, feed, f"sub{feed}-{index}", subscriber)
                 subs.append(subscriber)
             peers.append((publisher, subs))
-        everyone = [s for _p, subs in peers for s in subs]
-        # Every subscriber receiving (its first key frame comes with the clip's next loop, <= 4 s).
-        started = await wait_until(lambda: all(len(s.arrivals.packets) > 50 for s in everyone), 30)
-        await asyncio.sleep(3)
-        me = os.getpid()
-        before = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
-        t0 = time.perf_counter()
-        lags: list[float] = []
-        watcher = asyncio.create_task(watch_loop_lag(lags))
-        profiler = None
-        if profile is not None:
-            # Sampling pauses the relay briefly at every sample: a profiled run's figures are not results.
-            profiler = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).parent / "py-spy"),
-                *(
-                    "record",
-                    "--nonblocking",
-                    "--pid",
-                    str(sfu.pid),
-                    "--duration",
-                    str(int(window_s)),
-                    "--rate",
-                    "250",
-                ),
-                *("--format", "raw", "--output", str(profile)),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        await asyncio.sleep(window_s)
-        t1 = time.perf_counter()
-        watcher.cancel()
-        after = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
-        rss = rss_mib(sfu.pid)
-        await asyncio.sleep(0.5)
-        if profiler is not None:
-            await profiler.wait()
-        result = analyse(peers, t0, t1)
-        cpu = after[0] - before[0]
-        forwarded = result["forwarded_packets"]
-        result.update(
-            {
-                "all_subscribers_receiving": started,
-                "sfu_cpu_s": round(cpu, 3),
-                "sfu_cpu_s_from_stat": round(after[1] - before[1], 2),
-                "sfu_cpu_percent": round(100 * cpu / (t1 - t0), 1),
-                "sfu_cpu_us_per_forwarded_packet": round(cpu * 1e6 / forwarded, 2) if forwarded else None,
-                "sfu_rss_mib": rss,
-                "generator_cpu_percent": round(100 * (after[2] - before[2]) / (t1 - t0), 1),
-                "generator_loop_lag_ms_p50": round(percentile(lags, 0.5), 2),
-                "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
-                "udp_rcvbuf_errors": after[3] - before[3],
-            }
-        )
-        result["generator_saturated"] = generator_saturated(result)
-        return result
+        return await measure_window(sfu, peers, window_s, profile)
     finally:
-        for publisher, subs in peers:
-            for subscriber in subs:
-                await subscriber.close()
-            await publisher.close()
-        try:
-            await sfu.close_room(room)
-        except Exception as error:  # a failed clean-up must not lose the figures
-            print(f"{sfu.name}: closing room {room} failed: {error}", file=sys.stderr)
+        await close_room(sfu, room, peers)
+
+
+async def close_room(sfu: Sfu, room: int, peers: list[tuple[Publisher, list[Subscriber]]]) -> None:
+    for publisher, subs in peers:
+        for subscriber in subs:
+            await subscriber.close()
+        await publisher.close()
+    try:
+        await sfu.close_room(room)
+    except Exception as error:  # a failed clean-up must not lose the figures
+        print(f"{sfu.name}: closing room {room} failed: {error}", file=sys.stderr)
+
+
+async def ramp_subscribers(
+    sfu: Sfu, room: int, steps: list[int], clip: Clip, window_s: float
+) -> dict[str, Any]:
+    """One publisher and ever more subscribers of it in one room, a window measured at each step, until
+    packets are lost (the SFU's CPU share and the generator's receive-buffer errors then say whose)."""
+    rss_without_streams = rss_mib(sfu.pid)
+    await sfu.open_room(room, 1)
+    publisher = Publisher(clip)
+    subscribers: list[Subscriber] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        await sfu.publish(room, 1, publisher)
+        for step in steps:
+            while len(subscribers) < step:
+                subscriber = Subscriber()
+                await sfu.subscribe(room, 1, f"sub1-{len(subscribers)}", subscriber)
+                subscribers.append(subscriber)
+            print(f"{sfu.name} 1x{step} ...", file=sys.stderr, flush=True)
+            row = {"subscribers": step, **await measure_window(sfu, [(publisher, subscribers)], window_s)}
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
+            # Zero loss is the criterion, whatever the generator's wake-up lag (other work on its core
+            # delays arrivals, not counts): the SFU forwarded every packet. The first loss ends the ramp.
+            if row["loss_percent"] != 0:
+                break
+    finally:
+        await close_room(sfu, room, [(publisher, subscribers)])
+    return {
+        "rss_mib_without_streams": rss_without_streams,
+        "steps": rows,
+        **capacity_of(rss_without_streams, rows),
+    }
+
+
+def capacity_of(rss_without_streams: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Subscriber streams per core and memory per stream, from the steps with no loss. The SFU's share
+    of its core and its RSS are fitted as a line over those steps: the slope is one subscriber stream's
+    cost, the intercept what the publisher and the SFU's idle work cost. Streams per core is what fits in
+    the rest of the core at that slope: measured only if the largest step used nearly the whole core, a
+    projection otherwise (flagged)."""
+    clean = [r for r in rows if r["loss_percent"] == 0]
+    if not clean:
+        return {"steps_at_zero_loss": 0}
+    largest = clean[-1]
+    # Growth from before the publisher joined: includes the publisher's peer and what the first call
+    # allocates once.
+    from_zero = round((largest["sfu_rss_mib"] - rss_without_streams) / largest["subscribers"], 3)
+    if len(clean) < 2:
+        return {
+            "steps_at_zero_loss": 1,
+            "most_subscribers_at_zero_loss_measured": largest["subscribers"],
+            "rss_mib_per_stream_from_zero": from_zero,
+        }
+    streams = [r["subscribers"] for r in clean]
+    cpu = statistics.linear_regression(streams, [r["sfu_cpu_percent"] / 100 for r in clean])
+    rss = statistics.linear_regression(streams, [r["sfu_rss_mib"] for r in clean])
+    return {
+        "steps_at_zero_loss": len(clean),
+        "most_subscribers_at_zero_loss_measured": largest["subscribers"],
+        "core_share_at_most_subscribers": round(largest["sfu_cpu_percent"] / 100, 3),
+        "core_share_per_subscriber_stream": round(cpu.slope, 5),
+        "core_share_without_subscribers": round(cpu.intercept, 4),
+        "subscriber_streams_per_core_at_zero_loss": round((1 - cpu.intercept) / cpu.slope, 1),
+        "streams_per_core_projected": largest["sfu_cpu_percent"] < 95,
+        "rss_mib_per_stream": round(rss.slope, 3),
+        "rss_mib_per_stream_from_zero": from_zero,
+    }
+
+
+def both_sfus(folder: Path, parley_loop: str) -> tuple[ParleyRelay, JanusVideoRoom]:
+    parley_folder, janus_folder = folder / "parley", folder / "janus"
+    parley_folder.mkdir()
+    janus_folder.mkdir()
+    return ParleyRelay(parley_folder, SFU_CPUS, parley_loop), JanusVideoRoom(janus_folder, SFU_CPUS)
+
+
+async def run_capacity(
+    steps: list[int], window_s: float, folder: Path, parley_loop: str, repeats: int
+) -> dict[str, Any]:
+    """The subscriber ramp on each SFU in turn, who goes first alternating between repeats; both SFUs are
+    freshly started, so the first repeat's memory is from zero streams of a new process."""
+    clip = encode_clip()
+    parley, janus = both_sfus(folder, parley_loop)
+    ramps: dict[str, list[dict[str, Any]]] = {"parley": [], "janus": []}
+    try:
+        await parley.start()
+        await janus.start()
+        room = 2000
+        for repeat in range(repeats):
+            sfus: tuple[Sfu, ...] = (parley, janus) if repeat % 2 == 0 else (janus, parley)
+            for sfu in sfus:
+                room += 1
+                ramps[sfu.name].append(
+                    {"repeat": repeat, **await ramp_subscribers(sfu, room, steps, clip, window_s)}
+                )
+    finally:
+        await parley.stop()
+        await janus.stop()
+    return {name: {"ramps": mine, "median_over_repeats": ramp_medians(mine)} for name, mine in ramps.items()}
+
+
+def ramp_medians(ramps: list[dict[str, Any]]) -> dict[str, float | None]:
+    figures = (
+        "subscriber_streams_per_core_at_zero_loss",
+        "most_subscribers_at_zero_loss_measured",
+        "rss_mib_per_stream",
+        "rss_mib_per_stream_from_zero",
+    )
+    return {figure: median([ramp.get(figure) for ramp in ramps]) for figure in figures}
 
 
 async def run(
@@ -190,11 +322,7 @@ async def run(
     parley_loop: str = "uvloop",
 ) -> dict[str, Any]:
     clip = encode_clip()
-    parley_folder, janus_folder = folder / "parley", folder / "janus"
-    parley_folder.mkdir()
-    janus_folder.mkdir()
-    parley = ParleyRelay(parley_folder, SFU_CPUS, parley_loop)
-    janus = JanusVideoRoom(janus_folder, SFU_CPUS)
+    parley, janus = both_sfus(folder, parley_loop)
     results: list[dict[str, Any]] = []
     try:
         await parley.start()
@@ -284,11 +412,20 @@ def main() -> None:
         default="uvloop",
         help="the relay's event loop (PARLEY_EVENT_LOOP): uvloop as shipped, or asyncio",
     )
-    parser.add_argument("--output", type=Path, default=HERE / "results" / "relay_vs_janus.json")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
         "--profile", type=Path, help="folder for py-spy stacks of the relay (needs py-spy in the venv)"
     )
+    parser.add_argument(
+        "--capacity",
+        help="N,N,...: instead of the configurations, one publisher and this many subscribers in turn, "
+        "for subscriber streams per core at 0 %% loss and memory per stream (default output "
+        "results/relay_capacity.json)",
+    )
     args = parser.parse_args()
+    if args.capacity:
+        capacity(args)
+        return
     configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
     os.sched_setaffinity(0, GENERATOR_CPUS)
     # Other sessions' work shares this machine: the load before and after (machine()) says how much.
@@ -332,6 +469,32 @@ def main() -> None:
         ),
     }
     args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def capacity(args: argparse.Namespace) -> None:
+    steps = [int(n) for n in args.capacity.split(",")]
+    output = args.output if args.output != DEFAULT_OUTPUT else HERE / "results" / "relay_capacity.json"
+    os.sched_setaffinity(0, GENERATOR_CPUS)
+    load_average_at_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="relay-capacity-") as folder:
+        measured = uvloop.run(run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat))
+    result = {
+        "benchmark": "relay vs Janus VideoRoom: subscriber streams per core at 0 % loss, memory per stream",
+        "machine": machine(),
+        "setup": {
+            "janus": "Debian janus 1.1.2, VideoRoom, HTTP API on 127.0.0.1, getifaddrs shim for loopback ICE",
+            "parley": f"python -m services.relay, one worker ({args.parley_loop} event loop)",
+            "cpus": {"sfu": sorted(SFU_CPUS), "generator_and_broker": sorted(GENERATOR_CPUS)},
+            "stream": "one subscriber of a 1.5 Mbit/s 640x480 VP8 feed at 30 frames/s, video only",
+            "steps": steps,
+            "repeats": args.repeat,
+            "window_s": args.window,
+            "load_average_at_start": load_average_at_start,
+        },
+        **measured,
+    }
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -41,10 +41,12 @@ async def fresh_prefix() -> AsyncIterator[tuple[redis.Redis, str]]:
 
 
 class RedisLink:
-    """A TCP path to Redis on 127.0.0.1 that the test can cut (every connection through it closes and new
-    ones are refused) and restore: a room manager cut off from the store without being stopped."""
+    """A TCP path to Redis on 127.0.0.1 (or `host`, an address of a test's own network namespace link) that
+    the test can cut (every connection through it closes and new ones are refused) and restore (`open`
+    again): a room manager cut off from the store without being stopped."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self._host = host
         target = redis.Redis.from_url(redis_url()).connection_pool.connection_kwargs
         self._target = (target.get("host", "127.0.0.1"), int(target.get("port", 6379)))
         self._server: asyncio.Server | None = None
@@ -53,10 +55,10 @@ class RedisLink:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self._host}:{self.port}/0"
 
     async def open(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, self._host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def cut(self) -> None:

@@ -56,7 +56,7 @@ from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from pydantic import BaseModel, SecretStr
 
 from services.core.config import GrpcEndpoints, ServiceName, Settings
-from services.core.embedded_broker import EmbeddedBroker, free_port
+from services.core.embedded_broker import LOOPBACK, EmbeddedBroker, free_port
 from services.core.events import Envelope, EventConsumer, EventPublisher, create_broker
 from services.core.processes import inherit_env, python_module, spawn, stop, tail
 from services.core.rpc import check_health
@@ -84,6 +84,9 @@ class Instance:
     # A process that is not waited for to serve: a standby room manager serves only once it leads
     # (`Platform.until_serving` waits for it).
     standby: bool = False
+    # A process started under this command, e.g. `ip netns exec <namespace>`: a room manager in a network
+    # namespace the test made, to cut it off.
+    command_prefix: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,6 +104,7 @@ class RunningService:
     log_path: Path | None = None
     stopped: bool = False
     standby: bool = False
+    command_prefix: tuple[str, ...] = ()
 
     @property
     def grpc_address(self) -> str:
@@ -323,7 +327,13 @@ class Platform:
         if instance.process and instance.name is ServiceName.GATEWAY:
             own["gateway"] = {"http_port": free_port()}
         merged = _merge(_merge(self._base, own), instance.settings)
-        service = RunningService(key, instance.name, Settings(**merged), standby=instance.standby)
+        service = RunningService(
+            key,
+            instance.name,
+            Settings(**merged),
+            standby=instance.standby,
+            command_prefix=instance.command_prefix,
+        )
         if instance.process:
             (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
             service.env = inherit_env(**_as_env(merged))
@@ -344,7 +354,9 @@ class Platform:
             return
         assert service.log_path is not None
         module = python_module(f"services.{service.name.value}")
-        service.process = spawn(module, env=service.env, log_path=service.log_path)
+        service.process = spawn(
+            [*service.command_prefix, *module], env=service.env, log_path=service.log_path
+        )
         if not service.standby:
             await self._wait_until_serving(service)
 
@@ -384,11 +396,12 @@ class Platform:
 
 
 @asynccontextmanager
-async def running_broker(log_path: Path) -> AsyncIterator[str]:
-    """The bootstrap address of a Tansu broker with Parley's topics, stopped when the block ends."""
+async def running_broker(log_path: Path, *, host: str = LOOPBACK) -> AsyncIterator[str]:
+    """The bootstrap address of a Tansu broker with Parley's topics, stopped when the block ends; `host`
+    another address than loopback for a test's own network namespace to reach it."""
     # aiokafka logs each refused connection while the broker is still binding its port.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    broker = EmbeddedBroker(log_path=log_path)
+    broker = EmbeddedBroker(host=host, log_path=log_path)
     await broker.start()
     try:
         await ensure_topics(broker.bootstrap_servers, partitions=3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -190,7 +190,13 @@ class RelaySettings(BaseModel):
     # This relay's id with the room manager; none means one made up at start.
     relay_id: str | None = None
     # Streams (publications + subscriptions) this relay is sized for: the room manager weighs load by it.
+    # With several workers, each worker is sized for this many.
     capacity: int = Field(default=500, ge=1)
+    # Relay processes on this node (mediasoup's one worker per core): one event loop uses one core, so a
+    # node with more cores runs more workers, each its own relay with the room manager (its own id, gRPC
+    # port, load report, and with `udp_port` set, UDP port `udp_port + index`: docs/operations.md, "Media
+    # relays"). "auto": one per core this process may run on (its CPU affinity, not a cgroup CPU quota).
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     # A stopping relay keeps serving its streams (and takes no new rooms) until they end or this passes.
     drain_timeout_s: float = Field(default=120.0, ge=0)
     # on_network_weak (docs/relay.md, "Stream control"): every stream is judged once a window; it is weak

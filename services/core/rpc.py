@@ -25,6 +25,16 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _NOT_HEALTH = filters.negate(filters.service_name(HEALTH_SERVICE))
 
 
+# A peer that vanished without closing its connections (cut off by a network partition, its node lost) is
+# found out by keepalive pings rather than by TCP's retries, which take about 15 minutes: unanswered within
+# the timeout, the connection is dropped (gRPC also sets TCP_USER_TIMEOUT to it, so a call sent into the
+# dead link drops it as soon) and the channel connects again, to the next address of a list (`ipv4:a,b`)
+# when the first does not answer: a gateway moves to the room manager that took over.
+CHANNEL_OPTIONS = (("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000))
+# Servers take pings that often from their peers (gRPC's default, one per 5 minutes, answers a client that
+# pings more often with GOAWAY).
+_SERVER_OPTIONS = (("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),)
+
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
@@ -124,7 +134,7 @@ class GrpcServer:
         # Created here, not in __init__: an aio server belongs to the event loop that runs it.
         self._server = grpc.aio.server(
             # gRPC sets SO_REUSEPORT by default, which lets a second server silently share a port.
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0), *_SERVER_OPTIONS],
             interceptors=[
                 aio_server_interceptor(tracer_provider=self._tracer_provider, filter_=_NOT_HEALTH),
                 *self._interceptors,
@@ -167,7 +177,9 @@ class GrpcServer:
 
 def open_channel(address: str, *, tracer_provider: TracerProvider) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
-        address, interceptors=aio_client_interceptors(tracer_provider=tracer_provider, filter_=_NOT_HEALTH)
+        address,
+        options=CHANNEL_OPTIONS,
+        interceptors=aio_client_interceptors(tracer_provider=tracer_provider, filter_=_NOT_HEALTH),
     )
 
 

@@ -63,6 +63,9 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        # The constraint (`ge=1`) is in the description where it matters; the type is what it wraps.
+        return _type_name(typing.get_args(annotation)[0])
     if origin is typing.Literal:
         return " \\| ".join(str(value) for value in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):

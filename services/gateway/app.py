@@ -18,6 +18,7 @@ from services.core.config import ServiceName
 from services.core.http_server import HttpServer
 from services.core.metrics import HttpMetricsMiddleware
 from services.core.ops import ops_routes
+from services.core.rpc import CHANNEL_OPTIONS
 from services.core.service import ServiceRuntime
 from services.gateway.billing_routes import billing_router
 from services.gateway.call_commands import CallCommands
@@ -65,7 +66,9 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     webhooks = WebhookServiceStub(runtime.channel(ServiceName.WEBHOOKS))
     app.include_router(webhook_router(webhooks), dependencies=operator)
     sessions = SessionTable()
-    heartbeat_channel = grpc.aio.insecure_channel(runtime.settings.grpc.address_of(ServiceName.ROOMS))
+    heartbeat_channel = grpc.aio.insecure_channel(
+        runtime.settings.grpc.address_of(ServiceName.ROOMS), options=CHANNEL_OPTIONS
+    )
     room_sessions = RoomSessions(
         rooms,
         RoomSessionServiceStub(heartbeat_channel),

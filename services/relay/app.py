@@ -18,6 +18,7 @@ from services.relay.registration import Registration
 from services.relay.relay import Relay
 from services.relay.relay_metrics import RelayMetrics
 from services.relay.room_reports import RoomReports
+from services.relay.workers import RelayWorkers, plan_workers, worker_count
 
 log = structlog.get_logger(__name__)
 
@@ -51,13 +52,24 @@ def build(runtime: ServiceRuntime) -> Relay:
         timeout_s=ROOMS_TIMEOUT_S,
     )
 
+    # Worker 0 (this process) waits for the others in its start and passes its drain on to them.
+    count = worker_count(settings.workers)
+    workers = RelayWorkers(runtime.settings, relay_id, plan_workers(runtime.settings, relay_id, count))
+    if workers.plans:
+        runtime.readiness.add("relay_workers", workers.all_running)
+
+    async def start_workers() -> None:
+        workers.start()
+
     async def start() -> None:
+        await workers.until_serving()
         ticker.start()
         reports.start()
         quality.start()
         registration.start()
 
     async def drain() -> None:
+        workers.terminate()
         # The room manager sends no new rooms from now on; the rooms here keep their streams until they
         # end or the drain timeout passes, and `stop` closes what is left (5009).
         await registration.drain()
@@ -78,8 +90,15 @@ def build(runtime: ServiceRuntime) -> Relay:
         # The relay's own closes (5009) reach the room manager if it is still there.
         await reports.stop(ROOMS_TIMEOUT_S)
 
+    async def stop_workers() -> None:
+        # Each worker drains as this one did, begun at the same signal, and gets as long.
+        await workers.stop(settings.drain_timeout_s + runtime.settings.drain_timeout_s)
+
     runtime.on_start(relay.open)
+    runtime.on_start(start_workers)
     runtime.on_ready(start)
     runtime.on_drain(drain)
+    # Stop hooks run last first: the workers are waited for after this worker's own streams closed.
+    runtime.on_stop(stop_workers)
     runtime.on_stop(close_streams)
     return relay

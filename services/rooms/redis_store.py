@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import redis.asyncio as redis
+import structlog
 
 from services.core.events import StagedEvent
 from services.core.topics import Topic
@@ -156,6 +157,8 @@ return 1
 """
 ROOM_LEASE_S = 10.0
 PUBLISHER_LEASE_S = 10.0
+
+log = structlog.get_logger(__name__)
 
 
 class LeadershipLost(Exception):
@@ -278,11 +281,16 @@ class RedisRoomStore:
         return self._epochs.get(_CALL + call_id)
 
     async def lead(self) -> None:
-        """Wait until this room manager leads: the others stand by, not serving, until the leader is gone."""
+        """Wait until this room manager leads: the others stand by, not serving, until the leader is gone.
+        A store that does not answer is waited for as well: a room manager started again while still cut
+        off from it stands by until it is back, rather than exit at every start until then."""
         while True:
-            if await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
-                self._leading = True
-                return
+            try:
+                if await self._lead_script(keys=[self._key("leader")], args=[self._owner, self._lease_ms()]):
+                    self._leading = True
+                    return
+            except redis.RedisError as error:
+                log.warning("room_store_unreachable_standing_by", error=repr(error))
             # Polled: the leader's lease runs out in Redis, which tells nobody.
             await asyncio.sleep(self._room_lease_s / 3)
 
@@ -419,6 +427,11 @@ class RedisRoomStore:
             data = self._records.pop(name, None)
             if data is not None:
                 self._unindex(name, data)
+        # Facts of these records kept from a commit that failed (cut off from Redis) would otherwise be
+        # staged by the next commit, which writes none of the records and so is not fenced: another owner
+        # holds them now, and reports what happens to them.
+        lost_ids = {_id_of(name) for name in names}
+        self._unstaged = [fact for fact in self._unstaged if fact.event.key not in lost_ids]
 
     def _let_go_if_stale(self) -> None:
         """Cut off from Redis past its leases, this room manager may have been replaced: it stops."""

@@ -21,6 +21,8 @@ class MediaCall:
     publisher: RTCPeerConnection
     subscriber: RTCPeerConnection
     feed_id: str
+    # Set by `call_in_a_room`, which makes the room.
+    room_id: str = ""
     received: asyncio.Queue[MediaStreamTrack] = field(default_factory=asyncio.Queue)
     video: MediaStreamTrack | None = None
 
@@ -83,6 +85,7 @@ async def call_in_a_room(app: App, ws_url: str) -> AsyncIterator[tuple[Client, C
         room = await alice.ok("create_room")
         await bob.ok("join_room", room_id=room["room_id"], rtoken=room["rtoken"])
         call = await publish_and_subscribe(alice, bob)
+        call.room_id = room["room_id"]
         await call.video_frame()
         yield alice, bob, call
     finally:

@@ -293,6 +293,27 @@ async def test_one_room_manager_leads_and_the_next_waits_until_it_is_gone(stores
     assert leader.room_ids() == []
 
 
+async def test_a_room_manager_cut_off_from_the_store_stands_by_until_it_is_back(stores: Stores) -> None:
+    durable(stores)
+    link = RedisLink()
+    await link.open()
+    async with fresh_prefix() as (_, prefix):
+        cut_off = redis.Redis.from_url(link.url)
+        standby = RedisRoomStore(cut_off, prefix=prefix, room_lease_s=LEASE_S)
+        await link.cut()
+        waiting = asyncio.create_task(standby.lead())
+        try:
+            await asyncio.sleep(LEASE_S * 2)
+            assert not waiting.done()
+            await link.open()
+            async with asyncio.timeout(30):
+                await waiting
+        finally:
+            waiting.cancel()
+            await cut_off.aclose()
+            await link.cut()
+
+
 async def test_a_leader_that_resigns_hands_over_at_once(stores: Stores) -> None:
     standby = durable(stores)()
     leader = stores.first
@@ -456,3 +477,35 @@ async def test_a_deleted_room_is_taken_over_by_nobody(stores: Stores) -> None:
     await asyncio.sleep(LEASE_S + 0.1)
     await after.keep()
     assert after.room_ids() == []
+
+
+async def test_facts_left_unstaged_by_a_cut_off_owner_are_not_staged_once_its_rooms_are_taken_over(
+    stores: Stores,
+) -> None:
+    durable(stores)
+    link = RedisLink()
+    await link.open()
+    async with fresh_prefix() as (client, prefix):
+        cut_off = redis.Redis.from_url(link.url)
+        old = RedisRoomStore(cut_off, prefix=prefix, room_lease_s=LEASE_S)
+        after = RedisRoomStore(client, prefix=prefix, room_lease_s=LEASE_S)
+        old.save(room("r1"))
+        await old.commit()
+        await old.keep()
+        # Cut off, the owner acts on its room: the commit fails and keeps the room's fact for the next one.
+        await link.cut()
+        changed = old.load("r1")
+        assert changed is not None
+        old.save(changed)
+        with pytest.raises(redis.ConnectionError):
+            await old.commit(facts("r1"))
+        # Its lease runs out, another takes the room over, and the owner lets the room go.
+        await asyncio.sleep(LEASE_S + 0.1)
+        await after.keep()
+        assert (after.room_ids(), old.room_ids()) == (["r1"], [])
+        # Back on the store, its next commit stages nothing of the room it lost.
+        await link.open()
+        await old.commit()
+        assert await after.staged_facts(10) == []
+        await cut_off.aclose()
+        await link.cut()

@@ -44,7 +44,11 @@ PRODUCTION = {
     "gateway": {"iceServers": [{"urls": ["stun:stun.example.org:3478"]}]},
     "licence": {"autoscaling": {"enabled": True}},
     "recorder": {"storage": {"existingClaim": "recordings"}},
-    "relay": {"nodeSelector": {"parley.dev/media": "true"}, "announcedAddress": "203.0.113.10"},
+    "relay": {
+        "nodeSelector": {"parley.dev/media": "true"},
+        "announcedAddress": "203.0.113.10",
+        "workers": "auto",
+    },
     "ingress": {
         "enabled": True,
         "className": "nginx",
@@ -212,6 +216,7 @@ def test_relays_on_host_network_wait_for_their_drain(
     address = env["PARLEY_RELAY__ADVERTISED_GRPC_ADDRESS"]["value"]
     assert address.startswith(f"{listen or '$(RELAY_ADDRESS)'}:")
     assert env["PARLEY_RELAY__LISTEN_ADDRESS"]["value"] == (listen or "$(RELAY_ADDRESS)")
+    assert env["PARLEY_RELAY__WORKERS"]["value"] == str(values.get("relay", {}).get("workers", 1))
     config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == "parley-config")
     assert config["data"]["PARLEY_RELAY__DRAIN_TIMEOUT_S"] == str(drain)
 
