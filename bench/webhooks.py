@@ -46,10 +46,10 @@ from sqlalchemy import select  # noqa: E402
 from services.cli.webhook_commands import read_body  # noqa: E402
 from services.core.config import ServiceName  # noqa: E402
 from services.core.db import create_engine  # noqa: E402
-from services.core.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+from services.core.embedded_broker import free_port  # noqa: E402
 from services.core.events import EventPublisher, create_broker  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
-from services.core.topics import Topic, ensure_topics  # noqa: E402
+from services.core.topics import Topic  # noqa: E402
 from services.webhooks.store import deliveries  # noqa: E402
 from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
@@ -149,12 +149,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
     )
     serving = asyncio.create_task(server.serve())
     with tempfile.TemporaryDirectory() as data_dir:
-        broker = EmbeddedBroker(log_path=Path(data_dir) / "broker.log")
-        await broker.start()
-        await ensure_topics(broker.bootstrap_servers, partitions=3)
         settings = {"webhooks": {"allowed_targets": "127.0.0.1/32"}, "log_level": "WARNING"}
         async with start_platform(
-            broker.bootstrap_servers,
             Path(data_dir),
             Instance(ServiceName.LICENCE, process=True),
             Instance(ServiceName.WEBHOOKS, process=True),
@@ -171,9 +167,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
                     )
                 )
             ).app
-            kafka = create_broker(
-                broker.bootstrap_servers, client_id="bench", tracer_provider=TracerProvider()
-            )
+            kafka = create_broker(platform.kafka, client_id="bench", tracer_provider=TracerProvider())
             await kafka.connect()
             publisher = EventPublisher(kafka, source="//parley/rooms")
             # Warm up: the dispatcher's consumer joins its group and learns the app.
@@ -209,7 +203,6 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             cpu = cpu_seconds(pid) - cpu_before
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
-        broker.stop()
     server.should_exit = True
     await serving
     latencies = [receiver.answered[event_id] - at for event_id, at in sent.items()]

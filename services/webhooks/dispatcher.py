@@ -179,9 +179,7 @@ class Dispatcher:
             return AttemptResult(0, b"", 0.0, error=error.message)
         body = claim.body.encode()
         headers = signed_headers(secrets, claim.biz_request_id, body, started_at)
-        return await self._sender.post(
-            claim.url, body, headers, lane=f"{claim.endpoint_id} {claim.ordering_key}"
-        )
+        return await self._sender.post(claim.url, body, headers)
 
     async def _secrets(self, biz_name: str, now: datetime) -> SigningSecrets:
         cached = self._secret_cache.get(biz_name)
