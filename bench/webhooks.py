@@ -92,9 +92,35 @@ class Receiver:
         self._answer.set()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(stat_path: Path) -> float:
+    fields = stat_path.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User+system time of each thread of `pid`: the event loop's (the main thread, tid == pid) and the
+    others (aiosqlite's one thread per connection, gRPC's)."""
+    threads: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            threads[int(task.name)] = cpu_seconds(task / "stat")
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # the thread ended meanwhile
+    return threads
+
+
+def cpu_split(pids: list[int], before: dict[int, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds since `before`, of the dispatchers' event loop threads and of their other threads (a
+    thread that ended meanwhile is missed)."""
+    loop = other = 0.0
+    for pid in pids:
+        for tid, seconds in thread_cpu_seconds(pid).items():
+            spent = seconds - before[pid].get(tid, 0.0)
+            if tid == pid:
+                loop += spent
+            else:
+                other += spent
+    return {"event_loop_thread": round(loop, 2), "other_threads": round(other, 2)}
 
 
 async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
@@ -138,7 +164,7 @@ async def publish_room(
         sent[event_id] = time.time()
 
 
-async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+async def run(rate: int, rooms: int, seconds: float, database_url: str, replicas: int) -> dict[str, Any]:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     receiver = Receiver()
     port = free_port()
@@ -153,7 +179,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
         async with start_platform(
             Path(data_dir),
             Instance(ServiceName.LICENCE, process=True),
-            Instance(ServiceName.WEBHOOKS, process=True),
+            *(Instance(ServiceName.WEBHOOKS, process=True) for _ in range(replicas)),
             settings=settings,
             database_url=database_url,
         ) as platform:
@@ -175,8 +201,10 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             await publish_room(publisher, app.biz_name, "warm-up", 1, 0, time.monotonic(), warm)
             async with asyncio.timeout(120):
                 await receiver.wait_for(warm)
-            pid = platform["webhooks"].process.pid  # type: ignore[union-attr]
-            cpu_before = cpu_seconds(pid)
+            keys = ["webhooks", *(f"webhooks-{index}" for index in range(2, replicas + 1))]
+            pids = [platform[key].process.pid for key in keys]  # type: ignore[union-attr]
+            cpu_before = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids)
+            threads_before = {pid: thread_cpu_seconds(pid) for pid in pids}
             sent: dict[str, float] = {}
             per_room = int(rate * seconds / rooms)
             interval = rooms / rate
@@ -200,7 +228,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             async with asyncio.timeout(600):
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
-            cpu = cpu_seconds(pid) - cpu_before
+            cpu = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids) - cpu_before
+            split = cpu_split(pids, threads_before)
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
     server.should_exit = True
@@ -222,17 +251,19 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
         "requests": receiver.requests - len(warm),
         "fact_to_receiver_ms": percentiles_ms(latencies),
         **stages,
+        "dispatchers": replicas,
         "dispatcher_cpu_s": round(cpu, 2),
         "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / len(sent), 3),
+        "dispatcher_cpu_s_by_thread": split,
     }
 
 
-async def measure(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+async def measure(rate: int, rooms: int, seconds: float, database_url: str, replicas: int) -> dict[str, Any]:
     """`run` on `database_url`; "postgresql" means a fresh schema on the test server (tests/postgres.py)."""
     if database_url != "postgresql":
-        return await run(rate, rooms, seconds, database_url)
+        return await run(rate, rooms, seconds, database_url, replicas)
     async with fresh_database_url("webhooks_bench") as url:
-        return await run(rate, rooms, seconds, url)
+        return await run(rate, rooms, seconds, url, replicas)
 
 
 def main() -> None:
@@ -243,12 +274,15 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--database-url", default="")
+    # Replicas share the schedule in one database: PostgreSQL (docs/webhooks.md).
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url))
+    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url, args.replicas))
     print(json.dumps(result, indent=2))
     existing = json.loads(args.output.read_text()) if args.output.exists() else {}
-    existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms"] = result
+    replicas = f", {args.replicas} dispatchers" if args.replicas > 1 else ""
+    existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms{replicas}"] = result
     args.output.write_text(json.dumps(existing, indent=2) + "\n")
 
 
