@@ -2,14 +2,18 @@
 rooms, delivered as seed room-status callbacks to a local receiver.
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--rooms 100] [--seconds 10] [--database-url URL]
+                                       [--replicas N]
 
 `--database-url postgresql`: a fresh schema on the test PostgreSQL (tests/postgres.py); default SQLite.
+`--replicas 2`: two dispatcher processes sharing the facts (one consumer group) and the schedule (use
+PostgreSQL: replicas share one database).
 
 Runs a Tansu broker, the licence service and the webhook dispatcher as processes (tests/testing.py's
 platform), and in this process a uvicorn receiver answering `{bizRequestId, code: 0}` and the publisher.
 Latency is from the moment the broker acknowledged a fact to the moment the receiver answered it (one
 clock: both ends are in this process). Throughput is deliveries acknowledged per second while facts came
-in, and after (the backlog drained). CPU is the dispatcher process's user+system time over the run.
+in, and after (the backlog drained). CPU is the dispatcher processes' user+system time over the run, and
+that of their main threads (the event loop) apart from their other threads (the database driver's).
 Writes bench/results/webhooks.json. Issue #14's goal: p99 < 100 ms at 1,000 events/s across 100 rooms.
 """
 
