@@ -272,8 +272,11 @@ class Dispatcher:
                 log.warning("claim_failed", exc_info=True)
             if (self._offers or self._ready) and self._free():
                 continue
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as the
+            # wait ends (a wake-up just before stop), and stop() then waits for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                async with asyncio.timeout(POLL_INTERVAL_S):
+                    await self._wake.wait()
 
     async def _renew(self) -> None:
         """Extend the leases of what memory holds, three times per lease."""
