@@ -92,22 +92,23 @@ class Intake:
             return
         now = datetime.now(UTC)
         try:
-            async with self._dispatcher.writing, self._store.begin() as connection:
-                new: list[NewDelivery] = []
-                for fact in facts:
-                    new.extend(await self._deliveries(connection, fact, now))
-                written = await self._store.enqueue_many(
-                    connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
+            async with self._dispatcher.writing:
+                async with self._store.begin() as connection:
+                    new: list[NewDelivery] = []
+                    for fact in facts:
+                        new.extend(await self._deliveries(connection, fact, now))
+                    written = await self._store.enqueue_many(
+                        connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
+                    )
+                    taken = await self._dispatcher.hold(connection, written, new, now)
+                # Committed, and still under the lock: no outcome was settled since `hold` counted.
+                self._dispatcher.take(
+                    taken, {(row.endpoint_id, row.ordering_key) for row in written if row.status == PENDING}
                 )
-                taken = await self._dispatcher.hold(connection, written, new, now)
         except BaseException:
             # Endpoints remembered from a transaction that did not commit may not exist.
             self._seed_endpoints.clear()
             raise
-        if written:
-            self._dispatcher.take(
-                taken, {(row.endpoint_id, row.ordering_key) for row in written if row.status == PENDING}
-            )
 
     async def _read(self, raw: RawEvent) -> Fact | None:
         """The fact decoded with the app it concerns, or None when it makes no delivery."""
