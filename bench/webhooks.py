@@ -2,14 +2,18 @@
 rooms, delivered as seed room-status callbacks to a local receiver.
 
     .venv/bin/python bench/webhooks.py [--rate 1000] [--rooms 100] [--seconds 10] [--database-url URL]
+                                       [--replicas N]
 
 `--database-url postgresql`: a fresh schema on the test PostgreSQL (tests/postgres.py); default SQLite.
+`--replicas 2`: two dispatcher processes sharing the facts (one consumer group) and the schedule (use
+PostgreSQL: replicas share one database).
 
 Runs a Tansu broker, the licence service and the webhook dispatcher as processes (tests/testing.py's
 platform), and in this process a uvicorn receiver answering `{bizRequestId, code: 0}` and the publisher.
 Latency is from the moment the broker acknowledged a fact to the moment the receiver answered it (one
 clock: both ends are in this process). Throughput is deliveries acknowledged per second while facts came
-in, and after (the backlog drained). CPU is the dispatcher process's user+system time over the run.
+in, and after (the backlog drained). CPU is the dispatcher processes' user+system time over the run, and
+that of their main threads (the event loop) apart from their other threads (the database driver's).
 Writes bench/results/webhooks.json. Issue #14's goal: p99 < 100 ms at 1,000 events/s across 100 rooms.
 """
 
@@ -46,10 +50,10 @@ from sqlalchemy import select  # noqa: E402
 from services.cli.webhook_commands import read_body  # noqa: E402
 from services.core.config import ServiceName  # noqa: E402
 from services.core.db import create_engine  # noqa: E402
-from services.core.embedded_broker import EmbeddedBroker, free_port  # noqa: E402
+from services.core.embedded_broker import free_port  # noqa: E402
 from services.core.events import EventPublisher, create_broker  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
-from services.core.topics import Topic, ensure_topics  # noqa: E402
+from services.core.topics import Topic  # noqa: E402
 from services.webhooks.store import deliveries  # noqa: E402
 from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
@@ -92,9 +96,15 @@ class Receiver:
         self._answer.set()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(stat_path: Path) -> float:
+    fields = stat_path.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def loop_thread_cpu_seconds(pids: list[int]) -> float:
+    """User+system time of the dispatchers' main threads (tid == pid), where their event loops run; the
+    rest of a process's time is its other threads' (aiosqlite's one per connection, gRPC's)."""
+    return sum(cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")) for pid in pids)
 
 
 async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
@@ -138,7 +148,7 @@ async def publish_room(
         sent[event_id] = time.time()
 
 
-async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+async def run(rate: int, rooms: int, seconds: float, database_url: str, replicas: int) -> dict[str, Any]:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     receiver = Receiver()
     port = free_port()
@@ -149,15 +159,11 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
     )
     serving = asyncio.create_task(server.serve())
     with tempfile.TemporaryDirectory() as data_dir:
-        broker = EmbeddedBroker(log_path=Path(data_dir) / "broker.log")
-        await broker.start()
-        await ensure_topics(broker.bootstrap_servers, partitions=3)
         settings = {"webhooks": {"allowed_targets": "127.0.0.1/32"}, "log_level": "WARNING"}
         async with start_platform(
-            broker.bootstrap_servers,
             Path(data_dir),
             Instance(ServiceName.LICENCE, process=True),
-            Instance(ServiceName.WEBHOOKS, process=True),
+            *(Instance(ServiceName.WEBHOOKS, process=True) for _ in range(replicas)),
             settings=settings,
             database_url=database_url,
         ) as platform:
@@ -171,9 +177,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
                     )
                 )
             ).app
-            kafka = create_broker(
-                broker.bootstrap_servers, client_id="bench", tracer_provider=TracerProvider()
-            )
+            kafka = create_broker(platform.kafka, client_id="bench", tracer_provider=TracerProvider())
             await kafka.connect()
             publisher = EventPublisher(kafka, source="//parley/rooms")
             # Warm up: the dispatcher's consumer joins its group and learns the app.
@@ -181,8 +185,10 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             await publish_room(publisher, app.biz_name, "warm-up", 1, 0, time.monotonic(), warm)
             async with asyncio.timeout(120):
                 await receiver.wait_for(warm)
-            pid = platform["webhooks"].process.pid  # type: ignore[union-attr]
-            cpu_before = cpu_seconds(pid)
+            keys = ["webhooks", *(f"webhooks-{index}" for index in range(2, replicas + 1))]
+            pids = [platform[key].process.pid for key in keys]  # type: ignore[union-attr]
+            cpu_before = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids)
+            loop_before = loop_thread_cpu_seconds(pids)
             sent: dict[str, float] = {}
             per_room = int(rate * seconds / rooms)
             interval = rooms / rate
@@ -206,10 +212,10 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             async with asyncio.timeout(600):
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
-            cpu = cpu_seconds(pid) - cpu_before
+            cpu = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids) - cpu_before
+            loop = loop_thread_cpu_seconds(pids) - loop_before
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
-        broker.stop()
     server.should_exit = True
     await serving
     latencies = [receiver.answered[event_id] - at for event_id, at in sent.items()]
@@ -229,17 +235,19 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
         "requests": receiver.requests - len(warm),
         "fact_to_receiver_ms": percentiles_ms(latencies),
         **stages,
+        "dispatchers": replicas,
         "dispatcher_cpu_s": round(cpu, 2),
         "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / len(sent), 3),
+        "dispatcher_cpu_s_by_thread": {"event_loop": round(loop, 2), "other_threads": round(cpu - loop, 2)},
     }
 
 
-async def measure(rate: int, rooms: int, seconds: float, database_url: str) -> dict[str, Any]:
+async def measure(rate: int, rooms: int, seconds: float, database_url: str, replicas: int) -> dict[str, Any]:
     """`run` on `database_url`; "postgresql" means a fresh schema on the test server (tests/postgres.py)."""
     if database_url != "postgresql":
-        return await run(rate, rooms, seconds, database_url)
+        return await run(rate, rooms, seconds, database_url, replicas)
     async with fresh_database_url("webhooks_bench") as url:
-        return await run(rate, rooms, seconds, url)
+        return await run(rate, rooms, seconds, url, replicas)
 
 
 def main() -> None:
@@ -250,12 +258,15 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--database-url", default="")
+    # Replicas share the schedule in one database: PostgreSQL (docs/webhooks.md).
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url))
+    result = asyncio.run(measure(args.rate, args.rooms, args.seconds, args.database_url, args.replicas))
     print(json.dumps(result, indent=2))
     existing = json.loads(args.output.read_text()) if args.output.exists() else {}
-    existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms"] = result
+    replicas = f", {args.replicas} dispatchers" if args.replicas > 1 else ""
+    existing[f"{result['database']}, {args.rate} events/s, {args.rooms} rooms{replicas}"] = result
     args.output.write_text(json.dumps(existing, indent=2) + "\n")
 
 

@@ -3,9 +3,10 @@ callbacks, the recorder's watermark images).
 
 A URL names a host; the host resolves to addresses; only the address is judged, so every spelling of
 loopback (`[::1]`, `0x7f000001`, `2130706433`, a name that resolves to 127.0.0.1) is caught the same way.
-The address judged is the address connected to: `PinnedBackend` resolves and judges inside httpcore's
-`connect_tcp` and connects to that address itself, so DNS cannot answer differently between the check
-and the connection (no rebinding window). Redirects are never followed (httpcore does not follow them).
+The address judged is the address connected to, so DNS cannot answer differently between the check and
+the connection (no rebinding window): the webhook dispatcher's client connects to what `resolve` returned
+(services/webhooks/sender.py); `PinnedBackend` does the same inside httpcore's `connect_tcp` (the
+recorder's watermark images). Redirects are never followed by either.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     apps = AppDirectory(
         LicenceServiceStub(runtime.channel(ServiceName.LICENCE)), ttl_s=settings.app_cache_ttl_s
     )
-    intake = Intake(store, apps, policy, queued=dispatcher.offer)
+    intake = Intake(store, apps, policy, dispatcher)
 
     # Every topic but the dispatcher's own (an endpoint fed its outcomes would feed itself), through one
     # consumer: one group to join at start, one to leave at stop.
@@ -73,13 +73,17 @@ def build(runtime: ServiceRuntime) -> WebhookService:
         max_wait_ms=MAX_WAIT_MS,
     )
 
+    def endpoints_changed() -> None:
+        intake.endpoints_changed()
+        dispatcher.endpoints_changed()
+
     runtime.grpc.add_servicer(
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
         WebhookServicer(
             store,
             apps,
             queued=dispatcher.wake,
-            endpoints_changed=intake.endpoints_changed,
+            endpoints_changed=endpoints_changed,
             secret_rotated=dispatcher.forget_secrets,
         ),
         webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"],

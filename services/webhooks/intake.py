@@ -5,7 +5,6 @@ before the event's offset is committed. An event handled twice writes nothing th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core.events import Envelope, RawEvent
 from services.webhooks import bodies
 from services.webhooks.apps import AppDirectory, AppInfo
+from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.policy import RetryPolicy
 from services.webhooks.store import (
     CLOUDEVENTS,
+    PENDING,
     SEED_KINDS,
     NewDelivery,
     WebhookStore,
@@ -63,13 +64,12 @@ class Intake:
         store: WebhookStore,
         apps: AppDirectory,
         policy: RetryPolicy,
-        *,
-        queued: Callable[[list[tuple[str, str]]], None],
+        dispatcher: Dispatcher,
     ) -> None:
         self._store = store
         self._apps = apps
         self._policy = policy
-        self._queued = queued
+        self._dispatcher = dispatcher
         self._subscribed: set[str] = set()
         self._seed_endpoints: dict[str, tuple[float, Row[Any] | None]] = {}
         self._subscribed_at = float("-inf")
@@ -86,25 +86,29 @@ class Intake:
 
     async def on_events(self, events: list[RawEvent]) -> None:
         """Write the deliveries a batch of facts makes in one transaction (the batch's offsets are
-        committed once it is written), then offer their queues to the dispatcher."""
+        committed once it is written), and hand them to the dispatcher's memory in it."""
         facts = [fact for fact in [await self._read(event) for event in events] if fact is not None]
         if not facts:
             return
         now = datetime.now(UTC)
         try:
-            async with self._store.begin() as connection:
-                new: list[NewDelivery] = []
-                for fact in facts:
-                    new.extend(await self._deliveries(connection, fact, now))
-                written = await self._store.enqueue_many(
-                    connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
+            async with self._dispatcher.writing:
+                async with self._store.begin() as connection:
+                    new: list[NewDelivery] = []
+                    for fact in facts:
+                        new.extend(await self._deliveries(connection, fact, now))
+                    written = await self._store.enqueue_many(
+                        connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
+                    )
+                    taken = await self._dispatcher.hold(connection, written, new, now)
+                # Committed, and still under the lock: no outcome was settled since `hold` counted.
+                self._dispatcher.take(
+                    taken, {(row.endpoint_id, row.ordering_key) for row in written if row.status == PENDING}
                 )
         except BaseException:
             # Endpoints remembered from a transaction that did not commit may not exist.
             self._seed_endpoints.clear()
             raise
-        if written:
-            self._queued([(row.endpoint_id, row.ordering_key) for row in written])
 
     async def _read(self, raw: RawEvent) -> Fact | None:
         """The fact decoded with the app it concerns, or None when it makes no delivery."""
@@ -183,6 +187,7 @@ class Intake:
                         disabled_reason=""
                         if endpoint.enabled
                         else f"endpoint disabled: {endpoint.disabled_reason}",
+                        kind=callback.kind,
                     )
                 )
         if subscribed and biz_name:
@@ -205,6 +210,7 @@ class Intake:
                         biz_request_id=envelope.id,
                         body=body,
                         event_time=happened,
+                        kind=CLOUDEVENTS,
                     )
                 )
         return new

@@ -162,6 +162,8 @@ class NewDelivery:
     event_time: datetime
     # Why the endpoint takes nothing now: the delivery is written dead-lettered at once.
     disabled_reason: str = ""
+    # The endpoint's kind ("record", "room_status", "cloudevents"), for a dispatcher that holds it.
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,6 @@ class Claim:
     # Saving an attempt needs it: a lease that ran out and was taken by another is not overwritten.
     lease_token: str
     kind: str
-    url: str
-    endpoint_enabled: bool
     event_id: str
     event_type: str
     biz_request_id: str
@@ -427,9 +427,10 @@ class WebhookStore:
         first_attempt_at: datetime,
         now: datetime,
     ) -> list[Row[Any]]:
-        """Write deliveries in the caller's transaction, in their order, in one statement; the
-        (delivery_id, endpoint_id, ordering_key) of those written. An (endpoint, event) known already (the
-        event came again) writes nothing; to a disabled endpoint a delivery is written dead-lettered."""
+        """Write deliveries in the caller's transaction, in their order, in one statement; the (id,
+        delivery_id, endpoint_id, ordering_key, event_id, status) of those written. An (endpoint, event) known
+        already (the event came again) writes nothing; to a disabled endpoint a delivery is written
+        dead-lettered."""
         if not new:
             return []
         values = [
@@ -459,12 +460,72 @@ class WebhookStore:
         statement = (
             insert(deliveries)
             .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-            .returning(deliveries.c.delivery_id, deliveries.c.endpoint_id, deliveries.c.ordering_key)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.delivery_id,
+                deliveries.c.endpoint_id,
+                deliveries.c.ordering_key,
+                deliveries.c.event_id,
+                deliveries.c.status,
+            )
         )
         return list(await connection.execute(statement, values))
 
     def begin(self) -> Any:
         return self._engine.begin()
+
+    @staticmethod
+    async def pending_counts(
+        connection: AsyncConnection, queues: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """How many deliveries of each (endpoint, key) are pending, in the caller's transaction: whether
+        the ones a dispatcher holds in memory are all there are."""
+        if not queues:
+            return {}
+        wanted = set(queues)
+        counted = await connection.execute(
+            select(deliveries.c.endpoint_id, deliveries.c.ordering_key, func.count().label("pending"))
+            .where(
+                deliveries.c.endpoint_id.in_({endpoint_id for endpoint_id, _ in queues}),
+                deliveries.c.ordering_key.in_({ordering_key for _, ordering_key in queues}),
+                deliveries.c.status == PENDING,
+            )
+            .group_by(deliveries.c.endpoint_id, deliveries.c.ordering_key)
+        )
+        return {
+            (row.endpoint_id, row.ordering_key): int(row.pending)
+            for row in counted
+            if (row.endpoint_id, row.ordering_key) in wanted
+        }
+
+    @staticmethod
+    async def lease_new(connection: AsyncConnection, ids: Sequence[int], token: str, until: datetime) -> None:
+        """Lease deliveries written in the caller's transaction (nobody else can have seen them)."""
+        if ids:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids))
+                .values(lease_until=until, lease_owner=token)
+            )
+
+    async def renew(self, tokens: Sequence[str], until: datetime) -> None:
+        """Extend the leases held under `tokens` (deliveries a dispatcher holds in memory, waiting their
+        turn) so that no other replica takes them while this one lives."""
+        if not tokens:
+            return
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.lease_owner.in_(tokens), deliveries.c.status == PENDING)
+                .values(lease_until=until)
+            )
+
+    async def endpoint_target(self, endpoint_id: str) -> Row[Any] | None:
+        """The endpoint's kind, URL and whether it is enabled; None when it was deleted."""
+        async with self._engine.connect() as connection:
+            return (
+                await connection.execute(select(endpoints).where(endpoints.c.endpoint_id == endpoint_id))
+            ).first()
 
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Claim]:
         """Lease up to `limit` due deliveries, each the oldest pending one of its (endpoint, key): the
@@ -535,6 +596,9 @@ class WebhookStore:
         # Another replica may have leased some since they were chosen: the lease is tested again here. Each
         # lease has its own token, so a delivery this process already holds is never handed out twice.
         token = str(uuid.uuid4())
+        # Nor while another delivery of its queue is leased: a dispatcher holds a queue's deliveries in
+        # memory behind the one it attempts, and a redelivered older one must not go beside them.
+        held = deliveries.alias("held")
         await connection.execute(
             update(deliveries)
             .where(
@@ -542,11 +606,20 @@ class WebhookStore:
                 deliveries.c.status == PENDING,
                 deliveries.c.next_attempt_at <= now,
                 self._lease_free(now),
+                ~exists().where(
+                    and_(
+                        held.c.endpoint_id == deliveries.c.endpoint_id,
+                        held.c.ordering_key == deliveries.c.ordering_key,
+                        held.c.status == PENDING,
+                        held.c.id != deliveries.c.id,
+                        held.c.lease_until >= now,
+                    )
+                ),
             )
             .values(lease_until=now + lease, lease_owner=token)
         )
         rows = await connection.execute(
-            select(deliveries, endpoints.c.kind, endpoints.c.url, endpoints.c.enabled)
+            select(deliveries, endpoints.c.kind)
             .join(endpoints, endpoints.c.endpoint_id == deliveries.c.endpoint_id, isouter=True)
             .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == token)
             .order_by(deliveries.c.id)
@@ -560,8 +633,6 @@ class WebhookStore:
                 ordering_key=row.ordering_key,
                 lease_token=token,
                 kind=row.kind or "",
-                url=row.url or "",
-                endpoint_enabled=bool(row.enabled),
                 event_id=row.event_id,
                 event_type=row.event_type,
                 biz_request_id=row.biz_request_id,
@@ -572,12 +643,22 @@ class WebhookStore:
             for row in rows
         ]
 
-    async def record(self, records: Sequence[AttemptRecord]) -> None:
-        """Save attempts and their verdicts with their facts, in one transaction; their leases end. An
-        attempt whose lease ran out and was taken by another meanwhile changes nothing but its log."""
+    async def record(self, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()) -> None:
+        """Save attempts and their verdicts with their facts, in one transaction; their leases end, and
+        those of `release` (deliveries held behind one that waits for a retry now). An attempt whose lease
+        ran out and was taken by another meanwhile changes nothing but its log."""
         if not records:
             return
         async with self._engine.begin() as connection:
+            if release:
+                await connection.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == bindparam("held"), deliveries.c.lease_owner == bindparam("token")
+                    )
+                    .values(lease_until=None, lease_owner=None),
+                    [{"held": claim.id, "token": claim.lease_token} for claim in release],
+                )
             await connection.execute(
                 attempts.insert(),
                 [

@@ -176,3 +176,20 @@ async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> N
     # Dead-lettered: the room moves on.
     assert [c.event_id for c in await store.claim_due(retry_at, 10, LEASE)] == ["c2"]
     assert await store.redeliver("biz1", None, retry_at) == 1
+
+
+async def test_a_delivery_is_not_claimed_beside_a_leased_one_of_its_queue(engine: AsyncEngine) -> None:
+    """A dispatcher holds a queue's deliveries leased in memory; a dead letter of that queue redelivered
+    meanwhile (older than them) waits until the queue is free rather than going beside them."""
+    store = store_on(engine)
+    await enqueue(store, delivery("h1", "H"), delivery("h2", "H"))
+    (h1,) = await store.claim_due(NOW, 10, LEASE)
+    await store.record([AttemptRecord(h1, 1, NOW, 5, 500, Outcome.DEAD_LETTERED, "HTTP 500", None)])
+    (h2,) = await store.claim_heads([("ep_1", "H")], NOW, LEASE)
+    assert await store.redeliver("biz1", None, NOW) == 1
+    async with store.begin() as connection:
+        assert await store.pending_counts(connection, [("ep_1", "H"), ("ep_2", "H")]) == {("ep_1", "H"): 2}
+    assert await store.claim_due(NOW, 10, LEASE) == []
+    assert await store.claim_heads([("ep_1", "H")], NOW, LEASE) == []
+    await store.record([delivered(h2)])
+    assert [c.event_id for c in await store.claim_due(NOW, 10, LEASE)] == ["h1"]
