@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.core.events import EventPublisher, StagedEvent
 from services.core.topics import Topic
+from services.core.waiting import woken_or_timed_out
 
 log = structlog.get_logger(__name__)
 
@@ -141,10 +142,7 @@ class Outbox:
 
     async def _relay(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-            except TimeoutError:
-                pass
+            await woken_or_timed_out(self._wake, self._poll_interval_s)
             self._wake.clear()
             try:
                 await self.publish_pending()

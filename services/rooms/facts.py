@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from services.core.events import EventPublisher, StagedEvent
+from services.core.waiting import woken_or_timed_out
 from services.rooms.changes import Change, change_key, change_topic
 
 log = structlog.get_logger(__name__)
@@ -127,10 +128,7 @@ class FactRelay:
     async def _relay(self) -> None:
         pause_s = _FIRST_PAUSE_S
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await woken_or_timed_out(self._wake, POLL_INTERVAL_S)
             self._wake.clear()
             try:
                 await self.publish_staged()

@@ -32,6 +32,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.core.errors import ParleyError
+from services.core.waiting import woken_or_timed_out
 from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import Outcome, RetryPolicy, Verdict
 from services.webhooks.sender import AttemptResult, WebhookSender
@@ -272,11 +273,7 @@ class Dispatcher:
                 log.warning("claim_failed", exc_info=True)
             if (self._offers or self._ready) and self._free():
                 continue
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that comes as the
-            # wait ends (a wake-up just before stop), and stop() then waits for this loop forever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_INTERVAL_S):
-                    await self._wake.wait()
+            await woken_or_timed_out(self._wake, POLL_INTERVAL_S)
 
     async def _renew(self) -> None:
         """Extend the leases of what memory holds, three times per lease."""
