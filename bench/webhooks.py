@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from parley.licence.v1 import licence_pb2  # noqa: E402
 from parley.rooms.v1 import events_pb2 as room_events  # noqa: E402
 from platform_process import percentiles_ms  # noqa: E402
+from process_cpu import stat_cpu_seconds  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from services.cli.webhook_commands import read_body  # noqa: E402
@@ -55,7 +56,6 @@ from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "webhooks.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Receiver:
@@ -90,11 +90,6 @@ class Receiver:
         self.requests += 1
         self.answered.setdefault(biz_request_id, time.time())
         self._answer.set()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
@@ -182,7 +177,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             async with asyncio.timeout(120):
                 await receiver.wait_for(warm)
             pid = platform["webhooks"].process.pid  # type: ignore[union-attr]
-            cpu_before = cpu_seconds(pid)
+            cpu_before = stat_cpu_seconds(pid)
             sent: dict[str, float] = {}
             per_room = int(rate * seconds / rooms)
             interval = rooms / rate
@@ -206,7 +201,7 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str) -> dict[
             async with asyncio.timeout(600):
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
-            cpu = cpu_seconds(pid) - cpu_before
+            cpu = stat_cpu_seconds(pid) - cpu_before
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
         broker.stop()
