@@ -3,6 +3,7 @@ one run, the servers' CPU time read from /proc (utime + stime of every thread) a
 
     .venv/bin/python bench/join_cpu.py [--layouts 1x200 100x2] [--concurrency 20] [--repeat 1]
                                        [--servers parley janus janus-notify] [--output FILE]
+                                       [--profile DIR]
 
 A layout RxN is R rooms of N clients. Each server starts afresh for each layout and repeat, the servers
 take turns, and rooms are made before the window, by the operator API (Parley) or the VideoRoom `create`
@@ -22,7 +23,9 @@ that follows the joins (Parley's facts on Kafka and their consumers). Idle CPU i
 window, over `IDLE_S`, and reported beside the figures: `cpu_ms_per_join` counts everything in the window,
 `above_idle_ms_per_join` takes each process's idle rate times the window away.
 
-Writes bench/results/join_cpu.json (machine, date and load average in it).
+Writes bench/results/join_cpu.json (machine, date and load average in it). `--profile DIR` records each
+Parley process with `py-spy record --format raw` during its windows (py-spy installed in the venv for that
+run only; a profiled run's figures are not results); `relay/stacks.py FILE` sums a file by function.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -274,7 +279,34 @@ async def janus_videoroom(layout: Layout, notify_joining: bool) -> AsyncIterator
 # The run.
 
 
-async def measure(server: Server, layout: Layout, concurrency: int, notifications: int) -> dict[str, Any]:
+def profiling(pids: dict[str, int], folder: Path | None, label: str) -> list[subprocess.Popen[bytes]]:
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "100",
+                "--nonblocking", "--format", "raw", "--output", str(folder / f"{label}-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    ]  # fmt: skip
+
+
+def stop_profiling(recorders: list[subprocess.Popen[bytes]]) -> None:
+    for recorder in recorders:
+        # py-spy writes its file when interrupted.
+        recorder.send_signal(signal.SIGINT)
+    for recorder in recorders:
+        recorder.wait(30)
+
+
+async def measure(
+    server: Server, layout: Layout, concurrency: int, notifications: int, profile: Path | None, label: str
+) -> dict[str, Any]:
     heard = Heard(expected=notifications)
     if notifications == 0:
         heard.all_heard.set()
@@ -290,6 +322,7 @@ async def measure(server: Server, layout: Layout, concurrency: int, notification
         async with in_flight:
             await join()
 
+    recorders = profiling(server.pids, profile, label)
     before, client_before, started = cpu_of(everyone), stat_cpu_seconds(me), time.monotonic()
     await asyncio.gather(*(limited(join) for join in joins))
     joined_s = time.monotonic() - started
@@ -299,6 +332,7 @@ async def measure(server: Server, layout: Layout, concurrency: int, notification
     window_s = time.monotonic() - started
     used = cpu_between(before, cpu_of(everyone))
     client_cpu_s = stat_cpu_seconds(me) - client_before
+    stop_profiling(recorders)
     await server.finish()
 
     def per_join_ms(seconds: float) -> float:
@@ -348,8 +382,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, start in servers(order, layout).items():
                 announced = name != "janus"
                 async with start() as server:
+                    notifications = layout.notifications if announced else 0
+                    label = f"{name}-{layout.name}-{repeat}"
                     figures = await measure(
-                        server, layout, args.concurrency, layout.notifications if announced else 0
+                        server, layout, args.concurrency, notifications, args.profile, label
                     )
                 figures.update(server=name, layout=layout.name, repeat=repeat, load_average=os.getloadavg())
                 print(json.dumps(figures), flush=True)
@@ -366,6 +402,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--note", default="")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "join_cpu.json")
+    parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
     result = asyncio.run(run(args))
     args.output.write_text(json.dumps(result, indent=2) + "\n")
