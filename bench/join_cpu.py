@@ -4,6 +4,7 @@ one run, the servers' CPU time read from /proc (utime + stime of every thread) a
     .venv/bin/python bench/join_cpu.py [--layouts 1x200 100x2] [--concurrency 20] [--repeat 1]
                                        [--servers parley janus janus-notify] [--output FILE]
                                        [--profile DIR]
+    .venv/bin/python bench/join_cpu.py --table [JSON ...]   # medians of the repeats, per layout and server
 
 A layout RxN is R rooms of N clients. Each server starts afresh for each layout and repeat, the servers
 take turns, and rooms are made before the window, by the operator API (Parley) or the VideoRoom `create`
@@ -35,6 +36,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -394,6 +396,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def table(paths: list[Path]) -> None:
+    """Medians over the repeats of each file's runs: CPU per join, above idle, and per process."""
+    print("| file | layout | server | repeats | CPU ms per join | above idle | by process (ms per join) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for path in paths:
+        runs = json.loads(path.read_text())["runs"]
+        for layout in dict.fromkeys(run["layout"] for run in runs):
+            for server in dict.fromkeys(run["server"] for run in runs):
+                chosen = [run for run in runs if (run["layout"], run["server"]) == (layout, server)]
+                if not chosen:
+                    continue
+                processes = {
+                    name: statistics.median(run["by_process_ms_per_join"][name] for run in chosen)
+                    for name in chosen[0]["by_process_ms_per_join"]
+                }
+                processes.update(
+                    {
+                        f"({name})": statistics.median(run["apart_ms_per_join"][name] for run in chosen)
+                        for name in chosen[0]["apart_ms_per_join"]
+                    }
+                )
+                split = ", ".join(f"{name} {ms:.2f}" for name, ms in processes.items() if len(processes) > 1)
+                print(
+                    f"| {path.name} | {layout} | {server} | {len(chosen)} "
+                    f"| {statistics.median(run['cpu_ms_per_join'] for run in chosen):.2f} "
+                    f"| {statistics.median(run['above_idle_ms_per_join'] for run in chosen):.2f} | {split} |"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--layouts", nargs="+", default=["1x200", "100x2"])
@@ -403,7 +434,11 @@ def main() -> None:
     parser.add_argument("--note", default="")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "join_cpu.json")
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--table", type=Path, nargs="*")
     args = parser.parse_args()
+    if args.table is not None:
+        table(args.table or [args.output])
+        return
     result = asyncio.run(run(args))
     args.output.write_text(json.dumps(result, indent=2) + "\n")
 
