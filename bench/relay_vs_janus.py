@@ -39,13 +39,13 @@ sys.path.insert(0, str(ROOT))
 
 import uvloop  # noqa: E402
 from machine import machine  # noqa: E402
+from process_cpu import stat_cpu_seconds  # noqa: E402
 from relay.loadgen import Clip, Publisher, Subscriber, analyse, encode_clip, percentile, wait_until  # noqa: E402
 from relay.sfus import JanusVideoRoom, ParleyRelay, Sfu  # noqa: E402
 
 SFU_CPUS = {1}
 DEFAULT_OUTPUT = HERE / "results" / "relay_vs_janus.json"
 GENERATOR_CPUS = {0}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -58,11 +58,6 @@ def cpu_seconds(pid: int) -> float:
         except (OSError, ValueError):
             continue
     return total / 1e9
-
-
-def stat_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def rss_mib(pid: int) -> float:

@@ -1,12 +1,14 @@
 """Join latency and throughput (issue #4): N users connect over WebSocket and join rooms at once, on a real
 `parley up`. Each room is created by a host first; the joiners are spread over rooms of at most 8.
 
-    .venv/bin/python bench/room_join.py [--clients 10 50 100] [--stores memory redis]
+    .venv/bin/python bench/room_join.py [--clients 10 50 100] [--stores memory redis redis-standby]
 
 A join's latency is from sending `join_room` to its response; throughput is joins answered per second
-of the burst. Writes bench/results/room_join.json; with `--stores`, the same bursts on a platform per
-room store (PARLEY_ROOMS__STORE; Redis at 127.0.0.1:6379 under a prefix of the run's own, deleted after)
-in one run, to bench/results/room_join_stores.json (issue #16).
+of the burst. Writes bench/results/room_join.json; with `--stores`, the same bursts in one run on a
+platform per room store, to bench/results/room_join_stores.json (issue #16): the seven services as
+processes (`platform_process.parley_processes`) with the in-process store, with the Redis store
+(127.0.0.1:6379, under a prefix of the run's own, deleted after), and with the Redis store and a second
+room manager standing by, the gateway given both room managers' addresses.
 """
 
 from __future__ import annotations
@@ -15,20 +17,19 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
-import uuid
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine
-from platform_process import percentiles_ms, running_platform
+from platform_process import parley_processes, percentiles_ms, running_platform
 
 ROOM_SIZE = 8
 SETUP_CONCURRENCY = 10
@@ -109,24 +110,21 @@ async def measure(url: str, sizes: list[int]) -> list[dict[str, Any]]:
     return [await burst(url, clients, run) for run, clients in enumerate(sizes)]
 
 
-def on_store(store: str, sizes: list[int]) -> list[dict[str, Any]]:
-    prefix = f"bench:{uuid.uuid4().hex}:"
-    env = {"PARLEY_ROOMS__STORE": store, "PARLEY_ROOMS__REDIS_PREFIX": prefix}
-    try:
-        with running_platform(env) as url:
-            return asyncio.run(measure(url, sizes))
-    finally:
-        if store == "redis":
-            client = redis.Redis()
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
-            client.close()
+# Each `--stores` choice: the room store, and whether a second room manager stands by.
+STORES = {"memory": ("memory", False), "redis": ("redis", False), "redis-standby": ("redis", True)}
+
+
+async def on_store(choice: str, sizes: list[int]) -> list[dict[str, Any]]:
+    store, standby = STORES[choice]
+    with tempfile.TemporaryDirectory() as data_dir:
+        async with parley_processes(Path(data_dir), store=store, standby_room_manager=standby) as parley:
+            return await measure(parley.http_url, sizes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, nargs="+", default=[10, 50, 100])
-    parser.add_argument("--stores", nargs="+", choices=["memory", "redis"])
+    parser.add_argument("--stores", nargs="+", choices=list(STORES))
     args = parser.parse_args()
     result: dict[str, Any] = {
         "benchmark": "join_room latency and throughput, N users joining at once",
@@ -135,10 +133,11 @@ def main() -> None:
     }
     if args.stores:
         result["note"] = (
-            "one room manager per platform; wall-clock latency on a 2-core machine shared with other "
-            "work, so compare stores within this run only"
+            "the seven services as processes per store; redis-standby: a second room manager on the same "
+            "Redis store standing by, the gateway given both addresses; wall-clock latency on a 2-core "
+            "machine shared with other work, so compare stores within this run only"
         )
-        result["by_store"] = {store: on_store(store, args.clients) for store in args.stores}
+        result["by_store"] = {store: asyncio.run(on_store(store, args.clients)) for store in args.stores}
         name = "room_join_stores.json"
     else:
         with running_platform() as url:

@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from parley.licence.v1 import licence_pb2  # noqa: E402
 from parley.rooms.v1 import events_pb2 as room_events  # noqa: E402
 from platform_process import percentiles_ms  # noqa: E402
+from process_cpu import main_thread_cpu_seconds, stat_cpu_seconds  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from services.cli.webhook_commands import read_body  # noqa: E402
@@ -59,7 +60,6 @@ from tests.postgres import fresh_database_url  # noqa: E402
 from tests.testing import Instance, start_platform  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "webhooks.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Receiver:
@@ -94,17 +94,6 @@ class Receiver:
         self.requests += 1
         self.answered.setdefault(biz_request_id, time.time())
         self._answer.set()
-
-
-def cpu_seconds(stat_path: Path) -> float:
-    fields = stat_path.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def loop_thread_cpu_seconds(pids: list[int]) -> float:
-    """User+system time of the dispatchers' main threads (tid == pid), where their event loops run; the
-    rest of a process's time is its other threads' (aiosqlite's one per connection, gRPC's)."""
-    return sum(cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")) for pid in pids)
 
 
 async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str, Any]:
@@ -187,8 +176,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str, replicas
                 await receiver.wait_for(warm)
             keys = ["webhooks", *(f"webhooks-{index}" for index in range(2, replicas + 1))]
             pids = [platform[key].process.pid for key in keys]  # type: ignore[union-attr]
-            cpu_before = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids)
-            loop_before = loop_thread_cpu_seconds(pids)
+            cpu_before = sum(stat_cpu_seconds(pid) for pid in pids)
+            loop_before = sum(main_thread_cpu_seconds(pid) for pid in pids)
             sent: dict[str, float] = {}
             per_room = int(rate * seconds / rooms)
             interval = rooms / rate
@@ -212,8 +201,8 @@ async def run(rate: int, rooms: int, seconds: float, database_url: str, replicas
             async with asyncio.timeout(600):
                 await receiver.wait_for(sent)
             drained_s = time.monotonic() - started
-            cpu = sum(cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids) - cpu_before
-            loop = loop_thread_cpu_seconds(pids) - loop_before
+            cpu = sum(stat_cpu_seconds(pid) for pid in pids) - cpu_before
+            loop = sum(main_thread_cpu_seconds(pid) for pid in pids) - loop_before
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
     server.should_exit = True

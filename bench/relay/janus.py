@@ -8,11 +8,15 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from services.core.embedded_broker import free_port
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = "/usr/lib/x86_64-linux-gnu/janus"
@@ -120,16 +124,29 @@ def start(folder: Path, http_port: int, cpus: set[int]) -> subprocess.Popen[byte
     raise SystemExit("janus did not answer on its HTTP port")
 
 
+def start_on_free_port(folder: Path, cpus: set[int]) -> tuple[subprocess.Popen[bytes], int]:
+    """`start` on a free port; the process and its HTTP port. Once in a while Janus exited at start-up
+    here, its log gone with the run's folder; a fresh port and a second try cost little next to a run."""
+    for attempt in range(3):
+        port = free_port()
+        try:
+            return start(folder, port, cpus), port
+        except SystemExit as error:
+            print(f"janus start attempt {attempt + 1} failed: {error}", file=sys.stderr)
+    raise SystemExit("janus did not start")
+
+
 class JanusError(RuntimeError):
     pass
 
 
 class JanusSession:
     """One Janus session over the HTTP transport; plugin events are long-polled and matched to their
-    request by transaction."""
+    request by transaction; `on_event` hears the others (a room's notifications)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=30)
+        self._on_event = on_event
         self._transactions = (f"t{n}" for n in itertools.count())
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._session = 0
@@ -159,6 +176,8 @@ class JanusSession:
                 future = self._pending.pop(str(event.get("transaction")), None)
                 if future is not None and not future.done():
                     future.set_result(event)
+                elif future is None and self._on_event is not None:
+                    self._on_event(event)
 
     async def attach(self) -> int:
         reply = await self._request(

@@ -176,17 +176,7 @@ class JanusVideoRoom:
         return self._process.pid
 
     async def start(self) -> None:
-        # Once in a while Janus exited at start-up here, its log gone with the run's folder; a fresh port
-        # and a second try cost little next to a whole run.
-        for attempt in range(3):
-            port = free_port()
-            try:
-                self._process = await asyncio.to_thread(janus.start, self._folder, port, self._cpus)
-                break
-            except SystemExit as error:
-                print(f"janus start attempt {attempt + 1} failed: {error}", file=sys.stderr)
-        else:
-            raise SystemExit("janus did not start")
+        self._process, port = await asyncio.to_thread(janus.start_on_free_port, self._folder, self._cpus)
         self._session = janus.JanusSession(f"http://127.0.0.1:{port}")
         await self._session.open()
         self._admin = await self._session.attach()

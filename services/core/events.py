@@ -204,6 +204,13 @@ def _group_options(
     }
 
 
+async def _undecoded(message: KafkaMessage) -> KafkaMessage:
+    """A subscriber's decoder handing its handler the message itself. A handler that takes it by the
+    `KafkaMessage` annotation instead has FastStream resolve that annotation in a worker thread, a thread
+    hop for every message consumed."""
+    return message
+
+
 class EventConsumer:
     """Routes the events of one topic to handlers by `ce_type`, for one consumer group.
 
@@ -230,9 +237,11 @@ class EventConsumer:
         # Several topics share one Kafka consumer and one group join (the webhook dispatcher reads them all).
         topics = (topic,) if isinstance(topic, Topic) else tuple(topic)
         self._topics = ",".join(t.value for t in topics)
-        broker.subscriber(*(t.value for t in topics), **_group_options(group_id, start_at, max_wait_ms))(
-            self._on_message
-        )
+        broker.subscriber(
+            *(t.value for t in topics),
+            decoder=_undecoded,
+            **_group_options(group_id, start_at, max_wait_ms),
+        )(self._on_message)
 
     def on(self, event_type: type[EventT]) -> Callable[[Callable[[EventT, Envelope], Awaitable[None]]], Any]:
         def register(handler: Callable[[EventT, Envelope], Awaitable[None]]) -> Any:
@@ -241,7 +250,8 @@ class EventConsumer:
 
         return register
 
-    async def _on_message(self, message: KafkaMessage) -> None:
+    async def _on_message(self, message: Any) -> None:
+        """`message` is the KafkaMessage itself (`_undecoded`)."""
         headers = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in message.headers.items()}
         topic = str(getattr(message.raw_message, "topic", self._topics))
         envelope = _envelope(headers, getattr(message.raw_message, "key", None), topic)
@@ -292,10 +302,12 @@ class EventBatchConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=max_wait_ms,
+            decoder=_undecoded,
             **_group_options(group_id, start_at, max_wait_ms),
         )(self._on_batch)
 
-    async def _on_batch(self, message: KafkaMessage) -> None:
+    async def _on_batch(self, message: Any) -> None:
+        """`message` is the KafkaMessage of the batch itself (`_undecoded`)."""
         records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
         events = []
         for record in records:

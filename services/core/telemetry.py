@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 
 def service_resource_name(service: str) -> str:
@@ -21,10 +22,14 @@ def service_resource_name(service: str) -> str:
 def create_tracer_provider(
     service: str, *, exporter: SpanExporter | None = None, set_global: bool = True
 ) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service_resource_name(service)}))
+    resource = Resource.create({"service.name": service_resource_name(service)})
+    exporting = exporter is not None or bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    # Spans nobody exports are not recorded: ids are still made and propagated (logs carry them), but a
+    # span's attributes and events are not kept, which every request and push paid for before.
+    provider = TracerProvider(resource=resource, sampler=None if exporting else ALWAYS_OFF)
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    elif exporting:
         # Imported here: the exporter pulls in its own gRPC stubs, which only deployments that trace need.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 

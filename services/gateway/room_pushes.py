@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 
 from services.gateway.p2p_commands import signal_event_data
-from services.gateway.protocol import CloseCode, push
+from services.gateway.protocol import CloseCode, encode, push
 from services.gateway.record_commands import record_over_data
 from services.gateway.sessions import SessionTable
 
@@ -138,6 +138,9 @@ class SessionDeliveryServicer(delivery_pb2_grpc.SessionDeliveryServicer):
         self, request: delivery_pb2.DeliverRequest, context: grpc.aio.ServicerContext
     ) -> delivery_pb2.DeliverResponse:
         missing: dict[str, None] = {}
+        # A push to everyone in a room comes once per recipient: it is put into words and encoded once,
+        # by its bytes (None: a kind this gateway does not know).
+        encoded: dict[bytes, str | None] = {}
         for delivery in request.deliveries:
             session = self._sessions.get(delivery.session_id)
             if session is None or session.connection_id != delivery.connection_id or session.closing:
@@ -146,10 +149,14 @@ class SessionDeliveryServicer(delivery_pb2_grpc.SessionDeliveryServicer):
             if delivery.push.WhichOneof("push") == "session_taken_over":
                 session.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
                 continue
-            event = event_of(delivery.push)
-            if event is None:
+            key = delivery.push.SerializeToString()
+            if key not in encoded:
+                event = event_of(delivery.push)
+                encoded[key] = encode(event) if event is not None else None
+            text = encoded[key]
+            if text is None:
                 # A push of a newer room manager that this gateway cannot put into words.
                 log.warning("push_unknown", kind=delivery.push.WhichOneof("push"), session_id=session.id)
                 continue
-            session.push(event)
+            session.push(text)
         return delivery_pb2.DeliverResponse(missing_connection_ids=list(missing))

@@ -53,8 +53,8 @@ class Session:
         self.close_request: CloseRequest | None = None
         # The client said `disconnect`: its session has ended, not merely lost its connection.
         self.ended = False
-        # Pushes held back while `connect` is answered, so that the response comes first.
-        self._held: list[dict[str, Any]] | None = None
+        # Pushes (encoded) held back while `connect` is answered, so that the response comes first.
+        self._held: list[str] | None = None
         self._outbound_limit = outbound_limit
         # Unbounded as a data structure; `send` keeps it at `outbound_limit` messages, so the close request
         # always fits behind them.
@@ -67,6 +67,9 @@ class Session:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue `message`; never waits. Dropped once the session is closing."""
+        self._send_text(encode(message))
+
+    def _send_text(self, text: str) -> None:
         if self.close_request is not None:
             return
         if self._outbox.qsize() >= self._outbound_limit:
@@ -75,22 +78,23 @@ class Session:
                 self._outbox.get_nowait()
             self.close(CloseCode.TRY_AGAIN_LATER, "outbound queue full: the client reads too slowly")
             return
-        self._outbox.put_nowait(encode(message))
+        self._outbox.put_nowait(text)
 
     def hold_pushes(self) -> None:
         self._held = []
 
-    def push(self, message: dict[str, Any]) -> None:
-        """Queue a push, or hold it while pushes are held."""
+    def push(self, text: str) -> None:
+        """Queue a push already encoded (`encode`: one push to many sessions is encoded once), or hold
+        it while pushes are held."""
         if self._held is not None:
-            self._held.append(message)
+            self._held.append(text)
         else:
-            self.send(message)
+            self._send_text(text)
 
     def release_pushes(self) -> None:
         held, self._held = self._held, None
-        for message in held or ():
-            self.send(message)
+        for text in held or ():
+            self._send_text(text)
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been written; the first request wins."""

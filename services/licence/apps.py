@@ -17,7 +17,7 @@ import asyncio
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -45,6 +45,21 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
+# How long an app's verifying key, once read, serves signature checks: every `connect` of a user verifies a
+# signature, and reading the app from the database for each was most of this service's CPU per connect.
+# This process's own changes to an app (key rotated, app deleted) drop its entry at once; another licence
+# replica's are seen here at most this much later.
+VERIFYING_KEY_TTL = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class _VerifyingKey:
+    app_id: str
+    workspace_id: str
+    public_key: rsa.RSAPublicKey
+    read_at: datetime
+
+
 class Apps:
     def __init__(
         self, store: LicenceStore, master_key: keys.MasterKey, clock: Callable[[], datetime]
@@ -52,6 +67,8 @@ class Apps:
         self._store = store
         self._master_key = master_key
         self._clock = clock
+        # By bizName; apps that exist only (a bizName nobody has is read again every time).
+        self._verifying_keys: dict[str, _VerifyingKey] = {}
 
     async def create_app(self, name: str, settings: AppSettings) -> tuple[AppRecord, str]:
         """The new app and its private key (Base64 PKCS#8 DER), which Parley shows this once."""
@@ -113,6 +130,7 @@ class Apps:
             await _update_app(unit, biz_name, changes)
             rotated = replace(app, public_key=public_key, updated_at=changes.updated_at)
             await unit.stage(AppChanged(rotated, key_rotated=True))
+        self._verifying_keys.pop(biz_name, None)
         return rotated, keys.export_private_key(private_key)
 
     async def reveal_key(self, biz_name: str) -> tuple[AppRecord, str]:
@@ -130,6 +148,7 @@ class Apps:
             app = await require_app(unit, biz_name)
             await unit.delete_app(biz_name)
             await unit.stage(AppChanged(app, deleted=True))
+        self._verifying_keys.pop(biz_name, None)
         return app
 
     async def issue_signature(self, biz_name: str, uid: str, ttl: str) -> signatures.TemporarySignature:
@@ -155,20 +174,31 @@ class Apps:
 
     async def verify_signature(self, biz_name: str, uid: str, signature: str) -> VerifiedSignature:
         """Raises -102 with a reason saying which check failed; an unknown bizName is one of them."""
+        now = self._clock()
+        key = await self._verifying_key(biz_name, now)
+        expire_time_ms = signatures.verify(
+            key.public_key,
+            signature,
+            biz_name=biz_name,
+            app_id=key.app_id,
+            workspace_id=key.workspace_id,
+            uid=uid,
+            now_ms=_epoch_ms(now),
+        )
+        return VerifiedSignature(key.app_id, key.workspace_id, expire_time_ms)
+
+    async def _verifying_key(self, biz_name: str, now: datetime) -> _VerifyingKey:
+        known = self._verifying_keys.get(biz_name)
+        if known is not None and now - known.read_at < VERIFYING_KEY_TTL:
+            return known
         async with self._store.reading() as reads:
             app = await reads.find_app(biz_name)
         if app is None:
+            self._verifying_keys.pop(biz_name, None)
             raise SIGNATURE_UNKNOWN_APP(f"no app has bizName {biz_name!r}")
-        expire_time_ms = signatures.verify(
-            keys.load_public_key(app.public_key),
-            signature,
-            biz_name=biz_name,
-            app_id=app.app_id,
-            workspace_id=app.workspace_id,
-            uid=uid,
-            now_ms=_epoch_ms(self._clock()),
-        )
-        return VerifiedSignature(app.app_id, app.workspace_id, expire_time_ms)
+        key = _VerifyingKey(app.app_id, app.workspace_id, keys.load_public_key(app.public_key), now)
+        self._verifying_keys[biz_name] = key
+        return key
 
 
 async def require_app(reads: LicenceReads, biz_name: str) -> AppRecord:

@@ -124,9 +124,14 @@ def _calls_within(
     items: list[Outbound] = []
     request = delivery_pb2.DeliverRequest()
     size = 0
+    # A push to a whole room is one object queued for each participant: wrapped once.
+    wrapped: dict[int, delivery_pb2.Push] = {}
     for item in batch:
+        push = wrapped.get(id(item.push))
+        if push is None:
+            push = wrapped[id(item.push)] = push_message(item.push)
         delivery = delivery_pb2.Delivery(
-            session_id=item.session_id, connection_id=item.connection_id, push=push_message(item.push)
+            session_id=item.session_id, connection_id=item.connection_id, push=push
         )
         # A repeated field's element costs its bytes plus a tag and a length of at most 6 bytes together.
         cost = delivery.ByteSize() + 6

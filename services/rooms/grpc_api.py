@@ -191,7 +191,7 @@ class RoomSessionServicer(_ManagerApi, room_sessions_pb2_grpc.RoomSessionService
                 request.rtoken,
                 request.engine if request.HasField("engine") else None,
             )
-        return rooms_pb2.JoinRoomResponse(room=room.message())
+        return rooms_pb2.JoinRoomResponse(room=room.message(with_participants=False))
 
     async def LeaveRoom(
         self, request: rooms_pb2.LeaveRoomRequest, context: Context

@@ -174,23 +174,30 @@ class Room:
     def invitations(self) -> dict[str, dict[str, str]]:
         return self.state.invitations
 
-    def message(self) -> rooms_pb2.Room:
+    def message(self, *, with_participants: bool = True) -> rooms_pb2.Room:
+        """The room; without its participants where the caller needs only the room itself (a joiner is
+        sent them in its attendance list, and listing them for every join made each join cost the room's
+        size twice over)."""
         return rooms_pb2.Room(
             room_id=self.room_id,
             rtoken=self.rtoken,
             biz_name=self.biz_name,
             creator_uid=self.creator_uid,
             created_at=timestamp(self.state.created_at),
-            participants=self.attendance(without=""),
+            participants=self.attendance(without="") if with_participants else (),
             record=self.record,
             engine=self.engine,
             relay_address=self.relay_address,
         )
 
     def attendance(self, *, without: str) -> list[rooms_pb2.Participant]:
+        # The feeds by publisher in one pass over them, not one pass per participant.
+        feeds: dict[str, list[rooms_pb2.FeedRef]] = {}
+        for feed in self.state.feeds.values():
+            feeds.setdefault(feed.uid, []).append(feed.ref())
         # Seed 002 userType 0: an ordinary user (101 is mPaaS's playback robot, which Parley has not).
         return [
-            rooms_pb2.Participant(uid=uid, user_type=0, feeds=[feed.ref() for feed in self._feeds_of(uid)])
+            rooms_pb2.Participant(uid=uid, user_type=0, feeds=feeds.get(uid, ()))
             for uid in self.participants
             if uid != without
         ]

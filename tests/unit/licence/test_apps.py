@@ -9,6 +9,8 @@ import pytest
 
 from services.core.errors import INVALID_ARGUMENT
 from services.licence import errors, keys, signatures
+from services.licence.apps import VERIFYING_KEY_TTL
+from services.licence.keys import MasterKey
 from services.licence.licensing import Licensing
 from services.licence.records import AppChanged, AppCreated, AppRecord, AppSettings
 from tests.clock import FakeClock
@@ -109,6 +111,8 @@ async def test_rotating_the_key_stops_the_old_signatures_at_once(
     licensing: Licensing, store: StoreWithFacts, app: AppRecord, clock: FakeClock
 ) -> None:
     old = await licensing.apps.issue_signature(app.biz_name, "alice", "24h")
+    # Verified once, so that this process holds the old verifying key when the key is rotated.
+    await licensing.apps.verify_signature(app.biz_name, "alice", old.signature)
     clock.advance(timedelta(seconds=1))
     rotated, private_key_b64 = await licensing.apps.rotate_key(app.biz_name)
     assert rotated.public_key != app.public_key
@@ -122,6 +126,28 @@ async def test_rotating_the_key_stops_the_old_signatures_at_once(
         customer_key, app.biz_name, app.app_id, "default", "alice", new.expire_time_ms
     )
     assert store.facts[-1] == AppChanged(rotated, key_rotated=True)
+
+
+async def test_another_replicas_rotation_stops_the_old_signatures_here_once_the_kept_key_is_stale(
+    store: StoreWithFacts, master_key: MasterKey, licensing: Licensing, app: AppRecord, clock: FakeClock
+) -> None:
+    other_replica = Licensing(store, master_key, clock=clock.utc)
+    old = await licensing.apps.issue_signature(app.biz_name, "alice", "24h")
+    await licensing.apps.verify_signature(app.biz_name, "alice", old.signature)
+    await other_replica.apps.rotate_key(app.biz_name)
+    clock.advance(VERIFYING_KEY_TTL - timedelta(milliseconds=1))
+    await licensing.apps.verify_signature(app.biz_name, "alice", old.signature)
+    clock.advance(timedelta(milliseconds=1))
+    with refused(errors.SIGNATURE_MALFORMED):
+        await licensing.apps.verify_signature(app.biz_name, "alice", old.signature)
+
+
+async def test_a_deleted_apps_signatures_fail_at_once(licensing: Licensing, app: AppRecord) -> None:
+    issued = await licensing.apps.issue_signature(app.biz_name, "alice", "24h")
+    await licensing.apps.verify_signature(app.biz_name, "alice", issued.signature)
+    await licensing.apps.delete_app(app.biz_name)
+    with refused(errors.SIGNATURE_UNKNOWN_APP):
+        await licensing.apps.verify_signature(app.biz_name, "alice", issued.signature)
 
 
 async def test_the_key_is_revealed_again_as_it_was_answered(licensing: Licensing) -> None:

@@ -702,7 +702,9 @@ class JoinRoomResponse(_message.Message):
 
     ROOM_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def room(self) -> Global___Room: ...
+    def room(self) -> Global___Room:
+        """The room joined, without its participants: the joiner is sent them in its attendance list."""
+
     def __init__(
         self,
         *,
