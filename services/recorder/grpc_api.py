@@ -79,9 +79,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
             limit=request.limit,
         )
         return recorder_pb2.ListRecordingsResponse(
-            recordings=[
-                recording_file(job, file, self._files.location_of(job, file)) for job, file in page
-            ],
+            recordings=[recording_file(job, file, self._files.location_of(job, file)) for job, file in page],
             total=total,
         )
 
@@ -94,9 +92,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
     async def ReadRecordingFile(
         self, request: recorder_pb2.ReadRecordingFileRequest, context: Context
     ) -> recorder_pb2.ReadRecordingFileResponse:
-        data = await self._files.read_file(
-            request.biz_name, request.file_id, request.offset, request.length
-        )
+        data = await self._files.read_file(request.biz_name, request.file_id, request.offset, request.length)
         return recorder_pb2.ReadRecordingFileResponse(data=data)
 
     async def DeleteRecordingFiles(

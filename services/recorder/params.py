@@ -178,6 +178,7 @@ def parse_watermark_change(overlaps_json: str) -> tuple[Overlay, ...]:
     except (ParleyError, json.JSONDecodeError) as error:
         raise WATERMARK_FAILED(f"overlaps not acceptable: {getattr(error, 'message', error)}") from None
 
+
 def parse_record_param(record_param_json: str) -> RecordOptions:
     if not record_param_json:
         return RecordOptions()
