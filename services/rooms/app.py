@@ -158,6 +158,12 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     )
     sweeper: list[asyncio.Task[None]] = []
 
+    async def judge_relays() -> None:
+        """Leading now: the relays the previous leader heard from are placed on at once, and none is judged
+        dead before it had a lease to report here."""
+        manager.relays.lead()
+        manager.relays.learn(await store.share_relays([], settings.relay_lease_s))
+
     async def keep() -> None:
         kept_at = time.monotonic()
         while True:
@@ -207,6 +213,7 @@ def build(runtime: ServiceRuntime) -> RoomManager:
     # served again, before gRPC listens.
     runtime.on_start(store.lead)
     runtime.on_start(store.recover)
+    runtime.on_start(judge_relays)
     runtime.on_stop(store.resign)
     runtime.metrics.gauge("parley_rooms", "Live rooms", lambda: manager.rooms)
     runtime.metrics.gauge("parley_participants", "Participants in live rooms", lambda: manager.participants)

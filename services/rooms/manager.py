@@ -429,6 +429,7 @@ class RoomManager:
                     self._destroy(room)
                     continue
                 room.expire_negotiations(now)
+                room.leave_dead_relay()
                 for participant in list(room.participants.values()):
                     if gone(participant.session_id, room.room_id):
                         self._leave(room, participant.uid, ExitType.ABNORMAL)

@@ -54,6 +54,14 @@ class RelayPlacement:
         self._rooms: dict[str, str] = {}
         # Relays that registered or reported here since `heard` was last called.
         self._heard: set[str] = set()
+        self.lead()
+
+    def lead(self) -> None:
+        """This room manager starts serving (at start, or taking over from one that died): no relay is
+        judged dead for a lease from now. Until each relay has reported here, which it does within a
+        third of a lease, silence says nothing, and a room on a live relay would be moved (its streams
+        ended) because the report had not come yet."""
+        self._judging_from = self._clock() + self.lease_s
 
     def register(self, relay_id: str, address: str, capacity: int, load: RelayLoad) -> None:
         """A relay (new, or again after the lease ran out or the room manager restarted) serves."""
@@ -104,9 +112,12 @@ class RelayPlacement:
 
     def is_live(self, address: str) -> bool:
         """False for a relay that stopped reporting while others report: its rooms move. While no relay
-        reports, nothing better is known than the address a room has."""
+        reports, nothing better is known than the address a room has; nor for a lease after this room
+        manager started to serve (`lead`)."""
         self._expire()
-        return not self._relays or any(relay.address == address for relay in self._relays.values())
+        if not self._relays or self._clock() < self._judging_from:
+            return True
+        return any(relay.address == address for relay in self._relays.values())
 
     def release(self, room_id: str) -> None:
         self._rooms.pop(room_id, None)

@@ -613,9 +613,15 @@ class Room:
         feeds = self.state.feeds.values()
         return [(feed, feed.subscriptions[uid]) for feed in feeds if uid in feed.subscriptions]
 
-    def _place(self) -> str:
+    def leave_dead_relay(self) -> None:
+        """If the room's relay died, end the streams it had there now (the sweep calls this, so clients
+        are told without waiting for someone's next publish or subscribe); the next one places the room
+        on a live relay."""
         if self.state.relay_address and not self._context.relay_live(self.state.relay_address):
             self._leave_dead_relay()
+
+    def _place(self) -> str:
+        self.leave_dead_relay()
         if not self.state.relay_address:
             self.state.relay_address = self._context.place(self.room_id)
         return self.state.relay_address

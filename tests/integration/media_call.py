@@ -40,6 +40,12 @@ class MediaCall:
         await self.subscriber.close()
 
 
+async def packets_received(pc: RTCPeerConnection) -> int:
+    """RTP packets `pc` has received on all its tracks: media flows while this grows."""
+    stats = await pc.getStats()
+    return sum(int(report.packetsReceived) for report in stats.values() if report.type == "inbound-rtp")
+
+
 async def offering_peer(*, send: bool) -> tuple[RTCPeerConnection, str]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     if send:

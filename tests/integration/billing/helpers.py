@@ -10,6 +10,7 @@ from datetime import date
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.timestamp_pb2 import Timestamp
 from parley.billing.v1 import billing_pb2, billing_pb2_grpc
 from parley.relay.v1 import metering_pb2
 from sqlalchemy import select
@@ -150,6 +151,25 @@ async def overview(stub: billing_pb2_grpc.BillingServiceStub, biz_name: str, day
         billing_pb2.UsageRequest(biz_name=biz_name, start_date=day.isoformat(), end_date=day.isoformat())
     )
     return figures_json(answer.figures)
+
+
+def stream_ms(ticks: list[metering_pb2.MeteringTick]) -> dict[str, int]:
+    """Published and subscribed stream time as the ticks say, each stream from its first tick's start to
+    its last tick's end (its tracks run side by side; a relay's ticks of a track share their boundaries)."""
+    spans: dict[str, list[metering_pb2.MeteringTick]] = {}
+    for tick in ticks:
+        spans.setdefault(tick.stream_id, []).append(tick)
+    totals = {"published": 0, "subscribed": 0}
+    for pieces in spans.values():
+        start = min(_ms(t.start_time) for t in pieces)
+        end = max(_ms(t.end_time) for t in pieces)
+        role = "published" if pieces[0].role == metering_pb2.STREAM_ROLE_PUBLICATION else "subscribed"
+        totals[role] += end - start
+    return totals
+
+
+def _ms(stamp: Timestamp) -> int:
+    return stamp.seconds * 1000 + stamp.nanos // 1_000_000
 
 
 class TickRecorder:

@@ -159,14 +159,42 @@ def test_a_changed_setting_changes_the_checksum() -> None:
     assert checksum(REQUIRED) != checksum({**REQUIRED, "logLevel": "DEBUG"})
 
 
-def test_one_room_manager_never_two_at_once(
+def deployment(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == name)
+
+
+def test_one_room_manager_in_memory_without_redis(
     rendered: tuple[str, list[dict[str, Any]]],
 ) -> None:
     _, objects = rendered
-    rooms = next(d for d in of_kind(objects, "Deployment") if d["metadata"]["name"] == "parley-rooms")
+    rooms = deployment(objects, "parley-rooms")
     assert rooms["spec"]["replicas"] == 1 and rooms["spec"]["strategy"]["type"] == "Recreate"
     scaled = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
     assert "parley-rooms" not in scaled
+    config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == "parley-config")
+    assert "PARLEY_ROOMS__STORE" not in config["data"]
+
+
+def test_two_room_managers_on_redis_one_standing_by_out_of_the_service() -> None:
+    objects = render({**REQUIRED, "redis": {"url": "redis://redis:6379/0"}, "rooms": {"replicas": 2}})
+    rooms = deployment(objects, "parley-rooms")
+    # A standby is never ready while the leader lives: a rolling update would wait for it forever.
+    assert rooms["spec"]["replicas"] == 2 and rooms["spec"]["strategy"]["type"] == "Recreate"
+    (container,) = rooms["spec"]["template"]["spec"]["containers"]
+    # Readiness is the gRPC health a standby does not serve until it leads; liveness is /livez, which it does.
+    assert container["readinessProbe"]["grpc"]["service"] == "parley.readiness"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    config = next(c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"] == "parley-config")
+    assert config["data"]["PARLEY_ROOMS__STORE"] == "redis"
+    assert config["data"]["PARLEY_ROOMS__REDIS_URL"] == "redis://redis:6379/0"
+    with pytest.raises(HelmRenderError, match=r"rooms\.replicas > 1 needs redis\.url"):
+        render({**REQUIRED, "rooms": {"replicas": 2}})
+
+
+def test_billing_and_webhooks_run_two_replicas_by_default() -> None:
+    objects = render(REQUIRED)
+    for name in ("parley-billing", "parley-webhooks"):
+        assert deployment(objects, name)["spec"]["replicas"] == 2
 
 
 def test_relays_on_host_network_wait_for_their_drain(

@@ -119,3 +119,20 @@ def test_what_one_room_manager_heard_places_rooms_at_another(clock: FakeClock) -
     clock.now += LEASE_S + 1
     elsewhere.learn(shared)
     assert elsewhere.live() == {}
+
+
+def test_a_room_manager_that_starts_to_lead_judges_no_relay_dead_for_a_lease(
+    placement: RelayPlacement, clock: FakeClock
+) -> None:
+    """A room manager taking over knows the relays that reported to it so far: relay a, serving rooms
+    the previous leader placed there, has not reported here yet, and is not dead for that."""
+    clock.advance(LEASE_S * 2)
+    placement.lead()
+    placement.register("b", "b:1", 100, RelayLoad())
+    assert placement.is_live("a:1")
+    clock.advance(LEASE_S - 1)
+    placement.report("b", RelayLoad())
+    assert placement.is_live("a:1")
+    clock.advance(1)
+    assert not placement.is_live("a:1")
+    assert placement.is_live("b:1")

@@ -584,3 +584,34 @@ def test_a_room_whose_relay_died_moves_to_a_live_one_on_its_next_publish(world: 
     assert manager.get_room(room_id).relay_address == "relay:b"
     # The publisher republishes on the new relay.
     assert manager.start_publish(alice, 1, "cam").relay_address == "relay:b"
+
+
+def test_the_sweep_tells_the_clients_of_a_dead_relay_without_waiting_for_a_publish(world: World) -> None:
+    """A room whose members only receive would otherwise never hear that its relay died: nobody of it
+    publishes or subscribes again until told."""
+    manager = world.manager
+    manager.register_relay("a", "relay:a", 10, RelayLoad())
+    manager.register_relay("b", "relay:b", 10, RelayLoad())
+    room_id, _, (alice, bob) = room_with(world, "alice", "bob")
+    slot = manager.start_publish(alice, 1, "cam")
+    manager.complete_publish(alice, slot.feed_id, AUDIO_VIDEO)
+    subscription_id = subscribe(world, bob, slot.feed_id)
+    for session in (alice, bob):
+        world.pushes(session)
+    world.take_outcome()
+
+    world.clock.advance(RULES.relay_lease_s - 1)
+    manager.report_relay_load("b", RelayLoad())
+    manager.sweep()
+    assert world.pushes(alice) == world.pushes(bob) == []
+    world.clock.advance(2)
+    manager.sweep()
+
+    assert world.pushes(alice) == [
+        delivery_pb2.MediaClosed(room_id=room_id, code=5009, feed_id=slot.feed_id, subscription_id="")
+    ]
+    assert world.pushes(bob)[-1] == delivery_pb2.MediaClosed(
+        room_id=room_id, code=5006, feed_id=slot.feed_id, subscription_id=subscription_id
+    )
+    assert manager.get_room(room_id).relay_address == ""
+    assert manager.start_publish(alice, 1, "cam").relay_address == "relay:b"
