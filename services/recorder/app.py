@@ -44,7 +44,7 @@ def build(runtime: ServiceRuntime) -> Recorder:
     )
     runtime.grpc.add_servicer(
         recorder_pb2_grpc.add_RecorderServiceServicer_to_server,
-        RecorderServicer(recorder),
+        RecorderServicer(recorder, recorder.files),
         recorder_pb2.DESCRIPTOR.services_by_name["RecorderService"],
     )
     consume_room_facts(
@@ -66,7 +66,7 @@ def build(runtime: ServiceRuntime) -> Recorder:
     retention: list[asyncio.Task[None]] = []
 
     async def start_retention() -> None:
-        retention.append(asyncio.create_task(recorder.keep_retention(), name="recording-retention"))
+        retention.append(asyncio.create_task(recorder.files.keep_retention(), name="recording-retention"))
 
     async def stop_retention() -> None:
         for task in retention:

@@ -1,4 +1,5 @@
-"""gRPC handlers of the recorder: translate messages and call the recorder (recorder.py)."""
+"""gRPC handlers of the recorder: translate messages and call the recorder (recorder.py: jobs) or the
+files of ended jobs (stored_files.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from parley.recorder.v1 import recorder_pb2, recorder_pb2_grpc
 from services.recorder.errors import RECORD_INFO_PARAMS
 from services.recorder.messages import record_info, recording_file
 from services.recorder.recorder import Recorder
+from services.recorder.stored_files import StoredFiles
 
 Context: TypeAlias = grpc.aio.ServicerContext
 
 
 class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, files: StoredFiles) -> None:
         self._recorder = recorder
+        self._files = files
 
     async def StartRecording(
         self, request: recorder_pb2.StartRecordingRequest, context: Context
@@ -67,7 +70,7 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
     async def ListRecordings(
         self, request: recorder_pb2.ListRecordingsRequest, context: Context
     ) -> recorder_pb2.ListRecordingsResponse:
-        page, total = await self._recorder.list_files(
+        page, total = await self._files.list_files(
             request.biz_name,
             start_ms=request.start_ms,
             end_ms=request.end_ms,
@@ -76,28 +79,24 @@ class RecorderServicer(recorder_pb2_grpc.RecorderServiceServicer):
             limit=request.limit,
         )
         return recorder_pb2.ListRecordingsResponse(
-            recordings=[
-                recording_file(job, file, self._recorder.location_of(job, file)) for job, file in page
-            ],
+            recordings=[recording_file(job, file, self._files.location_of(job, file)) for job, file in page],
             total=total,
         )
 
     async def GetRecordingFile(
         self, request: recorder_pb2.RecordingFileRequest, context: Context
     ) -> recorder_pb2.RecordingFile:
-        job, file = await self._recorder.file(request.biz_name, request.file_id)
-        return recording_file(job, file, self._recorder.location_of(job, file))
+        job, file = await self._files.file(request.biz_name, request.file_id)
+        return recording_file(job, file, self._files.location_of(job, file))
 
     async def ReadRecordingFile(
         self, request: recorder_pb2.ReadRecordingFileRequest, context: Context
     ) -> recorder_pb2.ReadRecordingFileResponse:
-        data = await self._recorder.read_file(
-            request.biz_name, request.file_id, request.offset, request.length
-        )
+        data = await self._files.read_file(request.biz_name, request.file_id, request.offset, request.length)
         return recorder_pb2.ReadRecordingFileResponse(data=data)
 
     async def DeleteRecordingFiles(
         self, request: recorder_pb2.DeleteRecordingFilesRequest, context: Context
     ) -> recorder_pb2.DeleteRecordingFilesResponse:
-        deleted = await self._recorder.delete_files(request.biz_name, list(request.file_ids))
+        deleted = await self._files.delete_files(request.biz_name, list(request.file_ids))
         return recorder_pb2.DeleteRecordingFilesResponse(deleted=deleted)

@@ -1,6 +1,6 @@
 """A recording job and its rules, in plain objects: which state changes are allowed and which event (with
-the seed's event code) each one reports. No I/O here: `services/recorder/recorder.py` stores every
-transition with its event (store.py) before it answers.
+the seed's event code) each one reports. No I/O here: `services/recorder/recorder.py` (live jobs) and
+`stored_files.py` (uploads, deletions) store every transition with its event (store.py) before they answer.
 
 States: RECORDING <-> PAUSED, then ENDED (stopped; the result reports success) or FAILED (a failure
 that leaves nothing to record: storage that cannot be written, the process that died). With an object

@@ -13,7 +13,8 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
 
-from services.recorder.errors import RECORD_PARAM_INVALID
+from services.core.errors import ParleyError
+from services.recorder.errors import RECORD_PARAM_INVALID, WATERMARK_FAILED
 from services.recorder.files import DEFAULT_FORMAT, FORMATS
 
 # Seed 002 StartRemoteRecord file_path and recordParam splitFilePath: a plain relative folder inside the
@@ -167,6 +168,15 @@ def parse_overlaps(value: Any) -> tuple[Overlay, ...]:
             )
         )
     return tuple(overlays)
+
+
+def parse_watermark_change(overlaps_json: str) -> tuple[Overlay, ...]:
+    """Seed 002 ChangeRemoteRecordWatermark's overlaps (a JSON list, empty when not given): the enabled
+    ones, or WATERMARK_FAILED (-10381) saying why they are not acceptable."""
+    try:
+        return parse_overlaps(json.loads(overlaps_json or "[]"))
+    except (ParleyError, json.JSONDecodeError) as error:
+        raise WATERMARK_FAILED(f"overlaps not acceptable: {getattr(error, 'message', error)}") from None
 
 
 def parse_record_param(record_param_json: str) -> RecordOptions:

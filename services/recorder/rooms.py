@@ -1,5 +1,5 @@
-"""The room manager as the recorder sees it: a room's app, participants, feeds and relay (GetRoom), and
-the facts that change them (parley.feed.v1, parley.room.v1)."""
+"""The room manager as the recorder sees it: the room directory (room_directory.py) over GetRoom, and
+the facts that change rooms (parley.feed.v1, parley.room.v1) handed to the recorder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 from services.core.errors import UNAVAILABLE
 from services.core.events import Envelope, EventConsumer
 from services.recorder.capture import FeedSource
-from services.recorder.recorder import Recorder, RoomView
+from services.recorder.recorder import Recorder
+from services.recorder.room_directory import RoomView
 
 
 class RoomManagerRooms:

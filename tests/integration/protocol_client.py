@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.licence.v1 import licence_pb2
+from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.licence_helpers import App
+from tests.integration.licence_helpers import App, register_device
 
 
 @dataclass
@@ -97,6 +99,20 @@ class Connections:
             data = await client.ok("connect", **self._app.connect_params(client.uid))
             client.session_id = data["session_id"]
         return client
+
+    async def open_device(self, url: str, licence: LicenceServiceStub, *, authorised_user: str) -> Client:
+        """A new device of the app (activated and registered: licence_helpers.register_device) connected
+        at `url` with its device secret, and `authorised_user` authorised to call it; its uid is its sn."""
+        sn, secret = await register_device(licence, self._app)
+        device = await self.open(url, sn, connect_as=False)
+        device.session_id = (await device.ok("connect", sn=sn, device_secret=secret))["session_id"]
+        await licence.SetAuthorisation(
+            licence_pb2.SetAuthorisationRequest(
+                biz_name=self._app.biz_name, sn=sn, open_id=authorised_user, authorised=True
+            ),
+            timeout=10,
+        )
+        return device
 
     async def close(self) -> None:
         for ws in self._opened:

@@ -28,7 +28,6 @@ import grpc
 import pytest
 from aiortc import RTCPeerConnection
 from parley.billing.v1.billing_pb2_grpc import BillingServiceStub
-from parley.licence.v1 import licence_pb2
 from parley.rooms.v1 import rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
@@ -41,7 +40,7 @@ from tests.integration.billing.helpers import (
     stream_ms,
     wait_until_read,
 )
-from tests.integration.licence_helpers import App, register_device
+from tests.integration.licence_helpers import App
 from tests.integration.media_call import packets_received
 from tests.integration.protocol_client import Client, Connections
 from tests.integration.rooms.test_rooms_survive_restart import on_redis
@@ -107,12 +106,13 @@ class Script:
         self.names[client.uid] = name
         return client
 
-    async def device(self, name: str) -> tuple[Client, str]:
-        sn, secret = await register_device(self.platform.licence, self.app)
-        bell = await self.connections.open(self.platform.gateways[0].ws_url, sn, connect_as=False)
-        await bell.ok("connect", sn=sn, device_secret=secret)
-        self.names[sn] = name
-        return bell, sn
+    async def device(self, name: str, authorised_user: Client) -> Client:
+        """A device connected to the first gateway, `authorised_user` authorised for it."""
+        bell = await self.connections.open_device(
+            self.platform.gateways[0].ws_url, self.platform.licence, authorised_user=authorised_user.uid
+        )
+        self.names[bell.uid] = name
+        return bell
 
     async def resumed(self, client: Client, gateway: int) -> Client:
         """`client` again on another gateway, in the session it had (its own gateway was killed)."""
@@ -284,7 +284,7 @@ def alive(platform: Platform, name: str) -> str:
 async def calls(script: Script, rooms: RoomServiceStub) -> int:
     """The scripted calls, killing one process of each kind on the way when `script.kills`; the number of
     rooms made."""
-    platform, licence = script.platform, script.platform.licence
+    platform = script.platform
     # Room one and two, each publisher's peer on the other gateway than its subscriber.
     first = await audio_room(script, "one", await script.user("alice", 0), await script.user("bob", 1))
     second = await audio_room(script, "two", await script.user("carol", 1), await script.user("dave", 0))
@@ -292,17 +292,10 @@ async def calls(script: Script, rooms: RoomServiceStub) -> int:
     assert relays == {"relay", "relay-2"}, "both rooms on one relay: the other has nothing to show"
 
     # A device calls a phone user with a time limit; both join the call's room.
-    bell, bell_sn = await script.device("bell")
     phone = await script.user("phone", 1)
-    chime, chime_sn = await script.device("chime")
+    bell = await script.device("bell", authorised_user=phone)
     ringing_phone = await script.user("ringing-phone", 1)
-    for sn, user in ((bell_sn, phone), (chime_sn, ringing_phone)):
-        await licence.SetAuthorisation(
-            licence_pb2.SetAuthorisationRequest(
-                biz_name=script.app.biz_name, sn=sn, open_id=user.uid, authorised=True
-            ),
-            timeout=10,
-        )
+    chime = await script.device("chime", authorised_user=ringing_phone)
     call_id = (await bell.ok("call", open_id=phone.uid, media="audio", time_limit_s=TIME_LIMIT_S))["call_id"]
     await phone.event("on_call_incoming")
     answered = await phone.ok("answer_call", call_id=call_id)

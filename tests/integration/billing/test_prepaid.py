@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from parley.billing.v1 import billing_pb2, billing_pb2_grpc
-from parley.licence.v1 import licence_pb2
 
 from services.core.config import ServiceName
 from tests.integration.billing.calls import CALL_SERVICES, Peers
-from tests.integration.licence_helpers import create_app, register_device
+from tests.integration.licence_helpers import create_app
 from tests.integration.protocol_client import Client, Connections
 from tests.testing import start_platform
 
@@ -62,16 +61,8 @@ async def test_a_prepaid_app_that_runs_out_is_refused_and_a_top_up_restores_it(t
 
         connections, peers = Connections(app), Peers()
         try:
-            sn, secret = await register_device(platform.licence, app)
-            device = await connections.open(platform.ws_url, sn, connect_as=False)
-            await device.ok("connect", sn=sn, device_secret=secret)
             owner = f"owner_{uuid.uuid4().hex[:8]}"
-            await platform.licence.SetAuthorisation(
-                licence_pb2.SetAuthorisationRequest(
-                    biz_name=app.biz_name, sn=sn, open_id=owner, authorised=True
-                ),
-                timeout=10,
-            )
+            device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=owner)
             alice = await connections.open(platform.ws_url)
             bob = await connections.open(platform.ws_url)
             carol = await connections.open(platform.ws_url)

@@ -21,7 +21,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from aiortc import RTCSessionDescription
-from parley.licence.v1 import licence_pb2
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from starlette.applications import Starlette
@@ -32,7 +31,7 @@ from websockets.exceptions import InvalidStatus
 
 from services.core.config import ServiceName
 from tests.integration.chromium import serving, start_chromium
-from tests.integration.licence_helpers import App, create_app, register_device
+from tests.integration.licence_helpers import App, create_app
 from tests.integration.protocol_client import Client, Connections
 from tests.integration.rooms.conftest import Peer
 from tests.integration.rooms.test_calls_ws import HANG_UP, video_call
@@ -284,17 +283,6 @@ async def test_the_gateway_serves_the_sdk_and_the_socket_to_allowed_origins_only
 # ---- the phone side (seed 003): the gateway's callee page answers a device's call ----
 
 
-async def calling_device(platform: Platform, app: App, connections: Connections, open_id: str) -> Client:
-    sn, secret = await register_device(platform.licence, app)
-    device = await connections.open(platform.ws_url, sn, connect_as=False)
-    await device.ok("connect", sn=sn, device_secret=secret)
-    await platform.licence.SetAuthorisation(
-        licence_pb2.SetAuthorisationRequest(biz_name=app.biz_name, sn=sn, open_id=open_id, authorised=True),
-        timeout=10,
-    )
-    return device
-
-
 async def phone_page(platform: Platform, app: App, tabs: Any) -> tuple[Tab, str]:
     uid = new_uid()
     config = config_param(platform, app, uid)
@@ -320,7 +308,7 @@ async def test_the_phone_page_answers_a_device_call_with_media_both_ways_and_han
     platform: Platform, app: App, tabs: Any, connections: Connections
 ) -> None:
     phone, uid = await phone_page(platform, app, tabs)
-    device = await calling_device(platform, app, connections, uid)
+    device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=uid)
     call_id = (await device.ok("call", **video_call(uid, time_limit_s=600)))["call_id"]
     ringing = await voip_event(phone, "ringing")
     assert (ringing["callId"], ringing["sn"], ringing["timeLimit"]) == (call_id, device.uid, 600)
@@ -348,7 +336,7 @@ async def test_the_phone_page_calls_a_device_that_answers_with_media_both_ways(
 ) -> None:
     """Seed 003 initByCaller with timeLimit, from the page; the device answers and hangs up."""
     phone, uid = await phone_page(platform, app, tabs)
-    device = await calling_device(platform, app, connections, uid)
+    device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=uid)
     await phone.run(
         "document.getElementById('callee-sn').value = arguments[0];"
         "document.getElementById('call-time-limit').value = '300';",
@@ -396,7 +384,7 @@ async def test_the_device_hangs_up_and_the_phone_page_sees_the_end(
     platform: Platform, app: App, tabs: Any, connections: Connections
 ) -> None:
     phone, uid = await phone_page(platform, app, tabs)
-    device = await calling_device(platform, app, connections, uid)
+    device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=uid)
     call_id = (await device.ok("call", **video_call(uid)))["call_id"]
     await voip_event(phone, "ringing")
     await phone.click("answer")
@@ -410,7 +398,7 @@ async def test_the_time_limit_ends_the_call_on_the_phone_page(
     platform: Platform, app: App, tabs: Any, connections: Connections
 ) -> None:
     phone, uid = await phone_page(platform, app, tabs)
-    device = await calling_device(platform, app, connections, uid)
+    device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=uid)
     await device.ok("call", **video_call(uid, time_limit_s=2))
     await voip_event(phone, "ringing")
     await phone.click("answer")
@@ -426,7 +414,7 @@ async def test_the_phone_page_rejects_a_call(
     platform: Platform, app: App, tabs: Any, connections: Connections
 ) -> None:
     phone, uid = await phone_page(platform, app, tabs)
-    device = await calling_device(platform, app, connections, uid)
+    device = await connections.open_device(platform.ws_url, platform.licence, authorised_user=uid)
     await device.ok("call", **video_call(uid))
     await voip_event(phone, "ringing")
     await phone.click("reject")

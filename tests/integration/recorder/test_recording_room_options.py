@@ -19,7 +19,7 @@ from av.frame import Frame
 from parley.licence.v1 import licence_pb2
 from PIL import Image
 
-from tests.integration.licence_helpers import App, register_device
+from tests.integration.licence_helpers import App
 from tests.integration.protocol_client import Connections
 from tests.integration.recorder.conftest import until_media
 from tests.pictures import colour_at, near, pictures
@@ -119,16 +119,8 @@ async def test_an_answered_call_of_an_app_with_auto_record_is_recorded(
 ) -> None:
     connections = Connections(recorded_app, response_timeout_s=30, push_timeout_s=30)
     try:
-        sn, secret = await register_device(platform.licence, recorded_app)
-        bell = await connections.open(platform.ws_url, sn, connect_as=False)
-        await bell.ok("connect", sn=sn, device_secret=secret)
         phone = await connections.open(platform.ws_url)
-        await platform.licence.SetAuthorisation(
-            licence_pb2.SetAuthorisationRequest(
-                biz_name=recorded_app.biz_name, sn=sn, open_id=phone.uid, authorised=True
-            ),
-            timeout=10,
-        )
+        bell = await connections.open_device(platform.ws_url, platform.licence, authorised_user=phone.uid)
         call_id = (await bell.ok("call", open_id=phone.uid, media="audio"))["call_id"]
         await phone.event("on_call_incoming")
         answered = await phone.ok("answer_call", call_id=call_id)

@@ -19,8 +19,10 @@ from services.core.events import EventPublisher, create_broker
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.recorder.jobs import EventCode, JobState, RecordFile, RecordJob
-from services.recorder.recorder import Recorder, RoomView
+from services.recorder.recorder import Recorder
+from services.recorder.room_directory import RoomView
 from services.recorder.store import JobStore, metadata, outbox
+from services.recorder.stored_files import StoredFiles
 from tests.integration.schema_drift import schema_drift
 
 pytestmark = pytest.mark.integration
@@ -161,8 +163,8 @@ async def test_retention_deletes_files_older_than_the_apps_own_or_the_global_day
         ]
     }
     settings = RecorderSettings(retention_days=30, app_retention_days="archive=0, brief=2")
-    recorder = Recorder(store, NoRooms(), lambda address: None, settings, storage)  # type: ignore[arg-type,return-value]
-    assert await recorder.expire(NOW) == 2
+    files = StoredFiles(store, settings, storage)
+    assert await files.expire(NOW) == 2
     gone = {record_id for record_id, path in paths.items() if not path.exists()}
     assert gone == {"old", "short_lived"}
     for record_id in ("old", "short_lived"):
@@ -171,7 +173,7 @@ async def test_retention_deletes_files_older_than_the_apps_own_or_the_global_day
     deletions = [e for e in await staged(engine) if e.event_code == EventCode.FILE_DELETED]
     assert sorted(e.record_id for e in deletions) == ["old", "short_lived"]
     assert all(e.file.name == "a.mp4" and "retention" in e.message for e in deletions)
-    assert await recorder.expire(NOW) == 0
+    assert await files.expire(NOW) == 0
 
 
 def test_an_app_retention_that_cannot_be_read_is_refused() -> None:

@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parley.licence.v1 import licence_pb2
 from parley.rooms.v1 import events_pb2, rooms_pb2
 from parley.rooms.v1.rooms_pb2_grpc import RoomServiceStub
 
 from services.core.config import ServiceName
 from services.core.topics import Topic
-from tests.integration.licence_helpers import create_app, register_device
+from tests.integration.licence_helpers import create_app
 from tests.integration.protocol_client import Client, Connections
 from tests.integration.rooms.test_rooms_survive_restart import on_redis, until_found
 from tests.redis_keys import fresh_prefix
@@ -68,15 +67,9 @@ async def test_a_call_goes_on_when_its_room_manager_is_killed(tmp_path: Path) ->
             app = await create_app(platform.licence, "replicas")
             connections = Connections(app)
             try:
-                sn, secret = await register_device(platform.licence, app)
-                bell = await connections.open(first.ws_url, sn, connect_as=False)
-                await bell.ok("connect", sn=sn, device_secret=secret)
                 phone = await connections.open(second.ws_url)
-                await platform.licence.SetAuthorisation(
-                    licence_pb2.SetAuthorisationRequest(
-                        biz_name=app.biz_name, sn=sn, open_id=phone.uid, authorised=True
-                    ),
-                    timeout=10,
+                bell = await connections.open_device(
+                    first.ws_url, platform.licence, authorised_user=phone.uid
                 )
                 call_id = (
                     await bell.ok("call", open_id=phone.uid, media="audio", time_limit_s=TIME_LIMIT_S)
@@ -109,7 +102,7 @@ async def test_a_call_goes_on_when_its_room_manager_is_killed(tmp_path: Path) ->
                 await asyncio.sleep(SESSION_GRACE_S + 1)
                 assert time.monotonic() - answered_at < TIME_LIMIT_S, "the takeover took the whole call"
                 room = await other.GetRoom(rooms_pb2.GetRoomRequest(room_id=room_id), timeout=5)
-                assert sorted(p.uid for p in room.participants) == sorted([sn, phone.uid])
+                assert sorted(p.uid for p in room.participants) == sorted([bell.uid, phone.uid])
                 assert facts.types(room_id).count("ParticipantLeft") == 0
 
                 # The time limit the dead room manager armed ends the call on the other.
