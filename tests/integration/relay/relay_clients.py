@@ -11,10 +11,12 @@ import array
 import asyncio
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from aiortc import (
     MediaStreamTrack,
@@ -234,3 +236,53 @@ async def subscribe(
     )
     await subscriber.accept(response.sdp_answer)
     return response
+
+
+def udp_sockets_of_this_process() -> set[tuple[str, int]]:
+    """(address, port) of every UDP socket this process holds, from the kernel's socket table."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    bound = set()
+    with open("/proc/net/udp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[9] in inodes:
+                address, port = fields[1].split(":")
+                # Little-endian hex IPv4 address.
+                octets = [str(int(address[i : i + 2], 16)) for i in range(6, -1, -2)]
+                bound.add((".".join(octets), int(port, 16)))
+    return bound
+
+
+def ice_connection(pc: RTCPeerConnection) -> Any:
+    """aioice's connection under a peer connection's (one, bundled) transport."""
+    return pc.getTransceivers()[0].receiver.transport.transport.iceGatherer._connection
+
+
+def assert_all_media_on_one_port(
+    relay: Any, client_peers: list[RTCPeerConnection], *, expected_peers: int
+) -> None:
+    """The relay (in this process, with `udp_port` set) has `expected_peers` peer connections, each
+    connected through its one port, and in the kernel's table this process holds no other UDP socket than
+    that port and the test's own aiortc clients' (`client_peers`)."""
+    one_port = relay.udp_address
+    relay_peers = [feed.peer.pc for feed in relay.feeds.values()] + [
+        subscription.peer.pc for subscription in relay.subscriptions.values()
+    ]
+    assert len(relay_peers) == expected_peers
+    for pc in relay_peers:
+        [pair] = ice_connection(pc)._nominated.values()
+        assert (pair.local_candidate.host, pair.local_candidate.port) == one_port
+    clients = {
+        protocol.transport.get_extra_info("sockname")[:2]
+        for pc in client_peers
+        for protocol in ice_connection(pc)._protocols
+    }
+    assert udp_sockets_of_this_process() - clients == {one_port}

@@ -19,7 +19,17 @@ from typing import Any
 import grpc
 import pytest
 from parley.relay.v1 import media_pb2, relay_pb2
-from relay_clients import BIZ_NAME, HEIGHT, WIDTH, Publisher, Subscriber, publish, subscribe, wait_until
+from relay_clients import (
+    BIZ_NAME,
+    HEIGHT,
+    WIDTH,
+    Publisher,
+    Subscriber,
+    assert_all_media_on_one_port,
+    publish,
+    subscribe,
+    wait_until,
+)
 from selenium.webdriver.chrome.webdriver import WebDriver
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -184,6 +194,11 @@ async def test_the_browser_publishes_its_camera_and_an_aiortc_subscriber_decodes
 
         sent = await page.call("stats", published["peer"])
         assert_on_loopback(sent["pair"])
+        if relay_service.relay.udp_address is not None:
+            # One UDP port: the browser's media and the aiortc subscriber's go through it, and the relay
+            # holds no other UDP socket.
+            assert sent["pair"]["remotePort"] == relay_service.relay.udp_address[1], sent["pair"]
+            assert_all_media_on_one_port(relay_service.relay, [subscriber.pc], expected_peers=2)
         assert sent["outbound"]["video"]["framesEncoded"] > 0, sent
         feed = (await stub.GetStats(relay_pb2.GetStatsRequest(room_id=room_id, feed_id="webcam"))).feed
         assert feed.state == relay_pb2.STREAM_STATE_CONNECTED

@@ -96,6 +96,7 @@ const parley = (() => {
         result.pair = {
           local: report.get(pair.localCandidateId).address,
           remote: report.get(pair.remoteCandidateId).address,
+          remotePort: report.get(pair.remoteCandidateId).port,
         };
       }
     }
