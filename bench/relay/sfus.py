@@ -39,11 +39,14 @@ class Sfu(Protocol):
     async def stop(self) -> None: ...
 
 
-def spawn_relay(env: dict[str, str], log: Path, cpus: set[int], loop: str) -> subprocess.Popen[bytes]:
-    """The relay as production starts it, on the event loop chosen (PARLEY_EVENT_LOOP)."""
+def spawn_relay(
+    env: dict[str, str], log: Path, cpus: set[int], loop: str, root: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """The relay as production starts it, on the event loop chosen (PARLEY_EVENT_LOOP), from the source
+    tree `root` (this one, or another version of the relay, for bench/relay/ab.py)."""
     return subprocess.Popen(
         [sys.executable, "-m", "services.relay"],
-        cwd=ROOT,
+        cwd=root,
         env=dict(env, PARLEY_EVENT_LOOP=loop),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -58,10 +61,11 @@ class ParleyRelay:
 
     name = "parley"
 
-    def __init__(self, folder: Path, cpus: set[int], loop: str = "uvloop") -> None:
+    def __init__(self, folder: Path, cpus: set[int], loop: str = "uvloop", root: Path = ROOT) -> None:
         self._folder = folder
         self._cpus = cpus
         self._loop = loop
+        self._root = root
         self._broker = EmbeddedBroker(log_path=folder / "broker.log")
         self._process: subprocess.Popen[bytes] | None = None
         self._stub: relay_pb2_grpc.RelayServiceStub | None = None
@@ -85,7 +89,7 @@ class ParleyRelay:
             PARLEY_RELAY__LISTEN_ADDRESS="127.0.0.1",
             PARLEY_RELAY__CANDIDATE_NETWORKS=json.dumps(["127.0.0.0/8"]),
         )
-        self._process = spawn_relay(env, self._folder / "relay.log", self._cpus, self._loop)
+        self._process = spawn_relay(env, self._folder / "relay.log", self._cpus, self._loop, self._root)
         channel = grpc.insecure_channel(address)
         deadline = time.monotonic() + 30
         while True:

@@ -3,8 +3,11 @@
 A `FeedTrack` receives encoded frames from its receiver's tap, reads key frames and picture size from
 them, counts them for metering, and hands each frame to every subscriber's `ForwardedTrack`. All of it
 runs on the event loop inside aiortc's packet handling, so per frame it makes one `av.Packet` and one
-list of RTP payloads (packetized once for every subscriber: the payloads depend only on the codec) that
-all subscribers share, and each subscriber's sender sends them from there: no awaiting on the media path.
+list of RTP payloads that all subscribers share, and each subscriber's sender sends them from there: no
+awaiting on the media path. The payloads are the ones the publisher sent (a video frame from the marker
+jitter buffer carries them): its packetization is already one every subscriber of the codec can
+depacketize, so cutting the frame up again would only cost CPU. A frame without them (audio from the
+stock buffer) is packetized once for all subscribers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from services.core.media.bitstream import (
     inspect_vp8,
     split_annexb,
 )
+from services.core.media.jitter_buffer import PacketizedFrame
 from services.relay.close_codes import CloseCode
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.keyframes import KeyframeRequester
@@ -53,7 +57,8 @@ class FeedTrack:
         self._time_base = Fraction(1, codec.clockRate)
         self._h264 = H264ParameterSets() if codec.mimeType.lower() == "video/h264" else None
         self._subscribers: set[ForwardedTrack] = set()
-        # One VP8 picture id sequence for the feed: each subscriber starts at a key frame, wherever it is.
+        # For frames that come without the publisher's payloads. One VP8 picture id sequence for the feed:
+        # each subscriber starts at a key frame, wherever it is.
         self._packetizer = packetizer_for(codec)
         self.keyframes = KeyframeRequester(self._send_pli, interval_s=keyframe_interval_s)
         self.ended = False
@@ -87,7 +92,10 @@ class FeedTrack:
         packet.pts = frame.timestamp
         packet.time_base = self._time_base
         packet.is_keyframe = info.keyframe
-        payloads = self._packetizer.packetize(data)
+        if isinstance(frame, PacketizedFrame):
+            payloads = frame.payloads
+        else:
+            payloads = self._packetizer.packetize(data)
         for subscriber in tuple(self._subscribers):
             subscriber.push(packet, payloads)
 

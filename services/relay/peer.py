@@ -18,6 +18,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from services.relay.close_codes import CloseCode
 from services.relay.errors import CODEC_UNSUPPORTED, SDP_MALFORMED
 from services.relay.ice import IcePolicy
+from services.relay.inbound import take_inbound_media
 from services.relay.offer import Offer
 
 log = structlog.get_logger(__name__)
@@ -61,6 +62,7 @@ class Peer:
         with self._ice.gathering():
             await self.pc.setLocalDescription(answer)
         self._ice.size_socket_buffers(self.pc)
+        take_inbound_media(self.pc)
         self._timer = asyncio.get_running_loop().call_later(self._connect_timeout_s, self._timed_out)
         return self._ice.outgoing(self.pc.localDescription.sdp)
 

@@ -13,6 +13,11 @@ A frame whose marker packet is lost is still ended the stock way, by the next fr
 
 Like the stock buffer it releases at most one frame per packet added; after a gap is filled, a frame that
 completed behind it goes out with the next packet.
+
+A released frame also carries the RTP payloads it arrived in (`PacketizedFrame.payloads`), in order, so a
+relay can forward the publisher's own packetization instead of cutting the frame up again. They are a
+valid packetization of the frame: the buffer releases only a run of consecutive sequence numbers of one
+timestamp, every packet of the frame.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from aiortc.rtp import RtpPacket
 
 # aiortc's video receiver buffer (RTCRtpReceiver.__init__): 512 packets, a power of two.
 VIDEO_CAPACITY = 512
+
+
+class PacketizedFrame(JitterFrame):
+    """A frame with the RTP payloads it came in (padding-only packets left out)."""
+
+    def __init__(self, data: bytes, timestamp: int, payloads: list[bytes]) -> None:
+        super().__init__(data=data, timestamp=timestamp)
+        self.payloads = payloads
 
 
 class MarkerJitterBuffer(JitterBuffer):
@@ -48,7 +61,11 @@ class MarkerJitterBuffer(JitterBuffer):
                 return self._release(packets, timestamp)
         return None
 
-    def _release(self, packets: list[RtpPacket], timestamp: int) -> JitterFrame:
+    def _release(self, packets: list[RtpPacket], timestamp: int) -> PacketizedFrame:
         self.remove(len(packets))
-        # `_data` is the depayloaded payload the receiver attaches to each packet before adding it.
-        return JitterFrame(data=b"".join(packet._data for packet in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+        return PacketizedFrame(
+            # `_data` is the depayloaded payload the receiver attaches to each packet before adding it.
+            data=b"".join(packet._data for packet in packets),  # type: ignore[attr-defined]
+            timestamp=timestamp,
+            payloads=[packet.payload for packet in packets if packet.payload],
+        )

@@ -70,6 +70,38 @@ async def test_two_subscribers_decode_what_the_publisher_encoded_and_the_relay_c
     )
 
 
+async def test_the_publishers_media_skips_aioices_queue_once_connected(relay_service) -> None:
+    """SRTP is handled where the datagram arrives (services/relay/inbound.py), not queued for the DTLS
+    transport's read task: after the link is up, no media datagram reaches aioice's receive queue."""
+    stub, room_id = relay_service.stub, room()
+    publisher, subscriber = Publisher(), Subscriber()
+    try:
+        await publish(stub, publisher, room_id=room_id, feed_id="cam")
+        await subscribe(stub, subscriber, room_id=room_id, feed_id="cam", uid="bob")
+        await wait_until(lambda: len(subscriber.received.video_frames) >= 5)
+        pc = relay_service.relay.feed(room_id, "cam").peer.pc
+        dtls = pc.getTransceivers()[0].receiver.transport
+        connection = dtls.transport._connection
+        queued_media = []
+        queue_datagram = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            if 128 <= data[0] <= 191:
+                queued_media.append(data)
+            queue_datagram(data, component)
+
+        connection.data_received = data_received
+        received_before = dtls._get_stats()[dtls._stats_id].packetsReceived
+        frames_before = len(subscriber.received.video_frames)
+        await wait_until(lambda: len(subscriber.received.video_frames) >= frames_before + 30)
+        assert queued_media == []
+        # The transport still counts what it received (the flood guard reads those counters).
+        assert dtls._get_stats()[dtls._stats_id].packetsReceived > received_before + 30
+    finally:
+        for peer in (subscriber, publisher):
+            await peer.close()
+
+
 async def test_a_late_subscriber_starts_at_a_key_frame_the_relay_asks_the_publisher_for(
     relay_service,
 ) -> None:

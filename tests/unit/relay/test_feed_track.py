@@ -19,6 +19,7 @@ from fake_source import meter
 from parley.relay.v1 import media_pb2
 
 from services.core.media.bitstream import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_annexb
+from services.core.media.jitter_buffer import PacketizedFrame
 from services.relay.feed import FeedTrack
 from services.relay.forwarded_track import ForwardedTrack
 
@@ -71,6 +72,12 @@ async def test_frames_reach_every_subscriber_with_key_frames_counted_and_the_siz
     (_, first_payloads), (_, second_payloads) = [await s.next_frame() for s in (first, second)]
     assert first_payloads is second_payloads
     assert b"".join(vp8_depayload(payload) for payload in cast(list[bytes], first_payloads)) == delta
+
+    # A frame that comes with the payloads the publisher sent is forwarded in them, not cut up again.
+    published = [b"\x90\x80\x05" + delta[:100], b"\x80\x80\x05" + delta[100:]]
+    track.on_frame(VP8, PacketizedFrame(delta, 7500, published))
+    for subscriber in (first, second):
+        assert (await subscriber.next_frame())[1] is published
 
     # The publisher's stream ends: so do the subscribers' tracks, after what they had queued.
     track.on_end()

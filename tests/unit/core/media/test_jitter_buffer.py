@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from services.core.media.jitter_buffer import MarkerJitterBuffer
+from services.core.media.jitter_buffer import MarkerJitterBuffer, PacketizedFrame
 
 
 def packet(sequence: int, timestamp: int, *, marker: bool = False) -> RtpPacket:
@@ -123,3 +123,17 @@ def test_sequence_numbers_wrap_around() -> None:
     assert buffer.add(out_of_order[0])[1] is None
     frame = buffer.add(out_of_order[1])[1]
     assert frame is not None and (frame.data, frame.timestamp) == (data_of([2, 3, 4]), 8000)
+
+
+def test_a_frame_carries_the_payloads_it_arrived_in_in_order_without_padding_only_packets() -> None:
+    buffer = MarkerJitterBuffer()
+    packets = frame_packets(300, 4, timestamp=9000)
+    for p in packets:
+        p.payload = f"payload {p.sequence_number}".encode()
+    packets[2].payload = b""  # padding only: RtpPacket.parse strips the padding
+    first, second, third, fourth = packets
+    for p in (first, third, second):
+        assert buffer.add(p)[1] is None
+    frame = buffer.add(fourth)[1]
+    assert isinstance(frame, PacketizedFrame)
+    assert frame.payloads == [b"payload 300", b"payload 301", b"payload 303"]

@@ -1,0 +1,89 @@
+"""Two (or more) versions of Parley's relay taking turns on the relay bench's load, without Janus: CPU µs per
+forwarded packet of each, for a before/after comparison of a change within one run.
+
+    git archive <before> | tar -x -C /tmp/before
+    .venv/bin/python bench/relay/ab.py before=/tmp/before,after=. [--configs 1x1,1x16] [--window 10]
+                                       [--repeat 3]
+
+Each version is `python -m services.relay` started from its own source tree (this venv's packages), on
+the SFU core, as `relay_vs_janus.py` runs it; who goes first alternates between repeats. The figures are
+as noisy as the machine: compare the versions within one run, and read the windows the generator kept up
+with (`saturated` False).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent.parent))
+
+import uvloop  # noqa: E402
+from relay_vs_janus import GENERATOR_CPUS, SFU_CPUS, run_config  # noqa: E402
+
+from relay.loadgen import encode_clip  # noqa: E402
+from relay.sfus import ParleyRelay  # noqa: E402
+
+
+async def compare(
+    trees: dict[str, Path], configs: list[tuple[int, int]], window_s: float, repeats: int
+) -> dict[str, dict[str, list[float]]]:
+    clip = encode_clip()
+    clean: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    with tempfile.TemporaryDirectory(prefix="relay-ab-") as folder:
+        relays = {}
+        for name, tree in trees.items():
+            (Path(folder) / name).mkdir()
+            relays[name] = ParleyRelay(Path(folder) / name, SFU_CPUS, root=tree)
+        try:
+            for relay in relays.values():
+                await relay.start()
+            room = 1000
+            for repeat in range(repeats):
+                order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
+                for publishers, subscribers in configs:
+                    for name in order:
+                        room += 1
+                        row = await run_config(relays[name], room, publishers, subscribers, clip, window_s)
+                        cpu = row["sfu_cpu_us_per_forwarded_packet"]
+                        print(
+                            f"{name} {publishers}x{subscribers} #{repeat}: {cpu} µs/packet, loss "
+                            f"{row['loss_percent']} %, delay p99 {row['delay_ms_p99']} ms, saturated "
+                            f"{row['generator_saturated']}",
+                            flush=True,
+                        )
+                        if not row["generator_saturated"] and cpu is not None:
+                            clean[name].setdefault(f"{publishers}x{subscribers}", []).append(cpu)
+        finally:
+            for relay in relays.values():
+                await relay.stop()
+    return clean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("trees", help="NAME=SOURCE_TREE,... the relay versions to compare")
+    parser.add_argument("--configs", default="1x1,1x16", help="PxS,... publishers x subscribers each")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds of each steady window")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the configurations")
+    args = parser.parse_args()
+    named = (tree.partition("=") for tree in args.trees.split(","))
+    trees = {name: Path(tree).resolve() for name, _, tree in named}
+    configs = [(int(p), int(s)) for p, _, s in (c.partition("x") for c in args.configs.split(","))]
+    os.sched_setaffinity(0, GENERATOR_CPUS)
+    print(f"load average at start {os.getloadavg()}")
+    clean = uvloop.run(compare(trees, configs, args.window, args.repeat))
+    print(f"load average at end {os.getloadavg()}")
+    for name, rows in clean.items():
+        for config, figures in rows.items():
+            print(f"{name} {config}: median {statistics.median(figures):.1f} µs/packet over {figures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""SRTP and SRTCP handled where the datagram arrives, once a peer's DTLS is connected.
+
+In aiortc every datagram a peer sends takes this way: the socket's aioice `StunProtocol` tries to parse it
+as STUN, hands it to its `Connection`, which puts it on an asyncio queue; the DTLS transport's read task
+wakes up for it (a task step per datagram), awaits it through four coroutines (`_recv_next` →
+`RTCIceTransport._recv` → `Connection.recv` → `recvfrom`), unprotects it and awaits the receiver's or
+sender's handling. For a publisher's media that is a queue hop and a task wake-up per RTP packet.
+
+`InboundMedia` takes the SRTP and SRTCP datagrams (RFC 7983: first byte 128-191) straight from the
+socket's `datagram_received` once the DTLS transport is connected, unprotects them with the transport's
+own SRTP session, counts them as the transport does (the flood guard reads those counters) and runs the
+transport's own RTP/RTCP handling on them at once (`run_now`): RTP parsing, routing, the receiver's
+statistics, NACKs, REMB, jitter buffer and the relay's frame tap, the senders' NACK/PLI/report handling.
+Those coroutines do not suspend (what they await, sending RTCP, ends in a synchronous `sendto`), so
+nothing is queued and no task runs per datagram. STUN (consent, keepalives) and DTLS records keep
+aioice's and aiortc's own path, and so does media until the transport is connected and whatever
+datagrams it has queued have been read, so packets are not handled out of the order they came.
+
+What fails on the stock path fails here the same way: a datagram SRTP refuses is dropped, an RTP or RTCP
+packet that does not parse is dropped by aiortc's own handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+import pylibsrtp
+import structlog
+from aioice.ice import Connection, StunProtocol
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtp import is_rtcp
+
+from services.relay.rtp_writer import NTP_UNIX_OFFSET
+
+log = structlog.get_logger(__name__)
+
+# The DTLS transport's receive counters, which its `_recv_next` keeps per datagram (getStats and the
+# flood guard read them).
+DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+# RFC 7983: RTP and RTCP datagrams start with a byte in 128-191.
+_FIRST_MEDIA_BYTE = 128
+_LAST_MEDIA_BYTE = 191
+_NTP_UNIX_OFFSET_MS = NTP_UNIX_OFFSET * 1000
+
+# Coroutines that suspended after all, finished by tasks kept here until they end.
+_finishing: set[asyncio.Task[None]] = set()
+
+DatagramHandler = Callable[[bytes, Any], None]
+
+
+def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` here until it ends, or, should it suspend, let a task finish it from there."""
+    try:
+        awaited = coroutine.send(None)
+    except StopIteration:
+        return
+    task = asyncio.ensure_future(_finish(coroutine, awaited))
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], awaited: Any) -> None:
+    await _resume(coroutine, awaited)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], awaited: Any) -> Generator[Any, Any, None]:
+    """Yield what `coroutine` awaits to the task running this, and pass the answers back to it."""
+    while True:
+        try:
+            answer = yield awaited
+        except BaseException as error:
+            try:
+                awaited = coroutine.throw(error)
+            except StopIteration:
+                return
+        else:
+            try:
+                awaited = coroutine.send(answer)
+            except StopIteration:
+                return
+
+
+def arrival_ms() -> int:
+    """aiortc's `clock.current_ms()` (milliseconds since the NTP epoch) from one integer clock reading."""
+    return time.time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS
+
+
+class InboundMedia:
+    """The fast path for one peer connection's DTLS transport (BUNDLE: one per peer)."""
+
+    def __init__(self, dtls: RTCDtlsTransport, connection: Connection) -> None:
+        self._dtls = dtls
+        self._connection = connection
+        self._counters = vars(dtls)
+        self._queued = connection._queue
+
+    def install(self) -> None:
+        """Take the media datagrams of every socket the connection gathered (call after gathering)."""
+        for protocol in self._connection._protocols:
+            self.take_over(protocol)
+
+    def take_over(self, protocol: StunProtocol) -> None:
+        stock: DatagramHandler = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: Any) -> None:
+            if not self.received(data):
+                stock(data, addr)
+
+        # The socket transports (asyncio's, uvloop's, the relay's UDP mux) look the handler up per datagram.
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+
+    def received(self, data: bytes) -> bool:
+        """Handle `data` if it is SRTP or SRTCP of a connected transport; False leaves it to aioice."""
+        if not data or not _FIRST_MEDIA_BYTE <= data[0] <= _LAST_MEDIA_BYTE:
+            return False
+        dtls = self._dtls
+        if dtls._state != State.CONNECTED or not self._queued.empty():
+            return False
+        counters = self._counters
+        counters[DTLS_RX_BYTES] += len(data)
+        counters[DTLS_RX_PACKETS] += 1
+        srtp = dtls._rx_srtp
+        try:
+            if is_rtcp(data):
+                run_now(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
+            else:
+                arrival = arrival_ms()
+                run_now(dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival))
+        except pylibsrtp.Error:
+            # Replayed, forged or damaged: dropped, as the DTLS transport drops it.
+            pass
+        except ConnectionError:
+            # The transport is closing while a reply (NACK, PLI, RTX) was being sent.
+            pass
+        except Exception:
+            # Raised into the socket's callback it would reach the event loop's handler for every packet;
+            # the stock path would end the transport's read task. One datagram is all it costs here.
+            log.exception("inbound_media_failed")
+        return True
+
+
+def take_inbound_media(pc: Any) -> None:
+    """Give each DTLS transport of `pc` (an `RTCPeerConnection` that has gathered) the fast path."""
+    transports = {id(t.receiver.transport): t.receiver.transport for t in pc.getTransceivers()}
+    for dtls in transports.values():
+        InboundMedia(dtls, dtls.transport._connection).install()

@@ -1,0 +1,167 @@
+"""The inbound fast path: which datagrams it takes from aioice, what it does with them, and `run_now`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pylibsrtp
+import pytest
+from aiortc.rtcdtlstransport import State
+
+from services.relay.inbound import DTLS_RX_BYTES, DTLS_RX_PACKETS, InboundMedia, arrival_ms, run_now
+
+RTP = bytes([0x80, 96]) + bytes(20)
+RTCP = bytes([0x80, 200]) + bytes(20)
+STUN = bytes([0x00, 0x01]) + bytes(18)
+DTLS = bytes([22, 0xFE, 0xFD]) + bytes(10)
+
+
+class FakeSrtp:
+    def __init__(self) -> None:
+        self.refuse = False
+
+    def unprotect(self, data: bytes) -> bytes:
+        if self.refuse:
+            raise pylibsrtp.Error("authentication failure")
+        return b"rtp:" + data
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return b"rtcp:" + data
+
+
+class FakeDtls:
+    """What the fast path reads of aiortc's RTCDtlsTransport, with its handlers recording."""
+
+    def __init__(self) -> None:
+        self._state = State.CONNECTED
+        self._rx_srtp = FakeSrtp()
+        setattr(self, DTLS_RX_BYTES, 0)
+        setattr(self, DTLS_RX_PACKETS, 0)
+        self.rtp: list[tuple[bytes, int]] = []
+        self.rtcp: list[bytes] = []
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        self.rtp.append((data, arrival_time_ms))
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self.rtcp.append(data)
+
+
+class FakeProtocol:
+    def __init__(self) -> None:
+        self.stock: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.stock.append(data)
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._protocols = [FakeProtocol(), FakeProtocol()]
+
+
+def fast_path() -> tuple[FakeDtls, FakeConnection]:
+    dtls, connection = FakeDtls(), FakeConnection()
+    InboundMedia(dtls, connection).install()  # type: ignore[arg-type]
+    return dtls, connection
+
+
+def test_srtp_of_a_connected_transport_is_handled_at_once_and_counted() -> None:
+    dtls, connection = fast_path()
+    before = arrival_ms()
+    connection._protocols[1].datagram_received(RTP, ("127.0.0.1", 5000))
+    connection._protocols[0].datagram_received(RTCP, ("127.0.0.1", 5000))
+    assert [data for data, _ in dtls.rtp] == [b"rtp:" + RTP]
+    assert before <= dtls.rtp[0][1] <= arrival_ms()
+    assert dtls.rtcp == [b"rtcp:" + RTCP]
+    assert [p.stock for p in connection._protocols] == [[], []]
+    assert (vars(dtls)[DTLS_RX_PACKETS], vars(dtls)[DTLS_RX_BYTES]) == (2, len(RTP) + len(RTCP))
+
+
+def test_the_arrival_time_is_aiortcs_clock() -> None:
+    from aiortc import clock
+
+    assert abs(arrival_ms() - clock.current_ms()) <= 2
+
+
+@pytest.mark.parametrize("datagram", [STUN, DTLS, b""], ids=["STUN", "DTLS", "empty"])
+def test_stun_and_dtls_keep_aioices_path(datagram: bytes) -> None:
+    dtls, connection = fast_path()
+    connection._protocols[0].datagram_received(datagram, ("127.0.0.1", 5000))
+    assert connection._protocols[0].stock == [datagram]
+    assert (dtls.rtp, dtls.rtcp, vars(dtls)[DTLS_RX_PACKETS]) == ([], [], 0)
+
+
+def test_media_before_the_transport_is_connected_keeps_aioices_path() -> None:
+    dtls, connection = fast_path()
+    dtls._state = State.CONNECTING
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    assert connection._protocols[0].stock == [RTP]
+    assert dtls.rtp == []
+
+
+def test_media_waits_behind_what_aioice_still_has_queued_so_order_is_kept() -> None:
+    dtls, connection = fast_path()
+    connection._queue.put_nowait((RTP, 1))
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    assert connection._protocols[0].stock == [RTP]
+    connection._queue.get_nowait()
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    assert len(dtls.rtp) == 1
+
+
+def test_a_datagram_srtp_refuses_is_counted_and_dropped() -> None:
+    dtls, connection = fast_path()
+    dtls._rx_srtp.refuse = True
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    assert (dtls.rtp, connection._protocols[0].stock, vars(dtls)[DTLS_RX_PACKETS]) == ([], [], 1)
+
+
+def test_a_failing_handler_costs_only_its_datagram() -> None:
+    dtls, connection = fast_path()
+
+    async def broken(data: bytes, arrival_time_ms: int) -> None:
+        raise RuntimeError("a bug")
+
+    dtls._handle_rtp_data = broken  # type: ignore[method-assign]
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    dtls._handle_rtp_data = FakeDtls._handle_rtp_data.__get__(dtls)  # type: ignore[method-assign]
+    connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
+    assert len(dtls.rtp) == 1
+
+
+def test_run_now_runs_a_coroutine_that_does_not_suspend_before_returning() -> None:
+    done: list[str] = []
+
+    async def reply() -> None:
+        done.append("sent")
+
+    run_now(reply())
+    assert done == ["sent"]
+
+
+async def test_run_now_lets_a_task_finish_a_coroutine_that_suspends() -> None:
+    answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def waits() -> None:
+        steps.append("started")
+        steps.append(await answer)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            raise
+
+    run_now(waits())
+    assert steps == ["started"]
+    answer.set_result("answered")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert steps == ["started", "answered"]
+    (task,) = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert steps == ["started", "answered", "cancelled"]
