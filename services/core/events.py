@@ -346,15 +346,16 @@ class EventBatchConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=max_wait_ms,
-            decoder=_records_undecoded,
+            decoder=_records_with_headers,
             **_group_options(group_id, start_at, max_wait_ms),
         )(self._on_batch)
 
-    async def _on_batch(self, message: KafkaMessage) -> None:
-        records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
+    async def _on_batch(self, records: Any) -> None:
+        """`records` as `_records_with_headers` decodes them. Taking the batch as its body rather than the
+        `KafkaMessage` (FastStream's context) spares a thread: FastStream resolves a context argument with
+        a synchronous function that fast_depends runs in a worker thread, once per batch."""
         events = []
-        # FastStream's parser decoded every record's headers already, in the records' order.
-        for record, headers in zip(records, message.batch_headers, strict=True):
+        for record, headers in records:
             envelope = _envelope(headers, record.key, record.topic)
             if envelope is not None:
                 events.append(RawEvent(record.value or b"", envelope))
@@ -362,7 +363,8 @@ class EventBatchConsumer:
             await self._handler(events)
 
 
-async def _records_undecoded(message: KafkaMessage) -> Any:
-    """The batch's body as the handler gets it: FastStream's own decoder would build a message object per
-    record, which `_on_batch` does not read (it reads the records)."""
-    return message.raw_message
+async def _records_with_headers(message: KafkaMessage) -> Any:
+    """The batch's records, each with the headers FastStream's parser decoded, in their order. FastStream's
+    own decoder would build a message object per record, which nothing here reads."""
+    records: Sequence[ConsumerRecord[bytes, bytes]] = message.raw_message  # type: ignore[assignment]
+    return list(zip(records, message.batch_headers, strict=True))
