@@ -56,7 +56,9 @@ class ServiceRuntime:
             tracer_provider=self.tracer_provider,
             security=broker_security(settings.kafka),
         )
-        self.events = EventPublisher(self.broker, source=f"//parley/{name.value}")
+        self.events = EventPublisher(
+            self.broker, source=f"//parley/{name.value}", tracer_provider=self.tracer_provider
+        )
         self.metrics = ServiceMetrics(name.value)
         self.metrics.on_scrape(lambda: refresh_consumer_lag(self.metrics, self.broker))
         self.grpc = GrpcServer(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry.sdk.trace import TracerProvider
 from parley.rooms.v1 import events_pb2
@@ -19,6 +21,7 @@ from services.core.events import (
     EventConsumer,
     EventPublisher,
     RawEvent,
+    StagedEvent,
     create_broker,
 )
 from services.core.topics import Topic
@@ -140,3 +143,51 @@ async def test_a_batch_consumer_gets_events_undecoded_in_order_and_a_failed_batc
     event = events_pb2.RoomCreated()
     event.ParseFromString(first.payload)
     assert event.room_id == "room-1-0"
+
+
+async def test_published_many_events_carry_the_headers_of_one_published_alone_and_their_staged_trace(
+    broker: KafkaBroker,
+) -> None:
+    room_id = f"r-{uuid.uuid4()}"
+    records: list[list[tuple[str, bytes]]] = []
+
+    @broker.subscriber(Topic.ROOM.value, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="earliest")
+    async def collect(message: KafkaMessage) -> None:
+        if message.raw_message.key == room_id.encode():  # type: ignore[union-attr]
+            records.append(list(message.raw_message.headers))  # type: ignore[union-attr]
+
+    def staged(index: int) -> StagedEvent:
+        return StagedEvent(
+            event_id=str(uuid.uuid4()),
+            topic=Topic.ROOM,
+            key=room_id,
+            event_type="parley.rooms.v1.RoomCreated",
+            payload=room_created(room_id).SerializeToString(),
+            time=datetime(2026, 12, 6, 8, 0, index, 123456, tzinfo=UTC),
+        )
+
+    staging_trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    publisher = EventPublisher(broker, source="//parley/test", tracer_provider=TracerProvider())
+    await broker.start()
+    await publisher.publish_serialized(staged(0))
+    await publisher.publish_many([(staged(1), {"traceparent": staging_trace}), (staged(2), {})])
+    await wait_for(lambda: len(records) == 3)
+
+    alone, traced, untraced = ({name: value.decode() for name, value in record} for record in records)
+    names = [[name for name, _ in record] for record in records]
+    assert names[0] == names[1] == names[2], "\n".join(map(str, names))
+    assert names[0][-1] == "traceparent"
+    for record in (alone, traced, untraced):
+        assert record["correlation_id"] == record["ce_id"]
+        assert (record["ce_type"], record["ce_source"], record["ce_specversion"], record["content-type"]) == (
+            "parley.rooms.v1.RoomCreated",
+            "//parley/test",
+            "1.0",
+            "application/protobuf",
+        )
+    assert [alone["ce_time"], traced["ce_time"], untraced["ce_time"]] == [
+        f"2026-12-06T08:00:0{index}.123Z" for index in range(3)
+    ]
+    assert traced["traceparent"] == staging_trace
+    # Without a staged trace, the call's own PRODUCER span: a valid context of a new trace.
+    assert untraced["traceparent"].startswith("00-") and untraced["traceparent"] != staging_trace
