@@ -82,6 +82,7 @@ def build(runtime: ServiceRuntime) -> Billing:
         group_id=settings.group_id,
         topics=TOPICS,
         max_records=settings.batch_records,
+        linger_ms=settings.batch_linger_ms,
         session_timeout_ms=settings.session_timeout_ms,
         tracer=runtime.tracer_provider.get_tracer("services.billing.consumer"),
         on_committed=lambda ticks: runtime.metrics.billing_ticked("committed", ticks),

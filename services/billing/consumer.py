@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from opentelemetry import propagate, trace
@@ -59,6 +59,7 @@ class ExactlyOnceConsumer:
         client_id: str = "parley-billing",
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
         max_records: int = 5000,
+        linger_ms: int = 250,
         fetch_wait_ms: int = 200,
         tracer: trace.Tracer | None = None,
         on_committed: Callable[[int], None] | None = None,
@@ -69,6 +70,7 @@ class ExactlyOnceConsumer:
         self._on_committed = on_committed
         self._topics = list(topics)
         self._max_records = max_records
+        self._linger_s = linger_ms / 1000
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -115,6 +117,7 @@ class ExactlyOnceConsumer:
             records = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
             if not records:
                 continue
+            records = await self._fill(records)
             batch = Batch()
             spans: list[Span] = []
             for tp, messages in records.items():
@@ -129,7 +132,9 @@ class ExactlyOnceConsumer:
                         and "traceparent" in headers
                     ):
                         spans.append(self._span(tp, message.offset, headers))
-                batch.offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
+                # The highest: a partition taken away and given back during the linger is read again
+                # from its stored offset, after what this batch already holds of it.
+                batch.offsets[(tp.topic, tp.partition)] = max(message.offset for message in messages) + 1
             try:
                 await self._apply(batch)
             finally:
@@ -144,6 +149,21 @@ class ExactlyOnceConsumer:
                         for (topic, partition), offset in batch.offsets.items()
                     }
                 )
+
+    async def _fill(
+        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """Add what arrives within the linger to a batch that is not full: one transaction and one offset
+        commit for the facts of many joins, not for each. aiokafka keeps fetching in the background
+        meanwhile, so one read after the pause takes what came."""
+        count = sum(len(messages) for messages in records.values())
+        if count >= self._max_records or self._linger_s <= 0:
+            return records
+        await asyncio.sleep(self._linger_s)
+        more = await self._consumer.getmany(timeout_ms=0, max_records=self._max_records - count)
+        for tp, messages in more.items():
+            records.setdefault(tp, []).extend(messages)
+        return records
 
     def _span(self, tp: TopicPartition, offset: int, headers: dict[str, str]) -> Span:
         """A consumer span in the trace of the request that produced the fact, until its batch commits."""

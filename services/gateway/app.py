@@ -39,7 +39,7 @@ from services.gateway.rooms_routes import rooms_router
 from services.gateway.sessions import SessionTable
 from services.gateway.web_routes import OriginPolicy, web_router
 from services.gateway.webhook_routes import webhook_router
-from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint
+from services.gateway.websocket import ConnectionLimits, WebSocketEndpoint, websocket_first
 
 
 def build(runtime: ServiceRuntime) -> HttpServer:
@@ -126,7 +126,6 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     endpoint = WebSocketEndpoint(
         commands, sessions, limits, origins=origins, connection_ended=room_sessions.connection_ended
     )
-    app.add_api_websocket_route("/ws/v1", endpoint.serve)
     # /livez, /readyz and /metrics on the gateway's own port too (services/core/ops.py).
     app.router.routes.extend(ops_routes(runtime.metrics, runtime.readiness))
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
@@ -135,15 +134,19 @@ def build(runtime: ServiceRuntime) -> HttpServer:
     )
     pushes = AuthorisationPushes(sessions, runtime.broker, ready_timeout_s=settings.push_ready_timeout_s)
     runtime.on_ready(pushes.wait_until_positioned)
-    # The WebSocket route is traced per command (services.gateway.commands): the ASGI middleware would hold
-    # one span open for a connection's whole life, with a child span for every frame.
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=runtime.tracer_provider,
-        excluded_urls="healthz,livez,readyz,metrics,ws/v1,sdk,phone,console",
+        excluded_urls="healthz,livez,readyz,metrics,sdk,phone,console",
     )
+    # The WebSocket protocol does not pass through the HTTP app: it is traced per command
+    # (services.gateway.commands), where the ASGI middleware would hold one span open for a connection's
+    # whole life, with a child span for every frame.
     http = HttpServer(
-        app, host=settings.http_host, port=settings.http_port, ws_max_frame_bytes=settings.ws_max_frame_bytes
+        websocket_first(app, "/ws/v1", endpoint),
+        host=settings.http_host,
+        port=settings.http_port,
+        ws_max_frame_bytes=settings.ws_max_frame_bytes,
     )
     runtime.on_start(http.start)
     runtime.on_ready(room_sessions.start_heartbeat)

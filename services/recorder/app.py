@@ -14,11 +14,9 @@ from services.core.channels import ChannelPool
 from services.core.config import ServiceName
 from services.core.db import create_engine, database_answers
 from services.core.errors import StartupError
-from services.core.events import EventConsumer
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
-from services.core.topics import Topic
 from services.recorder import store
 from services.recorder.grpc_api import RecorderServicer
 from services.recorder.recorder import Recorder
@@ -47,11 +45,7 @@ def build(runtime: ServiceRuntime) -> Recorder:
         RecorderServicer(recorder, recorder.files),
         recorder_pb2.DESCRIPTOR.services_by_name["RecorderService"],
     )
-    consume_room_facts(
-        EventConsumer(runtime.broker, Topic.FEED, group_id="parley-recorder-feeds"),
-        EventConsumer(runtime.broker, Topic.ROOM, group_id="parley-recorder-rooms"),
-        recorder,
-    )
+    consume_room_facts(runtime.broker, recorder)
 
     async def migrate() -> None:
         await upgrade_to_head(engine, "services.recorder")
