@@ -11,7 +11,8 @@ in bench/README.md, "The inbound path"). `PublisherRtp` does the same work for w
   abs-send-time, the one the REMB estimator reads; the relay routes by SSRC and payload type (aiortc's
   router reads no extension) and forwards payloads, not extensions;
 - the receiver's own state, used as its `_handle_rtp_packet` uses it: statistics for receiver reports,
-  RTX unwrapping, the NACK generator, depayloading, the jitter buffer, PLIs, timestamp mapping and the
+  RTX unwrapping, the NACK generator, depayloading (VP8's descriptor skipped by its length, the same bytes
+  as aiortc's without its descriptor object), the jitter buffer, PLIs, timestamp mapping and the
   frame tap (its `__decoder_queue`), all with the receiver's own objects, so getStats, reports and the
   relay's PLIs see what they saw before;
 - REMB estimated per frame rather than per packet: the estimator gets one sample per frame, the frame's
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 from aiortc.codecs import depayload, is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensions, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
@@ -146,6 +148,35 @@ def _find_abs_send_time(data: bytes, position: int, end: int, profile: int, want
     return None
 
 
+def vp8_descriptor_length(payload: bytes) -> int:
+    """The length of the VP8 payload descriptor (RFC 7741 4.2) at the start of `payload`; ValueError where
+    aiortc's `VpxPayloadDescriptor.parse` raises one."""
+    length = len(payload)
+    if not length:
+        raise ValueError("VPX descriptor is too short")
+    if not payload[0] & 0x80:
+        return 1
+    if length < 2:
+        raise ValueError("VPX descriptor has truncated extended bits")
+    extended = payload[1]
+    position = 2
+    if extended & 0x80:
+        if length < position + 1:
+            raise ValueError("VPX descriptor has truncated PictureID")
+        position += 2 if payload[position] & 0x80 else 1
+        if length < position:
+            raise ValueError("VPX descriptor has truncated long PictureID")
+    if extended & 0x40:
+        if length < position + 1:
+            raise ValueError("VPX descriptor has truncated TL0PICIDX")
+        position += 1
+    if extended & 0x30:
+        if length < position + 1:
+            raise ValueError("VPX descriptor has truncated T/K")
+        position += 1
+    return position
+
+
 class ReceiverPath:
     """What happens to one receiver's packets (aiortc's `_handle_rtp_packet`, minus unread work)."""
 
@@ -154,6 +185,7 @@ class ReceiverPath:
         self._state = vars(receiver)
         # Bytes of the frame so far, for the estimator's one sample per frame.
         self._frame_bytes = 0
+        self._vp8_codecs: dict[int, bool] = {}
 
     def handle(
         self, packet: RtpPacket, abs_send_time: int | None, arrival_ms: int, stamp: datetime.datetime
@@ -187,7 +219,7 @@ class ReceiverPath:
         if nack_generator is not None and nack_generator.add(packet):
             run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing)))
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            packet._data = self._depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
         except ValueError:
             return
         pli_flag, encoded_frame = state[JITTER_BUFFER].add(packet)
@@ -201,6 +233,16 @@ class ReceiverPath:
         if encoded_frame is not None and state[DECODER_THREAD]:
             encoded_frame.timestamp = state[TIMESTAMP_MAPPER].map(encoded_frame.timestamp)
             state[DECODER_QUEUE].put((codec, encoded_frame))
+
+    def _depayload(self, codec: RTCRtpCodecParameters, payload: bytes) -> bytes:
+        """aiortc's `depayload`, with VP8's descriptor skipped without building its object."""
+        vp8 = self._vp8_codecs.get(id(codec))
+        if vp8 is None:
+            # Codecs are fixed once negotiated; their `name` is a property that splits the MIME type.
+            vp8 = self._vp8_codecs[id(codec)] = codec.name == "VP8"
+        if vp8:
+            return payload[vp8_descriptor_length(payload) :]
+        return depayload(codec, payload)
 
     def _remb(self, packet: RtpPacket, abs_send_time: int, arrival_ms: int) -> None:
         """Feed the estimator once per frame, on its marker packet, with the frame's bytes.

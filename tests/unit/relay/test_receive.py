@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 from aiortc import RTCRtpReceiver
+from aiortc.codecs.vpx import vp8_depayload
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
@@ -109,3 +110,28 @@ def test_the_estimator_gets_one_sample_per_frame_with_the_frames_bytes() -> None
     for arrival, marker, send_time in [(10, 0, 100), (11, 0, 101), (12, 1, 102), (40, 1, 200)]:
         path.handle(packet(marker=marker, payload=bytes(100)), send_time, arrival, stamp)
     assert estimator.samples == [(12, 102, 300), (40, 200, 100)]
+
+
+VP8_DESCRIPTORS = [
+    b"\x10",
+    b"\x90\x80\x05",
+    b"\x90\x80\x81\x23",
+    b"\x80\xe0\x81\x23\x07\x40",
+    b"\x80\x60\x07\x40",
+    b"\x80\x10\x1f",
+    b"\x80\x00",
+]
+
+
+@pytest.mark.parametrize("descriptor", VP8_DESCRIPTORS)
+def test_vp8_depayloading_gives_aiortcs_bytes(descriptor: bytes) -> None:
+    payload = descriptor + b"frame data"
+    assert payload[receive.vp8_descriptor_length(payload) :] == vp8_depayload(payload) == b"frame data"
+
+
+@pytest.mark.parametrize("truncated", [b"", b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x80\x40", b"\x80\x20"])
+def test_a_vp8_descriptor_aiortc_refuses_is_refused(truncated: bytes) -> None:
+    with pytest.raises(ValueError):
+        vp8_depayload(truncated)
+    with pytest.raises(ValueError):
+        receive.vp8_descriptor_length(truncated)
