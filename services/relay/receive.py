@@ -185,6 +185,8 @@ class ReceiverPath:
         self._state = vars(receiver)
         # Bytes of the frame so far, for the estimator's one sample per frame.
         self._frame_bytes = 0
+        # The RTP timestamp, send time, arrival and SSRC of the frame's last packet so far, until its marker.
+        self._unmarked: tuple[int, int, int, int] | None = None
         self._vp8_codecs: dict[int, bool] = {}
 
     def handle(
@@ -251,14 +253,22 @@ class ReceiverPath:
         groups' send and arrival spacing using each group's last packet, and counts bytes over a 1 s
         window: a frame's last packet with the frame's bytes gives it the same spacing between frames and
         the same byte count, for one sample instead of one per packet (a paced frame spread over more than
-        5 ms counts as one group rather than several).
+        5 ms counts as one group rather than several). A frame whose marker packet does not come (lost,
+        or a sender that sets none) is ended by the next frame's first packet, as the jitter buffer ends it.
         """
+        unmarked = self._unmarked
+        if unmarked is not None and unmarked[0] != packet.timestamp:
+            self._sample(*unmarked[1:])
         self._frame_bytes += len(packet.payload) + packet.padding_size
-        if not packet.marker:
-            return
-        size, self._frame_bytes = self._frame_bytes, 0
+        if packet.marker:
+            self._sample(abs_send_time, arrival_ms, packet.ssrc)
+        else:
+            self._unmarked = (packet.timestamp, abs_send_time, arrival_ms, packet.ssrc)
+
+    def _sample(self, abs_send_time: int, arrival_ms: int, ssrc: int) -> None:
+        size, self._frame_bytes, self._unmarked = self._frame_bytes, 0, None
         remb = self._state[REMOTE_BITRATE_ESTIMATOR].add(
-            abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=size, ssrc=packet.ssrc
+            abs_send_time=abs_send_time, arrival_time_ms=arrival_ms, payload_size=size, ssrc=ssrc
         )
         rtcp_ssrc = self._state[RTCP_SSRC]
         if rtcp_ssrc is not None and remb is not None:

@@ -100,16 +100,30 @@ class CountingEstimator:
         self.samples.append((arrival_time_ms, abs_send_time, payload_size))
 
 
-def test_the_estimator_gets_one_sample_per_frame_with_the_frames_bytes() -> None:
+def estimated(packets: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """The estimator's samples for video packets of 100 bytes given as (arrival, timestamp, marker,
+    send time); no codec is negotiated, so nothing but the estimator sees them."""
     receiver = video_receiver()
     estimator = CountingEstimator()
     vars(receiver)[receive.REMOTE_BITRATE_ESTIMATOR] = estimator
     vars(receiver)[receive.CODECS] = {}
     path = ReceiverPath(receiver)
     stamp = receive.datetime.datetime.now(receive.datetime.UTC)
-    for arrival, marker, send_time in [(10, 0, 100), (11, 0, 101), (12, 1, 102), (40, 1, 200)]:
-        path.handle(packet(marker=marker, payload=bytes(100)), send_time, arrival, stamp)
-    assert estimator.samples == [(12, 102, 300), (40, 200, 100)]
+    for arrival, timestamp, marker, send_time in packets:
+        sent = packet(marker=marker, payload=bytes(100))
+        sent.timestamp = timestamp
+        path.handle(sent, send_time, arrival, stamp)
+    return estimator.samples
+
+
+def test_the_estimator_gets_one_sample_per_frame_with_the_frames_bytes() -> None:
+    frames = [(10, 0, 0, 100), (11, 0, 0, 101), (12, 0, 1, 102), (40, 3000, 1, 200)]
+    assert estimated(frames) == [(12, 102, 300), (40, 200, 100)]
+
+
+def test_a_frame_without_its_marker_packet_is_sampled_when_the_next_frame_begins() -> None:
+    frames = [(10, 0, 0, 100), (11, 0, 0, 101), (40, 3000, 1, 200)]
+    assert estimated(frames) == [(11, 101, 200), (40, 200, 100)]
 
 
 VP8_DESCRIPTORS = [
