@@ -9,23 +9,21 @@ sender's handling. For a publisher's media that is a queue hop and a task wake-u
 `InboundMedia` takes the SRTP and SRTCP datagrams (RFC 7983: first byte 128-191) straight from the
 socket's `datagram_received` once the DTLS transport is connected, unprotects them with the transport's
 own SRTP session, counts them as the transport does (the flood guard reads those counters) and runs the
-transport's own RTP/RTCP handling on them at once (`run_now`): RTP parsing, routing, the receiver's
-statistics, NACKs, REMB, jitter buffer and the relay's frame tap, the senders' NACK/PLI/report handling.
-Those coroutines do not suspend (what they await, sending RTCP, ends in a synchronous `sendto`), so
-nothing is queued and no task runs per datagram. STUN (consent, keepalives) and DTLS records keep
-aioice's and aiortc's own path, and so does media until the transport is connected and whatever
-datagrams it has queued have been read, so packets are not handled out of the order they came.
+transport's own RTCP handling at once (`run_now`: the senders' NACK/PLI/report handling) and the relay's
+own RTP handling (receive.py: parsing, routing, the receiver's statistics, NACKs, REMB, jitter buffer and
+the relay's frame tap). Those coroutines do not suspend (what they await, sending RTCP, ends in a
+synchronous `sendto`), so nothing is queued and no task runs per datagram. STUN (consent, keepalives)
+and DTLS records keep aioice's and aiortc's own path, and so does media until the transport is connected
+and whatever datagrams it has queued have been read, so packets are not handled out of the order they came.
 
 What fails on the stock path fails here the same way: a datagram SRTP refuses is dropped, an RTP or RTCP
-packet that does not parse is dropped by aiortc's own handlers.
+packet that does not parse is dropped (RTP by receive.py's checks, which are aiortc's, RTCP by aiortc).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
@@ -34,7 +32,9 @@ from aioice.ice import Connection, StunProtocol
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import is_rtcp
 
+from services.relay.receive import PublisherRtp
 from services.relay.rtp_writer import NTP_UNIX_OFFSET
+from services.relay.run_now import run_now
 
 log = structlog.get_logger(__name__)
 
@@ -47,43 +47,7 @@ _FIRST_MEDIA_BYTE = 128
 _LAST_MEDIA_BYTE = 191
 _NTP_UNIX_OFFSET_MS = NTP_UNIX_OFFSET * 1000
 
-# Coroutines that suspended after all, finished by tasks kept here until they end.
-_finishing: set[asyncio.Task[None]] = set()
-
 DatagramHandler = Callable[[bytes, Any], None]
-
-
-def run_now(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run `coroutine` here until it ends, or, should it suspend, let a task finish it from there."""
-    try:
-        awaited = coroutine.send(None)
-    except StopIteration:
-        return
-    task = asyncio.ensure_future(_finish(coroutine, awaited))
-    _finishing.add(task)
-    task.add_done_callback(_finishing.discard)
-
-
-async def _finish(coroutine: Coroutine[Any, Any, None], awaited: Any) -> None:
-    await _resume(coroutine, awaited)
-
-
-@types.coroutine
-def _resume(coroutine: Coroutine[Any, Any, None], awaited: Any) -> Generator[Any, Any, None]:
-    """Yield what `coroutine` awaits to the task running this, and pass the answers back to it."""
-    while True:
-        try:
-            answer = yield awaited
-        except BaseException as error:
-            try:
-                awaited = coroutine.throw(error)
-            except StopIteration:
-                return
-        else:
-            try:
-                awaited = coroutine.send(answer)
-            except StopIteration:
-                return
 
 
 def arrival_ms() -> int:
@@ -94,11 +58,15 @@ def arrival_ms() -> int:
 class InboundMedia:
     """The fast path for one peer connection's DTLS transport (BUNDLE: one per peer)."""
 
-    def __init__(self, dtls: RTCDtlsTransport, connection: Connection) -> None:
+    def __init__(
+        self, dtls: RTCDtlsTransport, connection: Connection, rtp: Callable[[bytes, int], None] | None = None
+    ) -> None:
         self._dtls = dtls
         self._connection = connection
         self._counters = vars(dtls)
         self._queued = connection._queue
+        # What takes an unprotected RTP packet and its arrival time (ms, aiortc's clock).
+        self._rtp = rtp or PublisherRtp(dtls).handle
 
     def install(self) -> None:
         """Take the media datagrams of every socket the connection gathered (call after gathering)."""
@@ -130,8 +98,7 @@ class InboundMedia:
             if is_rtcp(data):
                 run_now(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
             else:
-                arrival = arrival_ms()
-                run_now(dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival))
+                self._rtp(srtp.unprotect(data), arrival_ms())
         except pylibsrtp.Error:
             # Replayed, forged or damaged: dropped, as the DTLS transport drops it.
             pass

@@ -2,9 +2,11 @@
 
 aiortc's sender builds an `RtpPacket` object per packet, reads the clock twice per packet (a `datetime`
 turned into NTP time, for the abs-send-time extension and for the sender report) and lays out the header
-extensions again for every packet. A forwarded frame's packets leave back to back, so the relay lays
-out the extensions once per frame (with aiortc's own `HeaderExtensionsMap`, so the bytes are the ones
-aiortc would write) and packs each packet's fixed header with one `struct` call. The packets sent are
+extensions again for every packet. A forwarded frame's packets leave back to back, so the relay writes
+the extensions once per frame, and packs each packet's fixed header with one `struct` call. The
+extension block is laid out once per stream with aiortc's own `HeaderExtensionsMap` (so the bytes are the
+ones aiortc would write); per frame only the 3 bytes of abs-send-time change in it, so a frame's block is
+the template with those spliced in, not a `HeaderExtensions` laid out again. The packets sent are
 kept, as bytes, for the retransmissions a subscriber's NACKs ask for, as many as aiortc keeps.
 """
 
@@ -44,21 +46,33 @@ class RtpStreamWriter:
         self._extensions = extensions
         self._mid = mid
         self._history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        self._first_byte, self._before_send_time, self._after_send_time = self._extension_template()
+
+    def _extension_template(self) -> tuple[int, bytes, bytes | None]:
+        """The first header byte and the extension block around its abs-send-time (None after it: no
+        abs-send-time negotiated, the block is all there is)."""
+        blocks = []
+        for send_time in (0, 0xFFFFFF):
+            profile, value = self._extensions.set(HeaderExtensions(mid=self._mid, abs_send_time=send_time))
+            blocks.append(EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b"")
+        zeros, ones = blocks
+        if not zeros:
+            return RTP_VERSION_BITS, b"", None
+        if zeros == ones:
+            return RTP_VERSION_BITS | EXTENSION_BIT, zeros, None
+        # The two layouts differ only in the 3 abs-send-time bytes, all 0 in one and all 1 in the other.
+        start = next(index for index, (zero, one) in enumerate(zip(zeros, ones, strict=True)) if zero != one)
+        return RTP_VERSION_BITS | EXTENSION_BIT, zeros[:start], zeros[start + 3 :]
 
     def frame(
         self, payloads: list[bytes], timestamp: int, first_sequence_number: int, ntp: int
     ) -> list[bytes]:
         """The packets of one frame: consecutive sequence numbers from `first_sequence_number` (mod 2^16),
         the marker bit on the last, the frame's send time in abs-send-time."""
-        profile, value = self._extensions.set(
-            HeaderExtensions(mid=self._mid, abs_send_time=abs_send_time(ntp))
-        )
-        if value:
-            first_byte = RTP_VERSION_BITS | EXTENSION_BIT
-            extension = EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
-        else:
-            first_byte = RTP_VERSION_BITS
-            extension = b""
+        first_byte = self._first_byte
+        extension = self._before_send_time
+        if self._after_send_time is not None:
+            extension += abs_send_time(ntp).to_bytes(3, "big") + self._after_send_time
         pack = FIXED_HEADER.pack
         history = self._history
         ssrc = self._ssrc

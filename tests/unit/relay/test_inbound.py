@@ -9,7 +9,8 @@ import pylibsrtp
 import pytest
 from aiortc.rtcdtlstransport import State
 
-from services.relay.inbound import DTLS_RX_BYTES, DTLS_RX_PACKETS, InboundMedia, arrival_ms, run_now
+from services.relay.inbound import DTLS_RX_BYTES, DTLS_RX_PACKETS, InboundMedia, arrival_ms
+from services.relay.run_now import run_now
 
 RTP = bytes([0x80, 96]) + bytes(20)
 RTCP = bytes([0x80, 200]) + bytes(20)
@@ -41,7 +42,7 @@ class FakeDtls:
         self.rtp: list[tuple[bytes, int]] = []
         self.rtcp: list[bytes] = []
 
-    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+    def handle_rtp(self, data: bytes, arrival_time_ms: int) -> None:
         self.rtp.append((data, arrival_time_ms))
 
     async def _handle_rtcp_data(self, data: bytes) -> None:
@@ -64,7 +65,7 @@ class FakeConnection:
 
 def fast_path() -> tuple[FakeDtls, FakeConnection]:
     dtls, connection = FakeDtls(), FakeConnection()
-    InboundMedia(dtls, connection).install()  # type: ignore[arg-type]
+    InboundMedia(dtls, connection, rtp=lambda data, arrival: dtls.handle_rtp(data, arrival)).install()  # type: ignore[arg-type]
     return dtls, connection
 
 
@@ -122,12 +123,12 @@ def test_a_datagram_srtp_refuses_is_counted_and_dropped() -> None:
 def test_a_failing_handler_costs_only_its_datagram() -> None:
     dtls, connection = fast_path()
 
-    async def broken(data: bytes, arrival_time_ms: int) -> None:
+    def broken(data: bytes, arrival_time_ms: int) -> None:
         raise RuntimeError("a bug")
 
-    dtls._handle_rtp_data = broken  # type: ignore[method-assign]
+    dtls.handle_rtp = broken  # type: ignore[method-assign]
     connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
-    dtls._handle_rtp_data = FakeDtls._handle_rtp_data.__get__(dtls)  # type: ignore[method-assign]
+    dtls.handle_rtp = FakeDtls.handle_rtp.__get__(dtls)  # type: ignore[method-assign]
     connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
     assert len(dtls.rtp) == 1
 

@@ -3,6 +3,7 @@ one send time per frame, and keeps what it sent for retransmissions."""
 
 from __future__ import annotations
 
+import pytest
 from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
@@ -29,11 +30,16 @@ def extensions_map(*uris: str) -> HeaderExtensionsMap:
 
 
 def as_aiortc_writes_it(
-    extensions: HeaderExtensionsMap, payload: bytes, sequence_number: int, marker: int, mid: str | None
+    extensions: HeaderExtensionsMap,
+    payload: bytes,
+    sequence_number: int,
+    marker: int,
+    mid: str | None,
+    ntp: int = NTP,
 ) -> bytes:
     packet = RtpPacket(payload_type=PAYLOAD_TYPE, marker=marker, sequence_number=sequence_number)
     packet.timestamp, packet.ssrc, packet.payload = 123456, SSRC, payload
-    packet.extensions.abs_send_time = (NTP >> 14) & 0x00FFFFFF
+    packet.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
     packet.extensions.mid = mid
     return packet.serialize(extensions)
 
@@ -55,6 +61,22 @@ def test_packets_are_the_bytes_aiortc_writes_with_the_marker_on_the_last() -> No
         (0, 1, "1"),
     ]
     assert parsed[0].extensions.abs_send_time == abs_send_time(NTP)
+
+
+@pytest.mark.parametrize(
+    ("uris", "mid"),
+    [((MID, ABS_SEND_TIME), "1"), ((ABS_SEND_TIME, MID), "audio"), ((ABS_SEND_TIME,), None), ((MID,), "0")],
+    ids=["mid-first", "send-time-first", "send-time-only", "mid-only"],
+)
+def test_each_frames_send_time_is_written_where_aiortc_writes_it(
+    uris: tuple[str, ...], mid: str | None
+) -> None:
+    extensions = extensions_map(*uris)
+    writer = RtpStreamWriter(SSRC, PAYLOAD_TYPE, extensions, mid)
+    for ntp in (0, NTP, (1 << 64) - 1, NTP + (0x5A5A5A << 14)):
+        assert writer.frame([b"frame"], 123456, 9, ntp) == [
+            as_aiortc_writes_it(extensions, b"frame", 9, 1, mid, ntp)
+        ]
 
 
 def test_without_negotiated_extensions_there_is_no_extension_header() -> None:

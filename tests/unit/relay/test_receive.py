@@ -1,0 +1,151 @@
+"""The relay's own RTP receive path: its parser against aiortc's, and the receiver state it relies on."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from aiortc import RTCRtpReceiver
+from aiortc.codecs.vpx import vp8_depayload
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from services.relay import receive
+from services.relay.receive import ReceiverPath, parse_rtp
+
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+EXTENSIONS = [
+    RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+    RTCRtpHeaderExtensionParameters(id=3, uri=ABS_SEND_TIME),
+    RTCRtpHeaderExtensionParameters(id=5, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+]
+
+
+def extensions_map() -> HeaderExtensionsMap:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=EXTENSIONS))
+    return extensions
+
+
+def packet(marker: int = 1, payload: bytes = b"\x10\x02frame", padding: int = 0, csrc: int = 0) -> RtpPacket:
+    built = RtpPacket(payload_type=96, marker=marker, sequence_number=65535, timestamp=4_000_000_000, ssrc=77)
+    built.payload = payload
+    built.padding_size = padding
+    built.csrc = list(range(1, csrc + 1))
+    built.extensions.mid = "0"
+    built.extensions.abs_send_time = 0x123456
+    built.extensions.audio_level = (True, 40)
+    return built
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [packet(), packet(marker=0, padding=7), packet(csrc=2), packet(payload=b"")],
+    ids=["plain", "padded", "csrc", "empty"],
+)
+def test_parse_reads_what_aiortc_reads_of_the_fields_the_relay_uses(sent: RtpPacket) -> None:
+    data = sent.serialize(extensions_map())
+    stock = RtpPacket.parse(data, extensions_map())
+    parsed, abs_send_time = parse_rtp(data, abs_send_time_id=3)
+    fields = ("version", "marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc", "payload")
+    assert [getattr(parsed, name) for name in (*fields, "padding_size")] == [
+        getattr(stock, name) for name in (*fields, "padding_size")
+    ]
+    assert abs_send_time == stock.extensions.abs_send_time == 0x123456
+
+
+def test_without_the_extension_negotiated_there_is_no_send_time() -> None:
+    data = packet().serialize(extensions_map())
+    assert parse_rtp(data, abs_send_time_id=None)[1] is None
+    assert parse_rtp(RtpPacket(payload_type=96).serialize(), abs_send_time_id=3)[1] is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(11),
+        bytes([0x40, 96]) + bytes(10),
+        bytes([0x82, 96]) + bytes(10) + bytes(4),
+        bytes([0x90, 96]) + bytes(10) + b"\xbe\xde",
+        bytes([0x90, 96]) + bytes(10) + b"\xbe\xde\x00\x02" + bytes(4),
+        bytes([0x90, 96]) + bytes(10) + b"\xbe\xde\x00\x01" + b"\x3f\x00\x00\x00",
+        bytes([0xA0, 96]) + bytes(10) + b"abc\x00",
+        bytes([0xA0, 96]) + bytes(10) + b"abc\x09",
+    ],
+    ids=["short", "version", "csrc", "profile", "extension", "element", "padding-zero", "padding-long"],
+)
+def test_what_aiortc_refuses_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_rtp(data, abs_send_time_id=3)
+
+
+def test_the_receiver_state_the_path_reads_is_there_in_this_aiortc() -> None:
+    names = [value for name, value in vars(receive).items() if name.isupper() and isinstance(value, str)]
+    state = vars(video_receiver())
+    missing = {name for name in names if name.startswith("_RTCRtpReceiver__") and name not in state}
+    assert missing == set()
+    assert hasattr(HeaderExtensionsMap(), receive.EXTENSION_IDS)
+
+
+def video_receiver() -> RTCRtpReceiver:
+    # The receiver only asks its transport whether it is closed until it starts receiving.
+    return RTCRtpReceiver("video", transport=SimpleNamespace(state="new"))  # type: ignore[arg-type]
+
+
+class CountingEstimator:
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, int, int]] = []
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int) -> None:
+        self.samples.append((arrival_time_ms, abs_send_time, payload_size))
+
+
+def estimated(packets: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+    """The estimator's samples for video packets of 100 bytes given as (arrival, timestamp, marker,
+    send time); no codec is negotiated, so nothing but the estimator sees them."""
+    receiver = video_receiver()
+    estimator = CountingEstimator()
+    vars(receiver)[receive.REMOTE_BITRATE_ESTIMATOR] = estimator
+    vars(receiver)[receive.CODECS] = {}
+    path = ReceiverPath(receiver)
+    stamp = receive.datetime.datetime.now(receive.datetime.UTC)
+    for arrival, timestamp, marker, send_time in packets:
+        sent = packet(marker=marker, payload=bytes(100))
+        sent.timestamp = timestamp
+        path.handle(sent, send_time, arrival, stamp)
+    return estimator.samples
+
+
+def test_the_estimator_gets_one_sample_per_frame_with_the_frames_bytes() -> None:
+    frames = [(10, 0, 0, 100), (11, 0, 0, 101), (12, 0, 1, 102), (40, 3000, 1, 200)]
+    assert estimated(frames) == [(12, 102, 300), (40, 200, 100)]
+
+
+def test_a_frame_without_its_marker_packet_is_sampled_when_the_next_frame_begins() -> None:
+    frames = [(10, 0, 0, 100), (11, 0, 0, 101), (40, 3000, 1, 200)]
+    assert estimated(frames) == [(11, 101, 200), (40, 200, 100)]
+
+
+VP8_DESCRIPTORS = [
+    b"\x10",
+    b"\x90\x80\x05",
+    b"\x90\x80\x81\x23",
+    b"\x80\xe0\x81\x23\x07\x40",
+    b"\x80\x60\x07\x40",
+    b"\x80\x10\x1f",
+    b"\x80\x00",
+]
+
+
+@pytest.mark.parametrize("descriptor", VP8_DESCRIPTORS)
+def test_vp8_depayloading_gives_aiortcs_bytes(descriptor: bytes) -> None:
+    payload = descriptor + b"frame data"
+    assert payload[receive.vp8_descriptor_length(payload) :] == vp8_depayload(payload) == b"frame data"
+
+
+@pytest.mark.parametrize("truncated", [b"", b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x80\x40", b"\x80\x20"])
+def test_a_vp8_descriptor_aiortc_refuses_is_refused(truncated: bytes) -> None:
+    with pytest.raises(ValueError):
+        vp8_depayload(truncated)
+    with pytest.raises(ValueError):
+        receive.vp8_descriptor_length(truncated)
