@@ -131,39 +131,38 @@ class EventPublisher:
 
         Straight to aiokafka's producer, not through FastStream's per-message layers (two spans, a metric
         and a publish command each: three times the CPU of the send, measured in bench/README.md "Webhook
-        deliveries"). The records carry the headers FastStream writes, in its order; an event's
-        `traceparent` is the one its carrier holds (the span that staged it, which the consumer's span
-        then continues), else that of the one PRODUCER span of the whole call."""
+        deliveries"). The records carry the headers FastStream writes, in its order. Each event is sent
+        under a PRODUCER span of its own, a child of the trace context its carrier holds (the span that
+        staged it), so a fact's trace runs from the request that caused it through its publishing to its
+        consumers; a span nobody exports is not recorded (services/core/telemetry.py), so this costs
+        little where tracing is off."""
         if not events:
             return
         producer = _aiokafka_producer(self._broker)
-        topics = sorted({event.topic.value for event, _ in events})
-        with self._tracer.start_as_current_span(
-            f"{','.join(topics)} publish",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation": "publish",
-                "messaging.batch.message_count": len(events),
-            },
-        ):
-            own: dict[str, str] = {}
-            propagate.inject(own)
-            confirmations = []
-            for event, carrier in events:
+        confirmations = []
+        for event, carrier in events:
+            parent = propagate.extract(carrier) if "traceparent" in carrier else None
+            with self._tracer.start_as_current_span(
+                f"{event.topic.value} publish",
+                context=parent,
+                kind=SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.operation": "publish"},
+            ):
+                sent_under: dict[str, str] = {}
+                propagate.inject(sent_under)
                 # Handed to the producer in order; it keeps one request in flight per partition.
                 confirmations.append(
                     await producer.send(
                         event.topic.value,
                         value=event.payload,
                         key=event.key.encode(),
-                        headers=self._record_headers(event, carrier if "traceparent" in carrier else own),
+                        headers=self._record_headers(event, sent_under),
                     )
                 )
-            # Every confirmation is awaited, so none fails unobserved; the first failure is raised.
-            for outcome in await asyncio.gather(*confirmations, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
+        # Every confirmation is awaited, so none fails unobserved; the first failure is raised.
+        for outcome in await asyncio.gather(*confirmations, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _record_headers(self, event: StagedEvent, carrier: Mapping[str, str]) -> list[tuple[str, bytes]]:
         """The headers `publish_serialized` writes through FastStream, in the same order: its content type
