@@ -13,7 +13,10 @@ BIN    := $(VENV)/bin
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
+# The relay's compiled send loop (services/relay/_fastsend.c) is built by the project's install: a changed
+# source installs again.
+EXTENSIONS := services/relay/_fastsend.c
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) $(EXTENSIONS) | cksum | cut -d' ' -f1)
 
 .PHONY: install browser ffmpeg run test test-system proto lint lock docs bench image podman-tools clean
 
@@ -37,8 +40,10 @@ ffmpeg:
 	fi
 
 # The lock first (exact versions, hashes checked), then the project itself; a dependency added to
-# pyproject.toml but not yet locked is still installed by the second step (the lock test says so).
-$(STAMP): pyproject.toml $(DEV_LOCK)
+# pyproject.toml but not yet locked is still installed by the second step (the lock test says so). The
+# second step compiles the relay's send loop with the machine's C compiler; without one it warns and the
+# relay sends from Python (docs/decisions.md).
+$(STAMP): pyproject.toml $(DEV_LOCK) $(EXTENSIONS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

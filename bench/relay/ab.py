@@ -3,17 +3,18 @@ forwarded packet of each, for a before/after comparison of a change within one r
 
     git archive <before> | tar -x -C /tmp/before
     .venv/bin/python bench/relay/ab.py before=/tmp/before,after=. [--configs 1x1,1x16] [--window 10]
-                                       [--repeat 3]
+                                       [--repeat 3] [--output results/NAME.json]
 
 Each version is `python -m services.relay` started from its own source tree (this venv's packages), on
 the SFU core, as `relay_vs_janus.py` runs it; who goes first alternates between repeats. The figures are
 as noisy as the machine: compare the versions within one run, and read the windows the generator kept up
-with (`saturated` False).
+with (`saturated` False). `--output` writes every window, with the load average before and after the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -32,7 +33,11 @@ from relay.sfus import ParleyRelay  # noqa: E402
 
 
 async def compare(
-    trees: dict[str, Path], configs: list[tuple[int, int]], window_s: float, repeats: int
+    trees: dict[str, Path],
+    configs: list[tuple[int, int]],
+    window_s: float,
+    repeats: int,
+    windows: list[dict[str, object]],
 ) -> dict[str, dict[str, list[float]]]:
     clip = encode_clip()
     clean: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
@@ -58,6 +63,17 @@ async def compare(
                             f"{row['generator_saturated']}",
                             flush=True,
                         )
+                        windows.append(
+                            {
+                                "version": name,
+                                "config": f"{publishers}x{subscribers}",
+                                "repeat": repeat,
+                                "us_per_packet": cpu,
+                                "loss_percent": row["loss_percent"],
+                                "delay_p99_ms": row["delay_ms_p99"],
+                                "generator_saturated": row["generator_saturated"],
+                            }
+                        )
                         if not row["generator_saturated"] and cpu is not None:
                             clean[name].setdefault(f"{publishers}x{subscribers}", []).append(cpu)
         finally:
@@ -72,17 +88,32 @@ def main() -> None:
     parser.add_argument("--configs", default="1x1,1x16", help="PxS,... publishers x subscribers each")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of each steady window")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the configurations")
+    parser.add_argument("--output", type=Path, help="a JSON file for every window's figures")
     args = parser.parse_args()
     named = (tree.partition("=") for tree in args.trees.split(","))
     trees = {name: Path(tree).resolve() for name, _, tree in named}
     configs = [(int(p), int(s)) for p, _, s in (c.partition("x") for c in args.configs.split(","))]
     os.sched_setaffinity(0, GENERATOR_CPUS)
-    print(f"load average at start {os.getloadavg()}")
-    clean = uvloop.run(compare(trees, configs, args.window, args.repeat))
-    print(f"load average at end {os.getloadavg()}")
+    start = os.getloadavg()
+    print(f"load average at start {start}")
+    windows: list[dict[str, object]] = []
+    clean = uvloop.run(compare(trees, configs, args.window, args.repeat, windows))
+    end = os.getloadavg()
+    print(f"load average at end {end}")
+    medians = {}
     for name, rows in clean.items():
         for config, figures in rows.items():
+            medians[f"{name} {config}"] = statistics.median(figures)
             print(f"{name} {config}: median {statistics.median(figures):.1f} µs/packet over {figures}")
+    if args.output:
+        result = {
+            "benchmark": "bench/relay/ab.py " + " ".join(sys.argv[1:]),
+            "unit": "relay CPU µs per forwarded packet",
+            "load_average": {"start": start, "end": end},
+            "windows": windows,
+            "medians_of_clean_windows": medians,
+        }
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 A `FeedTrack` receives encoded frames from its receiver's tap, reads key frames and picture size from
 them, counts them for metering, and hands each frame to every subscriber's `ForwardedTrack`. All of it
 runs on the event loop inside aiortc's packet handling, so per frame it makes one `av.Packet` and one
-list of RTP payloads that all subscribers share, and each subscriber's sender sends them from there: no
-awaiting on the media path. The payloads are the ones the publisher sent (a video frame from the marker
-jitter buffer carries them): its packetization is already one every subscriber of the codec can
-depacketize, so cutting the frame up again would only cost CPU. A frame without them (audio from the
+list of RTP payloads that all subscribers share, with their byte count and one clock reading, and each
+subscriber's sender sends them from there: no awaiting on the media path. The senders' datagrams wait in
+the relay's `Outbox` until the fan-out ends and leave together (services/relay/fast_send.py). The
+payloads are the ones the publisher sent (a video frame from the marker jitter buffer carries them): its
+packetization is already one every subscriber of the codec can depacketize, so cutting the frame up
+again would only cost CPU. A frame without them (audio from the
 stock buffer) is packetized once for all subscribers.
 """
 
@@ -31,11 +33,13 @@ from services.core.media.bitstream import (
 )
 from services.core.media.jitter_buffer import PacketizedFrame
 from services.relay.close_codes import CloseCode
+from services.relay.fast_send import Outbox
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.keyframes import KeyframeRequester
 from services.relay.metering import StreamMeter, resolution_tier
 from services.relay.packetizer import packetizer_for
 from services.relay.peer import Peer
+from services.relay.rtp_writer import ntp_now
 
 
 class FeedTrack:
@@ -48,6 +52,7 @@ class FeedTrack:
         media_ssrc: int | None,
         meter: StreamMeter,
         keyframe_interval_s: float,
+        outbox: Outbox,
     ) -> None:
         self.kind = kind
         self.codec = codec
@@ -57,6 +62,7 @@ class FeedTrack:
         self._time_base = Fraction(1, codec.clockRate)
         self._h264 = H264ParameterSets() if codec.mimeType.lower() == "video/h264" else None
         self._subscribers: set[ForwardedTrack] = set()
+        self._outbox = outbox
         # For frames that come without the publisher's payloads. One VP8 picture id sequence for the feed:
         # each subscriber starts at a key frame, wherever it is.
         self._packetizer = packetizer_for(codec)
@@ -96,8 +102,17 @@ class FeedTrack:
             payloads = frame.payloads
         else:
             payloads = self._packetizer.packetize(data)
-        for subscriber in tuple(self._subscribers):
-            subscriber.push(packet, payloads)
+        # What every subscriber's sender would compute alike: the payloads' bytes for its sender reports
+        # and one clock reading for abs-send-time; the subscribers' datagrams leave together at the end.
+        octets = sum(map(len, payloads))
+        ntp = ntp_now()
+        outbox = self._outbox
+        outbox.hold()
+        try:
+            for subscriber in tuple(self._subscribers):
+                subscriber.push(packet, payloads, octets, ntp)
+        finally:
+            outbox.flush()
 
     def on_end(self) -> None:
         """The publisher's stream ended (RTCP BYE, or its peer closed): so do the subscribers' tracks."""

@@ -23,9 +23,11 @@ from parley.relay.v1 import media_pb2
 
 from services.relay.metering import StreamMeter
 
-# A frame and its RTP payloads when the feed packetized it for all its subscribers (None: not packetized).
-Frame = tuple[Packet, list[bytes] | None]
-FrameSink = Callable[[Packet, list[bytes] | None], None]
+# A frame and its RTP payloads when the feed packetized it for all its subscribers (None: not packetized),
+# their bytes, and the wall clock (NTP) of the feed's fan-out, read once for all its subscribers (None:
+# the sender reads it as it sends).
+Frame = tuple[Packet, list[bytes] | None, int, int | None]
+FrameSink = Callable[[Packet, list[bytes] | None, int, int | None], None]
 
 # About a second of media at 30 frames/s (video) or 20 ms frames (audio).
 QUEUE_FRAMES = {"audio": 50, "video": 30}
@@ -59,9 +61,11 @@ class ForwardedTrack(MediaStreamTrack):
         self.bytes_forwarded = 0
         self.frames_dropped = 0
 
-    def push(self, packet: Packet, payloads: list[bytes] | None = None) -> None:
-        """A frame from the publisher, with its RTP payloads when the feed made them; called on the media
-        path, never waits."""
+    def push(
+        self, packet: Packet, payloads: list[bytes] | None = None, octets: int = 0, ntp: int | None = None
+    ) -> None:
+        """A frame from the publisher, with its RTP payloads and their bytes when the feed made them and
+        the fan-out's clock; called on the media path, never waits."""
         if self._finished or self.paused:
             return
         if self._queue.full():
@@ -74,12 +78,13 @@ class ForwardedTrack(MediaStreamTrack):
             self._awaiting_keyframe = False
             completed = self._source.decodable_alone(packet)
             if completed is not packet:
-                packet, payloads = completed, None
+                packet, payloads, octets = completed, None, 0
         if self.sink is not None and self._queue.empty():
             self._count(packet)
-            self.sink(packet, payloads)
+            self.sink(packet, payloads, octets, ntp)
             return
-        self._queue.put_nowait((packet, payloads))
+        # A queued frame is sent later: its sender reads the clock then.
+        self._queue.put_nowait((packet, payloads, octets, None))
 
     def set_paused(self, paused: bool) -> None:
         """Stop forwarding at once (what is queued is dropped), or resume, video at a key frame."""
@@ -112,11 +117,10 @@ class ForwardedTrack(MediaStreamTrack):
         self._source.request_keyframe()
 
     async def recv(self) -> Packet:
-        packet, _ = await self.next_frame()
-        return packet
+        return (await self.next_frame())[0]
 
     async def next_frame(self) -> Frame:
-        """The next queued frame with its payloads, if the feed packetized it."""
+        """The next queued frame with its payloads and their bytes, if the feed packetized it."""
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()

@@ -40,9 +40,10 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpsender import RTCEncodedFrame, RTCRtpSender, random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensionsMap, RtpPacket
-from aiortc.utils import random32, uint32_add
+from aiortc.utils import random32
 from av.packet import Packet
 
+from services.relay.fast_send import Outbox, Protect, Route
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.packetizer import Packetizer, packetizer_for
 from services.relay.rtp_writer import RtpStreamWriter, ntp_now
@@ -67,9 +68,14 @@ ICE_COMPONENT = 1
 
 
 class ForwardingSender(RTCRtpSender):
-    def __init__(self, track: ForwardedTrack, transport: RTCDtlsTransport) -> None:
+    def __init__(self, track: ForwardedTrack, transport: RTCDtlsTransport, outbox: Outbox) -> None:
         super().__init__(track, transport)
         self._forwarded = track
+        self._outbox = outbox
+        # The nominated ICE pair and SRTP session that `_route` and `_protect` were made for.
+        self._route_for: tuple[object, object] | None = None
+        self._route: Route | None = None
+        self._protect: Protect | None = None
         self._packetizer: Packetizer | None = None
         self._extensions = HeaderExtensionsMap()
         self._mid: str | None = None
@@ -89,22 +95,22 @@ class ForwardingSender(RTCRtpSender):
         await super().send(parameters)
 
     async def _next_encoded_frame(self, codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
-        packet, payloads = await self._forwarded.next_frame()
+        packet, payloads, _, _ = await self._forwarded.next_frame()
         if not self._enabled:
             return None
-        return self._encoded(packet, payloads, codec)
-
-    def _encoded(
-        self, packet: Packet, payloads: list[bytes] | None, codec: RTCRtpCodecParameters
-    ) -> RTCEncodedFrame:
-        if payloads is None:
-            if self._packetizer is None:
-                # The negotiated codec: the feed's codec under this peer's payload type.
-                self._packetizer = packetizer_for(codec)
-            payloads = self._packetizer.packetize(bytes(packet))
         # No audio level header extension: measuring the level would take decoding. aiortc annotates the
         # field as int but passes None itself for frames without one.
-        return RTCEncodedFrame(payloads, packet.pts or 0, None)  # type: ignore[arg-type]
+        return RTCEncodedFrame(self._payloads(packet, payloads, codec), packet.pts or 0, None)  # type: ignore[arg-type]
+
+    def _payloads(
+        self, packet: Packet, payloads: list[bytes] | None, codec: RTCRtpCodecParameters
+    ) -> list[bytes]:
+        if payloads is not None:
+            return payloads
+        if self._packetizer is None:
+            # The negotiated codec: the feed's codec under this peer's payload type.
+            self._packetizer = packetizer_for(codec)
+        return self._packetizer.packetize(bytes(packet))
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         state = vars(self)
@@ -122,7 +128,8 @@ class ForwardingSender(RTCRtpSender):
             while True:
                 frame = await self._next_encoded_frame(codec)
                 if frame is not None:
-                    self._send_frame(frame)
+                    payloads = frame.payloads
+                    self._send_frame(payloads, frame.timestamp, sum(map(len, payloads)), ntp_now())
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:
@@ -132,12 +139,16 @@ class ForwardingSender(RTCRtpSender):
         self._forwarded.stop()
         state[RTP_EXITED].set()
 
-    def _send_now(self, packet: Packet, payloads: list[bytes] | None) -> None:
-        """The track's sink: send a frame now, inside the publisher's fan-out (never raise into it)."""
+    def _send_now(self, packet: Packet, payloads: list[bytes] | None, octets: int, ntp: int | None) -> None:
+        """The track's sink: send a frame now, inside the publisher's fan-out (never raise into it), with
+        the payloads, their bytes and the clock reading the feed made once for all its subscribers."""
         if not self._enabled:
             return
         try:
-            self._send_frame(self._encoded(packet, payloads, self._codec))
+            if payloads is None:
+                payloads = self._payloads(packet, None, self._codec)
+                octets = sum(map(len, payloads))
+            self._send_frame(payloads, packet.pts or 0, octets, ntp_now() if ntp is None else ntp)
         except ConnectionError:
             # Closing: frames queue from now on, and the RTP loop ends on the next one.
             self._forwarded.sink = None
@@ -145,37 +156,38 @@ class ForwardingSender(RTCRtpSender):
             log.exception("subscriber_rtp_failed")
             self._forwarded.sink = None
 
-    def _send_frame(self, frame: RTCEncodedFrame) -> None:
-        timestamp = uint32_add(self._timestamp_origin, frame.timestamp)
-        ntp = ntp_now()
+    def _send_frame(self, payloads: list[bytes], pts: int, octets: int, ntp: int) -> None:
+        timestamp = (self._timestamp_origin + pts) & 0xFFFFFFFF
         assert self._writer is not None
-        packets = self._writer.frame(frame.payloads, timestamp, self._sequence_number, ntp)
+        packets = self._writer.frame(payloads, timestamp, self._sequence_number, ntp)
         self._send_packets(packets)
         self._sequence_number = (self._sequence_number + len(packets)) & 0xFFFF
         state = vars(self)
         state[NTP_TIMESTAMP] = ntp
         state[RTP_TIMESTAMP] = timestamp
-        state[OCTET_COUNT] += sum(map(len, frame.payloads))
+        state[OCTET_COUNT] += octets
         state[PACKET_COUNT] += len(packets)
 
     def _send_packets(self, packets: list[bytes]) -> None:
-        """What the DTLS transport's `_send_rtp` does per packet, for a frame's packets at once."""
+        """What the DTLS transport's `_send_rtp` does per packet, for a frame's packets at once: protected
+        with its SRTP session and handed to the relay's outbox for the nominated pair's socket."""
         dtls: Any = self.transport
         if dtls._state != State.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
         pair = dtls.transport._connection._nominated.get(ICE_COMPONENT)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")
-        protect = dtls._tx_srtp.protect
-        sendto = pair.protocol.transport.sendto
-        address = pair.remote_addr
-        sent = 0
-        for packet in packets:
-            data = protect(packet)
-            sendto(data, address)
-            sent += len(data)
+        session = dtls._tx_srtp
+        made_for = self._route_for
+        if made_for is None or made_for[0] is not pair or made_for[1] is not session:
+            self._route = self._outbox.route(pair.protocol.transport, pair.remote_addr)
+            self._protect = self._outbox.protector(session)
+            self._route_for = (pair, session)
+        assert self._protect is not None and self._route is not None
+        datagrams = self._protect(packets)
+        self._outbox.send(self._route, datagrams)
         counters = vars(dtls)
-        counters[DTLS_TX_BYTES] += sent
+        counters[DTLS_TX_BYTES] += sum(map(len, datagrams))
         counters[DTLS_TX_PACKETS] += len(packets)
 
     async def _retransmit(self, sequence_number: int) -> None:

@@ -32,6 +32,7 @@ from services.relay.errors import (
     SUBSCRIPTION_NOT_FOUND,
     TRACK_NOT_FOUND,
 )
+from services.relay.fast_send import COMPILED, Outbox
 from services.relay.feed import Feed, FeedTrack
 from services.relay.flood_guard import FloodGuard, FloodLimits
 from services.relay.forwarded_track import ForwardedTrack
@@ -78,6 +79,7 @@ class Relay:
     ) -> None:
         self._settings = settings
         self._ice = IcePolicy(settings)
+        self._outbox = Outbox(COMPILED if settings.compiled_send else None)
         self._ticker = ticker
         self._reports = reports or NoReports()
         self.feeds: dict[tuple[str, str], Feed] = {}
@@ -130,6 +132,7 @@ class Relay:
                     media_ssrc=media.ssrc,
                     meter=_meter(order, metering_pb2.STREAM_ROLE_PUBLICATION, publication_id, media.kind),
                     keyframe_interval_s=self._settings.keyframe_interval_s,
+                    outbox=self._outbox,
                 )
                 tap_receiver(transceiver.receiver, media.kind, EncodedFrameTap(track.on_frame, track.on_end))
                 tracks[media.kind] = track
@@ -206,7 +209,7 @@ class Relay:
                 transceiver.setCodecPreferences(preferences(source.codec))
                 meter = _meter(order, metering_pb2.STREAM_ROLE_SUBSCRIPTION, subscription_id, media.kind)
                 track = ForwardedTrack(media.kind, source, meter)
-                sender = ForwardingSender(track, transceiver.sender.transport)
+                sender = ForwardingSender(track, transceiver.sender.transport, self._outbox)
                 attach_sender(transceiver, sender)
                 forwarded.append(ForwardedMedia(source=source, track=track, sender=sender))
             await peer.accept(offer)

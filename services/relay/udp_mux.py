@@ -154,6 +154,14 @@ class UdpMux(asyncio.DatagramProtocol):
         self._addresses_of[protocol].add(address)
 
 
+def socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport:
+    """The transport that owns the socket `transport` sends on: the mux's for a connection's view of the
+    shared socket, `transport` itself otherwise (services/relay/fast_send.py writes to that socket)."""
+    if isinstance(transport, _SharedTransport) and transport._mux._transport is not None:
+        return transport._mux._transport
+    return transport
+
+
 class _SharedTransport(asyncio.DatagramTransport):
     """One connection's view of the shared socket: its sends go out there, closing it detaches only it."""
 

@@ -69,12 +69,19 @@ class RelayUnderTest:
     platform: Platform
 
 
-@pytest.fixture(scope="module", params=[None, 0], ids=["port per peer", "one UDP port"])
+@pytest.fixture(
+    scope="module",
+    params=[(None, True), (0, True), (None, False)],
+    ids=["port per peer", "one UDP port", "port per peer, sent from Python"],
+)
 async def relay_service(
     request: pytest.FixtureRequest, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RelayUnderTest]:
     """The relay in this process as its own service, listening and gathering on loopback only; every test
-    runs with both media socket modes (`udp_port`: a port per peer connection, one port for all)."""
+    runs with both media socket modes (`udp_port`: a port per peer connection, one port for all) with the
+    compiled send loop where it was built, and once more with the send loop in Python
+    (`compiled_send` off, as where no compiler was found: services/relay/fast_send.py)."""
+    udp_port, compiled_send = request.param
     async with start_platform(
         tmp_path_factory.mktemp("relay"),
         ServiceName.RELAY,
@@ -82,7 +89,8 @@ async def relay_service(
             "relay": {
                 "metering_interval_s": METERING_INTERVAL_S,
                 "connect_timeout_s": CONNECT_TIMEOUT_S,
-                "udp_port": request.param,
+                "udp_port": udp_port,
+                "compiled_send": compiled_send,
             }
         },
     ) as platform:

@@ -20,6 +20,7 @@ from parley.relay.v1 import media_pb2
 
 from services.core.media.bitstream import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, split_annexb
 from services.core.media.jitter_buffer import PacketizedFrame
+from services.relay.fast_send import Outbox
 from services.relay.feed import FeedTrack
 from services.relay.forwarded_track import ForwardedTrack
 
@@ -47,6 +48,7 @@ def feed_track(codec: Any, receiver: FakeReceiver, *, media_ssrc: int | None = 1
         media_ssrc=media_ssrc,
         meter=meter(),
         keyframe_interval_s=0.5,
+        outbox=Outbox(None),
     )
 
 
@@ -69,7 +71,7 @@ async def test_frames_reach_every_subscriber_with_key_frames_counted_and_the_siz
 
     # The frames were cut into RTP payloads once, for both subscribers.
     track.on_frame(VP8, JitterFrame(delta, 6000))
-    (_, first_payloads), (_, second_payloads) = [await s.next_frame() for s in (first, second)]
+    (_, first_payloads, *_), (_, second_payloads, *_) = [await s.next_frame() for s in (first, second)]
     assert first_payloads is second_payloads
     assert b"".join(vp8_depayload(payload) for payload in cast(list[bytes], first_payloads)) == delta
 

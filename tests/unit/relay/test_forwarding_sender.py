@@ -23,6 +23,7 @@ from aiortc.rtp import RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpRtpfbPacket, Rt
 from encoded_video import encode
 from fake_source import FakeSource, meter, packet
 
+from services.relay.fast_send import Outbox
 from services.relay.forwarded_track import ForwardedTrack
 from services.relay.forwarding_sender import (
     DTLS_TX_BYTES,
@@ -59,7 +60,8 @@ def no_encoders(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_the_attached_sender_is_the_one_aiortc_negotiates_with(pc: RTCPeerConnection) -> None:
     transceiver = pc.addTransceiver("video", direction="sendonly")
     assert hasattr(transceiver, TRANSCEIVER_SENDER)
-    sender = ForwardingSender(ForwardedTrack("video", FakeSource(), meter()), transceiver.sender.transport)
+    track = ForwardedTrack("video", FakeSource(), meter())
+    sender = ForwardingSender(track, transceiver.sender.transport, Outbox(None))
     attach_sender(transceiver, sender)
     assert transceiver.sender is sender and pc.getSenders() == [sender]
     offer = await pc.createOffer()
@@ -70,7 +72,7 @@ async def test_the_attached_sender_is_the_one_aiortc_negotiates_with(pc: RTCPeer
 async def test_a_vp8_frame_is_packetized_with_its_timestamp_and_never_encoded(pc: RTCPeerConnection) -> None:
     transceiver = pc.addTransceiver("video", direction="sendonly")
     track = ForwardedTrack("video", FakeSource(), meter())
-    sender = ForwardingSender(track, transceiver.sender.transport)
+    sender = ForwardingSender(track, transceiver.sender.transport, Outbox(None))
     key, *_ = encode("libvpx", 640, 360)
     track.push(packet(key, pts=3000, keyframe=True))
     frame = await sender._next_encoded_frame(VP8)
@@ -82,7 +84,7 @@ async def test_a_vp8_frame_is_packetized_with_its_timestamp_and_never_encoded(pc
 async def test_an_opus_frame_is_one_payload(pc: RTCPeerConnection) -> None:
     transceiver = pc.addTransceiver("audio", direction="sendonly")
     track = ForwardedTrack("audio", FakeSource(), meter())
-    sender = ForwardingSender(track, transceiver.sender.transport)
+    sender = ForwardingSender(track, transceiver.sender.transport, Outbox(None))
     track.push(packet(b"\xfc" * 60, pts=960, keyframe=True, clock_rate=48000))
     frame = await sender._next_encoded_frame(OPUS)
     assert frame is not None and (frame.payloads, frame.timestamp) == ([b"\xfc" * 60], 960)
@@ -93,7 +95,9 @@ async def test_pli_and_fir_from_a_subscriber_become_requests_to_the_publisher(
 ) -> None:
     source = FakeSource()
     transceiver = pc.addTransceiver("video", direction="sendonly")
-    sender = ForwardingSender(ForwardedTrack("video", source, meter()), transceiver.sender.transport)
+    sender = ForwardingSender(
+        ForwardedTrack("video", source, meter()), transceiver.sender.transport, Outbox(None)
+    )
     sender._send_keyframe()
     sender._send_keyframe()
     assert (source.keyframe_requests, sender.keyframe_requests) == (2, 2)
@@ -170,7 +174,7 @@ async def test_forwarded_frames_leave_as_the_stock_sender_sends_them_and_nacks_a
 ):
     transport = RecordingTransport()
     track = ForwardedTrack("video", FakeSource(), meter())
-    sender = ForwardingSender(track, transport)  # type: ignore[arg-type]
+    sender = ForwardingSender(track, transport, Outbox(None))  # type: ignore[arg-type]
     extensions = HeaderExtensionsMap()
     extensions.configure(SEND_PARAMETERS)
     key, delta, *_ = encode("libvpx", 640, 360)
