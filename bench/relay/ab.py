@@ -21,6 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+# This process holds gRPC channels to the relays it started before it starts the next relay's broker:
+# gRPC's fork handlers then crash that child (SIGSEGV in cygrpc's event engine before the broker runs).
+# Nothing here forks a process that uses gRPC, so they are not needed. Inherited by the relays alike.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent))

@@ -2,16 +2,19 @@
 (issue #12): one version of the relay's code against another, or its send loop compiled against Python.
 
     .venv/bin/python bench/relay/send_path.py [--tree /tmp/before] [--python-send] [--subscribers 16]
-                                              [--frames 3000] [--rounds 5]
+                                              [--frames 3000] [--rounds 5] [--srtp gcm|sha1]
 
 One VP8 `FeedTrack` with N subscribers set up as the relay sets them up (`ForwardedTrack`, a running
 `ForwardingSender` as its sink, the relay's outbox where the tree has one), each subscriber's DTLS
-transport a stand-in with a real pylibsrtp session (AES-CM-128/HMAC-SHA1-80, what aiortc negotiates
-first) and a real uvloop UDP socket per subscriber (as with a port per peer connection), sending to one
-loopback socket that nobody reads (the kernel drops what overflows it, after the send). Frames of 5
-payloads of 1,100 bytes, as the marker jitter buffer hands them over, go through `FeedTrack.on_frame` in
-a tight loop. Prints process CPU (user + system: the sends' kernel work included) per forwarded packet per
-round; `--tree` runs another version of the relay's code (a `git archive` of it) with this venv.
+transport a stand-in with a real pylibsrtp session (AEAD-AES-256-GCM, what aiortc peers negotiate, as
+in the relay bench; `--srtp sha1`: AES-CM-128/HMAC-SHA1-80, whose HMAC costs ~15,000 instructions per
+1,100-byte packet) and a real uvloop UDP socket per subscriber (as with a port per peer connection),
+sending to one loopback socket that nobody reads (the kernel drops what overflows it, after the send).
+Frames of 5 payloads of 1,100 bytes, as the marker jitter buffer hands them over, go through
+`FeedTrack.on_frame` in a tight loop. Prints process CPU (user + system: the sends' kernel work
+included) per forwarded packet per round; `--tree` runs another version of the relay's code (a `git
+archive` of it) with this venv. Under valgrind's callgrind, two runs with different `--frames` give
+instructions per packet from their difference (the start-up cancels out).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ PAYLOADS = 5
 PAYLOAD_BYTES = 1100
 
 
-async def run(subscribers: int, frames: int, rounds: int, python_send: bool) -> list[float]:
+async def run(subscribers: int, frames: int, rounds: int, python_send: bool, srtp: str) -> list[float]:
     from aiortc.codecs import CODECS
     from aiortc.rtcdtlstransport import State
     from aiortc.rtcrtpparameters import (
@@ -98,6 +101,11 @@ async def run(subscribers: int, frames: int, rounds: int, python_send: bool) -> 
     async def send_rtcp(data: bytes) -> None:
         """The senders' RTCP (sender reports): not measured."""
 
+    if srtp == "gcm":
+        profile, key_length = Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32 + 12
+    else:
+        profile, key_length = Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16 + 14
+    policy = Policy(key=os.urandom(key_length), ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
     senders = []
     transports = []
     for _ in range(subscribers):
@@ -108,7 +116,7 @@ async def run(subscribers: int, frames: int, rounds: int, python_send: bool) -> 
             state="connected",
             _state=State.CONNECTED,
             _stats_id="transport",
-            _tx_srtp=Session(Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)),
+            _tx_srtp=Session(policy),
             transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
             _register_rtp_sender=lambda sender, parameters: None,
             _unregister_rtp_sender=lambda sender: None,
@@ -157,12 +165,13 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=16)
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--srtp", choices=["gcm", "sha1"], default="gcm")
     args = parser.parse_args()
     tree = (args.tree or Path(__file__).resolve().parents[2]).resolve()
     sys.path.insert(0, str(tree))
     import uvloop
 
-    figures = uvloop.run(run(args.subscribers, args.frames, args.rounds, args.python_send))
+    figures = uvloop.run(run(args.subscribers, args.frames, args.rounds, args.python_send, args.srtp))
     print(
         f"{tree}{' (python send)' if args.python_send else ''}: µs CPU per forwarded packet "
         f"{figures}, median {statistics.median(figures)}, load average {os.getloadavg()}"
