@@ -96,10 +96,9 @@ def udp_rcvbuf_errors() -> int:
     return int(lines[1][lines[0].index("RcvbufErrors")])
 
 
-def own_udp_drops() -> int:
-    """Datagrams the kernel dropped on this process's open UDP sockets (`drops` of /proc/net/udp, a
-    full receive buffer), matched by socket inode; a closed socket's drops leave the sum, so compare
-    within one room's life."""
+def own_udp_drops() -> dict[str, int]:
+    """Datagrams the kernel dropped on each of this process's open UDP sockets (`drops` of /proc/net/udp,
+    a full receive buffer), by socket inode."""
     inodes = set()
     for fd in Path("/proc/self/fd").iterdir():
         try:
@@ -108,12 +107,17 @@ def own_udp_drops() -> int:
             continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
-    drops = 0
+    drops = {}
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         if fields[9] in inodes:
-            drops += int(fields[12])
+            drops[fields[9]] = int(fields[12])
     return drops
+
+
+def drops_between(before: dict[str, int], after: dict[str, int]) -> int:
+    """Drops in between on the sockets open at the end (one closed in between takes its count along)."""
+    return sum(count - before.get(inode, 0) for inode, count in after.items())
 
 
 # A run whose generator fell behind (its loop woke this late, or the kernel dropped datagrams on its
@@ -212,7 +216,7 @@ async def measure_window(
             "generator_loop_lag_ms_p50": round(percentile(lags, 0.5), 2),
             "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
             "udp_rcvbuf_errors": after[4] - before[4],
-            "generator_udp_drops": after[5] - before[5],
+            "generator_udp_drops": drops_between(before[5], after[5]),
         }
     )
     result["generator_saturated"] = generator_saturated(result)

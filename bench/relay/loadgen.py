@@ -6,18 +6,20 @@ A subscriber records its packets in one of two ways (`Subscriber(recorder=...)`)
 
 - `headers` (the default): `HeaderRecorder` reads arrival, payload type, timestamp and sequence number
   from the RTP header of each SRTP datagram as the socket delivers it (SRTP leaves the header in clear)
-  and drops the payload without unprotecting it; ICE, DTLS, SRTCP, RTX and whatever arrives before DTLS
-  is up keep aiortc's path; the receiver's own statistics and NACK generator are fed from the headers
-  and a REMB goes out once a second, so the SFU gets the receiver reports, NACKs and REMBs it got before;
+  and drops the payload without unprotecting it; ICE, DTLS, SRTCP, RTX and whatever arrives before
+  DTLS is up keep aiortc's path; the receiver's own statistics and NACK generator are fed from the
+  headers and a REMB goes out once a second, so the SFU gets the receiver reports, NACKs and REMBs it
+  got before. Its sockets get a 2 MiB receive buffer;
 - `aiortc`: every packet through aiortc's whole receive path (the socket's STUN check, a queue hop, the
-  DTLS task, SRTP unprotect, parsing, jitter buffer), about ten times the generator's CPU per packet;
-  the generator saturated its core before either SFU at 4 x 16 this way.
+  DTLS task, SRTP unprotect, parsing, jitter buffer): the generator before 2026-12-06, which ran out of
+  CPU before either SFU at 4 x 16 (bench/README.md, "A cheaper load generator").
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -197,6 +199,11 @@ RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _FIRST_MEDIA_BYTE, _LAST_MEDIA_BYTE = 128, 191
 _RTCP_TYPES = range(192, 224)
 _SEQ_TS_SSRC = struct.Struct("!HII")
+# A subscriber socket's receive buffer: ~2 s of a 1.5 Mbit/s stream (the kernel counts ~2.3 KiB per
+# loopback datagram), so a generator that other processes keep off its core for a moment (the bench
+# machine is shared) reads those datagrams late, which its loop lag shows, instead of losing them. The
+# default (rmem_default, 208 KiB) held ~0.4 s; the kernel caps this at net.core.rmem_max.
+SUBSCRIBER_RCVBUF = 2 * 1024 * 1024
 # aiortc's REMB estimator reports at most once a second in a steady stream (`RemoteBitrateEstimator`).
 REMB_INTERVAL_S = 1.0
 RECORDERS = ("headers", "aiortc")
@@ -248,10 +255,14 @@ class HeaderRecorder:
         self._remb_bytes = 0
         self._remb_since = 0.0
         self._replies: set[asyncio.Task[None]] = set()
+        # RTP packets recorded here rather than on aiortc's path.
+        self.packets = 0
 
     def install(self) -> None:
         """Take the datagrams of every socket the connection gathered (call after gathering)."""
         for protocol in self._connection._protocols:
+            sock = protocol.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SUBSCRIBER_RCVBUF)
             self._take_over(protocol)
 
     def _take_over(self, protocol: StunProtocol) -> None:
@@ -262,7 +273,7 @@ class HeaderRecorder:
                 stock(data, addr)
 
         # uvloop's and asyncio's datagram transports look the handler up per datagram.
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
 
     def received(self, data: bytes) -> bool:
         """Record `data` if it is an RTP packet of a connected transport; False leaves it to aiortc."""
@@ -282,6 +293,7 @@ class HeaderRecorder:
             return False
         sequence, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
         self._record((arrival, payload_type, timestamp, sequence, len(data)))
+        self.packets += 1
         codec = self._media.get(payload_type)  # type: ignore[union-attr]
         if codec is None:
             # aiortc drops a packet of a payload type it did not negotiate, after recording it above.
@@ -331,13 +343,15 @@ class Subscriber(Peer):
             raise ValueError(f"recorder {recorder!r}: one of {RECORDERS}")
         self.recorder = recorder
         self.arrivals = Arrivals()
+        self.header_recorder: HeaderRecorder | None = None
 
     async def local_sdp(self, description: RTCSessionDescription) -> str:
         sdp = await super().local_sdp(description)
         if self.recorder == "headers":
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "video":
-                    HeaderRecorder(transceiver.receiver, self.arrivals).install()
+                    self.header_recorder = HeaderRecorder(transceiver.receiver, self.arrivals)
+                    self.header_recorder.install()
         return sdp
 
     async def offer(self) -> str:
