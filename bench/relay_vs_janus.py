@@ -274,10 +274,17 @@ async def ramp_subscribers(
     try:
         await sfu.publish(room, 1, publisher)
         for step in steps:
-            while len(subscribers) < step:
-                subscriber = Subscriber(recorder)
-                await sfu.subscribe(room, 1, f"sub1-{len(subscribers)}", subscriber)
-                subscribers.append(subscriber)
+            try:
+                while len(subscribers) < step:
+                    subscriber = Subscriber(recorder)
+                    subscribers.append(subscriber)
+                    await sfu.subscribe(room, 1, f"sub1-{len(subscribers) - 1}", subscriber)
+            except Exception as error:
+                # E.g. the SFU ended the feed (on the loaded machine the relay once answered "no feed"
+                # mid-ramp): the steps measured so far are kept, the ramp ends here.
+                print(f"{sfu.name} 1x{step}: {error!r}", file=sys.stderr, flush=True)
+                rows.append({"subscribers": step, "error": repr(error)})
+                break
             print(f"{sfu.name} 1x{step} ...", file=sys.stderr, flush=True)
             row = {"subscribers": step, **await measure_window(sfu, [(publisher, subscribers)], window_s)}
             print(json.dumps(row), file=sys.stderr, flush=True)
@@ -301,7 +308,7 @@ def capacity_of(rss_without_streams: float, rows: list[dict[str, Any]]) -> dict[
     cost, the intercept what the publisher and the SFU's idle work cost. Streams per core is what fits in
     the rest of the core at that slope: measured only if the largest step used nearly the whole core, a
     projection otherwise (flagged)."""
-    clean = [r for r in rows if r["loss_percent"] == 0]
+    clean = [r for r in rows if r.get("loss_percent") == 0]
     if not clean:
         return {"steps_at_zero_loss": 0}
     largest = clean[-1]
