@@ -230,11 +230,10 @@ class HeaderRecorder:
     the receiver's `StreamStatistics` (its RTCP task sends the receiver reports from them as before) and
     its `NackGenerator` (a NACK when a sequence gap opens). A REMB goes out once a second, as aiortc's
     estimator sends them in a steady stream, carrying the bitrate received over that second instead of
-    the estimator's figure: aiortc's estimator walks a bucket per millisecond per receiver (about 3 % of
-    the generator's core at 64 subscribers) and neither SFU acts on the value (the relay's senders and
-    Janus pass no subscriber REMB to the clip, which has no encoder to obey one). No PLI: aiortc's come
-    from its jitter buffer, which sees no payloads here (and the looped clip cannot answer one: its key
-    frame comes once per loop).
+    the estimator's figure: aiortc's estimator walks a bucket per elapsed millisecond per receiver, and
+    the value reaches nothing (whatever an SFU passes upstream, the clip is pre-encoded: at its sender a
+    REMB sets a target bitrate no encoder uses). No PLI: aiortc's come from its jitter buffer, which sees
+    no payloads here (and the looped clip cannot answer one: its key frame comes once per loop).
 
     STUN (ICE consent), DTLS, SRTCP (the SFU's sender reports), RTX (its original sequence number is in
     the encrypted payload) and anything before DTLS is connected or while aiortc still has datagrams
