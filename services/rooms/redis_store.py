@@ -430,23 +430,32 @@ class RedisRoomStore:
             return
 
     async def _write(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
-        writes: list[tuple[str, bytes | None]] = []
+        # Leases renewed less than a lease ago are still this room manager's (`keep`): nobody can have taken
+        # those records over, so one saved unchanged needs no check in Redis either, and a sweep that
+        # changed nothing costs no round trip.
+        surely_held = self._clock() < self._held_until < float("inf")
+        writes: list[tuple[str, int, bytes]] = []
         for name, saved in names.items():
-            record = self._records.get(name) if saved else None
-            if saved and record is None:
+            epoch = self._epochs.get(name, 0)
+            if not saved:
+                writes.append((name, epoch, _DELETED))
+                continue
+            record = self._records.get(name)
+            if record is None:
                 # Lost since it was saved (`_let_go`): nothing of it is written.
                 continue
-            writes.append((name, _encode(record) if record is not None else None))
-        args: list[str | bytes | int] = [self._prefix, self._owner, self._lease_ms(), len(writes)]
-        for name, data in writes:
-            epoch = self._epochs.get(name, 0)
-            if data is None:
-                args += [name, epoch, b""]
-            elif epoch and self._written.get(name) == data:
-                # Unchanged since Redis last acknowledged it: only its lease is checked.
-                args += [name, epoch, _UNCHANGED]
+            data = _encode(record)
+            if epoch and self._written.get(name) == data:
+                # Unchanged since Redis last acknowledged it: not sent again, at most its lease checked.
+                if not surely_held:
+                    writes.append((name, epoch, _UNCHANGED))
             else:
-                args += [name, epoch, data]
+                writes.append((name, epoch, data))
+        if not writes and not facts:
+            return
+        args: list[str | bytes | int] = [self._prefix, self._owner, self._lease_ms(), len(writes)]
+        for write in writes:
+            args += write
         args += [_fact(fact) for fact in facts]
         reply = await self._commit_script(args=args)
         if int(reply[0]) == 0:
@@ -454,11 +463,11 @@ class RedisRoomStore:
         leased = reply[1:]
         for name, epoch in zip(leased[::2], leased[1::2], strict=True):
             self._epochs[_text(name)] = int(epoch)
-        for name, data in writes:
-            if data is None:
+        for name, _, data in writes:
+            if data == _DELETED:
                 self._epochs.pop(name, None)
                 self._written.pop(name, None)
-            else:
+            elif data != _UNCHANGED:
                 self._written[name] = data
 
     async def _take_over(self) -> None:
@@ -503,7 +512,8 @@ class RedisRoomStore:
 
 
 _Record = RoomState | Call | ClientSession
-# In a commit, in place of a record: written already, its lease is only checked.
+# In a commit, in place of a record: deleted; written already, its lease only checked.
+_DELETED = b""
 _UNCHANGED = b"="
 
 
