@@ -232,8 +232,8 @@ class RedisRoomStore:
         self._pending: dict[str, bool] = {}
         # Commits not written yet, oldest first: the next write takes them all, in one script.
         self._queue: list[_Batch] = []
-        # One write at a time, so that commits reach Redis in the order they were taken.
-        self._commit_lock = asyncio.Lock()
+        # Writes the queue, one script at a time, so that commits reach Redis in the order they were taken.
+        self._writer: asyncio.Task[None] | None = None
 
     def load(self, room_id: str) -> RoomState | None:
         self._let_go_if_stale()
@@ -339,11 +339,10 @@ class RedisRoomStore:
         if not batch.names and not batch.facts and not self._queue:
             return
         self._queue.append(batch)
-        async with self._commit_lock:
-            # The commits that queued while another wrote go in one script, by whichever of them comes first:
-            # under a burst of operations a commit costs one round trip to Redis for many.
-            if not batch.written:
-                await self._write_queued()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued(), name="room-store-commits")
+        # The write goes on if this caller is cancelled (its gRPC call ended): other commits go with it.
+        await asyncio.shield(batch.done)
         if batch.error is not None:
             raise batch.error
 
@@ -397,17 +396,46 @@ class RedisRoomStore:
             self._lines.forget(record)
 
     async def _write_queued(self) -> None:
-        """Write every queued commit in one script; each learns how it went from its batch."""
-        batches, self._queue = self._queue, []
+        """Write the queued commits, one script at a time: those queued while one is written go together in
+        the next, so that under a burst of operations a commit costs one round trip to Redis for many. Each
+        commit learns how its write went from its batch."""
+        batches: list[_Batch] = []
+        try:
+            while self._queue:
+                batches, self._queue = self._queue, []
+                try:
+                    await self._write_batches(batches)
+                except Exception as error:
+                    # Nothing of them was written, nor will be of those queued since: every one fails, and the
+                    # next commit writes them again, before its own, under what was saved since.
+                    batches += self._queue
+                    names: dict[str, bool] = {}
+                    facts: list[StagedFact] = []
+                    for batch in batches:
+                        names |= batch.names
+                        facts += batch.facts
+                        batch.answer(error)
+                    self._queue = [_Batch(names, facts)]
+                    return
+                for batch in batches:
+                    batch.answer()
+        finally:
+            self._writer = None
+            # Cancelled (the room manager stops): nobody waits for an answer that will not come.
+            for batch in [*batches, *self._queue]:
+                if not batch.done.done():
+                    batch.done.cancel()
+
+    async def _write_batches(self, batches: list[_Batch]) -> None:
         while batches:
             names: dict[str, bool] = {}
             facts: list[StagedFact] = []
             for batch in batches:
                 names |= batch.names
                 facts += batch.facts
-                batch.written = True
             try:
                 await self._write(names, facts)
+                return
             except _Fenced as fenced:
                 # Nothing was written. The lost records are forgotten with their writes and facts; the
                 # commits that wrote one are told, and what remains of every commit is written at once.
@@ -419,15 +447,6 @@ class RedisRoomStore:
                     batch.drop(fenced.names, lost_ids)
                 self._let_go(fenced.names)
                 batches = [batch for batch in batches if batch.names or batch.facts]
-                continue
-            except Exception as error:
-                # The next commit writes them again, before its own, under what was saved since.
-                for batch in batches:
-                    if batch.error is None:
-                        batch.error = error
-                self._queue[:0] = [_Batch(names, facts)]
-                return
-            return
 
     async def _write(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
         # Leases renewed less than a lease ago are still this room manager's (`keep`): nobody can have taken
@@ -523,8 +542,15 @@ class _Batch:
     def __init__(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
         self.names = names
         self.facts = facts
-        self.written = False
         self.error: Exception | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def answer(self, error: Exception | None = None) -> None:
+        """Answer the commit: written (None, unless fenced) or failed with `error`."""
+        if self.error is None:
+            self.error = error
+        if not self.done.done():
+            self.done.set_result(None)
 
     def drop(self, names: list[str], ids: set[str]) -> None:
         for name in names:
