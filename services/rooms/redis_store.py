@@ -7,13 +7,14 @@ the records this room manager owns in memory, as the rules use them (a write-thr
 lease holds nobody else writes them, so a load neither reads Redis nor decodes JSON, as with the
 in-process store), notes what each operation saved or deleted, and `commit` writes that to Redis in one
 script, atomically, before the service sends on what the operation caused. A record is encoded when it is
-written, and one saved unchanged since Redis last acknowledged it is not sent again, only its lease
-checked (the sweep saves every room a few times a second). Commits are written one at a time, in order;
-those that queue while one is written go together in the next script, so that a burst of operations
-costs a round trip to Redis for many rather than one each (a commit is still answered only once its own
-records and facts are in Redis). An operation's changes are all saved and its commit queued before the
-service waits on anything, so a record encoded at its write holds no change whose facts are not in the
-same script.
+written, and one saved unchanged since Redis last acknowledged it is not sent again: its lease is
+checked in the script, or not even that while the leases were renewed less than a lease ago (the sweep
+saves every room a few times a second, and one that changed nothing then costs no round trip).
+Commits are written one at a time, in order, by one task; those that queue while one is written go
+together in the next script, so that a burst of operations costs a round trip to Redis for many rather
+than one each (a commit is still answered only once its own records and facts are in Redis). An
+operation's changes are all saved and its commit queued before the service waits on anything, so a
+record encoded at its write holds no change whose facts are not in the same script.
 
 Ownership is a lease per room with an epoch: `lease:<id>` holds "<owner>:<epoch>" and expires unless
 its owner renews it (`keep`, a few times per lease); `epoch:<id>` counts the owners the room has had.
