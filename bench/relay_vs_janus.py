@@ -51,6 +51,7 @@ from relay.loadgen import (  # noqa: E402
     percentile,
     wait_until,
 )
+from relay.sfu_logs import SfuLogs, window_failed  # noqa: E402
 from relay.sfus import JanusVideoRoom, ParleyRelay, Sfu  # noqa: E402
 
 SFU_CPUS = {1}
@@ -126,10 +127,13 @@ SATURATED_LOOP_LAG_MS = 50.0
 
 
 def generator_saturated(result: dict[str, Any]) -> bool:
-    """Datagrams dropped on the generator's own sockets, or its loop waking late. The machine-wide
-    `RcvbufErrors` is recorded beside them but no longer decides: other sessions' sockets count there."""
+    """Datagrams dropped on the generator's own sockets, its loop waking late, or its publishers
+    skipping frames. The machine-wide `RcvbufErrors` is recorded beside them but no longer decides:
+    other sessions' sockets count there."""
     return bool(
-        result["generator_udp_drops"] > 0 or result["generator_loop_lag_ms_p99"] > SATURATED_LOOP_LAG_MS
+        result["generator_udp_drops"] > 0
+        or result["generator_loop_lag_ms_p99"] > SATURATED_LOOP_LAG_MS
+        or result.get("generator_frames_skipped", 0) > 0
     )
 
 
@@ -200,6 +204,7 @@ async def measure_window(
     if profiler is not None:
         await profiler.wait()
     result = analyse(peers, t0, t1)
+    skipped = sum(n for publisher, _subs in peers for at, n in publisher.track.skipped if t0 <= at < t1)
     cpu = after[0] - before[0]
     forwarded = result["forwarded_packets"]
     result.update(
@@ -217,6 +222,8 @@ async def measure_window(
             "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
             "udp_rcvbuf_errors": after[4] - before[4],
             "generator_udp_drops": drops_between(before[5], after[5]),
+            # Frames its publishers skipped, too far behind the clip's schedule (loadgen.MAX_CATCH_UP_S).
+            "generator_frames_skipped": skipped,
         }
     )
     result["generator_saturated"] = generator_saturated(result)
@@ -262,7 +269,13 @@ async def close_room(sfu: Sfu, room: int, peers: list[tuple[Publisher, list[Subs
 
 
 async def ramp_subscribers(
-    sfu: Sfu, room: int, steps: list[int], clip: Clip, window_s: float, recorder: str = "headers"
+    sfu: Sfu,
+    room: int,
+    steps: list[int],
+    clip: Clip,
+    window_s: float,
+    recorder: str = "headers",
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
     """One publisher and ever more subscribers of it in one room, a window measured at each step, until
     packets are lost (the SFU's CPU share and the generator's receive-buffer errors then say whose)."""
@@ -284,11 +297,15 @@ async def ramp_subscribers(
                 # mid-ramp): the steps measured so far are kept, the ramp ends here.
                 print(f"{sfu.name} 1x{step}: {error!r}", file=sys.stderr, flush=True)
                 rows.append({"subscribers": step, "error": repr(error)})
+                if logs is not None:
+                    logs.flag(sfu, f"room {room}, 1x{step}: {error!r}")
                 break
             print(f"{sfu.name} 1x{step} ...", file=sys.stderr, flush=True)
             row = {"subscribers": step, **await measure_window(sfu, [(publisher, subscribers)], window_s)}
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
+            if logs is not None and (why := window_failed(row)):
+                logs.flag(sfu, f"room {room}, 1x{step}: {why}")
             # Zero loss is the criterion, whatever the generator's wake-up lag (other work on its core
             # delays arrivals, not counts): the SFU forwarded every packet. The first loss ends the ramp.
             if row["loss_percent"] != 0:
@@ -345,27 +362,43 @@ def both_sfus(folder: Path, parley_loop: str) -> tuple[ParleyRelay, JanusVideoRo
 
 
 async def run_capacity(
-    steps: list[int], window_s: float, folder: Path, parley_loop: str, repeats: int, recorder: str = "headers"
+    steps: list[int],
+    window_s: float,
+    folder: Path,
+    parley_loop: str,
+    repeats: int,
+    recorder: str = "headers",
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
     """The subscriber ramp on each SFU in turn, who goes first alternating between repeats; both SFUs are
     freshly started, so the first repeat's memory is from zero streams of a new process."""
     clip = encode_clip()
     parley, janus = both_sfus(folder, parley_loop)
     ramps: dict[str, list[dict[str, Any]]] = {"parley": [], "janus": []}
+    sfu: Sfu = parley
     try:
         await parley.start()
+        sfu = janus
         await janus.start()
         room = 2000
         for repeat in range(repeats):
-            sfus: tuple[Sfu, ...] = (parley, janus) if repeat % 2 == 0 else (janus, parley)
-            for sfu in sfus:
+            for sfu in (parley, janus) if repeat % 2 == 0 else (janus, parley):
                 room += 1
                 ramps[sfu.name].append(
-                    {"repeat": repeat, **await ramp_subscribers(sfu, room, steps, clip, window_s, recorder)}
+                    {
+                        "repeat": repeat,
+                        **await ramp_subscribers(sfu, room, steps, clip, window_s, recorder, logs),
+                    }
                 )
+    except BaseException as error:
+        if logs is not None:
+            logs.flag(sfu, f"the run failed: {error!r}")
+        raise
     finally:
         await parley.stop()
         await janus.stop()
+        if logs is not None:
+            logs.keep()
     return {name: {"ramps": mine, "median_over_repeats": ramp_medians(mine)} for name, mine in ramps.items()}
 
 
@@ -387,14 +420,18 @@ async def run(
     profile: Path | None = None,
     parley_loop: str = "uvloop",
     recorders: tuple[str, ...] = ("headers",),
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
     """Each configuration with each of `recorders` (the generator's subscribers; more than one compares
-    them, interleaved, on the same SFU processes) and each SFU in turn."""
+    them, interleaved, on the same SFU processes) and each SFU in turn. The log of an SFU whose window
+    forwarded nothing, or during whose turn the run failed, is kept (`logs`)."""
     clip = encode_clip()
     parley, janus = both_sfus(folder, parley_loop)
     results: list[dict[str, Any]] = []
+    sfu: Sfu = parley
     try:
         await parley.start()
+        sfu = janus
         await janus.start()
         room = 1000
         for repeat in range(repeats):
@@ -420,15 +457,23 @@ async def run(
                         sfu, room, publishers, subscribers, clip, window_s, stacks, recorder
                     )
                     print(json.dumps(row[sfu.name]), file=sys.stderr, flush=True)
+                    if logs is not None and (why := window_failed(row[sfu.name])):
+                        logs.flag(sfu, f"room {room}, {publishers}x{subscribers} #{repeat}: {why}")
                 p, j = (
                     row["parley"]["sfu_cpu_us_per_forwarded_packet"],
                     row["janus"]["sfu_cpu_us_per_forwarded_packet"],
                 )
                 row["cpu_per_packet_ratio_parley_to_janus"] = round(p / j, 2) if p and j else None
                 results.append(row)
+    except BaseException as error:
+        if logs is not None:
+            logs.flag(sfu, f"the run failed: {error!r}")
+        raise
     finally:
         await parley.stop()
         await janus.stop()
+        if logs is not None:
+            logs.keep()
     return {
         "clip": {
             "codec": "VP8",
@@ -527,6 +572,7 @@ def main() -> None:
     os.sched_setaffinity(0, GENERATOR_CPUS)
     # Other sessions' work shares this machine: the load before and after (machine()) says how much.
     load_average_at_start = os.getloadavg()
+    logs = SfuLogs(args.output)
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as folder:
         measured = uvloop.run(
             run(
@@ -537,6 +583,7 @@ def main() -> None:
                 args.profile,
                 args.parley_loop,
                 recorders,
+                logs,
             )
         )
     summary = summarise(measured["results"])
@@ -560,6 +607,7 @@ def main() -> None:
         **measured,
         "summary_cpu_us_per_forwarded_packet": summary,
         "headline_cpu_per_packet_ratio_parley_to_janus_1x16": headline,
+        "sfu_logs_kept": logs.kept,
         "scaling_cpu_us_per_packet": scaling,
         "target": (
             "Parley within 2x Janus at 1x16 (goal: below 1), loss < 0.5 %, p99 < 20 ms beyond one frame"
@@ -574,9 +622,10 @@ def capacity(args: argparse.Namespace) -> None:
     output = args.output if args.output != DEFAULT_OUTPUT else HERE / "results" / "relay_capacity.json"
     os.sched_setaffinity(0, GENERATOR_CPUS)
     load_average_at_start = os.getloadavg()
+    logs = SfuLogs(output)
     with tempfile.TemporaryDirectory(prefix="relay-capacity-") as folder:
         measured = uvloop.run(
-            run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat, args.recorder)
+            run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat, args.recorder, logs)
         )
     result = {
         "benchmark": "relay vs Janus VideoRoom: subscriber streams per core at 0 % loss, memory per stream",
@@ -594,6 +643,7 @@ def capacity(args: argparse.Namespace) -> None:
             "load_average_at_start": load_average_at_start,
         },
         **measured,
+        "sfu_logs_kept": logs.kept,
     }
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -106,8 +106,18 @@ def _packet(data: bytes, pts: int) -> av.Packet:
     return packet
 
 
+# How far behind its schedule a clip track still sends every frame it missed, back to back; further
+# behind, it skips them, as a camera and encoder that cannot keep up drop frames. A generator kept off its
+# core by other processes falls behind; sent at once, 30 s of backlog reached the relay at over 20 Mbit/s
+# and its flood guard rightly closed the publication (5009) and with it every subscription of the feed:
+# the 4x16 window that forwarded nothing and the ramp's "no feed" (bench/README.md). Half a second is
+# ~100 KB, far under the flood guard's 20 Mbit/s over 2 s.
+MAX_CATCH_UP_S = 0.5
+
+
 class ClipTrack(MediaStreamTrack):
-    """The clip, looped at 30 frames/s with ever-increasing timestamps; records when each frame left."""
+    """The clip, looped at 30 frames/s with ever-increasing timestamps; records when each frame left,
+    and when it skipped frames it was too late for (`MAX_CATCH_UP_S`)."""
 
     kind = "video"
 
@@ -118,13 +128,21 @@ class ClipTrack(MediaStreamTrack):
         self._start: float | None = None
         # pts (90 kHz) -> (perf_counter when handed to the sender, RTP packets it makes)
         self.sent: dict[int, tuple[float, int]] = {}
+        # (perf_counter, frames skipped then): each time the generator fell too far behind.
+        self.skipped: list[tuple[float, int]] = []
 
     async def recv(self) -> av.Packet:
+        now = time.perf_counter()
         if self._start is None:
-            self._start = time.perf_counter()
-        delay = self._start + self._index / FPS - time.perf_counter()
+            self._start = now
+        delay = self._start + self._index / FPS - now
         if delay > 0:
             await asyncio.sleep(delay)
+        elif delay < -MAX_CATCH_UP_S:
+            # On with the frame due now, its timestamp the time it was due (a camera's capture time).
+            due = int((now - self._start) * FPS)
+            self.skipped.append((now, due - self._index))
+            self._index = due
         position = self._index % len(self._clip.frames)
         pts = self._index * TICKS_PER_FRAME
         self._index += 1

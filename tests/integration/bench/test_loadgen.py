@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket
 
-from bench.relay.loadgen import Publisher, Subscriber, analyse, encode_clip, wait_until
+from bench.relay.loadgen import (
+    FPS,
+    MAX_CATCH_UP_S,
+    TICKS_PER_FRAME,
+    ClipTrack,
+    Publisher,
+    Subscriber,
+    analyse,
+    encode_clip,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +82,30 @@ async def test_subscriber_measures_and_reports(clip: Any, recorder: str) -> None
     finally:
         await subscriber.close()
         await publisher.close()
+
+
+async def test_a_publisher_far_behind_its_schedule_skips_the_frames_it_missed(clip: Any) -> None:
+    """A generator kept off its core for 40 s must not then send 40 s of clip at once: the relay's flood
+    guard closes a publication at over 20 Mbit/s (5009), which ended every subscription of the feed in
+    the 4x16 bench window that forwarded nothing."""
+    track = ClipTrack(clip)
+    await track.recv()
+    assert track._start is not None
+    track._start -= 40  # as if the loop had not run for 40 s
+    frames = [await track.recv() for _ in range(5)]
+    # The first frame sent is the one due now; the ones after it follow the schedule again.
+    assert frames[0].pts >= 39 * FPS * TICKS_PER_FRAME
+    assert [f.pts - frames[0].pts for f in frames] == [n * TICKS_PER_FRAME for n in range(5)]
+    [(_at, skipped)] = track.skipped
+    assert skipped >= 39 * FPS
+    assert len(track.sent) == 6
+
+
+async def test_a_publisher_slightly_behind_sends_every_frame(clip: Any) -> None:
+    track = ClipTrack(clip)
+    await track.recv()
+    assert track._start is not None
+    track._start -= MAX_CATCH_UP_S / 2
+    frames = [await track.recv() for _ in range(5)]
+    assert [f.pts for f in frames] == [n * TICKS_PER_FRAME for n in range(1, 6)]
+    assert track.skipped == []
