@@ -22,6 +22,7 @@ from services.webhooks.policy import Outcome, RetryPolicy
 from services.webhooks.sender import AttemptResult
 from services.webhooks.signing import SigningSecrets, new_secret
 from services.webhooks.store import PENDING, AttemptRecord, Claim, NewDelivery
+from tests.webhook_deliveries import joined_delivery
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ROOM = ("b1.room_status", "room-1")
@@ -125,17 +126,7 @@ def written(*event_ids: str, first_id: int = 1) -> tuple[list[Any], list[NewDeli
         for index, event_id in enumerate(event_ids)
     ]
     new = [
-        NewDelivery(
-            endpoint_id=endpoint_id,
-            biz_name="b1",
-            ordering_key=room,
-            event_id=event_id,
-            event_type="parley.rooms.v1.ParticipantJoined",
-            biz_request_id=event_id,
-            body="{}",
-            event_time=NOW,
-            kind="room_status",
-        )
+        joined_delivery(event_id, room, NOW, endpoint_id=endpoint_id, biz_name="b1", kind="room_status")
         for event_id in event_ids
     ]
     return rows, new
