@@ -114,11 +114,16 @@ class IntakeConsumer:
         """Let the batch being written finish (its offsets are then committed, or read again by the next
         owner: at least once), and forget what was read ahead of revoked partitions: the next owner reads
         it from the committed offset, and so does this process if it gets them back."""
+        gone = {(tp.topic, tp.partition) for tp in revoked}
+        # Before waiting too: the writer would otherwise take them into its next batch meanwhile.
+        self._forget(gone)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(REVOKE_WAIT_S):
                 await self._idle.wait()
-        gone = {(tp.topic, tp.partition) for tp in revoked}
-        self._read = [record for record in self._read if (record.topic, record.partition) not in gone]
+        self._forget(gone)
+
+    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+        self._read = [record for record in self._read if (record.topic, record.partition) not in partitions]
 
     async def _reading(self) -> None:
         await self._consumer.start()
