@@ -34,7 +34,7 @@ class _EmbeddedServer(uvicorn.Server):
 DEFLATE_MIN_BYTES = 1024
 
 
-class _LargeMessagesDeflate(PerMessageDeflate):
+class LargeMessagesDeflate(PerMessageDeflate):
     """permessage-deflate that sends messages under DEFLATE_MIN_BYTES uncompressed: RFC 7692 lets each
     message choose (a compressed one has RSV1 set), and one left out is in neither side's window."""
 
@@ -44,12 +44,12 @@ class _LargeMessagesDeflate(PerMessageDeflate):
         return super().encode(frame)
 
 
-class _LargeMessagesDeflateFactory(ServerPerMessageDeflateFactory):
+class LargeMessagesDeflateFactory(ServerPerMessageDeflateFactory):
     def process_request_params(
         self, params: Sequence[tuple[str, str | None]], accepted_extensions: Sequence[Extension]
     ) -> tuple[list[tuple[str, str | None]], PerMessageDeflate]:
         response, negotiated = super().process_request_params(params, accepted_extensions)
-        return response, _LargeMessagesDeflate(
+        return response, LargeMessagesDeflate(
             negotiated.remote_no_context_takeover,
             negotiated.local_no_context_takeover,
             negotiated.remote_max_window_bits,
@@ -59,14 +59,14 @@ class _LargeMessagesDeflateFactory(ServerPerMessageDeflateFactory):
 
 
 class _WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol (what "auto" picks) with `_LargeMessagesDeflate`, under the same
+    """uvicorn's WebSocket protocol (what "auto" picks) with `LargeMessagesDeflate`, under the same
     settings uvicorn gives its own permessage-deflate."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = ServerProtocol(
             extensions=[
-                _LargeMessagesDeflateFactory(
+                LargeMessagesDeflateFactory(
                     server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}
                 )
             ],

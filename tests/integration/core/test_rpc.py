@@ -27,7 +27,8 @@ class Rooms(rooms_pb2_grpc.RoomServiceServicer):
             raise RuntimeError("secret internals")
         if request.room_id == "trace":
             # The trace this call runs in, as logs and staged facts see it.
-            return rooms_pb2.Room(room_id=format(trace.get_current_span().get_span_context().trace_id, "032x"))
+            trace_id = trace.get_current_span().get_span_context().trace_id
+            return rooms_pb2.Room(room_id=format(trace_id, "032x"))
         raise NOT_FOUND(f"room {request.room_id} does not exist", room_id=request.room_id)
 
 
