@@ -23,6 +23,7 @@ packet that does not parse is dropped (RTP by receive.py's checks, which are aio
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from time import time_ns
 from typing import Any
 
@@ -80,21 +81,19 @@ class InboundMedia:
 
     def take_over(self, protocol: StunProtocol) -> None:
         stock: DatagramHandler = protocol.datagram_received
-
-        def datagram_received(data: bytes, addr: Any) -> None:
-            if not self.received(data):
-                stock(data, addr)
-
         # The socket transports (asyncio's, uvloop's, the relay's UDP mux) look the handler up per datagram.
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+        # A partial (C) rather than a closure: one Python frame per datagram, not two.
+        protocol.datagram_received = partial(self.received, stock)  # type: ignore[method-assign]
 
-    def received(self, data: bytes) -> bool:
-        """Handle `data` if it is SRTP or SRTCP of a connected transport; False leaves it to aioice."""
+    def received(self, stock: DatagramHandler, data: bytes, addr: Any) -> None:
+        """Handle `data` if it is SRTP or SRTCP of a connected transport; else hand it to aioice (`stock`)."""
         if not data or not _FIRST_MEDIA_BYTE <= data[0] <= _LAST_MEDIA_BYTE:
-            return False
+            stock(data, addr)
+            return
         dtls = self._dtls
         if dtls._state is not _CONNECTED or self._queued:
-            return False
+            stock(data, addr)
+            return
         counters = self._counters
         counters[DTLS_RX_BYTES] += len(data)
         counters[DTLS_RX_PACKETS] += 1
@@ -115,7 +114,6 @@ class InboundMedia:
             # Raised into the socket's callback it would reach the event loop's handler for every packet;
             # the stock path would end the transport's read task. One datagram is all it costs here.
             log.exception("inbound_media_failed")
-        return True
 
 
 def take_inbound_media(pc: Any) -> None:

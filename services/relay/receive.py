@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from time import time
 from typing import Any, cast
 
 from aiortc.codecs import depayload, is_rtx
@@ -183,6 +184,29 @@ def vp8_descriptor_length(payload: bytes) -> int:
     return position
 
 
+def count(statistics: StreamStatistics, packet: RtpPacket) -> None:
+    """`statistics.add(packet)`; for the packet after the highest so far (nearly every packet) without its
+    calls, with the same counters, the same clock and the same jitter arithmetic (RFC 3550 A.8)."""
+    sequence_number = packet.sequence_number
+    max_seq = statistics.max_seq
+    if max_seq is None or sequence_number != (max_seq + 1) & 0xFFFF:
+        statistics.add(packet)
+        return
+    statistics.packets_received += 1
+    arrival = int(time() * statistics._clockrate)
+    if sequence_number < max_seq:
+        statistics.cycles += 1 << 16
+    statistics.max_seq = sequence_number
+    timestamp = packet.timestamp
+    last_timestamp = statistics._last_timestamp
+    if timestamp != last_timestamp and statistics.packets_received > 1:
+        assert statistics._last_arrival is not None and last_timestamp is not None
+        diff = abs((arrival - statistics._last_arrival) - (timestamp - last_timestamp))
+        statistics._jitter_q4 += diff - ((statistics._jitter_q4 + 8) >> 4)
+    statistics._last_arrival = arrival
+    statistics._last_timestamp = timestamp
+
+
 class ReceiverPath:
     """What happens to one receiver's packets (aiortc's `_handle_rtp_packet`, minus unread work)."""
 
@@ -218,7 +242,7 @@ class ReceiverPath:
         statistics = streams.get(ssrc)
         if statistics is None:
             statistics = streams[ssrc] = StreamStatistics(codec.clockRate)
-        statistics.add(packet)
+        count(statistics, packet)
         form = self._forms.get(id(codec)) or self._form_of(codec)
         if form is _RTX:
             original_ssrc = state[RTX_SSRC].get(ssrc)
