@@ -46,6 +46,8 @@ class Registration:
         self._capacity = capacity
         self._timeout_s = timeout_s
         self._interval_s = FIRST_INTERVAL_S
+        # The pause after the next failed attempt to register.
+        self._retry_s = FIRST_INTERVAL_S
         self._registered = False
         self._reachable = True
         self.draining = False
@@ -101,6 +103,7 @@ class Registration:
                 )
                 self._registered = True
                 self._interval_s = answer.lease_s / 3
+                self._retry_s = FIRST_INTERVAL_S
                 log.info("relay_registered", relay_id=self.relay_id, address=self._address)
             self._reachable = True
         except grpc.aio.AioRpcError as error:
@@ -108,4 +111,5 @@ class Registration:
                 log.warning("room_manager_unreachable", status=error.code().name)
             self._reachable = False
             if not self._registered:
-                self._interval_s = min(self._interval_s * 2, MAX_RETRY_INTERVAL_S)
+                self._interval_s = self._retry_s
+                self._retry_s = min(self._retry_s * 2, MAX_RETRY_INTERVAL_S)

@@ -37,5 +37,5 @@ async def test_registering_is_retried_less_often_after_each_failure_until_it_suc
     for _ in range(5):
         await standing._send()
         intervals.append(standing._interval_s)
-    assert intervals == [2.0, 4.0, registration.MAX_RETRY_INTERVAL_S, registration.MAX_RETRY_INTERVAL_S, 10.0]
+    assert intervals == [1.0, 2.0, 4.0, registration.MAX_RETRY_INTERVAL_S, 10.0]
     assert rooms.calls == 5
