@@ -54,11 +54,6 @@ _CONNECTED = State.CONNECTED
 DatagramHandler = Callable[[bytes, Any], None]
 
 
-def arrival_ms() -> int:
-    """aiortc's `clock.current_ms()` (milliseconds since the NTP epoch) from one integer clock reading."""
-    return time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS
-
-
 class InboundMedia:
     """The fast path for one peer connection's DTLS transport (BUNDLE: one per peer)."""
 
@@ -99,10 +94,12 @@ class InboundMedia:
         counters[DTLS_RX_PACKETS] += 1
         srtp = dtls._rx_srtp
         try:
-            # aiortc's `is_rtcp` and `arrival_ms`, inline: this runs for every datagram.
+            # aiortc's `is_rtcp`, inline: this runs for every datagram.
             if len(data) >= 2 and _FIRST_RTCP_TYPE <= data[1] <= _LAST_RTCP_TYPE:
                 run_now(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
             else:
+                # The arrival time as aiortc's `clock.current_ms()` (ms since the NTP epoch), from one
+                # integer clock reading.
                 self._rtp(srtp.unprotect(data), time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS)
         except pylibsrtp.Error:
             # Replayed, forged or damaged: dropped, as the DTLS transport drops it.
