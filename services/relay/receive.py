@@ -40,7 +40,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensions, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
-from services.relay.rate_window import install_window_rate
+from services.relay.rate_window import speed_up
 from services.relay.run_now import run_now
 
 ACTIVE_SSRC = "_RTCRtpReceiver__active_ssrc"
@@ -221,7 +221,7 @@ class ReceiverPath:
         self._forms: dict[int, str] = {}
         estimator = self._state[REMOTE_BITRATE_ESTIMATOR]
         if isinstance(estimator, RemoteBitrateEstimator):
-            install_window_rate(estimator)
+            speed_up(estimator)
 
     def handle(
         self, packet: RtpPacket, abs_send_time: int | None, arrival_ms: int, stamp: datetime.datetime
