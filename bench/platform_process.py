@@ -84,6 +84,8 @@ class ParleyProcesses:
     pids: dict[str, int]
     # The Tansu broker: not Parley's code, listed apart.
     broker_pid: int
+    # The leading room manager's operations listener (/metrics).
+    rooms_ops_url: str = ""
 
 
 @asynccontextmanager
@@ -104,9 +106,13 @@ async def parley_processes(
     if store == "redis":
         settings["rooms"].update(redis_url=REDIS_URL, redis_prefix=prefix)
     others = [name for name in ServiceName if name is not ServiceName.GATEWAY]
+    rooms_ops_port = free_port()
+    ops = {ServiceName.ROOMS: {"ops": {"port": rooms_ops_port}}}
     try:
         async with start_platform(
-            data_dir, *(Instance(name, process=True) for name in others), settings=settings
+            data_dir,
+            *(Instance(name, process=True, settings=ops.get(name, {})) for name in others),
+            settings=settings,
         ) as platform:
             gateway_settings: dict[str, Any] = {}
             if standby_room_manager:
@@ -123,7 +129,7 @@ async def parley_processes(
                 assert process is not None
                 pids[key] = process.pid
             (broker_pid,) = (pid for pid in children_of(os.getpid()) if "tansu" in command_line(pid))
-            yield ParleyProcesses(gateway.http_url, pids, broker_pid)
+            yield ParleyProcesses(gateway.http_url, pids, broker_pid, f"http://127.0.0.1:{rooms_ops_port}")
     finally:
         if store == "redis":
             client = redis.Redis.from_url(REDIS_URL)

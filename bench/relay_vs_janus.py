@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -40,10 +41,24 @@ sys.path.insert(0, str(ROOT))
 import uvloop  # noqa: E402
 from machine import machine  # noqa: E402
 from process_cpu import stat_cpu_seconds  # noqa: E402
-from relay.loadgen import Clip, Publisher, Subscriber, analyse, encode_clip, percentile, wait_until  # noqa: E402
+from relay.loadgen import (  # noqa: E402
+    RECORDERS,
+    Clip,
+    Publisher,
+    Subscriber,
+    analyse,
+    encode_clip,
+    percentile,
+    wait_until,
+)
+from relay.sfu_logs import SfuLogs, window_failed  # noqa: E402
 from relay.sfus import JanusVideoRoom, ParleyRelay, Sfu  # noqa: E402
 
 SFU_CPUS = {1}
+GENERATOR = (
+    "aiortc on uvloop, pre-encoded VP8 clip looped; subscribers record packets without decoding, from "
+    "the RTP headers of the SRTP datagrams (recorder headers) or after aiortc's receive path (aiortc)"
+)
 DEFAULT_OUTPUT = HERE / "results" / "relay_vs_janus.json"
 GENERATOR_CPUS = {0}
 
@@ -51,13 +66,20 @@ GENERATOR_CPUS = {0}
 def cpu_seconds(pid: int) -> float:
     """Nanosecond CPU time of every thread of `pid` (schedstat), as /proc/<pid>/stat's utime+stime
     counts only in 10 ms ticks, too coarse for a 1 x 1 window."""
-    total = 0
+    return schedstat_seconds(pid)[0]
+
+
+def schedstat_seconds(pid: int) -> tuple[float, float]:
+    """CPU time and time spent runnable but waiting for a CPU, summed over the threads of `pid`."""
+    running = waiting = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError):
+            fields = (task / "schedstat").read_text().split()
+            running += int(fields[0])
+            waiting += int(fields[1])
+        except (OSError, ValueError, IndexError):
             continue
-    return total / 1e9
+    return running / 1e9, waiting / 1e9
 
 
 def rss_mib(pid: int) -> float:
@@ -68,10 +90,35 @@ def rss_mib(pid: int) -> float:
 
 
 def udp_rcvbuf_errors() -> int:
+    """The machine's `Udp: RcvbufErrors`: every UDP socket's, other sessions' and the SFUs' included."""
     lines = [
         line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")
     ]
     return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+def own_udp_drops() -> dict[str, int]:
+    """Datagrams the kernel dropped on each of this process's open UDP sockets (`drops` of /proc/net/udp,
+    a full receive buffer), by socket inode."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    drops = {}
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[9] in inodes:
+            drops[fields[9]] = int(fields[12])
+    return drops
+
+
+def drops_between(before: dict[str, int], after: dict[str, int]) -> int:
+    """Drops in between on the sockets open at the end (one closed in between takes its count along)."""
+    return sum(count - before.get(inode, 0) for inode, count in after.items())
 
 
 # A run whose generator fell behind (its loop woke this late, or the kernel dropped datagrams on its
@@ -80,8 +127,13 @@ SATURATED_LOOP_LAG_MS = 50.0
 
 
 def generator_saturated(result: dict[str, Any]) -> bool:
+    """Datagrams dropped on the generator's own sockets, its loop waking late, or its publishers
+    skipping frames. The machine-wide `RcvbufErrors` is recorded beside them but no longer decides:
+    other sessions' sockets count there."""
     return bool(
-        result["udp_rcvbuf_errors"] > 0 or result["generator_loop_lag_ms_p99"] > SATURATED_LOOP_LAG_MS
+        result["generator_udp_drops"] > 0
+        or result["generator_loop_lag_ms_p99"] > SATURATED_LOOP_LAG_MS
+        or result.get("generator_frames_skipped", 0) > 0
     )
 
 
@@ -108,7 +160,13 @@ async def measure_window(
     started = await wait_until(lambda: all(len(s.arrivals.packets) > 50 for s in everyone), 30)
     await asyncio.sleep(3)
     me = os.getpid()
-    before = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+    before = (
+        cpu_seconds(sfu.pid),
+        stat_cpu_seconds(sfu.pid),
+        *schedstat_seconds(me),
+        udp_rcvbuf_errors(),
+        own_udp_drops(),
+    )
     t0 = time.perf_counter()
     lags: list[float] = []
     watcher = asyncio.create_task(watch_loop_lag(lags))
@@ -134,12 +192,19 @@ async def measure_window(
     await asyncio.sleep(window_s)
     t1 = time.perf_counter()
     watcher.cancel()
-    after = (cpu_seconds(sfu.pid), stat_cpu_seconds(sfu.pid), cpu_seconds(me), udp_rcvbuf_errors())
+    after = (
+        cpu_seconds(sfu.pid),
+        stat_cpu_seconds(sfu.pid),
+        *schedstat_seconds(me),
+        udp_rcvbuf_errors(),
+        own_udp_drops(),
+    )
     rss = rss_mib(sfu.pid)
     await asyncio.sleep(0.5)
     if profiler is not None:
         await profiler.wait()
     result = analyse(peers, t0, t1)
+    skipped = sum(n for publisher, _subs in peers for at, n in publisher.track.skipped if t0 <= at < t1)
     cpu = after[0] - before[0]
     forwarded = result["forwarded_packets"]
     result.update(
@@ -151,9 +216,14 @@ async def measure_window(
             "sfu_cpu_us_per_forwarded_packet": round(cpu * 1e6 / forwarded, 2) if forwarded else None,
             "sfu_rss_mib": rss,
             "generator_cpu_percent": round(100 * (after[2] - before[2]) / (t1 - t0), 1),
+            # Runnable but waiting for CPU 0 (threads summed): other processes' share of the lag.
+            "generator_runqueue_wait_percent": round(100 * (after[3] - before[3]) / (t1 - t0), 1),
             "generator_loop_lag_ms_p50": round(percentile(lags, 0.5), 2),
             "generator_loop_lag_ms_p99": round(percentile(lags, 0.99), 2),
-            "udp_rcvbuf_errors": after[3] - before[3],
+            "udp_rcvbuf_errors": after[4] - before[4],
+            "generator_udp_drops": drops_between(before[5], after[5]),
+            # Frames its publishers skipped, too far behind the clip's schedule (loadgen.MAX_CATCH_UP_S).
+            "generator_frames_skipped": skipped,
         }
     )
     result["generator_saturated"] = generator_saturated(result)
@@ -168,6 +238,7 @@ async def run_config(
     clip: Clip,
     window_s: float,
     profile: Path | None = None,
+    recorder: str = "headers",
 ) -> dict[str, Any]:
     await sfu.open_room(room, publishers)
     peers: list[tuple[Publisher, list[Subscriber]]] = []
@@ -177,7 +248,7 @@ async def run_config(
             await sfu.publish(room, feed, publisher)
             subs = []
             for index in range(subscribers):
-                subscriber = Subscriber()
+                subscriber = Subscriber(recorder)
                 await sfu.subscribe(room, feed, f"sub{feed}-{index}", subscriber)
                 subs.append(subscriber)
             peers.append((publisher, subs))
@@ -198,7 +269,13 @@ async def close_room(sfu: Sfu, room: int, peers: list[tuple[Publisher, list[Subs
 
 
 async def ramp_subscribers(
-    sfu: Sfu, room: int, steps: list[int], clip: Clip, window_s: float
+    sfu: Sfu,
+    room: int,
+    steps: list[int],
+    clip: Clip,
+    window_s: float,
+    recorder: str = "headers",
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
     """One publisher and ever more subscribers of it in one room, a window measured at each step, until
     packets are lost (the SFU's CPU share and the generator's receive-buffer errors then say whose)."""
@@ -210,14 +287,25 @@ async def ramp_subscribers(
     try:
         await sfu.publish(room, 1, publisher)
         for step in steps:
-            while len(subscribers) < step:
-                subscriber = Subscriber()
-                await sfu.subscribe(room, 1, f"sub1-{len(subscribers)}", subscriber)
-                subscribers.append(subscriber)
+            try:
+                while len(subscribers) < step:
+                    subscriber = Subscriber(recorder)
+                    subscribers.append(subscriber)
+                    await sfu.subscribe(room, 1, f"sub1-{len(subscribers) - 1}", subscriber)
+            except Exception as error:
+                # E.g. the SFU ended the feed (on the loaded machine the relay once answered "no feed"
+                # mid-ramp): the steps measured so far are kept, the ramp ends here.
+                print(f"{sfu.name} 1x{step}: {error!r}", file=sys.stderr, flush=True)
+                rows.append({"subscribers": step, "error": repr(error)})
+                if logs is not None:
+                    logs.flag(sfu, f"room {room}, 1x{step}: {error!r}")
+                break
             print(f"{sfu.name} 1x{step} ...", file=sys.stderr, flush=True)
             row = {"subscribers": step, **await measure_window(sfu, [(publisher, subscribers)], window_s)}
             print(json.dumps(row), file=sys.stderr, flush=True)
             rows.append(row)
+            if logs is not None and (why := window_failed(row)):
+                logs.flag(sfu, f"room {room}, 1x{step}: {why}")
             # Zero loss is the criterion, whatever the generator's wake-up lag (other work on its core
             # delays arrivals, not counts): the SFU forwarded every packet. The first loss ends the ramp.
             if row["loss_percent"] != 0:
@@ -237,7 +325,7 @@ def capacity_of(rss_without_streams: float, rows: list[dict[str, Any]]) -> dict[
     cost, the intercept what the publisher and the SFU's idle work cost. Streams per core is what fits in
     the rest of the core at that slope: measured only if the largest step used nearly the whole core, a
     projection otherwise (flagged)."""
-    clean = [r for r in rows if r["loss_percent"] == 0]
+    clean = [r for r in rows if r.get("loss_percent") == 0]
     if not clean:
         return {"steps_at_zero_loss": 0}
     largest = clean[-1]
@@ -274,27 +362,43 @@ def both_sfus(folder: Path, parley_loop: str) -> tuple[ParleyRelay, JanusVideoRo
 
 
 async def run_capacity(
-    steps: list[int], window_s: float, folder: Path, parley_loop: str, repeats: int
+    steps: list[int],
+    window_s: float,
+    folder: Path,
+    parley_loop: str,
+    repeats: int,
+    recorder: str = "headers",
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
     """The subscriber ramp on each SFU in turn, who goes first alternating between repeats; both SFUs are
     freshly started, so the first repeat's memory is from zero streams of a new process."""
     clip = encode_clip()
     parley, janus = both_sfus(folder, parley_loop)
     ramps: dict[str, list[dict[str, Any]]] = {"parley": [], "janus": []}
+    sfu: Sfu = parley
     try:
         await parley.start()
+        sfu = janus
         await janus.start()
         room = 2000
         for repeat in range(repeats):
-            sfus: tuple[Sfu, ...] = (parley, janus) if repeat % 2 == 0 else (janus, parley)
-            for sfu in sfus:
+            for sfu in (parley, janus) if repeat % 2 == 0 else (janus, parley):
                 room += 1
                 ramps[sfu.name].append(
-                    {"repeat": repeat, **await ramp_subscribers(sfu, room, steps, clip, window_s)}
+                    {
+                        "repeat": repeat,
+                        **await ramp_subscribers(sfu, room, steps, clip, window_s, recorder, logs),
+                    }
                 )
+    except BaseException as error:
+        if logs is not None:
+            logs.flag(sfu, f"the run failed: {error!r}")
+        raise
     finally:
         await parley.stop()
         await janus.stop()
+        if logs is not None:
+            logs.keep()
     return {name: {"ramps": mine, "median_over_repeats": ramp_medians(mine)} for name, mine in ramps.items()}
 
 
@@ -315,41 +419,61 @@ async def run(
     repeats: int = 1,
     profile: Path | None = None,
     parley_loop: str = "uvloop",
+    recorders: tuple[str, ...] = ("headers",),
+    logs: SfuLogs | None = None,
 ) -> dict[str, Any]:
+    """Each configuration with each of `recorders` (the generator's subscribers; more than one compares
+    them, interleaved, on the same SFU processes) and each SFU in turn. The log of an SFU whose window
+    forwarded nothing, or during whose turn the run failed, is kept (`logs`)."""
     clip = encode_clip()
     parley, janus = both_sfus(folder, parley_loop)
     results: list[dict[str, Any]] = []
+    sfu: Sfu = parley
     try:
         await parley.start()
+        sfu = janus
         await janus.start()
         room = 1000
         for repeat in range(repeats):
-            for publishers, subscribers in configs:
+            for (publishers, subscribers), recorder in itertools.product(configs, recorders):
                 row: dict[str, Any] = {
                     "repeat": repeat,
                     "publishers": publishers,
                     "subscribers_per_publisher": subscribers,
+                    "recorder": recorder,
                 }
                 # Each alone on its core while measured; who goes first alternates between repeats.
                 for sfu in (parley, janus) if repeat % 2 == 0 else (janus, parley):
                     room += 1
-                    print(f"{sfu.name} {publishers}x{subscribers} #{repeat} ...", file=sys.stderr, flush=True)
+                    print(
+                        f"{sfu.name} {publishers}x{subscribers} {recorder} #{repeat} ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stacks = None
                     if profile is not None and sfu is parley:
-                        stacks = profile / f"parley-{publishers}x{subscribers}-{repeat}.txt"
+                        stacks = profile / f"parley-{publishers}x{subscribers}-{recorder}-{repeat}.txt"
                     row[sfu.name] = await run_config(
-                        sfu, room, publishers, subscribers, clip, window_s, stacks
+                        sfu, room, publishers, subscribers, clip, window_s, stacks, recorder
                     )
                     print(json.dumps(row[sfu.name]), file=sys.stderr, flush=True)
+                    if logs is not None and (why := window_failed(row[sfu.name])):
+                        logs.flag(sfu, f"room {room}, {publishers}x{subscribers} #{repeat}: {why}")
                 p, j = (
                     row["parley"]["sfu_cpu_us_per_forwarded_packet"],
                     row["janus"]["sfu_cpu_us_per_forwarded_packet"],
                 )
                 row["cpu_per_packet_ratio_parley_to_janus"] = round(p / j, 2) if p and j else None
                 results.append(row)
+    except BaseException as error:
+        if logs is not None:
+            logs.flag(sfu, f"the run failed: {error!r}")
+        raise
     finally:
         await parley.stop()
         await janus.stop()
+        if logs is not None:
+            logs.keep()
     return {
         "clip": {
             "codec": "VP8",
@@ -365,10 +489,12 @@ async def run(
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per configuration, medians over the repeats in which the generator kept up with both SFUs."""
+    """Per configuration (and recorder, when a run compared them), medians over the repeats in which the
+    generator kept up with both SFUs."""
     summary: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(config_name(r) for r in rows):
-        mine = [r for r in rows if config_name(r) == name]
+    compared = len({recorder_of(r) for r in rows}) > 1
+    for name in dict.fromkeys(config_name(r, compared) for r in rows):
+        mine = [r for r in rows if config_name(r, compared) == name]
         usable = [
             r for r in mine if not (r["parley"]["generator_saturated"] or r["janus"]["generator_saturated"])
         ]
@@ -381,12 +507,21 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "ratio_median": median(ratios),
             "ratio_min": min((r for r in ratios if r is not None), default=None),
             "ratio_max": max((r for r in ratios if r is not None), default=None),
+            "generator_cpu_percent_median": median(
+                [r[sfu]["generator_cpu_percent"] for r in mine for sfu in ("parley", "janus")]
+            ),
         }
     return summary
 
 
-def config_name(row: dict[str, Any]) -> str:
-    return f"{row['publishers']}x{row['subscribers_per_publisher']}"
+def recorder_of(row: dict[str, Any]) -> str:
+    # Results written before the header recorder existed used aiortc's receive path.
+    return str(row.get("recorder", "aiortc"))
+
+
+def config_name(row: dict[str, Any], with_recorder: bool = False) -> str:
+    name = f"{row['publishers']}x{row['subscribers_per_publisher']}"
+    return f"{name} {recorder_of(row)}" if with_recorder else name
 
 
 def median(values: list[float | None]) -> float | None:
@@ -407,6 +542,13 @@ def main() -> None:
         default="uvloop",
         help="the relay's event loop (PARLEY_EVENT_LOOP): uvloop as shipped, or asyncio",
     )
+    parser.add_argument(
+        "--recorder",
+        default="headers",
+        help="the generator's subscribers: headers (RTP headers read off the SRTP datagrams, as shipped) "
+        "or aiortc (aiortc's whole receive path, the generator before 2026-12-06); both, comma-separated, "
+        "measures each configuration with each in turn",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument(
         "--profile", type=Path, help="folder for py-spy stacks of the relay (needs py-spy in the venv)"
@@ -418,13 +560,19 @@ def main() -> None:
         "results/relay_capacity.json)",
     )
     args = parser.parse_args()
+    recorders = tuple(args.recorder.split(","))
+    if not set(recorders) <= set(RECORDERS):
+        parser.error(f"--recorder: one or more of {', '.join(RECORDERS)}")
     if args.capacity:
+        if len(recorders) > 1:
+            parser.error("--capacity takes one --recorder")
         capacity(args)
         return
     configs = [tuple(int(n) for n in config.split("x")) for config in args.configs.split(",")]
     os.sched_setaffinity(0, GENERATOR_CPUS)
     # Other sessions' work shares this machine: the load before and after (machine()) says how much.
     load_average_at_start = os.getloadavg()
+    logs = SfuLogs(args.output)
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as folder:
         measured = uvloop.run(
             run(
@@ -434,6 +582,8 @@ def main() -> None:
                 args.repeat,
                 args.profile,
                 args.parley_loop,
+                recorders,
+                logs,
             )
         )
     summary = summarise(measured["results"])
@@ -449,15 +599,15 @@ def main() -> None:
             "janus": "Debian janus 1.1.2, VideoRoom, HTTP API on 127.0.0.1, getifaddrs shim for loopback ICE",
             "parley": f"python -m services.relay ({args.parley_loop} event loop), Tansu broker for metering",
             "cpus": {"sfu": sorted(SFU_CPUS), "generator_and_broker": sorted(GENERATOR_CPUS)},
-            "generator": (
-                "aiortc on uvloop, pre-encoded VP8 clip looped, subscribers count packets, no decoder"
-            ),
+            "generator": GENERATOR,
+            "recorders": list(recorders),
             "window_s": args.window,
             "load_average_at_start": load_average_at_start,
         },
         **measured,
         "summary_cpu_us_per_forwarded_packet": summary,
         "headline_cpu_per_packet_ratio_parley_to_janus_1x16": headline,
+        "sfu_logs_kept": logs.kept,
         "scaling_cpu_us_per_packet": scaling,
         "target": (
             "Parley within 2x Janus at 1x16 (goal: below 1), loss < 0.5 %, p99 < 20 ms beyond one frame"
@@ -472,8 +622,11 @@ def capacity(args: argparse.Namespace) -> None:
     output = args.output if args.output != DEFAULT_OUTPUT else HERE / "results" / "relay_capacity.json"
     os.sched_setaffinity(0, GENERATOR_CPUS)
     load_average_at_start = os.getloadavg()
+    logs = SfuLogs(output)
     with tempfile.TemporaryDirectory(prefix="relay-capacity-") as folder:
-        measured = uvloop.run(run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat))
+        measured = uvloop.run(
+            run_capacity(steps, args.window, Path(folder), args.parley_loop, args.repeat, args.recorder, logs)
+        )
     result = {
         "benchmark": "relay vs Janus VideoRoom: subscriber streams per core at 0 % loss, memory per stream",
         "machine": machine(),
@@ -482,12 +635,15 @@ def capacity(args: argparse.Namespace) -> None:
             "parley": f"python -m services.relay, one worker ({args.parley_loop} event loop)",
             "cpus": {"sfu": sorted(SFU_CPUS), "generator_and_broker": sorted(GENERATOR_CPUS)},
             "stream": "one subscriber of a 1.5 Mbit/s 640x480 VP8 feed at 30 frames/s, video only",
+            "generator": GENERATOR,
+            "recorder": args.recorder,
             "steps": steps,
             "repeats": args.repeat,
             "window_s": args.window,
             "load_average_at_start": load_average_at_start,
         },
         **measured,
+        "sfu_logs_kept": logs.kept,
     }
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

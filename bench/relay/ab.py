@@ -8,7 +8,7 @@ forwarded packet of each, for a before/after comparison of a change within one r
 Each version is `python -m services.relay` started from its own source tree (this venv's packages), on
 the SFU core, as `relay_vs_janus.py` runs it; who goes first alternates between repeats. The figures are
 as noisy as the machine: compare the versions within one run, and read the windows the generator kept up
-with (`saturated` False). `--output` writes every window, with the load average before and after the run.
+with (`saturated` False). `--output` writes every window (with the load average after it) and the medians.
 """
 
 from __future__ import annotations
@@ -31,10 +31,20 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent))
 
 import uvloop  # noqa: E402
+from machine import machine  # noqa: E402
 from relay_vs_janus import GENERATOR_CPUS, SFU_CPUS, run_config  # noqa: E402
 
 from relay.loadgen import encode_clip  # noqa: E402
 from relay.sfus import ParleyRelay  # noqa: E402
+
+# What each window's record keeps of `run_config`'s row.
+WINDOW_FIGURES = (
+    "sfu_cpu_us_per_forwarded_packet",
+    "forwarded_packets",
+    "loss_percent",
+    "delay_ms_p99",
+    "generator_saturated",
+)
 
 
 async def compare(
@@ -69,15 +79,9 @@ async def compare(
                             flush=True,
                         )
                         windows.append(
-                            {
-                                "version": name,
-                                "config": f"{publishers}x{subscribers}",
-                                "repeat": repeat,
-                                "us_per_packet": cpu,
-                                "loss_percent": row["loss_percent"],
-                                "delay_p99_ms": row["delay_ms_p99"],
-                                "generator_saturated": row["generator_saturated"],
-                            }
+                            {"tree": name, "config": f"{publishers}x{subscribers}", "repeat": repeat}
+                            | {key: row[key] for key in WINDOW_FIGURES}
+                            | {"load_average": os.getloadavg()}
                         )
                         if not row["generator_saturated"] and cpu is not None:
                             clean[name].setdefault(f"{publishers}x{subscribers}", []).append(cpu)
@@ -93,30 +97,30 @@ def main() -> None:
     parser.add_argument("--configs", default="1x1,1x16", help="PxS,... publishers x subscribers each")
     parser.add_argument("--window", type=float, default=10.0, help="seconds of each steady window")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the configurations")
-    parser.add_argument("--output", type=Path, help="a JSON file for every window's figures")
+    parser.add_argument("--output", type=Path, help="a JSON file for every window and the medians")
     args = parser.parse_args()
     named = (tree.partition("=") for tree in args.trees.split(","))
     trees = {name: Path(tree).resolve() for name, _, tree in named}
     configs = [(int(p), int(s)) for p, _, s in (c.partition("x") for c in args.configs.split(","))]
     os.sched_setaffinity(0, GENERATOR_CPUS)
-    start = os.getloadavg()
-    print(f"load average at start {start}")
+    started = machine()
+    print(f"load average at start {os.getloadavg()}")
     windows: list[dict[str, object]] = []
     clean = uvloop.run(compare(trees, configs, args.window, args.repeat, windows))
-    end = os.getloadavg()
-    print(f"load average at end {end}")
-    medians = {}
+    print(f"load average at end {os.getloadavg()}")
+    medians: dict[str, dict[str, float]] = {}
     for name, rows in clean.items():
         for config, figures in rows.items():
-            medians[f"{name} {config}"] = statistics.median(figures)
+            medians.setdefault(name, {})[config] = round(statistics.median(figures), 1)
             print(f"{name} {config}: median {statistics.median(figures):.1f} µs/packet over {figures}")
-    if args.output:
+    if args.output is not None:
         result = {
-            "benchmark": "bench/relay/ab.py " + " ".join(sys.argv[1:]),
-            "unit": "relay CPU µs per forwarded packet",
-            "load_average": {"start": start, "end": end},
+            "machine": started,
+            "load_average_at_end": os.getloadavg(),
+            "trees": {name: str(tree) for name, tree in trees.items()},
+            "window_s": args.window,
             "windows": windows,
-            "medians_of_clean_windows": medians,
+            "median_us_per_forwarded_packet_clean_windows": medians,
         }
         args.output.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -1,11 +1,26 @@
 """The load generator both SFUs are measured with: aiortc publishers that send a pre-encoded VP8 clip
 (no encoder runs during a measurement) and aiortc subscribers that count what arrives (no decoder
-runs), all in this process so publishers and subscribers read the same clock."""
+runs), all in this process so publishers and subscribers read the same clock.
+
+A subscriber records its packets in one of two ways (`Subscriber(recorder=...)`):
+
+- `headers` (the default): `HeaderRecorder` reads arrival, payload type, timestamp and sequence number
+  from the RTP header of each SRTP datagram as the socket delivers it (SRTP leaves the header in clear)
+  and drops the payload without unprotecting it; ICE, DTLS, SRTCP, RTX and whatever arrives before
+  DTLS is up keep aiortc's path; the receiver's own statistics and NACK generator are fed from the
+  headers and a REMB goes out once a second, so the SFU gets the receiver reports, NACKs and REMBs it
+  got before. Its sockets get a 2 MiB receive buffer;
+- `aiortc`: every packet through aiortc's whole receive path (the socket's STUN check, a queue hop, the
+  DTLS task, SRTP unprotect, parsing, jitter buffer): the generator before 2026-12-06, which ran out of
+  CPU before either SFU at 4 x 16 (bench/README.md, "A cheaper load generator").
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,10 +28,13 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from aioice.ice import StunProtocol
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.codecs import is_rtx
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtcdtlstransport import State
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci
 
 from services.core.media.frame_tap import EncodedFrameTap, tap_receiver
 from services.core.media.gathering import gathering_on
@@ -88,8 +106,18 @@ def _packet(data: bytes, pts: int) -> av.Packet:
     return packet
 
 
+# How far behind its schedule a clip track still sends every frame it missed, back to back; further
+# behind, it skips them, as a camera and encoder that cannot keep up drop frames. A generator kept off its
+# core by other processes falls behind; sent at once, 30 s of backlog reached the relay at over 20 Mbit/s
+# and its flood guard rightly closed the publication (5009) and with it every subscription of the feed:
+# the 4x16 window that forwarded nothing and the ramp's "no feed" (bench/README.md). Half a second is
+# ~100 KB, far under the flood guard's 20 Mbit/s over 2 s.
+MAX_CATCH_UP_S = 0.5
+
+
 class ClipTrack(MediaStreamTrack):
-    """The clip, looped at 30 frames/s with ever-increasing timestamps; records when each frame left."""
+    """The clip, looped at 30 frames/s with ever-increasing timestamps; records when each frame left,
+    and when it skipped frames it was too late for (`MAX_CATCH_UP_S`)."""
 
     kind = "video"
 
@@ -100,13 +128,21 @@ class ClipTrack(MediaStreamTrack):
         self._start: float | None = None
         # pts (90 kHz) -> (perf_counter when handed to the sender, RTP packets it makes)
         self.sent: dict[int, tuple[float, int]] = {}
+        # (perf_counter, frames skipped then): each time the generator fell too far behind.
+        self.skipped: list[tuple[float, int]] = []
 
     async def recv(self) -> av.Packet:
+        now = time.perf_counter()
         if self._start is None:
-            self._start = time.perf_counter()
-        delay = self._start + self._index / FPS - time.perf_counter()
+            self._start = now
+        delay = self._start + self._index / FPS - now
         if delay > 0:
             await asyncio.sleep(delay)
+        elif delay < -MAX_CATCH_UP_S:
+            # On with the frame due now, its timestamp the time it was due (a camera's capture time).
+            due = int((now - self._start) * FPS)
+            self.skipped.append((now, due - self._index))
+            self._index = due
         position = self._index % len(self._clip.frames)
         pts = self._index * TICKS_PER_FRAME
         self._index += 1
@@ -150,7 +186,8 @@ class Publisher(Peer):
 
 @dataclass
 class Arrivals:
-    """Every RTP packet a subscriber received: (perf_counter, payload type, timestamp, sequence, bytes)."""
+    """Every RTP packet a subscriber received: (perf_counter, payload type, timestamp, sequence, bytes:
+    the payload's on aiortc's path, the SRTP datagram's from `HeaderRecorder`; no figure reads them)."""
 
     packets: list[tuple[float, int, int, int, int]] = field(default_factory=list)
 
@@ -170,10 +207,169 @@ def count_packets(receiver: RTCRtpReceiver, arrivals: Arrivals) -> None:
     tap_receiver(receiver, "video", EncodedFrameTap(lambda codec, frame: None, lambda: None))
 
 
-class Subscriber(Peer):
+# aiortc 1.16's receiver state the header recorder feeds (name-mangled private attributes).
+RECEIVER_CODECS = "_RTCRtpReceiver__codecs"
+RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+RECEIVER_NACK = "_RTCRtpReceiver__nack_generator"
+RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+# RFC 7983: SRTP and SRTCP datagrams start with a byte in 128-191; RTCP's second byte (packet type) is
+# 192-223, RTP's (marker bit and payload type) is outside that range for the dynamic payload types.
+_FIRST_MEDIA_BYTE, _LAST_MEDIA_BYTE = 128, 191
+_RTCP_TYPES = range(192, 224)
+_SEQ_TS_SSRC = struct.Struct("!HII")
+# A subscriber socket's receive buffer: ~2 s of a 1.5 Mbit/s stream (the kernel counts ~2.3 KiB per
+# loopback datagram), so a generator that other processes keep off its core for a moment (the bench
+# machine is shared) reads those datagrams late, which its loop lag shows, instead of losing them. The
+# default (rmem_default, 208 KiB) held ~0.4 s; the kernel caps this at net.core.rmem_max.
+SUBSCRIBER_RCVBUF = 2 * 1024 * 1024
+# aiortc's REMB estimator reports at most once a second in a steady stream (`RemoteBitrateEstimator`).
+REMB_INTERVAL_S = 1.0
+RECORDERS = ("headers", "aiortc")
+
+
+class _Header:
+    """The fields of one RTP header that aiortc's `StreamStatistics.add` and `NackGenerator.add` read
+    (one object per subscriber, refilled per packet: both read it synchronously and keep nothing)."""
+
+    __slots__ = ("sequence_number", "ssrc", "timestamp")
+
     def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+        self.ssrc = 0
+
+
+class HeaderRecorder:
+    """Records a subscriber's RTP packets from their headers where the socket delivers them, without SRTP.
+
+    The measurement needs arrival time, payload type, RTP timestamp and sequence number per packet: SRTP
+    leaves the RTP header in clear, so they are read from the datagram and its encrypted payload dropped.
+    What a subscriber says back to the SFU is kept, from aiortc's own code fed with the header fields:
+    the receiver's `StreamStatistics` (its RTCP task sends the receiver reports from them as before) and
+    its `NackGenerator` (a NACK when a sequence gap opens). A REMB goes out once a second, as aiortc's
+    estimator sends them in a steady stream, carrying the bitrate received over that second instead of
+    the estimator's figure: aiortc's estimator walks a bucket per elapsed millisecond per receiver, and
+    the value reaches nothing (whatever an SFU passes upstream, the clip is pre-encoded: at its sender a
+    REMB sets a target bitrate no encoder uses). No PLI: aiortc's come from its jitter buffer, which sees
+    no payloads here (and the looped clip cannot answer one: its key frame comes once per loop).
+
+    STUN (ICE consent), DTLS, SRTCP (the SFU's sender reports), RTX (its original sequence number is in
+    the encrypted payload) and anything before DTLS is connected or while aiortc still has datagrams
+    queued keep aiortc's path, where `count_packets` records them, so packets are recorded in order."""
+
+    def __init__(self, receiver: RTCRtpReceiver, arrivals: Arrivals) -> None:
+        self._receiver = receiver
+        self._state = vars(receiver)
+        self._dtls = receiver.transport
+        self._connection = self._dtls.transport._connection
+        self._queued = self._connection._queue
+        self._record = arrivals.packets.append
+        self._header = _Header()
+        # payload type -> codec of the media payload types; RTX's go to aiortc (set at the first packet:
+        # the receiver learns its codecs when the remote description is applied).
+        self._media: dict[int, Any] | None = None
+        self._rtx: frozenset[int] = frozenset()
+        self._remb_bytes = 0
+        self._remb_since = 0.0
+        self._replies: set[asyncio.Task[None]] = set()
+        # RTP packets recorded here rather than on aiortc's path.
+        self.packets = 0
+
+    def install(self) -> None:
+        """Take the datagrams of every socket the connection gathered (call after gathering)."""
+        for protocol in self._connection._protocols:
+            sock = protocol.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SUBSCRIBER_RCVBUF)
+            self._take_over(protocol)
+
+    def _take_over(self, protocol: StunProtocol) -> None:
+        stock = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: Any) -> None:
+            if not self.received(data):
+                stock(data, addr)
+
+        # uvloop's and asyncio's datagram transports look the handler up per datagram.
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+
+    def received(self, data: bytes) -> bool:
+        """Record `data` if it is an RTP packet of a connected transport; False leaves it to aiortc."""
+        arrival = time.perf_counter()
+        if (
+            len(data) < 12
+            or not _FIRST_MEDIA_BYTE <= data[0] <= _LAST_MEDIA_BYTE
+            or data[1] in _RTCP_TYPES
+            or self._dtls._state != State.CONNECTED
+            or not self._queued.empty()
+        ):
+            return False
+        payload_type = data[1] & 0x7F
+        if self._media is None:
+            self._learn_codecs(arrival)
+        if payload_type in self._rtx:
+            return False
+        sequence, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+        self._record((arrival, payload_type, timestamp, sequence, len(data)))
+        self.packets += 1
+        codec = self._media.get(payload_type)  # type: ignore[union-attr]
+        if codec is None:
+            # aiortc drops a packet of a payload type it did not negotiate, after recording it above.
+            return True
+        header = self._header
+        header.sequence_number, header.timestamp, header.ssrc = sequence, timestamp, ssrc
+        streams = self._state[RECEIVER_STREAMS]
+        stream = streams.get(ssrc)
+        if stream is None:
+            stream = streams[ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(header)
+        nack = self._state[RECEIVER_NACK]
+        if nack is not None and nack.add(header):
+            self._reply(self._receiver._send_rtcp_nack(ssrc, sorted(nack.missing)))
+        self._remb_bytes += len(data)
+        if arrival - self._remb_since >= REMB_INTERVAL_S:
+            self._remb(arrival, ssrc)
+        return True
+
+    def _learn_codecs(self, now: float) -> None:
+        codecs = self._state[RECEIVER_CODECS]
+        self._media = {pt: codec for pt, codec in codecs.items() if not is_rtx(codec)}
+        self._rtx = frozenset(pt for pt, codec in codecs.items() if is_rtx(codec))
+        self._remb_since = now
+
+    def _remb(self, now: float, ssrc: int) -> None:
+        """A REMB with the bitrate received since the last one."""
+        bitrate = round(self._remb_bytes * 8 / (now - self._remb_since))
+        self._remb_bytes, self._remb_since = 0, now
+        rtcp_ssrc = self._state[RECEIVER_RTCP_SSRC]
+        if rtcp_ssrc is not None:
+            fci = pack_remb_fci(bitrate, [ssrc])
+            packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
+            self._reply(self._receiver._send_rtcp(packet))
+
+    def _reply(self, send: Any) -> None:
+        # RTCP out (about once a second per subscriber): a task, as aiortc's own receiver awaits it.
+        task = asyncio.ensure_future(send)
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+
+class Subscriber(Peer):
+    def __init__(self, recorder: str = "headers") -> None:
         super().__init__()
+        if recorder not in RECORDERS:
+            raise ValueError(f"recorder {recorder!r}: one of {RECORDERS}")
+        self.recorder = recorder
         self.arrivals = Arrivals()
+        self.header_recorder: HeaderRecorder | None = None
+
+    async def local_sdp(self, description: RTCSessionDescription) -> str:
+        sdp = await super().local_sdp(description)
+        if self.recorder == "headers":
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    self.header_recorder = HeaderRecorder(transceiver.receiver, self.arrivals)
+                    self.header_recorder.install()
+        return sdp
 
     async def offer(self) -> str:
         """For Parley: the subscriber offers recvonly video."""

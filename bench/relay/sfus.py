@@ -28,6 +28,11 @@ class Sfu(Protocol):
     @property
     def pid(self) -> int: ...
 
+    @property
+    def log_path(self) -> Path:
+        """The SFU's own log (in the run's temporary folder: `bench/relay/sfu_logs.py` keeps it)."""
+        ...
+
     async def open_room(self, room: int, publishers: int) -> None: ...
 
     async def publish(self, room: int, feed: int, publisher: Publisher) -> None: ...
@@ -76,6 +81,10 @@ class ParleyRelay:
         assert self._process is not None
         return self._process.pid
 
+    @property
+    def log_path(self) -> Path:
+        return self._folder / "relay.log"
+
     async def start(self) -> None:
         await self._broker.start()
         address = f"127.0.0.1:{free_port()}"
@@ -83,7 +92,9 @@ class ParleyRelay:
             os.environ,
             PARLEY_ENVIRONMENT="development",
             PARLEY_DATA_DIR=str(self._folder / "data"),
-            PARLEY_LOG_LEVEL="WARNING",
+            # INFO: a line per stream opened or closed, with its close code, which says why a window
+            # forwarded nothing or a feed went away mid-run (nothing is logged per packet).
+            PARLEY_LOG_LEVEL="INFO",
             PARLEY_KAFKA__BOOTSTRAP_SERVERS=self._broker.bootstrap_servers,
             PARLEY_GRPC__RELAY=address,
             PARLEY_RELAY__LISTEN_ADDRESS="127.0.0.1",
@@ -178,6 +189,10 @@ class JanusVideoRoom:
     def pid(self) -> int:
         assert self._process is not None
         return self._process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self._folder / "janus.log"
 
     async def start(self) -> None:
         self._process, port = await asyncio.to_thread(janus.start_on_free_port, self._folder, self._cpus)

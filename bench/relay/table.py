@@ -23,39 +23,49 @@ COLUMNS = (
     ("RSS MiB", "sfu_rss_mib", 0),
     ("gen CPU %", "generator_cpu_percent", 0),
     ("gen lag p99 ms", "generator_loop_lag_ms_p99", 1),
-    ("rcvbuf errs", "udp_rcvbuf_errors", 0),
+    ("gen wait %", "generator_runqueue_wait_percent", 0),
+    ("gen drops", "generator_udp_drops", 0),
+    ("rcvbuf errs (machine)", "udp_rcvbuf_errors", 0),
 )
 
 
-def med(rows: list[dict[str, Any]], sfu: str, key: str) -> float:
-    return float(statistics.median(r[sfu][key] for r in rows if r[sfu].get(key) is not None))
+def med(rows: list[dict[str, Any]], sfu: str, key: str, digits: int) -> str:
+    """The median, or a dash for a figure the JSON's version of the bench did not record."""
+    values = [r[sfu][key] for r in rows if r[sfu].get(key) is not None]
+    return f"{statistics.median(values):.{digits}f}" if values else "—"
 
 
 def main() -> None:
     data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT).read_text())
     rows = data["results"]
-    configs = dict.fromkeys((r["publishers"], r["subscribers_per_publisher"]) for r in rows)
+    # Results from before the generator's header recorder used aiortc's receive path.
+    recorders = {r.get("recorder", "aiortc") for r in rows}
+    configs = dict.fromkeys(
+        (r["publishers"], r["subscribers_per_publisher"], r.get("recorder", "aiortc")) for r in rows
+    )
     print("| PxS | SFU | runs | " + " | ".join(title for title, _key, _digits in COLUMNS) + " | ratio |")
     print("|" + " --- |" * (len(COLUMNS) + 4))
-    for publishers, subscribers in configs:
+    for publishers, subscribers, recorder in configs:
         mine = [
             r
             for r in rows
-            if (r["publishers"], r["subscribers_per_publisher"]) == (publishers, subscribers)
+            if (r["publishers"], r["subscribers_per_publisher"], r.get("recorder", "aiortc"))
+            == (publishers, subscribers, recorder)
             and not (r["parley"]["generator_saturated"] or r["janus"]["generator_saturated"])
         ]
         if not mine:
             continue
-        ratio = data["summary_cpu_us_per_forwarded_packet"][f"{publishers}x{subscribers}"]
+        name = f"{publishers}x{subscribers}" + (f" {recorder}" if len(recorders) > 1 else "")
+        ratio = data["summary_cpu_us_per_forwarded_packet"][name]
         for sfu in ("parley", "janus"):
-            cells = [f"{med(mine, sfu, key):.{digits}f}" for _title, key, digits in COLUMNS]
+            cells = [med(mine, sfu, key, digits) for _title, key, digits in COLUMNS]
             spread = (
                 f"{ratio['ratio_median']} ({ratio['ratio_min']}-{ratio['ratio_max']})"
                 if sfu == "parley"
                 else ""
             )
             runs = f"{len(mine)}/{ratio['repeats']}"
-            print(f"| {publishers}x{subscribers} | {sfu} | {runs} | " + " | ".join(cells) + f" | {spread} |")
+            print(f"| {name} | {sfu} | {runs} | " + " | ".join(cells) + f" | {spread} |")
 
 
 if __name__ == "__main__":

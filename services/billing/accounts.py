@@ -254,7 +254,9 @@ class Accounts:
             )
             app = await self._app(connection, biz_name)
             await self._rating.settle(connection, app, now)
-            return await _account(connection, await self._app(connection, biz_name))
+            account = await _account(connection, await self._app(connection, biz_name))
+        self._published()
+        return account
 
     async def top_up(self, biz_name: str, amount: int, top_up_id: str) -> Account:
         if amount <= 0:
@@ -281,7 +283,14 @@ class Accounts:
                 )
                 log.info("account_topped_up", biz_name=biz_name, amount=amount)
             await self._rating.settle(connection, app, now)
-            return await _account(connection, await self._app(connection, biz_name))
+            account = await _account(connection, await self._app(connection, biz_name))
+        self._published()
+        return account
+
+    def _published(self) -> None:
+        """A status change `settle` may have staged is committed: the outbox publishes it now."""
+        if self._outbox is not None:
+            self._outbox.notify()
 
     async def rate_open_days(self) -> None:
         """Charge every prepaid app for its days not closed yet, today included."""

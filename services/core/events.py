@@ -223,6 +223,14 @@ def _envelope(headers: Mapping[str, str], raw_key: object, topic: str) -> Envelo
     )
 
 
+def raw_event(record: ConsumerRecord[bytes, bytes]) -> RawEvent | None:
+    """A record read with aiokafka's own consumer as the batch consumers hand it; None (logged) when it
+    has no CloudEvents headers."""
+    headers = {key: value.decode(errors="replace") for key, value in record.headers}
+    envelope = _envelope(headers, record.key, record.topic)
+    return None if envelope is None else RawEvent(record.value or b"", envelope)
+
+
 class RecentEventIds:
     """The ids of the last `limit` events handled, for consumers whose effect is not stored (a push) and so
     cannot be made idempotent in a database: a redelivered event seen lately is skipped."""

@@ -139,21 +139,25 @@ async def refresh_consumer_lag(metrics: ServiceMetrics, broker: KafkaBroker) -> 
     metrics.consumer_lag.clear()
     for subscriber in broker.subscribers:
         consumer: Any = getattr(subscriber, "consumer", None)
-        group = getattr(subscriber, "group_id", None) or ""
-        if consumer is None:
+        if consumer is not None:
+            await set_consumer_lag(metrics, getattr(subscriber, "group_id", None) or "", consumer)
+
+
+async def set_consumer_lag(metrics: ServiceMetrics, group: str, consumer: Any) -> None:
+    """The lag of each partition assigned to one aiokafka consumer (also for consumers outside FastStream,
+    whose refresh runs after `refresh_consumer_lag` cleared the gauge)."""
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        if highwater is None:
             continue
-        for partition in consumer.assignment():
-            highwater = consumer.highwater(partition)
-            if highwater is None:
-                continue
-            try:
-                position = await consumer.position(partition)
-            except Exception:
-                # Reassigned between the two calls: the next scrape sees the new assignment.
-                continue
-            metrics.consumer_lag.labels(group, partition.topic, str(partition.partition)).set(
-                max(highwater - position, 0)
-            )
+        try:
+            position = await consumer.position(partition)
+        except Exception:
+            # Reassigned between the two calls: the next scrape sees the new assignment.
+            continue
+        metrics.consumer_lag.labels(group, partition.topic, str(partition.partition)).set(
+            max(highwater - position, 0)
+        )
 
 
 class GrpcMetricsInterceptor(UnaryInterceptor):

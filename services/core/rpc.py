@@ -13,10 +13,12 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
-from opentelemetry.trace import TracerProvider
+from opentelemetry.trace import SpanKind, TracerProvider
 
 from services.core.errors import INTERNAL, ParleyError, StartupError
+from services.core.telemetry import records_spans
 
 log = structlog.get_logger(__name__)
 
@@ -38,25 +40,12 @@ _SERVER_OPTIONS = (("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-class UnaryInterceptor(grpc.aio.ServerInterceptor):
-    """A server interceptor that wraps each unary method's behaviour with `wrap(method, behaviour)`."""
+class UnaryInterceptor:
+    """Wraps each unary method's behaviour with `wrap(method, behaviour)`; a server's are run together by
+    one `ChainedInterceptor`."""
 
     def wrap(self, method: str, behaviour: Unary) -> Unary:
         raise NotImplementedError
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        return grpc.unary_unary_rpc_method_handler(
-            self.wrap(handler_call_details.method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
 
 
 class ErrorMappingInterceptor(UnaryInterceptor):
@@ -78,6 +67,62 @@ class ErrorMappingInterceptor(UnaryInterceptor):
                 await context.abort(status.code, status.details, status.trailing_metadata)
 
         return mapped
+
+
+class TraceContextInterceptor(UnaryInterceptor):
+    """Each call runs in a span continuing the caller's trace (`traceparent` in its metadata), for
+    providers that record no spans: the span is not recording, its ids are what logs and staged facts
+    carry. Health probes are left out, as the recording interceptor leaves them out."""
+
+    def __init__(self, tracer_provider: TracerProvider) -> None:
+        self._tracer = tracer_provider.get_tracer(__name__)
+
+    def wrap(self, method: str, behaviour: Unary) -> Unary:
+        if method.startswith(f"/{HEALTH_SERVICE}/"):
+            return behaviour
+        tracer = self._tracer
+
+        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            parent = propagate.extract(dict(context.invocation_metadata() or ()))
+            with tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER):
+                return await behaviour(request, context)
+
+        return traced
+
+
+class ChainedInterceptor(grpc.aio.ServerInterceptor):
+    """`UnaryInterceptor`s as one server interceptor, the first outermost, wrapping each method's behaviour
+    once: grpc.aio runs every interceptor of a server as a coroutine of its own on every call, and each
+    `UnaryInterceptor` built a new method handler per call."""
+
+    def __init__(self, interceptors: list[UnaryInterceptor]) -> None:
+        self._interceptors = interceptors
+        # A method's handler is the same on every call (servicers are registered before the server
+        # starts), so it is wrapped at its first call and kept.
+        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        if method in self._handlers:
+            return self._handlers[method]
+        handler = await continuation(handler_call_details)
+        if handler is not None and handler.unary_unary is not None:
+            behaviour = handler.unary_unary
+            for interceptor in reversed(self._interceptors):
+                behaviour = interceptor.wrap(method, behaviour)
+            handler = grpc.unary_unary_rpc_method_handler(
+                behaviour,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler is not None:
+            # Unknown methods (None) are not kept: a client could fill the table with made-up names.
+            self._handlers[method] = handler
+        return handler
 
 
 class ProbingHealthServicer(HealthServicer):
@@ -106,7 +151,7 @@ class GrpcServer:
         listen_address: str,
         *,
         tracer_provider: TracerProvider,
-        interceptors: list[grpc.aio.ServerInterceptor] | None = None,
+        interceptors: list[UnaryInterceptor] | None = None,
     ) -> None:
         self.listen_address = listen_address
         self._tracer_provider = tracer_provider
@@ -135,11 +180,7 @@ class GrpcServer:
         self._server = grpc.aio.server(
             # gRPC sets SO_REUSEPORT by default, which lets a second server silently share a port.
             options=[("grpc.so_reuseport", 0), *_SERVER_OPTIONS],
-            interceptors=[
-                aio_server_interceptor(tracer_provider=self._tracer_provider, filter_=_NOT_HEALTH),
-                *self._interceptors,
-                ErrorMappingInterceptor(),
-            ],
+            interceptors=self._chain(),
         )
         self._health = ProbingHealthServicer(self._probes)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -159,6 +200,18 @@ class GrpcServer:
             raise StartupError(f"cannot listen for gRPC on {self.listen_address}: port in use") from None
         await self._server.start()
 
+    def _chain(self) -> list[grpc.aio.ServerInterceptor]:
+        if records_spans(self._tracer_provider):
+            tracing: grpc.aio.ServerInterceptor = aio_server_interceptor(
+                tracer_provider=self._tracer_provider, filter_=_NOT_HEALTH
+            )
+            return [tracing, ChainedInterceptor([*self._interceptors, ErrorMappingInterceptor()])]
+        # Spans nobody records: only their context is kept (trace ids in the logs, facts staged in the
+        # caller's trace), which OpenTelemetry's interceptor paid for with a span's attributes, a wrapped
+        # servicer context and an interceptor of its own on every call.
+        context = TraceContextInterceptor(self._tracer_provider)
+        return [ChainedInterceptor([context, *self._interceptors, ErrorMappingInterceptor()])]
+
     async def mark_serving(self) -> None:
         assert self._health is not None, "start() first"
         for name in ("", *self._service_names):
@@ -176,11 +229,71 @@ class GrpcServer:
 
 
 def open_channel(address: str, *, tracer_provider: TracerProvider) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        address,
-        options=CHANNEL_OPTIONS,
-        interceptors=aio_client_interceptors(tracer_provider=tracer_provider, filter_=_NOT_HEALTH),
-    )
+    if records_spans(tracer_provider):
+        return grpc.aio.insecure_channel(
+            address,
+            options=CHANNEL_OPTIONS,
+            interceptors=aio_client_interceptors(tracer_provider=tracer_provider, filter_=_NOT_HEALTH),
+        )
+    return PropagatingChannel(grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+
+
+class _Propagating:
+    """A multi-callable that sends the current trace context (`traceparent`) with each call."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __call__(self, request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        pairs = tuple(metadata or ())
+        if carrier and not any(key == "traceparent" for key, _ in pairs):
+            metadata = (*pairs, *carrier.items())
+        return self._call(request, metadata=metadata, **kwargs)
+
+
+class PropagatingChannel(grpc.aio.Channel):
+    """A channel for providers that record no spans: calls carry the caller's trace context, as with
+    OpenTelemetry's client interceptor, without a span per call; and without any interceptor, which
+    grpc.aio runs as a task of its own per call (the gateway's three calls per connect and join)."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._channel = channel
+
+    def _wrap(self, method: str, call: Any) -> Any:
+        return call if method.startswith(f"/{HEALTH_SERVICE}/") else _Propagating(call)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(method, self._channel.unary_unary(method, *args, **kwargs))
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(method, self._channel.unary_stream(method, *args, **kwargs))
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(method, self._channel.stream_unary(method, *args, **kwargs))
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(method, self._channel.stream_stream(method, *args, **kwargs))
+
+    async def __aenter__(self) -> PropagatingChannel:
+        await self._channel.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._channel.__aexit__(*exc_info)
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()
 
 
 async def check_health(channel: grpc.aio.Channel, *, timeout_s: float) -> str:

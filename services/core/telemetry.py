@@ -37,3 +37,9 @@ def create_tracer_provider(
     if set_global:
         trace.set_tracer_provider(provider)
     return provider
+
+
+def records_spans(provider: trace.TracerProvider) -> bool:
+    """Whether `provider` keeps spans; those made by `create_tracer_provider` without an exporter do not,
+    and instrumentation may then carry only their context."""
+    return not (isinstance(provider, TracerProvider) and provider.sampler is ALWAYS_OFF)

@@ -22,15 +22,15 @@ packet that does not parse is dropped (RTP by receive.py's checks, which are aio
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from functools import partial
+from time import time_ns
 from typing import Any
 
 import pylibsrtp
 import structlog
 from aioice.ice import Connection, StunProtocol
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtp import is_rtcp
 
 from services.relay.receive import PublisherRtp
 from services.relay.rtp_writer import NTP_UNIX_OFFSET
@@ -46,13 +46,12 @@ DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 _FIRST_MEDIA_BYTE = 128
 _LAST_MEDIA_BYTE = 191
 _NTP_UNIX_OFFSET_MS = NTP_UNIX_OFFSET * 1000
+# aiortc's `is_rtcp`: the second byte of an RTCP packet is its type, 192-208.
+_FIRST_RTCP_TYPE = 192
+_LAST_RTCP_TYPE = 208
+_CONNECTED = State.CONNECTED
 
 DatagramHandler = Callable[[bytes, Any], None]
-
-
-def arrival_ms() -> int:
-    """aiortc's `clock.current_ms()` (milliseconds since the NTP epoch) from one integer clock reading."""
-    return time.time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS
 
 
 class InboundMedia:
@@ -64,7 +63,9 @@ class InboundMedia:
         self._dtls = dtls
         self._connection = connection
         self._counters = vars(dtls)
-        self._queued = connection._queue
+        # What aioice has queued for the DTLS read task: the deque inside its asyncio.Queue, read directly
+        # (`Queue.empty` is that deque's length behind a method call, once per datagram).
+        self._queued = connection._queue._queue  # type: ignore[attr-defined]
         # What takes an unprotected RTP packet and its arrival time (ms, aiortc's clock).
         self._rtp = rtp or PublisherRtp(dtls).handle
 
@@ -75,30 +76,31 @@ class InboundMedia:
 
     def take_over(self, protocol: StunProtocol) -> None:
         stock: DatagramHandler = protocol.datagram_received
-
-        def datagram_received(data: bytes, addr: Any) -> None:
-            if not self.received(data):
-                stock(data, addr)
-
         # The socket transports (asyncio's, uvloop's, the relay's UDP mux) look the handler up per datagram.
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+        # A partial (C) rather than a closure: one Python frame per datagram, not two.
+        protocol.datagram_received = partial(self.received, stock)  # type: ignore[method-assign]
 
-    def received(self, data: bytes) -> bool:
-        """Handle `data` if it is SRTP or SRTCP of a connected transport; False leaves it to aioice."""
+    def received(self, stock: DatagramHandler, data: bytes, addr: Any) -> None:
+        """Handle `data` if it is SRTP or SRTCP of a connected transport; else hand it to aioice (`stock`)."""
         if not data or not _FIRST_MEDIA_BYTE <= data[0] <= _LAST_MEDIA_BYTE:
-            return False
+            stock(data, addr)
+            return
         dtls = self._dtls
-        if dtls._state != State.CONNECTED or not self._queued.empty():
-            return False
+        if dtls._state is not _CONNECTED or self._queued:
+            stock(data, addr)
+            return
         counters = self._counters
         counters[DTLS_RX_BYTES] += len(data)
         counters[DTLS_RX_PACKETS] += 1
         srtp = dtls._rx_srtp
         try:
-            if is_rtcp(data):
+            # aiortc's `is_rtcp`, inline: this runs for every datagram.
+            if len(data) >= 2 and _FIRST_RTCP_TYPE <= data[1] <= _LAST_RTCP_TYPE:
                 run_now(dtls._handle_rtcp_data(srtp.unprotect_rtcp(data)))
             else:
-                self._rtp(srtp.unprotect(data), arrival_ms())
+                # The arrival time as aiortc's `clock.current_ms()` (ms since the NTP epoch), from one
+                # integer clock reading.
+                self._rtp(srtp.unprotect(data), time_ns() // 1_000_000 + _NTP_UNIX_OFFSET_MS)
         except pylibsrtp.Error:
             # Replayed, forged or damaged: dropped, as the DTLS transport drops it.
             pass
@@ -109,7 +111,6 @@ class InboundMedia:
             # Raised into the socket's callback it would reach the event loop's handler for every packet;
             # the stock path would end the transport's read task. One datagram is all it costs here.
             log.exception("inbound_media_failed")
-        return True
 
 
 def take_inbound_media(pc: Any) -> None:

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import datetime
 import struct
+from time import time
 from typing import Any, cast
 
 from aiortc.codecs import depayload, is_rtx
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensions, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
+from services.relay.rate_window import speed_up
 from services.relay.run_now import run_now
 
 ACTIVE_SSRC = "_RTCRtpReceiver__active_ssrc"
@@ -67,6 +70,10 @@ _TWO_BYTE_PROFILE = 0x1000
 # Packets carry no extension the relay reads but abs-send-time (returned apart): every parsed packet
 # shares this empty set, which nothing in the receive path writes to.
 _NO_EXTENSIONS = HeaderExtensions()
+# What a codec's payloads are to the path (`ReceiverPath._form_of`).
+_RTX = "rtx"
+_VP8 = "vp8"
+_OTHER = "other"
 
 
 def parse_rtp(data: bytes, abs_send_time_id: int | None) -> tuple[RtpPacket, int | None]:
@@ -177,6 +184,29 @@ def vp8_descriptor_length(payload: bytes) -> int:
     return position
 
 
+def count(statistics: StreamStatistics, packet: RtpPacket) -> None:
+    """`statistics.add(packet)`; for the packet after the highest so far (nearly every packet) without its
+    calls, with the same counters, the same clock and the same jitter arithmetic (RFC 3550 A.8)."""
+    sequence_number = packet.sequence_number
+    max_seq = statistics.max_seq
+    if max_seq is None or sequence_number != (max_seq + 1) & 0xFFFF:
+        statistics.add(packet)
+        return
+    statistics.packets_received += 1
+    arrival = int(time() * statistics._clockrate)
+    if sequence_number < max_seq:
+        statistics.cycles += 1 << 16
+    statistics.max_seq = sequence_number
+    timestamp = packet.timestamp
+    last_timestamp = statistics._last_timestamp
+    if timestamp != last_timestamp and statistics.packets_received > 1:
+        assert statistics._last_arrival is not None and last_timestamp is not None
+        diff = abs((arrival - statistics._last_arrival) - (timestamp - last_timestamp))
+        statistics._jitter_q4 += diff - ((statistics._jitter_q4 + 8) >> 4)
+    statistics._last_arrival = arrival
+    statistics._last_timestamp = timestamp
+
+
 class ReceiverPath:
     """What happens to one receiver's packets (aiortc's `_handle_rtp_packet`, minus unread work)."""
 
@@ -187,7 +217,11 @@ class ReceiverPath:
         self._frame_bytes = 0
         # The RTP timestamp, send time, arrival and SSRC of the frame's last packet so far, until its marker.
         self._unmarked: tuple[int, int, int, int] | None = None
-        self._vp8_codecs: dict[int, bool] = {}
+        # By codec object: _RTX, _VP8 or _OTHER.
+        self._forms: dict[int, str] = {}
+        estimator = self._state[REMOTE_BITRATE_ESTIMATOR]
+        if isinstance(estimator, RemoteBitrateEstimator):
+            speed_up(estimator)
 
     def handle(
         self, packet: RtpPacket, abs_send_time: int | None, arrival_ms: int, stamp: datetime.datetime
@@ -198,18 +232,20 @@ class ReceiverPath:
         state = self._state
         if abs_send_time is not None and state[REMOTE_BITRATE_ESTIMATOR] is not None:
             self._remb(packet, abs_send_time, arrival_ms)
-        state[ACTIVE_SSRC][packet.ssrc] = stamp
+        ssrc = packet.ssrc
+        state[ACTIVE_SSRC][ssrc] = stamp
         codecs = state[CODECS]
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
         streams = state[REMOTE_STREAMS]
-        statistics = streams.get(packet.ssrc)
+        statistics = streams.get(ssrc)
         if statistics is None:
-            statistics = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        statistics.add(packet)
-        if is_rtx(codec):
-            original_ssrc = state[RTX_SSRC].get(packet.ssrc)
+            statistics = streams[ssrc] = StreamStatistics(codec.clockRate)
+        count(statistics, packet)
+        form = self._forms.get(id(codec)) or self._form_of(codec)
+        if form is _RTX:
+            original_ssrc = state[RTX_SSRC].get(ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2:
                 return
@@ -217,11 +253,26 @@ class ReceiverPath:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
+            form = self._forms.get(id(codec)) or self._form_of(codec)
         nack_generator = state[NACK_GENERATOR]
-        if nack_generator is not None and nack_generator.add(packet):
-            run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing)))
+        if nack_generator is not None:
+            # The next packet in order with nothing missing: all `NackGenerator.add` would do is move
+            # `max_seq` on (its loop and `truncate` find nothing), so only that is done.
+            sequence_number = packet.sequence_number
+            max_seq = nack_generator.max_seq
+            in_order = max_seq is not None and sequence_number == (max_seq + 1) & 0xFFFF
+            if in_order and not nack_generator.missing:
+                nack_generator.max_seq = sequence_number
+            elif nack_generator.add(packet):
+                run_now(receiver._send_rtcp_nack(packet.ssrc, sorted(nack_generator.missing)))
+        payload = packet.payload
         try:
-            packet._data = self._depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            if not payload:
+                packet._data = b""  # type: ignore[attr-defined]
+            elif form is _VP8:
+                packet._data = payload[vp8_descriptor_length(payload) :]  # type: ignore[attr-defined]
+            else:
+                packet._data = depayload(codec, payload)  # type: ignore[attr-defined]
         except ValueError:
             return
         pli_flag, encoded_frame = state[JITTER_BUFFER].add(packet)
@@ -236,15 +287,11 @@ class ReceiverPath:
             encoded_frame.timestamp = state[TIMESTAMP_MAPPER].map(encoded_frame.timestamp)
             state[DECODER_QUEUE].put((codec, encoded_frame))
 
-    def _depayload(self, codec: RTCRtpCodecParameters, payload: bytes) -> bytes:
-        """aiortc's `depayload`, with VP8's descriptor skipped without building its object."""
-        vp8 = self._vp8_codecs.get(id(codec))
-        if vp8 is None:
-            # Codecs are fixed once negotiated; their `name` is a property that splits the MIME type.
-            vp8 = self._vp8_codecs[id(codec)] = codec.name == "VP8"
-        if vp8:
-            return payload[vp8_descriptor_length(payload) :]
-        return depayload(codec, payload)
+    def _form_of(self, codec: RTCRtpCodecParameters) -> str:
+        """RTX, VP8 or another codec: read once per codec, as codecs are fixed once negotiated and their
+        `name` is a property that splits the MIME type (aiortc's `is_rtx` reads it per packet)."""
+        form = self._forms[id(codec)] = _RTX if is_rtx(codec) else _VP8 if codec.name == "VP8" else _OTHER
+        return form
 
     def _remb(self, packet: RtpPacket, abs_send_time: int, arrival_ms: int) -> None:
         """Feed the estimator once per frame, on its marker packet, with the frame's bytes.

@@ -3,10 +3,18 @@ manager per room at a time (docs/decisions.md). Device calls and client sessions
 beside the rooms, each with its own lease: what is said of rooms below holds for them.
 
 The rules stay synchronous and never wait on the network in the middle of an operation: this store keeps
-the records of the rooms this room manager owns as encoded JSON in memory (every load decodes a fresh
-copy, so nothing relies on a record staying the same object), notes what each operation saved or deleted,
-and `commit` writes that to Redis in one script, atomically, before the service sends on what the
-operation caused.
+the records this room manager owns in memory, as the rules use them (a write-through cache: while its
+lease holds nobody else writes them, so a load neither reads Redis nor decodes JSON, as with the
+in-process store), notes what each operation saved or deleted, and `commit` writes that to Redis in one
+script, atomically, before the service sends on what the operation caused. A record is encoded when it is
+written, and one saved unchanged since Redis last acknowledged it is not sent again: its lease is
+checked in the script, or not even that while the leases were renewed less than a lease ago (the sweep
+saves every room a few times a second, and one that changed nothing then costs no round trip).
+Commits are written one at a time, in order, by one task; those that queue while one is written go
+together in the next script, so that a burst of operations costs a round trip to Redis for many rather
+than one each (a commit is still answered only once its own records and facts are in Redis). An
+operation's changes are all saved and its commit queued before the service waits on anything, so a
+record encoded at its write holds no change whose facts are not in the same script.
 
 Ownership is a lease per room with an epoch: `lease:<id>` holds "<owner>:<epoch>" and expires unless
 its owner renews it (`keep`, a few times per lease); `epoch:<id>` counts the owners the room has had.
@@ -59,7 +67,8 @@ from services.rooms.state import RoomState
 from services.rooms.store import InviteeIndex
 
 # ARGV: prefix, owner, lease ms, number of writes, then per write: record name, the epoch held ("0": a new
-# record, to lease), the record ("": delete); then the facts to stage. Returns {0, fenced names...} and
+# record, to lease), the record ("": delete, "=": unchanged, only its lease is checked); then the facts to
+# stage. Returns {0, fenced names...} and
 # writes nothing when a record is leased to another owner or epoch, else {1, new name, its epoch, ...}.
 _COMMIT = """
 local prefix, owner, lease_ms, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -78,7 +87,7 @@ for i = 0, count - 1 do
   if record == '' then
     redis.call('DEL', prefix .. room, prefix .. 'lease:' .. room, prefix .. 'epoch:' .. room)
     redis.call('SREM', prefix .. 'records', room)
-  else
+  elseif record ~= '=' then
     if epoch == '0' then
       epoch = tostring(redis.call('INCR', prefix .. 'epoch:' .. room))
       table.insert(leased, room)
@@ -197,6 +206,7 @@ class RedisRoomStore:
         self._room_lease_s = room_lease_s
         self._publisher_lease_ms = int(publisher_lease_s * 1000)
         self._clock = clock
+        # Scripts are sent by their SHA (EVALSHA), in full only when Redis does not know them yet.
         self._commit_script = client.register_script(_COMMIT)
         self._renew_script = client.register_script(_RENEW)
         self._take_over_script = client.register_script(_TAKE_OVER)
@@ -205,30 +215,34 @@ class RedisRoomStore:
         self._lead_script = client.register_script(_LEAD)
         self._resign_script = client.register_script(_RESIGN)
         self._leading = False
-        # The records this room manager owns, by name (`room:<id>`, `call:<id>`).
-        self._records: dict[str, bytes] = {}
+        # The records this room manager owns, by name (`room:<id>`, `call:<id>`, `session:<id>`), as the
+        # rules use them: the owner alone writes them while its lease holds, so what is here is what Redis
+        # has plus what is not committed yet, and a load needs no read nor decoding.
+        self._records: dict[str, _Record] = {}
         # The epoch of each record this room manager owns (one saved but not yet committed has none).
         self._epochs: dict[str, int] = {}
+        # Each record's encoded form as Redis last acknowledged it: one saved unchanged is not written again.
+        self._written: dict[str, bytes] = {}
         # Until when (by `clock`) the leases renewed last are surely still this room manager's.
         self._held_until = float("inf")
         self._invitees = InviteeIndex()
         self._lines = LineIndex()
         # Sessions taken over, for the room manager's session book (`taken_sessions`).
         self._taken_sessions: list[ClientSession] = []
-        # Name -> its record to write, or None to delete it; in the order of the operations.
-        self._pending: dict[str, bytes | None] = {}
-        # Facts whose commit failed: staged ahead of the next commit's.
-        self._unstaged: list[StagedFact] = []
-        # Commits reach Redis in the order they were taken.
-        self._commit_lock = asyncio.Lock()
+        # What was saved (True) or deleted (False) since the last commit, by name.
+        self._pending: dict[str, bool] = {}
+        # Commits not written yet, oldest first: the next write takes them all, in one script.
+        self._queue: list[_Batch] = []
+        # Writes the queue, one script at a time, so that commits reach Redis in the order they were taken.
+        self._writer: asyncio.Task[None] | None = None
 
     def load(self, room_id: str) -> RoomState | None:
         self._let_go_if_stale()
-        data = self._records.get(_ROOM + room_id)
-        return room_codec.decode(data) if data is not None else None
+        state = self._records.get(_ROOM + room_id)
+        return state if isinstance(state, RoomState) else None
 
     def save(self, state: RoomState) -> None:
-        self._keep_record(_ROOM + state.room_id, room_codec.encode(state))
+        self._keep_record(_ROOM + state.room_id, state)
         self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
 
     def delete(self, room_id: str) -> None:
@@ -246,11 +260,11 @@ class RedisRoomStore:
 
     def load_call(self, call_id: str) -> Call | None:
         self._let_go_if_stale()
-        data = self._records.get(_CALL + call_id)
-        return room_codec.decode_call(data) if data is not None else None
+        call = self._records.get(_CALL + call_id)
+        return call if isinstance(call, Call) else None
 
     def save_call(self, call: Call) -> None:
-        self._keep_record(_CALL + call.call_id, room_codec.encode_call(call))
+        self._keep_record(_CALL + call.call_id, call)
         self._lines.index(call)
 
     def delete_call(self, call_id: str) -> None:
@@ -264,7 +278,7 @@ class RedisRoomStore:
         return self._lines.on_line(biz_name, uid)
 
     def save_session(self, session: ClientSession) -> None:
-        self._keep_record(_SESSION + session.session_id, room_codec.encode_session(session))
+        self._keep_record(_SESSION + session.session_id, session)
 
     def delete_session(self, session_id: str) -> None:
         self._drop_record(_SESSION + session_id)
@@ -321,26 +335,17 @@ class RedisRoomStore:
 
     async def commit(self, facts: Sequence[StagedFact] = ()) -> None:
         # Taken before any wait, so a commit holds exactly what was saved before it was called.
-        writes, self._pending = self._pending, {}
-        staged, self._unstaged = [*self._unstaged, *facts], []
-        if not writes and not staged:
+        batch = _Batch(self._pending, list(facts))
+        self._pending = {}
+        if not batch.names and not batch.facts and not self._queue:
             return
-        async with self._commit_lock:
-            try:
-                await self._write(writes, staged)
-            except _Fenced as fenced:
-                lost = set(fenced.names)
-                self._let_go(fenced.names)
-                # The other records' writes and facts go with the next commit; the lost ones' are dropped.
-                self._pending = {n: d for n, d in writes.items() if n not in lost} | self._pending
-                lost_ids = {_id_of(name) for name in lost}
-                self._unstaged = [f for f in staged if f.event.key not in lost_ids] + self._unstaged
-                raise RoomsFenced([_id_of(name) for name in fenced.names]) from None
-            except Exception:
-                # The next commit writes them again, under what was saved since.
-                self._pending = writes | self._pending
-                self._unstaged = staged + self._unstaged
-                raise
+        self._queue.append(batch)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued(), name="room-store-commits")
+        # The write goes on if this caller is cancelled (its gRPC call ended): other commits go with it.
+        await asyncio.shield(batch.done)
+        if batch.error is not None:
+            raise batch.error
 
     async def share_relays(self, heard: list[RelayNode], lease_s: float) -> list[RelayNode]:
         key = self._key("relays")
@@ -367,36 +372,110 @@ class RedisRoomStore:
             keys=[self._key("outbox:publisher"), self._key("outbox")], args=[self._owner, count]
         )
 
-    def _keep_record(self, name: str, data: bytes) -> None:
-        self._records[name] = data
-        self._pending[name] = data
+    def _keep_record(self, name: str, record: _Record) -> None:
+        self._records[name] = record
+        self._pending[name] = True
 
     def _drop_record(self, name: str) -> None:
-        data = self._records.pop(name, None)
-        if data is None:
+        record = self._records.pop(name, None)
+        if record is None:
             return
-        self._pending[name] = None
-        self._unindex(name, data)
+        self._pending[name] = False
+        self._unindex(record)
 
-    def _index(self, name: str, data: bytes) -> None:
+    def _index(self, record: _Record) -> None:
         """Index a record read back from Redis (a call's lines never change, a room's invitations do)."""
-        if name.startswith(_ROOM):
-            state = room_codec.decode(data)
-            self._invitees.index(state.biz_name, state.room_id, set(state.invitations))
-        elif name.startswith(_CALL):
-            self._lines.index(room_codec.decode_call(data))
+        if isinstance(record, RoomState):
+            self._invitees.index(record.biz_name, record.room_id, set(record.invitations))
+        elif isinstance(record, Call):
+            self._lines.index(record)
 
-    def _unindex(self, name: str, data: bytes) -> None:
-        if name.startswith(_ROOM):
-            state = room_codec.decode(data)
-            self._invitees.index(state.biz_name, state.room_id, set())
-        elif name.startswith(_CALL):
-            self._lines.forget(room_codec.decode_call(data))
+    def _unindex(self, record: _Record) -> None:
+        if isinstance(record, RoomState):
+            self._invitees.index(record.biz_name, record.room_id, set())
+        elif isinstance(record, Call):
+            self._lines.forget(record)
 
-    async def _write(self, writes: dict[str, bytes | None], facts: list[StagedFact]) -> None:
+    async def _write_queued(self) -> None:
+        """Write the queued commits, one script at a time: those queued while one is written go together in
+        the next, so that under a burst of operations a commit costs one round trip to Redis for many. Each
+        commit learns how its write went from its batch."""
+        batches: list[_Batch] = []
+        try:
+            while self._queue:
+                batches, self._queue = self._queue, []
+                try:
+                    await self._write_batches(batches)
+                except Exception as error:
+                    # Nothing of them was written, nor will be of those queued since: every one fails, and the
+                    # next commit writes them again, before its own, under what was saved since.
+                    batches += self._queue
+                    names: dict[str, bool] = {}
+                    facts: list[StagedFact] = []
+                    for batch in batches:
+                        names |= batch.names
+                        facts += batch.facts
+                        batch.answer(error)
+                    self._queue = [_Batch(names, facts)]
+                    return
+                for batch in batches:
+                    batch.answer()
+        finally:
+            self._writer = None
+            # Cancelled (the room manager stops): nobody waits for an answer that will not come.
+            for batch in [*batches, *self._queue]:
+                if not batch.done.done():
+                    batch.done.cancel()
+
+    async def _write_batches(self, batches: list[_Batch]) -> None:
+        while batches:
+            names: dict[str, bool] = {}
+            facts: list[StagedFact] = []
+            for batch in batches:
+                names |= batch.names
+                facts += batch.facts
+            try:
+                await self._write(names, facts)
+                return
+            except _Fenced as fenced:
+                # Nothing was written. The lost records are forgotten with their writes and facts; the
+                # commits that wrote one are told, and what remains of every commit is written at once.
+                lost_ids = {_id_of(name) for name in fenced.names}
+                for batch in batches:
+                    lost = [name for name in fenced.names if name in batch.names]
+                    if lost and batch.error is None:
+                        batch.error = RoomsFenced([_id_of(name) for name in lost])
+                    batch.drop(fenced.names, lost_ids)
+                self._let_go(fenced.names)
+                batches = [batch for batch in batches if batch.names or batch.facts]
+
+    async def _write(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
+        # Leases renewed less than a lease ago are still this room manager's (`keep`): nobody can have taken
+        # those records over, so one saved unchanged needs no check in Redis either, and a sweep that
+        # changed nothing costs no round trip.
+        surely_held = self._clock() < self._held_until < float("inf")
+        writes: list[tuple[str, int, bytes]] = []
+        for name, saved in names.items():
+            epoch = self._epochs.get(name, 0)
+            if not saved:
+                writes.append((name, epoch, _DELETED))
+                continue
+            record = self._records.get(name)
+            if record is None:
+                # Lost since it was saved (`_let_go`): nothing of it is written.
+                continue
+            data = _encode(record)
+            if epoch and self._written.get(name) == data:
+                # Unchanged since Redis last acknowledged it: not sent again, at most its lease checked.
+                if not surely_held:
+                    writes.append((name, epoch, _UNCHANGED))
+            else:
+                writes.append((name, epoch, data))
+        if not writes and not facts:
+            return
         args: list[str | bytes | int] = [self._prefix, self._owner, self._lease_ms(), len(writes)]
-        for name, data in writes.items():
-            args += [name, self._epochs.get(name, 0), b"" if data is None else data]
+        for write in writes:
+            args += write
         args += [_fact(fact) for fact in facts]
         reply = await self._commit_script(args=args)
         if int(reply[0]) == 0:
@@ -404,9 +483,12 @@ class RedisRoomStore:
         leased = reply[1:]
         for name, epoch in zip(leased[::2], leased[1::2], strict=True):
             self._epochs[_text(name)] = int(epoch)
-        for name, data in writes.items():
-            if data is None:
+        for name, _, data in writes:
+            if data == _DELETED:
                 self._epochs.pop(name, None)
+                self._written.pop(name, None)
+            elif data != _UNCHANGED:
+                self._written[name] = data
 
     async def _take_over(self) -> None:
         taken = await self._take_over_script(args=[self._prefix, self._owner, self._lease_ms()])
@@ -414,24 +496,28 @@ class RedisRoomStore:
             self._keep_taken(_text(name), int(epoch), _bytes(data))
 
     def _keep_taken(self, name: str, epoch: int, data: bytes) -> None:
-        self._records[name] = data
+        record = _decode(name, data)
+        self._records[name] = record
         self._epochs[name] = epoch
-        self._index(name, data)
-        if name.startswith(_SESSION):
-            self._taken_sessions.append(room_codec.decode_session(data))
+        self._written[name] = data
+        self._index(record)
+        if isinstance(record, ClientSession):
+            self._taken_sessions.append(record)
 
     def _let_go(self, names: list[str]) -> None:
         for name in names:
             self._epochs.pop(name, None)
+            self._written.pop(name, None)
             self._pending.pop(name, None)
-            data = self._records.pop(name, None)
-            if data is not None:
-                self._unindex(name, data)
-        # Facts of these records kept from a commit that failed (cut off from Redis) would otherwise be
-        # staged by the next commit, which writes none of the records and so is not fenced: another owner
-        # holds them now, and reports what happens to them.
+            record = self._records.pop(name, None)
+            if record is not None:
+                self._unindex(record)
+        # Writes and facts of these records queued by a commit that failed (cut off from Redis) would
+        # otherwise go with the next commit, which is not fenced for records it does not write: another
+        # owner holds them now, and reports what happens to them.
         lost_ids = {_id_of(name) for name in names}
-        self._unstaged = [fact for fact in self._unstaged if fact.event.key not in lost_ids]
+        for batch in self._queue:
+            batch.drop(names, lost_ids)
 
     def _let_go_if_stale(self) -> None:
         """Cut off from Redis past its leases, this room manager may have been replaced: it stops."""
@@ -445,12 +531,56 @@ class RedisRoomStore:
         return f"{self._prefix}{name}"
 
 
+_Record = RoomState | Call | ClientSession
+# In a commit, in place of a record: deleted; written already, its lease only checked.
+_DELETED = b""
+_UNCHANGED = b"="
+
+
+class _Batch:
+    """One commit's records (by name: saved or deleted) and facts, and how its write went."""
+
+    def __init__(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
+        self.names = names
+        self.facts = facts
+        self.error: Exception | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def answer(self, error: Exception | None = None) -> None:
+        """Answer the commit: written (None, unless fenced) or failed with `error`."""
+        if self.error is None:
+            self.error = error
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def drop(self, names: list[str], ids: set[str]) -> None:
+        for name in names:
+            self.names.pop(name, None)
+        self.facts = [fact for fact in self.facts if fact.event.key not in ids]
+
+
+def _encode(record: _Record) -> bytes:
+    if isinstance(record, RoomState):
+        return room_codec.encode(record)
+    if isinstance(record, Call):
+        return room_codec.encode_call(record)
+    return room_codec.encode_session(record)
+
+
+def _decode(name: str, data: bytes) -> _Record:
+    if name.startswith(_ROOM):
+        return room_codec.decode(data)
+    if name.startswith(_CALL):
+        return room_codec.decode_call(data)
+    return room_codec.decode_session(data)
+
+
 class _Fenced(Exception):
     def __init__(self, names: list[str]) -> None:
         self.names = names
 
 
-def _ids(records: dict[str, bytes], kind: str) -> list[str]:
+def _ids(records: dict[str, _Record], kind: str) -> list[str]:
     return [name[len(kind) :] for name in records if name.startswith(kind)]
 
 

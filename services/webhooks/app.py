@@ -11,13 +11,14 @@ from parley.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
 
 from services.core.config import ServiceName
 from services.core.db import create_engine
-from services.core.events import EventBatchConsumer
+from services.core.kafka_security import client_options
 from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.core.service import ServiceRuntime
 from services.core.ssrf import TargetGuard
 from services.core.topics import Topic
 from services.webhooks.apps import AppDirectory
+from services.webhooks.consumer import IntakeConsumer
 from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.grpc_api import WebhookServicer
 from services.webhooks.intake import Intake
@@ -64,14 +65,17 @@ def build(runtime: ServiceRuntime) -> WebhookService:
 
     # Every topic but the dispatcher's own (an endpoint fed its outcomes would feed itself), through one
     # consumer: one group to join at start, one to leave at stop.
-    # Batches: one transaction and one offset commit for what one fetch brought.
-    EventBatchConsumer(
-        runtime.broker,
-        [topic for topic in Topic if topic is not Topic.WEBHOOK],
+    # Batches: one transaction and one offset commit for what was read while the one before was written.
+    consumer = IntakeConsumer(
+        runtime.settings.kafka.bootstrap_servers,
+        [topic.value for topic in Topic if topic is not Topic.WEBHOOK],
         intake.on_events,
         group_id=GROUP,
-        max_wait_ms=MAX_WAIT_MS,
+        client_options=client_options(runtime.settings.kafka),
+        fetch_wait_ms=MAX_WAIT_MS,
+        tracer=runtime.tracer_provider.get_tracer("services.webhooks.consumer"),
     )
+    runtime.metrics.on_scrape(lambda: consumer.refresh_lag(runtime.metrics))
 
     def endpoints_changed() -> None:
         intake.endpoints_changed()
@@ -103,4 +107,7 @@ def build(runtime: ServiceRuntime) -> WebhookService:
     runtime.on_stop(sender.close)
     runtime.on_stop(dispatcher.stop)
     runtime.on_stop(pruner.stop)
+    # Facts are read only once the schedule's tables exist; reading stops first.
+    runtime.on_ready(consumer.start)
+    runtime.on_stop(consumer.stop)
     return WebhookService(store, dispatcher, metrics)

@@ -51,6 +51,8 @@ SECRETS_TTL_S = 5.0
 ENDPOINTS_TTL_S = 5.0
 
 Queue = tuple[str, str]
+# Attempt outcomes waiting to be saved, each with the future its attempt awaits.
+Waiting = list[tuple[AttemptRecord, "asyncio.Future[None]"]]
 
 
 class GroupCommit:
@@ -71,7 +73,7 @@ class GroupCommit:
         self._lock = lock
         self._released = released
         self._saved = saved
-        self._waiting: list[tuple[AttemptRecord, asyncio.Future[None]]] = []
+        self._waiting: Waiting = []
         self._writing: asyncio.Task[None] | None = None
 
     async def save(self, record: AttemptRecord) -> None:
@@ -87,17 +89,48 @@ class GroupCommit:
             with contextlib.suppress(Exception):  # a failed batch was told to its attempts
                 await asyncio.wait_for(asyncio.shield(self._writing), CLOSE_TIMEOUT_S)
 
+    def take_waiting(self) -> Waiting:
+        """For a writer holding the lock (the intake): the outcomes waiting, to save in its own transaction
+        with `save_in`; it calls `committed` or `failed` after."""
+        batch, self._waiting = self._waiting, []
+        return batch
+
+    async def save_in(self, connection: AsyncConnection, batch: Waiting) -> None:
+        records = [record for record, _ in batch]
+        if records:
+            await self._store.save_attempts(connection, records, self._released(records))
+
+    def committed(self, batch: Waiting) -> None:
+        """Under the lock, once the transaction that saved `batch` is committed."""
+        if not batch:
+            return
+        self._store.outcomes_committed()
+        self._saved([record for record, _ in batch])
+        for _, saved in batch:
+            if not saved.done():
+                saved.set_result(None)
+
+    @staticmethod
+    def failed(batch: Waiting, error: BaseException) -> None:
+        # An attempt told of a cancellation would end as cancelled, its queue still marked attempting.
+        if not isinstance(error, Exception):
+            error = RuntimeError("the transaction saving the outcome was cancelled")
+        for _, saved in batch:
+            if not saved.done():
+                saved.set_exception(error)
+
     async def _write(self) -> None:
         while self._waiting:
             async with self._lock:
-                batch, self._waiting = self._waiting, []
+                # Empty when the intake's transaction took them while this waited for the lock.
+                batch = self.take_waiting()
+                if not batch:
+                    continue
                 records = [record for record, _ in batch]
                 try:
                     await self._store.record(records, self._released(records))
                 except Exception as error:
-                    for _, saved in batch:
-                        if not saved.done():
-                            saved.set_exception(error)
+                    self.failed(batch, error)
                     continue
                 self._saved(records)
             for _, saved in batch:
@@ -172,16 +205,33 @@ class Dispatcher:
 
     # Deliveries straight from the intake
 
+    async def save_outcomes(self, connection: AsyncConnection) -> Waiting:
+        """In the intake's transaction (under `writing`): the attempt outcomes waiting for a group commit
+        are saved in it, so they wait for one transaction, not for the intake's and then their own. The
+        intake passes them to `hold`, then to `outcomes_committed` or `outcomes_failed`."""
+        batch = self._saving.take_waiting()
+        await self._saving.save_in(connection, batch)
+        return batch
+
+    def outcomes_committed(self, batch: Waiting) -> None:
+        """Under `writing`, the intake's transaction committed: the next delivery of each queue may go."""
+        self._saving.committed(batch)
+
+    def outcomes_failed(self, batch: Waiting, error: BaseException) -> None:
+        self._saving.failed(batch, error)
+
     async def hold(
         self,
         connection: AsyncConnection,
         written: Sequence[Row[Any]],
         new: Sequence[NewDelivery],
         now: datetime,
+        settling: Sequence[tuple[AttemptRecord, asyncio.Future[None]]] = (),
     ) -> list[Claim]:
         """In the intake's transaction (under `writing`): lease the pending deliveries just written whose
         queues memory may hold (nothing older is pending, or only what memory holds) and return them as
-        claims, for `take` once the transaction is committed."""
+        claims, for `take` once the transaction is committed. `settling`: the outcomes saved in the same
+        transaction, which `outcomes_committed` applies to memory before `take`."""
         if not written or self._policy.first_attempt_at(now) > now:
             return []  # a schedule that waits before the first attempt: the scan finds them when due
         details = {(d.endpoint_id, d.event_id): d for d in new}
@@ -192,30 +242,29 @@ class Dispatcher:
                 continue
             delivery = details[(row.endpoint_id, row.event_id)]
             by_queue.setdefault((row.endpoint_id, row.ordering_key), []).append(
-                Claim(
-                    id=row.id,
-                    delivery_id=row.delivery_id,
-                    biz_name=delivery.biz_name,
-                    endpoint_id=delivery.endpoint_id,
-                    ordering_key=delivery.ordering_key,
-                    lease_token=token,
-                    kind=delivery.kind,
-                    event_id=delivery.event_id,
-                    event_type=delivery.event_type,
-                    biz_request_id=delivery.biz_request_id,
-                    body=delivery.body,
-                    attempts=0,
-                    event_time=delivery.event_time,
-                )
+                Claim.leased(row, delivery, token)
             )
         pending = await self._store.pending_counts(connection, list(by_queue))
+        # Heads whose outcome this transaction saved: no longer pending if they are done; a queue waiting
+        # for a retry, or of an endpoint disabled, is dropped from memory when they are applied.
+        done_heads: set[Queue] = set()
+        not_held: set[Queue] = set()
+        disabled = {r.claim.endpoint_id for r, _ in settling if r.outcome is Outcome.ENDPOINT_DISABLED}
+        for record, _ in settling:
+            if self._held_behind(record.claim) is not None:
+                queue = (record.claim.endpoint_id, record.claim.ordering_key)
+                (not_held if record.outcome is Outcome.RETRYING else done_heads).add(queue)
         taken: list[Claim] = []
         for queue, claims in by_queue.items():
+            if queue in not_held or queue[0] in disabled:
+                continue
             held = self._held.get(queue)
             if held is None:
                 if pending.get(queue) == len(claims):
                     taken.extend(claims)
-            elif held.complete and pending.get(queue) == len(held.claims) + len(claims):
+            elif held.complete and pending.get(queue) == len(held.claims) - (queue in done_heads) + len(
+                claims
+            ):
                 taken.extend(claims)
         await self._store.lease_new(connection, [claim.id for claim in taken], token, now + self._lease)
         return taken

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.core.events import Envelope, RawEvent
 from services.webhooks import bodies
 from services.webhooks.apps import AppDirectory, AppInfo
-from services.webhooks.dispatcher import Dispatcher
+from services.webhooks.dispatcher import Dispatcher, Waiting
 from services.webhooks.policy import RetryPolicy
 from services.webhooks.store import (
     CLOUDEVENTS,
@@ -91,6 +91,7 @@ class Intake:
         if not facts:
             return
         now = datetime.now(UTC)
+        outcomes: Waiting = []
         try:
             async with self._dispatcher.writing:
                 async with self._store.begin() as connection:
@@ -100,14 +101,18 @@ class Intake:
                     written = await self._store.enqueue_many(
                         connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
                     )
-                    taken = await self._dispatcher.hold(connection, written, new, now)
-                # Committed, and still under the lock: no outcome was settled since `hold` counted.
+                    outcomes = await self._dispatcher.save_outcomes(connection)
+                    taken = await self._dispatcher.hold(connection, written, new, now, outcomes)
+                # Committed, and still under the lock: no other outcome was settled since `hold` counted.
+                self._dispatcher.outcomes_committed(outcomes)
                 self._dispatcher.take(
                     taken, {(row.endpoint_id, row.ordering_key) for row in written if row.status == PENDING}
                 )
-        except BaseException:
-            # Endpoints remembered from a transaction that did not commit may not exist.
+        except BaseException as error:
+            # Endpoints remembered from a transaction that did not commit may not exist; the attempts
+            # whose outcomes it held are told (their queues are dropped, their leases run out).
             self._seed_endpoints.clear()
+            self._dispatcher.outcomes_failed(outcomes, error)
             raise
 
     async def _read(self, raw: RawEvent) -> Fact | None:

@@ -185,6 +185,26 @@ class Claim:
     attempts: int
     event_time: datetime
 
+    @classmethod
+    def leased(cls, row: Any, details: Any, token: str, *, attempts: int = 0) -> Claim:
+        """`row` is the stored delivery (its id and delivery_id); `details` what an attempt needs of it:
+        a `NewDelivery` the intake just wrote, or the row itself read back with its endpoint's kind."""
+        return cls(
+            id=row.id,
+            delivery_id=row.delivery_id,
+            biz_name=details.biz_name,
+            endpoint_id=details.endpoint_id,
+            ordering_key=details.ordering_key,
+            lease_token=token,
+            kind=details.kind or "",
+            event_id=details.event_id,
+            event_type=details.event_type,
+            biz_request_id=details.biz_request_id,
+            body=details.body,
+            attempts=attempts,
+            event_time=details.event_time,
+        )
+
 
 @dataclass(frozen=True)
 class AttemptRecord:
@@ -624,24 +644,7 @@ class WebhookStore:
             .where(deliveries.c.id.in_(ids), deliveries.c.lease_owner == token)
             .order_by(deliveries.c.id)
         )
-        return [
-            Claim(
-                id=row.id,
-                delivery_id=row.delivery_id,
-                biz_name=row.biz_name,
-                endpoint_id=row.endpoint_id,
-                ordering_key=row.ordering_key,
-                lease_token=token,
-                kind=row.kind or "",
-                event_id=row.event_id,
-                event_type=row.event_type,
-                biz_request_id=row.biz_request_id,
-                body=row.body,
-                attempts=row.attempts,
-                event_time=row.event_time,
-            )
-            for row in rows
-        ]
+        return [Claim.leased(row, row, token, attempts=row.attempts) for row in rows]
 
     async def record(self, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()) -> None:
         """Save attempts and their verdicts with their facts, in one transaction; their leases end, and
@@ -650,69 +653,76 @@ class WebhookStore:
         if not records:
             return
         async with self._engine.begin() as connection:
-            if release:
-                await connection.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.id == bindparam("held"), deliveries.c.lease_owner == bindparam("token")
-                    )
-                    .values(lease_until=None, lease_owner=None),
-                    [{"held": claim.id, "token": claim.lease_token} for claim in release],
-                )
-            await connection.execute(
-                attempts.insert(),
-                [
-                    {
-                        "delivery_id": r.claim.delivery_id,
-                        "attempt": r.attempt,
-                        "started_at": r.started_at,
-                        "latency_ms": r.latency_ms,
-                        "http_status": r.http_status,
-                        "outcome": r.outcome.value,
-                        "error": r.error,
-                    }
-                    for r in records
-                ],
-            )
+            await self.save_attempts(connection, records, release)
+        self._outbox.notify()
+
+    async def save_attempts(
+        self, connection: AsyncConnection, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()
+    ) -> None:
+        """`record` in the caller's transaction (the intake's, when outcomes wait for it); the caller calls
+        `outcomes_committed` once that is committed."""
+        if release:
             await connection.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.id == bindparam("claimed"), deliveries.c.lease_owner == bindparam("token")
-                )
-                .values(
-                    status=bindparam("new_status"),
-                    attempts=bindparam("attempt"),
-                    next_attempt_at=bindparam("next_at"),
-                    delivered_at=bindparam("delivered"),
-                    last_status=bindparam("http_status"),
-                    last_error=bindparam("error"),
-                    last_latency_ms=bindparam("latency_ms"),
-                    lease_until=None,
-                    lease_owner=None,
-                ),
-                [
-                    {
-                        "claimed": r.claim.id,
-                        "token": r.claim.lease_token,
-                        "new_status": _STATUS_OF[r.outcome],
-                        "attempt": r.attempt,
-                        "next_at": r.next_attempt_at or r.started_at,
-                        "delivered": r.started_at + timedelta(milliseconds=r.latency_ms)
-                        if r.outcome is Outcome.DELIVERED
-                        else None,
-                        "http_status": r.http_status,
-                        "error": r.error,
-                        "latency_ms": r.latency_ms,
-                    }
-                    for r in records
-                ],
+                .where(deliveries.c.id == bindparam("held"), deliveries.c.lease_owner == bindparam("token"))
+                .values(lease_until=None, lease_owner=None),
+                [{"held": claim.id, "token": claim.lease_token} for claim in release],
             )
-            for r in records:
-                if r.outcome is Outcome.ENDPOINT_DISABLED:
-                    await self._disable(connection, r.claim.endpoint_id, r.error, r.started_at)
-            await self._outbox.stage_many(
-                connection, Topic.WEBHOOK, [(_fact(r), r.claim.delivery_id) for r in records]
-            )
+        await connection.execute(
+            attempts.insert(),
+            [
+                {
+                    "delivery_id": r.claim.delivery_id,
+                    "attempt": r.attempt,
+                    "started_at": r.started_at,
+                    "latency_ms": r.latency_ms,
+                    "http_status": r.http_status,
+                    "outcome": r.outcome.value,
+                    "error": r.error,
+                }
+                for r in records
+            ],
+        )
+        await connection.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("claimed"), deliveries.c.lease_owner == bindparam("token"))
+            .values(
+                status=bindparam("new_status"),
+                attempts=bindparam("attempt"),
+                next_attempt_at=bindparam("next_at"),
+                delivered_at=bindparam("delivered"),
+                last_status=bindparam("http_status"),
+                last_error=bindparam("error"),
+                last_latency_ms=bindparam("latency_ms"),
+                lease_until=None,
+                lease_owner=None,
+            ),
+            [
+                {
+                    "claimed": r.claim.id,
+                    "token": r.claim.lease_token,
+                    "new_status": _STATUS_OF[r.outcome],
+                    "attempt": r.attempt,
+                    "next_at": r.next_attempt_at or r.started_at,
+                    "delivered": r.started_at + timedelta(milliseconds=r.latency_ms)
+                    if r.outcome is Outcome.DELIVERED
+                    else None,
+                    "http_status": r.http_status,
+                    "error": r.error,
+                    "latency_ms": r.latency_ms,
+                }
+                for r in records
+            ],
+        )
+        for r in records:
+            if r.outcome is Outcome.ENDPOINT_DISABLED:
+                await self._disable(connection, r.claim.endpoint_id, r.error, r.started_at)
+        await self._outbox.stage_many(
+            connection, Topic.WEBHOOK, [(_fact(r), r.claim.delivery_id) for r in records]
+        )
+
+    def outcomes_committed(self) -> None:
+        """The outcome facts `save_attempts` staged are committed: the outbox publishes them now."""
         self._outbox.notify()
 
     async def _disable(

@@ -23,7 +23,6 @@ timestamp, every packet of the frame.
 from __future__ import annotations
 
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RtpPacket
 
 # aiortc's video receiver buffer (RTCRtpReceiver.__init__): 512 packets, a power of two.
 VIDEO_CAPACITY = 512
@@ -40,32 +39,54 @@ class PacketizedFrame(JitterFrame):
 class MarkerJitterBuffer(JitterBuffer):
     def __init__(self, capacity: int = VIDEO_CAPACITY) -> None:
         super().__init__(capacity=capacity, prefetch=0, is_video=True)
+        # How far from the origin the last look for a complete frame got: `_scanned` packets from
+        # `_scan_origin`, all present, all of timestamp `_scan_timestamp` and none with the marker. The
+        # next look starts there instead of at the origin (a frame's packets are looked at once each,
+        # not once per packet that arrives after them); moving the origin or storing a packet inside
+        # that run starts it at the origin again.
+        self._scan_origin: int | None = None
+        self._scanned = 0
+        self._scan_timestamp: int | None = None
+
+    def remove(self, count: int) -> None:
+        self._scan_origin = None
+        super().remove(count)
+
+    def smart_remove(self, count: int) -> bool:
+        self._scan_origin = None
+        return super().smart_remove(count)
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin
         if origin is None:
             return None
-        packets: list[RtpPacket] = []
+        start = 0
         timestamp: int | None = None
-        for count in range(self._capacity):
-            packet = self._packets[(origin + count) % self._capacity]
+        if self._scan_origin == origin and (sequence_number - origin) & 0xFFFF >= self._scanned:
+            start, timestamp = self._scanned, self._scan_timestamp
+        packets = self._packets
+        capacity = self._capacity
+        for count in range(start, capacity):
+            packet = packets[(origin + count) % capacity]
             if packet is None:
+                self._scan_origin, self._scanned, self._scan_timestamp = origin, count, timestamp
                 return None
             if timestamp is None:
                 timestamp = packet.timestamp
             elif packet.timestamp != timestamp:
                 # The frame's marker packet never came: the next frame's first packet ends it (stock rule).
-                return self._release(packets, timestamp)
-            packets.append(packet)
+                return self._release(origin, count, timestamp)
             if packet.marker:
-                return self._release(packets, timestamp)
+                return self._release(origin, count + 1, timestamp)
         return None
 
-    def _release(self, packets: list[RtpPacket], timestamp: int) -> PacketizedFrame:
-        self.remove(len(packets))
+    def _release(self, origin: int, count: int, timestamp: int) -> PacketizedFrame:
+        capacity = self._capacity
+        packets = [self._packets[(origin + index) % capacity] for index in range(count)]
+        self.remove(count)
         return PacketizedFrame(
             # `_data` is the depayloaded payload the receiver attaches to each packet before adding it.
-            data=b"".join(packet._data for packet in packets),  # type: ignore[attr-defined]
+            data=b"".join([packet._data for packet in packets]),  # type: ignore[union-attr]
             timestamp=timestamp,
-            payloads=[packet.payload for packet in packets if packet.payload],
+            payloads=[packet.payload for packet in packets if packet.payload],  # type: ignore[union-attr]
         )

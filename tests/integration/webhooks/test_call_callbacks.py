@@ -161,10 +161,9 @@ async def test_a_calls_room_and_recording_callbacks_reach_the_app_signed_with_th
         # outcome is counted once it is saved, which can come a moment after the receiver's answer.
         registry = platform["webhooks"].runtime.metrics.registry
         async with asyncio.timeout(10):
-            while (
-                registry.get_sample_value("parley_webhook_deliveries_total", {"outcome": "delivered"})
-                != len(expected_ids)
-            ):
+            while registry.get_sample_value(
+                "parley_webhook_deliveries_total", {"outcome": "delivered"}
+            ) != len(expected_ids):
                 await asyncio.sleep(0.05)
         for kind, count in (("room_status", len(room_facts)), ("record", len(record_facts))):
             seen = registry.get_sample_value("parley_webhook_event_to_delivery_seconds_count", {"kind": kind})

@@ -34,6 +34,7 @@ from services.webhooks.store import (
 from tests.integration.schema_drift import schema_drift
 from tests.postgres import fresh_database_url
 from tests.testing import MASTER_KEY
+from tests.webhook_deliveries import joined_delivery
 
 pytestmark = pytest.mark.integration
 
@@ -66,16 +67,7 @@ def store_on(engine: AsyncEngine) -> WebhookStore:
 
 
 def delivery(event_id: str, room: str, endpoint_id: str = "ep_1") -> NewDelivery:
-    return NewDelivery(
-        endpoint_id=endpoint_id,
-        biz_name="biz1",
-        ordering_key=room,
-        event_id=event_id,
-        event_type="parley.rooms.v1.ParticipantJoined",
-        biz_request_id=event_id,
-        body="{}",
-        event_time=NOW,
-    )
+    return joined_delivery(event_id, room, NOW, endpoint_id=endpoint_id, biz_name="biz1")
 
 
 async def enqueue(store: WebhookStore, *deliveries: NewDelivery) -> list[str | None]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from aiortc import RTCRtpReceiver
+from aiortc import RTCRtpReceiver, rtcrtpreceiver
 from aiortc.codecs.vpx import vp8_depayload
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from services.relay import receive
@@ -149,3 +150,25 @@ def test_a_vp8_descriptor_aiortc_refuses_is_refused(truncated: bytes) -> None:
         vp8_depayload(truncated)
     with pytest.raises(ValueError):
         receive.vp8_descriptor_length(truncated)
+
+
+def test_counting_a_packet_keeps_the_statistics_aiortc_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    random = __import__("random").Random(5)
+    stock, counted = StreamStatistics(90000), StreamStatistics(90000)
+    monkeypatch.setattr(rtcrtpreceiver.time, "time", clock)
+    monkeypatch.setattr(receive, "time", clock)
+    sequence, timestamp = 65500, 0
+    for _ in range(2000):
+        now[0] += random.random() * 0.02
+        sequence += random.choice([1, 1, 1, 1, 2, 0, -1, 40])
+        timestamp += random.choice([0, 0, 3000])
+        sent = packet(marker=0, payload=b"x")
+        sent.sequence_number, sent.timestamp = sequence % 65536, timestamp
+        stock.add(sent)
+        receive.count(counted, sent)
+        assert vars(counted) == vars(stock)

@@ -1,7 +1,7 @@
 """The room manager's unit tests run on each room store: the in-process one, one that copies records in and
 out as a replicated store would (tests/unit/rooms/test_room_manager.py, CopyingRoomStore), and the Redis
-store, whose records go through their JSON form on every save and load (it reaches Redis only on commit,
-which tests/integration/rooms/test_room_stores.py covers)."""
+store, whose cache of the records it owns and its indexes are what the rules run on (it reaches Redis, and
+the records their JSON form, only on commit, which tests/integration/rooms/test_room_stores.py covers)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The dispatcher's in-memory queues (services/webhooks/dispatcher.py) with a fake schedule and a fake
 receiver: what the intake hands over goes out one at a time per (endpoint, room), each only after the one
-before it is saved; a queue with older deliveries pending elsewhere is left to the schedule; a retry hands
-the deliveries behind it back. Real databases and receivers: tests/integration/webhooks."""
+before it is saved (by a group commit or in the intake's transaction); a queue with older deliveries
+pending elsewhere is left to the schedule; a retry hands the deliveries behind it back. Real databases
+and receivers: tests/integration/webhooks."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from services.webhooks.policy import Outcome, RetryPolicy
 from services.webhooks.sender import AttemptResult
 from services.webhooks.signing import SigningSecrets, new_secret
 from services.webhooks.store import PENDING, AttemptRecord, Claim, NewDelivery
+from tests.webhook_deliveries import joined_delivery
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ROOM = ("b1.room_status", "room-1")
@@ -42,11 +44,19 @@ class FakeSchedule:
         self.leased.extend(ids)
 
     async def record(self, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()) -> None:
+        await self.save_attempts(None, records, release)
+
+    async def save_attempts(
+        self, connection: Any, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()
+    ) -> None:
         self.saved.append((list(records), list(release)))
         for record in records:
             if record.outcome is not Outcome.RETRYING:
                 queue = (record.claim.endpoint_id, record.claim.ordering_key)
                 self.pending[queue] -= 1
+
+    def outcomes_committed(self) -> None:
+        pass
 
     async def claim_heads(
         self, queues: Sequence[tuple[str, str]], now: datetime, lease: timedelta
@@ -116,17 +126,7 @@ def written(*event_ids: str, first_id: int = 1) -> tuple[list[Any], list[NewDeli
         for index, event_id in enumerate(event_ids)
     ]
     new = [
-        NewDelivery(
-            endpoint_id=endpoint_id,
-            biz_name="b1",
-            ordering_key=room,
-            event_id=event_id,
-            event_type="parley.rooms.v1.ParticipantJoined",
-            biz_request_id=event_id,
-            body="{}",
-            event_time=NOW,
-            kind="room_status",
-        )
+        joined_delivery(event_id, room, NOW, endpoint_id=endpoint_id, biz_name="b1", kind="room_status")
         for event_id in event_ids
     ]
     return rows, new
@@ -199,3 +199,29 @@ async def test_a_retry_hands_the_deliveries_behind_it_back_to_the_schedule(
     # The queue is the schedule's now: a new delivery for it is not taken into memory.
     schedule.pending[ROOM] = 4
     assert await hand_over(dispatcher, "e4", first_id=4) == []
+
+
+async def test_an_outcome_saved_in_the_intakes_transaction_lets_the_next_go_and_new_ones_join(
+    running: tuple[Dispatcher, FakeSchedule, FakeReceiver],
+) -> None:
+    dispatcher, schedule, receiver = running
+    schedule.pending[ROOM] = 1
+    await hand_over(dispatcher, "e1")
+    await until(lambda: receiver.sent == ["e1"])
+    async with dispatcher.writing:  # an intake transaction under way: the group commit waits
+        receiver.answers.put_nowait(200)
+        await until(lambda: bool(dispatcher._saving._waiting))
+        # The intake writes e2 and, in the same transaction, e1's outcome.
+        schedule.pending[ROOM] = 2
+        outcomes = await dispatcher.save_outcomes(None)  # type: ignore[arg-type]
+        rows, new = written("e2", first_id=2)
+        taken = await dispatcher.hold(None, rows, new, datetime.now(UTC), outcomes)  # type: ignore[arg-type]
+        assert [claim.event_id for claim in taken] == ["e2"], "e1 done: memory holds all that is pending"
+        assert receiver.sent == ["e1"]
+        dispatcher.outcomes_committed(outcomes)
+        dispatcher.take(taken, {ROOM})
+    await until(lambda: receiver.sent == ["e1", "e2"])
+    receiver.answers.put_nowait(200)
+    await until(lambda: len(schedule.saved) == 2)
+    outcomes_saved = [[record.claim.event_id for record in saved] for saved, _ in schedule.saved]
+    assert outcomes_saved == [["e1"], ["e2"]], "e1's outcome was saved once, with the intake's batch"

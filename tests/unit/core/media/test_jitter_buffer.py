@@ -137,3 +137,44 @@ def test_a_frame_carries_the_payloads_it_arrived_in_in_order_without_padding_onl
     frame = buffer.add(fourth)[1]
     assert isinstance(frame, PacketizedFrame)
     assert frame.payloads == [b"payload 300", b"payload 301", b"payload 303"]
+
+
+class RescanningBuffer(MarkerJitterBuffer):
+    """The buffer before it kept its place: each packet added looks at the frame from its origin."""
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        self._scan_origin = None
+        return super()._remove_frame(sequence_number)
+
+
+def test_keeping_its_place_between_packets_releases_what_looking_from_the_origin_releases() -> None:
+    random = __import__("random").Random(12)
+    for _ in range(200):
+        sent: list[RtpPacket] = []
+        sequence = random.randrange(65536)
+        for frame in range(40):
+            count = random.randint(1, 8)
+            for index in range(count):
+                marker = index == count - 1 and random.random() > 0.05
+                sent.append(packet(sequence, 3000 * frame, marker=marker))
+                sequence += 1
+        arriving: list[RtpPacket] = []
+        for rtp in sent:
+            roll = random.random()
+            if roll < 0.05:
+                continue  # lost
+            arriving.append(rtp)
+            if roll > 0.95:
+                arriving.append(rtp)  # duplicated (a retransmission)
+        for _ in range(len(arriving) // 10):
+            at = random.randrange(len(arriving) - 3)
+            arriving[at], arriving[at + 3] = arriving[at + 3], arriving[at]
+        kept, rescanning = MarkerJitterBuffer(capacity=64), RescanningBuffer(capacity=64)
+        for rtp in arriving:
+            (pli, frame), (pli_rescanned, frame_rescanned) = kept.add(rtp), rescanning.add(rtp)
+            assert pli == pli_rescanned
+            assert (frame is None) == (frame_rescanned is None)
+            if frame is not None and frame_rescanned is not None:
+                assert (frame.data, frame.timestamp) == (frame_rescanned.data, frame_rescanned.timestamp)
+                assert isinstance(frame, PacketizedFrame) and isinstance(frame_rescanned, PacketizedFrame)
+                assert frame.payloads == frame_rescanned.payloads
