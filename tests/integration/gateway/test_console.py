@@ -72,7 +72,12 @@ class Console:
         """`check()`'s first truthy answer, asked until TIMEOUT_S."""
         deadline = time.monotonic() + TIMEOUT_S
         while True:
-            answer = await self.run(check)
+            try:
+                answer = await self.run(check)
+            except StaleElementReferenceException:
+                # The page redrew between finding an element and reading it (it redraws after every
+                # action): not seen yet, ask again.
+                answer = None
             if answer:
                 return answer
             if time.monotonic() > deadline:
@@ -125,14 +130,11 @@ class Console:
         """Click the button labelled `label` in `within`, once the page has drawn it."""
 
         def press() -> bool:
-            try:
-                buttons = self.driver.find_elements(By.CSS_SELECTOR, f"{within} button")
-                matching = [button for button in buttons if button.text == label]
-                if matching:
-                    matching[0].click()
-                return bool(matching)
-            except StaleElementReferenceException:
-                return False  # the page redrew meanwhile: look again
+            buttons = self.driver.find_elements(By.CSS_SELECTOR, f"{within} button")
+            matching = [button for button in buttons if button.text == label]
+            if matching:
+                matching[0].click()
+            return bool(matching)
 
         await self.until(f"the button {label!r} in {within}", press)
 
