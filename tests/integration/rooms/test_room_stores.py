@@ -538,16 +538,21 @@ async def test_commits_made_while_one_is_written_are_all_durable_with_their_fact
     assert sorted(after.room_ids()) == ["r0", "r1", "r2", "r3", "r4"]
     assert after.load("r0") == room("r0", invitee="carol")
 
-
-async def test_an_old_owner_saving_a_room_unchanged_is_fenced_too(stores: Stores) -> None:
-    """A record saved unchanged is not written again, but its lease is checked all the same: an operation
-    on a room taken over sends nothing on, even one that changed nothing of it (a text, a push)."""
+async def room_r1_taken_over(stores: Stores) -> tuple[RoomStore, RoomStore]:
+    """The first store owns room r1 and stops renewing; once its lease ran out another store took r1 over."""
     after = durable(stores)()
     old = stores.first
     old.save(room("r1"))
     await old.commit()
     await asyncio.sleep(LEASE_S + 0.1)
     await after.keep()
+    return old, after
+
+
+async def test_an_old_owner_saving_a_room_unchanged_is_fenced_too(stores: Stores) -> None:
+    """A record saved unchanged is not written again, but its lease is checked all the same: an operation
+    on a room taken over sends nothing on, even one that changed nothing of it (a text, a push)."""
+    old, after = await room_r1_taken_over(stores)
     unchanged = old.load("r1")
     assert unchanged is not None
     old.save(unchanged)
@@ -557,12 +562,7 @@ async def test_an_old_owner_saving_a_room_unchanged_is_fenced_too(stores: Stores
 
 
 async def test_a_commit_fenced_among_others_written_together_leaves_theirs_written(stores: Stores) -> None:
-    after = durable(stores)()
-    old = stores.first
-    old.save(room("r1"))
-    await old.commit()
-    await asyncio.sleep(LEASE_S + 0.1)
-    await after.keep()
+    old, after = await room_r1_taken_over(stores)
 
     # The first commit is written alone; the two made while it is written go together in the next script.
     first = await committing(old, facts("r0"))
