@@ -653,12 +653,14 @@ class Session:
             task.cancel()
 
     async def _close_streams(self) -> None:
-        if self._publication is not None:
-            await self._close_stream(self._publication)
-            self._publication = None
-        for stream in self._subscriptions.values():
+        # A push handled while a stream closes (a feed gone) may drop other streams meanwhile, so
+        # each stream is taken out before it is closed rather than iterated in place.
+        publication, self._publication = self._publication, None
+        if publication is not None:
+            await self._close_stream(publication)
+        while self._subscriptions:
+            _, stream = self._subscriptions.popitem()
             await self._close_stream(stream)
-        self._subscriptions.clear()
 
     async def close(self) -> None:
         """Ends the session's media and, if it opened it, its connection."""
