@@ -46,7 +46,6 @@ def protected_packets(count: int) -> list[tuple[bytes, int]]:
 def handle_datagrams(datagrams: Path, mode: str) -> None:
     """Run in the child: feed the pickled datagrams to the `InboundMedia` of the tree on PYTHONPATH."""
     import services.relay.inbound
-    import services.relay.receive
 
     tree = str(Path.cwd())
     assert services.relay.inbound.__file__.startswith(tree), services.relay.inbound.__file__
@@ -65,15 +64,15 @@ def handle_datagrams(datagrams: Path, mode: str) -> None:
     vars(transport)[DTLS_RX_BYTES] = vars(transport)[DTLS_RX_PACKETS] = 0
     socket_protocol = SimpleNamespace(datagram_received=lambda data, addr: None)
     connection = SimpleNamespace(_queue=SimpleNamespace(_queue=[]), _protocols=[socket_protocol])
-    rtp = services.relay.receive.PublisherRtp(transport).handle
+    # The InboundMedia makes its own PublisherRtp, compiled or not as it is.
     if mode == "tree":
-        InboundMedia(transport, connection, rtp=rtp).install()  # type: ignore[arg-type]
+        InboundMedia(transport, connection).install()  # type: ignore[arg-type]
     else:
         from services.relay.fast_send import COMPILED
 
         compiled = COMPILED if mode == "compiled" else None
         assert mode == "python" or COMPILED is not None, "services.relay._fastsend was not built"
-        InboundMedia(transport, connection, rtp=rtp, compiled=compiled).install()  # type: ignore[arg-type, call-arg]
+        InboundMedia(transport, connection, compiled=compiled).install()  # type: ignore[arg-type, call-arg]
     received = socket_protocol.datagram_received
     address = ("127.0.0.1", 5000)
     data = pickle.loads(datagrams.read_bytes())
