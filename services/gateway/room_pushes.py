@@ -8,7 +8,7 @@ owed that session for when the session resumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,25 +138,23 @@ class SessionDeliveryServicer(delivery_pb2_grpc.SessionDeliveryServicer):
         self, request: delivery_pb2.DeliverRequest, context: grpc.aio.ServicerContext
     ) -> delivery_pb2.DeliverResponse:
         missing: dict[str, None] = {}
-        # A push to everyone in a room comes once per recipient: it is put into words and encoded once,
-        # by its bytes (None: a kind this gateway does not know).
-        encoded: dict[bytes, str | None] = {}
         for delivery in request.deliveries:
-            session = self._sessions.get(delivery.session_id)
-            if session is None or session.connection_id != delivery.connection_id or session.closing:
-                missing[delivery.connection_id] = None
-                continue
-            if delivery.push.WhichOneof("push") == "session_taken_over":
-                session.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
-                continue
-            key = delivery.push.SerializeToString()
-            if key not in encoded:
-                event = event_of(delivery.push)
-                encoded[key] = encode(event) if event is not None else None
-            text = encoded[key]
-            if text is None:
-                # A push of a newer room manager that this gateway cannot put into words.
-                log.warning("push_unknown", kind=delivery.push.WhichOneof("push"), session_id=session.id)
-                continue
-            session.push(text)
+            # A push to everyone in a room comes once with its recipients, and is put into words once.
+            recipients: Iterable[delivery_pb2.Recipient | delivery_pb2.Delivery] = delivery.recipients or (
+                delivery,
+            )
+            kind = delivery.push.WhichOneof("push")
+            event = event_of(delivery.push) if kind != "session_taken_over" else None
+            text = encode(event) if event is not None else None
+            for recipient in recipients:
+                session = self._sessions.get(recipient.session_id)
+                if session is None or session.connection_id != recipient.connection_id or session.closing:
+                    missing[recipient.connection_id] = None
+                elif kind == "session_taken_over":
+                    session.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
+                elif text is None:
+                    # A push of a newer room manager that this gateway cannot put into words.
+                    log.warning("push_unknown", kind=kind, session_id=session.id)
+                else:
+                    session.push(text)
         return delivery_pb2.DeliverResponse(missing_connection_ids=list(missing))

@@ -18,7 +18,7 @@ import structlog
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
 from services.core.channels import ChannelPool
-from services.rooms.pushes import push_message
+from services.rooms.pushes import Push, push_message
 from services.rooms.sessions import Outbound, SessionBook
 
 log = structlog.get_logger(__name__)
@@ -116,30 +116,48 @@ class GatewayDelivery:
         return False
 
 
+# What a recipient adds to a request beyond its two ids: their tags and lengths, the recipient's own tag and
+# length, and what it adds to the length of its delivery (generous: a call is cut on this estimate).
+_RECIPIENT_OVERHEAD = 12
+# What a delivery adds beyond its push's bytes: the push's tag and length, the delivery's tag and length.
+_DELIVERY_OVERHEAD = 8
+
+
 def _calls_within(
     batch: list[Outbound], bytes_limit: int
 ) -> list[tuple[list[Outbound], delivery_pb2.DeliverRequest]]:
-    """`batch` in order, cut into requests of at most `bytes_limit` bytes (one push per request at least)."""
+    """`batch` in order, cut into requests of at most `bytes_limit` bytes (one push per request at least).
+    A push to a whole room is one object queued for each participant, one after the other: it goes as one
+    delivery with those participants as its recipients, wrapped and serialized once, and the gateway puts
+    it into words once. (Per participant, with 200 joining one room in bench/join_cpu.py, this function
+    was 5.5 % of the room manager's CPU samples and the gateway's `Deliver` 8.6 % of its own.)"""
     calls: list[tuple[list[Outbound], delivery_pb2.DeliverRequest]] = []
     items: list[Outbound] = []
     request = delivery_pb2.DeliverRequest()
     size = 0
-    # A push to a whole room is one object queued for each participant: wrapped once.
-    wrapped: dict[int, delivery_pb2.Push] = {}
+    # The request's last delivery and the push it carries, which the next item joins if it is the same.
+    delivery: delivery_pb2.Delivery | None = None
+    delivered: Push | None = None
+    wrapped: delivery_pb2.Push | None = None
     for item in batch:
-        push = wrapped.get(id(item.push))
-        if push is None:
-            push = wrapped[id(item.push)] = push_message(item.push)
-        delivery = delivery_pb2.Delivery(
-            session_id=item.session_id, connection_id=item.connection_id, push=push
-        )
-        # A repeated field's element costs its bytes plus a tag and a length of at most 6 bytes together.
-        cost = delivery.ByteSize() + 6
+        cost = len(item.session_id.encode()) + len(item.connection_id.encode()) + _RECIPIENT_OVERHEAD
+        joining = delivery is not None and item.push is delivered
+        if not joining:
+            wrapped = push_message(item.push)
+            cost += wrapped.ByteSize() + _DELIVERY_OVERHEAD
         if items and size + cost > bytes_limit:
             calls.append((items, request))
             items, request, size = [], delivery_pb2.DeliverRequest(), 0
+            if joining:
+                assert wrapped is not None
+                joining = False
+                cost += wrapped.ByteSize() + _DELIVERY_OVERHEAD
+        if not joining:
+            delivery = request.deliveries.add(push=wrapped)
+            delivered = item.push
+        assert delivery is not None
+        delivery.recipients.add(session_id=item.session_id, connection_id=item.connection_id)
         items.append(item)
-        request.deliveries.append(delivery)
         size += cost
     if items:
         calls.append((items, request))
