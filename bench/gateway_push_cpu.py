@@ -7,7 +7,10 @@ child process, so the figure is the gateway's side only (on uvloop, as the servi
 CPU time (every thread) from the first push until the clients have read every one, per push and recipient.
 No gRPC server, no room manager.
 
-    .venv/bin/python bench/gateway_push_cpu.py [--size 200] [--pushes 200] [--tree DIR]
+    .venv/bin/python bench/gateway_push_cpu.py [--size 200] [--pushes 200] [--per-call 1] [--tree DIR]
+
+`--per-call K` puts K pushes (each to everyone) in one delivery call, as when K joins were made while the
+room manager's last call to the gateway was out.
 
 `--tree DIR` imports the services from another checkout (a `git archive` of main), for an A/B in one sitting.
 """
@@ -42,7 +45,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
 
 
-async def run(size: int, pushes: int) -> dict[str, Any]:
+async def run(size: int, pushes: int, per_call: int) -> dict[str, Any]:
     from parley.rooms.v1 import delivery_pb2
 
     from services.core.http_server import HttpServer
@@ -79,13 +82,15 @@ async def run(size: int, pushes: int) -> dict[str, Any]:
     gateway = SessionDeliveryServicer(table)
     sessions = list(table)
     started_cpu, started = time.process_time(), time.monotonic()
-    for index in range(pushes):
-        push = delivery_pb2.NewJoinerIn(room_id="0123456789abcdef", uid=f"user_{index}")
-        batch = [Outbound(session.id, session.connection_id, push) for session in sessions]
+    for first in range(0, pushes, per_call):
+        batch = []
+        for index in range(first, min(first + per_call, pushes)):
+            push = delivery_pb2.NewJoinerIn(room_id="0123456789abcdef", uid=f"user_{index}")
+            batch.extend(Outbound(session.id, session.connection_id, push) for session in sessions)
         for _, request in delivery._calls_within(batch, delivery.CALL_BYTES_LIMIT):
             wire = delivery_pb2.DeliverRequest.FromString(request.SerializeToString())
             await gateway.Deliver(wire, None)  # type: ignore[arg-type]
-        # Let the writers run between pushes, as between the room manager's calls.
+        # Let the writers run between calls, as between the room manager's.
         await asyncio.sleep(0)
     assert await client.stdout.readline() == b"read\n"
     cpu_s, wall_s = time.process_time() - started_cpu, time.monotonic() - started
@@ -94,6 +99,7 @@ async def run(size: int, pushes: int) -> dict[str, Any]:
     return {
         "size": size,
         "pushes": pushes,
+        "pushes_per_call": per_call,
         "cpu_us_per_recipient": round(cpu_s * 1e6 / (size * pushes), 2),
         "wall_s": round(wall_s, 2),
     }
@@ -102,11 +108,12 @@ async def run(size: int, pushes: int) -> dict[str, Any]:
 def main() -> None:
     parser = arguments()
     parser.add_argument("--pushes", type=int, default=200)
+    parser.add_argument("--per-call", type=int, default=1)
     args = parser.parse_args()
     tree = use_tree(args.tree)
     # The services' event loop by default (services/core/service.py).
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        figures = runner.run(run(args.size, args.pushes))
+        figures = runner.run(run(args.size, args.pushes, args.per_call))
     figures["tree"] = tree
     figures["load_average"] = os.getloadavg()
     print(json.dumps(figures))

@@ -60,10 +60,11 @@ class LargeMessagesDeflateFactory(ServerPerMessageDeflateFactory):
         )
 
 
-# The ASGI extension (in a WebSocket scope's "extensions") by which an app writes a text message at once,
-# without a task switch and an await: its "send" is `send_text_now(text) -> bool`, False when it cannot (the
-# handshake is not done, the connection is closing or gone, or the socket's buffer is full), and then the
-# app sends it the ordinary way, behind anything it queued.
+# The ASGI extension (in a WebSocket scope's "extensions") by which an app writes text messages at once,
+# without a task switch and an await, and several in one write: its "send" is
+# `send_texts_now(texts) -> bool`, False when it cannot (the handshake is not done, the connection is
+# closing or gone, or the socket's buffer is full), and then the app sends them the ordinary way, behind
+# anything it queued.
 SEND_TEXT_NOW = "parley.websocket.send_text_now"
 
 
@@ -85,12 +86,13 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
-        self.scope["extensions"][SEND_TEXT_NOW] = {"send": self.send_text_now}
+        self.scope["extensions"][SEND_TEXT_NOW] = {"send": self.send_texts_now}
 
-    def send_text_now(self, text: str) -> bool:
-        """What uvicorn's `send` does with a "websocket.send" of text once the connection is open and
-        writable, without being awaited: the gateway sends every push of a room to each participant, and
-        the writer task, the ASGI message and the awaits around each write cost more than the write."""
+    def send_texts_now(self, texts: Sequence[str]) -> bool:
+        """What uvicorn's `send` does with "websocket.send"s of text once the connection is open and
+        writable, without being awaited, in one write: the gateway sends every push of a room to each
+        participant, and the writer task, the ASGI message and the awaits around each write cost more than
+        the write."""
         if (
             not self.handshake_complete
             or self.initial_response is not None
@@ -101,8 +103,10 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             return False
         try:
-            self.conn.send_text(text.encode())
+            for text in texts:
+                self.conn.send_text(text.encode())
         except InvalidState:
+            # Not open any more (the first one found it so: the state does not change in between).
             return False
         self.transport.write(b"".join(self.conn.data_to_send()))
         return True

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ class Session:
         # The writer task is sending a message taken from the outbox (it may wait for the socket to drain).
         self._writing = False
         # Writes a message to the socket at once if it can (services/core/http_server.py SEND_TEXT_NOW).
-        self._send_now: Callable[[str], bool] | None = None
+        self._send_now: Callable[[Sequence[str]], bool] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -71,19 +71,26 @@ class Session:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue `message`; never waits. Dropped once the session is closing."""
-        self._send_text(encode(message))
+        self._send_texts([encode(message)])
 
-    def send_directly(self, send_now: Callable[[str], bool]) -> None:
+    def send_directly(self, send_now: Callable[[Sequence[str]], bool]) -> None:
         """Write messages with `send_now` while nothing waits in the outbox: a push to a room reaches each
-        of its participants without a task switch to the session's writer and the awaits of an ASGI send
-        (with 200 in a room, ~20 % of the gateway's CPU samples were those sends, bench/join_cpu.py)."""
+        of its participants without a task switch to the session's writer and the awaits of an ASGI send,
+        and a session's pushes of one delivery go in one write."""
         self._send_now = send_now
 
-    def _send_text(self, text: str) -> None:
-        if self.close_request is not None:
+    def _send_texts(self, texts: Sequence[str]) -> None:
+        if self.close_request is not None or not texts:
             return
         # Straight to the socket only when that keeps the order: nothing queued, and nothing being written.
-        if self._send_now is not None and not self._writing and self._outbox.empty() and self._send_now(text):
+        send_now = self._send_now
+        if send_now is not None and not self._writing and self._outbox.empty() and send_now(texts):
+            return
+        for text in texts:
+            self._queue(text)
+
+    def _queue(self, text: str) -> None:
+        if self.close_request is not None:
             return
         if self._outbox.qsize() >= self._outbound_limit:
             # What is queued would reach the client late or never; the close should not wait behind it.
@@ -96,18 +103,18 @@ class Session:
     def hold_pushes(self) -> None:
         self._held = []
 
-    def push(self, text: str) -> None:
-        """Queue a push already encoded (`encode`: one push to many sessions is encoded once), or hold
-        it while pushes are held."""
+    def push(self, texts: Sequence[str]) -> None:
+        """Queue pushes already encoded (`encode`: one push to many sessions is encoded once), or hold
+        them while pushes are held."""
         if self._held is not None:
-            self._held.append(text)
+            self._held.extend(texts)
         else:
-            self._send_text(text)
+            self._send_texts(texts)
 
     def release_pushes(self) -> None:
         held, self._held = self._held, None
-        for text in held or ():
-            self._send_text(text)
+        if held:
+            self._send_texts(held)
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been written; the first request wins."""
