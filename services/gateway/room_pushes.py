@@ -8,7 +8,7 @@ owed that session for when the session resumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc, rooms_pb2
 from services.gateway.p2p_commands import signal_event_data
 from services.gateway.protocol import CloseCode, encode, push
 from services.gateway.record_commands import record_over_data
-from services.gateway.sessions import SessionTable
+from services.gateway.sessions import Session, SessionTable
 
 log = structlog.get_logger(__name__)
 
@@ -138,25 +138,30 @@ class SessionDeliveryServicer(delivery_pb2_grpc.SessionDeliveryServicer):
         self, request: delivery_pb2.DeliverRequest, context: grpc.aio.ServicerContext
     ) -> delivery_pb2.DeliverResponse:
         missing: dict[str, None] = {}
-        # A push to everyone in a room comes once per recipient: it is put into words and encoded once,
-        # by its bytes (None: a kind this gateway does not know).
-        encoded: dict[bytes, str | None] = {}
+        # Each session's pushes of this request, in order, written together (one socket write for those a
+        # room's joins in a row made, when the session's connection can take them at once).
+        outgoing: dict[Session, list[str]] = {}
         for delivery in request.deliveries:
-            session = self._sessions.get(delivery.session_id)
-            if session is None or session.connection_id != delivery.connection_id or session.closing:
-                missing[delivery.connection_id] = None
-                continue
-            if delivery.push.WhichOneof("push") == "session_taken_over":
-                session.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
-                continue
-            key = delivery.push.SerializeToString()
-            if key not in encoded:
-                event = event_of(delivery.push)
-                encoded[key] = encode(event) if event is not None else None
-            text = encoded[key]
-            if text is None:
-                # A push of a newer room manager that this gateway cannot put into words.
-                log.warning("push_unknown", kind=delivery.push.WhichOneof("push"), session_id=session.id)
-                continue
-            session.push(text)
+            # A push to everyone in a room comes once with its recipients, and is put into words once.
+            recipients: Iterable[delivery_pb2.Recipient | delivery_pb2.Delivery] = delivery.recipients or (
+                delivery,
+            )
+            kind = delivery.push.WhichOneof("push")
+            event = event_of(delivery.push) if kind != "session_taken_over" else None
+            text = encode(event) if event is not None else None
+            for recipient in recipients:
+                session = self._sessions.get(recipient.session_id)
+                if session is None or session.connection_id != recipient.connection_id or session.closing:
+                    missing[recipient.connection_id] = None
+                elif kind == "session_taken_over":
+                    # What came before the takeover goes out before the close.
+                    session.push(outgoing.pop(session, ()))
+                    session.close(CloseCode.SESSION_TAKEN_OVER, "session resumed on another connection")
+                elif text is None:
+                    # A push of a newer room manager that this gateway cannot put into words.
+                    log.warning("push_unknown", kind=kind, session_id=session.id)
+                else:
+                    outgoing.setdefault(session, []).append(text)
+        for session, texts in outgoing.items():
+            session.push(texts)
         return delivery_pb2.DeliverResponse(missing_connection_ids=list(missing))

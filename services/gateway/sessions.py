@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,6 +59,10 @@ class Session:
         # Unbounded as a data structure; `send` keeps it at `outbound_limit` messages, so the close request
         # always fits behind them.
         self._outbox: asyncio.Queue[str | CloseRequest] = asyncio.Queue()
+        # The writer task is sending a message taken from the outbox (it may wait for the socket to drain).
+        self._writing = False
+        # Writes a message to the socket at once if it can (services/core/http_server.py SEND_TEXT_NOW).
+        self._send_now: Callable[[Sequence[str]], bool] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -67,9 +71,25 @@ class Session:
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue `message`; never waits. Dropped once the session is closing."""
-        self._send_text(encode(message))
+        self._send_texts([encode(message)])
 
-    def _send_text(self, text: str) -> None:
+    def send_directly(self, send_now: Callable[[Sequence[str]], bool]) -> None:
+        """Write messages with `send_now` while nothing waits in the outbox: a push to a room reaches each
+        of its participants without a task switch to the session's writer and the awaits of an ASGI send,
+        and a session's pushes of one delivery go in one write."""
+        self._send_now = send_now
+
+    def _send_texts(self, texts: Sequence[str]) -> None:
+        if self.close_request is not None or not texts:
+            return
+        # Straight to the socket only when that keeps the order: nothing queued, and nothing being written.
+        send_now = self._send_now
+        if send_now is not None and not self._writing and self._outbox.empty() and send_now(texts):
+            return
+        for text in texts:
+            self._queue(text)
+
+    def _queue(self, text: str) -> None:
         if self.close_request is not None:
             return
         if self._outbox.qsize() >= self._outbound_limit:
@@ -83,18 +103,18 @@ class Session:
     def hold_pushes(self) -> None:
         self._held = []
 
-    def push(self, text: str) -> None:
-        """Queue a push already encoded (`encode`: one push to many sessions is encoded once), or hold
-        it while pushes are held."""
+    def push(self, texts: Sequence[str]) -> None:
+        """Queue pushes already encoded (`encode`: one push to many sessions is encoded once), or hold
+        them while pushes are held."""
         if self._held is not None:
-            self._held.append(text)
+            self._held.extend(texts)
         else:
-            self._send_text(text)
+            self._send_texts(texts)
 
     def release_pushes(self) -> None:
         held, self._held = self._held, None
-        for text in held or ():
-            self._send_text(text)
+        if held:
+            self._send_texts(held)
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is already queued has been written; the first request wins."""
@@ -118,7 +138,11 @@ class Session:
             if isinstance(item, CloseRequest):
                 await close(item.code, item.reason)
                 return
-            await send_text(item)
+            self._writing = True
+            try:
+                await send_text(item)
+            finally:
+                self._writing = False
 
     def release(self) -> None:
         if self._expiry is not None:

@@ -17,6 +17,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
+from services.core.http_server import SEND_TEXT_NOW
 from services.gateway.commands import Clock, Commands
 from services.gateway.protocol import CloseCode
 from services.gateway.sessions import Session, SessionTable
@@ -84,6 +85,9 @@ class WebSocketEndpoint:
             return
         await websocket.accept()
         session = Session(outbound_limit=self._limits.outbound_queue)
+        send_now = websocket.scope.get("extensions", {}).get(SEND_TEXT_NOW)
+        if send_now is not None:
+            session.send_directly(send_now["send"])
         writer = asyncio.create_task(self._write(session, websocket))
         try:
             await self._read(session, websocket)

@@ -11,21 +11,24 @@ date when they resume, or when the gateway's next heartbeat shows the connection
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import grpc
 import structlog
 from parley.rooms.v1 import delivery_pb2, delivery_pb2_grpc
 
 from services.core.channels import ChannelPool
-from services.rooms.pushes import push_message
+from services.rooms.pushes import Push, push_message
 from services.rooms.sessions import Outbound, SessionBook
 
 log = structlog.get_logger(__name__)
 
-# Pushes taken at once, and the most bytes one call carries: well under gRPC's 4 MB message limit, which
-# 256 long text messages (8192 characters of up to 4 bytes in UTF-8) would pass.
-BATCH_LIMIT = 256
+# Pushes taken at once (one per recipient): what was queued while the last call was out goes in one call
+# when it fits, so that a gateway gets a room's pushes in few calls and writes a session's several pushes
+# at once. With 200 in a room, each join queues ~200. The calls are made one at a time from the batch.
+BATCH_LIMIT = 4096
+# The most bytes one call carries: well under gRPC's 4 MB message limit, which 256 long text messages
+# (8192 characters of up to 4 bytes in UTF-8) would pass.
 CALL_BYTES_LIMIT = 1024 * 1024
 _ATTEMPTS = 3
 _FIRST_PAUSE_S = 0.2
@@ -80,13 +83,14 @@ class GatewayDelivery:
             await self._changed()
 
     async def _send(self, gateway_id: str, batch: list[Outbound]) -> None:
-        calls = _calls_within(batch, CALL_BYTES_LIMIT)
-        for index, (items, request) in enumerate(calls):
+        sent = 0
+        for items, request in _calls_within(batch, CALL_BYTES_LIMIT):
             if not await self._deliver(gateway_id, items, request):
-                unsent = [item for later, _ in calls[index:] for item in later]
+                unsent = batch[sent:]
                 log.warning("gateway_unreachable", gateway_id=gateway_id, pushes=len(unsent))
                 self._book.unreachable(gateway_id, unsent)
                 return
+            sent += len(items)
 
     async def _deliver(
         self, gateway_id: str, items: list[Outbound], request: delivery_pb2.DeliverRequest
@@ -116,31 +120,48 @@ class GatewayDelivery:
         return False
 
 
+# What a recipient adds to a request beyond its two ids: their tags and lengths, the recipient's own tag and
+# length, and what it adds to the length of its delivery (generous: a call is cut on this estimate).
+_RECIPIENT_OVERHEAD = 12
+# What a delivery adds beyond its push's bytes: the push's tag and length, the delivery's tag and length.
+_DELIVERY_OVERHEAD = 8
+
+
 def _calls_within(
     batch: list[Outbound], bytes_limit: int
-) -> list[tuple[list[Outbound], delivery_pb2.DeliverRequest]]:
-    """`batch` in order, cut into requests of at most `bytes_limit` bytes (one push per request at least)."""
-    calls: list[tuple[list[Outbound], delivery_pb2.DeliverRequest]] = []
+) -> Iterator[tuple[list[Outbound], delivery_pb2.DeliverRequest]]:
+    """`batch` in order, cut into requests of at most `bytes_limit` bytes (one push per request at least),
+    each made when the one before has been sent.
+    A push to a whole room is one object queued for each participant, one after the other: it goes as one
+    delivery with those participants as its recipients, wrapped and serialized once, and the gateway puts
+    it into words once. (Per participant, with 200 joining one room in bench/join_cpu.py, this function
+    was 5.5 % of the room manager's CPU samples and the gateway's `Deliver` 8.6 % of its own.)"""
     items: list[Outbound] = []
     request = delivery_pb2.DeliverRequest()
     size = 0
-    # A push to a whole room is one object queued for each participant: wrapped once.
-    wrapped: dict[int, delivery_pb2.Push] = {}
+    # The request's last delivery and the push it carries, which the next item joins if it is the same.
+    delivery: delivery_pb2.Delivery | None = None
+    delivered: Push | None = None
+    wrapped: delivery_pb2.Push | None = None
     for item in batch:
-        push = wrapped.get(id(item.push))
-        if push is None:
-            push = wrapped[id(item.push)] = push_message(item.push)
-        delivery = delivery_pb2.Delivery(
-            session_id=item.session_id, connection_id=item.connection_id, push=push
-        )
-        # A repeated field's element costs its bytes plus a tag and a length of at most 6 bytes together.
-        cost = delivery.ByteSize() + 6
+        cost = len(item.session_id.encode()) + len(item.connection_id.encode()) + _RECIPIENT_OVERHEAD
+        joining = delivery is not None and item.push is delivered
+        if not joining:
+            wrapped = push_message(item.push)
+            cost += wrapped.ByteSize() + _DELIVERY_OVERHEAD
         if items and size + cost > bytes_limit:
-            calls.append((items, request))
+            yield items, request
             items, request, size = [], delivery_pb2.DeliverRequest(), 0
+            if joining:
+                assert wrapped is not None
+                joining = False
+                cost += wrapped.ByteSize() + _DELIVERY_OVERHEAD
+        if not joining:
+            delivery = request.deliveries.add(push=wrapped)
+            delivered = item.push
+        assert delivery is not None
+        delivery.recipients.add(session_id=item.session_id, connection_id=item.connection_id)
         items.append(item)
-        request.deliveries.append(delivery)
         size += cost
     if items:
-        calls.append((items, request))
-    return calls
+        yield items, request

@@ -48,6 +48,9 @@ class StagedFact:
 
 def stage(changes: list[Change]) -> list[StagedFact]:
     """The facts of these changes, each given its identity now, in the current trace."""
+    if not changes:
+        # Most operations (heartbeats, sweeps, deliveries' answers) cause none: no trace context to read.
+        return []
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     now = datetime.now(UTC)

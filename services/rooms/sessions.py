@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from parley.rooms.v1 import delivery_pb2
 
@@ -47,8 +48,10 @@ class HeldConnection:
     uid: str
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(NamedTuple):
+    """A push queued for a connection: one for each participant a push to a room goes to, so made cheaply
+    (a frozen dataclass's `__init__` sets each field through `object.__setattr__`)."""
+
     session_id: str
     connection_id: str
     push: Push

@@ -47,8 +47,11 @@ async def test_long_pushes_go_in_order_in_calls_under_the_grpc_message_limit() -
     delivery = GatewayDelivery(book, channels, timeout_s=10, changed=nothing_changed)
     try:
         session = book.open("s1", "biz", "alice", Attachment("gw1", f"127.0.0.1:{port}", "c1"))
-        # The longest text a client may send (8192 characters), 4 bytes each in UTF-8, a full batch of them.
-        texts = [f"{n:04d}" + "😀" * 8188 for n in range(BATCH_LIMIT)]
+        # The longest text a client may send (8192 characters), 4 bytes each in UTF-8: twice what one call
+        # may carry.
+        count = 2 * CALL_BYTES_LIMIT // (4 * 8192) + 1
+        assert count <= BATCH_LIMIT
+        texts = [f"{n:04d}" + "😀" * 8188 for n in range(count)]
         for n, text in enumerate(texts):
             book.push(
                 session, delivery_pb2.TextReceived(room_id="room", uid="bob", text=text, msg_id=f"m{n}")
