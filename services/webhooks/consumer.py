@@ -205,7 +205,11 @@ class IntakeConsumer:
             await self._to_commit.wait()
             await asyncio.sleep(COMMIT_INTERVAL_S)
             self._to_commit.clear()
-            await self._commit(set(self._written))
+            try:
+                await self._commit(set(self._written))
+            except Exception:
+                # Not committed: a later batch's commit covers its partitions, or they are read again.
+                log.warning("intake_commit_failed", exc_info=True)
 
     async def _commit(self, partitions: set[TopicPartition]) -> None:
         """Commit where the written batches of `partitions` end. A commit refused (partitions revoked
