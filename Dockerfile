@@ -12,6 +12,18 @@ ARG PIP_CERT
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+# A C compiler, in this stage only, for the relay's compiled send loop and SRTP unprotect
+# (services/relay/_fastsend.c; without it the install goes on and the relay runs them in Python). The
+# Python headers come with python:3.11-slim's own Python; Debian's python3 (an imported base) needs
+# python3-dev for them. Versions are the base's Debian release's: pinning them would break at its next
+# point release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && if [ ! -e "$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" ]; then \
+         apt-get install -y --no-install-recommends python3-dev; \
+       fi \
+    && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/parley
 WORKDIR /src
 # Dependencies first, exactly as locked (versions and hashes), so a code change reuses this layer.
@@ -22,7 +34,10 @@ COPY services/ services/
 # The Python SDK: `parley demo` (services/cli) drives the platform through it.
 COPY sdk/python/parley_sdk/ sdk/python/parley_sdk/
 # Not editable, no extras: no code generator, no development broker (Tansu) in the image.
+# The extension is optional to pip; here it must have been built (the compiler above is for it). -P: the
+# installed package, not the source tree in the working directory.
 RUN /opt/parley/bin/pip install --no-compile . \
+    && /opt/parley/bin/python -P -c "import services.relay._fastsend" \
     && /opt/parley/bin/python -m compileall -q /opt/parley/lib
 
 FROM ${BASE_IMAGE} AS runtime

@@ -74,15 +74,18 @@ def handle_packets(packets: Path) -> None:
     assert frames == len(data) // PACKETS_PER_FRAME
 
 
-def instructions(tree: Path, packets: Path) -> int:
+def instructions(tree: Path, packets: Path, child: list[str] | None = None) -> int:
+    """User-space instructions of `child` (this script's child run by default) with `packets`, in `tree`."""
     with tempfile.TemporaryDirectory() as folder:
         run = subprocess.run(
             [
                 *("valgrind", "--tool=callgrind", f"--callgrind-out-file={folder}/out"),
-                *(sys.executable, __file__, "--child", str(packets)),
+                *(sys.executable, *(child or [__file__, "--child"]), str(packets)),
             ],
             cwd=tree,
-            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+            # A fixed hash seed: with a random one, start-up work (and so the difference of two runs) varies
+            # by thousands of instructions per packet between runs of the same tree.
+            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
             capture_output=True,
             text=True,
             check=True,
@@ -92,13 +95,18 @@ def instructions(tree: Path, packets: Path) -> int:
     return int(match.group(1))
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
+    """The options of this script and of inbound_instructions.py."""
     parser = argparse.ArgumentParser()
     parser.add_argument("trees", nargs="?", help="NAME=SOURCE_TREE,... the relay versions to compare")
     parser.add_argument("--packets", type=int, default=1200)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     if args.child is not None:
         handle_packets(args.child)
         return

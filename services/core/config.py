@@ -174,8 +174,9 @@ class RelaySettings(BaseModel):
     # a port per peer connection. Needs a listen_address that is not a wildcard, and BUNDLE from clients.
     udp_port: int | None = Field(default=None, ge=0, le=65535)
     # Subscribers' RTP protected and written by the relay's compiled send loop (services/relay/fast_send.py:
-    # sendmmsg, one call per socket per forwarded frame) where it was built at install; off, or where no C
-    # compiler was found then, the same loop runs in Python.
+    # sendmmsg, one call per socket per forwarded frame), and publishers' SRTP unprotected and RTP headers
+    # parsed from C, where it was built at install; off, or where no C compiler was found then, the same
+    # steps run in Python.
     compiled_send: bool = True
     # STUN/TURN servers for the relay's own gathering. Empty means host candidates only (no STUN).
     ice_servers: list[IceServerSettings] = Field(default_factory=list)

@@ -1,4 +1,5 @@
-"""The last steps of every subscriber's packets: SRTP protect, then the socket.
+"""The last steps of every subscriber's packets: SRTP protect, then the socket; and the first step of every
+publisher's datagram, SRTP unprotect (`unprotector`, used by services/relay/inbound.py).
 
 A frame's packets to a subscriber are protected together and handed to an `Outbox`, which the feed holds
 for the length of its fan-out: the datagrams of one frame to all its subscribers are then written per
@@ -14,6 +15,9 @@ Both steps have two implementations with the same behaviour:
   `PARLEY_RELAY__COMPILED_SEND` is off (tests run both): pylibsrtp's `Session.protect` per packet and the
   transport's `sendto` per datagram.
 
+Unprotecting has the same two: libsrtp's `srtp_unprotect` (or `srtp_unprotect_rtcp`) called from C, or
+pylibsrtp's `Session.unprotect`; both raise pylibsrtp's `Error` for a datagram libsrtp refuses.
+
 Whatever `sendmmsg` does not take (a full socket buffer, an error) goes through the transport's `sendto`,
 which queues it or reports the error as it would have; so does everything for a transport that is closing
 (its socket may already be gone) or has datagrams queued already (they leave first).
@@ -24,9 +28,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 from typing import Any
 
+import pylibsrtp
 import structlog
 from pylibsrtp import Session
 
@@ -35,6 +41,8 @@ from services.relay.udp_mux import socket_transport
 log = structlog.get_logger(__name__)
 Address = tuple[str, int]
 Protect = Callable[[list[bytes]], list[bytes]]
+# One datagram unprotected (pylibsrtp.Error where libsrtp refuses it).
+Unprotect = Callable[[bytes], bytes]
 
 # The C type of the libsrtp function the compiled protect calls (libsrtp 2's), as pylibsrtp's binding
 # declares it; another one (a libsrtp 3 build) leaves protecting to pylibsrtp.
@@ -53,16 +61,44 @@ def _compiled() -> ModuleType | None:
 COMPILED = _compiled()
 
 
-def _srtp_protect_address() -> int | None:
-    """libsrtp's `srtp_protect` as an address, if pylibsrtp's binding has the expected one."""
+def _srtp_function_address(name: str) -> int | None:
+    """libsrtp's function `name` as an address, if pylibsrtp's binding has the expected type for it
+    (`srtp_protect`'s: the unprotect functions have the same)."""
     from pylibsrtp._binding import ffi, lib
 
-    if ffi.typeof(lib.srtp_protect).cname != SRTP_PROTECT_TYPE:
+    if ffi.typeof(getattr(lib, name)).cname != SRTP_PROTECT_TYPE:
         return None
-    return int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+    return int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
 
 
-_SRTP_PROTECT = _srtp_protect_address() if COMPILED is not None else None
+_SRTP_PROTECT = _srtp_function_address("srtp_protect") if COMPILED is not None else None
+_SRTP_UNPROTECT = _srtp_function_address("srtp_unprotect") if COMPILED is not None else None
+_SRTP_UNPROTECT_RTCP = _srtp_function_address("srtp_unprotect_rtcp") if COMPILED is not None else None
+
+
+def _session_address(session: Session) -> int:
+    from pylibsrtp._binding import ffi
+
+    return int(ffi.cast("uintptr_t", session._srtp[0]))
+
+
+def unprotector(session: Any, compiled: ModuleType | None = COMPILED) -> tuple[Unprotect, Unprotect]:
+    """Functions that unprotect one SRTP and one SRTCP datagram with `session` (whoever calls them keeps
+    `session`, as for `Outbox.protector`): compiled where the module is built and `session` is
+    pylibsrtp's, pylibsrtp's own otherwise."""
+    if (
+        compiled is not None
+        and isinstance(session, Session)
+        and _SRTP_UNPROTECT is not None
+        and _SRTP_UNPROTECT_RTCP is not None
+    ):
+        address = _session_address(session)
+        # Partials (C), not lambdas: no Python frame per datagram.
+        return (
+            partial(compiled.unprotect, _SRTP_UNPROTECT, address, pylibsrtp.Error),
+            partial(compiled.unprotect, _SRTP_UNPROTECT_RTCP, address, pylibsrtp.Error),
+        )
+    return session.unprotect, session.unprotect_rtcp
 
 
 @dataclass(eq=False)
@@ -100,9 +136,7 @@ class Outbox:
         """A function that protects a list of RTP packets with `session` (whoever calls it keeps
         `session`: the compiled one holds only its address)."""
         if self._compiled is not None and _SRTP_PROTECT is not None:
-            from pylibsrtp._binding import ffi
-
-            address = int(ffi.cast("uintptr_t", session._srtp[0]))
+            address = _session_address(session)
             protect_all: Callable[[int, int, list[bytes]], list[bytes]] = self._compiled.protect
             return lambda packets: protect_all(_SRTP_PROTECT, address, packets)
         protect = session.protect
@@ -161,9 +195,7 @@ class Outbox:
                     sent = self._compiled.sendmmsg(batch.route.fd, batch.datagrams, batch.sockaddrs)
                 if sent < len(batch.datagrams):
                     sendto = writer.sendto
-                    for datagram, address in zip(
-                        batch.datagrams[sent:], batch.addresses[sent:], strict=True
-                    ):
+                    for datagram, address in zip(batch.datagrams[sent:], batch.addresses[sent:], strict=True):
                         sendto(datagram, address)
             except Exception:
                 # The fan-out that flushes is the publisher's packet handling: never raise into it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from types import ModuleType
 
 import structlog
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -25,8 +26,12 @@ log = structlog.get_logger(__name__)
 
 
 class Peer:
-    def __init__(self, ice: IcePolicy, *, connect_timeout_s: float) -> None:
+    def __init__(
+        self, ice: IcePolicy, *, connect_timeout_s: float, compiled: ModuleType | None = None
+    ) -> None:
         self.pc = RTCPeerConnection(ice.configuration())
+        # services.relay._fastsend where the relay uses it (SRTP unprotect), None for pylibsrtp's.
+        self._compiled = compiled
         self._ice = ice
         self._connect_timeout_s = connect_timeout_s
         self._timer: asyncio.TimerHandle | None = None
@@ -62,7 +67,7 @@ class Peer:
         with self._ice.gathering():
             await self.pc.setLocalDescription(answer)
         self._ice.size_socket_buffers(self.pc)
-        take_inbound_media(self.pc)
+        take_inbound_media(self.pc, self._compiled)
         self._timer = asyncio.get_running_loop().call_later(self._connect_timeout_s, self._timed_out)
         return self._ice.outgoing(self.pc.localDescription.sdp)
 

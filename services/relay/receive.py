@@ -9,7 +9,8 @@ in bench/README.md, "The inbound path"). `PublisherRtp` does the same work for w
 - the fixed header with one `struct.unpack_from`, checked as aiortc checks it (version, CSRCs, extension
   and padding lengths: a packet aiortc would refuse is dropped here too), and of the extensions only
   abs-send-time, the one the REMB estimator reads; the relay routes by SSRC and payload type (aiortc's
-  router reads no extension) and forwards payloads, not extensions;
+  router reads no extension) and forwards payloads, not extensions. Where services/relay/_fastsend.c is
+  built and the relay's `compiled_send` setting is on, the same parse runs in C (`rtp_parser`);
 - the receiver's own state, used as its `_handle_rtp_packet` uses it: statistics for receiver reports,
   RTX unwrapping, the NACK generator, depayloading (VP8's descriptor skipped by its length, the same bytes
   as aiortc's without its descriptor object), the jitter buffer, PLIs, timestamp mapping and the
@@ -30,7 +31,10 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Callable
+from functools import partial
 from time import time
+from types import ModuleType
 from typing import Any, cast
 
 from aiortc.codecs import depayload, is_rtx
@@ -70,6 +74,8 @@ _TWO_BYTE_PROFILE = 0x1000
 # Packets carry no extension the relay reads but abs-send-time (returned apart): every parsed packet
 # shares this empty set, which nothing in the receive path writes to.
 _NO_EXTENSIONS = HeaderExtensions()
+# A packet's bytes and the abs-send-time extension id (None: not negotiated) → the packet and its send time.
+RtpParser = Callable[[bytes, int | None], tuple[RtpPacket, int | None]]
 # What a codec's payloads are to the path (`ReceiverPath._form_of`).
 _RTX = "rtx"
 _VP8 = "vp8"
@@ -327,11 +333,21 @@ class ReceiverPath:
             )
 
 
+def rtp_parser(compiled: ModuleType | None) -> RtpParser:
+    """`parse_rtp`, from C where `compiled` (services.relay._fastsend) is given: the same packets, fields and
+    errors (tests/unit/relay/test_receive.py runs both), for about a fifth of the handling's instructions."""
+    if compiled is None:
+        return parse_rtp
+    # A partial (C): no Python frame per packet.
+    return partial(compiled.parse_rtp, RtpPacket, _NO_EXTENSIONS)
+
+
 class PublisherRtp:
     """The RTP side of one DTLS transport: parse, route by SSRC/payload type, hand to the receiver's path."""
 
-    def __init__(self, dtls: RTCDtlsTransport) -> None:
+    def __init__(self, dtls: RTCDtlsTransport, compiled: ModuleType | None = None) -> None:
         self._dtls = dtls
+        self._parse = rtp_parser(compiled)
         self._paths: dict[int, ReceiverPath] = {}
         self._stamp_ms = -SOURCE_STAMP_MS
         self._stamp = datetime.datetime.now(datetime.UTC)
@@ -340,7 +356,7 @@ class PublisherRtp:
         dtls = self._dtls
         extension_ids: Any = getattr(dtls._rtp_header_extensions_map, EXTENSION_IDS)
         try:
-            packet, abs_send_time = parse_rtp(data, extension_ids.abs_send_time)
+            packet, abs_send_time = self._parse(data, extension_ids.abs_send_time)
         except ValueError:
             return
         # The router's receivers are the peer connection's RTCRtpReceivers (typed as a protocol there).

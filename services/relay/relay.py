@@ -79,7 +79,9 @@ class Relay:
     ) -> None:
         self._settings = settings
         self._ice = IcePolicy(settings)
-        self._outbox = Outbox(COMPILED if settings.compiled_send else None)
+        # The compiled module, for the subscribers' send loop and the publishers' SRTP unprotect alike.
+        self._compiled = COMPILED if settings.compiled_send else None
+        self._outbox = Outbox(self._compiled)
         self._ticker = ticker
         self._reports = reports or NoReports()
         self.feeds: dict[tuple[str, str], Feed] = {}
@@ -115,7 +117,7 @@ class Relay:
         codecs = [choose_published_codec(media) for media in offer.media]
         publication_id = str(uuid.uuid4())
         self._publishing.add(key)
-        peer = Peer(self._ice, connect_timeout_s=self._settings.connect_timeout_s)
+        peer = Peer(self._ice, connect_timeout_s=self._settings.connect_timeout_s, compiled=self._compiled)
         try:
             transceivers = []
             for media, codec in zip(offer.media, codecs, strict=True):
@@ -198,7 +200,7 @@ class Relay:
             )
         subscription_id = str(uuid.uuid4())
         self._subscribing.add(taken)
-        peer = Peer(self._ice, connect_timeout_s=self._settings.connect_timeout_s)
+        peer = Peer(self._ice, connect_timeout_s=self._settings.connect_timeout_s, compiled=self._compiled)
         forwarded: list[ForwardedMedia] = []
         try:
             for media, source in plan:

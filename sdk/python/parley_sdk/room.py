@@ -335,6 +335,8 @@ class Session:
         self._subscriptions: dict[str, _Stream] = {}
         self._feeds: dict[str, StreamInfo] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Closes of streams whose feed went: `close` waits for these rather than cancelling them.
+        self._stream_closes: set[asyncio.Task[None]] = set()
         self.audio_track = PcmQueueTrack(param.audio_format)
         self.video_track = VideoFeedTrack(param.video_codec)
 
@@ -613,7 +615,9 @@ class Session:
         info = self._feeds.pop(feed_id, None)
         stream = self._subscriptions.pop(feed_id, None)
         if stream is not None:
-            self._spawn(self._close_stream(stream))
+            closing = asyncio.create_task(self._close_stream(stream))
+            self._stream_closes.add(closing)
+            closing.add_done_callback(self._stream_closes.discard)
         if info is not None:
             self._listener.on_stream_gone(info)
 
@@ -665,6 +669,7 @@ class Session:
     async def close(self) -> None:
         """Ends the session's media and, if it opened it, its connection."""
         await self._close_streams()
+        await asyncio.gather(*self._stream_closes)
         for task in list(self._tasks):
             task.cancel()
         if self._owns_signalling and self._signalling is not None:

@@ -71,8 +71,13 @@ class RelayUnderTest:
 
 @pytest.fixture(
     scope="module",
-    params=[(None, True), (0, True), (None, False)],
-    ids=["port per peer", "one UDP port", "port per peer, sent from Python"],
+    params=[
+        pytest.param((None, True), id="port per peer"),
+        pytest.param((0, True), id="one UDP port"),
+        # The fallback's run doubles nothing the two modes above do not cover but the send loop,
+        # so it goes with the system tests (`make test-system`) to keep `make test` short.
+        pytest.param((None, False), id="port per peer, sent from Python", marks=pytest.mark.system),
+    ],
 )
 async def relay_service(
     request: pytest.FixtureRequest, codec_guard: CodecGuard, tmp_path_factory: pytest.TempPathFactory

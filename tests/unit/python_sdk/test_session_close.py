@@ -34,7 +34,6 @@ async def test_a_feed_that_goes_while_the_session_closes_does_not_break_the_clos
         ]
 
     await session.close()
-    await asyncio.sleep(0.01)  # the closes that the pushes spawned
 
     assert all(peer.closed for peer in peers.values())
     assert session._subscriptions == {}

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import pylibsrtp
 import pytest
 from pylibsrtp import Policy, Session
 
@@ -76,13 +77,18 @@ def address(sock: socket.socket) -> tuple[str, int]:
     return (host, port)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
-def test_protected_packets_are_libsrtps_own(compiled: bool) -> None:
-    if compiled and COMPILED is None:
+@pytest.fixture(params=[True, False], ids=["compiled", "python"])
+def module(request: pytest.FixtureRequest) -> ModuleType | None:
+    """The compiled module, or None for the Python path."""
+    if request.param and COMPILED is None:
         pytest.skip("services.relay._fastsend was not built")
+    return COMPILED if request.param else None
+
+
+def test_protected_packets_are_libsrtps_own(module: ModuleType | None) -> None:
     packets = [rtp(sequence_number) for sequence_number in range(5)]
     outbound = session(Policy.SSRC_ANY_OUTBOUND)
-    protected = Outbox(COMPILED if compiled else None).protector(outbound)(packets)
+    protected = Outbox(module).protector(outbound)(packets)
     # The same key, SSRC and sequence numbers give the same SRTP packets whoever calls libsrtp.
     assert protected == [session(Policy.SSRC_ANY_OUTBOUND).protect(packet) for packet in packets]
     inbound = session(Policy.SSRC_ANY_INBOUND)
@@ -220,3 +226,34 @@ def test_the_extension_is_built_by_the_install() -> None:
     """`make install` (pip install -e .) compiles it where a compiler is, as on every development and CI
     machine: a missing module there is a broken build, not the fallback."""
     assert COMPILED is not None
+
+
+def test_unprotected_datagrams_are_pylibsrtps_own_and_refused_ones_raise_its_error(
+    module: ModuleType | None,
+) -> None:
+    packets = [rtp(sequence_number) for sequence_number in range(3)]
+    outbound = session(Policy.SSRC_ANY_OUTBOUND)
+    datagrams = [outbound.protect(packet) for packet in packets]
+    rtcp = outbound.protect_rtcp(bytes([0x80, 200, 0, 6]) + SSRC.to_bytes(4, "big") + bytes(20))
+    # Kept while its functions are used: the compiled ones hold only its address.
+    inbound = session(Policy.SSRC_ANY_INBOUND)
+    unprotect, unprotect_rtcp = fast_send.unprotector(inbound, module)
+    assert [unprotect(datagram) for datagram in datagrams] == packets
+    assert unprotect_rtcp(rtcp) == session(Policy.SSRC_ANY_INBOUND).unprotect_rtcp(rtcp)
+    # Replayed, damaged, or not SRTP at all: refused as pylibsrtp refuses it.
+    damaged = datagrams[0][:-1] + bytes([datagrams[0][-1] ^ 1])
+    for refused in (datagrams[1], damaged, b"\x80"):
+        with pytest.raises(pylibsrtp.Error):
+            unprotect(refused)
+    with pytest.raises(pylibsrtp.Error):
+        unprotect_rtcp(rtcp)
+    with pytest.raises(ValueError):
+        unprotect(bytes(1501))
+    with pytest.raises(TypeError):
+        unprotect(bytearray(datagrams[2]))  # type: ignore[arg-type]
+
+
+def test_unprotect_is_pylibsrtps_for_a_session_that_is_not_pylibsrtps() -> None:
+    stand_in = SimpleNamespace(unprotect=lambda datagram: b"rtp", unprotect_rtcp=lambda datagram: b"rtcp")
+    unprotect, unprotect_rtcp = fast_send.unprotector(stand_in, SimpleNamespace())  # type: ignore[arg-type]
+    assert (unprotect(b"x"), unprotect_rtcp(b"y")) == (b"rtp", b"rtcp")

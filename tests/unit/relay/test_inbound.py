@@ -10,6 +10,7 @@ import pytest
 from aiortc import clock
 from aiortc.rtcdtlstransport import State
 
+from services.relay.fast_send import COMPILED
 from services.relay.inbound import DTLS_RX_BYTES, DTLS_RX_PACKETS, InboundMedia
 from services.relay.run_now import run_now
 
@@ -127,6 +128,39 @@ def test_a_failing_handler_costs_only_its_datagram() -> None:
     dtls.handle_rtp = FakeDtls.handle_rtp.__get__(dtls)  # type: ignore[method-assign]
     connection._protocols[0].datagram_received(RTP, ("127.0.0.1", 5000))
     assert len(dtls.rtp) == 1
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
+def test_real_srtp_is_unprotected_with_the_transports_session_of_the_moment(compiled: bool) -> None:
+    """The same datagrams whichever unprotects (services.relay._fastsend or pylibsrtp); a session the
+    transport replaces is not used after it, and what it refuses is dropped."""
+    if compiled and COMPILED is None:
+        pytest.skip("services.relay._fastsend was not built")
+    dtls, connection = FakeDtls(), FakeConnection()
+    InboundMedia(
+        dtls,  # type: ignore[arg-type]
+        connection,  # type: ignore[arg-type]
+        rtp=lambda data, arrival: dtls.handle_rtp(data, arrival),
+        compiled=COMPILED if compiled else None,
+    ).install()
+    socket = connection._protocols[0]
+    rtp, rtcp = bytes([0x80, 96, 0, 1]) + bytes(8) + bytes(100), bytes([0x80, 200, 0, 6]) + bytes(24)
+
+    def sessions(key: bytes) -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
+        outbound = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        inbound = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        return pylibsrtp.Session(outbound), pylibsrtp.Session(inbound)
+
+    first_out, dtls._rx_srtp = sessions(bytes(30))  # type: ignore[assignment]
+    socket.datagram_received(first_out.protect(rtp), ("127.0.0.1", 5000))
+    socket.datagram_received(first_out.protect_rtcp(rtcp), ("127.0.0.1", 5000))
+    second_out, dtls._rx_srtp = sessions(bytes(range(30)))  # type: ignore[assignment]
+    # Protected with the replaced session's key: refused by the new one.
+    socket.datagram_received(first_out.protect(rtp[:3] + b"\x02" + rtp[4:]), ("127.0.0.1", 5000))
+    socket.datagram_received(second_out.protect(rtp[:3] + b"\x03" + rtp[4:]), ("127.0.0.1", 5000))
+    assert [data for data, _ in dtls.rtp] == [rtp, rtp[:3] + b"\x03" + rtp[4:]]
+    assert dtls.rtcp == [rtcp]
+    assert socket.stock == []
 
 
 def test_run_now_runs_a_coroutine_that_does_not_suspend_before_returning() -> None:

@@ -12,7 +12,8 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from services.relay import receive
-from services.relay.receive import ReceiverPath, parse_rtp
+from services.relay.fast_send import COMPILED
+from services.relay.receive import ReceiverPath, RtpParser, rtp_parser
 
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 EXTENSIONS = [
@@ -26,6 +27,14 @@ def extensions_map() -> HeaderExtensionsMap:
     extensions = HeaderExtensionsMap()
     extensions.configure(RTCRtpParameters(headerExtensions=EXTENSIONS))
     return extensions
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "python"])
+def parse_rtp(request: pytest.FixtureRequest) -> RtpParser:
+    """The relay's parser, from services.relay._fastsend and in Python: the tests hold for both."""
+    if request.param and COMPILED is None:
+        pytest.skip("services.relay._fastsend was not built")
+    return rtp_parser(COMPILED if request.param else None)
 
 
 def packet(marker: int = 1, payload: bytes = b"\x10\x02frame", padding: int = 0, csrc: int = 0) -> RtpPacket:
@@ -44,10 +53,12 @@ def packet(marker: int = 1, payload: bytes = b"\x10\x02frame", padding: int = 0,
     [packet(), packet(marker=0, padding=7), packet(csrc=2), packet(payload=b"")],
     ids=["plain", "padded", "csrc", "empty"],
 )
-def test_parse_reads_what_aiortc_reads_of_the_fields_the_relay_uses(sent: RtpPacket) -> None:
+def test_parse_reads_what_aiortc_reads_of_the_fields_the_relay_uses(
+    sent: RtpPacket, parse_rtp: RtpParser
+) -> None:
     data = sent.serialize(extensions_map())
     stock = RtpPacket.parse(data, extensions_map())
-    parsed, abs_send_time = parse_rtp(data, abs_send_time_id=3)
+    parsed, abs_send_time = parse_rtp(data, 3)
     fields = ("version", "marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc", "payload")
     assert [getattr(parsed, name) for name in (*fields, "padding_size")] == [
         getattr(stock, name) for name in (*fields, "padding_size")
@@ -55,10 +66,10 @@ def test_parse_reads_what_aiortc_reads_of_the_fields_the_relay_uses(sent: RtpPac
     assert abs_send_time == stock.extensions.abs_send_time == 0x123456
 
 
-def test_without_the_extension_negotiated_there_is_no_send_time() -> None:
+def test_without_the_extension_negotiated_there_is_no_send_time(parse_rtp: RtpParser) -> None:
     data = packet().serialize(extensions_map())
-    assert parse_rtp(data, abs_send_time_id=None)[1] is None
-    assert parse_rtp(RtpPacket(payload_type=96).serialize(), abs_send_time_id=3)[1] is None
+    assert parse_rtp(data, None)[1] is None
+    assert parse_rtp(RtpPacket(payload_type=96).serialize(), 3)[1] is None
 
 
 @pytest.mark.parametrize(
@@ -75,9 +86,60 @@ def test_without_the_extension_negotiated_there_is_no_send_time() -> None:
     ],
     ids=["short", "version", "csrc", "profile", "extension", "element", "padding-zero", "padding-long"],
 )
-def test_what_aiortc_refuses_is_refused(data: bytes) -> None:
+def test_what_aiortc_refuses_is_refused(data: bytes, parse_rtp: RtpParser) -> None:
     with pytest.raises(ValueError):
-        parse_rtp(data, abs_send_time_id=3)
+        parse_rtp(data, 3)
+
+
+def two_byte_extensions(*elements: tuple[int, bytes]) -> bytes:
+    """An RTP packet with RFC 8285 two-byte header extension elements (aiortc writes one-byte ones)."""
+    block = b"".join(bytes([element_id, len(value)]) + value for element_id, value in elements)
+    block += bytes(-len(block) % 4)
+    header = bytes([0x90, 96]) + bytes(10) + b"\x10\x00" + (len(block) // 4).to_bytes(2, "big")
+    return header + block + b"payload"
+
+
+def test_abs_send_time_is_found_among_two_byte_elements(parse_rtp: RtpParser) -> None:
+    data = two_byte_extensions((1, b"mid-value-longer-than-16-bytes"), (3, b"\x12\x34\x56"))
+    parsed, abs_send_time = parse_rtp(data, 3)
+    assert (abs_send_time, parsed.payload) == (0x123456, b"payload")
+
+
+@pytest.mark.skipif(COMPILED is None, reason="services.relay._fastsend was not built")
+def test_the_compiled_parser_agrees_with_the_python_one_on_damaged_packets() -> None:
+    """Every byte of a few packets replaced by a few values, and every length cut: the same packet fields
+    or the same error from both."""
+    compiled, python = rtp_parser(COMPILED), rtp_parser(None)
+    samples = [
+        packet().serialize(extensions_map()),
+        packet(marker=0, padding=7, csrc=2).serialize(extensions_map()),
+        two_byte_extensions((3, b"\x00\x00\x01"), (7, b"")),
+    ]
+    fields = ("version", "marker", "payload_type", "sequence_number", "timestamp", "ssrc", "csrc")
+
+    def outcome(parse: RtpParser, data: bytes, wanted: int | None) -> object:
+        try:
+            parsed, abs_send_time = parse(data, wanted)
+        except ValueError as error:
+            return str(error)
+        named = [getattr(parsed, name) for name in (*fields, "payload", "padding_size")]
+        return named, parsed.extensions is receive._NO_EXTENSIONS, abs_send_time
+
+    kinds: set[str] = set()
+    for sample in samples:
+        variants = [sample[:cut] for cut in range(len(sample))]
+        variants += [
+            sample[:place] + bytes([value]) + sample[place + 1 :]
+            for place in range(min(len(sample), 40))
+            for value in (0x00, 0x03, 0x10, 0x22, 0x31, 0xBE, 0xFF)
+        ]
+        for data in variants:
+            for wanted in (None, 3, 7):
+                expected = outcome(python, data, wanted)
+                assert outcome(compiled, data, wanted) == expected, (data.hex(), wanted)
+                kinds.add(expected if isinstance(expected, str) else "parsed")
+    # Packets parsed and every refusal the parser has, each met at least once.
+    assert len(kinds) == 10, kinds
 
 
 def test_the_receiver_state_the_path_reads_is_there_in_this_aiortc() -> None:
