@@ -7,7 +7,9 @@ topic; one record is produced at random moments 50-300 ms apart, and the time fr
 acknowledgement to the consumer having the record is measured. A broker that answers a fetch as soon as
 `fetch_min_bytes` are there gives about the same at every wait; one that looks at its log now and then
 gives more the longer the wait. Prints the distribution per wait (ms); the webhook dispatcher's
-`MAX_WAIT_MS` was chosen from it (docs/decisions.md).
+`MAX_WAIT_MS` was chosen from it (docs/decisions.md). Beside it, what the wait costs an idle consumer: one
+subscribed, as the dispatcher is, to every topic of the catalogue but the dispatcher's own (3 partitions
+each), with nothing coming, its CPU time (`time.process_time`, this process) per second over `IDLE_S`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.core.embedded_broker import EmbeddedBroker
+from services.core.topics import Topic, ensure_topics
+
+IDLE_S = 8.0
 
 
 async def held(bootstrap: str, wait_ms: int, records: int) -> dict[str, float]:
@@ -61,13 +66,43 @@ async def held(bootstrap: str, wait_ms: int, records: int) -> dict[str, float]:
     }
 
 
+async def idle_cores(bootstrap: str, wait_ms: int) -> float:
+    """CPU an idle consumer of the dispatcher's topics spends per second, in cores."""
+    topics = [topic.value for topic in Topic if topic is not Topic.WEBHOOK]
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=f"fetch-wait-idle-{wait_ms}", fetch_max_wait_ms=wait_ms
+    )
+    await consumer.start()
+    try:
+        await asyncio.sleep(3.0)  # joined and fetching
+        reading = asyncio.create_task(consumer.getmany(timeout_ms=int(IDLE_S * 2000)))
+        started = time.process_time()
+        await asyncio.sleep(IDLE_S)
+        spent = time.process_time() - started
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+    finally:
+        await consumer.stop()
+    return round(spent / IDLE_S, 4)
+
+
 async def main(waits: list[int], records: int) -> None:
     broker = EmbeddedBroker()
     await broker.start()
     try:
+        await ensure_topics(broker.bootstrap_servers, partitions=3)
         for wait_ms in waits:
             result = await held(broker.bootstrap_servers, wait_ms, records)
-            print(json.dumps({"fetch_max_wait_ms": wait_ms, "acknowledged_to_consumed_ms": result}))
+            cores = await idle_cores(broker.bootstrap_servers, wait_ms)
+            print(
+                json.dumps(
+                    {
+                        "fetch_max_wait_ms": wait_ms,
+                        "acknowledged_to_consumed_ms": result,
+                        "idle_consumer_cores": cores,
+                    }
+                )
+            )
     finally:
         broker.stop()
 

@@ -73,9 +73,8 @@ def build(runtime: ServiceRuntime) -> Billing:
     settings = runtime.settings.billing
     engine = open_engine(runtime.settings.database_url_for(ServiceName.BILLING))
     # Whatever commits a staged fact wakes the outbox (the consumer's batches, prepaid charging, the day
-    # closer, account changes); the poll only retries what the broker refused, and finds rows left by a
-    # crash or by a replica. Polling every 0.2 s was a third of billing's CPU while idle.
-    outbox = Outbox(outbox_table, engine, runtime.events, poll_interval_s=5.0)
+    # closer, account changes); its poll only finds what was left (services/core/outbox.py).
+    outbox = Outbox(outbox_table, engine, runtime.events)
     rating = Rating(outbox)
 
     def committed(ticks: int) -> None:

@@ -51,8 +51,12 @@ def outbox_table(metadata: MetaData, name: str) -> Table:
 
 class Outbox:
     def __init__(
-        self, table: Table, engine: AsyncEngine, publisher: EventPublisher, *, poll_interval_s: float = 1.0
+        self, table: Table, engine: AsyncEngine, publisher: EventPublisher, *, poll_interval_s: float = 5.0
     ) -> None:
+        """Whoever commits a staged event calls `notify` (every service's store does), so it is published
+        at once; the poll, every `poll_interval_s`, only retries what the broker refused and finds rows
+        left by a crash or by a replica. An empty poll costs ~0.5-1 ms of CPU (SQLAlchemy and aiosqlite's
+        thread), which every idle service paid every second."""
         self._table = table
         self._engine = engine
         self._publisher = publisher
@@ -108,6 +112,8 @@ class Outbox:
         self._wake.set()
 
     async def start(self) -> None:
+        # What a crash left is published at once, not at the first poll.
+        self._wake.set()
         self._task = asyncio.create_task(self._relay(), name="outbox-relay")
 
     async def stop(self) -> None:

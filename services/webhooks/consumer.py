@@ -7,7 +7,10 @@ takes records from aiokafka as they come (so aiokafka keeps fetching), and a wri
 so far to the handler as one batch as soon as the batch before it is written. A batch's offsets are
 committed after the handler returned (write before acknowledge); a handler that raises gets the same batch
 again after a pause (handlers are idempotent on `Envelope.id`), so a partition's position never runs ahead
-of what is written.
+of what is written. Offsets go to the broker at most every COMMIT_INTERVAL_S (and before partitions are
+given up or the consumer stops), not after every batch: most batches write nothing (their facts make no
+delivery) and an offset commit cost about as much as the fetch; a process killed meanwhile reads up to that
+much again, which writes nothing new.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ RETRY_PAUSE_S = 1.0
 READ_WAIT_MS = 1000
 # A revoked partition's batch being written is waited for this long before the group goes on.
 REVOKE_WAIT_S = 5.0
+# Written batches' offsets are committed together, this long after the first of them was written.
+COMMIT_INTERVAL_S = 1.0
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
@@ -89,6 +94,9 @@ class IntakeConsumer:
         # Set while no batch is being written (a revocation waits for it).
         self._idle = asyncio.Event()
         self._idle.set()
+        # Where written batches end, per partition, not committed yet; set when there is something to commit.
+        self._written: dict[TopicPartition, int] = {}
+        self._to_commit = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -97,14 +105,17 @@ class IntakeConsumer:
         self._tasks = [
             asyncio.create_task(self._reading(), name="webhook-intake-read"),
             asyncio.create_task(self._writing(), name="webhook-intake-write"),
+            asyncio.create_task(self._committing(), name="webhook-intake-commit"),
         ]
 
     async def stop(self) -> None:
-        """A batch being written is cancelled before its offsets are committed: it is read again."""
+        """A batch being written is cancelled before its offsets are committed: it is read again. What was
+        written is committed before the group is left."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._commit(set(self._written))
         await self._consumer.stop()
 
     async def refresh_lag(self, metrics: ServiceMetrics) -> None:
@@ -121,6 +132,8 @@ class IntakeConsumer:
             async with asyncio.timeout(REVOKE_WAIT_S):
                 await self._idle.wait()
         self._forget(gone)
+        # Their next owner starts where this process's writing ended.
+        await self._commit({tp for tp in self._written if (tp.topic, tp.partition) in gone})
 
     def _forget(self, partitions: set[tuple[str, int]]) -> None:
         self._read = [record for record in self._read if (record.topic, record.partition) not in partitions]
@@ -184,7 +197,27 @@ class IntakeConsumer:
                 batch = [r for r in batch if TopicPartition(r.topic, r.partition) in kept]
                 offsets = {tp: offset for tp, offset in offsets.items() if tp in kept}
         if offsets:
-            # A commit refused (partitions revoked meanwhile) leaves the batch to be read again: at least
-            # once.
+            self._written.update(offsets)
+            self._to_commit.set()
+
+    async def _committing(self) -> None:
+        while True:
+            await self._to_commit.wait()
+            await asyncio.sleep(COMMIT_INTERVAL_S)
+            self._to_commit.clear()
+            try:
+                await self._commit(set(self._written))
+            except Exception:
+                # Not committed: a later batch's commit covers its partitions, or they are read again.
+                log.warning("intake_commit_failed", exc_info=True)
+
+    async def _commit(self, partitions: set[TopicPartition]) -> None:
+        """Commit where the written batches of `partitions` end. A commit refused (partitions revoked
+        meanwhile) leaves their facts to be read again: at least once."""
+        offsets = {tp: self._written.pop(tp) for tp in partitions if tp in self._written}
+        # A batch that outlived REVOKE_WAIT_S may have ended in partitions given away since.
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if offsets:
             with contextlib.suppress(KafkaError):
                 await self._consumer.commit(offsets)

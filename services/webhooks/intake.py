@@ -51,6 +51,11 @@ class Fact:
     app_fact: bool
 
 
+def _seed_kind(event_type: str) -> str:
+    """Which of the app's two callback URLs a seed fact goes to (bodies.seed_callback's `kind`)."""
+    return "record" if event_type == bodies.RECORDING_TYPE else "room_status"
+
+
 def event_time(envelope: Envelope, fallback: datetime) -> datetime:
     try:
         return datetime.fromisoformat(envelope.time.replace("Z", "+00:00")).astimezone(UTC)
@@ -141,6 +146,11 @@ class Intake:
             app = app if app_fact else await self._apps.get(biz_name)
         if seed and app is None:
             log.info("callback_skipped", reason="no such app", biz_name=biz_name, ce_id=envelope.id)
+        # An app without a URL for this callback has no seed endpoint to call (sync_seed_endpoint would look
+        # it up to find none): a room fact of an app that set no callbacks costs no transaction.
+        seed = seed and app is not None and bool(app.url(_seed_kind(envelope.type)))
+        if not (seed or app_fact or subscribed):
+            return None
         return Fact(event, envelope, biz_name, app, seed=seed, subscribed=subscribed, app_fact=app_fact)
 
     async def _seed_endpoint(

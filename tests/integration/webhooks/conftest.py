@@ -1,5 +1,6 @@
 """What the webhook tests share: an app whose callback URLs point at a receiver, and a publisher of room
-facts straight onto Kafka (as the room manager would make them)."""
+facts straight onto Kafka (as the room manager would make them), and the dispatcher's database on both
+engines."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ import itertools
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1 import licence_pb2
 from parley.licence.v1.licence_pb2_grpc import LicenceServiceStub
 from parley.rooms.v1 import events_pb2 as room_events
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.db import create_engine
 from services.core.events import EventPublisher, create_broker
+from services.core.migrations import upgrade_to_head
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from tests.integration.licence_helpers import App
 from tests.integration.webhooks.receiver import Receiver
+from tests.postgres import fresh_database_url
 
 # The receivers listen on 127.0.0.1: the dispatcher refuses loopback unless it is allow-listed.
 LOOPBACK_ALLOWED = {"webhooks": {"allowed_targets": "127.0.0.1/32"}}
@@ -99,3 +106,19 @@ async def room_facts_on(kafka: str) -> AsyncIterator[RoomFacts]:
         yield RoomFacts(broker)
     finally:
         await broker.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """The webhook dispatcher's database, migrated, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}")
+        await upgrade_to_head(made, "services.webhooks")
+        yield made
+        await made.dispose()
+        return
+    async with fresh_database_url("webhooks") as url:
+        made = create_engine(url)
+        await upgrade_to_head(made, "services.webhooks")
+        yield made
+        await made.dispose()

@@ -4,9 +4,7 @@ claimed; a lease keeps other replicas off until it runs out."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -14,9 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.config import Settings, WebhooksSettings
-from services.core.db import create_engine
 from services.core.events import EventPublisher, create_broker
-from services.core.migrations import upgrade_to_head
 from services.core.outbox import Outbox
 from services.webhooks.master_key import load_sealing_key
 from services.webhooks.policy import Outcome
@@ -32,7 +28,6 @@ from services.webhooks.store import (
     outbox,
 )
 from tests.integration.schema_drift import schema_drift
-from tests.postgres import fresh_database_url
 from tests.testing import MASTER_KEY
 from tests.webhook_deliveries import joined_delivery
 
@@ -41,21 +36,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
 SETTINGS = Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        made = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'webhooks.db'}")
-        await upgrade_to_head(made, "services.webhooks")
-        yield made
-        await made.dispose()
-        return
-    async with fresh_database_url("webhooks") as url:
-        made = create_engine(url)
-        await upgrade_to_head(made, "services.webhooks")
-        yield made
-        await made.dispose()
 
 
 def store_on(engine: AsyncEngine) -> WebhookStore:
