@@ -199,6 +199,19 @@ async def schedule_stages(database_url: str, sent: dict[str, float]) -> dict[str
     }
 
 
+def room_chain_steps(sent: dict[str, float], answered: dict[str, float], rooms: int) -> list[float]:
+    """A room's queue at work: for each event that was already on Kafka when the one before it in its room
+    was answered, the time from that answer to its own (its attempt, and before it the wait for the
+    previous outcome's commit and the launch). Events go round robin over the rooms in publishing order."""
+    order = list(sent)
+    steps = []
+    for index in range(rooms, len(order)):
+        earlier, later = order[index - rooms], order[index]
+        if sent[later] <= answered[earlier]:
+            steps.append(answered[later] - answered[earlier])
+    return steps
+
+
 def joined(biz_name: str, room_id: str, index: int) -> StagedEvent:
     event = room_events.ParticipantJoined(
         room_id=room_id, biz_name=biz_name, uid=f"u{index}", joined_at=timestamp(datetime.now(UTC))
@@ -300,6 +313,7 @@ async def run_with_receiver(
             stages = await schedule_stages(platform.settings.database_url_for(ServiceName.WEBHOOKS), sent)
             await kafka.stop()
     latencies = [receiver.answered[event_id] - at for event_id, at in sent.items()]
+    steps = room_chain_steps(sent, receiver.answered, rooms)
     return {
         "machine": machine(),
         "note": "2 cores shared with other sessions' work (machine.load_average); dispatcher, licence, "
@@ -316,6 +330,10 @@ async def run_with_receiver(
         "requests": receiver.requests - len(warm),
         "fact_to_receiver_ms": percentiles_ms(latencies),
         **stages,
+        # Answer of a room's event → answer of its next, when that next was waiting: what a room's queue
+        # can clear per second is 1 / this; `room_chain_steps_waiting` how many of the events waited.
+        "room_chain_step_ms": percentiles_ms(steps) if steps else {},
+        "room_chain_steps_waiting": len(steps),
         "dispatchers": replicas,
         "dispatcher_cpu_s": round(cpu, 2),
         "dispatcher_cpu_ms_per_delivery": round(cpu * 1000 / len(sent), 3),

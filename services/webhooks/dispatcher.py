@@ -57,9 +57,14 @@ Waiting = list[tuple[AttemptRecord, "asyncio.Future[None]"]]
 
 class GroupCommit:
     """Saves attempt records in batches: those that end while one batch is being written go together in
-    the next, so a busy dispatcher writes one transaction for many attempts, an idle one at once. Each
-    batch is written under `lock` (the intake's transactions take it too) and `saved` runs, still under it,
-    once the batch is committed: memory and database change together."""
+    the next, so a busy dispatcher writes one transaction for many attempts, an idle one at once.
+
+    One writer (SQLite): each batch is written under `lock`, which the intake's transactions take too, and
+    `saved` runs, still under it, once the batch is committed: memory and database change together.
+    Concurrent writers (PostgreSQL): a batch is only taken under `lock` (with the deliveries it releases,
+    and entered in `in_flight`); it is written beside the intake's transaction and `saved` runs once it is
+    committed. The intake counts a queue's pending deliveries without those in flight, whose outcome it
+    cannot know yet, so its count means the same before and after their commit (Dispatcher.hold)."""
 
     def __init__(
         self,
@@ -75,6 +80,9 @@ class GroupCommit:
         self._saved = saved
         self._waiting: Waiting = []
         self._writing: asyncio.Task[None] | None = None
+        self._concurrent = store.concurrent_writers
+        # Outcomes being committed outside `lock` (concurrent writers), by delivery row id.
+        self.in_flight: dict[int, AttemptRecord] = {}
 
     async def save(self, record: AttemptRecord) -> None:
         saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -127,15 +135,26 @@ class GroupCommit:
                 if not batch:
                     continue
                 records = [record for record, _ in batch]
-                try:
-                    await self._store.record(records, self._released(records))
-                except Exception as error:
-                    self.failed(batch, error)
+                released = self._released(records)
+                if not self._concurrent:
+                    await self._commit(batch, records, released)
                     continue
-                self._saved(records)
-            for _, saved in batch:
-                if not saved.done():
-                    saved.set_result(None)
+                self.in_flight.update((record.claim.id, record) for record in records)
+            await self._commit(batch, records, released)
+
+    async def _commit(self, batch: Waiting, records: list[AttemptRecord], released: list[Claim]) -> None:
+        try:
+            await self._store.record(records, released)
+        except Exception as error:
+            self.failed(batch, error)
+            return
+        finally:
+            for record in records:
+                self.in_flight.pop(record.claim.id, None)
+        self._saved(records)
+        for _, saved in batch:
+            if not saved.done():
+                saved.set_result(None)
 
 
 @dataclass
@@ -146,6 +165,9 @@ class HeldQueue:
     # Every pending delivery of the queue is here, so the intake may add new ones behind them.
     complete: bool = True
     attempting: bool = False
+    # Forgotten (`Dispatcher._drop`): an intake that counted with it must not hold new deliveries behind
+    # what it held, now the database's again.
+    dropped: bool = False
 
 
 class Dispatcher:
@@ -177,6 +199,8 @@ class Dispatcher:
         self._held: dict[Queue, HeldQueue] = {}
         # Held queues whose head waits for a free slot, in the order they became ready.
         self._ready: dict[Queue, None] = {}
+        # The held queues `hold` counted new deliveries with, checked again by `take`.
+        self._counted_with: dict[Queue, HeldQueue] = {}
         self._task: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
         self._secret_cache: dict[str, tuple[float, SigningSecrets]] = {}
@@ -208,7 +232,10 @@ class Dispatcher:
     async def save_outcomes(self, connection: AsyncConnection) -> Waiting:
         """In the intake's transaction (under `writing`): the attempt outcomes waiting for a group commit
         are saved in it, so they wait for one transaction, not for the intake's and then their own. The
-        intake passes them to `hold`, then to `outcomes_committed` or `outcomes_failed`."""
+        intake passes them to `hold`, then to `outcomes_committed` or `outcomes_failed`. With concurrent
+        writers nothing: the group commit does not wait for the intake's transaction there."""
+        if self._store.concurrent_writers:
+            return []
         batch = self._saving.take_waiting()
         await self._saving.save_in(connection, batch)
         return batch
@@ -244,12 +271,23 @@ class Dispatcher:
             by_queue.setdefault((row.endpoint_id, row.ordering_key), []).append(
                 Claim.leased(row, delivery, token)
             )
-        pending = await self._store.pending_counts(connection, list(by_queue))
+        # Outcomes a group commit is committing beside this transaction (concurrent writers; the caller
+        # holds `writing`, so no batch joins them until `take`): their deliveries are counted neither in
+        # the database nor in memory, where they may be settled (and their heads gone) before `take`.
+        in_flight = dict(self._saving.in_flight)
+        # What memory held when counting: a queue forgotten since (its outcome's save failed) is not taken.
+        self._counted_with = {
+            queue: held for queue in by_queue if (held := self._held.get(queue)) is not None
+        }
+        pending = await self._store.pending_counts(connection, list(by_queue), excluding=in_flight.keys())
         # Heads whose outcome this transaction saved: no longer pending if they are done; a queue waiting
         # for a retry, or of an endpoint disabled, is dropped from memory when they are applied.
         done_heads: set[Queue] = set()
         not_held: set[Queue] = set()
-        disabled = {r.claim.endpoint_id for r, _ in settling if r.outcome is Outcome.ENDPOINT_DISABLED}
+        deciding = [record for record, _ in settling] + list(in_flight.values())
+        disabled = {r.claim.endpoint_id for r in deciding if r.outcome is Outcome.ENDPOINT_DISABLED}
+        retrying = [r.claim for r in in_flight.values() if r.outcome is Outcome.RETRYING]
+        not_held.update((claim.endpoint_id, claim.ordering_key) for claim in retrying)
         for record, _ in settling:
             if self._held_behind(record.claim) is not None:
                 queue = (record.claim.endpoint_id, record.claim.ordering_key)
@@ -258,13 +296,16 @@ class Dispatcher:
         for queue, claims in by_queue.items():
             if queue in not_held or queue[0] in disabled:
                 continue
+            counted_with = self._counted_with.get(queue)
+            if counted_with is not None and counted_with.dropped:
+                continue
             held = self._held.get(queue)
             if held is None:
                 if pending.get(queue) == len(claims):
                     taken.extend(claims)
-            elif held.complete and pending.get(queue) == len(held.claims) - (queue in done_heads) + len(
-                claims
-            ):
+                continue
+            held_counted = sum(1 for claim in held.claims if claim.id not in in_flight)
+            if held.complete and pending.get(queue) == held_counted - (queue in done_heads) + len(claims):
                 taken.extend(claims)
         await self._store.lease_new(connection, [claim.id for claim in taken], token, now + self._lease)
         return taken
@@ -275,8 +316,14 @@ class Dispatcher:
         taken_queues = set()
         for claim in taken:
             queue = (claim.endpoint_id, claim.ordering_key)
+            counted_with = self._counted_with.get(queue)
+            if counted_with is not None and counted_with.dropped:
+                # An outcome's save failed meanwhile: the older ones are the database's again, and these
+                # wait for their leases to run out behind them (never sent before them).
+                continue
             taken_queues.add(queue)
             self._held.setdefault(queue, HeldQueue()).claims.append(claim)
+        self._counted_with = {}
         for queue in written:
             if queue in taken_queues:
                 if not self._held[queue].attempting:
@@ -440,7 +487,9 @@ class Dispatcher:
     def _drop(self, queue: Queue) -> None:
         """Forget a queue: what it held is the database's again (released, dead-lettered, or its leases run
         out)."""
-        self._held.pop(queue, None)
+        held = self._held.pop(queue, None)
+        if held is not None:
+            held.dropped = True
         self._ready.pop(queue, None)
 
     # One attempt

@@ -4,6 +4,7 @@ before the event's offset is committed. An event handled twice writes nothing th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,7 +99,12 @@ class Intake:
         now = datetime.now(UTC)
         outcomes: Waiting = []
         try:
-            async with self._dispatcher.writing:
+            # With one writer (SQLite) the whole transaction holds the dispatcher's writing lock; with
+            # concurrent writers (PostgreSQL) only the count of what is pending to the commit does
+            # (Dispatcher.hold), and the deliveries are written beside the group commits of outcomes.
+            async with contextlib.AsyncExitStack() as writing:
+                if not self._store.concurrent_writers:
+                    await writing.enter_async_context(self._dispatcher.writing)
                 async with self._store.begin() as connection:
                     new: list[NewDelivery] = []
                     for fact in facts:
@@ -106,9 +112,11 @@ class Intake:
                     written = await self._store.enqueue_many(
                         connection, new, first_attempt_at=self._policy.first_attempt_at(now), now=now
                     )
+                    if self._store.concurrent_writers:
+                        await writing.enter_async_context(self._dispatcher.writing)
                     outcomes = await self._dispatcher.save_outcomes(connection)
                     taken = await self._dispatcher.hold(connection, written, new, now, outcomes)
-                # Committed, and still under the lock: no other outcome was settled since `hold` counted.
+                # Committed, and still under the lock: no outcome was taken for saving since `hold`.
                 self._dispatcher.outcomes_committed(outcomes)
                 self._dispatcher.take(
                     taken, {(row.endpoint_id, row.ordering_key) for row in written if row.status == PENDING}

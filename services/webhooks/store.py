@@ -12,7 +12,7 @@ process killed mid-attempt) that never reports back frees the delivery when the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -494,22 +494,31 @@ class WebhookStore:
     def begin(self) -> Any:
         return self._engine.begin()
 
+    @property
+    def concurrent_writers(self) -> bool:
+        """Whether two transactions may write at once (PostgreSQL); SQLite has one writer at a time."""
+        return self._engine.dialect.name == "postgresql"
+
     @staticmethod
     async def pending_counts(
-        connection: AsyncConnection, queues: Sequence[tuple[str, str]]
+        connection: AsyncConnection, queues: Sequence[tuple[str, str]], excluding: Collection[int] = ()
     ) -> dict[tuple[str, str], int]:
         """How many deliveries of each (endpoint, key) are pending, in the caller's transaction: whether
-        the ones a dispatcher holds in memory are all there are."""
+        the ones a dispatcher holds in memory are all there are. `excluding`: deliveries left out of the
+        count (those whose outcome another transaction is committing meanwhile, pending or not)."""
         if not queues:
             return {}
         wanted = set(queues)
+        conditions = [
+            deliveries.c.endpoint_id.in_({endpoint_id for endpoint_id, _ in queues}),
+            deliveries.c.ordering_key.in_({ordering_key for _, ordering_key in queues}),
+            deliveries.c.status == PENDING,
+        ]
+        if excluding:
+            conditions.append(deliveries.c.id.not_in(list(excluding)))
         counted = await connection.execute(
             select(deliveries.c.endpoint_id, deliveries.c.ordering_key, func.count().label("pending"))
-            .where(
-                deliveries.c.endpoint_id.in_({endpoint_id for endpoint_id, _ in queues}),
-                deliveries.c.ordering_key.in_({ordering_key for _, ordering_key in queues}),
-                deliveries.c.status == PENDING,
-            )
+            .where(*conditions)
             .group_by(deliveries.c.endpoint_id, deliveries.c.ordering_key)
         )
         return {

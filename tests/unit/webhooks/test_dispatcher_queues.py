@@ -7,6 +7,7 @@ and receivers: tests/integration/webhooks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,19 +32,35 @@ ROOM = ("b1.room_status", "room-1")
 class FakeSchedule:
     """Stands in for WebhookStore: `pending` is what the database would count per queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, concurrent_writers: bool = False) -> None:
+        self.concurrent_writers = concurrent_writers
         self.pending: dict[tuple[str, str], int] = {}
+        # By delivery row id; counted in `pending` unless excluded.
+        self.pending_ids: dict[tuple[str, str], set[int]] = {}
         self.leased: list[int] = []
         self.saved: list[tuple[list[AttemptRecord], list[Claim]]] = []
         self.heads_asked: list[tuple[str, str]] = []
+        # Set by a test to hold group commits (not the intake's transactions) until it lets them finish.
+        self.commit_gate: asyncio.Event | None = None
+        self.commit_error: Exception | None = None
 
-    async def pending_counts(self, connection: Any, queues: Sequence[tuple[str, str]]) -> dict[Any, int]:
-        return {queue: self.pending[queue] for queue in queues if queue in self.pending}
+    async def pending_counts(
+        self, connection: Any, queues: Sequence[tuple[str, str]], excluding: Any = ()
+    ) -> dict[Any, int]:
+        return {
+            queue: self.pending[queue] - len(self.pending_ids.get(queue, set()) & set(excluding))
+            for queue in queues
+            if queue in self.pending
+        }
 
     async def lease_new(self, connection: Any, ids: Sequence[int], token: str, until: datetime) -> None:
         self.leased.extend(ids)
 
     async def record(self, records: Sequence[AttemptRecord], release: Sequence[Claim] = ()) -> None:
+        if self.commit_gate is not None:
+            await self.commit_gate.wait()
+        if self.commit_error is not None:
+            raise self.commit_error
         await self.save_attempts(None, records, release)
 
     async def save_attempts(
@@ -54,6 +71,7 @@ class FakeSchedule:
             if record.outcome is not Outcome.RETRYING:
                 queue = (record.claim.endpoint_id, record.claim.ordering_key)
                 self.pending[queue] -= 1
+                self.pending_ids.get(queue, set()).discard(record.claim.id)
 
     def outcomes_committed(self) -> None:
         pass
@@ -94,9 +112,12 @@ class FakeReceiver:
         pass
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[Dispatcher, FakeSchedule, FakeReceiver]]:
-    schedule, receiver = FakeSchedule(), FakeReceiver()
+Running = tuple[Dispatcher, FakeSchedule, FakeReceiver]
+
+
+@contextlib.asynccontextmanager
+async def dispatching(*, concurrent_writers: bool) -> AsyncIterator[Running]:
+    schedule, receiver = FakeSchedule(concurrent_writers=concurrent_writers), FakeReceiver()
     dispatcher = Dispatcher(
         schedule,  # type: ignore[arg-type]
         receiver,  # type: ignore[arg-type]
@@ -110,6 +131,24 @@ async def running() -> AsyncIterator[tuple[Dispatcher, FakeSchedule, FakeReceive
         yield dispatcher, schedule, receiver
     finally:
         await dispatcher.stop()
+
+
+@pytest.fixture(params=[False, True], ids=["one-writer", "concurrent-writers"])
+async def running(request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    async with dispatching(concurrent_writers=request.param) as parts:
+        yield parts
+
+
+@pytest.fixture
+async def one_writer() -> AsyncIterator[Running]:
+    async with dispatching(concurrent_writers=False) as parts:
+        yield parts
+
+
+@pytest.fixture
+async def concurrent_writers() -> AsyncIterator[Running]:
+    async with dispatching(concurrent_writers=True) as parts:
+        yield parts
 
 
 def written(*event_ids: str, first_id: int = 1) -> tuple[list[Any], list[NewDelivery]]:
@@ -147,7 +186,7 @@ async def until(check: Any) -> None:
 
 
 async def test_a_queue_goes_one_at_a_time_each_after_the_one_before_is_saved(
-    running: tuple[Dispatcher, FakeSchedule, FakeReceiver],
+    running: Running,
 ) -> None:
     dispatcher, schedule, receiver = running
     schedule.pending[ROOM] = 2
@@ -171,7 +210,7 @@ async def test_a_queue_goes_one_at_a_time_each_after_the_one_before_is_saved(
 
 
 async def test_a_queue_with_older_deliveries_pending_is_left_to_the_schedule(
-    running: tuple[Dispatcher, FakeSchedule, FakeReceiver],
+    running: Running,
 ) -> None:
     dispatcher, schedule, receiver = running
     # One older delivery (a retry, another replica's) is pending beside the new one.
@@ -183,7 +222,7 @@ async def test_a_queue_with_older_deliveries_pending_is_left_to_the_schedule(
 
 
 async def test_a_retry_hands_the_deliveries_behind_it_back_to_the_schedule(
-    running: tuple[Dispatcher, FakeSchedule, FakeReceiver],
+    running: Running,
 ) -> None:
     dispatcher, schedule, receiver = running
     schedule.pending[ROOM] = 3
@@ -202,9 +241,9 @@ async def test_a_retry_hands_the_deliveries_behind_it_back_to_the_schedule(
 
 
 async def test_an_outcome_saved_in_the_intakes_transaction_lets_the_next_go_and_new_ones_join(
-    running: tuple[Dispatcher, FakeSchedule, FakeReceiver],
+    one_writer: Running,
 ) -> None:
-    dispatcher, schedule, receiver = running
+    dispatcher, schedule, receiver = one_writer
     schedule.pending[ROOM] = 1
     await hand_over(dispatcher, "e1")
     await until(lambda: receiver.sent == ["e1"])
@@ -225,3 +264,65 @@ async def test_an_outcome_saved_in_the_intakes_transaction_lets_the_next_go_and_
     await until(lambda: len(schedule.saved) == 2)
     outcomes_saved = [[record.claim.event_id for record in saved] for saved, _ in schedule.saved]
     assert outcomes_saved == [["e1"], ["e2"]], "e1's outcome was saved once, with the intake's batch"
+
+
+async def e1_outcome_being_committed(running: Running, *, answer: int) -> None:
+    """e1 handed over and attempted; its outcome (the receiver's `answer`) is being committed by a group
+    commit that the test lets finish with `schedule.commit_gate`."""
+    dispatcher, schedule, receiver = running
+    schedule.pending[ROOM], schedule.pending_ids[ROOM] = 1, {1}
+    await hand_over(dispatcher, "e1")
+    await until(lambda: receiver.sent == ["e1"])
+    schedule.commit_gate = asyncio.Event()
+    receiver.answers.put_nowait(answer)
+    await until(lambda: 1 in dispatcher._saving.in_flight)
+    # The intake writes e2 meanwhile (its count does not see e1's commit, not yet made).
+    schedule.pending[ROOM], schedule.pending_ids[ROOM] = 2, {1, 2}
+
+
+@pytest.mark.parametrize("committed_before_count", [False, True])
+async def test_with_concurrent_writers_new_ones_join_a_queue_whose_outcome_is_being_committed(
+    concurrent_writers: Running, committed_before_count: bool
+) -> None:
+    dispatcher, schedule, receiver = concurrent_writers
+    await e1_outcome_being_committed(concurrent_writers, answer=200)
+    if committed_before_count:  # the intake's count may see that commit or not: e1 is left out either way
+        schedule.pending[ROOM], schedule.pending_ids[ROOM] = 1, {2}
+    assert [claim.event_id for claim in await hand_over(dispatcher, "e2", first_id=2)] == ["e2"]
+    await asyncio.sleep(0.05)
+    assert receiver.sent == ["e1"], "e2 went before e1's outcome was committed"
+    schedule.commit_gate.set()
+    await until(lambda: receiver.sent == ["e1", "e2"])
+
+
+async def test_with_concurrent_writers_a_queue_whose_retry_is_being_committed_is_left_to_the_schedule(
+    concurrent_writers: Running,
+) -> None:
+    dispatcher, schedule, receiver = concurrent_writers
+    await e1_outcome_being_committed(concurrent_writers, answer=500)
+    assert await hand_over(dispatcher, "e2", first_id=2) == []
+    schedule.commit_gate.set()
+    await until(lambda: len(schedule.saved) == 1)
+    assert schedule.saved[0][0][0].outcome is Outcome.RETRYING
+    await asyncio.sleep(0.05)
+    assert receiver.sent == ["e1"], "e2 went while e1 waits for its retry"
+    assert schedule.leased == [1], "e2 was leased to a queue that is the schedule's now"
+
+
+async def test_with_concurrent_writers_new_ones_are_not_held_behind_an_outcome_whose_save_failed(
+    concurrent_writers: Running,
+) -> None:
+    dispatcher, schedule, receiver = concurrent_writers
+    await e1_outcome_being_committed(concurrent_writers, answer=200)
+    rows, new = written("e2", first_id=2)
+    async with dispatcher.writing:
+        taken = await dispatcher.hold(None, rows, new, datetime.now(UTC))  # type: ignore[arg-type]
+        assert [claim.event_id for claim in taken] == ["e2"]
+        # e1's outcome fails to commit before the intake's transaction does: e1 is the database's again.
+        schedule.commit_error = RuntimeError("the database went away")
+        schedule.commit_gate.set()
+        await until(lambda: ROOM not in dispatcher._held)
+        dispatcher.take(taken, {ROOM})
+    await asyncio.sleep(0.05)
+    assert receiver.sent == ["e1"], "e2 went while e1, older, is pending"
+    assert ROOM not in dispatcher._held
