@@ -75,8 +75,15 @@ async def test_a_failing_receiver_gets_every_event_in_order_once_it_answers_righ
         assert check_order(receiver, expected) == 0
         first = receiver.requests[0]
         assert first.path == "/rooms"
-        listed = await webhooks.ListDeliveries(webhooks_pb2.ListDeliveriesRequest(biz_name=app.biz_name))
-        assert {d.status for d in listed.deliveries} == {"delivered"}
+        # The last answer's outcome is committed after the receiver answered it: wait for that commit.
+        async with asyncio.timeout(10):
+            while True:
+                listed = await webhooks.ListDeliveries(
+                    webhooks_pb2.ListDeliveriesRequest(biz_name=app.biz_name)
+                )
+                if {d.status for d in listed.deliveries} == {"delivered"}:
+                    break
+                await asyncio.sleep(0.05)
         detail = await webhooks.GetDelivery(
             webhooks_pb2.GetDeliveryRequest(
                 biz_name=app.biz_name, delivery_id=listed.deliveries[-1].delivery_id
