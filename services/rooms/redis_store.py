@@ -10,10 +10,11 @@ script, atomically, before the service sends on what the operation caused. A rec
 written, and one saved unchanged since Redis last acknowledged it is not sent again: its lease is
 checked in the script, or not even that while the leases were renewed less than a lease ago (the sweep
 saves every room a few times a second, and one that changed nothing then costs no round trip).
-Commits are sent in order by one task on one connection, each script without waiting for the replies to
-those before it (Redis runs them in the order sent), and those that queue while one is sent go together
-in the next script: a commit waits for its own script's round trip, not for the one before it as well (a
-commit is still answered only once its own records and facts are in Redis). A script runs only if the one
+Commits are sent in order by one task on one connection, a script without waiting for the reply to the
+one before it (Redis runs them in the order sent; at most `PIPELINE_DEPTH` in flight), and those that
+queue meanwhile go together in the next script: a commit made while one script is in flight waits for its
+own round trip, not for that one's as well, and a burst still costs a round trip for many commits (a
+commit is answered only once its own records and facts are in Redis). A script runs only if the one
 sent before it ran in full: one fenced, or unknown to Redis, is sent again with all those after it, once
 their replies are read, so that commits land in order or not at all. An
 operation's changes are all saved and its commit queued before the service waits on anything, so a
@@ -179,6 +180,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 ROOM_LEASE_S = 10.0
+# Commit scripts sent and not answered yet, at most: a commit made while one is in flight is sent at once.
+PIPELINE_DEPTH = 2
 PUBLISHER_LEASE_S = 10.0
 
 log = structlog.get_logger(__name__)
@@ -485,10 +488,12 @@ class RedisRoomStore:
         self._sent.clear()
 
     def _held_back(self) -> bool:
-        """Whether the queued commits must wait for the scripts in flight: while those after a fenced or
-        unknown script are read back (all refused: `_COMMIT`'s order check), or when one saves a record
-        a script in flight is leasing (its epoch is known only from that script's reply)."""
-        if self._resyncing:
+        """Whether the queued commits must wait for the scripts in flight: while `PIPELINE_DEPTH` are (a
+        burst's commits then go in one script, rather than a script each, whose replies the busy event
+        loop would read one turn at a time), while those after a fenced or unknown script are read back
+        (all refused: `_COMMIT`'s order check), or when one saves a record a script in flight is leasing
+        (its epoch is known only from that script's reply)."""
+        if self._resyncing or len(self._sent) >= PIPELINE_DEPTH:
             return True
         leasing = {name for sent in self._sent for name in sent.leasing}
         return any(name in leasing for batch in self._queue for name in batch.names)
