@@ -505,7 +505,9 @@ class RedisRoomStore:
             names |= batch.names
             facts += batch.facts
         writes = self._writes(names)
-        if not writes and not facts:
+        if not writes and not facts and not self._sent:
+            # Nothing to write, nor to wait for (a record saved unchanged may still be in a script in
+            # flight: then an empty script is answered after it, and only if it ran).
             for batch in batches:
                 batch.answer()
             return
@@ -638,8 +640,9 @@ class RedisRoomStore:
         # Writes and facts of these records queued by a commit that failed (cut off from Redis) would
         # otherwise go with the next commit, which is not fenced for records it does not write: another
         # owner holds them now, and reports what happens to them.
+        # Those in flight after a fenced script are refused and sent again: their facts of these records too.
         lost_ids = {_id_of(name) for name in names}
-        for batch in [*self._resent, *self._queue]:
+        for batch in [*(batch for sent in self._sent for batch in sent.batches), *self._resent, *self._queue]:
             batch.drop(names, lost_ids)
 
     def _let_go_if_stale(self) -> None:

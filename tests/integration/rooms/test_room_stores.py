@@ -539,6 +539,7 @@ async def test_commits_made_while_one_is_written_are_all_durable_with_their_fact
     assert sorted(after.room_ids()) == ["r0", "r1", "r2", "r3", "r4"]
     assert after.load("r0") == room("r0", invitee="carol")
 
+
 async def room_r1_taken_over(stores: Stores) -> tuple[RoomStore, RoomStore]:
     """The first store owns room r1 and stops renewing; once its lease ran out another store took r1 over."""
     after = durable(stores)()
@@ -604,8 +605,9 @@ async def test_commits_sent_after_a_fenced_one_land_after_what_remains_of_it() -
             # The first script is in flight before the next commit is made.
             while not store._sent:
                 await asyncio.sleep(0)
+        store.save(room("r1", invitee="dave"))
         store.save(room("r2", invitee="dave"))
-        after_it = await committing(store, facts("r3"))
+        after_it = await committing(store, facts("r1", "r3"))
         with pytest.raises(RoomsFenced) as lost:
             await fenced
         assert lost.value.room_ids == ["r1"]
