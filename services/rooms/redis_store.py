@@ -10,9 +10,13 @@ script, atomically, before the service sends on what the operation caused. A rec
 written, and one saved unchanged since Redis last acknowledged it is not sent again: its lease is
 checked in the script, or not even that while the leases were renewed less than a lease ago (the sweep
 saves every room a few times a second, and one that changed nothing then costs no round trip).
-Commits are written one at a time, in order, by one task; those that queue while one is written go
-together in the next script, so that a burst of operations costs a round trip to Redis for many rather
-than one each (a commit is still answered only once its own records and facts are in Redis). An
+Commits are sent in order by one task on one connection, a script without waiting for the reply to the
+one before it (Redis runs them in the order sent; at most `PIPELINE_DEPTH` in flight), and those that
+queue meanwhile go together in the next script: a commit made while one script is in flight waits for its
+own round trip, not for that one's as well, and a burst still costs a round trip for many commits (a
+commit is answered only once its own records and facts are in Redis). A script runs only if the one
+sent before it ran in full: one fenced, or unknown to Redis, is sent again with all those after it, once
+their replies are read, so that commits land in order or not at all. An
 operation's changes are all saved and its commit queued before the service waits on anything, so a
 record encoded at its write holds no change whose facts are not in the same script.
 
@@ -38,7 +42,8 @@ leader is gone. A leader that finds the lease gone (it was cut off for longer th
 
 A record's name is its kind and its id, `room:<id>`, `call:<id>` or `session:<id>`. Keys, under the
 store's prefix: `<name>` the record (services/rooms/room_codec.py), `records` the set of names,
-`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`, `leader` (above), and `relays`, a hash
+`lease:<name>`, `epoch:<name>`, `outbox` and `outbox:publisher`, `leader` (above), `writer:<owner>` the
+last commit script of an owner that ran (for the order check, expiring with a lease), and `relays`, a hash
 of the relays' last reports by relay id (`share_relays`), which every room manager writes what it heard
 to and reads the others' from.
 """
@@ -50,11 +55,14 @@ import base64
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import redis.asyncio as redis
 import structlog
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError
 
 from services.core.events import StagedEvent
 from services.core.topics import Topic
@@ -66,15 +74,21 @@ from services.rooms.sessions import ClientSession
 from services.rooms.state import RoomState
 from services.rooms.store import InviteeIndex
 
-# ARGV: prefix, owner, lease ms, number of writes, then per write: record name, the epoch held ("0": a new
-# record, to lease), the record ("": delete, "=": unchanged, only its lease is checked); then the facts to
-# stage. Returns {0, fenced names...} and
-# writes nothing when a record is leased to another owner or epoch, else {1, new name, its epoch, ...}.
+# ARGV: prefix, owner, lease ms, the sequence number of the script sent before it that must have run in
+# full ("": none in flight), its own, number of writes, then per write: record name, the epoch held ("0": a
+# new record, to lease), the record ("": delete, "=": unchanged, only its lease is checked); then the facts
+# to stage. Writes nothing and returns {2} when the script before it did not run in full (it was fenced,
+# or refused in turn), so that commits sent without waiting for each other's replies land in order or not
+# at all; {0, fenced names...} when a record is leased to another owner or epoch; else
+# {1, new name, its epoch, ...}.
 _COMMIT = """
-local prefix, owner, lease_ms, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local prefix, owner, lease_ms, after, sequence = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local count = tonumber(ARGV[6])
+local written = prefix .. 'writer:' .. owner
+if after ~= '' and redis.call('GET', written) ~= after then return {2} end
 local fenced = {}
 for i = 0, count - 1 do
-  local room, epoch = ARGV[5 + i * 3], ARGV[6 + i * 3]
+  local room, epoch = ARGV[7 + i * 3], ARGV[8 + i * 3]
   local lease = redis.call('GET', prefix .. 'lease:' .. room)
   if (epoch == '0' and lease) or (epoch ~= '0' and lease ~= owner .. ':' .. epoch) then
     table.insert(fenced, room)
@@ -83,7 +97,7 @@ end
 if #fenced > 0 then return {0, unpack(fenced)} end
 local leased = {1}
 for i = 0, count - 1 do
-  local room, epoch, record = ARGV[5 + i * 3], ARGV[6 + i * 3], ARGV[7 + i * 3]
+  local room, epoch, record = ARGV[7 + i * 3], ARGV[8 + i * 3], ARGV[9 + i * 3]
   if record == '' then
     redis.call('DEL', prefix .. room, prefix .. 'lease:' .. room, prefix .. 'epoch:' .. room)
     redis.call('SREM', prefix .. 'records', room)
@@ -98,9 +112,10 @@ for i = 0, count - 1 do
     redis.call('SADD', prefix .. 'records', room)
   end
 end
-for i = 5 + count * 3, #ARGV do
+for i = 7 + count * 3, #ARGV do
   redis.call('RPUSH', prefix .. 'outbox', ARGV[i])
 end
+redis.call('SET', written, sequence, 'PX', lease_ms)
 return leased
 """
 # ARGV: prefix, owner, lease ms, then "<name>:<epoch>" of each record held. Renews the leases still
@@ -165,6 +180,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 ROOM_LEASE_S = 10.0
+# Commit scripts sent and not answered yet, at most: a commit made while one is in flight is sent at once.
+PIPELINE_DEPTH = 2
 PUBLISHER_LEASE_S = 10.0
 
 log = structlog.get_logger(__name__)
@@ -231,9 +248,17 @@ class RedisRoomStore:
         self._taken_sessions: list[ClientSession] = []
         # What was saved (True) or deleted (False) since the last commit, by name.
         self._pending: dict[str, bool] = {}
-        # Commits not written yet, oldest first: the next write takes them all, in one script.
+        # Commits not sent yet, oldest first: the next script takes them all.
         self._queue: list[_Batch] = []
-        # Writes the queue, one script at a time, so that commits reach Redis in the order they were taken.
+        # Set when a commit is queued, for the writer.
+        self._queued = asyncio.Event()
+        # Scripts sent and not read back yet, oldest first, and the last one's sequence number.
+        self._sent: deque[_Sent] = deque()
+        self._sequence = 0
+        # Commits of scripts that did not run, to send again, in order, once those in flight are read back.
+        self._resent: list[_Batch] = []
+        self._resyncing = False
+        # Sends the queue on one connection, so that commits reach Redis in the order they were taken.
         self._writer: asyncio.Task[None] | None = None
 
     def load(self, room_id: str) -> RoomState | None:
@@ -340,6 +365,7 @@ class RedisRoomStore:
         if not batch.names and not batch.facts and not self._queue:
             return
         self._queue.append(batch)
+        self._queued.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queued(), name="room-store-commits")
         # The write goes on if this caller is cancelled (its gRPC call ended): other commits go with it.
@@ -397,59 +423,118 @@ class RedisRoomStore:
             self._lines.forget(record)
 
     async def _write_queued(self) -> None:
-        """Write the queued commits, one script at a time: those queued while one is written go together in
-        the next, so that under a burst of operations a commit costs one round trip to Redis for many. Each
-        commit learns how its write went from its batch."""
-        batches: list[_Batch] = []
+        """Send the queued commits to Redis as they come, each without waiting for the replies to the
+        scripts before it (one connection: Redis runs them in the order sent), and answer each commit once
+        the reply to its script is read. Those queued while one is sent go together in the next script."""
+        pool = self._redis.connection_pool
+        connection: AbstractConnection | None = None
+        reply: asyncio.Task[object] | None = None
         try:
-            while self._queue:
-                batches, self._queue = self._queue, []
-                try:
-                    await self._write_batches(batches)
-                except Exception as error:
-                    # Nothing of them was written, nor will be of those queued since: every one fails, and the
-                    # next commit writes them again, before its own, under what was saved since.
-                    batches += self._queue
-                    names: dict[str, bool] = {}
-                    facts: list[StagedFact] = []
-                    for batch in batches:
-                        names |= batch.names
-                        facts += batch.facts
-                        batch.answer(error)
-                    self._queue = [_Batch(names, facts)]
-                    return
-                for batch in batches:
-                    batch.answer()
+            connection = await pool.get_connection()
+            while self._queue or self._sent:
+                self._queued.clear()
+                if self._queue and not self._held_back():
+                    batches, self._queue = self._queue, []
+                    await self._send(connection, batches)
+                if not self._sent:
+                    continue
+                if reply is None:
+                    reply = asyncio.create_task(connection.read_response())
+                queued = asyncio.create_task(self._queued.wait())
+                await asyncio.wait({queued, reply}, return_when=asyncio.FIRST_COMPLETED)
+                queued.cancel()
+                # A commit queued meanwhile is sent first: its round trip starts before this reply is read.
+                if reply.done() and not self._queued.is_set():
+                    answered, reply = reply, None
+                    await self._read(answered)
+        except Exception as error:
+            if connection is not None:
+                await connection.disconnect()
+            self._fail(error)
         finally:
             self._writer = None
+            if reply is not None:
+                reply.cancel()
+            if connection is not None:
+                if self._sent:
+                    # Cancelled or failed with replies unread: the connection cannot serve anyone else.
+                    await connection.disconnect()
+                await pool.release(connection)
             # Cancelled (the room manager stops): nobody waits for an answer that will not come.
-            for batch in [*batches, *self._queue]:
+            for batch in [
+                *(batch for sent in self._sent for batch in sent.batches),
+                *self._resent,
+                *self._queue,
+            ]:
                 if not batch.done.done():
                     batch.done.cancel()
 
-    async def _write_batches(self, batches: list[_Batch]) -> None:
-        while batches:
-            names: dict[str, bool] = {}
-            facts: list[StagedFact] = []
-            for batch in batches:
-                names |= batch.names
-                facts += batch.facts
-            try:
-                await self._write(names, facts)
-                return
-            except _Fenced as fenced:
-                # Nothing was written. The lost records are forgotten with their writes and facts; the
-                # commits that wrote one are told, and what remains of every commit is written at once.
-                lost_ids = {_id_of(name) for name in fenced.names}
-                for batch in batches:
-                    lost = [name for name in fenced.names if name in batch.names]
-                    if lost and batch.error is None:
-                        batch.error = RoomsFenced([_id_of(name) for name in lost])
-                    batch.drop(fenced.names, lost_ids)
-                self._let_go(fenced.names)
-                batches = [batch for batch in batches if batch.names or batch.facts]
+    def _fail(self, error: Exception) -> None:
+        """Every commit sent or queued fails; the next commit writes them again, before its own, under what
+        was saved since, in full (what Redis holds of them is not known). Some scripts whose replies were
+        lost may have run: their facts are staged again with the same ids, which consumers drop."""
+        batches = [batch for sent in self._sent for batch in sent.batches] + self._resent + self._queue
+        for sent in self._sent:
+            self._forget_sent(sent)
+        self._resent = []
+        self._resyncing = False
+        names: dict[str, bool] = {}
+        facts: list[StagedFact] = []
+        for batch in batches:
+            names |= batch.names
+            facts += batch.facts
+            batch.answer(error)
+        self._queue = [_Batch(names, facts)]
+        self._sent.clear()
 
-    async def _write(self, names: dict[str, bool], facts: list[StagedFact]) -> None:
+    def _held_back(self) -> bool:
+        """Whether the queued commits must wait for the scripts in flight: while `PIPELINE_DEPTH` are (a
+        burst's commits then go in one script, rather than a script each, whose replies the busy event
+        loop would read one turn at a time), while those after a fenced or unknown script are read back
+        (all refused: `_COMMIT`'s order check), or when one saves a record a script in flight is leasing
+        (its epoch is known only from that script's reply)."""
+        if self._resyncing or len(self._sent) >= PIPELINE_DEPTH:
+            return True
+        leasing = {name for sent in self._sent for name in sent.leasing}
+        return any(name in leasing for batch in self._queue for name in batch.names)
+
+    async def _send(self, connection: AbstractConnection, batches: list[_Batch]) -> None:
+        names: dict[str, bool] = {}
+        facts: list[StagedFact] = []
+        for batch in batches:
+            names |= batch.names
+            facts += batch.facts
+        writes = self._writes(names)
+        if not writes and not facts and not self._sent:
+            # Nothing to write, nor to wait for (a record saved unchanged may still be in a script in
+            # flight: then an empty script is answered after it, and only if it ran).
+            for batch in batches:
+                batch.answer()
+            return
+        # The script before it in flight must have run in full for this one to run (`_COMMIT`).
+        after = str(self._sent[-1].sequence) if self._sent else ""
+        self._sequence += 1
+        args: list[str | bytes | int] = [
+            self._prefix,
+            self._owner,
+            self._lease_ms(),
+            after,
+            self._sequence,
+            len(writes),
+        ]
+        for write in writes:
+            args += write
+        args += [_fact(fact) for fact in facts]
+        sent = _Sent(self._sequence, batches, writes)
+        self._sent.append(sent)
+        for name, _, data in writes:
+            if data not in (_DELETED, _UNCHANGED):
+                self._written[name] = data
+        await connection.send_packed_command(
+            connection.pack_command("EVALSHA", self._commit_script.sha, 0, *args), check_health=False
+        )
+
+    def _writes(self, names: dict[str, bool]) -> list[tuple[str, int, bytes]]:
         # Leases renewed less than a lease ago are still this room manager's (`keep`): nobody can have taken
         # those records over, so one saved unchanged needs no check in Redis either, and a sweep that
         # changed nothing costs no round trip.
@@ -466,29 +551,69 @@ class RedisRoomStore:
                 continue
             data = _encode(record)
             if epoch and self._written.get(name) == data:
-                # Unchanged since Redis last acknowledged it: not sent again, at most its lease checked.
+                # Unchanged since it was last sent (that script runs first, or this one does not run):
+                # not sent again, at most its lease checked.
                 if not surely_held:
                     writes.append((name, epoch, _UNCHANGED))
             else:
                 writes.append((name, epoch, data))
-        if not writes and not facts:
-            return
-        args: list[str | bytes | int] = [self._prefix, self._owner, self._lease_ms(), len(writes)]
-        for write in writes:
-            args += write
-        args += [_fact(fact) for fact in facts]
-        reply = await self._commit_script(args=args)
-        if int(reply[0]) == 0:
-            raise _Fenced([_text(name) for name in reply[1:]])
-        leased = reply[1:]
-        for name, epoch in zip(leased[::2], leased[1::2], strict=True):
-            self._epochs[_text(name)] = int(epoch)
-        for name, _, data in writes:
-            if data == _DELETED:
-                self._epochs.pop(name, None)
+        return writes
+
+    async def _read(self, answered: asyncio.Task[object]) -> None:
+        """Act on the reply to the oldest script in flight: answer its commits, or send them again once the
+        scripts in flight are read back (it was fenced, or refused after one that was, or Redis did not
+        know it)."""
+        try:
+            reply = answered.result()
+        except NoScriptError:
+            # Redis restarted or flushed its scripts: those sent after this one are refused, or unknown too.
+            await self._redis.script_load(_COMMIT)
+            reply = [_REFUSED]
+        assert isinstance(reply, list)
+        sent = self._sent.popleft()
+        if int(reply[0]) in (_FENCED, _REFUSED):
+            self._resyncing = True
+            self._forget_sent(sent)
+            if int(reply[0]) == _FENCED:
+                self._fenced(sent.batches, [_text(name) for name in reply[1:]])
+            for batch in sent.batches:
+                if batch.names or batch.facts:
+                    self._resent.append(batch)
+                else:
+                    # All it wrote was lost (`RoomsFenced`).
+                    batch.answer()
+        else:
+            leased = reply[1:]
+            for name, epoch in zip(leased[::2], leased[1::2], strict=True):
+                self._epochs[_text(name)] = int(epoch)
+            for name, _, data in sent.writes:
+                if data == _DELETED:
+                    self._epochs.pop(name, None)
+                    self._written.pop(name, None)
+            for batch in sent.batches:
+                batch.answer()
+        if not self._sent:
+            # Every script in flight is read back: what must be written again goes first, in its order.
+            self._queue = self._resent + self._queue
+            self._resent = []
+            self._resyncing = False
+
+    def _forget_sent(self, sent: _Sent) -> None:
+        """The script did not run (or may not have): what it sent is not known to be in Redis."""
+        for name, _, data in sent.writes:
+            if data not in (_DELETED, _UNCHANGED):
                 self._written.pop(name, None)
-            elif data != _UNCHANGED:
-                self._written[name] = data
+
+    def _fenced(self, batches: list[_Batch], names: list[str]) -> None:
+        """Nothing of the script was written. The lost records are forgotten with their writes and facts;
+        the commits that wrote one are told, and what remains of every commit is written again."""
+        lost_ids = {_id_of(name) for name in names}
+        for batch in batches:
+            lost = [name for name in names if name in batch.names]
+            if lost and batch.error is None:
+                batch.error = RoomsFenced([_id_of(name) for name in lost])
+            batch.drop(names, lost_ids)
+        self._let_go(names)
 
     async def _take_over(self) -> None:
         taken = await self._take_over_script(args=[self._prefix, self._owner, self._lease_ms()])
@@ -515,8 +640,9 @@ class RedisRoomStore:
         # Writes and facts of these records queued by a commit that failed (cut off from Redis) would
         # otherwise go with the next commit, which is not fenced for records it does not write: another
         # owner holds them now, and reports what happens to them.
+        # Those in flight after a fenced script are refused and sent again: their facts of these records too.
         lost_ids = {_id_of(name) for name in names}
-        for batch in self._queue:
+        for batch in [*(batch for sent in self._sent for batch in sent.batches), *self._resent, *self._queue]:
             batch.drop(names, lost_ids)
 
     def _let_go_if_stale(self) -> None:
@@ -535,6 +661,18 @@ _Record = RoomState | Call | ClientSession
 # In a commit, in place of a record: deleted; written already, its lease only checked.
 _DELETED = b""
 _UNCHANGED = b"="
+# The first value of `_COMMIT`'s reply.
+_FENCED, _REFUSED = 0, 2
+
+
+class _Sent:
+    """A script sent: its commits and writes, and the records it leases (their epochs come with its reply)."""
+
+    def __init__(self, sequence: int, batches: list[_Batch], writes: list[tuple[str, int, bytes]]) -> None:
+        self.sequence = sequence
+        self.batches = batches
+        self.writes = writes
+        self.leasing = {name for name, epoch, data in writes if not epoch and data != _DELETED}
 
 
 class _Batch:

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as redis
 from parley.rooms.v1 import events_pb2
 
+from services.rooms import room_codec
 from services.rooms.calls import Call
 from services.rooms.facts import StagedFact, stage
 from services.rooms.placement import RelayLoad, RelayNode
@@ -538,6 +539,7 @@ async def test_commits_made_while_one_is_written_are_all_durable_with_their_fact
     assert sorted(after.room_ids()) == ["r0", "r1", "r2", "r3", "r4"]
     assert after.load("r0") == room("r0", invitee="carol")
 
+
 async def room_r1_taken_over(stores: Stores) -> tuple[RoomStore, RoomStore]:
     """The first store owns room r1 and stops renewing; once its lease ran out another store took r1 over."""
     after = durable(stores)()
@@ -584,3 +586,32 @@ async def test_a_commit_fenced_among_others_written_together_leaves_theirs_writt
     assert sorted(reread.room_ids()) == ["r1", "r2"]
     kept_room = reread.load("r1")
     assert kept_room is not None and kept_room.rtoken == room("r1").rtoken
+
+
+async def test_commits_sent_after_a_fenced_one_land_after_what_remains_of_it() -> None:
+    """Commits go to Redis without waiting for the replies before them: one sent after a fenced one is
+    refused with it, and both are sent again in their order, without the lost room."""
+    async with fresh_prefix() as (client, prefix):
+        store = RedisRoomStore(client, prefix=prefix, room_lease_s=10)
+        store.save(room("r1"))
+        store.save(room("r2"))
+        await store.commit()
+        # Another room manager took r1 over while this one did not look.
+        await client.set(f"{prefix}lease:room:r1", "another:9")
+        store.save(room("r1", invitee="carol"))
+        store.save(room("r2", invitee="carol"))
+        fenced = await committing(store, facts("r1", "r2"))
+        async with asyncio.timeout(5):
+            # The first script is in flight before the next commit is made.
+            while not store._sent:
+                await asyncio.sleep(0)
+        store.save(room("r1", invitee="dave"))
+        store.save(room("r2", invitee="dave"))
+        after_it = await committing(store, facts("r1", "r3"))
+        with pytest.raises(RoomsFenced) as lost:
+            await fenced
+        assert lost.value.room_ids == ["r1"]
+        await after_it
+        assert room_ids_of(await store.staged_facts(10)) == ["r2", "r3"]
+        assert room_codec.decode(await client.get(f"{prefix}room:r2")) == room("r2", invitee="dave")
+        assert store.room_ids() == ["r2"]
