@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import importlib.util
 import itertools
 import json
@@ -31,29 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from machine import machine  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from parley.licence.v1 import licence_pb2  # noqa: E402
 from parley.rooms.v1 import events_pb2 as room_events  # noqa: E402
 
-from services.core.config import Settings, WebhooksSettings  # noqa: E402
 from services.core.db import create_engine  # noqa: E402
-from services.core.events import Envelope, EventPublisher, RawEvent, create_broker  # noqa: E402
-from services.core.metrics import ServiceMetrics  # noqa: E402
+from services.core.events import Envelope, RawEvent  # noqa: E402
 from services.core.migrations import upgrade_to_head  # noqa: E402
-from services.core.outbox import Outbox  # noqa: E402
-from services.core.ssrf import TargetGuard  # noqa: E402
 from services.core.timestamps import timestamp  # noqa: E402
 from services.core.topics import Topic  # noqa: E402
 from services.webhooks.apps import AppDirectory  # noqa: E402
-from services.webhooks.dispatcher import Dispatcher  # noqa: E402
-from services.webhooks.master_key import load_sealing_key  # noqa: E402
-from services.webhooks.metrics import WebhookMetrics  # noqa: E402
 from services.webhooks.policy import RetryPolicy  # noqa: E402
-from services.webhooks.sender import WebhookSender  # noqa: E402
-from services.webhooks.store import WebhookStore, outbox  # noqa: E402
-
-# Any 32-byte key: the secrets it seals are never made here.
-MASTER_KEY = base64.b64encode(b"b" * 32).decode()
+from tests.webhook_deliveries import idle_dispatcher, offline_store  # noqa: E402
 
 
 class Licence:
@@ -110,25 +97,11 @@ def source_at(ref: str) -> str:
 
 
 async def main(before: str, old_source: str, rounds: int, facts: int, batch: int) -> str:
-    settings = Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))
     with tempfile.TemporaryDirectory() as folder:
         engine = create_engine(f"sqlite+aiosqlite:///{Path(folder) / 'webhooks.db'}")
         await upgrade_to_head(engine, "services.webhooks")
-        broker = create_broker("127.0.0.1:1", client_id="intake-bench", tracer_provider=TracerProvider())
-        store = WebhookStore(
-            engine,
-            Outbox(outbox, engine, EventPublisher(broker, source="//bench")),
-            load_sealing_key(settings),
-        )
-        sender = WebhookSender(TargetGuard([]), timeout_s=1.0, max_connections=1)
-        dispatcher = Dispatcher(
-            store,
-            sender,
-            RetryPolicy([0]),
-            WebhookMetrics(ServiceMetrics("webhooks")),
-            concurrency=0,
-            lease_s=30,
-        )
+        store = offline_store(engine)
+        dispatcher, sender = idle_dispatcher(store)
         apps = AppDirectory(Licence(), ttl_s=3600)  # type: ignore[arg-type]
         intakes = {
             before: intake_class(old_source, "intake_before")(store, apps, RetryPolicy([0]), dispatcher),

@@ -26,19 +26,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.core.config import Settings, WebhooksSettings
 from services.core.db import create_engine
-from services.core.events import EventPublisher, create_broker
 from services.core.migrations import upgrade_to_head
-from services.core.outbox import Outbox
-from services.webhooks.master_key import load_sealing_key
 from services.webhooks.policy import Outcome
-from services.webhooks.store import AttemptRecord, Claim, WebhookStore, outbox
-from tests.testing import MASTER_KEY
-from tests.webhook_deliveries import joined_delivery
+from services.webhooks.store import AttemptRecord, Claim, WebhookStore
+from tests.webhook_deliveries import joined_delivery, offline_store
 
 ROOMS = 100
 LEASE = timedelta(seconds=30)
@@ -95,13 +89,7 @@ async def measure(batch: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as data_dir:
         engine = create_engine(f"sqlite+aiosqlite:///{data_dir}/webhooks.db")
         await upgrade_to_head(engine, "services.webhooks")
-        # The outbox is only written to (no relay runs): its broker is never connected.
-        broker = create_broker("127.0.0.1:1", client_id="bench", tracer_provider=TracerProvider())
-        store = WebhookStore(
-            engine,
-            Outbox(outbox, engine, EventPublisher(broker, source="//bench")),
-            load_sealing_key(Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))),
-        )
+        store = offline_store(engine)
         for _ in range(5):  # warm: statement caches, the file's first pages
             await one_batch(store, batch)
         statements = StatementCpu()

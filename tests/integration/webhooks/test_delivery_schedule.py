@@ -7,14 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.config import Settings, WebhooksSettings
-from services.core.events import EventPublisher, create_broker
-from services.core.outbox import Outbox
-from services.webhooks.master_key import load_sealing_key
 from services.webhooks.policy import Outcome
 from services.webhooks.pruning import Pruner
 from services.webhooks.store import (
@@ -25,25 +20,14 @@ from services.webhooks.store import (
     attempts,
     deliveries,
     metadata,
-    outbox,
 )
 from tests.integration.schema_drift import schema_drift
-from tests.testing import MASTER_KEY
-from tests.webhook_deliveries import joined_delivery
+from tests.webhook_deliveries import joined_delivery, offline_store
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
-SETTINGS = Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))
-
-
-def store_on(engine: AsyncEngine) -> WebhookStore:
-    # The outbox is only written to here (no relay runs): its broker is never connected.
-    broker = create_broker("127.0.0.1:1", client_id="store-tests", tracer_provider=TracerProvider())
-    return WebhookStore(
-        engine, Outbox(outbox, engine, EventPublisher(broker, source="//tests")), load_sealing_key(SETTINGS)
-    )
 
 
 def delivery(event_id: str, room: str, endpoint_id: str = "ep_1") -> NewDelivery:
@@ -64,7 +48,7 @@ async def test_the_migrations_make_the_tables_the_store_declares(engine: AsyncEn
 
 
 async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engine: AsyncEngine) -> None:
-    store = store_on(engine)
+    store = offline_store(engine)
     ids = await enqueue(
         store,
         delivery("a1", "A"),
@@ -80,7 +64,7 @@ async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engi
     assert sorted(c.event_id for c in first) == ["a1", "a1x", "b1"]
     # Leased: nobody claims them again, and nothing behind them is due.
     assert await store.claim_due(NOW, 10, LEASE) == []
-    other_replica = store_on(engine)
+    other_replica = offline_store(engine)
     assert await other_replica.claim_due(NOW, 10, LEASE) == []
 
     a1 = next(c for c in first if c.event_id == "a1")
@@ -99,7 +83,7 @@ async def test_each_room_goes_in_order_and_rooms_do_not_wait_for_each_other(engi
 async def test_a_batch_is_written_in_its_order_and_only_its_new_deliveries_come_back(
     engine: AsyncEngine,
 ) -> None:
-    store = store_on(engine)
+    store = offline_store(engine)
     await enqueue(store, delivery("e0", "A"))
     # More rows than one multi-row INSERT holds, one of them known already and one repeated in the batch.
     batch = [delivery(f"e{index}", "A") for index in range(1500)] + [delivery("e7", "A")]
@@ -114,7 +98,7 @@ async def test_a_batch_is_written_in_its_order_and_only_its_new_deliveries_come_
 async def test_pruning_deletes_what_was_delivered_before_the_retention_and_keeps_dead_letters(
     engine: AsyncEngine,
 ) -> None:
-    store = store_on(engine)
+    store = offline_store(engine)
     await enqueue(
         store, delivery("old", "P"), delivery("new", "Q"), delivery("dead", "R"), delivery("due", "S")
     )
@@ -136,7 +120,7 @@ async def test_pruning_deletes_what_was_delivered_before_the_retention_and_keeps
 
 
 async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> None:
-    store = store_on(engine)
+    store = offline_store(engine)
     await enqueue(store, delivery("c1", "C"), delivery("c2", "C"))
     (c1,) = await store.claim_due(NOW, 10, LEASE)
     retry_at = NOW + timedelta(minutes=5)
@@ -153,7 +137,7 @@ async def test_a_retry_not_yet_due_holds_its_room_back(engine: AsyncEngine) -> N
 async def test_a_delivery_is_not_claimed_beside_a_leased_one_of_its_queue(engine: AsyncEngine) -> None:
     """A dispatcher holds a queue's deliveries leased in memory; a dead letter of that queue redelivered
     meanwhile (older than them) waits until the queue is free rather than going beside them."""
-    store = store_on(engine)
+    store = offline_store(engine)
     await enqueue(store, delivery("h1", "H"), delivery("h2", "H"))
     (h1,) = await store.claim_due(NOW, 10, LEASE)
     await store.record([AttemptRecord(h1, 1, NOW, 5, 500, Outcome.DEAD_LETTERED, "HTTP 500", None)])

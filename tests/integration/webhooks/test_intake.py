@@ -13,34 +13,24 @@ from typing import Any
 
 import grpc
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
 from parley.licence.v1 import events_pb2 as licence_events
 from parley.licence.v1 import licence_pb2
 from parley.rooms.v1 import events_pb2 as room_events
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.core.config import Settings, WebhooksSettings
-from services.core.events import Envelope, EventPublisher, RawEvent, create_broker
-from services.core.metrics import ServiceMetrics
-from services.core.outbox import Outbox
-from services.core.ssrf import TargetGuard
+from services.core.events import Envelope, RawEvent
 from services.core.timestamps import timestamp
 from services.core.topics import Topic
 from services.webhooks.apps import AppDirectory
-from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.intake import Intake
-from services.webhooks.master_key import load_sealing_key
-from services.webhooks.metrics import WebhookMetrics
 from services.webhooks.policy import RetryPolicy
-from services.webhooks.sender import WebhookSender
-from services.webhooks.store import WebhookStore, deliveries, outbox
-from tests.testing import MASTER_KEY
+from services.webhooks.store import WebhookStore, deliveries
+from tests.webhook_deliveries import idle_dispatcher, offline_store
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
-SETTINGS = Settings(webhooks=WebhooksSettings(master_key=MASTER_KEY))
 JOINED = room_events.ParticipantJoined.DESCRIPTOR.full_name
 STATUS_URL = "https://receiver.example/room-status"
 
@@ -74,21 +64,9 @@ class Licence:
 
 @pytest.fixture
 async def intake(engine: AsyncEngine) -> AsyncIterator[tuple[Intake, CountingStore, Licence]]:
-    # The outbox is only written to here (no relay runs): its broker is never connected.
-    broker = create_broker("127.0.0.1:1", client_id="intake-tests", tracer_provider=TracerProvider())
-    store = CountingStore(
-        engine, Outbox(outbox, engine, EventPublisher(broker, source="//tests")), load_sealing_key(SETTINGS)
-    )
-    sender = WebhookSender(TargetGuard([]), timeout_s=1.0, max_connections=1)
-    # No attempt is made (no slot): what the intake wrote stays in the schedule for the test to read.
-    dispatcher = Dispatcher(
-        store,
-        sender,
-        RetryPolicy([0]),
-        WebhookMetrics(ServiceMetrics("webhooks")),
-        concurrency=0,
-        lease_s=30,
-    )
+    store = offline_store(engine, store_class=CountingStore)
+    # No attempt is made: what the intake wrote stays in the schedule for the test to read.
+    dispatcher, sender = idle_dispatcher(store)
     licence = Licence()
     apps = AppDirectory(licence, ttl_s=30)  # type: ignore[arg-type]
     yield Intake(store, apps, RetryPolicy([0]), dispatcher), store, licence

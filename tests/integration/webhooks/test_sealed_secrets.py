@@ -12,7 +12,6 @@ from pathlib import Path
 import grpc
 import pytest
 from alembic import command
-from opentelemetry.sdk.trace import TracerProvider
 from parley.webhooks.v1 import webhooks_pb2
 from parley.webhooks.v1.webhooks_pb2_grpc import WebhookServiceStub
 from sqlalchemy import select
@@ -22,18 +21,17 @@ from standardwebhooks.webhooks import Webhook
 from services.core.config import ServiceName, Settings, WebhooksSettings
 from services.core.db import create_engine
 from services.core.errors import ParleyError, StartupError, from_rpc_error
-from services.core.events import EventPublisher, create_broker
 from services.core.migrations import _config, upgrade_to_head
-from services.core.outbox import Outbox
 from services.webhooks.errors import SECRET_UNREADABLE
 from services.webhooks.master_key import load_sealing_key
 from services.webhooks.signing import new_secret
-from services.webhooks.store import WebhookStore, outbox, seal_secret, signing_secrets
+from services.webhooks.store import seal_secret, signing_secrets
 from tests.integration.webhooks.conftest import LOOPBACK_ALLOWED, create_app_with_callbacks, room_facts_on
 from tests.integration.webhooks.receiver import Receiver
 from tests.integration.webhooks.test_operator_api import until
 from tests.postgres import fresh_database_url
 from tests.testing import MASTER_KEY, start_platform
+from tests.webhook_deliveries import offline_store
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +51,6 @@ async def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         made = create_engine(url)
         yield made
         await made.dispose()
-
-
-def store_on(engine: AsyncEngine, settings: Settings) -> WebhookStore:
-    # Only the secrets are used here: the outbox's broker is never connected.
-    broker = create_broker("127.0.0.1:1", client_id="sealing-tests", tracer_provider=TracerProvider())
-    facts = Outbox(outbox, engine, EventPublisher(broker, source="//tests"))
-    return WebhookStore(engine, facts, load_sealing_key(settings))
 
 
 async def secret_rows(engine: AsyncEngine) -> list[tuple[str, str, str | None]]:
@@ -105,7 +96,7 @@ async def test_the_migration_seals_the_secrets_kept_in_plain_text(unmigrated: As
     assert not any(secret in value for value in stored for secret in (current, previous, only))
     assert rows[1][2] is None
 
-    store = store_on(unmigrated, SETTINGS)
+    store = offline_store(unmigrated, SETTINGS)
     rotated = await store.secrets("b_rotated", NOW)
     assert (rotated.current, rotated.previous) == (current, previous)
     assert rotated.active(NOW) == [current, previous]
@@ -113,7 +104,7 @@ async def test_the_migration_seals_the_secrets_kept_in_plain_text(unmigrated: As
 
     # Running it again finds nothing to do; another master key opens none of them, with a clear error.
     await upgrade_to_head(unmigrated, "services.webhooks", Settings(environment="production"))
-    stranger = store_on(unmigrated, Settings(webhooks=WebhooksSettings(master_key=OTHER_KEY)))
+    stranger = offline_store(unmigrated, Settings(webhooks=WebhooksSettings(master_key=OTHER_KEY)))
     with pytest.raises(ParleyError) as caught:
         await stranger.secrets("b_single", NOW)
     assert caught.value.kind is SECRET_UNREADABLE
